@@ -1,0 +1,26 @@
+# `make run` opens the app, `make test` runs every test; both build .venv from nothing when needed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) main.py
+
+test: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+bench: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_engine.py
+	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_gui.py
+	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_graph.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

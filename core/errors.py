@@ -1,0 +1,32 @@
+"""The engine's errors. Each one carries a message meant for the user, in one line."""
+
+from __future__ import annotations
+
+
+class PlaygroundError(ValueError):
+    """Base class of every user-facing error the engine raises."""
+
+
+class FormulaError(PlaygroundError):
+    """A formula that is not in the grammar. `column` is 1-based (None when it is the whole text)."""
+
+    def __init__(self, message: str, column: int | None = None) -> None:
+        self.column = column
+        self.reason = message
+        super().__init__(f"{message} (column {column})" if column is not None else message)
+
+
+class SurfaceError(PlaygroundError):
+    """An unknown surface name or bad surface settings."""
+
+
+class OptimizerError(PlaygroundError):
+    """An unknown optimizer, a bad hyperparameter or an unreadable optimizer call."""
+
+
+class SessionError(PlaygroundError):
+    """A session file that cannot be loaded."""
+
+
+class ExportError(PlaygroundError):
+    """An export that cannot be written."""
