@@ -1,1 +1,274 @@
-def main(): return 0
+"""Optimizer Playground: the desktop app, and headless subcommands.
+
+    python main.py                      open the app
+    python main.py list                 surfaces and optimizers
+    python main.py run [options]        step optimizers headless and print the result
+    python main.py export [options] --out FILE   write .json, .csv, .png or .svg
+    python main.py graph [options] --at X,Y      the autograd graph of the loss at a point
+
+Exit status: 0 on success, 2 for bad usage or bad input (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+USAGE_ERROR = 2
+
+
+class UsageError(Exception):
+    """A mistake in the command line or its input: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one clear line instead of usage + message
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _pair(text: str, what: str) -> tuple[float, float]:
+    try:
+        a, b = (float(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        raise UsageError(f"{what} must be two numbers like 1.5,-2 (got {text!r})") from None
+    if not (math.isfinite(a) and math.isfinite(b)):
+        raise UsageError(f"{what} must be finite (got {text!r})")
+    return a, b
+
+
+def _add_problem_options(p: argparse.ArgumentParser, with_runs: bool = True) -> None:
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--surface", metavar="NAME", help="a built-in surface (see 'list')")
+    where.add_argument("--formula", metavar="EXPR", help="your own f(x, y), e.g. 'x**2 + 3*y**2'")
+    p.add_argument("--x-range", metavar="LO,HI", help="x range for --formula (default -3,3)")
+    p.add_argument("--y-range", metavar="LO,HI", help="y range for --formula (default -3,3)")
+    p.add_argument("--freeze", action="append", default=[], choices=["x", "y"],
+                   help="freeze x or y (requires_grad=False) in every run; repeatable")
+    if not with_runs:
+        return
+    p.add_argument("--start", metavar="X,Y", help="start point (default: the surface's)")
+    p.add_argument("--steps", type=int, default=200, metavar="N", help="steps (default 200)")
+    p.add_argument("--optimizer", action="append", default=[], metavar="CALL",
+                   help="e.g. 'Adam(lr=0.05, betas=(0.9, 0.99))'; repeatable "
+                        "(default: SGD, SGD with momentum, RMSprop, Adam)")
+    p.add_argument("--session", metavar="FILE.json", help="load a saved session first")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="optimizer-playground", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    sub.add_parser("list", help="the built-in surfaces and the optimizers")
+    run = sub.add_parser("run", help="step optimizers headless and print the result")
+    _add_problem_options(run)
+    fmt = run.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print one JSON object")
+    fmt.add_argument("--csv", action="store_true", help="print CSV, a row per run and step")
+    export = sub.add_parser("export", help="run, then write .json, .csv, .png or .svg")
+    _add_problem_options(export)
+    export.add_argument("--out", required=True, metavar="FILE", help="the file to write")
+    export.add_argument("--size", default="1200,900", metavar="W,H",
+                        help="image size in pixels for .png/.svg (default 1200,900)")
+    graph = sub.add_parser("graph", help="the autograd graph of the loss at a point")
+    _add_problem_options(graph, with_runs=False)
+    graph.add_argument("--at", metavar="X,Y", help="the point (default: the surface's start)")
+    gfmt = graph.add_mutually_exclusive_group()
+    gfmt.add_argument("--json", action="store_true", help="print nodes and edges as JSON")
+    gfmt.add_argument("--out", metavar="FILE", help="render the graph to .png or .svg")
+    return parser
+
+
+def _surface(args: argparse.Namespace):  # -> Surface | None
+    from core.surfaces import get_surface, surface_from_formula
+
+    if args.surface:
+        return get_surface(args.surface)
+    if args.formula is not None:
+        ranges = {k: _pair(v, f"--{k.replace('_', '-')}") for k, v in
+                  (("x_range", args.x_range), ("y_range", args.y_range)) if v}
+        return surface_from_formula(args.formula, **ranges)
+    if args.x_range or args.y_range:
+        raise UsageError("--x-range and --y-range go with --formula")
+    return None
+
+
+def build_session(args: argparse.Namespace):  # -> Session
+    """The session the options describe: a loaded file, overridden by the options given."""
+    from core.optimizers import parse_optimizer_call
+    from core.session import DEFAULT_RUNS, Session
+    from core.surfaces import get_surface
+
+    surface = _surface(args)
+    if args.steps < 0:
+        raise UsageError(f"--steps must be 0 or more (got {args.steps})")
+    if args.session:
+        session = Session.load(args.session)
+        if surface is not None:
+            session.set_surface(surface)
+    else:
+        session = Session(surface or get_surface("rosenbrock"))
+    if args.start:
+        session.set_start(_pair(args.start, "--start"))
+    calls = [parse_optimizer_call(text) for text in args.optimizer]
+    if calls or not args.session:
+        session.runs.clear()
+        for name, hps in calls or DEFAULT_RUNS:
+            session.add_run(name, hps)
+    for run in session.runs:
+        for c in args.freeze:
+            run.set_frozen(c, True)
+    return session
+
+
+def _fmt(v: float) -> str:
+    return "-" if v != v else f"{v:.6g}"
+
+
+def result_table(session) -> str:
+    s = session.surface
+    lines = [f"surface: {s.title}   f(x, y) = {s.text}",
+             f"start: ({session.start[0]:g}, {session.start[1]:g})"]
+    if s.minima:
+        lines.append("known minima: " + ", ".join(f"({a:.6g}, {b:.6g})" for a, b in s.minima)
+                     + (f"  value {s.min_value:g}" if s.min_value is not None else ""))
+    header = f"{'#':>2}  {'optimizer':<34} {'steps':>6} {'x':>12} {'y':>12} {'loss':>12} " \
+             f"{'|grad|':>10}  status"
+    lines += ["", header, "-" * len(header)]
+    for i, run in enumerate(session.runs, 1):
+        t = run.trajectory
+        if len(t):
+            last = t.last()
+            values = (last["x"], last["y"], last["loss"], float(t.grad_norm[-1]))
+        else:
+            values = (math.nan,) * 4
+        name = run.title if len(run.title) <= 34 else run.title[:31] + "..."
+        frozen = f" [frozen {','.join(sorted(run.frozen))}]" if run.frozen else ""
+        lines.append(f"{i:>2}  {name:<34} {run.steps:>6} " + " ".join(
+            f"{_fmt(v):>12}" for v in values[:3]) + f" {_fmt(values[3]):>10}  "
+            f"{run.status_text}{frozen}")
+    return "\n".join(lines)
+
+
+def cmd_list() -> str:
+    from core.optimizers import CATALOGUE
+    from core.surfaces import BUILTIN_SURFACES
+
+    out = ["Surfaces (use --surface NAME):"]
+    for s in BUILTIN_SURFACES:
+        minima = ", ".join(f"({a:.4g}, {b:.4g})" for a, b in s.minima) or "none"
+        value = f" = {s.min_value:.6g}" if s.min_value is not None else ""
+        out.append(f"  {s.name:<18} {s.title}: {s.text}")
+        out.append(f"  {'':<18} x in [{s.x_range[0]:g}, {s.x_range[1]:g}], y in "
+                   f"[{s.y_range[0]:g}, {s.y_range[1]:g}], start ({s.start[0]:g}, "
+                   f"{s.start[1]:g}), minima {minima}{value}")
+    out += ["", "Optimizers (use --optimizer 'Name(key=value, ...)'):"]
+    for spec in CATALOGUE.values():
+        out.append(f"  {spec.name}: {spec.help}")
+        for h in spec.hyperparameters:
+            out.append(f"      {h.name:<26} default {h.default!r:<14} {h.range_text():<22} "
+                       f"{h.help}")
+    return "\n".join(out)
+
+
+def cmd_run(args: argparse.Namespace) -> str:
+    from core.export import to_csv, to_json
+
+    session = build_session(args)
+    for run in session.runs:
+        run.step(args.steps)
+    if args.json:
+        return to_json(session)
+    if args.csv:
+        return to_csv(session).rstrip("\n")
+    return result_table(session)
+
+
+def cmd_export(args: argparse.Namespace) -> str:
+    from core.export import export_data
+
+    out = Path(args.out)
+    suffix = out.suffix.lower()
+    if suffix not in (".json", ".csv", ".png", ".svg"):
+        raise UsageError(f"--out must end in .json, .csv, .png or .svg (got {out.name!r})")
+    session = build_session(args)
+    for run in session.runs:
+        run.step(args.steps)
+    if suffix in (".png", ".svg"):
+        from gui.image_export import render_session_image
+
+        width, height = _pair(args.size, "--size")
+        if not (16 <= width <= 10000 and 16 <= height <= 10000):
+            raise UsageError("--size must be between 16 and 10000 pixels each way")
+        render_session_image(session, out, int(width), int(height))
+    else:
+        export_data(session, out)
+    return f"wrote {out}"
+
+
+def cmd_graph(args: argparse.Namespace) -> str:
+    from core.graph import build_graph
+
+    surface = _surface(args)
+    if surface is None:
+        raise UsageError("graph needs --surface NAME or --formula EXPR")
+    at = _pair(args.at, "--at") if args.at else surface.start
+    graph = build_graph(surface, at[0], at[1], frozen=args.freeze)
+    if args.out:
+        from gui.graph_view import render_graph
+
+        out = Path(args.out)
+        if out.suffix.lower() not in (".png", ".svg"):
+            raise UsageError(f"--out must end in .png or .svg (got {out.name!r})")
+        render_graph(graph, out)
+        return f"wrote {out}"
+    if args.json:
+        return json.dumps(graph.to_json(), indent=1)
+    lines = [f"loss = {graph.loss:.6g} at ({at[0]:g}, {at[1]:g});"
+             f" {len(graph.nodes)} nodes, {len(graph.edges)} edges"]
+    for node in graph.nodes:
+        grad = "-" if node.grad is None else f"{node.grad:.6g}"
+        lines.append(f"  {node.id:>4} {node.kind:<8} {node.label:<16} value {node.value:<14.6g}"
+                     f" d(loss)/d(out) {grad}")
+    return "\n".join(lines)
+
+
+def _ensure_headless_qt() -> None:
+    import os
+
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            try:
+                from gui.app import run_app
+            except ImportError as e:
+                print(f"optimizer-playground: the desktop app cannot start: {e}", file=sys.stderr)
+                return 1
+            return run_app()
+        if args.command in ("export", "graph"):
+            _ensure_headless_qt()
+        handler: dict[str, Any] = {"list": lambda a: cmd_list(), "run": cmd_run,
+                                   "export": cmd_export, "graph": cmd_graph}
+        print(handler[args.command](args))
+        return 0
+    except UsageError as e:
+        print(f"optimizer-playground: error: {e}", file=sys.stderr)
+        return USAGE_ERROR
+    except ValueError as e:  # the engine's PlaygroundError and friends: a user's mistake
+        print(f"optimizer-playground: error: {e}", file=sys.stderr)
+        return USAGE_ERROR
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Trajectories to CSV and JSON. (Images need Qt and live in gui/.)"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from core.errors import ExportError
+from core.session import Session
+from core.trajectory import FIELDS
+
+CSV_COLUMNS = ("run", "optimizer", "label", "status") + FIELDS
+
+
+def result_dict(session: Session) -> dict[str, Any]:
+    """The JSON the command line prints: the surface and each run with its whole trajectory.
+
+    It is also a session file (format and version included), so it can be loaded again.
+    """
+    data = session.to_dict(include_trajectories=True)
+    data["surface"] = {**session.surface.describe(), **session.surface.to_dict()}
+    return data
+
+
+def to_json(session: Session) -> str:
+    return json.dumps(result_dict(session), indent=1, allow_nan=False)
+
+
+def to_csv(session: Session) -> str:
+    """A row per run and recorded step. A frozen coordinate's gradient is an empty cell."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for number, run in enumerate(session.runs, start=1):
+        columns = [run.trajectory.column(f) for f in FIELDS]
+        head = (number, run.optimizer_name, run.title, run.status.value)
+        for values in zip(*columns):
+            writer.writerow(head + tuple(_cell(f, v) for f, v in zip(FIELDS, values)))
+    return out.getvalue()
+
+
+def _cell(field: str, value: float) -> str:
+    if value != value:  # nan: no gradient (frozen)
+        return ""
+    return str(int(value)) if field == "step" else repr(float(value))
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write text, turning every OS failure into an ExportError that names the path."""
+    path = Path(path)
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise ExportError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def export_data(session: Session, path: str | Path) -> None:
+    """Write trajectories by the file's extension: .json (loadable as a session) or .csv."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".json":
+        write_text(path, to_json(session))
+    elif suffix == ".csv":
+        write_text(path, to_csv(session))
+    else:
+        raise ExportError(f"cannot export to {Path(path).name!r}: use .json or .csv "
+                          "(or .png / .svg for a picture)")

@@ -1,0 +1,249 @@
+"""A Run: one torch.optim optimizer on one surface from one start point.
+
+x and y are separate float64 leaf tensors, so either can be frozen (requires_grad=False): a frozen
+leaf gets no gradient, torch's optimizer skips it, and it stays exactly where it is.
+
+One step, as the engine does it (the forward/backward at the new point is done right after the
+update, so the trajectory entry for a point always carries the loss and gradient there):
+
+    optimizer.step()              # torch's own update, from the gradient already in x.grad, y.grad
+    optimizer.zero_grad()
+    loss = surface(x, y)          # forward: autograd records the DAG
+    loss.backward()               # backward: fills x.grad, y.grad
+    record(x, y, loss, x.grad, y.grad, lr)
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from core.errors import OptimizerError
+from core.optimizers import OptimizerSpec, format_optimizer_call, get_spec
+from core.surfaces import DTYPE, Point, Surface
+from core.trajectory import Trajectory
+
+COORDINATES = ("x", "y")
+DEFAULT_BOUND = 1e6
+
+
+class RunStatus(str, Enum):
+    RUNNING = "running"
+    CONVERGED = "converged"
+    DIVERGED = "diverged"
+
+
+class Run:
+    """One optimizer on one surface. `step()` never raises: a blow-up marks the run diverged."""
+
+    def __init__(self, surface: Surface, optimizer: str = "SGD",
+                 hyperparameters: dict[str, Any] | None = None, start: Point | None = None,
+                 frozen: tuple[str, ...] | frozenset[str] | list[str] = (),
+                 label: str | None = None, color: str | None = None, enabled: bool = True,
+                 grad_tolerance: float = 1e-8, bound: float = DEFAULT_BOUND,
+                 capacity: int = 200_000) -> None:
+        self.spec: OptimizerSpec = get_spec(optimizer)
+        self.hyperparameters: dict[str, Any] = self.spec.validate(hyperparameters)
+        for c in frozen:
+            if c not in COORDINATES:
+                raise OptimizerError(f"cannot freeze {c!r}: the parameters are x and y")
+        self.surface = surface
+        self.start: Point = start if start is not None else surface.start
+        self.label = label
+        self.color = color
+        self.enabled = enabled
+        self.grad_tolerance = grad_tolerance
+        self.bound = bound
+        self.capacity = capacity
+        self._frozen = set(frozen)
+        self.reset()
+
+    # --- set-up ---------------------------------------------------------------------------------
+
+    @property
+    def optimizer_name(self) -> str:
+        return self.spec.name
+
+    @property
+    def title(self) -> str:
+        """What the legend shows: the user's label, or the optimizer as PyTorch code."""
+        return self.label or format_optimizer_call(self.spec.name, self.hyperparameters)
+
+    @property
+    def frozen(self) -> frozenset[str]:
+        return frozenset(self._frozen)
+
+    def reset(self, start: Point | None = None) -> None:
+        """Back to the start (a new one if given) with a fresh optimizer and an empty record."""
+        if start is not None:
+            self.start = (float(start[0]), float(start[1]))
+        self.x = torch.tensor(float(self.start[0]), dtype=DTYPE, requires_grad="x" not in self._frozen)
+        self.y = torch.tensor(float(self.start[1]), dtype=DTYPE, requires_grad="y" not in self._frozen)
+        self.optimizer: torch.optim.Optimizer = self.spec.cls([self.x, self.y],
+                                                              **self.hyperparameters)
+        self.trajectory = Trajectory(self.capacity)
+        self.steps = 0
+        self.status = RunStatus.RUNNING
+        self.converged_at: int | None = None
+        self.diverged_at: int | None = None
+        self.divergence_reason = ""
+        self.last_point: Point = (float(self.start[0]), float(self.start[1]))
+        self.last_update: Point = (math.nan, math.nan)
+        self._evaluate_and_record()
+
+    def set_surface(self, surface: Surface, start: Point | None = None) -> None:
+        self.surface = surface
+        self.reset(start if start is not None else self.start)
+
+    # --- changes in the middle of a run ---------------------------------------------------------
+
+    def set_hyperparameter(self, name: str, value: Any) -> None:
+        """Change one hyperparameter; the running optimizer uses it from its next step."""
+        self.set_hyperparameters({name: value})
+
+    def set_hyperparameters(self, values: dict[str, Any]) -> None:
+        merged = self.spec.validate({**self.hyperparameters, **values})
+        self.hyperparameters = merged
+        for group in self.optimizer.param_groups:
+            group.update(merged)
+        if len(self.trajectory):
+            self.trajectory.set_last(lr=float(merged["lr"]))
+
+    def set_frozen(self, coordinate: str, frozen: bool) -> None:
+        """Freeze (requires_grad=False) or unfreeze x or y, from the next step on."""
+        if coordinate not in COORDINATES:
+            raise OptimizerError(f"cannot freeze {coordinate!r}: the parameters are x and y")
+        if frozen == (coordinate in self._frozen):
+            return
+        (self._frozen.add if frozen else self._frozen.discard)(coordinate)
+        leaf = self.x if coordinate == "x" else self.y
+        leaf.requires_grad_(not frozen)
+        leaf.grad = None
+        if self.spec.needs_closure:
+            # L-BFGS's curvature history mixes both coordinates: kept, it would still move a
+            # frozen one. It describes the old parameter space, so start it afresh.
+            self.optimizer.state.clear()
+        if self.status is not RunStatus.DIVERGED and len(self.trajectory):
+            # The gradient at the current point changes with what is frozen: take it again.
+            _, gx, gy = self._forward_backward()
+            self.trajectory.set_last(grad_x=gx, grad_y=gy)
+
+    # --- stepping -------------------------------------------------------------------------------
+
+    def step(self, n: int = 1) -> int:
+        """Take up to n optimizer steps; return how many were taken (fewer if it diverged)."""
+        done = 0
+        while done < n and self.status is not RunStatus.DIVERGED:
+            try:
+                if self.spec.needs_closure:
+                    self.optimizer.step(self._closure)
+                else:
+                    self.optimizer.step()
+            except Exception as e:  # a torch error mid-step is a failed run, not a crash
+                self._diverge(self.steps + 1, f"optimizer.step() failed: {e}")
+                break
+            self.steps += 1
+            done += 1
+            self._evaluate_and_record()
+        return done
+
+    def _closure(self) -> Tensor:
+        self.optimizer.zero_grad()
+        loss = self.surface(self.x, self.y)
+        if loss.requires_grad:
+            loss.backward()
+        return loss
+
+    def _forward_backward(self) -> tuple[float, float, float]:
+        self.optimizer.zero_grad()
+        loss = self.surface(self.x, self.y)
+        if loss.requires_grad:
+            loss.backward()
+        gx = _grad_value(self.x)
+        gy = _grad_value(self.y)
+        return loss.item(), gx, gy
+
+    def _evaluate_and_record(self) -> None:
+        xv, yv = self.x.item(), self.y.item()
+        if not (abs(xv) <= self.bound and abs(yv) <= self.bound):  # also catches nan
+            which = "x" if not abs(xv) <= self.bound else "y"
+            value = xv if which == "x" else yv
+            self._diverge(self.steps, f"{which} = {value:g} left |{which}| <= {self.bound:g}",
+                          (xv, yv))
+            return
+        try:
+            loss, gx, gy = self._forward_backward()
+        except Exception as e:
+            self._diverge(self.steps, f"evaluating the surface failed: {e}", (xv, yv))
+            return
+        if not math.isfinite(loss):
+            self._diverge(self.steps, f"loss became {loss} at ({xv:g}, {yv:g})", (xv, yv))
+            return
+        if math.isinf(gx) or math.isinf(gy) or (math.isnan(gx) and "x" not in self._frozen) \
+                or (math.isnan(gy) and "y" not in self._frozen):
+            self._diverge(self.steps, f"gradient became ({gx}, {gy}) at ({xv:g}, {yv:g})",
+                          (xv, yv))
+            return
+        if len(self.trajectory):
+            self.last_update = (xv - self.last_point[0], yv - self.last_point[1])
+        self.last_point = (xv, yv)
+        self.trajectory.append(self.steps, xv, yv, loss, gx, gy,
+                               float(self.optimizer.param_groups[0]["lr"]))
+        norm = math.hypot(0.0 if math.isnan(gx) else gx, 0.0 if math.isnan(gy) else gy)
+        if norm < self.grad_tolerance and self.converged_at is None:
+            self.converged_at = self.steps
+            self.status = RunStatus.CONVERGED
+
+    def _diverge(self, step: int, reason: str, point: Point | None = None) -> None:
+        self.status = RunStatus.DIVERGED
+        self.diverged_at = step
+        self.divergence_reason = reason
+        self.diverged_point = point
+
+    # --- reading --------------------------------------------------------------------------------
+
+    @property
+    def status_text(self) -> str:
+        if self.status is RunStatus.DIVERGED:
+            return f"diverged at step {self.diverged_at}: {self.divergence_reason}"
+        if self.status is RunStatus.CONVERGED:
+            return f"converged at step {self.converged_at}"
+        return "running"
+
+    def optimizer_state(self) -> dict[str, dict[str, Any]]:
+        """The optimizer's own per-parameter state (momentum_buffer, exp_avg, ...), as numbers."""
+        return {name: {key: _plain(value) for key, value in self.optimizer.state.get(p, {}).items()}
+                for name, p in (("x", self.x), ("y", self.y))}
+
+    def config(self) -> dict[str, Any]:
+        """What a session file stores about this run."""
+        return {"optimizer": self.spec.name,
+                "hyperparameters": {k: list(v) if isinstance(v, tuple) else v
+                                    for k, v in self.hyperparameters.items()},
+                "frozen": sorted(self._frozen), "label": self.label, "color": self.color,
+                "enabled": self.enabled}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config, the status and the whole trajectory (for JSON output)."""
+        return {**self.config(), "status": self.status.value, "steps": self.steps,
+                "converged_at": self.converged_at, "diverged_at": self.diverged_at,
+                "divergence_reason": self.divergence_reason or None,
+                "trajectory": self.trajectory.to_dict()}
+
+
+def _grad_value(leaf: Tensor) -> float:
+    if not leaf.requires_grad:
+        return math.nan  # frozen: there is no gradient
+    return 0.0 if leaf.grad is None else leaf.grad.item()  # unused by the formula: zero
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Tensor):
+        return value.item() if value.numel() == 1 else value.detach().flatten().tolist()
+    if isinstance(value, (list, tuple)):
+        return f"{len(value)} stored vectors"
+    return value

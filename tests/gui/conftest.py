@@ -1,0 +1,14 @@
+import pytest
+
+from core.session import Session
+from gui.controller import Controller
+
+
+@pytest.fixture
+def controller(qtbot):
+    """A controller on the default session (SGD, SGD+momentum, RMSprop, Adam on Rosenbrock)."""
+    c = Controller(Session.default())
+    yield c
+    c.shutdown()
+    # A timer left running after a test is how Qt suites start to crash: fail loudly instead.
+    assert not c.playing
