@@ -1,0 +1,294 @@
+"""The main window: the surface in the middle, run cards on the right, table / curves / autograd
+graph below, the transport and surface bars on top, and the File menu for sessions and exports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QMainWindow, QMessageBox, QTabWidget,
+                               QToolBar, QWidget)
+
+from core.errors import PlaygroundError
+from core.export import export_data
+from core.session import Session
+from gui.controller import Controller
+from gui.curves_view import CurvesView
+from gui.image_export import export_widget_image
+from gui.run_list import RunList
+from gui.run_table import RunTable
+from gui.surface_bar import SurfaceBar
+from gui.surface_view import SurfaceView
+from gui.transport_bar import TransportBar
+
+MAX_RECENT = 8
+SESSION_FILTER = "Session (*.json)"
+
+
+def default_settings() -> QSettings:
+    return QSettings("OptimizerPlayground", "OptimizerPlayground")
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, controller: Controller | None = None, *,
+                 settings: QSettings | None = None, restore: bool = True,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings if settings is not None else default_settings()
+        self.session_path: Path | None = None
+        self.restore_message = ""
+        if controller is None:
+            controller = Controller(self._last_session() if restore else None, parent=self)
+        self.controller = controller
+        self.setWindowTitle("Optimizer Playground")
+        self.resize(1500, 950)
+
+        self.surface_view = SurfaceView(controller)
+        self.setCentralWidget(self.surface_view)
+        self.run_list = RunList(controller)
+        self.run_table = RunTable(controller)
+        self.curves_view = CurvesView(controller)
+        self.transport_bar = TransportBar(controller)
+        self.transport_bar.sigArrowsToggled.connect(self.surface_view.set_gradient_arrows)
+        self.surface_bar = SurfaceBar(controller)
+
+        for name, bar_widget in (("Transport", self.transport_bar), ("Surface", self.surface_bar)):
+            bar = QToolBar(name)
+            bar.setObjectName(f"{name}Toolbar")
+            bar.setMovable(False)
+            bar.addWidget(bar_widget)
+            self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+            if name == "Transport":
+                self.addToolBarBreak()
+
+        self.runs_dock = self._dock("Runs", self.run_list, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.run_table, "Gradients && optimizer state")
+        self.tabs.addTab(self.curves_view, "Loss && gradient norm")
+        self.bottom_dock = self._dock("Details", self.tabs, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.resizeDocks([self.runs_dock], [400], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.bottom_dock], [280], Qt.Orientation.Vertical)
+
+        self._build_menus()
+        self._build_shortcuts()
+        controller.sigError.connect(self.show_error)
+        if restore:
+            self._restore_layout()
+        self.controller.formulas = self._stored_list("formulas")
+        self.surface_bar._on_surface_change()
+        self.statusBar().showMessage(self.restore_message or
+                                     "Space: play/pause   →: one step   R: reset   "
+                                     "click or drag on the surface to move the start", 8000)
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"{title}Dock")
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    # --- menus and shortcuts --------------------------------------------------------------------
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self.open_action = self._action(file_menu, "&Open session…", self.open_session_dialog,
+                                        QKeySequence.StandardKey.Open)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self._action(file_menu, "&Save session", self.save_session, QKeySequence.StandardKey.Save)
+        self._action(file_menu, "Save session &as…", self.save_session_as_dialog,
+                     QKeySequence.StandardKey.SaveAs)
+        file_menu.addSeparator()
+        export = file_menu.addMenu("&Export")
+        self._action(export, "Surface and trajectories as &PNG…",
+                     lambda: self.export_image_dialog(self.surface_view, "png"))
+        self._action(export, "Surface and trajectories as &SVG…",
+                     lambda: self.export_image_dialog(self.surface_view, "svg"))
+        self._action(export, "&Curves as PNG…",
+                     lambda: self.export_image_dialog(self.curves_view, "png"))
+        export.addSeparator()
+        self._action(export, "Trajectories as C&SV…", lambda: self.export_data_dialog("csv"))
+        self._action(export, "Trajectories as &JSON…", lambda: self.export_data_dialog("json"))
+        self.export_menu = export
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        run_menu = self.menuBar().addMenu("&Run")
+        self._action(run_menu, "Play / pause (Space)", self.controller.toggle_play)
+        self._action(run_menu, "One step (→)", self.controller.step_once)
+        self._action(run_menu, "Reset (R)", self.controller.reset)
+        self.view_menu = self.menuBar().addMenu("&View")
+        for dock in (self.runs_dock, self.bottom_dock):
+            self.view_menu.addAction(dock.toggleViewAction())
+        self._action(self.view_menu, "Fit surface", self.surface_view.fit_to_surface)
+        self._update_recent_menu()
+
+    def _action(self, menu, text: str, slot, shortcut=None) -> QAction:  # type: ignore[no-untyped-def]
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _build_shortcuts(self) -> None:
+        # Window-wide keys; a focused text field keeps its own use of them (shortcut override).
+        for key, slot in ((Qt.Key.Key_Space, self.controller.toggle_play),
+                          (Qt.Key.Key_Right, self.controller.step_once),
+                          (Qt.Key.Key_R, self.controller.reset)):
+            shortcut = QShortcut(QKeySequence(key), self)
+            shortcut.activated.connect(slot)
+
+    # --- sessions -------------------------------------------------------------------------------
+
+    def open_session_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open session", self._last_dir(),
+                                              SESSION_FILTER)
+        if path:
+            self.open_session(path)
+
+    def open_session(self, path: str | Path) -> bool:
+        """Load a session file; on failure show why and keep everything as it was."""
+        try:
+            self.controller.load_session(path)
+        except PlaygroundError as e:
+            self.show_error(f"Could not open the session.\n\n{e}")
+            return False
+        self.session_path = Path(path)
+        self._add_recent(self.session_path)
+        self.setWindowTitle(f"Optimizer Playground — {self.session_path.name}")
+        self.statusBar().showMessage(f"Opened {path}", 5000)
+        return True
+
+    def save_session(self) -> bool:
+        if self.session_path is None:
+            return self.save_session_as_dialog()
+        return self.save_session_to(self.session_path)
+
+    def save_session_as_dialog(self) -> bool:
+        path, _ = QFileDialog.getSaveFileName(self, "Save session", self._last_dir(),
+                                              SESSION_FILTER)
+        if not path:
+            return False
+        if not path.lower().endswith(".json"):
+            path += ".json"
+        return self.save_session_to(Path(path))
+
+    def save_session_to(self, path: Path) -> bool:
+        try:
+            self.controller.save_session(path)
+        except PlaygroundError as e:
+            self.show_error(f"Could not save the session.\n\n{e}")
+            return False
+        self.session_path = Path(path)
+        self._add_recent(self.session_path)
+        self.setWindowTitle(f"Optimizer Playground — {self.session_path.name}")
+        self.statusBar().showMessage(f"Saved {path}", 5000)
+        return True
+
+    def _add_recent(self, path: Path) -> None:
+        recent = [p for p in self._stored_list("recent") if p != str(path.resolve())]
+        recent.insert(0, str(path.resolve()))
+        self.settings.setValue("recent", json.dumps(recent[:MAX_RECENT]))
+        self.settings.setValue("last_dir", str(path.resolve().parent))
+        self._update_recent_menu()
+
+    def _update_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self._stored_list("recent")
+        for p in recent:
+            action = self.recent_menu.addAction(Path(p).name)
+            action.setToolTip(p)
+            action.setData(p)
+            action.triggered.connect(lambda _=False, p=p: self.open_session(p))
+        self.recent_menu.setEnabled(bool(recent))
+
+    def _stored_list(self, key: str) -> list[str]:
+        try:
+            value = json.loads(str(self.settings.value(key, "[]")))
+        except ValueError:
+            return []
+        return [str(v) for v in value] if isinstance(value, list) else []
+
+    def _last_dir(self) -> str:
+        return str(self.settings.value("last_dir", str(Path.home())))
+
+    # --- exports --------------------------------------------------------------------------------
+
+    def export_image_dialog(self, widget: QWidget, kind: str) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export image", self._last_dir(),
+                                              f"{kind.upper()} image (*.{kind})")
+        if path:
+            if not path.lower().endswith("." + kind):
+                path += "." + kind
+            self.export_image(widget, path)
+
+    def export_image(self, widget: QWidget, path: str | Path) -> bool:
+        try:
+            export_widget_image(widget, path)
+        except PlaygroundError as e:
+            self.show_error(f"Could not export the image.\n\n{e}")
+            return False
+        self.statusBar().showMessage(f"Wrote {path}", 5000)
+        return True
+
+    def export_data_dialog(self, kind: str) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export trajectories", self._last_dir(),
+                                              f"{kind.upper()} (*.{kind})")
+        if path:
+            if not path.lower().endswith("." + kind):
+                path += "." + kind
+            self.export_data(path)
+
+    def export_data(self, path: str | Path) -> bool:
+        try:
+            export_data(self.controller.session, path)
+        except PlaygroundError as e:
+            self.show_error(f"Could not export the trajectories.\n\n{e}")
+            return False
+        self.statusBar().showMessage(f"Wrote {path}", 5000)
+        return True
+
+    def show_error(self, message: str) -> None:
+        self.statusBar().showMessage(message.replace("\n\n", " "), 10000)
+        box = QMessageBox(QMessageBox.Icon.Warning, "Optimizer Playground", message,
+                          QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("errorBox")
+        box.open()  # window-modal, does not block: tests and the timer keep running
+
+    # --- layout and the last session across starts -------------------------------------------------
+
+    def _last_session(self) -> Session | None:
+        text = self.settings.value("last_session")
+        if not text:
+            return None
+        try:
+            return Session.from_dict(json.loads(str(text)))
+        except (PlaygroundError, ValueError) as e:
+            self.restore_message = f"The last session could not be restored ({e}); " \
+                                   "started a new one."
+            return None
+
+    def _restore_layout(self) -> None:
+        geometry = self.settings.value("geometry")
+        state = self.settings.value("window_state")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+
+    def save_state(self) -> None:
+        """Layout, the last session and the typed formulas, for the next start."""
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("window_state", self.saveState())
+        self.settings.setValue("last_session", json.dumps(self.controller.session.to_dict()))
+        self.settings.setValue("formulas", json.dumps(self.controller.formulas))
+        self.settings.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.controller.shutdown()
+        self.save_state()
+        super().closeEvent(event)
