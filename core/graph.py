@@ -13,6 +13,7 @@ Edges point along the data flow: input -> the op that consumes it.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 import re
@@ -360,3 +361,163 @@ def _constant_inputs(order: list[Node], ids: dict[Node, str], recorder: _Forward
             slot = pos if aligned and slots[pos][0] is None else None
             edges.append(GraphEdge(node_id, ids[f], None, slot))
     return list(nodes.values()), edges
+
+
+# --- layout -------------------------------------------------------------------------------------
+
+Point = tuple[float, float]
+DUMMY_WIDTH = 0.25  # a bend point of a long edge needs less room than a node (width 1)
+
+
+@dataclass
+class GraphLayout:
+    """Node centres in layout units (1 = a node's width; y = layer, the loss at 0) and, for each
+    edge of graph.edges that spans several layers, its bend points from source to target."""
+
+    positions: dict[str, Point]
+    bends: list[list[Point]]
+
+
+def structure_key(graph: AutogradGraph) -> tuple[Any, ...]:
+    """Equal for graphs with the same nodes and edges (values aside): same key -> same layout."""
+    return (tuple((n.id, n.kind, n.label) for n in graph.nodes),
+            tuple((e.source, e.target, e.input_index) for e in graph.edges))
+
+
+def layered_layout(graph: AutogradGraph) -> dict[str, Point]:
+    """Node centres of a layered (Sugiyama-style) drawing, loss on top, leaves at the bottom."""
+    return compute_layout(graph).positions
+
+
+def compute_layout(graph: AutogradGraph, sweeps: int = 4) -> GraphLayout:
+    """Layered layout: longest-path layers, bend points for long edges, barycenter ordering
+    (the order with the fewest crossings wins), then x positions pulled towards neighbours.
+
+    Pure Python and deterministic: it only looks at the structure, in the graph's own order.
+    """
+    layer = _longest_path_layers(graph)
+    # Long edges become chains through one bend point per layer they cross.
+    up: dict[str, list[str]] = {v: [] for v in layer}  # neighbours one layer up (consumers)
+    down: dict[str, list[str]] = {v: [] for v in layer}  # one layer down (inputs)
+    chains: list[list[str]] = []
+    for k, e in enumerate(graph.edges):
+        chain = [e.target] + [f"~{k}.{j}" for j in range(1, layer[e.source] - layer[e.target])]
+        chain.append(e.source)
+        for j, v in enumerate(chain[1:-1], 1):
+            layer[v] = layer[e.target] + j
+            up[v], down[v] = [], []
+        for upper, lower in zip(chain, chain[1:]):
+            down[upper].append(lower)
+            up[lower].append(upper)
+        chains.append(chain)
+
+    layers = _initial_order(graph.root, layer, down)
+    best, fewest = [list(r) for r in layers], _crossings(layers, down)
+    for _ in range(sweeps):
+        for rows, neighbours in ((range(1, len(layers)), up),
+                                 (range(len(layers) - 2, -1, -1), down)):
+            for i in rows:
+                near = layers[i - 1] if neighbours is up else layers[i + 1]
+                _sort_by_barycenter(layers[i], near, neighbours)
+            crossings = _crossings(layers, down)
+            if crossings < fewest:
+                best, fewest = [list(r) for r in layers], crossings
+
+    x = _place(best, up, down, sweeps)
+    left = min(x.values())
+    positions = {n.id: (x[n.id] - left, float(layer[n.id])) for n in graph.nodes}
+    bends = [[(x[v] - left, float(layer[v])) for v in reversed(chain[1:-1])] for chain in chains]
+    return GraphLayout(positions, bends)
+
+
+def _longest_path_layers(graph: AutogradGraph) -> dict[str, int]:
+    """Layer of a node = the longest path from it to the loss (the loss is layer 0)."""
+    inputs: dict[str, list[str]] = {n.id: [] for n in graph.nodes}
+    waiting = dict.fromkeys(inputs, 0)  # out-edges not yet placed
+    for e in graph.edges:
+        inputs[e.target].append(e.source)
+        waiting[e.source] += 1
+    layer = dict.fromkeys(inputs, 0)
+    ready = [graph.root]
+    while ready:
+        v = ready.pop()
+        for u in inputs[v]:
+            layer[u] = max(layer[u], layer[v] + 1)
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                ready.append(u)
+    return layer
+
+
+def _initial_order(root: str, layer: dict[str, int], down: dict[str, list[str]]
+                   ) -> list[list[str]]:
+    """Each layer in depth-first discovery order from the loss: a tree comes out uncrossed."""
+    seen: dict[str, int] = {}
+    stack = [root]
+    while stack:
+        v = stack.pop()
+        if v not in seen:
+            seen[v] = len(seen)
+            stack.extend(reversed(down[v]))
+    for v in layer:  # unreachable (should not happen): after the rest
+        seen.setdefault(v, len(seen))
+    layers: list[list[str]] = [[] for _ in range(max(layer.values()) + 1)]
+    for v in sorted(layer, key=seen.__getitem__):
+        layers[layer[v]].append(v)
+    return layers
+
+
+def _sort_by_barycenter(row: list[str], near: list[str], neighbours: dict[str, list[str]]) -> None:
+    pos = {v: i for i, v in enumerate(near)}
+    own = {v: i for i, v in enumerate(row)}
+
+    def key(v: str) -> tuple[float, int]:
+        ps = [pos[u] for u in neighbours[v] if u in pos]
+        return (sum(ps) / len(ps) if ps else own[v] * len(near) / max(len(row), 1), own[v])
+
+    row.sort(key=key)
+
+
+def _crossings(layers: list[list[str]], down: dict[str, list[str]]) -> int:
+    total = 0
+    for upper, lower in zip(layers, layers[1:]):
+        pos = {v: i for i, v in enumerate(lower)}
+        segments = sorted((i, pos[w]) for i, v in enumerate(upper) for w in down[v] if w in pos)
+        seen: list[int] = []  # lower ends of the segments that start further left
+        for _, b in segments:
+            total += len(seen) - bisect.bisect_right(seen, b)
+            bisect.insort(seen, b)
+    return total
+
+
+def _width(v: str) -> float:
+    return DUMMY_WIDTH if v.startswith("~") else 1.0
+
+
+def _place(layers: list[list[str]], up: dict[str, list[str]], down: dict[str, list[str]],
+           rounds: int) -> dict[str, float]:
+    """x of every vertex: alternately pulled to the mean x of the layer above and below, then
+    spread so that neighbours in a layer keep their order and never overlap."""
+    x: dict[str, float] = {}
+    for row in layers:
+        x.update(zip(row, _spread(row, [0.0] * len(row))))
+    for _ in range(rounds):
+        for rows, neighbours in ((layers[1:], up), (layers[-2::-1], down)):
+            for row in rows:
+                want = [sum(x[u] for u in neighbours[v]) / len(neighbours[v])
+                        if neighbours[v] else x[v] for v in row]
+                x.update(zip(row, _spread(row, want)))
+    return x
+
+
+def _spread(row: list[str], want: list[float]) -> list[float]:
+    """Positions as close to `want` as a simple two-sided packing allows, in order, no overlap:
+    the mean of packing from the left and packing from the right."""
+    gaps = [(_width(a) + _width(b)) / 2 for a, b in zip(row, row[1:])]
+    left = list(want)
+    for i, g in enumerate(gaps):
+        left[i + 1] = max(left[i + 1], left[i] + g)
+    right = list(want)
+    for i in range(len(gaps) - 1, -1, -1):
+        right[i] = min(right[i], right[i + 1] - gaps[i])
+    return [(a + b) / 2 for a, b in zip(left, right)]
