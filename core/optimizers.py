@@ -79,9 +79,13 @@ class Hyperparameter:
                 if not value.is_integer():
                     raise bad("expected a whole number")
                 value = int(value)
-        else:
-            value = float(value)
-        if not math.isfinite(value):
+        try:
+            if self.kind != "int":
+                value = float(value)
+            finite = math.isfinite(value)
+        except OverflowError:  # an int too large for a float (10**400)
+            raise bad("the number is too large") from None
+        if not finite:
             raise bad("expected a finite number")
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
             raise bad("must be in " + self._bounds_text())
@@ -284,6 +288,8 @@ def parse_optimizer_call(text: str) -> tuple[str, dict[str, Any]]:
     for kw in tree.keywords:
         if kw.arg is None:
             raise OptimizerError(f"{spec.name}: **kwargs are not supported")
+        if kw.arg in values:  # Python's compiler rejects this too; ast.parse does not
+            raise OptimizerError(f"{spec.name}: {kw.arg} is given twice")
         try:
             values[kw.arg] = ast.literal_eval(kw.value)
         except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
