@@ -122,12 +122,11 @@ def grid_timing(surface: LossFn, n: int = 300, repeats: int = 5,
     With grad tracking on, autograd saves the inputs of every op for a backward pass the picture
     never needs: `grad_saved_bytes` counts them (each storage once), via saved_tensors_hooks.
     """
-    x_range = getattr(surface, "x_range", x_range)
-    y_range = getattr(surface, "y_range", y_range)
+    (x0, x1), (y0, y1) = getattr(surface, "x_range", x_range), getattr(surface, "y_range", y_range)
 
     def evaluate(track: bool, saved: dict[int, int] | None = None) -> tuple[float, int]:
-        xs = torch.linspace(*x_range, n, dtype=DTYPE).requires_grad_(track)
-        ys = torch.linspace(*y_range, n, dtype=DTYPE).requires_grad_(track)
+        xs = torch.linspace(x0, x1, n, dtype=DTYPE).requires_grad_(track)
+        ys = torch.linspace(y0, y1, n, dtype=DTYPE).requires_grad_(track)
         hooks = contextlib.nullcontext() if saved is None else \
             torch.autograd.graph.saved_tensors_hooks(lambda t: _note(saved, t), lambda t: t)
         start = time.perf_counter()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import math
 import re
 from collections.abc import Callable, Iterable
@@ -281,9 +282,10 @@ def build_graph(fn: LossFn, x: float, y: float, frozen: Iterable[str] = ()) -> A
         node.grad = reached.get(f)
     for edge, (f, slot) in zip(edges, edge_of):
         g = sent.get(f, ())
-        edge.grad = float(g[slot]) if slot < len(g) and g[slot] is not None else None
-    return AutogradGraph(nodes + constants, edges + constant_edges, ids[root_fn], loss_value, _leaf_grads(leaves, frozen), visited,
-                         (float(x), float(y)))
+        vjp = g[slot] if slot < len(g) else None
+        edge.grad = None if vjp is None else float(vjp)
+    return AutogradGraph(nodes + constants, edges + constant_edges, ids[root_fn], loss_value,
+                         _leaf_grads(leaves, frozen), visited, (float(x), float(y)))
 
 
 def _leaf_name(variable: Tensor, leaves: dict[str, Tensor]) -> str:
@@ -319,7 +321,7 @@ def _local_jacobian(f: Node) -> list[float | None]:
     """d(output)/d(input_i) for a scalar op: call the autograd node itself on a gradient of 1."""
     try:
         with torch.no_grad():
-            out = f(torch.ones((), dtype=DTYPE))
+            out = f(torch.ones((), dtype=DTYPE))  # type: ignore[operator]  # Nodes are callable
     except RuntimeError:  # a node that cannot be called on its own: leave the entries unknown
         return [None] * len(f.next_functions)
     out = out if isinstance(out, tuple) else (out,)
@@ -406,7 +408,7 @@ def compute_layout(graph: AutogradGraph, sweeps: int = 4) -> GraphLayout:
         for j, v in enumerate(chain[1:-1], 1):
             layer[v] = layer[e.target] + j
             up[v], down[v] = [], []
-        for upper, lower in zip(chain, chain[1:]):
+        for upper, lower in itertools.pairwise(chain):
             down[upper].append(lower)
             up[lower].append(upper)
         chains.append(chain)
@@ -480,7 +482,7 @@ def _sort_by_barycenter(row: list[str], near: list[str], neighbours: dict[str, l
 
 def _crossings(layers: list[list[str]], down: dict[str, list[str]]) -> int:
     total = 0
-    for upper, lower in zip(layers, layers[1:]):
+    for upper, lower in itertools.pairwise(layers):
         pos = {v: i for i, v in enumerate(lower)}
         segments = sorted((i, pos[w]) for i, v in enumerate(upper) for w in down[v] if w in pos)
         seen: list[int] = []  # lower ends of the segments that start further left
@@ -513,7 +515,7 @@ def _place(layers: list[list[str]], up: dict[str, list[str]], down: dict[str, li
 def _spread(row: list[str], want: list[float]) -> list[float]:
     """Positions as close to `want` as a simple two-sided packing allows, in order, no overlap:
     the mean of packing from the left and packing from the right."""
-    gaps = [(_width(a) + _width(b)) / 2 for a, b in zip(row, row[1:])]
+    gaps = [(_width(a) + _width(b)) / 2 for a, b in itertools.pairwise(row)]
     left = list(want)
     for i, g in enumerate(gaps):
         left[i + 1] = max(left[i + 1], left[i] + g)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections import Counter
@@ -317,7 +318,7 @@ def test_layout_is_layered_deterministic_and_without_overlaps(fn) -> None:  # ty
         rows.setdefault(py, []).append(px)
     for xs in rows.values():
         xs.sort()
-        assert all(b - a >= 1.0 - 1e-9 for a, b in zip(xs, xs[1:]))
+        assert all(b - a >= 1.0 - 1e-9 for a, b in itertools.pairwise(xs))
     assert layered_layout(build_graph(fn, 1.1, 0.9)) == pos  # values aside, the same drawing
     layout = compute_layout(g)
     assert len(layout.bends) == len(g.edges)

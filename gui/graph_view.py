@@ -1,0 +1,414 @@
+"""The autograd graph of the loss at a point, drawn: ops, leaves and constants as boxes laid out in
+layers (loss on top, x and y at the bottom), arrows along the data flow labelled with the gradient
+backward sent the other way.
+
+`set_graph` re-lays-out only when the graph's structure changes; at a new point with the same
+formula it just rewrites the texts, so the drawing stays put while the values move.
+`render_graph(graph, path)` writes the same drawing to PNG or SVG, headless.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt
+from PySide6.QtGui import (QBrush, QColor, QFont, QFontMetricsF, QImage, QPainter, QPainterPath,
+                           QPainterPathStroker, QPen, QPolygonF, QWheelEvent)
+from PySide6.QtSvg import QSvgGenerator
+from PySide6.QtWidgets import (QApplication, QGraphicsItem, QGraphicsScene, QGraphicsView,
+                               QStyleOptionGraphicsItem, QWidget)
+
+from core.errors import ExportError
+from core.graph import AutogradGraph, GraphNode, compute_layout, structure_key
+
+X_UNIT = 124.0  # scene pixels per layout unit (a node is 1 unit wide, boxes are narrower)
+Y_UNIT = 96.0  # scene pixels per layer
+BOX = (104.0, 54.0)  # op, leaf and frozen boxes: three lines
+SMALL_BOX = (64.0, 24.0)  # a plain number: one line
+
+# kind -> (fill, border)
+STYLE = {
+    "op": ("#dce9f7", "#4a78a8"),
+    "leaf": ("#d9f2d9", "#2f7d32"),
+    "constant": ("#f0f0f0", "#9e9e9e"),
+    "frozen": ("#e3f6fd", "#3aa0c8"),
+}
+ACTIVE = QColor("#ef6c00")  # the node backward is at, and the gradients it sends
+VISITED = QColor("#ffb74d")  # nodes backward has already been through
+EDGE = QColor("#5f6b7a")
+CONSTANT_EDGE = QColor("#b8b8b8")
+
+
+def _fmt(v: float | None) -> str:
+    return "?" if v is None else f"{v:.4g}"
+
+
+def _font(bold: bool = False) -> QFont:
+    font = QFont()
+    font.setPointSizeF(8.5)
+    font.setBold(bold)
+    return font
+
+
+def node_lines(node: GraphNode) -> list[str]:
+    """What a box shows: the op (or label), its value and the gradient that reached it."""
+    if node.kind == "constant" and not node.frozen and not node.label.startswith("from "):
+        return [node.label]
+    if node.kind == "constant":
+        return [("\u2744 " if node.frozen else "") + node.label, f"v={_fmt(node.value)}", "no grad"]
+    return [node.label, f"v={_fmt(node.value)}", f"\u2202={_fmt(node.grad)}"]
+
+
+def node_tooltip(graph: AutogradGraph, node: GraphNode) -> str:
+    head = [f"{node.label}  ({node.torch_name or node.kind})",
+            f"value = {node.value!r}", f"grad d(loss)/d(this) = {node.grad!r}"]
+    if node.kind == "op":
+        head.append("local Jacobian d(out)/d(inputs) = ["
+                    + ", ".join(_fmt(j) for j in node.local_jacobian) + "]")
+    return "\n".join(head) + "\n\n" + graph.explain(node.id)
+
+
+class NodeItem(QGraphicsItem):
+    """A rounded box with a few lines of text.
+
+    While stepping through backward its state is "active" (backward is here), "visited" (done)
+    or "pending" (not reached yet: its gradient is not known yet, so it is not shown).
+    """
+
+    def __init__(self, node: GraphNode, is_root: bool) -> None:
+        super().__init__()
+        self.kind = "frozen" if node.kind == "constant" and len(node_lines(node)) > 1 else node.kind
+        self.width, self.height = SMALL_BOX if self.kind == "constant" else BOX
+        self.is_root = is_root
+        self.frozen = node.frozen
+        self.lines: list[str] = []
+        self.state = ""
+        self.setZValue(2)
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def set_node(self, graph: AutogradGraph, node: GraphNode) -> None:
+        self.lines = node_lines(node)
+        self.setToolTip(node_tooltip(graph, node))
+        self.update()
+
+    def set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.update()
+
+    def box(self) -> QRectF:
+        return QRectF(-self.width / 2, -self.height / 2, self.width, self.height)
+
+    def boundingRect(self) -> QRectF:
+        top = 16 if self.is_root else 4
+        return self.box().adjusted(-4, -top, 4, 4)
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
+              widget: QWidget | None = None) -> None:
+        fill, border = STYLE[self.kind]
+        color = {"active": ACTIVE, "visited": VISITED}.get(self.state, QColor(border))
+        width = {"active": 3.0, "visited": 2.0}.get(self.state, 2.0 if self.is_root else 1.2)
+        pen = QPen(color, width)
+        if self.frozen:
+            pen.setStyle(Qt.PenStyle.DashLine)
+        painter.setPen(pen)
+        painter.setBrush(QColor(fill))
+        painter.drawRoundedRect(self.box(), 7, 7)
+        painter.setPen(QColor("#1a1a1a"))
+        box = self.box()
+        lines = list(self.lines)
+        if self.state == "pending" and self.kind in ("op", "leaf"):
+            lines[-1] = "\u2202=\u2026"
+        line_h = QFontMetricsF(_font()).height()
+        y = -line_h * len(lines) / 2
+        for i, line in enumerate(lines):  # one drawText per line: separate <text> in SVG
+            painter.setFont(_font(bold=(i == 0 and self.kind != "constant")))
+            painter.drawText(QRectF(box.left(), y, box.width(), line_h),
+                             Qt.AlignmentFlag.AlignCenter, line)
+            y += line_h
+        if self.is_root:
+            painter.setFont(_font(bold=True))
+            painter.drawText(QRectF(box.left(), box.top() - 16, box.width(), 14),
+                             Qt.AlignmentFlag.AlignCenter, "loss")
+
+
+class EdgeItem(QGraphicsItem):
+    """A polyline from the source box up to the target box, an arrowhead at the target, and the
+    gradient backward sent along it written near the target end."""
+
+    def __init__(self, points: list[QPointF], constant: bool) -> None:
+        super().__init__()
+        self.points = points
+        self.constant = constant
+        self.label = ""
+        self.state = ""
+        self.setZValue(1 if not constant else 0)
+        path = QPainterPath(points[0])
+        for p in points[1:]:
+            path.lineTo(p)
+        self.path = path
+        self._shape = QPainterPathStroker(QPen(Qt.PenStyle.SolidLine)).createStroke(path)
+        # label: at the middle of the last segment, just below the arrowhead
+        a, b = points[-2], points[-1]
+        self.label_at = QPointF((a.x() + b.x()) / 2, (a.y() + b.y()) / 2)
+
+    def set_grad(self, grad: float | None) -> None:
+        self.label = "" if grad is None else f"{grad:.3g}"
+        self.setToolTip("" if grad is None else f"backward sent {grad!r} along this edge")
+        self.update()
+
+    def set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.update()
+
+    def shape(self) -> QPainterPath:
+        return self._shape
+
+    def boundingRect(self) -> QRectF:
+        return self.path.boundingRect().adjusted(-40, -12, 40, 12)
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
+              widget: QWidget | None = None) -> None:
+        color = ACTIVE if self.state == "active" else CONSTANT_EDGE if self.constant else EDGE
+        pen = QPen(color, 2.4 if self.state == "active" else 1.1)
+        if self.constant:
+            pen.setStyle(Qt.PenStyle.DashLine)
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawPath(self.path)
+        tip, back = self.points[-1], self.points[-2]
+        angle = math.atan2(tip.y() - back.y(), tip.x() - back.x())
+        head = QPolygonF([tip] + [tip - QPointF(math.cos(angle + s) * 9, math.sin(angle + s) * 9)
+                                  for s in (0.4, -0.4)])
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(color)
+        painter.drawPolygon(head)
+        if self.label and self.state != "pending":
+            font = _font(bold=self.state == "active")
+            painter.setFont(font)
+            w = QFontMetricsF(font).horizontalAdvance(self.label) + 6
+            rect = QRectF(self.label_at.x() - w / 2, self.label_at.y() - 8, w, 16)
+            painter.setBrush(QColor(255, 255, 255, 225))
+            painter.drawRoundedRect(rect, 3, 3)
+            painter.setPen(ACTIVE if self.state == "active" else QColor("#37474f"))
+            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, self.label)
+
+
+class GraphScene(QGraphicsScene):
+    """The drawing of one AutogradGraph; GraphView shows it, render_graph prints it."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.graph: AutogradGraph | None = None
+        self.node_items: dict[str, NodeItem] = {}
+        self.edge_items: list[EdgeItem] = []
+        self.highlighted: str | None = None
+        self._key: tuple[Any, ...] | None = None
+        self._step: int | None = None
+
+    def set_graph(self, graph: AutogradGraph) -> bool:
+        """Show `graph`; returns True when the structure changed and the layout was redone."""
+        key = structure_key(graph)
+        relaid = key != self._key
+        if relaid:
+            self._build(graph)
+            self._key = key
+        self.graph = graph
+        for node in graph.nodes:
+            self.node_items[node.id].set_node(graph, node)
+        for item, edge in zip(self.edge_items, graph.edges):
+            item.set_grad(edge.grad)
+        self.highlight_step(self._step)
+        return relaid
+
+    def _build(self, graph: AutogradGraph) -> None:
+        self.clear()
+        layout = compute_layout(graph)
+        self.node_items = {}
+        for node in graph.nodes:
+            item = NodeItem(node, node.id == graph.root)
+            x, y = layout.positions[node.id]
+            item.setPos(x * X_UNIT, y * Y_UNIT)
+            self.addItem(item)
+            self.node_items[node.id] = item
+        self.edge_items = []
+        for points, edge in zip(self._edge_points(graph, layout.bends), graph.edges):
+            arrow = EdgeItem(points, graph.node(edge.source).kind == "constant")
+            self.addItem(arrow)
+            self.edge_items.append(arrow)
+        self.setSceneRect(self.itemsBoundingRect().adjusted(-30, -30, 30, 30))
+
+    def _edge_points(self, graph: AutogradGraph, bends: list[list[tuple[float, float]]]
+                     ) -> list[list[QPointF]]:
+        """Each edge: out of the top of its source, through its bends, into the bottom of its
+        target. Several edges at one box get ports spread along its side, ordered by where the
+        edge goes, so they neither overlap nor cross there."""
+        # A bend crosses its layer's band of boxes vertically: slanted segments then stay in the
+        # gaps between layers, where there are no boxes to cut through.
+        half = BOX[1] / 2
+        paths = [[QPointF(x * X_UNIT, y * Y_UNIT + dy) for x, y in bend for dy in (half, -half)]
+                 for bend in bends]
+        ends: list[list[QPointF]] = [[QPointF(), QPointF()] for _ in graph.edges]
+        for side in ("source", "target"):
+            by_node: dict[str, list[int]] = {}
+            for k, e in enumerate(graph.edges):
+                by_node.setdefault(getattr(e, side), []).append(k)
+            for node_id, ks in by_node.items():
+                ks.sort(key=lambda k: (self._next_x(graph, paths, k, side), k))
+                item = self.node_items[node_id]
+                step = min(16.0, item.width * 0.8 / len(ks))
+                y = item.pos().y() + (-item.height / 2 if side == "source" else item.height / 2)
+                for i, k in enumerate(ks):
+                    x = item.pos().x() + (i - (len(ks) - 1) / 2) * step
+                    ends[k][0 if side == "source" else 1] = QPointF(x, y)
+        return [[a] + path + [b] for (a, b), path in zip(ends, paths)]
+
+    def _next_x(self, graph: AutogradGraph, paths: list[list[QPointF]], k: int, side: str
+                ) -> float:
+        """x of the point edge k heads to after leaving its `side` end."""
+        if paths[k]:
+            return (paths[k][0] if side == "source" else paths[k][-1]).x()
+        edge = graph.edges[k]
+        return self.node_items[edge.target if side == "source" else edge.source].pos().x()
+
+    def highlight_step(self, k: int | None) -> str | None:
+        """Show backward as it was at its k-th node: that node and the gradients it sends are
+        highlighted, earlier nodes marked visited, later ones (and what they will send) pending.
+        k None or out of range clears. Returns the highlighted node's id."""
+        order = self.graph.backward_order if self.graph else []
+        self._step = k
+        current = order[k] if k is not None and 0 <= k < len(order) else None
+        done = set(order[:k]) if current is not None else set()
+
+        def state(node_id: str) -> str:
+            if current is None or node_id not in order:  # constants take no part
+                return ""
+            return "active" if node_id == current else "visited" if node_id in done \
+                else "pending"
+
+        for node_id, item in self.node_items.items():
+            item.set_state(state(node_id))
+        if self.graph is not None:  # an edge is drawn with the node that sends along it
+            for arrow, edge in zip(self.edge_items, self.graph.edges):
+                sender = state(edge.target)
+                arrow.set_state(sender if edge.grad is not None and sender != "visited" else "")
+        self.highlighted = current
+        return current
+
+
+class GraphView(QGraphicsView):
+    """An interactive view of an AutogradGraph: drag to pan, wheel to zoom, hover a box for its
+    torch name, value, gradient, local Jacobian and the chain-rule step in words.
+
+    Signals: none; the owner calls `set_graph` with a new graph and `highlight_step` to step
+    through backward.
+    """
+
+    def __init__(self, graph: AutogradGraph | None = None, *, parent: QWidget | None = None
+                 ) -> None:
+        self.graph_scene = GraphScene()
+        super().__init__(self.graph_scene, parent)
+        self.graph_scene.setParent(self)
+        self.setRenderHints(QPainter.RenderHint.Antialiasing
+                            | QPainter.RenderHint.TextAntialiasing)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setBackgroundBrush(QBrush(QColor("white")))
+        if graph is not None:
+            self.set_graph(graph)
+
+    @property
+    def node_items(self) -> dict[str, NodeItem]:
+        return self.graph_scene.node_items
+
+    @property
+    def edge_items(self) -> list[EdgeItem]:
+        return self.graph_scene.edge_items
+
+    @property
+    def highlighted(self) -> str | None:
+        return self.graph_scene.highlighted
+
+    def set_graph(self, graph: AutogradGraph) -> None:
+        """Show `graph`: a new structure is laid out (and fitted), a new point only relabelled."""
+        if self.graph_scene.set_graph(graph):
+            self.fit()
+
+    def highlight_step(self, k: int | None) -> str | None:
+        """Highlight the k-th node of graph.backward_order (None clears); returns its id."""
+        return self.graph_scene.highlight_step(k)
+
+    def fit(self) -> None:
+        """Zoom to show the whole graph (never magnified beyond 1:1)."""
+        rect = self.graph_scene.itemsBoundingRect()
+        if rect.isEmpty():
+            return
+        self.fitInView(rect.adjusted(-20, -20, 20, 20), Qt.AspectRatioMode.KeepAspectRatio)
+        if self.transform().m11() > 1.0:
+            self.resetTransform()
+            self.centerOn(rect.center())
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        factor = 1.15 ** (event.angleDelta().y() / 120)
+        if 0.05 < self.transform().m11() * factor < 8:
+            self.scale(factor, factor)
+        event.accept()
+
+
+_app: QApplication | None = None
+
+
+def _ensure_app() -> None:
+    """Painting text needs a QApplication; headless callers (main.py graph --out) have none."""
+    global _app
+    if QApplication.instance() is None:
+        _app = QApplication([])
+
+
+def render_graph(graph: AutogradGraph, path: str | Path, scale: float = 1.5) -> Path:
+    """Write the drawing of `graph` to a .png or .svg file; works headless (offscreen Qt).
+
+    Raises ExportError for another extension or a path that cannot be written.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".png", ".svg"):
+        raise ExportError(f"cannot write the graph as {suffix or 'a file without extension'!r}: "
+                          "use a .png or .svg file name")
+    try:
+        with open(path, "wb"):
+            pass
+    except OSError as e:
+        raise ExportError(f"cannot write {path}: {e.strerror or e}") from None
+    _ensure_app()
+    scene = GraphScene()
+    scene.set_graph(graph)
+    source = scene.itemsBoundingRect().adjusted(-20, -20, 20, 20)
+    scale = min(scale, 8000 / max(source.width(), source.height()))  # keep images sane
+    size = QSize(math.ceil(source.width() * scale), math.ceil(source.height() * scale))
+    if suffix == ".png":
+        image = QImage(size, QImage.Format.Format_ARGB32)
+        image.fill(QColor("white"))
+        painter = QPainter(image)
+    else:
+        generator = QSvgGenerator()
+        generator.setFileName(str(path))
+        generator.setSize(size)
+        generator.setViewBox(QRectF(0, 0, size.width(), size.height()))
+        generator.setTitle("autograd graph")
+        painter = QPainter()
+        if not painter.begin(generator):
+            raise ExportError(f"cannot write {path}: the SVG writer could not open it")
+        painter.fillRect(QRectF(0, 0, size.width(), size.height()), QColor("white"))
+    painter.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing)
+    scene.render(painter, QRectF(0, 0, size.width(), size.height()), source)
+    painter.end()
+    if suffix == ".png" and not image.save(str(path)):
+        raise ExportError(f"cannot write {path}: saving the PNG failed")
+    return path
+

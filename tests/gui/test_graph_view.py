@@ -1,0 +1,134 @@
+"""gui.graph_view: the autograd graph drawn, updated in place, stepped through, exported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtGui import QColor, QImage
+
+from core.errors import ExportError
+from core.formula import compile_formula
+from core.graph import build_graph
+from core.surfaces import get_surface
+from gui.graph_view import EdgeItem, GraphView, NodeItem, render_graph
+
+CAMEL = get_surface("six_hump_camel")
+
+
+@pytest.fixture
+def view(qtbot):  # type: ignore[no-untyped-def]
+    v = GraphView()
+    qtbot.addWidget(v)
+    v.resize(800, 600)
+    v.show()
+    return v
+
+
+def test_one_box_per_node_and_one_arrow_per_edge(view: GraphView) -> None:
+    graph = build_graph(CAMEL, -1.5, 1.0)
+    view.set_graph(graph)
+    items = view.scene().items()
+    assert sum(isinstance(i, NodeItem) for i in items) == len(graph.nodes)
+    assert sum(isinstance(i, EdgeItem) for i in items) == len(graph.edges)
+    assert set(view.node_items) == {n.id for n in graph.nodes}
+    x = view.node_items["x"]
+    assert x.lines[0] == "x" and "-1.5" in x.text()
+    assert "AccumulateGrad" in x.toolTip() and "x.grad" in x.toolTip()
+    root = view.node_items[graph.root]
+    assert "local Jacobian" in root.toolTip() and "upstream" in root.toolTip()
+
+
+def test_a_new_point_updates_texts_without_moving_anything(view: GraphView) -> None:
+    view.set_graph(build_graph(CAMEL, -1.5, 1.0))
+    positions = {k: item.pos() for k, item in view.node_items.items()}
+    texts = {k: item.text() for k, item in view.node_items.items()}
+    items = dict(view.node_items)
+    edge_labels = [e.label for e in view.edge_items]
+    view.set_graph(build_graph(CAMEL, 0.4, -0.3))
+    assert view.node_items == items  # the same items, not rebuilt
+    assert {k: item.pos() for k, item in view.node_items.items()} == positions
+    assert view.node_items["x"].text() != texts["x"] and "0.4" in view.node_items["x"].text()
+    changed = sum(item.text() != texts[k] for k, item in view.node_items.items())
+    assert changed >= len([n for n in texts if not n.startswith("c")])  # all but the numbers
+    assert [e.label for e in view.edge_items] != edge_labels
+
+
+def test_a_new_structure_is_laid_out_again(view: GraphView) -> None:
+    view.set_graph(build_graph(CAMEL, -1.5, 1.0))
+    view.set_graph(build_graph(CAMEL, -1.5, 1.0, frozen=["x"]))
+    frozen = view.node_items["x"]
+    assert frozen.frozen and "frozen" in frozen.text() and "no grad" in frozen.text()
+    view.set_graph(build_graph(compile_formula("x * y"), 2.0, 3.0))
+    assert len(view.node_items) == 3 and len(view.scene().items()) == 3 + 2
+
+
+def test_highlight_step_walks_the_backward_order(view: GraphView) -> None:
+    graph = build_graph(compile_formula("(x + y) * x"), 1.5, -0.5)
+    view.set_graph(graph)
+    first = view.highlight_step(0)
+    assert first == graph.root and view.highlighted == graph.root
+    assert view.node_items[graph.root].state == "active"
+    second = view.highlight_step(1)
+    assert second == graph.backward_order[1] != first
+    assert view.node_items[second].state == "active"
+    assert view.node_items[first].state == "visited"
+    assert view.node_items[graph.backward_order[-1]].state == "pending"  # not reached yet
+    active_edges = [e for item, e in zip(view.edge_items, graph.edges) if item.state == "active"]
+    assert active_edges and all(e.target == second for e in active_edges)
+    # the highlight survives a new point of the same graph
+    view.set_graph(build_graph(compile_formula("(x + y) * x"), 0.2, 0.1))
+    assert view.highlighted == second
+    assert view.highlight_step(None) is None
+    assert all(item.state == "" for item in view.node_items.values())
+
+
+def test_zoom_and_fit(view: GraphView, qtbot) -> None:  # type: ignore[no-untyped-def]
+    view.set_graph(build_graph(get_surface("goldstein_price"), 0.3, -0.2))
+    view.fit()
+    fitted = view.transform().m11()
+    assert 0 < fitted <= 1.0
+    rect = view.mapToScene(view.viewport().rect()).boundingRect()
+    assert rect.contains(view.scene().itemsBoundingRect().center())
+    view.scale(2, 2)
+    assert view.transform().m11() == pytest.approx(2 * fitted)
+
+
+def _non_white_fraction(image: QImage) -> float:
+    step = 4
+    samples = [(x, y) for x in range(0, image.width(), step) for y in range(0, image.height(), step)]
+    white = QColor("white").rgb()
+    return sum(image.pixel(x, y) != white for x, y in samples) / len(samples)
+
+
+def test_render_png(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = render_graph(build_graph(CAMEL, -1.5, 1.0), tmp_path / "camel.png")
+    assert out.stat().st_size > 20_000
+    image = QImage(str(out))
+    assert image.width() > 800 and image.height() > 500
+    assert 0.03 < _non_white_fraction(image) < 0.8  # drawn on, but not a solid block
+
+
+def test_render_svg_contains_the_labels(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    graph = build_graph(CAMEL, -1.5, 1.0, frozen=["y"])
+    out = render_graph(graph, str(tmp_path / "camel.svg"))
+    text = out.read_text()
+    assert text.startswith("<?xml") and "<svg" in text
+    for label in (">mul<", ">pow<", ">rsub<", ">x<", "y (frozen)", f"v={graph.loss:.4g}"):
+        assert label in text
+
+
+def test_render_errors(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    graph = build_graph(compile_formula("x * y"), 1.0, 2.0)
+    with pytest.raises(ExportError, match="png or .svg"):
+        render_graph(graph, tmp_path / "graph.bmp")
+    with pytest.raises(ExportError, match="cannot write"):
+        render_graph(graph, tmp_path / "no" / "such" / "dir" / "graph.png")
+    (tmp_path / "taken.png").mkdir()
+    with pytest.raises(ExportError, match="cannot write .*taken.png"):
+        render_graph(graph, tmp_path / "taken.png")
+
+
+def test_everything_frozen_renders_one_box(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    graph = build_graph(CAMEL, 0.1, 0.2, frozen=["x", "y"])
+    assert render_graph(graph, tmp_path / "one.png").stat().st_size > 500
