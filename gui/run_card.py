@@ -1,0 +1,494 @@
+"""One run's controls: enable, colour, label, optimizer, learning rate (log slider), the optimizer's
+other hyperparameters, freeze x / y, duplicate, remove and a status badge.
+
+Every edit goes through the controller, which changes the live torch optimizer (no restart) and
+emits `sigRunChanged`; the card then redraws from the run with its signals blocked, so a redraw
+never comes back as an edit. A value the optimizer refuses is shown in red and the control reverts.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject, QSignalBlocker, Qt
+from PySide6.QtGui import QColor, QValidator
+from PySide6.QtWidgets import (QCheckBox, QColorDialog, QComboBox, QDoubleSpinBox, QFrame,
+                               QGridLayout, QHBoxLayout, QLabel, QLineEdit, QSizePolicy, QSlider,
+                               QSpinBox, QToolButton, QVBoxLayout, QWidget)
+
+from core.errors import PlaygroundError
+from core.optimizers import CATALOGUE, Hyperparameter
+from core.run import Run, RunStatus
+from gui.controller import Controller
+
+# The learning-rate slider: LR_TICKS steps spread evenly over log10(lr) in [LR_LOG_MIN, LR_LOG_MAX].
+LR_LOG_MIN = -5.0
+LR_LOG_MAX = 1.0
+LR_TICKS = 1000
+# The lr box accepts more than the slider shows (the slider then sits at its end).
+LR_BOX_RANGE = (1e-12, 1e6)
+LONG_NAME = 12  # a hyperparameter name longer than this gets a half line to itself
+UNBOUNDED = 1e9  # what a spin box uses for a hyperparameter with no upper (or lower) bound
+
+_PARTIAL_NUMBER = re.compile(r"[+-]?\d*\.?\d*(?:[eE][+-]?\d*)?")
+
+
+def format_number(value: float) -> str:
+    """Short but exact: 6 significant digits when they say it all, the full repr otherwise."""
+    short = f"{value:.6g}"
+    return short if float(short) == value else repr(float(value))
+
+
+def lr_from_tick(tick: int) -> float:
+    """The slider position -> a learning rate, rounded to 3 significant digits (1e-5 ... 10)."""
+    exponent = LR_LOG_MIN + (LR_LOG_MAX - LR_LOG_MIN) * tick / LR_TICKS
+    return float(f"{10.0 ** exponent:.3g}")
+
+
+def tick_from_lr(lr: float) -> int:
+    """A learning rate -> the nearest slider position (clamped to the slider's ends)."""
+    if not lr > 0:
+        return 0
+    tick = round((math.log10(lr) - LR_LOG_MIN) / (LR_LOG_MAX - LR_LOG_MIN) * LR_TICKS)
+    return max(0, min(LR_TICKS, tick))
+
+
+class FloatSpinBox(QDoubleSpinBox):
+    """A spin box that keeps exactly the number typed (0.0123 stays 0.0123, 1e-7 is fine).
+
+    QDoubleSpinBox rounds to `decimals()` and writes fixed-point text; this one does neither. With
+    `log=True` the arrows multiply or divide (by 10**0.1 per step) instead of adding.
+    Keyboard tracking is off: a value is committed on Enter or when focus leaves, not per keystroke.
+    """
+
+    def __init__(self, *, log: bool = False, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._log = log
+        self.setDecimals(323)  # Qt's maximum: no rounding of what the user types
+        self.setKeyboardTracking(False)
+        self.setCorrectionMode(QDoubleSpinBox.CorrectionMode.CorrectToPreviousValue)
+
+    def textFromValue(self, value: float) -> str:  # noqa: N802 (Qt's name)
+        return format_number(value)
+
+    def valueFromText(self, text: str) -> float:  # noqa: N802
+        try:
+            return float(text.strip())
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int) -> object:
+        stripped = text.strip()
+        if not _PARTIAL_NUMBER.fullmatch(stripped):
+            return QValidator.State.Invalid, text, pos
+        try:
+            value = float(stripped)
+        except ValueError:
+            return QValidator.State.Intermediate, text, pos  # "", "-", "1e", ...
+        if self.minimum() <= value <= self.maximum():
+            return QValidator.State.Acceptable, text, pos
+        return QValidator.State.Intermediate, text, pos
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802
+        if not self._log:
+            super().stepBy(steps)
+            return
+        value = self.value()
+        if value <= 0:
+            value = max(self.minimum(), 1e-8) if steps > 0 else value
+        else:
+            value = float(f"{value * 10.0 ** (0.1 * steps):.3g}")
+        self.setValue(min(self.maximum(), max(self.minimum(), value)))
+
+
+def _tooltip(h: Hyperparameter) -> str:
+    return f"<b>{h.name}</b>: {h.help}<br>range: {h.range_text()}; default: {h.default!r}"
+
+
+def _readable_text_color(color: QColor) -> QColor:
+    """The run's colour, darkened when it is too light to read on white (the palette's yellow)."""
+    return color.darker(170) if color.lightnessF() > 0.6 else color
+
+
+class RunCard(QFrame):
+    """The controls of one run. Clicking anywhere on the card selects its run.
+
+    Public widgets (for tests and for the window): `enable_box`, `color_button`, `label_edit`,
+    `optimizer_combo`, `lr_slider`, `lr_spin`, `controls` (hyperparameter name -> its widget, or
+    a tuple of two spin boxes for a pair; the lr is not in it), `freeze_x`, `freeze_y`,
+    `duplicate_button`, `remove_button`, `status_badge`, `error_label`.
+    """
+
+    def __init__(self, run: Run, controller: Controller, *, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.run = run
+        self.controller = controller
+        self.controls: dict[str, QWidget | tuple[FloatSpinBox, FloatSpinBox]] = {}
+        self.selected = False  # whether this card's run is the controller's selected run
+        self.setObjectName("runCard")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 4, 6, 4)
+        layout.setSpacing(3)
+        layout.addLayout(self._build_header())
+        layout.addLayout(self._build_optimizer_row())
+        layout.addLayout(self._build_lr_row())
+        grid = self._build_hyperparameters()
+        if grid is not None:
+            layout.addLayout(grid)
+        self.error_label = QLabel()
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet("color: #c0392b; font-size: 11px;")
+        self.error_label.hide()
+        layout.addWidget(self.error_label)
+
+        # Any press on the card or on one of its controls selects the run (the press still goes on
+        # to the control).
+        for child in self.findChildren(QWidget):
+            child.installEventFilter(self)
+
+        controller.sigRunChanged.connect(self._on_run_change)
+        controller.sigStepped.connect(self._on_stepped_change)
+        controller.sigSurfaceChanged.connect(self._on_surface_change)
+        controller.sigSelectionChanged.connect(self._on_selection_change)
+        self._connected = True
+        self._refresh()
+        self._on_selection_change(controller.selected)
+
+    # --- building ---------------------------------------------------------------------------------
+
+    def _build_header(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        row.setSpacing(4)
+        self.enable_box = QCheckBox()
+        self.enable_box.setToolTip("step this run (unchecked: it stays where it is)")
+        self.enable_box.toggled.connect(self._on_enable_edit)
+        self.color_button = QToolButton()
+        self.color_button.setFixedSize(18, 18)
+        self.color_button.setToolTip("the run's colour (click to change)")
+        self.color_button.clicked.connect(self._on_color_clicked)
+        self.label_edit = QLineEdit()
+        self.label_edit.setToolTip("the run's name in legends; empty: the optimizer as code")
+        self.label_edit.setFrame(False)
+        self.label_edit.setStyleSheet("font-weight: bold; background: transparent;")
+        self.label_edit.editingFinished.connect(self._on_label_edit)
+        self.status_badge = QLabel()
+        self.status_badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        row.addWidget(self.enable_box)
+        row.addWidget(self.color_button)
+        row.addWidget(self.label_edit, 1)
+        row.addWidget(self.status_badge)
+        return row
+
+    def _build_optimizer_row(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        row.setSpacing(4)
+        self.optimizer_combo = QComboBox()
+        for i, (name, spec) in enumerate(CATALOGUE.items()):
+            self.optimizer_combo.addItem(name)
+            self.optimizer_combo.setItemData(i, spec.help, Qt.ItemDataRole.ToolTipRole)
+        self.optimizer_combo.setToolTip("the torch.optim class (changing it restarts the run)")
+        self.optimizer_combo.currentTextChanged.connect(self._on_optimizer_edit)
+        self.freeze_x = self._small_button("freeze x", checkable=True,
+                                           tip="x gets no gradient (requires_grad=False) and "
+                                               "stays where it is")
+        self.freeze_y = self._small_button("freeze y", checkable=True,
+                                           tip="y gets no gradient (requires_grad=False) and "
+                                               "stays where it is")
+        self.freeze_x.toggled.connect(lambda on: self._on_freeze_edit("x", on))
+        self.freeze_y.toggled.connect(lambda on: self._on_freeze_edit("y", on))
+        self.duplicate_button = self._small_button("copy", tip="duplicate this run")
+        self.duplicate_button.clicked.connect(self._on_duplicate_clicked)
+        self.remove_button = self._small_button("×", tip="remove this run")
+        self.remove_button.clicked.connect(self._on_remove_clicked)
+        row.addWidget(self.optimizer_combo, 1)
+        row.addWidget(self.freeze_x)
+        row.addWidget(self.freeze_y)
+        row.addWidget(self.duplicate_button)
+        row.addWidget(self.remove_button)
+        return row
+
+    @staticmethod
+    def _small_button(text: str, *, tip: str, checkable: bool = False) -> QToolButton:
+        button = QToolButton()
+        button.setText(text)
+        button.setToolTip(tip)
+        button.setCheckable(checkable)
+        button.setAutoRaise(not checkable)
+        return button
+
+    def _build_lr_row(self) -> QHBoxLayout:
+        h = self.run.spec.hyperparameter("lr")
+        row = QHBoxLayout()
+        row.setSpacing(4)
+        name = QLabel("lr")
+        name.setToolTip(_tooltip(h))
+        self.lr_slider = QSlider(Qt.Orientation.Horizontal)
+        self.lr_slider.setRange(0, LR_TICKS)
+        self.lr_slider.setPageStep(LR_TICKS // 12)  # half a decade
+        self.lr_slider.setToolTip(_tooltip(h) + "<br>slider: log scale, 1e-5 to 10")
+        self.lr_slider.valueChanged.connect(self._on_lr_slider_edit)
+        self.lr_spin = FloatSpinBox(log=True)
+        self.lr_spin.setRange(*LR_BOX_RANGE)
+        self.lr_spin.setToolTip(_tooltip(h) + "<br>type an exact value and press Enter")
+        self.lr_spin.setMinimumWidth(82)
+        self.lr_spin.valueChanged.connect(self._on_lr_spin_edit)
+        row.addWidget(name)
+        row.addWidget(self.lr_slider, 1)
+        row.addWidget(self.lr_spin)
+        return row
+
+    def _build_hyperparameters(self) -> QGridLayout | None:
+        """Two (name, control) pairs per line in four columns; a long name takes the left half of
+        its line and its control the right half; a pair's two boxes fill the line after its name;
+        check boxes carry their own name and come last."""
+        others = [h for h in self.run.spec.hyperparameters if h.name != "lr"]
+        if not others:
+            return None
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(4)
+        grid.setVerticalSpacing(2)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(3, 1)
+        cell = 0  # half-lines used so far
+        for h in sorted(others, key=lambda h: h.kind == "bool"):  # stable: catalogue order
+            widget = self._make_control(h)
+            wide = h.kind == "pair" or len(h.name) > LONG_NAME
+            if wide and cell % 2:
+                cell += 1
+            r, c = divmod(cell, 2)
+            if h.kind == "bool":
+                grid.addWidget(widget, r, 2 * c, 1, 4 if wide else 2)
+            else:
+                label = QLabel(h.name)
+                label.setToolTip(_tooltip(h))
+                if h.kind == "pair":
+                    grid.addWidget(label, r, 0)
+                    grid.addWidget(widget, r, 1, 1, 3)
+                elif wide:
+                    grid.addWidget(label, r, 0, 1, 2)
+                    grid.addWidget(widget, r, 2, 1, 2)
+                else:
+                    grid.addWidget(label, r, 2 * c)
+                    grid.addWidget(widget, r, 2 * c + 1)
+            cell += 2 if wide else 1
+        return grid
+
+    def _make_control(self, h: Hyperparameter) -> QWidget:
+        tip = _tooltip(h)
+        widget: QWidget
+        if h.kind == "bool":
+            box = QCheckBox(h.name)
+            box.toggled.connect(lambda on, name=h.name: self._edit(name, bool(on)))
+            self.controls[h.name] = widget = box
+        elif h.kind == "int":
+            spin = QSpinBox()
+            spin.setRange(int(h.low) if h.low is not None else -2**31 + 1,
+                          int(h.high) if h.high is not None else 2**31 - 1)
+            spin.setKeyboardTracking(False)
+            spin.valueChanged.connect(lambda v, name=h.name: self._edit(name, int(v)))
+            self.controls[h.name] = widget = spin
+        elif h.kind == "choice":
+            combo = QComboBox()
+            for choice in h.choices:
+                combo.addItem(str(choice))
+            combo.currentIndexChanged.connect(
+                lambda i, h=h: self._edit(h.name, h.choices[i]) if i >= 0 else None)
+            self.controls[h.name] = widget = combo
+        elif h.kind == "pair":
+            first, second = self._float_spin(h), self._float_spin(h)
+            for spin in (first, second):
+                spin.valueChanged.connect(
+                    lambda _v, name=h.name, a=first, b=second: self._edit(name,
+                                                                          (a.value(), b.value())))
+            widget = QWidget()
+            pair_row = QHBoxLayout(widget)
+            pair_row.setContentsMargins(0, 0, 0, 0)
+            pair_row.setSpacing(4)
+            pair_row.addWidget(first)
+            pair_row.addWidget(second)
+            first.setToolTip(tip)
+            second.setToolTip(tip)
+            self.controls[h.name] = (first, second)
+        else:
+            spin = self._float_spin(h)
+            spin.valueChanged.connect(lambda v, name=h.name: self._edit(name, float(v)))
+            self.controls[h.name] = widget = spin
+        widget.setToolTip(tip)
+        return widget
+
+    @staticmethod
+    def _float_spin(h: Hyperparameter) -> FloatSpinBox:
+        # Closed bounds here; an open bound (momentum < 1) is refused by validation, in words.
+        spin = FloatSpinBox(log=h.log)
+        spin.setRange(h.low if h.low is not None else -UNBOUNDED,
+                      h.high if h.high is not None else UNBOUNDED)
+        if not h.log:
+            wide_range = h.high is not None and h.high > 1
+            spin.setSingleStep((h.high - (h.low or 0)) / 100 if wide_range else 0.01)
+        spin.setMinimumWidth(64)
+        return spin
+
+    # --- user edits -> controller -----------------------------------------------------------------
+
+    def _edit(self, name: str, value: Any) -> None:
+        """Send one hyperparameter to the live optimizer; on refusal show why and revert."""
+        try:
+            self.controller.set_hyperparameter(self.run, name, value)
+        except PlaygroundError as e:
+            self._show_error(str(e))
+            self._refresh()
+        else:
+            self._show_error("")
+
+    def _on_lr_slider_edit(self, tick: int) -> None:
+        self._edit("lr", lr_from_tick(tick))
+
+    def _on_lr_spin_edit(self, value: float) -> None:
+        self._edit("lr", float(value))
+
+    def _on_enable_edit(self, on: bool) -> None:
+        self.controller.set_enabled(self.run, bool(on))
+
+    def _on_label_edit(self) -> None:
+        text = self.label_edit.text().strip()
+        if text != (self.run.label or ""):
+            self.controller.set_label(self.run, text or None)
+
+    def _on_color_clicked(self) -> None:
+        color = QColorDialog.getColor(QColor(self.run.color or "#000000"), self,
+                                      f"Colour of {self.run.title}")
+        if color.isValid():
+            self.controller.set_color(self.run, color.name())
+
+    def _on_optimizer_edit(self, name: str) -> None:
+        if name and name != self.run.optimizer_name:
+            # The run restarts as a new Run; the run list builds a new card for it.
+            self.controller.replace_optimizer(self.run, name)
+
+    def _on_freeze_edit(self, coordinate: str, frozen: bool) -> None:
+        try:
+            self.controller.set_frozen(self.run, coordinate, frozen)
+        except PlaygroundError as e:
+            self._show_error(str(e))
+            self._refresh()
+
+    def _on_duplicate_clicked(self) -> None:
+        try:
+            self.controller.duplicate_run(self.run)
+        except PlaygroundError as e:  # e.g. the session is full
+            self._show_error(str(e))
+
+    def _on_remove_clicked(self) -> None:
+        self.controller.remove_run(self.run)
+
+    def _show_error(self, message: str) -> None:
+        self.error_label.setText(message)
+        self.error_label.setVisible(bool(message))
+
+    # --- controller -> view -----------------------------------------------------------------------
+
+    def _on_run_change(self, run: Run) -> None:
+        if run is self.run:
+            self._refresh()
+
+    def _on_stepped_change(self) -> None:
+        self._refresh_status()
+
+    def _on_surface_change(self) -> None:
+        self._refresh_status()
+
+    def _on_selection_change(self, run: Run | None) -> None:
+        self.selected = run is self.run
+        color = self.run.color or "#3875d7"
+        if self.selected:
+            style = (f"QFrame#runCard {{ border: 2px solid {color}; border-radius: 5px;"
+                     " background: #f3f6fb; }")
+        else:
+            style = "QFrame#runCard { border: 1px solid #d0d0d0; border-radius: 5px; }"
+        self.setStyleSheet(style)
+
+    def _refresh(self) -> None:
+        """Show the run's current settings, without any of it counting as an edit."""
+        run = self.run
+        blockers = [QSignalBlocker(w) for w in self._editable_widgets()]
+        self.enable_box.setChecked(run.enabled)
+        self.color_button.setStyleSheet(
+            f"QToolButton {{ background: {run.color or '#000000'}; border: 1px solid #555;"
+            " border-radius: 3px; }")
+        if not self.label_edit.hasFocus():
+            self.label_edit.setText(run.label or "")
+        self.label_edit.setPlaceholderText(run.title)
+        self.label_edit.setCursorPosition(0)
+        self.optimizer_combo.setCurrentText(run.optimizer_name)
+        lr = float(run.hyperparameters["lr"])
+        self.lr_slider.setValue(tick_from_lr(lr))
+        self.lr_spin.setValue(lr)
+        for name, control in self.controls.items():
+            value = run.hyperparameters[name]
+            if isinstance(control, tuple):
+                control[0].setValue(float(value[0]))
+                control[1].setValue(float(value[1]))
+            elif isinstance(control, QCheckBox):
+                control.setChecked(bool(value))
+            elif isinstance(control, QComboBox):
+                control.setCurrentIndex(run.spec.hyperparameter(name).choices.index(value))
+            elif isinstance(control, (QSpinBox, QDoubleSpinBox)):
+                control.setValue(value)
+        self.freeze_x.setChecked("x" in run.frozen)
+        self.freeze_y.setChecked("y" in run.frozen)
+        del blockers
+        if self.selected:
+            self._on_selection_change(run)  # the highlight is in the run's colour
+        self._refresh_status()
+
+    def _editable_widgets(self) -> list[QObject]:
+        widgets: list[QObject] = [self.enable_box, self.label_edit, self.optimizer_combo,
+                                  self.lr_slider, self.lr_spin, self.freeze_x, self.freeze_y]
+        for control in self.controls.values():
+            widgets.extend(control if isinstance(control, tuple) else (control,))
+        return widgets
+
+    def _refresh_status(self) -> None:
+        run = self.run
+        if run.status is RunStatus.DIVERGED:
+            text, tip, fg, bg = (f"diverged @ step {run.diverged_at}", run.divergence_reason,
+                                 "#ffffff", "#c0392b")
+        elif run.status is RunStatus.CONVERGED:
+            text, tip, fg, bg = (f"converged @ step {run.converged_at}",
+                                 f"|grad| < {run.grad_tolerance:g} at step {run.converged_at}",
+                                 "#ffffff", "#1e8449")
+        else:
+            text, tip, fg, bg = "running", f"step {run.steps}", "#333333", "#e4e4e4"
+        if text != self.status_badge.text():
+            self.status_badge.setText(text)
+            self.status_badge.setStyleSheet(
+                f"QLabel {{ color: {fg}; background: {bg}; border-radius: 3px;"
+                " padding: 0px 4px; font-size: 11px; }")
+        self.status_badge.setToolTip(tip)
+
+    # --- selection and teardown -------------------------------------------------------------------
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if event.type() == QEvent.Type.MouseButtonPress:
+            self.controller.select(self.run)
+        return False
+
+    def mousePressEvent(self, event: Any) -> None:  # noqa: N802
+        self.controller.select(self.run)
+        super().mousePressEvent(event)
+
+    def close(self) -> bool:
+        """Stop listening to the controller (the run list calls this before dropping a card)."""
+        if self._connected:
+            self._connected = False
+            c = self.controller
+            c.sigRunChanged.disconnect(self._on_run_change)
+            c.sigStepped.disconnect(self._on_stepped_change)
+            c.sigSurfaceChanged.disconnect(self._on_surface_change)
+            c.sigSelectionChanged.disconnect(self._on_selection_change)
+        return super().close()

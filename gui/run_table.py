@@ -1,0 +1,274 @@
+"""A live table of the runs: where each one is, its loss and gradient there, its last update, its
+status, and the optimizer's own state for x and for y (momentum_buffer, exp_avg, exp_avg_sq, ...).
+
+Stepping can run at thousands of steps per second; the table redraws at most REFRESH_HZ times a
+second, and a pending single-shot timer makes sure the last step is always shown.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+from PySide6.QtGui import QBrush, QColor, QIcon, QPixmap
+from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QScrollArea, QSplitter,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from core.run import Run, RunStatus
+from gui.controller import Controller
+
+REFRESH_HZ = 10
+COLUMNS = ("run", "step", "x", "y", "loss", "∂loss/∂x", "∂loss/∂y", "|grad|", "Δx", "Δy", "status",
+           "state x", "state y")
+COLUMN_TIPS = {
+    "step": "optimizer steps taken",
+    "x": "the current point", "y": "the current point",
+    "loss": "the loss at the current point",
+    "∂loss/∂x": "the gradient at the current point (x.grad after loss.backward())",
+    "∂loss/∂y": "the gradient at the current point (y.grad after loss.backward())",
+    "|grad|": "length of the gradient",
+    "Δx": "how far the last optimizer.step() moved x", "Δy": "how far the last step moved y",
+    "state x": "optimizer.state[x]: what the optimizer keeps for x between steps",
+    "state y": "optimizer.state[y]: what the optimizer keeps for y between steps",
+}
+FROZEN = "frozen"
+NO_VALUE = "–"
+
+
+def format_value(value: Any) -> str:
+    """A number in 5 significant digits; a vector as [a, b, ...]; anything else as text."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, (int, float)):
+        return NO_VALUE if isinstance(value, float) and math.isnan(value) else f"{value:.5g}"
+    if isinstance(value, list):
+        shown = ", ".join(format_value(v) for v in value[:4])
+        return f"[{shown}{', …' if len(value) > 4 else ''}]"
+    return str(value)
+
+
+def format_state(state: dict[str, Any]) -> str:
+    """One parameter's optimizer state on one line: `exp_avg=0.1, exp_avg_sq=0.02, step=12`."""
+    return ", ".join(f"{key}={format_value(value)}" for key, value in state.items()) or NO_VALUE
+
+
+def _swatch(color: str) -> QIcon:
+    pixmap = QPixmap(10, 10)
+    pixmap.fill(QColor(color))
+    return QIcon(pixmap)
+
+
+class RunTable(QWidget):
+    """One row per run, redrawn from the runs (never from a copy) at most REFRESH_HZ times a second.
+
+    `table` is the QTableWidget (columns in COLUMNS); `details` is a label beside it listing every
+    state entry of the selected run's optimizer, for x and for y, one per line.
+    """
+
+    def __init__(self, controller: Controller, *, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        for i, name in enumerate(COLUMNS):
+            header_item = self.table.horizontalHeaderItem(i)
+            header_item.setToolTip(COLUMN_TIPS.get(name, ""))
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
+        self.table.itemSelectionChanged.connect(self._on_row_selected)
+
+        self.details = QLabel()
+        self.details.setTextFormat(Qt.TextFormat.PlainText)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details.setStyleSheet("font-family: monospace; font-size: 11px; color: #333;")
+        self.details.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.details.setContentsMargins(4, 2, 4, 2)
+        # In a scroll area of its own: L-BFGS keeps a dozen entries, and the scroll position
+        # survives the text changing on every redraw.
+        details_area = QScrollArea()
+        details_area.setWidgetResizable(True)
+        details_area.setWidget(self.details)
+        details_area.setMinimumWidth(160)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.table)
+        splitter.addWidget(details_area)
+        splitter.setStretchFactor(0, 4)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([720, 280])  # scaled to the real width once shown
+        splitter.setChildrenCollapsible(False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(splitter)
+
+        self._since_refresh = QElapsedTimer()
+        self._pending = QTimer(self)
+        self._pending.setSingleShot(True)
+        self._pending.timeout.connect(self.refresh)
+        self._runs: list[Run] = []
+
+        controller.sigRunsChanged.connect(self._on_runs_change)
+        controller.sigRunChanged.connect(self._on_run_change)
+        controller.sigStepped.connect(self._on_stepped_change)
+        controller.sigSurfaceChanged.connect(self._on_surface_change)
+        controller.sigSelectionChanged.connect(self._on_selection_change)
+        self._on_runs_change()
+
+    # --- controller -> view -----------------------------------------------------------------------
+
+    def _on_runs_change(self) -> None:
+        self._runs = list(self.controller.session.runs)
+        self.table.blockSignals(True)
+        self.table.setRowCount(len(self._runs))
+        for row in range(len(self._runs)):
+            for col in range(len(COLUMNS)):
+                if self.table.item(row, col) is None:
+                    item = QTableWidgetItem()
+                    if col not in (0, COLUMNS.index("status"), COLUMNS.index("state x"),
+                                   COLUMNS.index("state y")):
+                        item.setTextAlignment(Qt.AlignmentFlag.AlignRight
+                                              | Qt.AlignmentFlag.AlignVCenter)
+                    self.table.setItem(row, col, item)
+        self.table.blockSignals(False)
+        self.refresh()
+        self._on_selection_change(self.controller.selected)
+        self.table.resizeColumnsToContents()
+
+    def _on_run_change(self, run: Run) -> None:
+        self.refresh()  # a new colour, label, lr or freeze: cheap, and the user is waiting for it
+
+    def _on_surface_change(self) -> None:
+        self.refresh()
+
+    def _on_stepped_change(self) -> None:
+        """Redraw now if the last redraw is old enough, otherwise once the interval is up."""
+        interval_ms = 1000 // REFRESH_HZ
+        if not self._since_refresh.isValid() or self._since_refresh.elapsed() >= interval_ms:
+            self.refresh()
+        elif not self._pending.isActive():
+            self._pending.start(max(1, interval_ms - self._since_refresh.elapsed()))
+
+    def _on_selection_change(self, run: Run | None) -> None:
+        row = self._runs.index(run) if run in self._runs else -1
+        self.table.blockSignals(True)
+        if row >= 0:
+            self.table.selectRow(row)
+        else:
+            self.table.clearSelection()
+        self.table.blockSignals(False)
+        self._refresh_details()
+
+    def _on_row_selected(self) -> None:
+        rows = {index.row() for index in self.table.selectedIndexes()}
+        if len(rows) == 1:
+            row = rows.pop()
+            if row < len(self._runs):
+                self.controller.select(self._runs[row])
+
+    # --- drawing ----------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Redraw every row from its run now."""
+        self._pending.stop()
+        self._since_refresh.start()
+        if self._runs != self.controller.session.runs:
+            self._on_runs_change()  # the session was replaced under us
+            return
+        for row, run in enumerate(self._runs):
+            self._draw_row(row, run)
+        self._refresh_details()
+
+    def _draw_row(self, row: int, run: Run) -> None:
+        item = self.table.item
+        name = item(row, 0)
+        color = QColor(run.color or "#000000")
+        name.setText(run.title)
+        name.setIcon(_swatch(color.name()))
+        # The run's colour, darkened when it would be unreadable on white (the palette's yellow).
+        name.setForeground(QBrush(color.darker(170) if color.lightnessF() > 0.6 else color))
+        font = name.font()
+        font.setBold(True)
+        font.setStrikeOut(not run.enabled)
+        name.setFont(font)
+        name.setToolTip(f"{run.title}\n{'enabled' if run.enabled else 'disabled'}")
+
+        traj = run.trajectory
+        last = traj.last() if len(traj) else None
+        texts = [str(run.steps)]
+        if last is None:
+            texts += [NO_VALUE] * 6
+        else:
+            grads = [FROZEN if c in run.frozen else format_value(last[f"grad_{c}"])
+                     for c in ("x", "y")]
+            norm = math.hypot(*(0.0 if math.isnan(last[f"grad_{c}"]) else last[f"grad_{c}"]
+                                for c in ("x", "y")))
+            texts += [format_value(last["x"]), format_value(last["y"]),
+                      format_value(last["loss"]), *grads, format_value(norm)]
+        texts += [format_value(run.last_update[0]), format_value(run.last_update[1])]
+        for col, text in enumerate(texts, start=1):
+            cell = item(row, col)
+            if cell.text() != text:
+                cell.setText(text)
+
+        status = item(row, COLUMNS.index("status"))
+        if run.status is RunStatus.DIVERGED:
+            status_text, status_color = f"diverged @ {run.diverged_at}", "#c0392b"
+        elif run.status is RunStatus.CONVERGED:
+            status_text, status_color = f"converged @ {run.converged_at}", "#1e8449"
+        else:
+            status_text, status_color = "running", "#333333"
+        if status.text() != status_text:
+            status.setText(status_text)
+            status.setForeground(QBrush(QColor(status_color)))
+            status.setToolTip(run.status_text)
+
+        state = run.optimizer_state()
+        for coordinate in ("x", "y"):
+            cell = item(row, COLUMNS.index(f"state {coordinate}"))
+            text = format_state(state[coordinate])
+            if cell.text() != text:
+                cell.setText(text)
+                cell.setToolTip("\n".join(f"{k} = {v}" for k, v in state[coordinate].items()))
+
+    def _refresh_details(self) -> None:
+        run = self.controller.selected
+        if run is None or run not in self._runs:
+            self.details.setText("")
+            return
+        state = run.optimizer_state()
+        lines = [f"{run.title}", "optimizer.state:"]
+        if run.spec.needs_closure:
+            lines.append("  (L-BFGS keeps it all under its first parameter, x)")
+        for coordinate in ("x", "y"):
+            entries = state[coordinate]
+            frozen = " (frozen)" if coordinate in run.frozen else ""
+            if not entries:
+                lines.append(f"  {coordinate}{frozen}: (empty)")
+            for key, value in entries.items():
+                lines.append(f"  {coordinate}{frozen}: {key} = {format_value(value)}")
+        text = "\n".join(lines)
+        if self.details.text() != text:
+            self.details.setText(text)
+
+    def close(self) -> bool:
+        self._pending.stop()
+        c = self.controller
+        for signal, slot in ((c.sigRunsChanged, self._on_runs_change),
+                             (c.sigRunChanged, self._on_run_change),
+                             (c.sigStepped, self._on_stepped_change),
+                             (c.sigSurfaceChanged, self._on_surface_change),
+                             (c.sigSelectionChanged, self._on_selection_change)):
+            try:
+                signal.disconnect(slot)
+            except (RuntimeError, TypeError):
+                pass  # already disconnected
+        return super().close()

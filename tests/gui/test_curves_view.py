@@ -1,0 +1,106 @@
+"""CurvesView: one loss curve and one gradient-norm curve per run, on log y axes."""
+
+import numpy as np
+import pytest
+from PySide6.QtGui import QColor
+
+from core.session import Session
+from core.surfaces import surface_from_formula
+from gui.curves_view import DROPPED_NOTE, CurvesView
+
+
+@pytest.fixture
+def view(qtbot, controller):
+    widget = CurvesView(controller)
+    qtbot.addWidget(widget)
+    widget.resize(600, 500)
+    widget.show()
+    return widget
+
+
+def step(controller, n):
+    for _ in range(n):
+        controller.step_once()
+
+
+def test_log_scales_and_one_pair_of_curves_per_run(view, controller):
+    assert view.loss_plot.ctrl.logYCheck.isChecked() and view.grad_plot.ctrl.logYCheck.isChecked()
+    assert list(view.curves) == controller.session.runs
+    for run, (loss_item, grad_item) in view.curves.items():
+        assert loss_item in view.loss_plot.listDataItems()
+        assert grad_item in view.grad_plot.listDataItems()
+        assert loss_item.opts["pen"].color() == QColor(run.color)
+        assert grad_item.opts["pen"].color() == QColor(run.color)
+    legend_names = [label.text for _, label in view.legend.items]
+    assert legend_names == [run.title for run in controller.session.runs]
+
+
+def test_curves_equal_the_trajectories(view, controller):
+    step(controller, 30)
+    for run, (loss_item, grad_item) in view.curves.items():
+        xs, ys = loss_item.getOriginalDataset()
+        assert len(xs) == 31
+        np.testing.assert_array_equal(xs, run.trajectory.step)
+        np.testing.assert_array_equal(ys, run.trajectory.loss)
+        xs, ys = grad_item.getOriginalDataset()
+        np.testing.assert_array_equal(ys, run.trajectory.grad_norm)
+
+
+def test_items_are_created_once_and_updated(view, controller):
+    items = dict(view.curves)
+    step(controller, 3)
+    assert view.curves == items
+    assert len(view.loss_plot.listDataItems()) == 4
+    controller.add_run("Adam")
+    assert len(view.loss_plot.listDataItems()) == 5
+    assert all(view.curves[run] == pair for run, pair in items.items())
+    removed = controller.session.runs[0]
+    controller.remove_run(removed)
+    assert removed not in view.curves
+    assert len(view.loss_plot.listDataItems()) == len(view.grad_plot.listDataItems()) == 4
+    assert len(view.legend.items) == 4
+
+
+def test_non_positive_values_are_left_out_not_plotted(qtbot, controller):
+    # f = x^2 + y^2 - 1 goes below zero; at the origin the gradient is exactly 0.
+    surface = surface_from_formula("x^2 + y^2 - 1", (-2, 2), (-2, 2))
+    session = Session(surface, start=(0.0, 0.0))
+    session.add_run("SGD", {"lr": 0.1})
+    session.add_run("SGD", {"lr": 0.1})
+    session.set_start((1.5, 0.0))
+    controller.set_session(session)
+    view = CurvesView(controller)
+    qtbot.addWidget(view)
+    view.show()
+    step(controller, 10)
+    run = session.runs[0]
+    loss = run.trajectory.loss
+    assert (loss > 0).any() and (loss <= 0).any()
+    loss_item, grad_item = view.curves[run]
+    _, shown = loss_item.getOriginalDataset()
+    positive = loss > 0
+    np.testing.assert_array_equal(shown[positive], loss[positive])
+    assert np.isnan(shown[~positive]).all()
+    _, display_y = loss_item.getData()  # what the log axis draws: finite or NaN, never -inf
+    assert not np.isinf(display_y).any()
+    assert DROPPED_NOTE in view.loss_plot.titleLabel.text
+    view.grab()  # draws without raising
+
+
+def test_colour_and_label_changes_restyle(view, controller):
+    run = controller.session.runs[1]
+    controller.set_color(run, "#112233")
+    controller.set_label(run, "heavy ball")
+    loss_item, grad_item = view.curves[run]
+    assert loss_item.opts["pen"].color() == QColor("#112233")
+    assert grad_item.opts["pen"].color() == QColor("#112233")
+    assert "heavy ball" in [label.text for _, label in view.legend.items]
+
+
+def test_surface_change_redraws_restarted_runs(view, controller):
+    step(controller, 10)
+    controller.set_surface_name(controller.session.surface.name)  # every run restarts
+    for run, (loss_item, _) in view.curves.items():
+        xs, ys = loss_item.getOriginalDataset()
+        assert len(xs) == 1
+        np.testing.assert_array_equal(ys, run.trajectory.loss)

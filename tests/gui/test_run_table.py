@@ -1,0 +1,107 @@
+"""RunTable: live values, the optimizer's state, frozen gradients, throttling."""
+
+import pytest
+from PySide6.QtGui import QColor
+
+from gui.run_table import COLUMNS, REFRESH_HZ, RunTable, format_value
+
+
+@pytest.fixture
+def table(qtbot, controller):
+    widget = RunTable(controller)
+    qtbot.addWidget(widget)
+    widget.resize(1100, 300)
+    widget.show()
+    return widget
+
+
+def cell(table, row, column):
+    return table.table.item(row, COLUMNS.index(column)).text()
+
+
+def step(controller, n):
+    for _ in range(n):
+        controller.step_once()
+
+
+def test_one_row_per_run_named_in_its_colour(table, controller):
+    runs = controller.session.runs
+    assert table.table.rowCount() == len(runs) == 4
+    for row, run in enumerate(runs):
+        item = table.table.item(row, 0)
+        assert item.text() == run.title
+        assert item.icon().pixmap(10, 10).toImage().pixelColor(5, 5) == QColor(run.color)
+
+
+def test_shows_current_values_after_steps(qtbot, table, controller):
+    step(controller, 25)
+    adam = controller.session.runs[3]
+    last = adam.trajectory.last()
+    qtbot.waitUntil(lambda: cell(table, 3, "step") == "25", timeout=2000)
+    assert cell(table, 3, "loss") == format_value(last["loss"])
+    assert cell(table, 3, "x") == format_value(last["x"])
+    assert cell(table, 3, "∂loss/∂y") == format_value(last["grad_y"])
+    assert cell(table, 3, "|grad|") == format_value(float(adam.trajectory.grad_norm[-1]))
+    assert cell(table, 3, "Δx") == format_value(adam.last_update[0])
+    assert float(cell(table, 3, "Δx")) != 0
+    assert cell(table, 3, "status") == "running"
+
+
+def test_shows_the_optimizer_state_keys(qtbot, table, controller):
+    step(controller, 5)
+    qtbot.waitUntil(lambda: cell(table, 0, "step") == "5", timeout=2000)
+    assert "exp_avg=" in cell(table, 3, "state x") and "exp_avg_sq=" in cell(table, 3, "state y")
+    assert "momentum_buffer=" in cell(table, 1, "state x")  # SGD with momentum
+    assert "square_avg=" in cell(table, 2, "state y")  # RMSprop
+    assert cell(table, 0, "state x") == "–"  # plain SGD keeps nothing
+    adam = controller.session.runs[3]
+    value = adam.optimizer_state()["x"]["exp_avg"]
+    assert f"exp_avg={format_value(value)}" in cell(table, 3, "state x")
+
+
+def test_details_list_the_selected_runs_state(qtbot, table, controller):
+    controller.select(controller.session.runs[3])
+    step(controller, 3)
+    qtbot.waitUntil(lambda: "exp_avg_sq" in table.details.text(), timeout=2000)
+    assert "x: exp_avg = " in table.details.text() and "y: step = 3" in table.details.text()
+    assert table.table.selectedIndexes()[0].row() == 3
+    table.table.selectRow(1)  # choosing a row selects its run
+    assert controller.selected is controller.session.runs[1]
+    assert "momentum_buffer" in table.details.text()
+
+
+def test_frozen_gradient_shows_frozen(qtbot, table, controller):
+    controller.set_frozen(controller.session.runs[0], "x", True)
+    step(controller, 2)
+    qtbot.waitUntil(lambda: cell(table, 0, "step") == "2", timeout=2000)
+    assert cell(table, 0, "∂loss/∂x") == "frozen"
+    assert cell(table, 0, "∂loss/∂y") != "frozen"
+    assert cell(table, 0, "Δx") == "0"
+
+
+def test_updates_are_throttled_but_the_last_one_lands(qtbot, table, controller, monkeypatch):
+    drawn = []
+    original = table._draw_row
+    monkeypatch.setattr(table, "_draw_row",
+                        lambda row, run: (drawn.append(row), original(row, run)))
+    step(controller, 50)  # 50 sigStepped in far less than a refresh interval
+    rows = len(controller.session.runs)
+    assert len(drawn) <= 2 * rows  # at most one immediate redraw (plus none or one pending)
+    qtbot.waitUntil(lambda: cell(table, 0, "step") == "50", timeout=1000 * 3 // REFRESH_HZ + 500)
+
+
+def test_rows_follow_added_and_removed_runs(table, controller):
+    controller.add_run("Adagrad")
+    assert table.table.rowCount() == 5 and cell(table, 4, "run").startswith("Adagrad")
+    controller.remove_run(controller.session.runs[0])
+    assert table.table.rowCount() == 4
+    assert cell(table, 0, "run") == controller.session.runs[0].title
+
+
+def test_status_column_shows_divergence(qtbot, table, controller):
+    run = controller.session.runs[0]
+    controller.set_hyperparameter(run, "lr", 10.0)
+    step(controller, 20)
+    qtbot.waitUntil(lambda: cell(table, 0, "status").startswith("diverged"), timeout=2000)
+    assert cell(table, 0, "status") == f"diverged @ {run.diverged_at}"
+    assert run.divergence_reason in table.table.item(0, COLUMNS.index("status")).toolTip()
