@@ -141,7 +141,10 @@ class Session:
             tmp.write_text(text, encoding="utf-8")
             tmp.replace(path)
         except OSError as e:
-            tmp.unlink(missing_ok=True)
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:  # e.g. the parent is a file: there is no temporary file to remove
+                pass
             raise SessionError(f"cannot write session to {path}: {e.strerror or e}") from None
 
     @classmethod
