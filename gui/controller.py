@@ -175,7 +175,7 @@ class Controller(QObject):
         index = self.session.runs.index(run)
         new = Run(self.session.surface, optimizer, {"lr": run.hyperparameters["lr"]}
                   if _accepts_lr(optimizer, run.hyperparameters["lr"]) else None,
-                  self.session.start, tuple(run.frozen), None, run.color, run.enabled)
+                  self.session.start, tuple(run.frozen), run.label, run.color, run.enabled)
         self.session.runs[index] = new
         if self.selected is run:
             self.selected = new
