@@ -25,7 +25,7 @@ from typing import Any
 
 from core.errors import PlaygroundError, SessionError
 from core.run import COORDINATES, Run
-from core.surfaces import Point, Surface, get_surface, surface_from_formula
+from core.surfaces import SURFACES, Point, Surface, get_surface, surface_from_formula
 
 FORMAT = "optimizer-playground-session"
 VERSION = 1
@@ -218,8 +218,16 @@ def _surface_from_dict(data: Any) -> Surface:
             ranges = {k: _point(data[k], f"surface {k}") for k in ("x_range", "y_range")
                       if k in data}
             start = _point(data["start"], "surface start") if "start" in data else None
-            return surface_from_formula(data["formula"], start=start,
-                                        name=str(data.get("name", "custom")), **ranges)
+            surface = surface_from_formula(data["formula"], start=start,
+                                           name=str(data.get("name", "custom")), **ranges)
+            # Exported JSON (core.export.result_dict) describes a built-in in full: when it is
+            # exactly the built-in, load the built-in itself (with its title and minima).
+            builtin = SURFACES.get(surface.name)
+            if builtin is not None and (surface.text, surface.x_range, surface.y_range,
+                                        surface.start) == (builtin.text, builtin.x_range,
+                                                           builtin.y_range, builtin.start):
+                return builtin
+            return surface
         if "name" not in data or not isinstance(data["name"], str):
             raise SessionError("surface needs a 'name' (a built-in) or a 'formula'")
         return get_surface(data["name"])
