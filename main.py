@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -26,6 +27,12 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # argparse takes "-1.5,2" for an option (its negative-number pattern has no comma), so
+        # "--start -1.5,2" or "--x-range -2,2" failed; a '-' before a digit is a value here.
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
+
     def error(self, message: str) -> NoReturn:  # one clear line instead of usage + message
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
