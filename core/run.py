@@ -108,8 +108,12 @@ class Run:
     def set_hyperparameters(self, values: dict[str, Any]) -> None:
         merged = self.spec.validate({**self.hyperparameters, **values})
         self.hyperparameters = merged
+        # Settings torch derives from others at construction (LBFGS: max_eval = max_iter * 5 // 4)
+        # must follow them, as in a fresh optimizer: take the group defaults torch itself builds.
+        derived = self.spec.cls([torch.zeros((), dtype=DTYPE, requires_grad=True)],
+                                **merged).defaults
         for group in self.optimizer.param_groups:
-            group.update(merged)
+            group.update(derived)
         if len(self.trajectory):
             self.trajectory.set_last(lr=float(merged["lr"]))
 
