@@ -448,3 +448,25 @@ def test_optimizer_state_is_plain_numbers() -> None:
     run.step(2)
     state = run.optimizer_state()
     assert state["x"] == {} and isinstance(state["y"]["exp_avg"], float)
+
+
+@pytest.mark.parametrize("name, hps", SETTINGS, ids=IDS)
+def test_hyperparameters_set_before_the_first_step_equal_constructing_with_them(name, hps):
+    # Adagrad fills its accumulator in the constructor: an *initial* value cannot change later.
+    hps = {k: v for k, v in hps.items() if k != "initial_accumulator_value"}
+    surface = get_surface("rosenbrock")
+    run = Run(surface, name)  # torch's defaults
+    run.set_hyperparameters(hps)
+    run.step(STEPS)
+    assert_same_trajectory(run, plain_torch_loop(surface, name, hps, STEPS))
+
+
+def test_lbfgs_max_iter_raised_mid_run_lifts_the_evaluation_cap_too() -> None:
+    # torch derives max_eval = max_iter * 5 // 4 in the constructor; a raised max_iter must not
+    # stay capped by the old max_eval
+    surface = get_surface("rosenbrock")
+    run = Run(surface, "LBFGS", {"max_iter": 2})
+    run.set_hyperparameter("max_iter", 20)
+    assert run.optimizer.param_groups[0]["max_eval"] == 25
+    run.step(5)
+    assert_same_trajectory(run, plain_torch_loop(surface, "LBFGS", {"max_iter": 20}, 5))
