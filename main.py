@@ -233,11 +233,12 @@ def cmd_graph(args: argparse.Namespace) -> str:
         return f"wrote {out}"
     if args.json:
         return json.dumps(graph.to_json(), indent=1)
-    lines = [f"loss = {graph.loss:.6g} at ({at[0]:g}, {at[1]:g});"
-             f" {len(graph.nodes)} nodes, {len(graph.edges)} edges"]
-    for node in graph.nodes:
+    lines = [f"loss = {graph.loss:.6g} at ({at[0]:g}, {at[1]:g}); "
+             + f"{len(graph.nodes)} nodes, {len(graph.edges)} edges"]
+    for node in graph.nodes:  # value is None for an op whose result autograd did not keep
+        value = "-" if node.value is None else f"{node.value:.6g}"
         grad = "-" if node.grad is None else f"{node.grad:.6g}"
-        lines.append(f"  {node.id:>4} {node.kind:<8} {node.label:<16} value {node.value:<14.6g}"
+        lines.append(f"  {node.id:>4} {node.kind:<8} {node.label:<16} value {value:<14}"
                      f" d(loss)/d(out) {grad}")
     return "\n".join(lines)
 

@@ -54,7 +54,8 @@ def _font(bold: bool = False) -> QFont:
 
 def node_lines(node: GraphNode) -> list[str]:
     """What a box shows: the op (or label), its value and the gradient that reached it."""
-    if node.kind == "constant" and not node.frozen and not node.label.startswith("from "):
+    if node.kind == "constant" and not node.frozen and not node.label.startswith("from ") \
+            and node.label != "loss":  # a plain number (the loss itself, all frozen, is not)
         return [node.label]
     if node.kind == "constant":
         return [("\u2744 " if node.frozen else "") + node.label, f"v={_fmt(node.value)}", "no grad"]

@@ -1,0 +1,659 @@
+"""The computational-graph panel: for the selected run at its current point, the autograd graph
+torch recorded for the loss and what loss.backward() sends along it, with the numbers.
+
+Left, the graph (gui.graph_view.GraphView). Right, a column of sections:
+- "Backward, step by step": highlight the nodes in the order backward visited them, one
+  vector-Jacobian product at a time, with the chain rule written out for the current node.
+- "At this point": the gradient (the 1x2 Jacobian of the loss), the Hessian, its eigenvalues and
+  condition number, and the shape they describe (bowl, valley, saddle, ...).
+- "torch.no_grad()": why the surface picture is computed without gradient tracking, and what
+  tracking would cost there (time and memory, measured on demand and once per surface).
+
+Stepping can run at thousands of steps per second: the graph is rebuilt at most REFRESH_HZ times
+a second (a pending single-shot timer makes sure the last step is always shown), only while the
+panel is visible, and not while the user steps through backward.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QElapsedTimer, QEvent, QObject, QSignalBlocker, Qt, QTimer
+from PySide6.QtGui import QColor, QFont, QFontDatabase, QHideEvent, QShowEvent
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QSizePolicy,
+    QSplitter,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.analysis import LocalAnalysis, grid_timing, local_analysis
+from core.errors import ExportError
+from core.graph import AutogradGraph, build_graph, structure_key
+from core.run import Run, RunStatus
+from core.surfaces import Surface
+from gui.controller import Controller
+from gui.graph_view import GraphView, render_graph
+
+REFRESH_HZ = 4  # live rebuilds of the graph per second, at most
+AUTOPLAY_MS = 900  # one backward node per this many ms when "Play" is on
+GRID_N = 300  # the no_grad readout times a grid as fine as the surface picture's
+LAZY_MEASURE_MS = 150  # after the panel is shown, before timing the grid
+HESSIAN_LINE = 40  # characters: longer, and the eigenvalues go under the matrix
+
+NO_RUN = "No run selected: select a run to see the autograd graph of its loss."
+STEP_HINT = ("Follow loss.backward() node by node: each node multiplies the gradient that "
+             "reached it (upstream) by its local derivatives and sends the products on to its "
+             "inputs. Live updates pause while you step.")
+PAUSED = "Live updates paused while stepping: Reset resumes them."
+NO_GRAD_NOTE = ("The surface picture is computed under torch.no_grad(): gradient tracking off, "
+                "so autograd records no graph and keeps no tensors for a backward pass the "
+                "picture never needs. The same grid with tracking on:")
+ERROR_STYLE = "color: #c0392b;"
+NOTE_STYLE = "color: #555;"
+
+
+def _fmt(v: float | None, digits: int = 4) -> str:
+    if v is None:
+        return "–"
+    return f"{v:.{digits}g}"
+
+
+def _bytes(n: float) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
+def _readable(color: str | None) -> str:
+    """The run's colour, darkened where it would be unreadable on a light background."""
+    c = QColor(color or "#000000")
+    return (c.darker(170) if c.lightnessF() > 0.6 else c).name()
+
+
+def gradient_text(graph: AutogradGraph, frozen: frozenset[str]) -> str:
+    """The gradient as the real backward delivered it; a frozen coordinate has none."""
+    lines = ["gradient ∇loss (the 1×2 Jacobian)"]
+    for name, g in zip(("x", "y"), graph.gradient):
+        value = "frozen: no gradient" if name in frozen or g is None else _fmt(g, 6)
+        lines.append(f"  ∂loss/∂{name} = {value}")
+    return "\n".join(lines)
+
+
+def hessian_text(a: LocalAnalysis) -> str:
+    """The 2x2 Hessian in aligned columns, its eigenvalues and condition number beside it (or
+    below it, when the numbers are long)."""
+    cells = [[_fmt(v, 5) for v in row] for row in a.hessian]
+    width = max(len(c) for row in cells for c in row)
+    rows = [" ".join(c.rjust(width) for c in row) for row in cells]
+    condition = "∞" if math.isinf(a.condition) else _fmt(a.condition)
+    eigen = f"eigenvalues {_fmt(a.eigenvalues[0])}, {_fmt(a.eigenvalues[1])}"
+    title = "Hessian H (the Jacobian of ∇loss)"
+    if len(rows[0]) + len(eigen) <= HESSIAN_LINE:
+        return "\n".join([title, f"  ⎡ {rows[0]} ⎤  {eigen}",
+                           f"  ⎣ {rows[1]} ⎦  condition   {condition}"])
+    return "\n".join([title, f"  ⎡ {rows[0]} ⎤", f"  ⎣ {rows[1]} ⎦", f"  {eigen}",
+                       f"  condition   {condition}"])
+
+
+def shape_html(a: LocalAnalysis, frozen: frozenset[str]) -> str:
+    """What the curvature means here, and which part of it a frozen run still feels."""
+    text = f"<b>{a.kind}</b>: {html.escape(a.meaning)}."
+    moving = [c for c in ("x", "y") if c not in frozen]
+    if len(moving) == 1:
+        i = 0 if moving[0] == "x" else 1
+        other = "y" if moving[0] == "x" else "x"
+        text += (f"<br>{other} is frozen: the optimizer moves along {moving[0]} only, where the "
+                 f"curvature is H[{moving[0]},{moving[0]}] = {_fmt(a.hessian[i][i])}.")
+    elif not moving:
+        text += "<br>x and y are frozen: nothing moves."
+    return text
+
+
+def timing_text(t: dict[str, float], surface_title: str) -> str:
+    """The no_grad / grad readout of core.analysis.grid_timing, as a small table."""
+    n = int(t["n"])
+    return "\n".join([
+        f"{n}×{n} grid of {surface_title}",
+        f"{'':<22}{'time':>10}{'memory':>11}",
+        f"{'torch.no_grad()':<22}{t['no_grad_ms']:>7.3g} ms{_bytes(t['no_grad_bytes']):>11}",
+        f"{'gradient tracking on':<22}{t['grad_ms']:>7.3g} ms{_bytes(t['grad_bytes']):>11}",
+        f"tracking on: {t['time_ratio']:.2g}× the time, {t['memory_ratio']:.2g}× the memory",
+        f"(autograd saved {_bytes(t['grad_saved_bytes'])} for a backward pass)",
+    ])
+
+
+def _mono(label: QLabel) -> QLabel:
+    font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+    font.setPointSizeF(max(8.0, QFont().pointSizeF() - 1))
+    label.setFont(font)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+    return label
+
+
+def _set_text(label: QLabel, text: str) -> None:
+    """Set the text; an empty label is hidden so it leaves no gap in its section."""
+    label.setText(text)
+    label.setVisible(bool(text))
+
+
+def _button(text: str) -> QToolButton:
+    button = QToolButton()
+    button.setText(text)
+    return button
+
+
+def _wrapped(text: str = "", style: str = "") -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setStyleSheet(style)
+    label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+    return label
+
+
+class GraphPanel(QWidget):
+    """The autograd graph of the selected run's loss at its current point, and around it.
+
+    Public parts, for the window and for tests: `view` (the GraphView), `graph` (the
+    AutogradGraph shown, or None), `analysis` (the LocalAnalysis shown, or None), `timing` (the
+    last grid_timing dict, or None), `step` (the index into graph.backward_order being shown, or
+    None), and the methods `refresh`, `next_step`, `previous_step`, `show_step`, `reset_steps`,
+    `measure` and `export_graph(path) -> bool`.
+
+    Signals: none; it listens to the controller's sigStepped, sigSelectionChanged,
+    sigRunChanged, sigRunsChanged and sigSurfaceChanged.
+    """
+
+    def __init__(self, controller: Controller, *, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.graph: AutogradGraph | None = None
+        self.analysis: LocalAnalysis | None = None
+        self.timing: dict[str, float] | None = None
+        self.step: int | None = None
+        self._run: Run | None = None  # the run the graph was built for
+        self._key: tuple[Any, ...] | None = None  # structure_key of the graph shown
+        self._dirty = True  # the run moved (or changed) since the last refresh
+        self._auto_fit = True  # refit on resize until the user pans or zooms
+        self._timing_surface: Surface | None = None  # the surface `timing` was measured on
+
+        self._build_header()
+        self._build_graph_area()
+        self._build_side_column()
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self._left)
+        splitter.addWidget(self._side)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 0)
+        splitter.setSizes([680, 420])
+        splitter.setChildrenCollapsible(False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.setSpacing(3)
+        layout.addLayout(self._header_row)
+        layout.addWidget(splitter, 1)
+
+        self._since_refresh = QElapsedTimer()
+        self._pending = QTimer(self)
+        self._pending.setSingleShot(True)
+        self._pending.timeout.connect(self.refresh)
+        self._autoplay = QTimer(self)
+        self._autoplay.setInterval(AUTOPLAY_MS)
+        self._autoplay.timeout.connect(self._on_autoplay_tick)
+        # The no_grad timing, once per surface, a moment after the panel is first seen (so it
+        # has painted), never at start-up behind another tab.
+        self._lazy_measure = QTimer(self)
+        self._lazy_measure.setSingleShot(True)
+        self._lazy_measure.setInterval(LAZY_MEASURE_MS)
+        self._lazy_measure.timeout.connect(self._measure_if_stale)
+
+        controller.sigStepped.connect(self._on_stepped_change)
+        controller.sigSelectionChanged.connect(self._on_selection_change)
+        controller.sigRunChanged.connect(self._on_run_change)
+        controller.sigRunsChanged.connect(self._on_runs_change)
+        controller.sigSurfaceChanged.connect(self._on_surface_change)
+        self._update_step_controls()
+        self._show_timing()
+
+    # --- building the widgets -----------------------------------------------------------------
+
+    def _build_header(self) -> None:
+        self.header = QLabel()
+        self.header.setTextFormat(Qt.TextFormat.RichText)
+        self.header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.header.setWordWrap(True)  # a long title or a divergence note takes a second line
+        self.header.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.fit_button = _button("Fit")
+        self.fit_button.setToolTip("Zoom to show the whole graph (wheel zooms, drag pans)")
+        self.fit_button.clicked.connect(self._on_fit_clicked)
+        self.png_button = _button("PNG…")
+        self.png_button.setToolTip("Export the graph as a PNG image")
+        self.png_button.clicked.connect(lambda: self.export_dialog("png"))
+        self.svg_button = _button("SVG…")
+        self.svg_button.setToolTip("Export the graph as an SVG drawing")
+        self.svg_button.clicked.connect(lambda: self.export_dialog("svg"))
+        self._header_row = QHBoxLayout()
+        self._header_row.setContentsMargins(2, 0, 0, 0)
+        self._header_row.addWidget(self.header, 1)
+        for button in (self.fit_button, self.png_button, self.svg_button):
+            self._header_row.addWidget(button)
+
+    def _build_graph_area(self) -> None:
+        self.view = GraphView()
+        # Scroll bars hidden (dragging still pans): the fitted graph gets every pixel.
+        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.view.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.view.installEventFilter(self)
+        self.view.viewport().installEventFilter(self)
+        self.empty_label = QLabel(NO_RUN)
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setStyleSheet(NOTE_STYLE)
+        self.graph_stack = QStackedWidget()
+        self.graph_stack.addWidget(self.view)
+        self.graph_stack.addWidget(self.empty_label)
+        # One line under the graph for the outcome of an export (an error stays until the next).
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message.hide()
+        self._left = QWidget()
+        left = QVBoxLayout(self._left)
+        left.setContentsMargins(0, 0, 0, 0)
+        left.setSpacing(3)
+        left.addWidget(self.graph_stack, 1)
+        left.addWidget(self.message)
+
+    def _build_side_column(self) -> None:
+        # Backward, step by step
+        self.next_button = _button("Step through backward")
+        self.next_button.setToolTip("Highlight the next node backward visits")
+        self.next_button.clicked.connect(self.next_step)
+        self.previous_button = _button("◀")
+        self.previous_button.setToolTip("Back one node")
+        self.previous_button.clicked.connect(self.previous_step)
+        self.play_button = _button("Play")
+        self.play_button.setCheckable(True)
+        self.play_button.setToolTip(f"Advance one node every {AUTOPLAY_MS / 1000:g} s")
+        self.play_button.toggled.connect(self._on_play_toggled)
+        self.reset_button = _button("Reset")
+        self.reset_button.setToolTip("Clear the highlight and resume the live updates")
+        self.reset_button.clicked.connect(self.reset_steps)
+        buttons = QHBoxLayout()
+        buttons.setSpacing(3)
+        for button in (self.previous_button, self.next_button, self.play_button,
+                       self.reset_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        self.step_label = _wrapped(style="font-weight: bold;")
+        self.explanation = _mono(QLabel())
+        self.explanation.setWordWrap(True)
+        backward = QGroupBox("Backward, step by step")
+        box = QVBoxLayout(backward)
+        box.setSpacing(3)
+        box.addLayout(buttons)
+        box.addWidget(self.step_label)
+        box.addWidget(self.explanation)
+
+        # At this point
+        self.gradient_label = _mono(QLabel())
+        self.hessian_label = _mono(QLabel())
+        self.shape_label = _wrapped()
+        self.shape_label.setTextFormat(Qt.TextFormat.RichText)
+        here = QGroupBox("At this point")
+        box = QVBoxLayout(here)
+        box.setSpacing(4)
+        for label in (self.gradient_label, self.hessian_label, self.shape_label):
+            box.addWidget(label)
+
+        # torch.no_grad()
+        self.no_grad_note = _wrapped(NO_GRAD_NOTE)
+        self.timing_label = _mono(QLabel())
+        self.measure_button = _button("Measure")
+        self.measure_button.setToolTip("Time the grid with and without gradient tracking "
+                                       "(best of 5, in the background)")
+        self.measure_button.clicked.connect(self.measure)
+        measure_row = QHBoxLayout()
+        measure_row.addWidget(self.measure_button)
+        measure_row.addStretch(1)
+        no_grad = QGroupBox("torch.no_grad()")
+        box = QVBoxLayout(no_grad)
+        box.setSpacing(4)
+        box.addWidget(self.no_grad_note)
+        box.addWidget(self.timing_label)
+        box.addLayout(measure_row)
+
+        column = QWidget()
+        layout = QVBoxLayout(column)
+        layout.setContentsMargins(2, 0, 6, 2)
+        layout.setSpacing(6)
+        for group in (backward, here, no_grad):
+            layout.addWidget(group)
+        layout.addStretch(1)
+        self._side = QScrollArea()
+        self._side.setWidgetResizable(True)
+        self._side.setFrameShape(QFrame.Shape.NoFrame)
+        self._side.setWidget(column)
+        self._side.setMinimumWidth(300)
+
+    # --- controller -> panel ------------------------------------------------------------------
+
+    def _on_stepped_change(self) -> None:
+        """Rebuild now if the last rebuild is old enough, otherwise once the interval is up;
+        hidden or stepping through backward: only note that the graph is out of date."""
+        self._dirty = True
+        if not self.isVisible() or self.step is not None:
+            return
+        interval_ms = 1000 // REFRESH_HZ
+        if not self._since_refresh.isValid() or self._since_refresh.elapsed() >= interval_ms:
+            self.refresh()
+        elif not self._pending.isActive():
+            self._pending.start(max(1, interval_ms - self._since_refresh.elapsed()))
+
+    def _on_selection_change(self, run: Run | None) -> None:
+        self._rebuild()
+
+    def _on_run_change(self, run: Run) -> None:
+        if run is self.controller.selected:  # a freeze, a new colour or label, a new lr
+            self._rebuild()
+
+    def _on_runs_change(self) -> None:
+        if self._run is not self.controller.selected:
+            self._rebuild()
+
+    def _on_surface_change(self) -> None:
+        self._rebuild()
+        self._show_timing()
+        if self.isVisible():
+            self._lazy_measure.start()
+
+    def _rebuild(self) -> None:
+        """Something other than a step changed: drop the backward walk and redraw (if shown)."""
+        self._dirty = True
+        self._stop_stepping()
+        if self.isVisible():
+            self.refresh()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._dirty:
+            self.refresh()
+        if self._timing_surface is not self.controller.session.surface:
+            self._lazy_measure.start()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        super().hideEvent(event)
+        self._pending.stop()
+        self._lazy_measure.stop()
+        self._set_playing(False)
+
+    def closeEvent(self, event: Any) -> None:
+        self._pending.stop()
+        self._autoplay.stop()
+        self._lazy_measure.stop()
+        super().closeEvent(event)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Keep the whole graph in view as the panel resizes, until the user pans or zooms."""
+        kind = event.type()
+        if watched is self.view and kind == QEvent.Type.Resize and self._auto_fit:
+            self.view.fit()
+        elif watched is self.view.viewport() and kind in (QEvent.Type.Wheel,
+                                                          QEvent.Type.MouseButtonPress):
+            self._auto_fit = False
+        return super().eventFilter(watched, event)
+
+    def _on_fit_clicked(self) -> None:
+        self._auto_fit = True
+        self.view.fit()
+
+    # --- drawing ------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Rebuild the graph and the readouts for the selected run at its current point, now."""
+        self._pending.stop()
+        self._since_refresh.start()
+        self._dirty = False
+        run = self.controller.selected
+        self._run = run
+        if run is None:
+            self._show_empty(NO_RUN)
+            self.header.setText("<i>No run selected</i>")
+            return
+        x, y = run.last_point  # a diverged run keeps its last finite point here
+        try:
+            graph = build_graph(run.surface, x, y, run.frozen)
+            analysis = local_analysis(run.surface, x, y)
+        except Exception as e:  # noqa: BLE001  (any torch error here: say so, do not crash)
+            self._show_empty(f"The graph at ({x:.4g}, {y:.4g}) cannot be built: {e}")
+            self._show_header(run, x, y, None)
+            return
+        key = structure_key(graph)
+        if key != self._key:
+            self._auto_fit = True  # a new drawing: show all of it
+            self._key = key
+        self.graph, self.analysis = graph, analysis
+        self.view.set_graph(graph)
+        self.graph_stack.setCurrentWidget(self.view)
+        for button in (self.png_button, self.svg_button, self.fit_button):
+            button.setEnabled(True)
+        self._show_header(run, x, y, graph.loss)
+        _set_text(self.gradient_label, gradient_text(graph, run.frozen))
+        _set_text(self.hessian_label, hessian_text(analysis))
+        _set_text(self.shape_label, shape_html(analysis, run.frozen))
+        self._update_step_controls()
+
+    def _show_empty(self, message: str) -> None:
+        self._stop_stepping()
+        self.graph, self.analysis, self._key = None, None, None
+        self.empty_label.setText(message)
+        self.graph_stack.setCurrentWidget(self.empty_label)
+        for button in (self.png_button, self.svg_button, self.fit_button):
+            button.setEnabled(False)
+        for label in (self.gradient_label, self.hessian_label):
+            _set_text(label, "")
+        _set_text(self.shape_label, "<i>no run selected</i>" if message == NO_RUN else "")
+        self._update_step_controls()
+
+    def _show_header(self, run: Run, x: float, y: float, loss: float | None) -> None:
+        parts = [f'<b style="color:{_readable(run.color)}">{html.escape(run.title)}</b>']
+        if len(run.trajectory):
+            parts.append(f"step {int(run.trajectory.last()['step'])}")
+        parts.append(f"(x, y) = ({x:.5g}, {y:.5g})")
+        if loss is not None:
+            parts.append(f"loss = <b>{loss:.6g}</b>")
+        if run.frozen:
+            parts.append(" and ".join(sorted(run.frozen)) + " frozen")
+        text = " &nbsp;·&nbsp; ".join(parts)
+        if run.status is RunStatus.DIVERGED:
+            text += (f' &nbsp;<span style="{ERROR_STYLE}">diverged at step {run.diverged_at}: '
+                     "showing its last finite point</span>")
+        self.header.setText(text)
+        self.header.setToolTip(run.status_text if run.status is RunStatus.DIVERGED else "")
+
+    # --- backward, step by step ---------------------------------------------------------------
+
+    @property
+    def backward_order(self) -> list[str]:
+        return self.graph.backward_order if self.graph is not None else []
+
+    def show_step(self, k: int | None) -> str | None:
+        """Highlight backward at its k-th node (None: stop and resume live updates).
+        Returns the highlighted node's id."""
+        order = self.backward_order
+        if k is not None and not order:
+            k = None
+        if k is not None:
+            k = max(0, min(k, len(order) - 1))
+        was_stepping = self.step is not None
+        self.step = k
+        current = self.view.highlight_step(k)
+        self._update_step_controls()
+        if k is None:
+            self._set_playing(False)
+            if was_stepping and self._dirty and self.isVisible():
+                self.refresh()  # catch up with the steps taken meanwhile
+        return current
+
+    def next_step(self) -> str | None:
+        """Start stepping through backward, or go on to the next node."""
+        return self.show_step(0 if self.step is None else self.step + 1)
+
+    def previous_step(self) -> str | None:
+        return self.show_step(None if self.step is None else max(0, self.step - 1))
+
+    def reset_steps(self) -> None:
+        self.show_step(None)
+
+    def _stop_stepping(self) -> None:
+        """Forget the walk without refreshing (the caller redraws)."""
+        self._set_playing(False)
+        if self.step is not None:
+            self.step = None
+            self.view.highlight_step(None)
+        self._update_step_controls()
+
+    def _set_playing(self, on: bool) -> None:
+        if not on:
+            self._autoplay.stop()
+        with QSignalBlocker(self.play_button):
+            self.play_button.setChecked(on)
+            self.play_button.setText("Pause" if on else "Play")
+
+    def _on_play_toggled(self, on: bool) -> None:
+        self._set_playing(on)
+        if on:
+            if self.step is None or self.step >= len(self.backward_order) - 1:
+                self.show_step(0)  # from the start (again)
+            self._autoplay.start()
+
+    def _on_autoplay_tick(self) -> None:
+        if self.step is None or self.step >= len(self.backward_order) - 1:
+            self._set_playing(False)
+            return
+        self.next_step()
+        if self.step is not None and self.step >= len(self.backward_order) - 1:
+            self._set_playing(False)  # the end: the leaves have their .grad
+
+    def _update_step_controls(self) -> None:
+        order = self.backward_order
+        k = self.step
+        self.next_button.setText("Step through backward" if k is None else "Next ▶")
+        self.next_button.setEnabled(bool(order) and (k is None or k < len(order) - 1))
+        self.previous_button.setEnabled(k is not None and k > 0)
+        self.play_button.setEnabled(bool(order))
+        self.reset_button.setEnabled(k is not None)
+        if self.graph is None:
+            _set_text(self.step_label, "")
+            _set_text(self.explanation, "")
+        elif k is None:
+            self.step_label.setStyleSheet(NOTE_STYLE)
+            self.explanation.setFont(self.font())
+            if order:
+                _set_text(self.step_label, f"{len(order)} nodes in backward's order")
+                _set_text(self.explanation, STEP_HINT)
+            else:
+                _set_text(self.step_label, "Nothing to step through")
+                _set_text(self.explanation, self.graph.explain(self.graph.root))
+        else:
+            node = self.graph.node(order[k])
+            self.step_label.setStyleSheet("font-weight: bold;")
+            _set_text(self.step_label, f"{k + 1} of {len(order)}: {node.label} "
+                      f"({node.torch_name or node.kind})<br><span style='{NOTE_STYLE} "
+                      f"font-weight: normal;'>{PAUSED}</span>")
+            self.explanation.setFont(self.gradient_label.font())
+            _set_text(self.explanation, self.graph.explain(node.id))
+
+    # --- torch.no_grad(): what gradient tracking would cost the picture -----------------------
+
+    def measure(self) -> None:
+        """Time the current surface's grid with and without gradient tracking, now.
+
+        On the GUI thread, on purpose: it takes about 0.1 s, and in a worker thread the numbers
+        would include waiting for the GIL while the GUI thread paints (several times too slow).
+        """
+        surface = self.controller.session.surface
+        self._lazy_measure.stop()
+        self.measure_button.setEnabled(False)
+        self.timing_label.setText(f"timing a {GRID_N}×{GRID_N} grid of {surface.title}…")
+        self.timing_label.repaint()
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        error: Exception | None = None
+        try:
+            self.timing = grid_timing(surface, GRID_N)
+        except Exception as e:  # noqa: BLE001  (torch cannot evaluate the grid: say so)
+            self.timing, error = None, e
+        finally:
+            QApplication.restoreOverrideCursor()
+        self._timing_surface = surface
+        self._show_timing(error)
+
+    def _measure_if_stale(self) -> None:
+        if self.isVisible() and self._timing_surface is not self.controller.session.surface:
+            self.measure()
+
+    def _show_timing(self, error: BaseException | None = None) -> None:
+        surface = self.controller.session.surface
+        self.measure_button.setEnabled(True)
+        self.timing_label.setStyleSheet(ERROR_STYLE if error is not None else "")
+        if error is not None:
+            self.timing_label.setText(f"the measurement failed: {error}")
+        elif self.timing is not None and self._timing_surface is surface:
+            self.timing_label.setText(timing_text(self.timing, surface.title))
+        else:
+            self.timing_label.setText(f"press Measure to time a {GRID_N}×{GRID_N} grid of "
+                                      f"{surface.title}")
+
+    # --- export -------------------------------------------------------------------------------
+
+    def export_dialog(self, fmt: str) -> bool:
+        """Ask for a file name, then export the graph as `fmt` ("png" or "svg")."""
+        if self.graph is None:
+            self._show_message("Nothing to export: select a run first.", error=True)
+            return False
+        name = "autograd_graph." + fmt
+        path, _ = QFileDialog.getSaveFileName(self, f"Export the graph as {fmt.upper()}", name,
+                                              f"{fmt.upper()} (*.{fmt})")
+        if not path:
+            return False
+        if Path(path).suffix.lower() != "." + fmt:
+            path += "." + fmt
+        return self.export_graph(path)
+
+    def export_graph(self, path: str | Path) -> bool:
+        """Write the graph shown to a .png or .svg file. On failure the panel shows why (and
+        nothing else changes); returns whether the file was written. Works while the panel is
+        hidden (from a menu): the graph is brought up to date first."""
+        if self._dirty and self.step is None:
+            self.refresh()
+        if self.graph is None:
+            self._show_message("Nothing to export: select a run first.", error=True)
+            return False
+        try:
+            out = render_graph(self.graph, path)
+        except ExportError as e:
+            self._show_message(f"Export failed: {e}", error=True)
+            return False
+        self._show_message(f"Wrote {out}", error=False)
+        return True
+
+    def _show_message(self, text: str, error: bool) -> None:
+        self.message.setStyleSheet(ERROR_STYLE if error else NOTE_STYLE)
+        self.message.setText(text)
+        self.message.show()

@@ -1,0 +1,299 @@
+"""GraphPanel: the selected run's autograd graph, live and throttled; backward step by step; the
+Hessian readout; the no_grad timing; export."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from core.graph import build_graph
+from core.run import RunStatus
+from gui.graph_panel import GRID_N, PAUSED, GraphPanel, _readable
+
+
+@pytest.fixture
+def panel(qtbot, controller):  # type: ignore[no-untyped-def]
+    widget = GraphPanel(controller)
+    qtbot.addWidget(widget)
+    widget.resize(1100, 420)  # a bottom dock tab
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+def step(controller, n: int) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(n):
+        controller.step_once()
+
+
+def expected_graph(run):  # type: ignore[no-untyped-def]
+    return build_graph(run.surface, *run.last_point, frozen=run.frozen)
+
+
+def test_shows_the_selected_runs_graph_at_its_point(panel, controller) -> None:  # type: ignore[no-untyped-def]
+    run = controller.selected
+    graph = expected_graph(run)
+    assert panel.graph is not None and panel.graph.point == run.last_point
+    assert len(panel.view.node_items) == len(graph.nodes) == len(panel.graph.nodes)
+    assert len(panel.view.edge_items) == len(graph.edges)
+    assert panel.graph_stack.currentWidget() is panel.view
+    header = panel.header.text()
+    assert f'<b style="color:{_readable(run.color)}">{run.title}</b>' in header
+    assert f"{graph.loss:.6g}" in header
+    assert f"{run.last_point[0]:.5g}" in header and f"{run.last_point[1]:.5g}" in header
+    assert panel.view.node_items["x"].lines[0] == "x"
+
+
+def test_steps_update_the_values_throttled_and_the_layout_stays(qtbot, panel, controller
+                                                                ) -> None:  # type: ignore[no-untyped-def]
+    run = controller.selected
+    positions = {k: item.pos() for k, item in panel.view.node_items.items()}
+    items = dict(panel.view.node_items)
+    header, x_text = panel.header.text(), panel.view.node_items["x"].text()
+    panel.refresh()  # just refreshed: the next steps must wait for the throttle
+    step(controller, 3)
+    assert panel.graph.point != run.last_point  # not yet: at most REFRESH_HZ rebuilds a second
+    qtbot.waitUntil(lambda: panel.graph.point == run.last_point, timeout=2000)
+    assert panel.header.text() != header
+    assert f"{expected_graph(run).loss:.6g}" in panel.header.text()
+    assert panel.view.node_items["x"].text() != x_text
+    assert f"{run.last_point[0]:.4g}" in panel.view.node_items["x"].text()
+    assert panel.view.node_items == items  # the same boxes, not rebuilt
+    assert {k: item.pos() for k, item in panel.view.node_items.items()} == positions
+
+
+def test_a_hidden_panel_does_no_work_and_catches_up_when_shown(qtbot, panel, controller
+                                                               ) -> None:  # type: ignore[no-untyped-def]
+    run = controller.selected
+    panel.hide()
+    before = panel.graph
+    step(controller, 5)
+    qtbot.wait(400)
+    assert panel.graph is before and before.point != run.last_point
+    panel.show()
+    assert panel.graph.point == run.last_point
+
+
+def test_selecting_another_run_rebuilds(qtbot, panel, controller) -> None:  # type: ignore[no-untyped-def]
+    step(controller, 10)
+    adam = controller.session.runs[3]
+    assert adam.last_point != controller.selected.last_point
+    controller.select(adam)
+    assert panel.graph.point == adam.last_point
+    assert adam.title in panel.header.text()
+    assert f"{expected_graph(adam).loss:.6g}" in panel.header.text()
+
+
+def test_freezing_x_turns_the_x_leaf_into_a_constant(qtbot, panel, controller) -> None:  # type: ignore[no-untyped-def]
+    run = controller.selected
+    assert panel.graph.node("x").kind == "leaf"
+    controller.set_frozen(run, "x", True)
+    graph = panel.graph
+    assert len(panel.view.node_items) == len(expected_graph(run).nodes) == len(graph.nodes)
+    assert "x" not in {n.id for n in graph.nodes if n.kind == "leaf"}
+    assert "x" not in graph.backward_order
+    # Rosenbrock uses x only in (1 - x)**2 and x**2: autograd records neither, their results
+    # enter the graph as constants computed from the frozen x.
+    frozen = [n for n in graph.nodes if "x (frozen)" in n.label]
+    assert frozen and all(n.kind == "constant" and n.grad is None for n in frozen)
+    assert any("x (frozen)" in panel.view.node_items[n.id].text() for n in frozen)
+    assert "∂loss/∂x = frozen: no gradient" in panel.gradient_label.text()
+    assert f"∂loss/∂y = {graph.gradient[1]:.6g}" in panel.gradient_label.text()
+    assert "x frozen" in panel.header.text()
+    assert "x is frozen" in panel.shape_label.text()
+
+
+def test_a_frozen_x_used_directly_is_the_constant_x_frozen(qtbot, panel, controller
+                                                           ) -> None:  # type: ignore[no-untyped-def]
+    controller.set_surface_name("six_hump_camel")  # has x*y: the frozen x itself is an input
+    controller.set_frozen(controller.selected, "x", True)
+    node = panel.graph.node("x")
+    assert node.kind == "constant" and node.label == "x (frozen)" and node.frozen
+    assert node.value == pytest.approx(controller.selected.last_point[0])
+    assert "x (frozen)" in panel.view.node_items["x"].text()
+    controller.set_frozen(controller.selected, "x", False)  # and back: a leaf again
+    assert panel.graph.node("x").kind == "leaf"
+
+
+def test_step_through_backward_in_order_with_the_explanation(qtbot, panel, controller
+                                                             ) -> None:  # type: ignore[no-untyped-def]
+    order = panel.graph.backward_order
+    assert len(order) == len([n for n in panel.graph.nodes if n.kind != "constant"])
+    assert panel.next_button.isEnabled() and not panel.reset_button.isEnabled()
+    for k, node_id in enumerate(order):
+        qtbot.mouseClick(panel.next_button, Qt.MouseButton.LeftButton)
+        assert panel.step == k and panel.view.highlighted == node_id
+        assert panel.view.node_items[node_id].state == "active"
+        assert panel.explanation.text() == panel.graph.explain(node_id)
+        assert f"{k + 1} of {len(order)}" in panel.step_label.text()
+        assert PAUSED in panel.step_label.text()
+    assert not panel.next_button.isEnabled()  # the leaves have their .grad: the end
+    root_text = panel.graph.explain(panel.graph.root)
+    assert "upstream" in root_text and " = " in root_text
+    panel.previous_step()
+    assert panel.view.highlighted == order[-2]
+
+    # Live updates pause while stepping, and resume (catching up) on Reset.
+    run = controller.selected
+    point = panel.graph.point
+    step(controller, 2)
+    qtbot.wait(400)
+    assert panel.graph.point == point and panel.view.highlighted == order[-2]
+    qtbot.mouseClick(panel.reset_button, Qt.MouseButton.LeftButton)
+    assert panel.step is None and panel.view.highlighted is None
+    assert panel.graph.point == run.last_point
+    assert all(item.state == "" for item in panel.view.node_items.values())
+
+
+def test_autoplay_walks_to_the_end_and_stops(qtbot, panel) -> None:  # type: ignore[no-untyped-def]
+    panel._autoplay.setInterval(5)
+    order = panel.graph.backward_order
+    qtbot.mouseClick(panel.play_button, Qt.MouseButton.LeftButton)
+    assert panel.view.highlighted == order[0]
+    qtbot.waitUntil(lambda: panel.view.highlighted == order[-1], timeout=3000)
+    qtbot.waitUntil(lambda: not panel._autoplay.isActive(), timeout=1000)
+    assert not panel.play_button.isChecked() and panel.play_button.text() == "Play"
+
+
+def test_a_new_selection_ends_the_walk(qtbot, panel, controller) -> None:  # type: ignore[no-untyped-def]
+    panel.next_step()
+    panel.next_step()
+    controller.select(controller.session.runs[2])
+    assert panel.step is None and panel.view.highlighted is None
+    assert panel.graph.point == controller.session.runs[2].last_point
+
+
+def independent_hessian(surface, x: float, y: float, h: float = 1e-3) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Central differences of the surface's values (no autograd): exact for a quadratic."""
+    f = surface.value
+    fxx = (f(x + h, y) - 2 * f(x, y) + f(x - h, y)) / h**2
+    fyy = (f(x, y + h) - 2 * f(x, y) + f(x, y - h)) / h**2
+    fxy = (f(x + h, y + h) - f(x + h, y - h) - f(x - h, y + h) + f(x - h, y - h)) / (4 * h**2)
+    return np.array([[fxx, fxy], [fxy, fyy]])
+
+
+def test_hessian_readout_for_the_rotated_quadratic(qtbot, panel, controller) -> None:  # type: ignore[no-untyped-def]
+    controller.set_surface_name("rotated_quadratic")
+    step(controller, 7)
+    qtbot.waitUntil(lambda: panel.graph.point == controller.selected.last_point, timeout=2000)
+    x, y = controller.selected.last_point
+    lo, hi = np.linalg.eigvalsh(independent_hessian(controller.session.surface, x, y))
+    assert lo == pytest.approx(0.1, rel=1e-4) and hi == pytest.approx(10.0, rel=1e-4)
+    text = panel.hessian_label.text()
+    assert f"eigenvalues {lo:.4g}, {hi:.4g}" in text
+    assert "eigenvalues 0.1, 10" in text
+    condition = float(text.split("condition")[1].split()[0])
+    assert condition == pytest.approx(hi / lo, rel=1e-3) == pytest.approx(100, rel=1e-3)
+    assert panel.analysis is not None and panel.analysis.kind == "valley"
+    assert "<b>valley</b>" in panel.shape_label.text()
+    h = independent_hessian(controller.session.surface, x, y)
+    assert f"{panel.analysis.hessian[0][0]:.5g}" in text
+    assert panel.analysis.hessian[0][0] == pytest.approx(h[0, 0], rel=1e-4)
+
+
+def test_no_grad_timing_is_measured_on_demand_not_on_construction(qtbot, controller
+                                                                  ) -> None:  # type: ignore[no-untyped-def]
+    hidden = GraphPanel(controller)
+    qtbot.addWidget(hidden)
+    assert hidden.timing is None  # nothing measured at start-up
+    assert "torch.no_grad()" in hidden.no_grad_note.text()
+    assert "Measure" in hidden.timing_label.text()
+    step(controller, 3)
+    assert hidden.timing is None  # nor on a step
+    qtbot.mouseClick(hidden.measure_button, Qt.MouseButton.LeftButton)
+    t = hidden.timing
+    assert t is not None and t["n"] == GRID_N
+    text = hidden.timing_label.text()
+    assert f"{t['no_grad_ms']:>7.3g} ms" in text and f"{t['grad_ms']:>7.3g} ms" in text
+    assert "MB" in text or "kB" in text
+    assert t["grad_bytes"] > t["no_grad_bytes"]  # autograd keeps tensors for backward
+    assert controller.session.surface.title in text
+
+
+def test_no_grad_timing_is_measured_once_when_first_shown(qtbot, panel, controller
+                                                          ) -> None:  # type: ignore[no-untyped-def]
+    qtbot.waitUntil(lambda: panel.timing is not None, timeout=5000)
+    first = panel.timing
+    step(controller, 3)
+    qtbot.wait(400)
+    assert panel.timing is first  # steps never re-measure
+    controller.set_surface_name("bowl")  # a new surface: measured again, once, lazily
+    qtbot.waitUntil(lambda: panel.timing is not first, timeout=5000)
+    assert "Bowl" in panel.timing_label.text() or controller.session.surface.title in \
+        panel.timing_label.text()
+
+
+def test_export_png_and_svg(qtbot, panel, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    png, svg = tmp_path / "graph.png", tmp_path / "graph.svg"
+    assert panel.export_graph(png) is True
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert panel.export_graph(str(svg)) is True
+    text = svg.read_text()
+    assert "<svg" in text and ">x<" in text and f"v={panel.graph.loss:.4g}" in text
+    assert panel.message.isVisible() and "graph.svg" in panel.message.text()
+
+
+def test_export_from_a_hidden_panel_writes_the_current_graph(qtbot, controller, tmp_path: Path
+                                                             ) -> None:  # type: ignore[no-untyped-def]
+    hidden = GraphPanel(controller)  # e.g. File > Export > Graph while another tab is shown
+    qtbot.addWidget(hidden)
+    step(controller, 4)
+    assert hidden.graph is None
+    assert hidden.export_graph(tmp_path / "graph.svg") is True
+    assert hidden.graph.point == controller.selected.last_point
+    assert f"v={hidden.graph.loss:.4g}" in (tmp_path / "graph.svg").read_text()
+
+
+def test_a_bad_export_path_shows_an_error_and_changes_nothing(qtbot, panel, tmp_path: Path
+                                                              ) -> None:  # type: ignore[no-untyped-def]
+    graph = panel.graph
+    assert panel.export_graph(tmp_path / "no" / "such" / "dir" / "graph.png") is False
+    assert panel.message.isVisible() and "cannot write" in panel.message.text()
+    assert panel.export_graph(tmp_path / "graph.bmp") is False
+    assert ".png or .svg" in panel.message.text()
+    assert not (tmp_path / "graph.bmp").exists()
+    assert panel.graph is graph and panel.graph_stack.currentWidget() is panel.view
+
+
+def test_no_selected_run(qtbot, panel, controller, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    controller.select(None)
+    assert panel.graph is None and panel.graph_stack.currentWidget() is panel.empty_label
+    assert "No run selected" in panel.empty_label.text()
+    assert not panel.next_button.isEnabled() and not panel.png_button.isEnabled()
+    step(controller, 2)  # nothing to show, nothing breaks
+    qtbot.wait(300)
+    assert panel.export_graph(tmp_path / "g.png") is False and "select a run" in \
+        panel.message.text()
+    controller.select(controller.session.runs[0])
+    assert panel.graph is not None and panel.graph_stack.currentWidget() is panel.view
+
+
+def test_a_diverged_run_shows_its_last_finite_point(qtbot, panel, controller) -> None:  # type: ignore[no-untyped-def]
+    run = controller.add_run("SGD", {"lr": 0.5})  # far too large for Rosenbrock: it blows up
+    for _ in range(50):
+        controller.step_once()
+        if run.status is RunStatus.DIVERGED:
+            break
+    assert run.status is RunStatus.DIVERGED
+    panel.refresh()
+    assert panel.graph is not None and panel.graph.point == run.last_point
+    assert all(math.isfinite(v) for v in panel.graph.point) and math.isfinite(panel.graph.loss)
+    assert "diverged" in panel.header.text() and "last finite point" in panel.header.text()
+
+
+def test_everything_frozen_shows_the_loss_and_nothing_to_step(qtbot, panel, controller
+                                                              ) -> None:  # type: ignore[no-untyped-def]
+    run = controller.selected
+    controller.set_frozen(run, "x", True)
+    controller.set_frozen(run, "y", True)
+    graph = panel.graph
+    assert len(graph.nodes) == 1 and graph.backward_order == []
+    assert f"v={graph.loss:.4g}" in panel.view.node_items[graph.root].text()
+    assert not panel.next_button.isEnabled() and not panel.play_button.isEnabled()
+    assert "no gradient" in panel.explanation.text()
+    assert panel.gradient_label.text().count("frozen: no gradient") == 2
+    assert "nothing moves" in panel.shape_label.text()
