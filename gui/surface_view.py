@@ -1,0 +1,914 @@
+"""The surface: a log-coloured heatmap with contours, the known minima, the start point, and each
+run's trajectory with its head, a −∇f arrow and its status.
+
+The drawing lives in `SurfacePicture`, which reads core objects (a Surface, runs, a start point)
+and knows nothing of the controller; `SurfaceView` is the live widget around it (signals, pan and
+zoom, hover, dragging the start), and `gui.image_export` builds the same picture without a window.
+
+Colours are log10(f − f_ref + ε): the valleys, where optimizers spend their time, span most of the
+colour map instead of being one flat shade under the ridges. f_ref is the surface's known minimum
+value (or the lowest value seen), so the colour bar reads as "f − f_ref" in loss units.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyqtgraph as pg
+from pyqtgraph.graphicsItems.LegendItem import ItemSample
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QCloseEvent, QColor, QPen
+from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem, QWidget
+
+from core.run import Run, RunStatus
+from core.session import Session
+from core.surfaces import Point, Range, Surface
+from gui.controller import Controller
+
+GRID_SIZE = 300  # samples each way: ~1-5 ms to evaluate, sharp enough at any zoom
+REGRID_DELAY_MS = 100  # after the last pan/zoom step, evaluate the surface for the new region
+REGRID_PADDING = 0.1  # evaluate a little beyond the view so small pans need no new grid
+N_CONTOURS = 15
+
+Z_IMAGE, Z_CONTOURS, Z_MINIMA, Z_LINES, Z_SELECTED, Z_HEADS = -100, -50, 10, 20, 25, 30
+Z_STATUS, Z_START = 40, 50
+
+HEAD_RADIUS_PX = 4.5
+ARROW_HEAD_PX, ARROW_TAIL_PX, ARROW_GAP_PX = 9, 16, 4
+DISABLED_ALPHA = 70  # a disabled run is drawn faint (out of 255)
+LABEL_CLEARANCE_PX = 40  # status labels closer than this stack instead of overlapping
+# Longer trajectories are drawn without the points that land in the same screen pixel as the one
+# before (a converged run repeats one pixel thousands of times): at most a pixel off, many times
+# fewer vertices to stroke. Shorter ones are drawn exactly as recorded.
+THIN_ABOVE = 2000
+
+# viridis, lightened towards white: the valleys stay readable and every run colour (the palette
+# has both a yellow and a dark blue) still stands out against it.
+_VIRIDIS = pg.colormap.get("viridis")
+SURFACE_COLORMAP = pg.ColorMap(
+    np.linspace(0.0, 1.0, 9),
+    [tuple(round(0.55 * float(c) + 0.45 * 255) for c in _VIRIDIS.map(t, mode="byte")[:3])
+     for t in np.linspace(0.0, 1.0, 9)])
+CONTOUR_PEN = pg.mkPen(0, 0, 0, 80, width=1)
+
+
+# --- the math of the picture (numpy only) ---------------------------------------------------------
+
+
+def log_heights(z: np.ndarray, reference: float) -> tuple[np.ndarray, tuple[float, float]]:
+    """The colour value of each cell, log10(z − floor + ε), and the (low, high) colour levels.
+
+    floor is `reference` or, if the grid goes lower, the grid's own minimum. ε is a millionth of the
+    grid's typical height above the floor, so a cell exactly at the minimum is finite and the
+    levels span at most ~6 decades. NaN cells stay NaN (drawn transparent); +inf cells get the top
+    level. Low and high are robust percentiles, so one extreme cell does not wash out the rest.
+    """
+    finite = np.isfinite(z)
+    c = np.full(z.shape, np.nan)
+    if not finite.any():
+        return c, (0.0, 1.0)
+    zf = z[finite]
+    floor = min(float(reference), float(zf.min())) if math.isfinite(reference) else float(zf.min())
+    above = zf - floor
+    top = float(np.percentile(above, 99.0))
+    if not top > 0.0:
+        top = float(above.max()) if above.max() > 0 else 1.0
+    eps = top * 1e-6
+    c[finite] = np.log10(above + eps)
+    lo = float(np.percentile(c[finite], 0.5))
+    hi = float(np.percentile(c[finite], 99.8))
+    if not hi > lo:
+        lo, hi = lo - 0.5, lo + 0.5
+    c[np.isposinf(z)] = hi
+    c[np.isneginf(z)] = lo
+    return c, (lo, hi)
+
+
+def contour_segments(xs: np.ndarray, ys: np.ndarray, z: np.ndarray,
+                     levels: Iterable[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Marching squares on z[j, i] = f(xs[i], ys[j]) for every level, vectorised over the cells.
+
+    Returns the x and y of line-segment end points in pairs (for a curve with connect="pairs").
+    Cells with a NaN corner are skipped. pyqtgraph's own isocurve is ~50x slower on a 300x300 grid.
+    """
+    a, b, c, d = z[:-1, :-1], z[:-1, 1:], z[1:, 1:], z[1:, :-1]  # corners: BL, BR, TR, TL
+    valid = np.isfinite(a) & np.isfinite(b) & np.isfinite(c) & np.isfinite(d)
+    x0, x1 = xs[:-1][None, :], xs[1:][None, :]
+    y0, y1 = ys[:-1][:, None], ys[1:][:, None]
+    out_x: list[np.ndarray] = []
+    out_y: list[np.ndarray] = []
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for level in levels:
+            sa, sb, sc, sd = a > level, b > level, c > level, d > level
+            # edges: 0 bottom (a-b), 1 right (b-c), 2 top (d-c), 3 left (a-d)
+            crossed = np.stack([sa != sb, sb != sc, sd != sc, sa != sd]) & valid
+            count = crossed.sum(axis=0)
+            jj, ii = np.nonzero(count >= 2)
+            if not len(jj):
+                continue
+            A, B, C, D = a[jj, ii], b[jj, ii], c[jj, ii], d[jj, ii]
+            X0, X1, Y0, Y1 = x0[0, ii], x1[0, ii], y0[jj, 0], y1[jj, 0]
+            t = [(level - A) / (B - A), (level - B) / (C - B), (level - D) / (C - D),
+                 (level - A) / (D - A)]
+            px = np.stack([X0 + t[0] * (X1 - X0), X1, X0 + t[2] * (X1 - X0), X0])
+            py = np.stack([Y0, Y0 + t[1] * (Y1 - Y0), Y1, Y0 + t[3] * (Y1 - Y0)])
+            cr = crossed[:, jj, ii]
+            n = count[jj, ii]
+            cols = np.arange(len(jj))
+            two = n == 2
+            first = np.argmax(cr, axis=0)
+            second = 3 - np.argmax(cr[::-1], axis=0)
+            pairs = [(first[two], second[two], cols[two])]
+            four = n == 4  # a saddle cell: the centre value decides which corners join
+            if four.any():
+                centre_like_a = ((A + B + C + D) / 4 > level) == sa[jj, ii]
+                k = cols[four]
+                join = centre_like_a[four]
+                e1 = np.where(join, 0, 3)
+                e2 = np.where(join, 1, 0)
+                e3 = np.where(join, 2, 1)
+                e4 = np.where(join, 3, 2)
+                pairs += [(e1, e2, k), (e3, e4, k)]
+            for p, q, k in pairs:
+                seg_x = np.empty(2 * len(k))
+                seg_y = np.empty(2 * len(k))
+                seg_x[0::2], seg_x[1::2] = px[p, k], px[q, k]
+                seg_y[0::2], seg_y[1::2] = py[p, k], py[q, k]
+                out_x.append(seg_x)
+                out_y.append(seg_y)
+    if not out_x:
+        return np.empty(0), np.empty(0)
+    return np.concatenate(out_x), np.concatenate(out_y)
+
+
+def exit_point(xs: np.ndarray, ys: np.ndarray, x_range: Range, y_range: Range) -> Point | None:
+    """Where a path last leaves the box x_range × y_range: its last point if that is inside, else
+    the point where the segment from its last inside point crosses the box's edge. None if no point
+    of the path is inside."""
+    if not len(xs):
+        return None
+    (bx0, bx1), (by0, by1) = x_range, y_range
+    inside = (xs >= bx0) & (xs <= bx1) & (ys >= by0) & (ys <= by1)
+    if inside[-1]:
+        return float(xs[-1]), float(ys[-1])
+    idx = np.nonzero(inside)[0]
+    if not len(idx):
+        return None
+    k = int(idx[-1])
+    px, py, qx, qy = xs[k], ys[k], xs[k + 1], ys[k + 1]
+    t = 1.0  # largest fraction of the step (p -> q) that stays inside the box
+    for p, q, lo, hi in ((px, qx, bx0, bx1), (py, qy, by0, by1)):
+        if q > hi:
+            t = min(t, (hi - p) / (q - p))
+        elif q < lo:
+            t = min(t, (lo - p) / (q - p))
+    return float(px + t * (qx - px)), float(py + t * (qy - py))
+
+
+def thin_to_pixels(xs: np.ndarray, ys: np.ndarray, sx: float,
+                   sy: float) -> tuple[np.ndarray, np.ndarray]:
+    """The path without each point that falls in the same pixel (sx, sy pixels per unit) as the
+    point before it; the first and last points are always kept."""
+    qx, qy = np.floor(xs * sx), np.floor(ys * sy)
+    keep = np.empty(len(xs), dtype=bool)
+    keep[0] = True
+    np.not_equal(qx[1:], qx[:-1], out=keep[1:])
+    keep[1:] |= qy[1:] != qy[:-1]
+    keep[-1] = True
+    return xs[keep], ys[keep]
+
+
+def _finite_or_zero(v: float) -> float:
+    return v if math.isfinite(v) else 0.0
+
+
+# --- the picture ----------------------------------------------------------------------------------
+
+
+class SurfaceViewBox(pg.ViewBox):
+    """A ViewBox whose plain left click reports the point, and whose "view all" means the surface's
+    own region (not the bounds of every item: a diverged trajectory may reach 1e6).
+
+    Signals
+    -------
+    sigClicked(QPointF, QPointF)   a plain left click (not a drag): (view point, scene point)
+    """
+
+    sigClicked = Signal(object, object)
+
+    def __init__(self) -> None:
+        super().__init__(enableMenu=False)
+        self.home_range: tuple[Range, Range] | None = None
+
+    def mouseClickEvent(self, ev) -> None:
+        if ev.button() == Qt.MouseButton.LeftButton and not ev.double():
+            ev.accept()
+            self.sigClicked.emit(self.mapSceneToView(ev.scenePos()), ev.scenePos())
+        else:
+            super().mouseClickEvent(ev)
+
+    def autoRange(self, *args, **kwargs) -> None:
+        if self.home_range is None:
+            super().autoRange(*args, **kwargs)
+        else:
+            self.setRange(xRange=self.home_range[0], yRange=self.home_range[1], padding=0)
+
+
+class _LegendSample(ItemSample):
+    """A legend swatch. pyqtgraph's hides the line on a click, a second truth about what is shown;
+    this one asks for the run to be selected instead (via the picture's `on_run_picked`)."""
+
+    def mouseClickEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            event.accept()
+            pick = getattr(self.item, "pick_run", None)
+            if pick is not None:
+                pick()
+
+
+@dataclass(eq=False)
+class RunItems:
+    """The plot items of one run. `line` is the whole trajectory, `head` its current point, `arrow`
+    the −∇f direction there, `diverged_marker` the X where a diverged run left the region, and
+    `status_label` the "diverged" / "converged @ step N" badge."""
+
+    run: Run
+    line: pg.PlotDataItem
+    head: QGraphicsEllipseItem
+    arrow: pg.ArrowItem
+    diverged_marker: pg.ScatterPlotItem
+    status_label: pg.TextItem
+    label_point: Point | None = None
+    drawn: tuple = field(default=())  # (trajectory, length, revision) last drawn
+    drawn_status: tuple = field(default=())
+    # the thinned line so far: valid for (trajectory, revision, pixel scale), covering n_done points
+    thin_key: tuple = field(default=())
+    thin_done: int = 0
+    thin_x: np.ndarray = field(default_factory=lambda: np.empty(0))
+    thin_y: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+
+class SurfacePicture:
+    """Everything drawn on the surface plot, built in a pg.GraphicsLayout, from core objects only.
+
+    Used by `SurfaceView` (live) and by `gui.image_export` (headless). `interactive=False` makes
+    the start marker fixed; `cached=False` paints the heatmap and contours directly, and
+    `line_width` widens the trajectories (both for export: a picture is looked at, not animated). `on_run_picked(run)` is called when the user clicks a run's legend
+    swatch.
+    """
+
+    def __init__(self, layout: pg.GraphicsLayout, *, interactive: bool = True,
+                 cached: bool = True, line_width: float = 1.0, grid_size: int = GRID_SIZE,
+                 on_run_picked: Callable[[Run], None] | None = None) -> None:
+        self.grid_size = grid_size
+        self.line_width = line_width
+        self.on_run_picked = on_run_picked
+        self.surface: Surface | None = None
+        self.reference = 0.0  # f_ref of the colour scale
+        self.grid_region: tuple[Range, Range] | None = None  # the region the image shows
+        self.levels: tuple[float, float] = (0.0, 1.0)
+        self.contour_levels = np.empty(0)
+        self.show_gradient_arrows = True
+        self.selected: Run | None = None
+        self.run_items: dict[Run, RunItems] = {}
+
+        self.view_box = SurfaceViewBox()
+        self.plot_item: pg.PlotItem = layout.addPlot(row=0, col=0, viewBox=self.view_box)
+        pi = self.plot_item
+        pi.setMenuEnabled(False)
+        pi.hideButtons()
+        pi.setLabel("bottom", "x")
+        pi.setLabel("left", "y")
+        self.view_box.disableAutoRange()
+
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.image_item.setZValue(Z_IMAGE)
+        # The heatmap and contours change only on a new grid: keep them as pixmaps so a frame
+        # that moves a trajectory does not rescale the image and restroke every contour.
+        cache = QGraphicsItem.CacheMode.DeviceCoordinateCache if cached else (
+            QGraphicsItem.CacheMode.NoCache)
+        self.image_item.setCacheMode(cache)
+        pi.addItem(self.image_item)
+        self.color_bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=SURFACE_COLORMAP,
+                                         interactive=False, width=14, colorMapMenu=False,
+                                         label="f − f_min (log scale)")
+        self.color_bar.setImageItem(self.image_item, insert_in=pi)
+        self.color_bar.axis.setLogMode(True)  # colour values are log10: label the ticks as 10^k
+
+        self.contour_item = pg.PlotCurveItem(connect="pairs", pen=CONTOUR_PEN,
+                                             skipFiniteCheck=True, antialias=False)
+        self.contour_item.setZValue(Z_CONTOURS)
+        self.contour_item.setCacheMode(cache)
+        pi.addItem(self.contour_item, ignoreBounds=True)
+
+        tip = _spot_tip
+        self.minima_item = pg.ScatterPlotItem(symbol="star", size=18, pen=pg.mkPen("k"),
+                                              brush=pg.mkBrush("w"), hoverable=True, tip=tip,
+                                              name="global minimum")
+        self.local_minima_item = pg.ScatterPlotItem(symbol="t1", size=13, pen=pg.mkPen("k"),
+                                                    brush=pg.mkBrush(200, 200, 200), hoverable=True,
+                                                    tip=tip, name="local minimum")
+        for item in (self.minima_item, self.local_minima_item):
+            item.setZValue(Z_MINIMA)
+            pi.addItem(item, ignoreBounds=True)
+
+        self.start_marker = pg.TargetItem(
+            pos=(0.0, 0.0), size=15, symbol="o", pen=pg.mkPen("k", width=2),
+            brush=(255, 255, 255, 160), hoverPen=pg.mkPen("r", width=2),
+            hoverBrush=(255, 255, 255, 220), movable=interactive, label="start",
+            labelOpts={"color": "k", "offset": (9, -9), "anchor": (0, 1),
+                       "fill": (255, 255, 255, 170)})
+        self.start_marker.setZValue(Z_START)
+        pi.addItem(self.start_marker, ignoreBounds=True)
+        if interactive:
+            self.start_marker.setToolTip("Start point: drag it, or click the surface")
+
+        self.legend = pg.LegendItem(offset=(-10, 10), brush=pg.mkBrush(255, 255, 255, 215),
+                                    pen=pg.mkPen(0, 0, 0, 90), labelTextColor="k",
+                                    labelTextSize="9pt", sampleType=_LegendSample)
+        self.legend.setParentItem(self.view_box)
+        self.legend.setZValue(100)
+        self.legend.setCacheMode(cache)  # its translucent box costs ~2 ms a frame to repaint
+        self._legend_corner = (True, False)  # (right, bottom)
+
+        self.view_box.sigTransformChanged.connect(self._on_transform_change)
+
+    # --- the surface ------------------------------------------------------------------------------
+
+    def set_surface(self, surface: Surface) -> None:
+        """Show a new surface: title, minima, colour reference, and the view fitted to its region."""
+        self.surface = surface
+        _, _, z = surface.grid(nx=101, ny=101)
+        finite = z[np.isfinite(z)]
+        lowest = float(finite.min()) if finite.size else 0.0
+        self.reference = (min(surface.min_value, lowest) if surface.min_value is not None
+                          else lowest)
+        ref = self.reference
+        self.color_bar.getAxis("left").setLabel(
+            "f (log scale)" if ref == 0 else
+            f"f {'−' if ref > 0 else '+'} {abs(ref):.4g}  (log scale)")
+        self.plot_item.setTitle(html.escape(_plot_title(surface)), size="10pt", color="k")
+        self.minima_item.setData(pos=list(surface.minima),
+                                 data=[self._point_tip("global minimum", p)
+                                       for p in surface.minima])
+        self.local_minima_item.setData(pos=list(surface.local_minima),
+                                       data=[self._point_tip("local minimum", p)
+                                             for p in surface.local_minima])
+        (x0, x1), (y0, y1) = surface.x_range, surface.y_range
+        self.view_box.home_range = (surface.x_range, surface.y_range)
+        span = max(x1 - x0, y1 - y0)
+        # Zoom limits keep the grid meaningful: far below float64 detail, or absurdly far out.
+        self.view_box.setLimits(minXRange=span * 1e-7, minYRange=span * 1e-7,
+                                maxXRange=span * 1e3, maxYRange=span * 1e3)
+        self.grid_region = None
+        self.fit_to_surface()
+
+    def _point_tip(self, what: str, p: Point) -> str:
+        assert self.surface is not None
+        return f"{what} ({p[0]:.6g}, {p[1]:.6g})\nf = {self.surface.value(*p):.6g}"
+
+    def fit_to_surface(self) -> None:
+        """The view back to the surface's own region, evaluated there now."""
+        if self.surface is None:
+            return
+        self.set_view(self.surface.x_range, self.surface.y_range)
+        self.regrid()
+
+    def set_view(self, x_range: Range, y_range: Range) -> None:
+        self.view_box.setRange(xRange=x_range, yRange=y_range, padding=0)
+
+    def view_range(self) -> tuple[Range, Range]:
+        (x0, x1), (y0, y1) = self.view_box.viewRange()
+        return (float(x0), float(x1)), (float(y0), float(y1))
+
+    def needs_regrid(self) -> bool:
+        """True when the image does not cover the view, or the view is a zoom into it (blurry)."""
+        if self.grid_region is None:
+            return self.surface is not None
+        (vx0, vx1), (vy0, vy1) = self.view_range()
+        (gx0, gx1), (gy0, gy1) = self.grid_region
+        covered = gx0 <= vx0 and vx1 <= gx1 and gy0 <= vy0 and vy1 <= gy1
+        sharp = (vx1 - vx0) >= 0.5 * (gx1 - gx0) and (vy1 - vy0) >= 0.5 * (gy1 - gy0)
+        return not (covered and sharp)
+
+    def regrid(self) -> None:
+        """Evaluate the surface for the visible region (a little beyond) and redraw the heatmap,
+        the colour levels and the contours."""
+        if self.surface is None:
+            return
+        (x0, x1), (y0, y1) = self.view_range()
+        px, py = (x1 - x0) * REGRID_PADDING, (y1 - y0) * REGRID_PADDING
+        self.show_region((x0 - px, x1 + px), (y0 - py, y1 + py))
+
+    def show_region(self, x_range: Range, y_range: Range) -> None:
+        assert self.surface is not None
+        n = self.grid_size
+        xs, ys, z = self.surface.grid(x_range, y_range, n, n)
+        c, (lo, hi) = log_heights(z, self.reference)
+        self.levels = (lo, hi)
+        self.image_item.setImage(c, autoLevels=False, levels=(lo, hi))
+        dx = (x_range[1] - x_range[0]) / (n - 1)
+        dy = (y_range[1] - y_range[0]) / (n - 1)
+        # Pixel centres on the grid points, so the contours (traced through them) line up.
+        self.image_item.setRect(QRectF(x_range[0] - dx / 2, y_range[0] - dy / 2, n * dx, n * dy))
+        self.color_bar.setLevels((lo, hi))
+        # Over a few decades, label only the powers of ten; over less, the 2..9 between them too.
+        self.color_bar.axis.setStyle(maxTextLevel=0 if hi - lo >= 1.5 else 2)
+        self.contour_levels = np.linspace(lo, hi, N_CONTOURS + 2)[1:-1]
+        cx, cy = contour_segments(xs, ys, c, self.contour_levels)
+        self.contour_item.setData(cx, cy)
+        self.grid_region = (x_range, y_range)
+
+    def image_rect(self) -> QRectF:
+        """The region the heatmap covers, in data coordinates."""
+        return self.image_item.mapRectToParent(self.image_item.boundingRect())
+
+    def set_start(self, point: Point) -> None:
+        if not self.start_marker.moving:
+            self.start_marker.setPos(QPointF(float(point[0]), float(point[1])))
+
+    def place_legend(self) -> None:
+        """Put the legend in the corner of the view where it hides least: the start, the minima
+        and the status badges count most, then the runs' heads, then the share of each trajectory
+        under it. It moves only when another corner is strictly better."""
+        w, h = self.view_box.width(), self.view_box.height()
+        size = self.legend.boundingRect().size()  # (LegendItem.size is an attribute)
+        if w <= 0 or h <= 0 or not self.run_items:
+            return
+        (x0, x1), (y0, y1) = self.view_range()
+
+        def to_pixels(points: Sequence[Point]) -> tuple[np.ndarray, np.ndarray]:
+            xy = np.array(points, dtype=float).reshape(-1, 2)
+            return (xy[:, 0] - x0) * (w / (x1 - x0)), (y1 - xy[:, 1]) * (h / (y1 - y0))  # y down
+
+        start = self.start_marker.pos()
+        fixed = [(start.x(), start.y())]
+        if self.surface is not None:
+            fixed += list(self.surface.minima) + list(self.surface.local_minima)
+        badges = [it.label_point for it in self.run_items.values() if it.label_point is not None]
+        heads = [run.last_point for run in self.run_items]
+        # (pixels, weight, slack around the legend in x and y: a badge is ~100 px of text)
+        groups = [(to_pixels(fixed), 10.0, 12.0, 12.0), (to_pixels(badges), 10.0, 110.0, 30.0),
+                  (to_pixels(heads), 3.0, 10.0, 10.0)]
+        paths = []
+        for run in self.run_items:
+            traj = run.trajectory
+            if len(traj):
+                step = max(1, len(traj) // 500)
+                paths.append(to_pixels(np.column_stack([traj.x[::step], traj.y[::step]])))
+        margin = 10.0
+        scores: dict[tuple[bool, bool], float] = {}
+        for right, bottom in ((True, False), (False, False), (True, True), (False, True)):
+            left = w - size.width() - margin if right else margin
+            top = h - size.height() - margin if bottom else margin
+
+            def inside(px: np.ndarray, py: np.ndarray, sx: float = 8.0, sy: float = 8.0,
+                       left: float = left, top: float = top) -> np.ndarray:
+                return ((px >= left - sx) & (px <= left + size.width() + sx)
+                        & (py >= top - sy) & (py <= top + size.height() + sy))
+
+            scores[(right, bottom)] = (
+                sum(weight * inside(*pixels, sx, sy).sum() for pixels, weight, sx, sy in groups)
+                + sum(inside(*pixels).mean() for pixels in paths))
+        best = min(scores, key=scores.__getitem__)  # the first of equals: top right
+        if scores[self._legend_corner] > scores[best] + 1e-9:
+            self._legend_corner = best
+        right, bottom = self._legend_corner
+        anchor = (1 if right else 0, 1 if bottom else 0)
+        self.legend.anchor(itemPos=anchor, parentPos=anchor,
+                           offset=(-margin if right else margin, -margin if bottom else margin))
+
+    # --- the runs ---------------------------------------------------------------------------------
+
+    def set_runs(self, runs: Sequence[Run], selected: Run | None = None) -> None:
+        """Rebuild the per-run items (only when runs are added, removed or reordered)."""
+        for items in self.run_items.values():
+            for item in (items.line, items.head, items.arrow, items.diverged_marker,
+                         items.status_label):
+                self.plot_item.removeItem(item)
+        self.legend.clear()
+        self.run_items = {}
+        self.selected = selected
+        for run in runs:
+            self.run_items[run] = self._make_run_items(run)
+        self.update_runs(force=True)
+
+    def _make_run_items(self, run: Run) -> RunItems:
+        pi = self.plot_item
+        line = pg.PlotDataItem(antialias=False, skipFiniteCheck=True, connect="all")
+        if self.on_run_picked is not None:
+            line.pick_run = lambda r=run: self.on_run_picked(r)  # type: ignore[attr-defined,misc]
+        head = QGraphicsEllipseItem(-HEAD_RADIUS_PX, -HEAD_RADIUS_PX, 2 * HEAD_RADIUS_PX,
+                                    2 * HEAD_RADIUS_PX)
+        head.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        head.setZValue(Z_HEADS)
+        arrow = pg.ArrowItem(pxMode=True, headLen=ARROW_HEAD_PX, tipAngle=40,
+                             tailLen=ARROW_TAIL_PX, tailWidth=2.5, pen=pg.mkPen("k"))
+        arrow.setZValue(Z_HEADS)
+        marker = pg.ScatterPlotItem(symbol="x", size=17, pen=pg.mkPen("k"))
+        marker.setZValue(Z_STATUS)
+        label = pg.TextItem("", color="k", fill=pg.mkBrush(255, 255, 255, 215), anchor=(0, 1))
+        label.setZValue(Z_STATUS)
+        for item in (line, head, arrow, marker, label):
+            pi.addItem(item, ignoreBounds=True)
+        marker.hide()
+        label.hide()
+        self.legend.addItem(line, "")
+        items = RunItems(run, line, head, arrow, marker, label)
+        self.style_run(run, items)
+        return items
+
+    def style_run(self, run: Run, items: RunItems | None = None) -> None:
+        """Colour, width, faintness and legend text of one run (after its settings changed)."""
+        items = items or self.run_items.get(run)
+        if items is None:
+            return
+        color = QColor(run.color or "#000000")
+        faint = QColor(color)
+        if not run.enabled:
+            faint.setAlpha(DISABLED_ALPHA)
+        selected = run is self.selected
+        items.line.setPen(pg.mkPen(faint, width=self.line_width + (1 if selected else 0)))
+        items.line.setZValue(Z_SELECTED if selected else Z_LINES)
+        items.head.setBrush(QBrush(faint))
+        outline = QPen(QColor(0, 0, 0, 255 if run.enabled else DISABLED_ALPHA))
+        outline.setCosmetic(True)
+        items.head.setPen(outline)
+        items.arrow.setStyle(brush=pg.mkBrush(color))
+        items.diverged_marker.setBrush(pg.mkBrush(color))
+        items.status_label.border = pg.mkPen(color, width=1.5)
+        items.status_label.update()
+        title = run.title + ("" if run.enabled else "  (off)")
+        label = self.legend.getLabel(items.line)
+        if label is not None:
+            label.setText(html.escape(title))
+            self.legend.updateSize()
+
+    def set_selected(self, run: Run | None) -> None:
+        previous, self.selected = self.selected, run
+        for r in (previous, run):
+            if r is not None:
+                self.style_run(r)
+
+    def update_runs(self, force: bool = False) -> None:
+        """Draw what is new in each trajectory (setData only where it changed)."""
+        status_changed = False
+        for run, items in self.run_items.items():
+            status_changed |= self.update_run(run, items, force)
+        if status_changed:
+            self._layout_status_labels()
+            self.place_legend()
+
+    def update_run(self, run: Run, items: RunItems | None = None, force: bool = False) -> bool:
+        """Redraw one run if its trajectory changed; returns True if its status display changed."""
+        items = items or self.run_items.get(run)
+        if items is None:
+            return False
+        traj = run.trajectory
+        n = len(traj)
+        key = (traj, n, traj.revision)
+        if force or items.drawn != key:
+            items.drawn = key
+            if n:
+                xs, ys = traj.x, traj.y
+                items.line.setData(*self._line_data(items, xs, ys))
+                items.head.setPos(float(xs[-1]), float(ys[-1]))
+                items.head.show()
+            else:  # diverged before its first entry (e.g. a start where f is not finite)
+                items.line.setData(np.empty(0), np.empty(0))
+                items.head.hide()
+            self._place_arrow(run, items)
+        status = (run.status, run.converged_at, run.diverged_at, run.enabled)
+        if force or items.drawn_status != status:
+            items.drawn_status = status
+            self._show_status(run, items)
+            self._place_arrow(run, items)  # a diverged run has no arrow, a disabled one neither
+            return True
+        return False
+
+    def _line_data(self, items: RunItems, xs: np.ndarray,
+                   ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What the line draws: the trajectory itself, or for a long one its pixel-thinned copy,
+        extended incrementally with only the new points."""
+        n = len(xs)
+        scale = self._pixel_scale()
+        if n <= THIN_ABOVE or scale is None:
+            items.thin_key = ()
+            return xs, ys
+        traj = items.run.trajectory
+        key = (traj, traj.revision, scale)
+        if items.thin_key == key and 0 < items.thin_done <= n:
+            # Thin from the last point already done (kept), then drop it from the new piece.
+            tx, ty = thin_to_pixels(xs[items.thin_done - 1:], ys[items.thin_done - 1:], *scale)
+            items.thin_x = np.concatenate([items.thin_x, tx[1:]])
+            items.thin_y = np.concatenate([items.thin_y, ty[1:]])
+        else:
+            items.thin_x, items.thin_y = thin_to_pixels(xs, ys, *scale)
+            items.thin_key = key
+        items.thin_done = n
+        return items.thin_x, items.thin_y
+
+    def set_gradient_arrows(self, show: bool) -> None:
+        self.show_gradient_arrows = bool(show)
+        self.update_arrows()
+
+    def update_arrows(self) -> None:
+        for run, items in self.run_items.items():
+            self._place_arrow(run, items)
+
+    def _pixel_scale(self) -> tuple[float, float] | None:
+        """Pixels per data unit along x and y, or None while the view has no size."""
+        (x0, x1), (y0, y1) = self.view_range()
+        w, h = self.view_box.width(), self.view_box.height()
+        if w <= 0 or h <= 0 or x1 <= x0 or y1 <= y0:
+            return None
+        return w / (x1 - x0), h / (y1 - y0)
+
+    def _place_arrow(self, run: Run, items: RunItems) -> None:
+        arrow = items.arrow
+        traj = run.trajectory
+        scale = self._pixel_scale()
+        # A converged run's gradient is below tolerance: its direction is rounding noise.
+        if (not self.show_gradient_arrows or not run.enabled or not len(traj) or scale is None
+                or run.status is not RunStatus.RUNNING):
+            arrow.hide()
+            return
+        last = len(traj) - 1
+        # A frozen coordinate has no gradient (NaN): it does not move, so its component is 0.
+        dx = -_finite_or_zero(float(traj.grad_x[last]))
+        dy = -_finite_or_zero(float(traj.grad_y[last]))
+        big = max(abs(dx), abs(dy))
+        if big == 0.0:
+            arrow.hide()
+            return
+        sx, sy = dx / big * scale[0], dy / big * scale[1]  # on screen, in pixels, y up
+        norm = math.hypot(sx, sy)
+        ux, uy = sx / norm, sy / norm
+        reach = ARROW_HEAD_PX + ARROW_TAIL_PX + ARROW_GAP_PX
+        tip_x = float(traj.x[last]) + reach * ux / scale[0]
+        tip_y = float(traj.y[last]) + reach * uy / scale[1]
+        # ArrowItem's angle 0 points left and turns clockwise on screen (where y points down).
+        arrow.setStyle(angle=math.degrees(math.atan2(uy, -ux)))
+        arrow.setPos(tip_x, tip_y)
+        arrow.show()
+
+    def _show_status(self, run: Run, items: RunItems) -> None:
+        marker, label = items.diverged_marker, items.status_label
+        traj = run.trajectory
+        items.label_point = None
+        if run.status is RunStatus.DIVERGED:
+            point = self._diverged_point(run)
+            marker.setData(pos=[point])
+            marker.setToolTip(run.status_text)
+            marker.show()
+            label.setText("diverged")
+            label.setToolTip(run.status_text)
+            items.label_point = point
+        elif run.status is RunStatus.CONVERGED and len(traj) and run.converged_at is not None:
+            marker.hide()
+            k = min(int(np.searchsorted(traj.step, run.converged_at)), len(traj) - 1)
+            label.setText(f"converged @ step {run.converged_at}")
+            label.setToolTip(run.status_text)
+            items.label_point = (float(traj.x[k]), float(traj.y[k]))
+        else:
+            marker.hide()
+        if items.label_point is not None and run.enabled:
+            label.setPos(*items.label_point)
+            label.show()
+        else:
+            label.hide()
+
+    def _diverged_point(self, run: Run) -> Point:
+        """Where to put the X: where the trajectory left the surface's region (or its last point),
+        so it stays on the picture when the run flew off to 1e6."""
+        traj = run.trajectory
+        xs, ys = traj.x, traj.y
+        pending = getattr(run, "diverged_point", None)
+        if pending is not None and all(math.isfinite(v) for v in pending):
+            xs, ys = np.append(xs, pending[0]), np.append(ys, pending[1])
+        if self.surface is not None:
+            p = exit_point(xs, ys, self.surface.x_range, self.surface.y_range)
+            if p is not None:
+                return p
+        if len(xs):
+            return float(xs[-1]), float(ys[-1])
+        return run.start
+
+    def _layout_status_labels(self) -> None:
+        """Place the status badges: beside their point, on the side facing the middle of the view
+        (a run that left over the right edge gets its badge to the left), and stacked when their
+        points are close on screen instead of overlapping."""
+        scale = self._pixel_scale() or (1.0, 1.0)
+        (_, x1), (_, y1) = self.view_range()
+        placed: list[Point] = []
+        for items in self.run_items.values():
+            p = items.label_point
+            if p is None or not items.status_label.isVisible():
+                continue
+            near = sum(1 for q in placed
+                       if math.hypot((p[0] - q[0]) * scale[0], (p[1] - q[1]) * scale[1])
+                       < LABEL_CLEARANCE_PX)
+            from_right = (x1 - p[0]) * scale[0]  # pixels to the view's right edge
+            from_top = (y1 - p[1]) * scale[1]
+            ax = 1.08 if from_right < 160 else -0.08
+            ay = -0.1 - 1.15 * near if from_top < 30 * (near + 1) else 1.0 + 1.15 * near
+            items.status_label.setAnchor((ax, ay))
+            placed.append(p)
+
+    def _on_transform_change(self) -> None:
+        # A zoom changes which points share a pixel: thin the long lines again.
+        for run, items in self.run_items.items():
+            if len(run.trajectory) > THIN_ABOVE:
+                items.line.setData(*self._line_data(items, run.trajectory.x, run.trajectory.y))
+        self.update_arrows()
+        self._layout_status_labels()
+
+    # --- a whole session (for the headless picture) -----------------------------------------------
+
+    def show_session(self, session: Session) -> None:
+        self.set_surface(session.surface)
+        self.set_start(session.start)
+        self.set_runs(session.runs, None)
+        self.place_legend()
+
+
+def _plot_title(surface: Surface, limit: int = 70) -> str:
+    """The surface's name, with its formula when that fits on the line."""
+    if surface.title == surface.text:  # a user's formula is its own title
+        text = surface.text
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+    full = f"{surface.title}:  f(x, y) = {surface.text}"
+    return full if len(full) <= limit else surface.title
+
+
+def _spot_tip(x: float, y: float, data: object) -> str:
+    return str(data)
+
+
+# --- the live widget ------------------------------------------------------------------------------
+
+
+class SurfaceView(pg.GraphicsLayoutWidget):
+    """The surface the runs race down, live: it redraws from the controller's session.
+
+    Pan with a left drag, zoom with the wheel (or a right drag); the surface is evaluated again for
+    the visible region ~100 ms after the view settles. A plain click on the surface, or dragging the
+    start marker, moves the start (every run restarts there). Moving the mouse shows f and ∇f
+    under it (`hover_text`).
+
+    `plot_item`, `image_item`, `run_items` (run -> RunItems with `.line`, `.head`, `.arrow`, ...)
+    and the other items are the picture's (see SurfacePicture).
+    """
+
+    def __init__(self, controller: Controller, *, parent: QWidget | None = None) -> None:
+        super().__init__(parent=parent)
+        self.controller = controller
+        self.picture = SurfacePicture(self.ci, interactive=True,
+                                      on_run_picked=self._on_legend_pick)
+        self.plot_item = self.picture.plot_item
+        self.image_item = self.picture.image_item
+        self.view_box = self.picture.view_box
+        self.hover_label = self.ci.addLabel("", row=1, col=0, justify="left", color="k",
+                                            size="9pt")
+        self.hover_text = ""
+
+        self._regrid_timer = QTimer(self)
+        self._regrid_timer.setSingleShot(True)
+        self._regrid_timer.setInterval(REGRID_DELAY_MS)
+        self._regrid_timer.timeout.connect(self._on_view_settled)
+
+        self.view_box.sigRangeChanged.connect(self._on_view_range_change)
+        self.view_box.sigClicked.connect(self._on_surface_click)
+        self.picture.start_marker.sigPositionChanged.connect(self._on_start_marker_move)
+        self.picture.start_marker.sigPositionChangeFinished.connect(self._on_start_marker_drop)
+        self.scene().sigMouseMoved.connect(self._on_mouse_move)
+
+        self._connections = [
+            (controller.sigSurfaceChanged, self._on_surface_change),
+            (controller.sigRunsChanged, self._on_runs_change),
+            (controller.sigRunChanged, self._on_run_change),
+            (controller.sigStepped, self._on_trajectory_change),
+            (controller.sigSelectionChanged, self._on_selection_change),
+        ]
+        for signal, slot in self._connections:
+            signal.connect(slot)
+        self._on_surface_change()
+        self._on_runs_change()
+
+    # --- public -----------------------------------------------------------------------------------
+
+    @property
+    def run_items(self) -> dict[Run, RunItems]:
+        return self.picture.run_items
+
+    @property
+    def show_gradient_arrows(self) -> bool:
+        return self.picture.show_gradient_arrows
+
+    def set_gradient_arrows(self, show: bool) -> None:
+        """Show or hide the −∇f arrow at each run's head."""
+        self.picture.set_gradient_arrows(show)
+
+    def view_range(self) -> tuple[Range, Range]:
+        return self.picture.view_range()
+
+    def set_view(self, x_range: Range, y_range: Range) -> None:
+        """Show this region; the surface is evaluated for it once the view settles."""
+        self.picture.set_view(x_range, y_range)
+
+    def fit_to_surface(self) -> None:
+        self._regrid_timer.stop()
+        self.picture.fit_to_surface()
+
+    def image_rect(self) -> QRectF:
+        return self.picture.image_rect()
+
+    def show_point_info(self, x: float, y: float) -> str:
+        """Put f and ∇f at (x, y) in the hover line; returns the text."""
+        surface = self.controller.session.surface
+        try:
+            f, gx, gy = surface.value_and_grad(x, y)
+            text = (f"x = {x:.4g}   y = {y:.4g}   f = {f:.6g}   "
+                    f"∇f = ({gx:.4g}, {gy:.4g})")
+        except RuntimeError:  # a torch error at this point: say so, do not crash the hover
+            text = f"x = {x:.4g}   y = {y:.4g}   f undefined"
+        self.hover_text = text
+        self.hover_label.setText(html.escape(text).replace("  ", "&nbsp;&nbsp;"))
+        return text
+
+    def disconnect_controller(self) -> None:
+        for signal, slot in self._connections:
+            try:
+                signal.disconnect(slot)
+            except (RuntimeError, TypeError):  # already gone with the controller
+                pass
+        self._connections = []
+        self._regrid_timer.stop()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.disconnect_controller()
+        super().closeEvent(event)
+
+    # --- from the controller ------------------------------------------------------------------------
+
+    def _on_surface_change(self) -> None:
+        session = self.controller.session
+        if session.surface is not self.picture.surface:
+            self._regrid_timer.stop()
+            self.picture.set_surface(session.surface)
+        self.picture.set_start(session.start)
+        self.picture.update_runs(force=True)  # every run restarted
+        self.picture.place_legend()
+
+    def _on_runs_change(self) -> None:
+        self.picture.set_runs(self.controller.session.runs, self.controller.selected)
+        self.picture.place_legend()
+
+    def _on_run_change(self, run: Run) -> None:
+        self.picture.style_run(run)
+        if self.picture.update_run(run, force=True):
+            self.picture._layout_status_labels()
+            self.picture.place_legend()
+
+    def _on_trajectory_change(self) -> None:
+        self.picture.update_runs()
+
+    def _on_selection_change(self, run: Run | None) -> None:
+        self.picture.set_selected(run)
+
+    # --- from the user ----------------------------------------------------------------------------
+
+    def _on_view_range_change(self, *_: object) -> None:
+        self._regrid_timer.start()  # restarts: only the last change of a pan or zoom counts
+
+    def _on_view_settled(self) -> None:
+        if self.picture.needs_regrid():
+            self.picture.regrid()
+
+    def _on_surface_click(self, point: QPointF, scene_pos: QPointF) -> None:
+        legend = self.picture.legend
+        if legend.isVisible() and legend.sceneBoundingRect().contains(scene_pos):
+            return
+        self.controller.set_start((point.x(), point.y()))
+
+    def _on_start_marker_move(self, marker: pg.TargetItem) -> None:
+        if marker.moving:
+            p = marker.pos()
+            self.show_point_info(p.x(), p.y())
+
+    def _on_start_marker_drop(self, marker: pg.TargetItem) -> None:
+        p = marker.pos()
+        self.controller.set_start((p.x(), p.y()))
+
+    def _on_mouse_move(self, scene_pos: QPointF) -> None:
+        if not self.view_box.sceneBoundingRect().contains(scene_pos):
+            return
+        p = self.view_box.mapSceneToView(scene_pos)
+        self.show_point_info(p.x(), p.y())
+
+    def _on_legend_pick(self, run: Run) -> None:
+        self.controller.select(run)

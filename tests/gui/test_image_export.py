@@ -1,0 +1,138 @@
+"""Image export: a whole session drawn headless, live widgets, and the errors a user can hit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+import pytest
+from PySide6.QtGui import QColor, QImage
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from core.errors import ExportError
+from core.session import Session
+from gui.image_export import export_widget_image, render_session_image
+from gui.surface_view import SurfaceView
+
+
+def pixels(path) -> np.ndarray:
+    """The image as an (h, w, 3) array of RGB bytes."""
+    image = QImage(str(path)).convertToFormat(QImage.Format.Format_RGB888)
+    h, w, stride = image.height(), image.width(), image.bytesPerLine()
+    data = np.frombuffer(image.constBits(), dtype=np.uint8, count=h * stride)
+    return data.reshape(h, stride)[:, : 3 * w].reshape(h, w, 3).copy()  # outlive the QImage
+
+
+def count_colour(rgb: np.ndarray, colour: str, tolerance: int = 12) -> int:
+    c = QColor(colour)
+    target = np.array([c.red(), c.green(), c.blue()])
+    return int((np.abs(rgb.astype(int) - target).max(axis=2) <= tolerance).sum())
+
+
+@pytest.fixture
+def stepped_session() -> Session:
+    session = Session.default()
+    session.step(300)
+    return session
+
+
+def test_session_png_has_the_size_and_the_run_colours(qtbot, stepped_session, tmp_path):
+    out = tmp_path / "surface.png"
+    render_session_image(stepped_session, out, width=640, height=480)
+    image = QImage(str(out))
+    assert (image.width(), image.height()) == (640, 480)
+    rgb = pixels(out)
+    for run in stepped_session.runs:
+        assert count_colour(rgb, run.color) >= 15, f"{run.title} ({run.color}) is not drawn"
+    # Not a blank picture: the heatmap brings many distinct colours.
+    assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 500
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_session_png_default_size(qtbot, stepped_session, tmp_path):
+    out = tmp_path / "surface.png"
+    render_session_image(stepped_session, out)
+    image = QImage(str(out))
+    assert (image.width(), image.height()) == (1200, 900)
+
+
+def test_session_svg_is_vector(qtbot, stepped_session, tmp_path):
+    out = tmp_path / "surface.svg"
+    render_session_image(stepped_session, out, 800, 600)
+    text = out.read_text()
+    assert "<svg" in text
+    assert "<path" in text
+    assert text.count("<path") + text.count("<polyline") > 100  # lines, contours, markers
+    assert text.count("<image") <= 3  # the heatmap and the colour bar are the only pictures
+    assert 'width="800' in text or "800" in text.split(">", 2)[1]
+    # The run colours are strokes in the file, not only pixels of an embedded image.
+    for run in stepped_session.runs:
+        assert run.color.lower() in text.lower()
+
+
+@pytest.mark.parametrize("name", ["/nonexistent_dir/x.png", "x.bmp", "x", "/nonexistent_dir/x.svg"])
+def test_bad_targets_raise_export_error(qtbot, stepped_session, tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ExportError) as err:
+        render_session_image(stepped_session, name)
+    assert ".png or .svg" in str(err.value) or "does not exist" in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_size_raises_export_error(qtbot, stepped_session, tmp_path):
+    with pytest.raises(ExportError, match="between 1 and"):
+        render_session_image(stepped_session, tmp_path / "x.png", 0, 100)
+
+
+def test_failed_write_keeps_the_old_file(qtbot, stepped_session, tmp_path, monkeypatch):
+    out = tmp_path / "surface.png"
+    out.write_bytes(b"old picture")
+    monkeypatch.setattr(QImage, "save", lambda *args, **kwargs: False)
+    with pytest.raises(ExportError, match="cannot write"):
+        render_session_image(stepped_session, out, 200, 150)
+    assert out.read_bytes() == b"old picture"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["surface.png"]
+
+
+def test_live_surface_view_exports_png_and_svg(qtbot, controller, tmp_path):
+    view = SurfaceView(controller)
+    qtbot.addWidget(view)
+    view.resize(700, 500)
+    view.show()
+    qtbot.waitExposed(view)
+    for _ in range(20):
+        controller.step_once()
+    png = tmp_path / "view.png"
+    export_widget_image(view, png)
+    image = QImage(str(png))
+    assert (image.width(), image.height()) == (view.viewport().width(), view.viewport().height())
+    rgb = pixels(png)
+    assert count_colour(rgb, controller.session.runs[0].color) > 0
+    export_widget_image(view, png, width=1400)  # twice the size, same aspect ratio
+    image = QImage(str(png))
+    assert image.width() == 1400
+    assert abs(image.height() - 2 * view.viewport().height()) <= 1
+    svg = tmp_path / "view.svg"
+    export_widget_image(view, svg, 600, 400)
+    text = svg.read_text()
+    assert "<svg" in text and "<path" in text
+    with pytest.raises(ExportError):
+        export_widget_image(view, tmp_path / "view.jpg")
+
+
+def test_plain_widget_with_plots_exports(qtbot, tmp_path):
+    # Like the curves panel: a QWidget holding a pyqtgraph widget.
+    holder = QWidget()
+    layout = QVBoxLayout(holder)
+    plot = pg.PlotWidget()
+    plot.plot([0, 1, 2, 3], [0, 1, 0, 1], pen=pg.mkPen("#d55e00"))
+    layout.addWidget(plot)
+    qtbot.addWidget(holder)
+    holder.resize(400, 300)
+    holder.show()
+    qtbot.waitExposed(holder)
+    out = tmp_path / "curves.png"
+    export_widget_image(holder, out, 400, 300)
+    assert count_colour(pixels(out), "#d55e00", tolerance=40) > 20
+    svg = tmp_path / "curves.svg"
+    export_widget_image(holder, svg)
+    assert "<svg" in svg.read_text()

@@ -1,0 +1,375 @@
+"""The surface view, driven like a user: the heatmap, minima, trajectories, clicks, drags, zoom,
+hover, and what diverged and converged runs show."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtTest import QTest
+
+from core.run import RunStatus
+from core.surfaces import get_surface
+from gui.surface_view import (
+    GRID_SIZE,
+    THIN_ABOVE,
+    SurfaceView,
+    contour_segments,
+    exit_point,
+    log_heights,
+)
+
+
+@pytest.fixture
+def view(qtbot, controller):
+    v = SurfaceView(controller)
+    qtbot.addWidget(v)
+    v.resize(900, 700)
+    v.show()
+    qtbot.waitExposed(v)
+    return v
+
+
+def widget_pos(view: SurfaceView, x: float, y: float) -> QPoint:
+    """The viewport pixel showing the data point (x, y)."""
+    return view.mapFromScene(view.view_box.mapViewToScene(QPointF(x, y)))
+
+
+def drag(view: SurfaceView, start: QPoint, end: QPoint, steps: int = 10) -> None:
+    viewport = view.viewport()
+    QTest.mousePress(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)
+    for k in range(1, steps + 1):
+        QTest.mouseMove(viewport, start + (end - start) * (k / steps))
+    QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, end)
+
+
+def flat(ranges: tuple[tuple[float, float], tuple[float, float]]) -> tuple[float, ...]:
+    return (*ranges[0], *ranges[1])
+
+
+def rect_tuple(view: SurfaceView) -> tuple[float, float, float, float]:
+    r = view.image_rect()
+    return r.left(), r.right(), r.top(), r.bottom()  # top is the low y in data coordinates
+
+
+# --- the surface ----------------------------------------------------------------------------------
+
+
+def test_heatmap_holds_the_surface_grid_in_log_colours(view, controller):
+    surface = controller.session.surface
+    image = view.image_item.image
+    assert image.shape == (GRID_SIZE, GRID_SIZE)
+    lo, hi = view.picture.levels
+    assert math.isfinite(lo) and math.isfinite(hi) and lo < hi
+    assert np.isfinite(image).all()
+    # The image covers the region the grid was evaluated on, which covers the view.
+    (gx0, gx1), (gy0, gy1) = view.picture.grid_region
+    x0, x1, y0, y1 = rect_tuple(view)
+    assert x0 <= -2.0 and x1 >= 2.0 and y0 <= -1.0 and y1 >= 3.0
+    assert x0 < gx0 < gx1 < x1 and y0 < gy0 < gy1 < y1
+    # Colours are an increasing function of f on the same grid: sorted by f, they never go down.
+    _, _, z = surface.grid((gx0, gx1), (gy0, gy1), GRID_SIZE, GRID_SIZE)
+    order = np.argsort(z, axis=None, kind="stable")
+    assert np.all(np.diff(image.ravel()[order]) >= -1e-12)
+    # ...and log-scaled: the valley spans several colour decades, not one flat shade.
+    assert hi - lo > 3
+    # Row-major: row j is y, column i is x. Low f at the minimum (1, 1), high at the corner (-2, -1).
+    i = round((1.0 - gx0) / (gx1 - gx0) * (GRID_SIZE - 1))
+    j = round((1.0 - gy0) / (gy1 - gy0) * (GRID_SIZE - 1))
+    assert image[j, i] < lo + 0.2 * (hi - lo)
+    assert image[0, 0] > hi - 0.2 * (hi - lo)
+
+
+def test_colour_bar_and_contours_follow_the_grid(view):
+    picture = view.picture
+    assert picture.color_bar.levels() == pytest.approx(picture.levels)
+    assert len(picture.contour_levels) == 15
+    cx, cy = picture.contour_item.getData()
+    assert len(cx) > 100 and len(cx) % 2 == 0  # segment end points, in pairs
+    (gx0, gx1), (gy0, gy1) = picture.grid_region
+    assert cx.min() >= gx0 and cx.max() <= gx1 and cy.min() >= gy0 and cy.max() <= gy1
+
+
+def test_minima_markers_sit_at_the_known_minima(view, controller):
+    x, y = view.picture.minima_item.getData()
+    assert list(zip(x, y)) == [(1.0, 1.0)]
+    assert len(view.picture.local_minima_item.getData()[0]) == 0
+    assert "global minimum" in view.picture.minima_item.data["data"][0]
+
+
+def test_local_minima_get_their_own_marker(view, controller):
+    controller.set_surface_name("wells")
+    surface = controller.session.surface
+    lx, ly = view.picture.local_minima_item.getData()
+    np.testing.assert_allclose(np.column_stack([lx, ly]), np.array(surface.local_minima))
+    assert view.picture.local_minima_item.opts["symbol"] != view.picture.minima_item.opts["symbol"]
+
+
+def test_switching_surface_redraws_image_and_minima(view, controller):
+    before = view.image_item.image.copy()
+    controller.set_surface_name("himmelblau")
+    surface = get_surface("himmelblau")
+    x, y = view.picture.minima_item.getData()
+    assert len(x) == 4
+    np.testing.assert_allclose(np.array(sorted(zip(x, y))), np.array(sorted(surface.minima)))
+    assert flat(view.view_range()) == pytest.approx((-5.0, 5.0, -5.0, 5.0))
+    x0, x1, y0, y1 = rect_tuple(view)
+    assert x0 <= -5 and x1 >= 5 and y0 <= -5 and y1 >= 5
+    assert not np.allclose(view.image_item.image, before)
+    assert "Himmelblau" in view.plot_item.titleLabel.text
+
+
+# --- runs -----------------------------------------------------------------------------------------
+
+
+def test_one_line_per_run_with_the_run_trajectory(view, controller):
+    controller.step_once()
+    controller.step_once()
+    runs = controller.session.runs
+    assert set(view.run_items) == set(runs)
+    lines = [item for item in view.plot_item.listDataItems()
+             if item in {items.line for items in view.run_items.values()}]
+    assert len(lines) == len(runs)
+    for run in runs:
+        items = view.run_items[run]
+        x, y = items.line.getData()
+        np.testing.assert_array_equal(x, run.trajectory.x)
+        np.testing.assert_array_equal(y, run.trajectory.y)
+        assert len(x) == 3
+        assert items.line.opts["pen"].color().name().lower() == run.color.lower()
+        assert (items.head.pos().x(), items.head.pos().y()) == run.last_point
+    names = [label.text for _, label in view.picture.legend.items]
+    assert names == [r.title for r in runs]
+
+
+def test_steps_update_the_same_items(view, controller):
+    items_before = {run: (items.line, items.head, items.arrow)
+                    for run, items in view.run_items.items()}
+    n_items = len(view.plot_item.items)
+    for _ in range(5):
+        controller.step_once()
+    assert {run: (items.line, items.head, items.arrow)
+            for run, items in view.run_items.items()} == items_before
+    assert len(view.plot_item.items) == n_items
+    run = controller.session.runs[0]
+    assert len(view.run_items[run].line.getData()[0]) == 6
+
+
+def test_adding_and_removing_runs_rebuilds_items(view, controller):
+    n_items = len(view.plot_item.items)
+    run = controller.add_run("Adagrad", {"lr": 0.3})
+    assert run in view.run_items
+    assert len(view.plot_item.items) > n_items
+    controller.remove_run(run)
+    assert run not in view.run_items
+    assert len(view.plot_item.items) == n_items
+    assert len(view.picture.legend.items) == len(controller.session.runs)
+
+
+def test_arrow_points_along_the_negative_gradient(view, controller):
+    controller.step_once()
+    for run in controller.session.runs:
+        arrow = view.run_items[run].arrow
+        assert arrow.isVisible()
+        hx, hy = run.last_point
+        gx, gy = run.trajectory.grad_x[-1], run.trajectory.grad_y[-1]
+        tip = arrow.pos()
+        d = np.array([tip.x() - hx, tip.y() - hy])
+        g = -np.array([gx, gy])
+        assert d @ g / (np.linalg.norm(d) * np.linalg.norm(g)) > 0.999
+        # The drawn arrow's body lies between the head and the tip: the tip is what points away.
+        # (in viewport pixels: the arrow keeps its pixel size, so the view transform maps it)
+        to_pixels = arrow.deviceTransform(view.viewportTransform())
+        head = QPointF(widget_pos(view, hx, hy))
+        tip_px = to_pixels.map(QPointF(0, 0))
+        body = to_pixels.map(arrow.boundingRect().center())
+        assert (QPointF(body - head).manhattanLength()
+                < QPointF(tip_px - head).manhattanLength())
+        assert QPointF(tip_px - head).manhattanLength() > 15  # clear of the head marker
+
+
+def test_gradient_arrows_toggle(view, controller):
+    controller.step_once()
+    view.set_gradient_arrows(False)
+    assert not view.show_gradient_arrows
+    assert not any(items.arrow.isVisible() for items in view.run_items.values())
+    controller.step_once()
+    assert not any(items.arrow.isVisible() for items in view.run_items.values())
+    view.set_gradient_arrows(True)
+    assert all(items.arrow.isVisible() for items in view.run_items.values())
+
+
+def test_diverged_run_shows_an_x_where_it_left(view, controller):
+    run = controller.add_run("SGD", {"lr": 1.0})
+    for _ in range(3):
+        controller.step_once()
+    assert run.status is RunStatus.DIVERGED
+    items = view.run_items[run]
+    assert items.diverged_marker.isVisible()
+    (mx,), (my,) = items.diverged_marker.getData()
+    surface = controller.session.surface
+    # The run flew off to x ~ -4e9; the X marks where it crossed the edge of the region.
+    assert surface.x_range[0] <= mx <= surface.x_range[1]
+    assert surface.y_range[0] <= my <= surface.y_range[1]
+    assert mx == pytest.approx(2.0)
+    assert items.status_label.isVisible()
+    assert items.status_label.toPlainText() == "diverged"
+    assert not items.arrow.isVisible()
+    # A restart clears it.
+    controller.set_start((0.0, 0.0))
+    assert not items.diverged_marker.isVisible()
+    assert not items.status_label.isVisible()
+
+
+def test_converged_run_says_at_which_step(view, controller):
+    controller.set_surface_name("bowl")
+    run = controller.add_run("SGD", {"lr": 0.5})
+    controller.step_once()
+    assert run.status is RunStatus.CONVERGED
+    label = view.run_items[run].status_label
+    assert label.isVisible()
+    assert label.toPlainText() == f"converged @ step {run.converged_at}"
+
+
+def test_disabled_run_is_faint_and_selected_run_thicker(view, controller):
+    first, second = controller.session.runs[:2]
+    assert controller.selected is first
+    assert view.run_items[first].line.opts["pen"].widthF() > \
+        view.run_items[second].line.opts["pen"].widthF()
+    controller.select(second)
+    assert view.run_items[second].line.opts["pen"].widthF() > \
+        view.run_items[first].line.opts["pen"].widthF()
+    controller.set_enabled(first, False)
+    assert view.run_items[first].line.opts["pen"].color().alpha() < 255
+    assert "(off)" in view.picture.legend.getLabel(view.run_items[first].line).text
+    controller.set_enabled(first, True)
+    assert view.run_items[first].line.opts["pen"].color().alpha() == 255
+
+
+def test_run_changes_restyle_its_items(view, controller):
+    run = controller.session.runs[0]
+    controller.set_color(run, "#123456")
+    controller.set_label(run, "mine")
+    items = view.run_items[run]
+    assert items.line.opts["pen"].color().name() == "#123456"
+    assert view.picture.legend.getLabel(items.line).text == "mine"
+
+
+def test_long_trajectories_are_drawn_thinned_to_pixels(view, controller):
+    run = controller.session.runs[0]
+    run.step(THIN_ABOVE + 500)
+    controller.step_once()
+    x, y = view.run_items[run].line.getData()
+    assert 1 < len(x) < len(run.trajectory)
+    assert (x[0], y[0]) == (run.trajectory.x[0], run.trajectory.y[0])
+    assert (x[-1], y[-1]) == (run.trajectory.x[-1], run.trajectory.y[-1])
+    assert np.isin(x, run.trajectory.x).all()
+
+
+# --- the user -------------------------------------------------------------------------------------
+
+
+def test_click_on_the_surface_moves_the_start_and_restarts(view, controller):
+    controller.step_once()
+    QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton,
+                     Qt.KeyboardModifier.NoModifier, widget_pos(view, 0.5, 2.0))
+    sx, sy = controller.session.start
+    assert sx == pytest.approx(0.5, abs=0.02) and sy == pytest.approx(2.0, abs=0.02)
+    assert all(len(r.trajectory) == 1 for r in controller.session.runs)
+    marker = view.picture.start_marker.pos()
+    assert (marker.x(), marker.y()) == pytest.approx((sx, sy))
+
+
+def test_dragging_the_start_marker_moves_the_start(view, controller):
+    controller.step_once()
+    range_before = view.view_range()
+    drag(view, widget_pos(view, *controller.session.start), widget_pos(view, -1.0, -0.5))
+    sx, sy = controller.session.start
+    assert sx == pytest.approx(-1.0, abs=0.03) and sy == pytest.approx(-0.5, abs=0.03)
+    assert all(len(r.trajectory) == 1 and r.start == (sx, sy) for r in controller.session.runs)
+    assert flat(view.view_range()) == pytest.approx(flat(range_before))  # a marker drag is not a pan
+
+
+def test_dragging_the_surface_pans_and_keeps_the_start(view, controller):
+    start = controller.session.start
+    drag(view, widget_pos(view, 1.5, -0.5), widget_pos(view, 1.0, -0.5))
+    (x0, x1), _ = view.view_range()
+    assert x0 == pytest.approx(-1.5, abs=0.03) and x1 == pytest.approx(2.5, abs=0.03)
+    assert controller.session.start == start
+
+
+def test_zoom_regrids_the_visible_region_after_a_pause(view, qtbot):
+    old = rect_tuple(view)
+    view.set_view((0.9, 1.1), (0.95, 1.05))
+    assert flat(view.view_range()) == pytest.approx((0.9, 1.1, 0.95, 1.05))
+    assert rect_tuple(view) == old  # debounced: not yet
+
+    def covers_new_region() -> bool:
+        x0, x1, y0, y1 = rect_tuple(view)
+        return x0 <= 0.9 and x1 >= 1.1 and y0 <= 0.95 and y1 >= 1.05 and x1 - x0 < 0.5
+
+    qtbot.waitUntil(covers_new_region, timeout=2000)
+    assert view.image_item.image.shape == (GRID_SIZE, GRID_SIZE)
+    view.fit_to_surface()
+    assert flat(view.view_range()) == pytest.approx((-2.0, 2.0, -1.0, 3.0))
+    x0, x1, y0, y1 = rect_tuple(view)
+    assert x0 <= -2.0 and x1 >= 2.0 and y0 <= -1.0 and y1 >= 3.0
+
+
+def test_a_small_pan_needs_no_new_grid(view, qtbot):
+    grid = view.picture.grid_region
+    view.set_view((-1.9, 2.1), (-1.0, 3.0))
+    with qtbot.waitSignal(view._regrid_timer.timeout, timeout=2000):
+        pass
+    assert view.picture.grid_region == grid
+
+
+def test_hover_shows_f_and_gradient(view, controller):
+    QTest.mouseMove(view.viewport(), widget_pos(view, 0.5, 0.5))
+    text = view.hover_text
+    shown = view.view_box.mapSceneToView(view.mapToScene(widget_pos(view, 0.5, 0.5)))
+    f, gx, gy = controller.session.surface.value_and_grad(shown.x(), shown.y())
+    assert f"f = {f:.6g}" in text
+    assert f"∇f = ({gx:.4g}, {gy:.4g})" in text
+    assert abs(f - 6.5) < 1.0  # f(0.5, 0.5) = 6.5 on Rosenbrock
+    assert view.hover_label.text  # and the label shows it
+
+
+def test_closing_disconnects_from_the_controller(view, controller):
+    view.close()
+    controller.step_once()
+    controller.set_surface_name("booth")  # would redraw a live view; must not touch a closed one
+    assert view.picture.surface.name == "rosenbrock"
+
+
+# --- the picture's math ---------------------------------------------------------------------------
+
+
+def test_log_heights_handle_nan_and_inf():
+    z = np.array([[0.0, 1.0, 10.0], [100.0, np.nan, np.inf]])
+    c, (lo, hi) = log_heights(z, 0.0)
+    assert np.isnan(c[1, 1])
+    assert c[1, 2] == hi
+    assert c[0, 0] < c[0, 1] < c[0, 2] < c[1, 0]
+    assert math.isfinite(lo) and lo < hi
+    flat, (flo, fhi) = log_heights(np.full((3, 3), 2.0), 2.0)
+    assert np.isfinite(flat).all() and flo < fhi
+
+
+def test_contour_of_a_bowl_is_a_circle():
+    xs = ys = np.linspace(-2, 2, 101)
+    z = xs[None, :] ** 2 + ys[:, None] ** 2
+    cx, cy = contour_segments(xs, ys, z, [1.0])
+    r = np.hypot(cx, cy)
+    assert len(cx) > 50
+    assert np.allclose(r, 1.0, atol=0.01)
+
+
+def test_exit_point_is_on_the_edge():
+    xs, ys = np.array([-1.2, 214.4]), np.array([1.0, 89.0])
+    x, y = exit_point(xs, ys, (-2.0, 2.0), (-1.0, 3.0))
+    assert x == pytest.approx(2.0) and -1.0 <= y <= 3.0
+    assert exit_point(np.array([0.5]), np.array([0.5]), (0, 1), (0, 1)) == (0.5, 0.5)
+    assert exit_point(np.array([5.0]), np.array([5.0]), (0, 1), (0, 1)) is None
