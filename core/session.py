@@ -32,9 +32,10 @@ VERSION = 1
 MAX_RUNS = 32
 MAX_FILE_BYTES = 10_000_000
 
-# A colour-blind-friendly palette (Okabe-Ito), given out in turn to new runs.
-PALETTE = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
-           "#999999")
+# A colour-blind-friendly palette (Okabe-Ito), given out in turn to new runs; the colours that
+# stand out best on the light heatmap come first, the yellow last.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
+           "#F0E442")
 
 DEFAULT_RUNS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("SGD", {"lr": 1e-3}),

@@ -15,4 +15,6 @@ def run_app(argv: list[str] | None = None) -> int:
     app.setOrganizationName("OptimizerPlayground")
     window = MainWindow()
     window.show()
+    window.raise_()
+    window.activateWindow()  # keyboard focus from the start, also without a window manager
     return app.exec()

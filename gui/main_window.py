@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QMainWindow, QMessageBox, QTabWidget,
                                QToolBar, QWidget)
 
@@ -16,6 +16,7 @@ from core.export import export_data
 from core.session import Session
 from gui.controller import Controller
 from gui.curves_view import CurvesView
+from gui.graph_panel import GraphPanel
 from gui.image_export import export_widget_image
 from gui.run_list import RunList
 from gui.run_table import RunTable
@@ -43,13 +44,16 @@ class MainWindow(QMainWindow):
             controller = Controller(self._last_session() if restore else None, parent=self)
         self.controller = controller
         self.setWindowTitle("Optimizer Playground")
-        self.resize(1500, 950)
+        screen = QGuiApplication.primaryScreen()
+        room = screen.availableGeometry() if screen is not None else None
+        self.resize(min(1500, room.width()) if room else 1500, min(950, room.height()) if room else 950)
 
         self.surface_view = SurfaceView(controller)
         self.setCentralWidget(self.surface_view)
         self.run_list = RunList(controller)
         self.run_table = RunTable(controller)
         self.curves_view = CurvesView(controller)
+        self.graph_panel = GraphPanel(controller)
         self.transport_bar = TransportBar(controller)
         self.transport_bar.sigArrowsToggled.connect(self.surface_view.set_gradient_arrows)
         self.surface_bar = SurfaceBar(controller)
@@ -67,6 +71,7 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.run_table, "Gradients && optimizer state")
         self.tabs.addTab(self.curves_view, "Loss && gradient norm")
+        self.tabs.addTab(self.graph_panel, "Autograd graph")
         self.bottom_dock = self._dock("Details", self.tabs, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.resizeDocks([self.runs_dock], [400], Qt.Orientation.Horizontal)
         self.resizeDocks([self.bottom_dock], [280], Qt.Orientation.Vertical)
@@ -78,6 +83,7 @@ class MainWindow(QMainWindow):
             self._restore_layout()
         self.controller.formulas = self._stored_list("formulas")
         self.surface_bar._on_surface_change()
+        self.surface_view.setFocus()  # so Space / → / R reach the shortcuts, not a text field
         self.statusBar().showMessage(self.restore_message or
                                      "Space: play/pause   →: one step   R: reset   "
                                      "click or drag on the surface to move the start", 8000)
@@ -109,6 +115,8 @@ class MainWindow(QMainWindow):
                      lambda: self.export_image_dialog(self.surface_view, "svg"))
         self._action(export, "&Curves as PNG…",
                      lambda: self.export_image_dialog(self.curves_view, "png"))
+        self._action(export, "Autograd &graph as PNG…", lambda: self.export_graph_dialog("png"))
+        self._action(export, "Autograd graph as S&VG…", lambda: self.export_graph_dialog("svg"))
         export.addSeparator()
         self._action(export, "Trajectories as C&SV…", lambda: self.export_data_dialog("csv"))
         self._action(export, "Trajectories as &JSON…", lambda: self.export_data_dialog("json"))
@@ -231,6 +239,21 @@ class MainWindow(QMainWindow):
             export_widget_image(widget, path)
         except PlaygroundError as e:
             self.show_error(f"Could not export the image.\n\n{e}")
+            return False
+        self.statusBar().showMessage(f"Wrote {path}", 5000)
+        return True
+
+    def export_graph_dialog(self, kind: str) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export autograd graph", self._last_dir(),
+                                              f"{kind.upper()} image (*.{kind})")
+        if path:
+            if not path.lower().endswith("." + kind):
+                path += "." + kind
+            self.export_graph(path)
+
+    def export_graph(self, path: str | Path) -> bool:
+        if not self.graph_panel.export_graph(path):
+            self.show_error(f"Could not export the graph.\n\n{self.graph_panel.message.text()}")
             return False
         self.statusBar().showMessage(f"Wrote {path}", 5000)
         return True

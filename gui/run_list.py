@@ -108,6 +108,9 @@ class RunList(QWidget):
                 self._column.removeWidget(card)
             self._column.insertWidget(index, card)
             card.show()
+        # The column never scrolls sideways, so the panel must be at least as wide as a card.
+        self.scroll_area.setMinimumWidth(self._column_widget.minimumSizeHint().width()
+                                         + self.scroll_area.verticalScrollBar().sizeHint().width())
 
     def _on_selection_change(self, run: Run | None) -> None:
         card = self.card_for(run) if run is not None else None

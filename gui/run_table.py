@@ -142,6 +142,17 @@ class RunTable(QWidget):
         self.refresh()
         self._on_selection_change(self.controller.selected)
         self.table.resizeColumnsToContents()
+        # Values grow longer as runs step: give number columns room for a full one up front.
+        metrics = self.table.fontMetrics()
+        number = metrics.horizontalAdvance("-1.23457e-05") + 14
+        state = metrics.horizontalAdvance("step=1234, exp_avg=-0.123457, exp_avg_sq=12.3457") + 14
+        for col, name in enumerate(COLUMNS):
+            if name in ("run", "status"):
+                continue
+            wanted = state if name.startswith("state") else number
+            if name == "step":
+                wanted = metrics.horizontalAdvance("1234567") + 14
+            self.table.setColumnWidth(col, max(self.table.columnWidth(col), wanted))
 
     def _on_run_change(self, run: Run) -> None:
         self.refresh()  # a new colour, label, lr or freeze: cheap, and the user is waiting for it

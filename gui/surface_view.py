@@ -262,7 +262,7 @@ class SurfacePicture:
     """
 
     def __init__(self, layout: pg.GraphicsLayout, *, interactive: bool = True,
-                 cached: bool = True, line_width: float = 1.0, grid_size: int = GRID_SIZE,
+                 cached: bool = True, line_width: float = 2.0, grid_size: int = GRID_SIZE,
                  on_run_picked: Callable[[Run], None] | None = None) -> None:
         self.grid_size = grid_size
         self.line_width = line_width
@@ -499,7 +499,10 @@ class SurfacePicture:
 
     def _make_run_items(self, run: Run) -> RunItems:
         pi = self.plot_item
+        # One path, never pyqtgraph's per-segment drawLines (used for wide pens): as fast here,
+        # and an SVG export gets one element per run instead of one per step.
         line = pg.PlotDataItem(antialias=False, skipFiniteCheck=True, connect="all")
+        line.curve.setSegmentedLineMode("off")
         if self.on_run_picked is not None:
             line.pick_run = lambda r=run: self.on_run_picked(r)  # type: ignore[attr-defined,misc]
         head = QGraphicsEllipseItem(-HEAD_RADIUS_PX, -HEAD_RADIUS_PX, 2 * HEAD_RADIUS_PX,
@@ -731,6 +734,9 @@ class SurfacePicture:
 
     def show_session(self, session: Session) -> None:
         self.set_surface(session.surface)
+        # A still picture needs no margin for panning: the heatmap and contours end at the axes,
+        # so even an SVG viewer without clip paths shows nothing outside them.
+        self.show_region(*self.view_range())
         self.set_start(session.start)
         self.set_runs(session.runs, None)
         self.place_legend()
@@ -808,6 +814,10 @@ class SurfaceView(pg.GraphicsLayoutWidget):
     @property
     def show_gradient_arrows(self) -> bool:
         return self.picture.show_gradient_arrows
+
+    @show_gradient_arrows.setter
+    def show_gradient_arrows(self, show: bool) -> None:
+        self.set_gradient_arrows(show)
 
     def set_gradient_arrows(self, show: bool) -> None:
         """Show or hide the −∇f arrow at each run's head."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSlider, QWidget
+from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QPushButton, QSlider, QStyle,
+                               QWidget)
 
 from gui.controller import MAX_SPEED, Controller
 
@@ -28,14 +29,19 @@ class TransportBar(QWidget):
         self.controller = controller
         layout = QHBoxLayout(self)
         layout.setContentsMargins(6, 2, 6, 2)
-        self.play_button = QPushButton("▶ Play")
+        style = self.style()
+        self._play_icon = style.standardIcon(QStyle.StandardPixmap.SP_MediaPlay)
+        self._pause_icon = style.standardIcon(QStyle.StandardPixmap.SP_MediaPause)
+        self.play_button = QPushButton(self._play_icon, "Play")
         self.play_button.setToolTip("Play / pause (Space)")
         self.play_button.setCheckable(True)
         self.play_button.clicked.connect(controller.toggle_play)
-        self.step_button = QPushButton("Step ⏭")
+        self.step_button = QPushButton(
+            style.standardIcon(QStyle.StandardPixmap.SP_MediaSkipForward), "Step")
         self.step_button.setToolTip("One optimizer step for every run (Right arrow)")
         self.step_button.clicked.connect(controller.step_once)
-        self.reset_button = QPushButton("⟲ Reset")
+        self.reset_button = QPushButton(
+            style.standardIcon(QStyle.StandardPixmap.SP_BrowserReload), "Reset")
         self.reset_button.setToolTip("Every run back to the start (R)")
         self.reset_button.clicked.connect(controller.reset)
         self.speed_slider = QSlider(Qt.Orientation.Horizontal)
@@ -74,4 +80,5 @@ class TransportBar(QWidget):
     def _on_playing_change(self, playing: bool) -> None:
         with QSignalBlocker(self.play_button):
             self.play_button.setChecked(playing)
-        self.play_button.setText("⏸ Pause" if playing else "▶ Play")
+        self.play_button.setText("Pause" if playing else "Play")
+        self.play_button.setIcon(self._pause_icon if playing else self._play_icon)

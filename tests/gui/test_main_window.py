@@ -41,7 +41,7 @@ def test_space_plays_and_pauses_right_steps_r_resets(window, qtbot):
     assert all(r.steps == 1 for r in c.session.runs)
     qtbot.keyClick(window, Qt.Key.Key_Space)
     assert c.playing
-    assert window.transport_bar.play_button.text().startswith("⏸")
+    assert window.transport_bar.play_button.text() == "Pause"
     qtbot.waitUntil(lambda: c.session.runs[0].steps > 5, timeout=3000)
     qtbot.keyClick(window, Qt.Key.Key_Space)
     assert not c.playing
@@ -172,3 +172,19 @@ def test_corrupt_last_session_starts_fresh_with_message(qtbot, settings):
     assert w.controller.session.surface.name == "rosenbrock"
     assert "newer version" in w.restore_message
     w.controller.shutdown()
+
+
+def test_autograd_graph_tab_follows_the_selected_run_and_exports(window, tmp_path, qtbot):
+    tabs = window.tabs
+    titles = [tabs.tabText(i) for i in range(tabs.count())]
+    assert "Autograd graph" in titles
+    tabs.setCurrentWidget(window.graph_panel)
+    c = window.controller
+    adam = c.session.runs[3]
+    c.select(adam)
+    qtbot.waitUntil(lambda: window.graph_panel.graph is not None
+                    and window.graph_panel.graph.point == adam.last_point, timeout=3000)
+    assert window.export_graph(tmp_path / "g.svg")
+    assert "<svg" in (tmp_path / "g.svg").read_text()
+    assert not window.export_graph("/nonexistent-dir/g.png")
+    assert "Could not export the graph" in window.statusBar().currentMessage()
