@@ -11,14 +11,25 @@ core.errors.ExportError with a message for the user.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, QRect, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QImage, QPainter, QRegion
+from PySide6.QtCore import QPoint, QPointF, QRect, QRectF, QSize, QSizeF, Qt
+from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QRegion, QTransform
 from PySide6.QtSvg import QSvgGenerator
-from PySide6.QtWidgets import QApplication, QGraphicsItem, QGraphicsScene, QGraphicsView, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QGraphicsItem,
+    QGraphicsScene,
+    QGraphicsTextItem,
+    QGraphicsView,
+    QStyleOptionGraphicsItem,
+    QWidget,
+)
 
 from core.errors import ExportError
 from core.session import Session
@@ -57,7 +68,7 @@ def render_session_image(session: Session, path: str | Path, width: int = 1200,
         canvas.ci.setGeometry(area)
         canvas.ci.layout.activate()  # lay out now: the arrows are sized in pixels of this area
         picture.show_session(session)
-        _write(path, width, height, _scene_painter(canvas.scene(), area, width, height))
+        _write(path, width, height, area.size(), _scene_painter(canvas.scene(), area))
     finally:
         canvas.close()
         canvas.deleteLater()
@@ -85,11 +96,15 @@ def export_widget_image(target: QWidget | QGraphicsScene | QGraphicsItem, path: 
     if (scene is None and not isinstance(target, QWidget)) or source.isEmpty():
         raise ExportError("there is nothing to export: the view is empty or not laid out")
     w, h = _fit_size(source, width, height)
+    # Drawn at the size it has on screen, then scaled as a whole (pixel-sized markers, arrows and
+    # text included): a larger image is a sharper copy of the same picture, not a different one.
+    scale = min(w / source.width(), h / source.height())
+    logical = QSizeF(w / scale, h / scale)
     if scene is not None:
-        paint = _scene_painter(scene, source, w, h)
+        paint = _scene_painter(scene, source)
     else:
-        paint = _widget_painter(target, w, h)  # type: ignore[arg-type]
-    _write(path, w, h, paint)
+        paint = _widget_painter(target)  # type: ignore[arg-type]
+    _write(path, w, h, logical, paint)
 
 
 # --- checks -----------------------------------------------------------------------------------------
@@ -136,7 +151,7 @@ def _fit_size(source: QRectF, width: int | None, height: int | None) -> tuple[in
 
 # --- painting ---------------------------------------------------------------------------------------
 
-Painter = Callable[[QPainter, QRectF], None]
+Painter = Callable[[QPainter, QRectF, bool], None]  # (painter, area, vector output)
 
 
 def _fitted(source: QRectF | QRect, target: QRectF) -> QRectF:
@@ -147,83 +162,248 @@ def _fitted(source: QRectF | QRect, target: QRectF) -> QRectF:
                   w, h)
 
 
-def _set_export_mode(scenes: list[QGraphicsScene], on: bool, opts: dict | None = None) -> None:
+@contextmanager
+def _export_mode(scenes: list[QGraphicsScene], opts: dict) -> Iterator[None]:
     """pyqtgraph items draw differently for export (e.g. scatter symbols as paths, not cached
-    pixmaps, scaled to the output): tell them, as pyqtgraph's own exporters do."""
-    for scene in scenes:
-        for item in scene.items():
+    pixmaps, scaled to the output): tell them, as pyqtgraph's own exporters do. Items cached as
+    pixmaps for the screen (the heatmap, contours, legend) are painted afresh, so an SVG gets
+    their vectors and a larger PNG their full resolution."""
+    items = [item for scene in scenes for item in scene.items()]
+    cached = [(item, item.cacheMode()) for item in items
+              if item.cacheMode() != QGraphicsItem.CacheMode.NoCache]
+    try:
+        for item in items:
             if hasattr(item, "setExportMode"):
-                item.setExportMode(on, opts)
+                item.setExportMode(True, opts)
+        for item, _ in cached:
+            item.setCacheMode(QGraphicsItem.CacheMode.NoCache)
+        yield
+    finally:
+        for item in items:
+            if hasattr(item, "setExportMode"):
+                item.setExportMode(False)
+        for item, mode in cached:
+            item.setCacheMode(mode)
 
 
-def _scene_painter(scene: QGraphicsScene, source: QRectF, w: int, h: int) -> Painter:
-    def paint(painter: QPainter, target: QRectF) -> None:
+def _scene_painter(scene: QGraphicsScene, source: QRectF) -> Painter:
+    def paint(painter: QPainter, target: QRectF, vector: bool) -> None:
         box = _fitted(source, target)
         opts = {"antialias": True, "background": BACKGROUND, "painter": painter,
                 "resolutionScale": box.width() / source.width()}
-        _set_export_mode([scene], True, opts)
-        try:
+        with _export_mode([scene], opts):
             painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-            scene.render(painter, box, source, Qt.AspectRatioMode.IgnoreAspectRatio)
-        finally:
-            _set_export_mode([scene], False)
+            if vector:
+                _render_items(scene, painter, box, source)
+            else:
+                scene.render(painter, box, source, Qt.AspectRatioMode.IgnoreAspectRatio)
 
     return paint
 
 
-def _widget_painter(widget: QWidget, w: int, h: int) -> Painter:
-    def paint(painter: QPainter, target: QRectF) -> None:
+def _widget_painter(widget: QWidget) -> Painter:
+    def paint(painter: QPainter, target: QRectF, vector: bool) -> None:
         box = _fitted(widget.rect(), target)
-        scenes = [v.scene() for v in widget.findChildren(QGraphicsView) if v.scene() is not None]
-        _set_export_mode(scenes, True, {"antialias": True, "background": BACKGROUND,
-                                        "painter": painter})
-        try:
+        views = [v for v in widget.findChildren(QGraphicsView)
+                 if v.isVisible() and v.scene() is not None]
+        opts = {"antialias": True, "background": BACKGROUND, "painter": painter,
+                "resolutionScale": box.width() / widget.width()}
+        with _export_mode([v.scene() for v in views], opts):
             painter.save()
             painter.translate(box.topLeft())
             painter.scale(box.width() / widget.width(), box.height() / widget.height())
-            widget.render(painter, QPoint(0, 0), QRegion(),
-                          QWidget.RenderFlag.DrawChildren | QWidget.RenderFlag.DrawWindowBackground)
+            if vector and views:
+                # Each plot through the explicit-clip renderer, where it sits in the widget.
+                for view in views:
+                    corner = view.viewport().mapTo(widget, QPoint(0, 0))
+                    area = QRectF(QPointF(corner), QSizeF(view.viewport().size()))
+                    source = view.mapToScene(view.viewport().rect()).boundingRect()
+                    _render_items(view.scene(), painter, area, source)
+            else:
+                widget.render(painter, QPoint(0, 0), QRegion(),
+                              QWidget.RenderFlag.DrawChildren
+                              | QWidget.RenderFlag.DrawWindowBackground)
             painter.restore()
-        finally:
-            _set_export_mode(scenes, False)
 
     return paint
 
 
-def _write(path: Path, w: int, h: int, paint: Painter) -> None:
+def _render_items(scene: QGraphicsScene, painter: QPainter, target: QRectF,
+                  source: QRectF) -> None:
+    """Paint the scene's items one by one, each with its clip set explicitly.
+
+    QGraphicsScene.render would do the same drawing, but Qt's SVG 1.1 writer does not notice when
+    the painter's clipping is switched off between items: every item drawn after a clipped one
+    (a label, a plot's view box) inherits its clip, and browsers then hide the axes' ticks, the
+    legend and more. Giving each item its own clip (its ancestors' shapes, or the whole picture)
+    writes a correct clip on every group.
+    """
+    if hasattr(scene, "prepareForPaint"):
+        scene.prepareForPaint()  # pyqtgraph: let view boxes update their transforms first
+    base = QTransform()
+    base.translate(target.x(), target.y())
+    base.scale(target.width() / source.width(), target.height() / source.height())
+    base.translate(-source.x(), -source.y())
+    flags = QGraphicsItem.GraphicsItemFlag
+    for item in scene.items(source, Qt.ItemSelectionMode.IntersectsItemBoundingRect,
+                            Qt.SortOrder.AscendingOrder):
+        if (not item.isVisible() or item.effectiveOpacity() <= 0
+                or item.flags() & flags.ItemHasNoContents):
+            continue
+        clip = QPainterPath()
+        clip.addRect(target)
+        holder = item if item.flags() & flags.ItemClipsToShape else None
+        ancestor = item.parentItem()
+        while ancestor is not None:
+            if ancestor.flags() & flags.ItemClipsChildrenToShape:
+                clip = clip.intersected(base.map(ancestor.sceneTransform().map(ancestor.shape())))
+            ancestor = ancestor.parentItem()
+        if holder is not None:
+            clip = clip.intersected(base.map(item.sceneTransform().map(item.shape())))
+        if clip.isEmpty():
+            continue
+        painter.save()
+        painter.setClipPath(clip)
+        painter.setTransform(item.deviceTransform(base))
+        painter.setOpacity(item.effectiveOpacity())
+        option = QStyleOptionGraphicsItem()
+        bounds = item.boundingRect()
+        if isinstance(item, QGraphicsTextItem):
+            # Text clips itself to this rectangle, measured with Qt's font; the SVG viewer's
+            # font may run wider: leave room rather than cut the end of a title off.
+            bounds = bounds.adjusted(-bounds.width(), -bounds.height(), bounds.width(),
+                                     bounds.height())
+        option.exposedRect = bounds
+        item.paint(painter, option, None)
+        painter.restore()
+
+
+def _write(path: Path, w: int, h: int, logical: QSizeF, paint: Painter) -> None:
+    """Paint into `logical` coordinates, written as a w x h pixel PNG (through the image's device
+    pixel ratio) or an SVG of that size (through its viewBox), via a temporary file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    area = QRectF(0, 0, w, h)
+    area = QRectF(QPointF(0, 0), logical)
     try:
         if path.suffix.lower() == ".png":
             image = QImage(w, h, QImage.Format.Format_ARGB32)
             if image.isNull():
                 raise ExportError(f"cannot make a {w} x {h} image (out of memory?)")
+            image.setDevicePixelRatio(w / logical.width())
             image.fill(BACKGROUND)
             painter = QPainter(image)
             try:
-                paint(painter, area)
+                paint(painter, area, False)
             finally:
                 painter.end()
             if not image.save(str(tmp), "PNG"):
                 raise ExportError(f"cannot write {path}")
         else:
-            generator = QSvgGenerator()
+            generator = QSvgGenerator(QSvgGenerator.SvgVersion.Svg11)  # 1.1: clip paths
             generator.setFileName(str(tmp))
             generator.setSize(QSize(w, h))
-            generator.setViewBox(QRect(0, 0, w, h))
+            generator.setViewBox(area)
             generator.setTitle("Optimizer Playground")
+            generator.setResolution(96)  # CSS pixels: viewers show it at w x h
             painter = QPainter()
             if not painter.begin(generator):
                 raise ExportError(f"cannot write {path}")
             try:
                 painter.fillRect(area, BACKGROUND)
-                paint(painter, area)
+                paint(painter, area, True)
             finally:
                 painter.end()
             if not tmp.is_file() or tmp.stat().st_size == 0:
                 raise ExportError(f"cannot write {path}")
+            _flatten_svg_strokes(tmp)
         os.replace(tmp, path)
     except OSError as e:
         raise ExportError(f"cannot write {path}: {e.strerror or e}") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# --- SVG clean-up -----------------------------------------------------------------------------------
+
+_SVG = "http://www.w3.org/2000/svg"
+_XLINK = "http://www.w3.org/1999/xlink"
+_PAIR = re.compile(r"(-?[0-9.]+(?:[eE][-+]?[0-9]+)?),(-?[0-9.]+(?:[eE][-+]?[0-9]+)?)")
+_MATRIX = re.compile(r"matrix\(([^)]*)\)")
+
+
+def _flatten_svg_strokes(path: Path) -> None:
+    """Rewrite Qt's SVG so its thin lines stay thin in every viewer.
+
+    Qt writes a plot's curves in data coordinates under a group transform (e.g. x100, y-84) and
+    keeps their 1-2 px pens thin with vector-effect="non-scaling-stroke". Browsers honour that;
+    librsvg (rsvg-convert, LaTeX pipelines) and others do not, and draw 200 px wide strokes.
+    Mapping those groups' coordinates through their transform and dropping it gives the same
+    picture with plain strokes that any SVG renderer draws right.
+    """
+    ET.register_namespace("", _SVG)
+    ET.register_namespace("xlink", _XLINK)
+    try:
+        tree = ET.parse(path)
+    except ET.ParseError as e:
+        raise ExportError(f"the SVG written by Qt is not valid XML: {e}") from None
+    changed = False
+    for group in tree.getroot().iter(f"{{{_SVG}}}g"):
+        m = _MATRIX.fullmatch(group.get("transform", "").strip())
+        children = list(group)
+        if m is None or not any(c.get("vector-effect") == "non-scaling-stroke" for c in children):
+            continue
+        a, b, c, d, e, f = (float(v) for v in m.group(1).split(","))
+        if b != 0.0 or c != 0.0:
+            continue  # rotated: circles and rects would not stay circles and rects; leave it
+        if not all(_local_name(child) in _MAPPABLE for child in children):
+            continue  # something we cannot map (text, an image): this group keeps its transform
+        for child in children:
+            _map_element(child, a, d, e, f)
+        group.set("transform", "matrix(1,0,0,1,0,0)")
+        changed = True
+    if changed:
+        tree.write(path, encoding="UTF-8", xml_declaration=True)
+
+
+_MAPPABLE = {"path", "polyline", "polygon", "line", "rect", "circle", "ellipse"}
+
+
+def _local_name(el: ET.Element) -> str:
+    return el.tag.rsplit("}", 1)[-1]
+
+
+def _map_element(el: ET.Element, a: float, d: float, e: float, f: float) -> None:
+    """Map one element's coordinates by x' = a x + e, y' = d y + f, in place (its tag is one of
+    _MAPPABLE)."""
+    tag = _local_name(el)
+
+    def point(match: re.Match[str]) -> str:
+        return f"{a * float(match.group(1)) + e:.6g},{d * float(match.group(2)) + f:.6g}"
+
+    if tag == "path":
+        updates = {"d": _PAIR.sub(point, el.get("d", ""))}
+    elif tag in ("polyline", "polygon"):
+        updates = {"points": _PAIR.sub(point, el.get("points", ""))}
+    elif tag == "line":
+        updates = {"x1": f"{a * float(el.get('x1', 0)) + e:.6g}",
+                   "y1": f"{d * float(el.get('y1', 0)) + f:.6g}",
+                   "x2": f"{a * float(el.get('x2', 0)) + e:.6g}",
+                   "y2": f"{d * float(el.get('y2', 0)) + f:.6g}"}
+    elif tag == "rect":
+        x, y = float(el.get("x", 0)), float(el.get("y", 0))
+        w, h = float(el.get("width", 0)), float(el.get("height", 0))
+        x0, x1 = sorted((a * x + e, a * (x + w) + e))
+        y0, y1 = sorted((d * y + f, d * (y + h) + f))
+        updates = {"x": f"{x0:.6g}", "y": f"{y0:.6g}", "width": f"{x1 - x0:.6g}",
+                   "height": f"{y1 - y0:.6g}"}
+    else:  # circle, ellipse
+        rx = float(el.get("rx", el.get("r", 0)))
+        ry = float(el.get("ry", el.get("r", 0)))
+        updates = {"cx": f"{a * float(el.get('cx', 0)) + e:.6g}",
+                   "cy": f"{d * float(el.get('cy', 0)) + f:.6g}",
+                   "rx": f"{abs(a) * rx:.6g}", "ry": f"{abs(d) * ry:.6g}"}
+        if tag == "circle":
+            el.tag = f"{{{_SVG}}}ellipse"
+            el.attrib.pop("r", None)
+    for key, value in updates.items():
+        el.set(key, value)
+    el.attrib.pop("vector-effect", None)  # plain strokes now, scaled like everything else

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import xml.etree.ElementTree as ET
+
 import numpy as np
 import pyqtgraph as pg
 import pytest
@@ -136,3 +139,54 @@ def test_plain_widget_with_plots_exports(qtbot, tmp_path):
     svg = tmp_path / "curves.svg"
     export_widget_image(holder, svg)
     assert "<svg" in svg.read_text()
+
+
+# --- the SVG itself -------------------------------------------------------------------------------
+
+SVG_NS = "{http://www.w3.org/2000/svg}"
+NUMBER_PAIR = re.compile(r"(-?[0-9.]+(?:[eE][-+]?[0-9]+)?),(-?[0-9.]+(?:[eE][-+]?[0-9]+)?)")
+
+
+def matrix(group: ET.Element) -> tuple[float, ...]:
+    m = re.fullmatch(r"matrix\(([^)]*)\)", group.get("transform", "matrix(1,0,0,1,0,0)"))
+    assert m is not None
+    return tuple(float(v) for v in m.group(1).split(","))
+
+
+def test_svg_strokes_are_plain_and_clips_belong_to_their_items(qtbot, stepped_session, tmp_path):
+    out = tmp_path / "surface.svg"
+    render_session_image(stepped_session, out, 800, 600)
+    root = ET.parse(out).getroot()
+    # 1. No thin line relies on vector-effect under a data-space scale (renderers without
+    #    vector-effect, like librsvg, would draw it ~100 px wide).
+    for group in root.iter(f"{SVG_NS}g"):
+        a, b, c, d, _, _ = matrix(group)
+        if abs(a) != 1 or abs(d) != 1:
+            assert not any(child.get("vector-effect") == "non-scaling-stroke" for child in group)
+    # 2. Every clipped drawing has a point inside its clip: a clip left over from another item
+    #    (Qt's SVG writer does that after QGraphicsScene.render) would hide it in a browser.
+    clips = {}
+    for clip in root.iter(f"{SVG_NS}clipPath"):
+        xy = np.array([[float(x), float(y)] for x, y in NUMBER_PAIR.findall(
+            clip.find(f"{SVG_NS}path").get("d"))])
+        clips[clip.get("id")] = (*xy.min(axis=0) - 2, *xy.max(axis=0) + 2)
+    checked = 0
+    for outer in root.iter(f"{SVG_NS}g"):
+        ref = re.fullmatch(r"url\(#(.*)\)", outer.get("clip-path", ""))
+        if ref is None:
+            continue
+        x0, y0, x1, y1 = clips[ref.group(1)]
+        for group in outer:
+            a, b, c, d, e, f = matrix(group)
+            for el in group:
+                text = el.get("points") or el.get("d") or ""
+                pts = [(float(x), float(y)) for x, y in NUMBER_PAIR.findall(text)]
+                if el.get("x") is not None and el.get("y") is not None:
+                    pts.append((float(el.get("x")), float(el.get("y"))))
+                if not pts:
+                    continue
+                dev = [(a * x + c * y + e, b * x + d * y + f) for x, y in pts]
+                assert any(x0 <= x <= x1 and y0 <= y <= y1 for x, y in dev), \
+                    f"<{el.tag.split('}')[1]}> drawn entirely outside its clip {ref.group(1)}"
+                checked += 1
+    assert checked > 50

@@ -199,6 +199,8 @@ def test_gradient_arrows_toggle(view, controller):
     assert not any(items.arrow.isVisible() for items in view.run_items.values())
     view.set_gradient_arrows(True)
     assert all(items.arrow.isVisible() for items in view.run_items.values())
+    view.show_gradient_arrows = False
+    assert not any(items.arrow.isVisible() for items in view.run_items.values())
 
 
 def test_diverged_run_shows_an_x_where_it_left(view, controller):
@@ -335,6 +337,28 @@ def test_hover_shows_f_and_gradient(view, controller):
     assert f"∇f = ({gx:.4g}, {gy:.4g})" in text
     assert abs(f - 6.5) < 1.0  # f(0.5, 0.5) = 6.5 on Rosenbrock
     assert view.hover_label.text  # and the label shows it
+
+
+def test_clicking_a_legend_swatch_selects_the_run(view, controller):
+    runs = controller.session.runs
+    assert controller.selected is runs[0]
+    sample, _ = view.picture.legend.items[2]
+    centre = sample.mapToScene(sample.boundingRect().center())
+    QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton,
+                     Qt.KeyboardModifier.NoModifier, view.mapFromScene(centre))
+    assert controller.selected is runs[2]
+    assert view.run_items[runs[2]].line.isVisible()  # pyqtgraph's own swatch would hide it
+    assert controller.session.start == controller.session.surface.start  # not a surface click
+
+
+def test_formula_with_undefined_region_draws_it_transparent(view, controller):
+    assert controller.set_formula("log(x) + y**2", (-2.0, 2.0), (-2.0, 2.0)) is None
+    image = view.image_item.image
+    assert np.isnan(image).any() and np.isfinite(image).any()
+    lo, hi = view.picture.levels
+    assert math.isfinite(lo) and math.isfinite(hi) and lo < hi
+    cx, _ = view.picture.contour_item.getData()
+    assert len(cx) > 0 and np.isfinite(cx).all()
 
 
 def test_closing_disconnects_from_the_controller(view, controller):
