@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from core.errors import PlaygroundError, SessionError
+from core.errors import PlaygroundError, SessionError, SurfaceError
 from core.run import COORDINATES, Run
 from core.surfaces import SURFACES, Point, Surface, get_surface, surface_from_formula
 
@@ -104,8 +104,11 @@ class Session:
             run.set_surface(surface, self.start)
 
     def set_start(self, start: Point) -> None:
-        """Move the start point; every run restarts there."""
-        self.start = (float(start[0]), float(start[1]))
+        """Move the start point; every run restarts there. Raises SurfaceError if not finite."""
+        x, y = float(start[0]), float(start[1])
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise SurfaceError(f"the start point must be finite, got ({x}, {y})")
+        self.start = (x, y)
         for run in self.runs:
             run.reset(self.start)
 

@@ -352,3 +352,16 @@ def test_a_builtin_described_in_full_loads_as_the_builtin_but_a_changed_copy_sta
     assert custom is not rosen and not custom.builtin and custom.x_range == (-5.0, 5.0)
     edited = good_data() | {"surface": full | {"formula": rosen.text + " + x"}}
     assert not Session.from_dict(edited).surface.builtin
+
+
+def test_a_start_that_is_not_finite_is_refused_and_changes_nothing():
+    from core.errors import SurfaceError
+    from core.surfaces import get_surface
+
+    session = Session(get_surface("booth"))
+    session.add_run("SGD", {"lr": 0.01})
+    session.step(3)
+    with pytest.raises(SurfaceError, match="finite"):
+        session.set_start((float("nan"), 1.0))
+    assert session.start == get_surface("booth").start
+    assert session.runs[0].steps == 3
