@@ -14,8 +14,10 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from core.run import Run
 from gui.controller import Controller
+from gui.throttle import Throttle
 
 PEN_WIDTH = 2
+REFRESH_HZ = 10
 LOSS_TITLE = "loss"
 GRAD_TITLE = "gradient norm |∇loss|"
 DROPPED_NOTE = " (values ≤ 0 not shown on the log scale)"
@@ -63,6 +65,8 @@ class CurvesView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.graphics)
 
+        # Redrawing every trajectory at 60 Hz costs frames: curves need far fewer updates.
+        self._throttle = Throttle(self._draw_all, REFRESH_HZ, self)
         controller.sigRunsChanged.connect(self._on_runs_change)
         controller.sigRunChanged.connect(self._on_run_change)
         controller.sigStepped.connect(self._on_stepped_change)
@@ -96,7 +100,7 @@ class CurvesView(QWidget):
             self._draw_all()
 
     def _on_stepped_change(self) -> None:
-        self._draw_all()
+        self._throttle.request()
 
     def _on_surface_change(self) -> None:
         self._draw_all()  # every trajectory restarted: their identities changed
@@ -118,6 +122,7 @@ class CurvesView(QWidget):
                 self.legend.addItem(self.curves[run][0], run.title)
 
     def _draw_all(self) -> None:
+        self._throttle.drawn()
         for run, (loss_item, grad_item) in self.curves.items():
             traj = run.trajectory
             key = (id(traj), len(traj), traj.revision)

@@ -72,6 +72,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.run_table, "Gradients && optimizer state")
         self.tabs.addTab(self.curves_view, "Loss && gradient norm")
         self.tabs.addTab(self.graph_panel, "Autograd graph")
+        self.tabs.currentChanged.connect(self._on_tab_change)
         self.bottom_dock = self._dock("Details", self.tabs, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.resizeDocks([self.runs_dock], [400], Qt.Orientation.Horizontal)
         self.resizeDocks([self.bottom_dock], [280], Qt.Orientation.Vertical)
@@ -87,6 +88,13 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(self.restore_message or
                                      "Space: play/pause   →: one step   R: reset   "
                                      "click or drag on the surface to move the start", 8000)
+
+    def _on_tab_change(self, index: int) -> None:
+        # The graph needs more height than the table: give it up to 45% of the window.
+        if self.tabs.widget(index) is self.graph_panel:
+            wanted = int(self.height() * 0.45)
+            if self.bottom_dock.height() < wanted:
+                self.resizeDocks([self.bottom_dock], [wanted], Qt.Orientation.Vertical)
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)

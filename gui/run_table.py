@@ -10,13 +10,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QScrollArea, QSplitter,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from core.run import Run, RunStatus
 from gui.controller import Controller
+from gui.throttle import Throttle
 
 REFRESH_HZ = 10
 COLUMNS = ("run", "step", "x", "y", "loss", "∂loss/∂x", "∂loss/∂y", "|grad|", "Δx", "Δy", "status",
@@ -110,10 +111,7 @@ class RunTable(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
 
-        self._since_refresh = QElapsedTimer()
-        self._pending = QTimer(self)
-        self._pending.setSingleShot(True)
-        self._pending.timeout.connect(self.refresh)
+        self._throttle = Throttle(self.refresh, REFRESH_HZ, self)
         self._runs: list[Run] = []
 
         controller.sigRunsChanged.connect(self._on_runs_change)
@@ -161,12 +159,7 @@ class RunTable(QWidget):
         self.refresh()
 
     def _on_stepped_change(self) -> None:
-        """Redraw now if the last redraw is old enough, otherwise once the interval is up."""
-        interval_ms = 1000 // REFRESH_HZ
-        if not self._since_refresh.isValid() or self._since_refresh.elapsed() >= interval_ms:
-            self.refresh()
-        elif not self._pending.isActive():
-            self._pending.start(max(1, interval_ms - self._since_refresh.elapsed()))
+        self._throttle.request()
 
     def _on_selection_change(self, run: Run | None) -> None:
         row = self._runs.index(run) if run in self._runs else -1
@@ -189,8 +182,7 @@ class RunTable(QWidget):
 
     def refresh(self) -> None:
         """Redraw every row from its run now."""
-        self._pending.stop()
-        self._since_refresh.start()
+        self._throttle.drawn()
         if self._runs != self.controller.session.runs:
             self._on_runs_change()  # the session was replaced under us
             return
@@ -271,7 +263,7 @@ class RunTable(QWidget):
             self.details.setText(text)
 
     def close(self) -> bool:
-        self._pending.stop()
+        self._throttle.cancel()
         c = self.controller
         for signal, slot in ((c.sigRunsChanged, self._on_runs_change),
                              (c.sigRunChanged, self._on_run_change),

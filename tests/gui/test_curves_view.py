@@ -18,9 +18,27 @@ def view(qtbot, controller):
     return widget
 
 
-def step(controller, n):
+def _shown(item):
+    xs = item.getOriginalDataset()[0]
+    return 0 if xs is None else len(xs)
+
+
+def step(controller, n, view, qtbot):
+    """Step, then wait for the throttled redraw to show every entry."""
     for _ in range(n):
         controller.step_once()
+    qtbot.waitUntil(lambda: all(_shown(loss_item) == len(run.trajectory)
+                                for run, (loss_item, _) in view.curves.items()), timeout=2000)
+
+
+def test_hidden_view_does_not_redraw_until_shown(qtbot, controller):
+    view = CurvesView(controller)
+    qtbot.addWidget(view)
+    controller.step_once()
+    run = controller.session.runs[0]
+    assert _shown(view.curves[run][0]) == 1  # hidden: stepping did not redraw
+    view.show()
+    qtbot.waitUntil(lambda: _shown(view.curves[run][0]) == 2, timeout=2000)
 
 
 def test_log_scales_and_one_pair_of_curves_per_run(view, controller):
@@ -35,8 +53,8 @@ def test_log_scales_and_one_pair_of_curves_per_run(view, controller):
     assert legend_names == [run.title for run in controller.session.runs]
 
 
-def test_curves_equal_the_trajectories(view, controller):
-    step(controller, 30)
+def test_curves_equal_the_trajectories(view, controller, qtbot):
+    step(controller, 30, view, qtbot)
     for run, (loss_item, grad_item) in view.curves.items():
         xs, ys = loss_item.getOriginalDataset()
         assert len(xs) == 31
@@ -46,9 +64,9 @@ def test_curves_equal_the_trajectories(view, controller):
         np.testing.assert_array_equal(ys, run.trajectory.grad_norm)
 
 
-def test_items_are_created_once_and_updated(view, controller):
+def test_items_are_created_once_and_updated(view, controller, qtbot):
     items = dict(view.curves)
-    step(controller, 3)
+    step(controller, 3, view, qtbot)
     assert view.curves == items
     assert len(view.loss_plot.listDataItems()) == 4
     controller.add_run("Adam")
@@ -72,7 +90,7 @@ def test_non_positive_values_are_left_out_not_plotted(qtbot, controller):
     view = CurvesView(controller)
     qtbot.addWidget(view)
     view.show()
-    step(controller, 10)
+    step(controller, 10, view, qtbot)
     run = session.runs[0]
     loss = run.trajectory.loss
     assert (loss > 0).any() and (loss <= 0).any()
@@ -97,8 +115,8 @@ def test_colour_and_label_changes_restyle(view, controller):
     assert "heavy ball" in [label.text for _, label in view.legend.items]
 
 
-def test_surface_change_redraws_restarted_runs(view, controller):
-    step(controller, 10)
+def test_surface_change_redraws_restarted_runs(view, controller, qtbot):
+    step(controller, 10, view, qtbot)
     controller.set_surface_name(controller.session.surface.name)  # every run restarts
     for run, (loss_item, _) in view.curves.items():
         xs, ys = loss_item.getOriginalDataset()
