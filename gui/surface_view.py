@@ -21,7 +21,7 @@ import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.graphicsItems.LegendItem import ItemSample
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QCloseEvent, QColor, QPen
+from PySide6.QtGui import QBrush, QCloseEvent, QColor, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem, QWidget
 
 from core.run import Run, RunStatus
@@ -230,6 +230,37 @@ class _LegendSample(ItemSample):
                 pick()
 
 
+class TrajectoryCurve(pg.PlotCurveItem):
+    """A run's path. Qt strokes a 1 px cosmetic line with a fast rasteriser and anything wider
+    with its general stroker, ~15x slower per vertex; so on screen a w px line is drawn as one
+    pixel strokes side by side (w along x, w along y), which looks the same. Exports use the
+    real pen, antialiased."""
+
+    def paint(self, p: QPainter, opt: object, widget: QWidget | None) -> None:
+        pen = self.opts["pen"]
+        width = round(pen.widthF())
+        inverse, invertible = p.transform().inverted()
+        if width <= 1 or self._exportOpts is not False or not pen.isCosmetic() or not invertible:
+            super().paint(p, opt, widget)
+            return
+        origin = inverse.map(QPointF(0, 0))
+        one_x = inverse.map(QPointF(1, 0)) - origin  # one screen pixel, in data units
+        one_y = inverse.map(QPointF(0, 1)) - origin
+        thin = QPen(pen)
+        thin.setWidthF(1.0)
+        self.opts["pen"] = thin
+        try:
+            offsets = [QPointF(0, 0)] + [one_x * k for k in range(1, width)] + [
+                one_y * k for k in range(1, width)]
+            for offset in offsets:
+                p.save()
+                p.translate(offset)
+                super().paint(p, opt, widget)
+                p.restore()
+        finally:
+            self.opts["pen"] = pen
+
+
 @dataclass(eq=False)
 class RunItems:
     """The plot items of one run. `line` is the whole trajectory, `head` its current point, `arrow`
@@ -237,7 +268,7 @@ class RunItems:
     `status_label` the "diverged" / "converged @ step N" badge."""
 
     run: Run
-    line: pg.PlotDataItem
+    line: TrajectoryCurve
     head: QGraphicsEllipseItem
     arrow: pg.ArrowItem
     diverged_marker: pg.ScatterPlotItem
@@ -501,8 +532,8 @@ class SurfacePicture:
         pi = self.plot_item
         # One path, never pyqtgraph's per-segment drawLines (used for wide pens): as fast here,
         # and an SVG export gets one element per run instead of one per step.
-        line = pg.PlotDataItem(antialias=False, skipFiniteCheck=True, connect="all")
-        line.curve.setSegmentedLineMode("off")
+        line = TrajectoryCurve(antialias=False, skipFiniteCheck=True, connect="all")
+        line.setSegmentedLineMode("off")
         if self.on_run_picked is not None:
             line.pick_run = lambda r=run: self.on_run_picked(r)  # type: ignore[attr-defined,misc]
         head = QGraphicsEllipseItem(-HEAD_RADIUS_PX, -HEAD_RADIUS_PX, 2 * HEAD_RADIUS_PX,

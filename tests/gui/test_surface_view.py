@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
@@ -16,6 +17,7 @@ from gui.surface_view import (
     GRID_SIZE,
     THIN_ABOVE,
     SurfaceView,
+    TrajectoryCurve,
     contour_segments,
     exit_point,
     log_heights,
@@ -257,6 +259,32 @@ def test_run_changes_restyle_its_items(view, controller):
     items = view.run_items[run]
     assert items.line.opts["pen"].color().name() == "#123456"
     assert view.picture.legend.getLabel(items.line).text == "mine"
+
+
+def test_wide_trajectory_lines_look_as_wide_as_their_pen(qtbot):
+    # TrajectoryCurve draws a 2 px line as 1 px strokes side by side (much faster in Qt): it must
+    # cover about what a real 2 px pen covers, and clearly more than 1 px.
+    widget = pg.PlotWidget()
+    qtbot.addWidget(widget)
+    widget.resize(300, 300)
+    widget.show()
+    qtbot.waitExposed(widget)
+    widget.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+    t = np.linspace(0.1, 0.9, 50)
+    x, y = t, 0.5 + 0.3 * np.sin(6 * t)
+
+    def covered(curve: pg.PlotCurveItem) -> int:
+        widget.addItem(curve)
+        image = widget.grab().toImage()
+        widget.removeItem(curve)
+        return sum(1 for i in range(image.width()) for j in range(image.height())
+                   if image.pixelColor(i, j).name() == "#0072b2")
+
+    thin = covered(pg.PlotCurveItem(x, y, pen=pg.mkPen("#0072b2", width=1)))
+    real = covered(pg.PlotCurveItem(x, y, pen=pg.mkPen("#0072b2", width=2)))
+    fast = covered(TrajectoryCurve(x, y, pen=pg.mkPen("#0072b2", width=2)))
+    assert fast > 1.5 * thin
+    assert abs(fast - real) < 0.35 * real
 
 
 def test_long_trajectories_are_drawn_thinned_to_pixels(view, controller):
