@@ -582,6 +582,13 @@ class SurfacePicture:
             label.setText(html.escape(title))
             self.legend.updateSize()
 
+    def run_changed(self, run: Run) -> None:
+        """One run's settings changed (colour, label, enabled, freeze...): restyle and redraw it."""
+        self.style_run(run)
+        if self.update_run(run, force=True):
+            self._layout_status_labels()
+            self.place_legend()
+
     def set_selected(self, run: Run | None) -> None:
         previous, self.selected = self.selected, run
         for r in (previous, run):
@@ -910,10 +917,7 @@ class SurfaceView(pg.GraphicsLayoutWidget):
         self.picture.place_legend()
 
     def _on_run_change(self, run: Run) -> None:
-        self.picture.style_run(run)
-        if self.picture.update_run(run, force=True):
-            self.picture._layout_status_labels()
-            self.picture.place_legend()
+        self.picture.run_changed(run)
 
     def _on_trajectory_change(self) -> None:
         self.picture.update_runs()
