@@ -91,6 +91,7 @@ class Run:
         self.converged_at: int | None = None
         self.diverged_at: int | None = None
         self.divergence_reason = ""
+        self.diverged_point: Point | None = None  # where it left, when that point is known
         self.last_point: Point = (float(self.start[0]), float(self.start[1]))
         self.last_update: Point = (math.nan, math.nan)
         self._evaluate_and_record()

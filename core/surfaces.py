@@ -7,7 +7,7 @@ the text shown to the user is exactly the function that runs, and a user can edi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -120,16 +120,30 @@ def surface_from_formula(text: str, x_range: Range = (-3.0, 3.0), y_range: Range
     formula = compile_formula(text)
     xr = _check_range("x range", x_range)
     yr = _check_range("y range", y_range)
+    chosen = start is not None
     if start is None:
         start = (xr[0] + 0.8 * (xr[1] - xr[0]), yr[0] + 0.8 * (yr[1] - yr[0]))
     st = _check_point("start", start)
     surface = Surface(name=name, title=text.strip(), formula=formula, x_range=xr, y_range=yr,
                       start=st)
-    _, _, z = surface.grid(nx=25, ny=25)
+    xs, ys, z = surface.grid(nx=25, ny=25)
     if not np.isfinite(z).any():
         raise FormulaError("the formula has no finite value anywhere in the region "
                            f"x in [{xr[0]:g}, {xr[1]:g}], y in [{yr[0]:g}, {yr[1]:g}]")
+    if not chosen and not _differentiable_at(surface, st):
+        # The default start must be somewhere the runs can begin: the nearest grid point where
+        # f and its gradient are finite (log(x) has none at x <= 0, say).
+        rows, cols = np.nonzero(np.isfinite(z))
+        scale = (xr[1] - xr[0], yr[1] - yr[0])
+        for j, i in sorted(zip(rows, cols), key=lambda ji: ((xs[ji[1]] - st[0]) / scale[0]) ** 2
+                           + ((ys[ji[0]] - st[1]) / scale[1]) ** 2):
+            if _differentiable_at(surface, (float(xs[i]), float(ys[j]))):
+                return replace(surface, start=(float(xs[i]), float(ys[j])))
     return surface
+
+
+def _differentiable_at(surface: Surface, point: Point) -> bool:
+    return all(math.isfinite(v) for v in surface.value_and_grad(*point))
 
 
 def _builtin(name: str, title: str, text: str, x_range: Range, y_range: Range, start: Point,

@@ -356,3 +356,13 @@ def test_to_dict_and_describe() -> None:
                            "y_range": [-3.0, 4.0], "start": [0.5, 0.5]}
     d = get_surface("himmelblau").describe()
     assert d["name"] == "himmelblau" and len(d["minima"]) == 4 and d["min_value"] == 0.0
+
+
+def test_default_start_of_a_formula_is_where_f_and_its_gradient_are_finite():
+    surface = surface_from_formula("log(x) + (y - 1)**2 + sqrt(1 - y)")
+    f, gx, gy = surface.value_and_grad(*surface.start)
+    assert all(math.isfinite(v) for v in (f, gx, gy))
+    assert surface.start[0] > 0 and surface.start[1] < 1
+    # a start the user chose is kept as it is
+    chosen = surface_from_formula("log(x)", start=(-1.0, 0.0))
+    assert chosen.start == (-1.0, 0.0)
