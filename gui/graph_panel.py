@@ -52,6 +52,7 @@ AUTOPLAY_MS = 900  # one backward node per this many ms when "Play" is on
 GRID_N = 300  # the no_grad readout times a grid as fine as the surface picture's
 LAZY_MEASURE_MS = 150  # after the panel is shown, before timing the grid
 HESSIAN_LINE = 40  # characters: longer, and the eigenvalues go under the matrix
+SIDE_WIDTH = 380  # px: the side column's widest text (the timing table) and a scroll bar
 
 NO_RUN = "No run selected: select a run to see the autograd graph of its loss."
 STEP_HINT = ("Follow loss.backward() node by node: each node multiplies the gradient that "
@@ -201,7 +202,9 @@ class GraphPanel(QWidget):
         splitter.addWidget(self._side)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 0)
-        splitter.setSizes([680, 420])
+        # The side column as narrow as its texts allow, for the graph (drawn left to right) to get
+        # all the width there is.
+        splitter.setSizes([1100 - SIDE_WIDTH, SIDE_WIDTH])
         splitter.setChildrenCollapsible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -259,7 +262,6 @@ class GraphPanel(QWidget):
         # Scroll bars hidden (dragging still pans): the fitted graph gets every pixel.
         self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.view.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.view.installEventFilter(self)
         self.view.viewport().installEventFilter(self)
         self.empty_label = QLabel(NO_RUN)
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -412,10 +414,11 @@ class GraphPanel(QWidget):
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         """Keep the whole graph in view as the panel resizes, until the user pans or zooms."""
         kind = event.type()
-        if watched is self.view and kind == QEvent.Type.Resize and self._auto_fit:
+        if watched is not self.view.viewport():
+            pass
+        elif kind == QEvent.Type.Resize and self._auto_fit:  # the viewport's: it has its new size
             self.view.fit()
-        elif watched is self.view.viewport() and kind in (QEvent.Type.Wheel,
-                                                          QEvent.Type.MouseButtonPress):
+        elif kind in (QEvent.Type.Wheel, QEvent.Type.MouseButtonPress):
             self._auto_fit = False
         return super().eventFilter(watched, event)
 

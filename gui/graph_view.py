@@ -1,6 +1,9 @@
 """The autograd graph of the loss at a point, drawn: ops, leaves and constants as boxes laid out in
-layers (loss on top, x and y at the bottom), arrows along the data flow labelled with the gradient
-backward sent the other way.
+layers, arrows along the data flow labelled with the gradient backward sent the other way.
+
+Two orientations: "horizontal" (the default: x, y and the constants on the left, the loss on the
+right, arrows flowing left to right; made for wide, short places such as the bottom panel) and
+"vertical" (the loss on top, x and y at the bottom, arrows flowing upwards).
 
 `set_graph` re-lays-out only when the graph's structure changes; at a new point with the same
 formula it just rewrites the texts, so the drawing stays put while the values move.
@@ -23,10 +26,18 @@ from PySide6.QtWidgets import (QApplication, QGraphicsItem, QGraphicsScene, QGra
 from core.errors import ExportError
 from core.graph import AutogradGraph, GraphNode, compute_layout, structure_key
 
-X_UNIT = 124.0  # scene pixels per layout unit (a node is 1 unit wide, boxes are narrower)
-Y_UNIT = 96.0  # scene pixels per layer
 BOX = (104.0, 54.0)  # op, leaf and frozen boxes: three lines
 SMALL_BOX = (64.0, 24.0)  # a plain number: one line
+# Scene pixels per layout unit (compute_layout: a node is 1 unit across its layer) and per layer.
+# Vertical: layers are rows, the boxes side by side in a row.
+X_UNIT = 124.0
+Y_UNIT = 96.0
+# Horizontal: layers are columns, the boxes stacked in a column; the gap between two columns
+# leaves room for an arrow and its gradient label beside each other.
+ROW_UNIT = 72.0
+LAYER_UNIT = 168.0
+ORIENTATIONS = ("horizontal", "vertical")
+HEAD = 9.0  # arrowhead length
 
 # kind -> (fill, border)
 STYLE = {
@@ -138,8 +149,8 @@ class NodeItem(QGraphicsItem):
 
 
 class EdgeItem(QGraphicsItem):
-    """A polyline from the source box up to the target box, an arrowhead at the target, and the
-    gradient backward sent along it written near the target end."""
+    """A polyline from the source box to the target box, an arrowhead at the target, and the
+    gradient backward sent along it written on the last segment, before the target."""
 
     def __init__(self, points: list[QPointF], constant: bool) -> None:
         super().__init__()
@@ -153,9 +164,11 @@ class EdgeItem(QGraphicsItem):
             path.lineTo(p)
         self.path = path
         self._shape = QPainterPathStroker(QPen(Qt.PenStyle.SolidLine)).createStroke(path)
-        # label: at the middle of the last segment, just below the arrowhead
-        a, b = points[-2], points[-1]
-        self.label_at = QPointF((a.x() + b.x()) / 2, (a.y() + b.y()) / 2)
+        # label: at the middle of the last segment's stretch before the arrowhead
+        back, tip = points[-2], points[-1]
+        length = math.hypot(tip.x() - back.x(), tip.y() - back.y())
+        head_starts = tip - (tip - back) * (min(HEAD, length / 2) / length if length else 0.0)
+        self.label_at = (back + head_starts) / 2
 
     def set_grad(self, grad: float | None) -> None:
         self.label = "" if grad is None else f"{grad:.3g}"
@@ -184,7 +197,7 @@ class EdgeItem(QGraphicsItem):
         painter.drawPath(self.path)
         tip, back = self.points[-1], self.points[-2]
         angle = math.atan2(tip.y() - back.y(), tip.x() - back.x())
-        head = QPolygonF([tip] + [tip - QPointF(math.cos(angle + s) * 9, math.sin(angle + s) * 9)
+        head = QPolygonF([tip] + [tip - QPointF(math.cos(angle + s), math.sin(angle + s)) * HEAD
                                   for s in (0.4, -0.4)])
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(color)
@@ -200,11 +213,22 @@ class EdgeItem(QGraphicsItem):
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, self.label)
 
 
-class GraphScene(QGraphicsScene):
-    """The drawing of one AutogradGraph; GraphView shows it, render_graph prints it."""
+def _check_orientation(orientation: str) -> str:
+    if orientation not in ORIENTATIONS:
+        raise ValueError(f"orientation must be 'horizontal' or 'vertical', not {orientation!r}")
+    return orientation
 
-    def __init__(self, parent: Any = None) -> None:
+
+class GraphScene(QGraphicsScene):
+    """The drawing of one AutogradGraph; GraphView shows it, render_graph prints it.
+
+    `orientation` "horizontal": inputs on the left, the loss on the right; "vertical": the loss
+    on top, inputs at the bottom.
+    """
+
+    def __init__(self, parent: Any = None, *, orientation: str = "horizontal") -> None:
         super().__init__(parent)
+        self.orientation = _check_orientation(orientation)
         self.graph: AutogradGraph | None = None
         self.node_items: dict[str, NodeItem] = {}
         self.edge_items: list[EdgeItem] = []
@@ -227,14 +251,32 @@ class GraphScene(QGraphicsScene):
         self.highlight_step(self._step)
         return relaid
 
+    def set_orientation(self, orientation: str) -> bool:
+        """Draw left to right ("horizontal") or bottom to top ("vertical"); returns True when the
+        graph shown was laid out again."""
+        if _check_orientation(orientation) == self.orientation:
+            return False
+        self.orientation = orientation
+        self._key = None
+        return self.set_graph(self.graph) if self.graph is not None else False
+
+    @property
+    def horizontal(self) -> bool:
+        return self.orientation == "horizontal"
+
+    def _at(self, x: float, layer: float) -> QPointF:
+        """Scene point of layout position x (across the layer) in `layer` (the loss is 0)."""
+        if self.horizontal:
+            return QPointF(-layer * LAYER_UNIT, x * ROW_UNIT)
+        return QPointF(x * X_UNIT, layer * Y_UNIT)
+
     def _build(self, graph: AutogradGraph) -> None:
         self.clear()
         layout = compute_layout(graph)
         self.node_items = {}
         for node in graph.nodes:
             item = NodeItem(node, node.id == graph.root)
-            x, y = layout.positions[node.id]
-            item.setPos(x * X_UNIT, y * Y_UNIT)
+            item.setPos(self._at(*layout.positions[node.id]))
             self.addItem(item)
             self.node_items[node.id] = item
         self.edge_items = []
@@ -246,36 +288,51 @@ class GraphScene(QGraphicsScene):
 
     def _edge_points(self, graph: AutogradGraph, bends: list[list[tuple[float, float]]]
                      ) -> list[list[QPointF]]:
-        """Each edge: out of the top of its source, through its bends, into the bottom of its
-        target. Several edges at one box get ports spread along its side, ordered by where the
-        edge goes, so they neither overlap nor cross there."""
-        # A bend crosses its layer's band of boxes vertically: slanted segments then stay in the
-        # gaps between layers, where there are no boxes to cut through.
-        half = BOX[1] / 2
-        paths = [[QPointF(x * X_UNIT, y * Y_UNIT + dy) for x, y in bend for dy in (half, -half)]
-                 for bend in bends]
+        """Each edge: out of its source's side facing the loss (right, or top), through its
+        bends, into its target's side facing the inputs (left, or bottom). Several edges at one
+        box get ports spread along that side, ordered by where the edge goes, so they neither
+        overlap nor cross there."""
+        # A bend crosses its layer's band of boxes straight (horizontally, or vertically): slanted
+        # segments then stay in the gaps between layers, where there are no boxes to cut through.
+        if self.horizontal:
+            half = BOX[0] / 2
+            paths = [[self._at(x, y) + QPointF(d, 0) for x, y in bend for d in (-half, half)]
+                     for bend in bends]
+        else:
+            half = BOX[1] / 2
+            paths = [[self._at(x, y) + QPointF(0, d) for x, y in bend for d in (half, -half)]
+                     for bend in bends]
         ends: list[list[QPointF]] = [[QPointF(), QPointF()] for _ in graph.edges]
         for side in ("source", "target"):
             by_node: dict[str, list[int]] = {}
             for k, e in enumerate(graph.edges):
                 by_node.setdefault(getattr(e, side), []).append(k)
             for node_id, ks in by_node.items():
-                ks.sort(key=lambda k: (self._next_x(graph, paths, k, side), k))
+                ks.sort(key=lambda k: (self._next_across(graph, paths, k, side), k))
                 item = self.node_items[node_id]
-                step = min(16.0, item.width * 0.8 / len(ks))
-                y = item.pos().y() + (-item.height / 2 if side == "source" else item.height / 2)
+                toward_loss = 1.0 if side == "source" else -1.0  # which side of the box
                 for i, k in enumerate(ks):
-                    x = item.pos().x() + (i - (len(ks) - 1) / 2) * step
-                    ends[k][0 if side == "source" else 1] = QPointF(x, y)
+                    if self.horizontal:
+                        step = min(16.0, item.height * 0.8 / len(ks))
+                        offset = QPointF(toward_loss * item.width / 2,
+                                         (i - (len(ks) - 1) / 2) * step)
+                    else:
+                        step = min(16.0, item.width * 0.8 / len(ks))
+                        offset = QPointF((i - (len(ks) - 1) / 2) * step,
+                                         -toward_loss * item.height / 2)
+                    ends[k][0 if side == "source" else 1] = item.pos() + offset
         return [[a] + path + [b] for (a, b), path in zip(ends, paths)]
 
-    def _next_x(self, graph: AutogradGraph, paths: list[list[QPointF]], k: int, side: str
-                ) -> float:
-        """x of the point edge k heads to after leaving its `side` end."""
+    def _next_across(self, graph: AutogradGraph, paths: list[list[QPointF]], k: int, side: str
+                     ) -> float:
+        """Where edge k heads after leaving its `side` end, across the layers: the y of the next
+        point when drawn horizontally, its x when drawn vertically."""
         if paths[k]:
-            return (paths[k][0] if side == "source" else paths[k][-1]).x()
-        edge = graph.edges[k]
-        return self.node_items[edge.target if side == "source" else edge.source].pos().x()
+            point = paths[k][0] if side == "source" else paths[k][-1]
+        else:
+            edge = graph.edges[k]
+            point = self.node_items[edge.target if side == "source" else edge.source].pos()
+        return point.y() if self.horizontal else point.x()
 
     def highlight_step(self, k: int | None) -> str | None:
         """Show backward as it was at its k-th node: that node and the gradients it sends are
@@ -305,14 +362,15 @@ class GraphScene(QGraphicsScene):
 class GraphView(QGraphicsView):
     """An interactive view of an AutogradGraph: drag to pan, wheel to zoom, hover a box for its
     torch name, value, gradient, local Jacobian and the chain-rule step in words.
+    Drawn left to right (inputs left, loss right) unless `orientation="vertical"` (loss on top).
 
     Signals: none; the owner calls `set_graph` with a new graph and `highlight_step` to step
     through backward.
     """
 
-    def __init__(self, graph: AutogradGraph | None = None, *, parent: QWidget | None = None
-                 ) -> None:
-        self.graph_scene = GraphScene()
+    def __init__(self, graph: AutogradGraph | None = None, *, orientation: str = "horizontal",
+                 parent: QWidget | None = None) -> None:
+        self.graph_scene = GraphScene(orientation=orientation)
         super().__init__(self.graph_scene, parent)
         self.graph_scene.setParent(self)
         self.setRenderHints(QPainter.RenderHint.Antialiasing
@@ -334,6 +392,15 @@ class GraphView(QGraphicsView):
     @property
     def highlighted(self) -> str | None:
         return self.graph_scene.highlighted
+
+    @property
+    def orientation(self) -> str:
+        return self.graph_scene.orientation
+
+    def set_orientation(self, orientation: str) -> None:
+        """Draw left to right ("horizontal") or bottom to top ("vertical"), and refit."""
+        if self.graph_scene.set_orientation(orientation):
+            self.fit()
 
     def set_graph(self, graph: AutogradGraph) -> None:
         """Show `graph`: a new structure is laid out (and fitted), a new point only relabelled."""
@@ -371,11 +438,15 @@ def _ensure_app() -> None:
         _app = QApplication([])
 
 
-def render_graph(graph: AutogradGraph, path: str | Path, scale: float = 1.5) -> Path:
+def render_graph(graph: AutogradGraph, path: str | Path, scale: float = 1.5, *,
+                 orientation: str = "horizontal") -> Path:
     """Write the drawing of `graph` to a .png or .svg file; works headless (offscreen Qt).
+    `orientation` as for GraphScene: "horizontal" (inputs left, loss right) or "vertical".
 
-    Raises ExportError for another extension or a path that cannot be written.
+    Raises ExportError for another extension or a path that cannot be written, ValueError for
+    another orientation.
     """
+    _check_orientation(orientation)
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".png", ".svg"):
@@ -387,7 +458,7 @@ def render_graph(graph: AutogradGraph, path: str | Path, scale: float = 1.5) -> 
     except OSError as e:
         raise ExportError(f"cannot write {path}: {e.strerror or e}") from None
     _ensure_app()
-    scene = GraphScene()
+    scene = GraphScene(orientation=orientation)
     scene.set_graph(graph)
     source = scene.itemsBoundingRect().adjusted(-20, -20, 20, 20)
     scale = min(scale, 8000 / max(source.width(), source.height()))  # keep images sane

@@ -227,6 +227,34 @@ def test_no_grad_timing_is_measured_once_when_first_shown(qtbot, panel, controll
         panel.timing_label.text()
 
 
+def test_the_graph_is_drawn_left_to_right_to_fill_the_wide_panel(panel) -> None:  # type: ignore[no-untyped-def]
+    graph, view = panel.graph, panel.view
+    assert view.orientation == "horizontal"
+    items = view.node_items
+    root = items[graph.root]
+    assert all(root.pos().x() > item.pos().x() for k, item in items.items() if k != graph.root)
+    for edge in graph.edges:
+        assert items[edge.target].pos().x() > items[edge.source].pos().x()
+    # the whole graph is in view, drawn larger than top to bottom would allow
+    shown = view.mapToScene(view.viewport().rect()).boundingRect()
+    assert shown.contains(view.scene().itemsBoundingRect())
+    wide = view.transform().m11()
+    view.set_orientation("vertical")
+    assert view.transform().m11() < wide
+    view.set_orientation("horizontal")
+    assert view.transform().m11() == pytest.approx(wide)
+
+
+def test_the_graph_stays_fitted_as_the_panel_narrows(qtbot, panel) -> None:  # type: ignore[no-untyped-def]
+    view = panel.view
+    for width in (1000, 900):
+        panel.resize(width, 370)
+        qtbot.waitUntil(lambda w=width: view.viewport().width() < w - 300, timeout=1000)
+        qtbot.wait(20)
+        shown = view.mapToScene(view.viewport().rect()).boundingRect()
+        assert shown.contains(view.scene().itemsBoundingRect())
+
+
 def test_export_png_and_svg(qtbot, panel, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     png, svg = tmp_path / "graph.png", tmp_path / "graph.svg"
     assert panel.export_graph(png) is True

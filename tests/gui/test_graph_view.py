@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from core.errors import ExportError
 from core.formula import compile_formula
 from core.graph import build_graph
 from core.surfaces import get_surface
-from gui.graph_view import EdgeItem, GraphView, NodeItem, render_graph
+from gui.graph_view import EdgeItem, GraphScene, GraphView, NodeItem, render_graph
 
 CAMEL = get_surface("six_hump_camel")
 
@@ -63,6 +64,80 @@ def test_a_new_structure_is_laid_out_again(view: GraphView) -> None:
     assert len(view.node_items) == 3 and len(view.scene().items()) == 3 + 2
 
 
+def _box(item: NodeItem):  # type: ignore[no-untyped-def]
+    return item.mapRectToScene(item.box())
+
+
+def test_horizontal_by_default_inputs_left_loss_right_arrows_left_to_right(view: GraphView
+                                                                            ) -> None:
+    graph = build_graph(CAMEL, -1.5, 1.0)
+    view.set_graph(graph)
+    assert view.orientation == "horizontal"
+    items = view.node_items
+    root = items[graph.root]
+    assert all(root.pos().x() > item.pos().x() for k, item in items.items() if k != graph.root)
+    assert all(_box(root).left() > _box(item).right()
+               for k, item in items.items() if k != graph.root)
+    long_edges = 0
+    for arrow, edge in zip(view.edge_items, graph.edges):
+        source, target = _box(items[edge.source]), _box(items[edge.target])
+        assert target.left() > source.right()  # the target box lies wholly to the right
+        first, last = arrow.points[0], arrow.points[-1]
+        # out of the right side of the source, into the left side of the target
+        assert first.x() == pytest.approx(source.right())
+        assert source.top() < first.y() < source.bottom()
+        assert last.x() == pytest.approx(target.left())
+        assert target.top() < last.y() < target.bottom()
+        xs = [p.x() for p in arrow.points]
+        assert all(b > a for a, b in itertools.pairwise(xs))  # always onwards, never back
+        bends = arrow.points[1:-1]  # in pairs, each crossing a layer's band horizontally
+        long_edges += bool(bends)
+        assert len(bends) % 2 == 0
+        for a, b in zip(bends[::2], bends[1::2]):
+            assert a.y() == b.y() and b.x() - a.x() == pytest.approx(items["x"].width)
+    assert long_edges > 0
+    # several edges leaving one box get ports spread along its right side
+    x_ports = [arrow.points[0].y() for arrow, e in zip(view.edge_items, graph.edges)
+               if e.source == "x"]
+    assert len(x_ports) > 1 and len(set(x_ports)) == len(x_ports)
+
+
+def test_vertical_orientation_puts_the_loss_on_top(qtbot) -> None:  # type: ignore[no-untyped-def]
+    graph = build_graph(CAMEL, -1.5, 1.0)
+    view = GraphView(graph, orientation="vertical")
+    qtbot.addWidget(view)
+    items = view.node_items
+    root = items[graph.root]
+    assert all(_box(root).bottom() < _box(item).top()
+               for k, item in items.items() if k != graph.root)
+    for arrow, edge in zip(view.edge_items, graph.edges):
+        source, target = _box(items[edge.source]), _box(items[edge.target])
+        assert target.bottom() < source.top()
+        assert arrow.points[0].y() == pytest.approx(source.top())
+        assert arrow.points[-1].y() == pytest.approx(target.bottom())
+    with pytest.raises(ValueError, match="horizontal"):
+        GraphScene(orientation="diagonal")
+
+
+def test_changing_the_orientation_lays_out_again_and_keeps_the_rest(view: GraphView) -> None:
+    graph = build_graph(compile_formula("(x + y) * x"), 1.5, -0.5)
+    view.set_graph(graph)
+    view.highlight_step(1)
+    texts = {k: item.text() for k, item in view.node_items.items()}
+    view.set_orientation("vertical")
+    assert view.orientation == "vertical"
+    root = view.node_items[graph.root]
+    assert all(root.pos().y() < item.pos().y()
+               for k, item in view.node_items.items() if k != graph.root)
+    assert {k: item.text() for k, item in view.node_items.items()} == texts
+    assert view.highlighted == graph.backward_order[1]
+    assert view.node_items[view.highlighted].state == "active"
+    assert len(view.scene().items()) == len(graph.nodes) + len(graph.edges)
+    items = dict(view.node_items)
+    view.set_orientation("vertical")  # no change: nothing rebuilt
+    assert view.node_items == items
+
+
 def test_highlight_step_walks_the_backward_order(view: GraphView) -> None:
     graph = build_graph(compile_formula("(x + y) * x"), 1.5, -0.5)
     view.set_graph(graph)
@@ -107,6 +182,16 @@ def test_render_png(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-d
     image = QImage(str(out))
     assert image.width() > 800 and image.height() > 500
     assert 0.03 < _non_white_fraction(image) < 0.8  # drawn on, but not a solid block
+
+
+def test_render_orientation(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    graph = build_graph(CAMEL, -1.5, 1.0)
+    wide = QImage(str(render_graph(graph, tmp_path / "h.png")))
+    tall = QImage(str(render_graph(graph, tmp_path / "v.png", orientation="vertical")))
+    assert wide.width() / wide.height() > 1.8  # left to right: made for a wide, short place
+    assert tall.width() / tall.height() < wide.width() / wide.height() * 0.75
+    with pytest.raises(ValueError, match="orientation"):
+        render_graph(graph, tmp_path / "d.png", orientation="diagonal")
 
 
 def test_render_svg_contains_the_labels(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
