@@ -21,7 +21,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QElapsedTimer, QEvent, QObject, QSignalBlocker, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, QSignalBlocker, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QFontDatabase, QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
@@ -46,6 +46,7 @@ from core.run import Run, RunStatus
 from core.surfaces import Surface
 from gui.controller import Controller
 from gui.graph_view import GraphView, render_graph
+from gui.throttle import Throttle
 
 REFRESH_HZ = 4  # live rebuilds of the graph per second, at most
 AUTOPLAY_MS = 900  # one backward node per this many ms when "Play" is on
@@ -212,10 +213,7 @@ class GraphPanel(QWidget):
         layout.addLayout(self._header_row)
         layout.addWidget(splitter, 1)
 
-        self._since_refresh = QElapsedTimer()
-        self._pending = QTimer(self)
-        self._pending.setSingleShot(True)
-        self._pending.timeout.connect(self.refresh)
+        self._throttle = Throttle(self.refresh, REFRESH_HZ, self)
         self._autoplay = QTimer(self)
         self._autoplay.setInterval(AUTOPLAY_MS)
         self._autoplay.timeout.connect(self._on_autoplay_tick)
@@ -360,13 +358,8 @@ class GraphPanel(QWidget):
         """Rebuild now if the last rebuild is old enough, otherwise once the interval is up;
         hidden or stepping through backward: only note that the graph is out of date."""
         self._dirty = True
-        if not self.isVisible() or self.step is not None:
-            return
-        interval_ms = 1000 // REFRESH_HZ
-        if not self._since_refresh.isValid() or self._since_refresh.elapsed() >= interval_ms:
-            self.refresh()
-        elif not self._pending.isActive():
-            self._pending.start(max(1, interval_ms - self._since_refresh.elapsed()))
+        if self.step is None:
+            self._throttle.request()
 
     def _on_selection_change(self, run: Run | None) -> None:
         self._rebuild()
@@ -401,12 +394,12 @@ class GraphPanel(QWidget):
 
     def hideEvent(self, event: QHideEvent) -> None:
         super().hideEvent(event)
-        self._pending.stop()
+        self._throttle.cancel()
         self._lazy_measure.stop()
         self._set_playing(False)
 
     def closeEvent(self, event: Any) -> None:
-        self._pending.stop()
+        self._throttle.cancel()
         self._autoplay.stop()
         self._lazy_measure.stop()
         super().closeEvent(event)
@@ -430,8 +423,7 @@ class GraphPanel(QWidget):
 
     def refresh(self) -> None:
         """Rebuild the graph and the readouts for the selected run at its current point, now."""
-        self._pending.stop()
-        self._since_refresh.start()
+        self._throttle.drawn()
         self._dirty = False
         run = self.controller.selected
         self._run = run

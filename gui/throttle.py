@@ -52,5 +52,9 @@ class Throttle(QObject):
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self._widget and event.type() == QEvent.Type.Show and self._stale:
-            QTimer.singleShot(0, self._fire)
+            QTimer.singleShot(0, self._fire_if_stale)  # the widget may redraw by itself first
         return False
+
+    def _fire_if_stale(self) -> None:
+        if self._stale:
+            self._fire()
