@@ -30,7 +30,7 @@ from core.surfaces import Point, Surface, get_surface, surface_from_formula
 # speed: steps per second per run; MAX_SPEED means "as fast as the machine goes"
 MAX_SPEED = 0
 TICK_MS = 16  # one frame at ~60 Hz
-SLICE_S = 0.008  # stepping time allowed per tick, leaving the rest of the frame for drawing
+SLICE_S = 0.006  # stepping time allowed per tick, leaving the rest of the frame for drawing
 
 
 class Controller(QObject):
@@ -104,12 +104,17 @@ class Controller(QObject):
                 return
         deadline = now + SLICE_S
         taken = 0
-        # Round-robin one step at a time so no run gets ahead of the others within a slice.
-        while (budget is None or taken < budget) and time.perf_counter() < deadline:
-            stepped = sum(run.step(1) for run in runs)
-            if not stepped:
+        round_time = 0.0
+        # Round-robin one step at a time so no run gets ahead of the others within a slice; a
+        # round is not begun when it would end past the deadline (at least one always runs).
+        while budget is None or taken < budget:
+            started = time.perf_counter()
+            if taken and started + round_time > deadline:
+                break
+            if not sum(run.step(1) for run in runs):
                 break
             taken += 1
+            round_time = time.perf_counter() - started
             runs = [r for r in runs if r.status.value != "diverged"]
             if not runs:
                 break
