@@ -185,13 +185,8 @@ class MainWindow(QMainWindow):
         return self.save_session_to(self.session_path)
 
     def save_session_as_dialog(self) -> bool:
-        path, _ = QFileDialog.getSaveFileName(self, "Save session", self._last_dir(),
-                                              SESSION_FILTER)
-        if not path:
-            return False
-        if not path.lower().endswith(".json"):
-            path += ".json"
-        return self.save_session_to(Path(path))
+        path = self._ask_save_path("Save session", "json", "Session")
+        return self.save_session_to(Path(path)) if path else False
 
     def save_session_to(self, path: Path) -> bool:
         try:
@@ -232,14 +227,19 @@ class MainWindow(QMainWindow):
     def _last_dir(self) -> str:
         return str(self.settings.value("last_dir", str(Path.home())))
 
+    def _ask_save_path(self, title: str, suffix: str, what: str) -> str | None:
+        """A file dialog for saving; the path gets `.suffix` if the user left it out."""
+        path, _ = QFileDialog.getSaveFileName(self, title, self._last_dir(),
+                                              f"{what} (*.{suffix})")
+        if not path:
+            return None
+        return path if path.lower().endswith("." + suffix) else f"{path}.{suffix}"
+
     # --- exports --------------------------------------------------------------------------------
 
     def export_image_dialog(self, widget: QWidget, kind: str) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export image", self._last_dir(),
-                                              f"{kind.upper()} image (*.{kind})")
+        path = self._ask_save_path("Export image", kind, f"{kind.upper()} image")
         if path:
-            if not path.lower().endswith("." + kind):
-                path += "." + kind
             self.export_image(widget, path)
 
     def export_image(self, widget: QWidget, path: str | Path) -> bool:
@@ -252,11 +252,8 @@ class MainWindow(QMainWindow):
         return True
 
     def export_graph_dialog(self, kind: str) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export autograd graph", self._last_dir(),
-                                              f"{kind.upper()} image (*.{kind})")
+        path = self._ask_save_path("Export autograd graph", kind, f"{kind.upper()} image")
         if path:
-            if not path.lower().endswith("." + kind):
-                path += "." + kind
             self.export_graph(path)
 
     def export_graph(self, path: str | Path) -> bool:
@@ -267,11 +264,8 @@ class MainWindow(QMainWindow):
         return True
 
     def export_data_dialog(self, kind: str) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export trajectories", self._last_dir(),
-                                              f"{kind.upper()} (*.{kind})")
+        path = self._ask_save_path("Export trajectories", kind, kind.upper())
         if path:
-            if not path.lower().endswith("." + kind):
-                path += "." + kind
             self.export_data(path)
 
     def export_data(self, path: str | Path) -> bool:

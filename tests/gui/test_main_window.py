@@ -188,3 +188,16 @@ def test_autograd_graph_tab_follows_the_selected_run_and_exports(window, tmp_pat
     assert "<svg" in (tmp_path / "g.svg").read_text()
     assert not window.export_graph("/nonexistent-dir/g.png")
     assert "Could not export the graph" in window.statusBar().currentMessage()
+
+
+def test_save_dialogs_add_the_extension_and_cancel_changes_nothing(window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    answers = iter([(str(tmp_path / "traj"), ""), (str(tmp_path / "race"), ""), ("", "")])
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: next(answers))
+    window.export_data_dialog("csv")
+    assert (tmp_path / "traj.csv").read_text().startswith("run,")
+    assert window.save_session_as_dialog()
+    assert Session.load(tmp_path / "race.json").surface.name == "rosenbrock"
+    assert not window.save_session_as_dialog()  # cancelled
+    assert window.session_path == tmp_path / "race.json"
