@@ -36,6 +36,9 @@ class Hyperparameter:
     log: bool = False
     help: str = ""
     choices: tuple[Any, ...] = ()
+    # False where torch sets up per-parameter state from the value at the first step (amsgrad's
+    # max_exp_avg_sq, RMSprop's momentum_buffer, ...): a change then needs a fresh optimizer.
+    live: bool = True
 
     def range_text(self) -> str:
         if self.kind == "bool":
@@ -129,6 +132,10 @@ class OptimizerSpec:
         return result
 
 
+RESTART = (" Changing it mid-run starts the optimizer afresh at the current point: torch builds"
+           " its state for this setting at the first step.")
+
+
 def _lr(default: float) -> Hyperparameter:
     return Hyperparameter("lr", default, "float", 0.0, None, low_open=True, log=True,
                           help="learning rate: how far each step goes (w <- w - lr * update)")
@@ -150,8 +157,9 @@ def _betas() -> Hyperparameter:
                                "of its square (beta2)")
 
 
-_AMSGRAD = Hyperparameter("amsgrad", False, "bool",
-                          help="keep the maximum of past squared-gradient averages (AMSGrad)")
+_AMSGRAD = Hyperparameter("amsgrad", False, "bool", live=False,
+                          help="keep the maximum of past squared-gradient averages (AMSGrad)."
+                               + RESTART)
 _DECOUPLED = Hyperparameter("decoupled_weight_decay", False, "bool",
                             help="apply weight decay directly to the weights, as AdamW does")
 
@@ -178,18 +186,18 @@ CATALOGUE: dict[str, OptimizerSpec] = {spec.name: spec for spec in (
         Hyperparameter("alpha", 0.99, "float", 0.0, 1.0, high_open=True,
                        help="decay rate of the running average of the squared gradient"),
         _eps(1e-8), _wd(),
-        Hyperparameter("momentum", 0.0, "float", 0.0, 1.0, high_open=True,
-                       help="momentum on the scaled step"),
-        Hyperparameter("centered", False, "bool",
+        Hyperparameter("momentum", 0.0, "float", 0.0, 1.0, high_open=True, live=False,
+                       help="momentum on the scaled step." + RESTART),
+        Hyperparameter("centered", False, "bool", live=False,
                        help="divide by the gradient's estimated variance rather than its "
-                            "second moment"),
+                            "second moment." + RESTART),
     ), "Divides each step by a running root-mean-square of recent gradients."),
     OptimizerSpec("Adagrad", torch.optim.Adagrad, (
         _lr(1e-2),
         Hyperparameter("lr_decay", 0.0, "float", 0.0, None, help="learning-rate decay per step"),
         _wd(),
-        Hyperparameter("initial_accumulator_value", 0.0, "float", 0.0, None,
-                       help="starting value of the sum of squared gradients"),
+        Hyperparameter("initial_accumulator_value", 0.0, "float", 0.0, None, live=False,
+                       help="starting value of the sum of squared gradients." + RESTART),
         _eps(1e-10),
     ), "Divides each step by the root of the sum of all past squared gradients."),
     OptimizerSpec("Adadelta", torch.optim.Adadelta, (
@@ -229,8 +237,8 @@ CATALOGUE: dict[str, OptimizerSpec] = {spec.name: spec for spec in (
         _lr(1.0),
         Hyperparameter("max_iter", 20, "int", 1, 1000,
                        help="inner iterations per optimizer.step()"),
-        Hyperparameter("history_size", 100, "int", 1, 1000,
-                       help="number of past updates kept to estimate the curvature"),
+        Hyperparameter("history_size", 100, "int", 1, 1000, live=False,
+                       help="number of past updates kept to estimate the curvature." + RESTART),
         Hyperparameter("tolerance_grad", 1e-7, "float", 0.0, None, log=True,
                        help="stop the inner loop when the gradient is this small"),
         Hyperparameter("tolerance_change", 1e-9, "float", 0.0, None, log=True,

@@ -107,8 +107,18 @@ class Run:
         self.set_hyperparameters({name: value})
 
     def set_hyperparameters(self, values: dict[str, Any]) -> None:
+        """Change hyperparameters from the next step on, in the running optimizer's param_groups.
+
+        A change to one that torch only reads when it builds the optimizer's state (`live` False
+        in the catalogue, e.g. Adam's amsgrad) builds a fresh optimizer at the current point,
+        as a PyTorch user would have to: the position and the record go on, the state restarts.
+        """
         merged = self.spec.validate({**self.hyperparameters, **values})
+        rebuild = any(not h.live and merged[h.name] != self.hyperparameters[h.name]
+                      for h in self.spec.hyperparameters)
         self.hyperparameters = merged
+        if rebuild:
+            self.optimizer = self.spec.cls([self.x, self.y], **merged)
         # Settings torch derives from others at construction (LBFGS: max_eval = max_iter * 5 // 4)
         # must follow them, as in a fresh optimizer: take the group defaults torch itself builds.
         derived = self.spec.cls([torch.zeros((), dtype=DTYPE, requires_grad=True)],

@@ -470,3 +470,46 @@ def test_lbfgs_max_iter_raised_mid_run_lifts_the_evaluation_cap_too() -> None:
     assert run.optimizer.param_groups[0]["max_eval"] == 25
     run.step(5)
     assert_same_trajectory(run, plain_torch_loop(surface, "LBFGS", {"max_iter": 20}, 5))
+
+
+_STATEFUL = [("RMSprop", "momentum", 0.9), ("RMSprop", "centered", True),
+             ("Adam", "amsgrad", True), ("AdamW", "amsgrad", True),
+             ("Adagrad", "initial_accumulator_value", 1.0), ("LBFGS", "history_size", 3)]
+
+
+@pytest.mark.parametrize(("name", "key", "value"), _STATEFUL)
+def test_changing_a_stateful_hyperparameter_mid_run_equals_a_fresh_optimizer_there(name, key,
+                                                                                    value):
+    """torch builds some state only at the first step (amsgrad's max_exp_avg_sq, ...): a change
+    mid-run must not break the run, and must equal what a PyTorch user would do: a new
+    optimizer with the new setting at the current point."""
+    from core.optimizers import get_spec
+
+    surface = get_surface("rosenbrock")
+    spec = get_spec(name)
+    hps = spec.validate({"lr": 1e-3} if name != "LBFGS" else {"lr": 0.5})
+    run = Run(surface, name, hps)
+    run.step(6)
+    run.set_hyperparameter(key, value)
+    run.step(6)
+    assert run.status is not RunStatus.DIVERGED, run.status_text
+
+    x = torch.tensor(surface.start[0], dtype=torch.float64, requires_grad=True)
+    y = torch.tensor(surface.start[1], dtype=torch.float64, requires_grad=True)
+
+    def closure():
+        opt.zero_grad()
+        loss = surface(x, y)
+        loss.backward()
+        return loss
+
+    opt = spec.cls([x, y], **hps)
+    points = [(x.item(), y.item())]
+    for k in range(12):
+        if k == 6:
+            opt = spec.cls([x, y], **{**hps, key: value})
+        closure()
+        opt.step(closure) if spec.needs_closure else opt.step()
+        points.append((x.item(), y.item()))
+    np.testing.assert_array_equal(np.column_stack([run.trajectory.x, run.trajectory.y]),
+                                  np.array(points))
