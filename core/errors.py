@@ -8,7 +8,7 @@ class PlaygroundError(ValueError):
 
 
 class FormulaError(PlaygroundError):
-    """A formula that is not in the grammar. `column` is 1-based (None when it is the whole text)."""
+    """A formula outside the grammar. `column` is 1-based (None: the whole text)."""
 
     def __init__(self, message: str, column: int | None = None) -> None:
         self.column = column

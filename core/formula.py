@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -154,7 +154,8 @@ class _Parser:
 
     def expect(self, text: str) -> Token:
         if self.tok.text != text:
-            raise FormulaError(f"expected {text!r} but found {_describe(self.tok)}", self.tok.column)
+            raise FormulaError(f"expected {text!r} but found {_describe(self.tok)}",
+                               self.tok.column)
         return self.advance()
 
     def enter(self) -> None:
@@ -168,8 +169,8 @@ class _Parser:
         if self.tok.kind != "end":
             t = self.tok
             if t.kind in ("number", "name") or t.text == "(":
-                raise FormulaError(f"missing operator before {_describe(t)} (write * for a product)",
-                                   t.column)
+                raise FormulaError(
+                    f"missing operator before {_describe(t)} (write * for a product)", t.column)
             raise FormulaError(f"unexpected {_describe(t)}", t.column)
         return node
 
@@ -329,6 +330,10 @@ class Formula:
 
     text: str
     tree: Node
+    _fn: Compiled = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_fn", _compile(self.tree))
 
     def __call__(self, x: Tensor, y: Tensor) -> Tensor:
         result = self._fn(x, y)
@@ -340,14 +345,6 @@ class Formula:
                 else result.expand(torch.broadcast_shapes(shape, result.shape))
         # A formula without x or y: a constant surface.
         return torch.full(shape, result, dtype=x.dtype)
-
-    @property
-    def _fn(self) -> Compiled:
-        fn = self.__dict__.get("_compiled")
-        if fn is None:
-            fn = _compile(self.tree)
-            object.__setattr__(self, "_compiled", fn)
-        return fn
 
     @property
     def variables(self) -> set[str]:
@@ -369,6 +366,4 @@ def _variables(node: Node) -> set[str]:
 def compile_formula(text: str) -> Formula:
     """Parse `text` and return a Formula. Raises FormulaError for anything outside the grammar."""
     tree = parse(text)
-    formula = Formula(text.strip(), tree)
-    formula._fn  # compile now, so errors (there are none past parsing) surface here
-    return formula
+    return Formula(text.strip(), tree)

@@ -81,8 +81,10 @@ class Run:
         """Back to the start (a new one if given) with a fresh optimizer and an empty record."""
         if start is not None:
             self.start = (float(start[0]), float(start[1]))
-        self.x = torch.tensor(float(self.start[0]), dtype=DTYPE, requires_grad="x" not in self._frozen)
-        self.y = torch.tensor(float(self.start[1]), dtype=DTYPE, requires_grad="y" not in self._frozen)
+        self.x = torch.tensor(float(self.start[0]), dtype=DTYPE,
+                              requires_grad="x" not in self._frozen)
+        self.y = torch.tensor(float(self.start[1]), dtype=DTYPE,
+                              requires_grad="y" not in self._frozen)
         self.optimizer: torch.optim.Optimizer = self.spec.cls([self.x, self.y],
                                                               **self.hyperparameters)
         self.trajectory = Trajectory(self.capacity)

@@ -199,7 +199,8 @@ BUILTIN_SURFACES: tuple[Surface, ...] = (
     _builtin("rotated_quadratic", "Ill-conditioned quadratic",
              f"5*({_COS30}*x + 0.5*y)**2 + 0.05*({_COS30}*y - 0.5*x)**2",
              (-3.0, 3.0), (-3.0, 3.0), (-2.5, 2.0), ((0.0, 0.0),), 0.0,
-             "A narrow bowl rotated by 30 degrees; Hessian eigenvalues 10 and 0.1 (condition 100)."),
+             "A narrow bowl rotated by 30 degrees; Hessian eigenvalues 10 and 0.1 "
+             "(condition 100)."),
     _builtin("saddle", "Saddle", "x**2 - y**2",
              (-2.0, 2.0), (-2.0, 2.0), (-1.8, 0.05), (), None,
              "A saddle point at the origin, no minimum: y runs away however small its start."),

@@ -124,7 +124,7 @@ class Controller(QObject):
         self.session.reset()
         self.sigSurfaceChanged.emit()
 
-    # --- the surface and the start ------------------------------------------------------------------
+    # --- the surface and the start ----------------------------------------------------------------
 
     def set_surface_name(self, name: str) -> None:
         self._set_surface(get_surface(name))
@@ -154,7 +154,7 @@ class Controller(QObject):
         self.session.set_start(point)
         self.sigSurfaceChanged.emit()
 
-    # --- runs -----------------------------------------------------------------------------------------
+    # --- runs -------------------------------------------------------------------------------------
 
     def add_run(self, optimizer: str, hyperparameters: dict[str, Any] | None = None) -> Run:
         run = self.session.add_run(optimizer, hyperparameters)
@@ -214,7 +214,7 @@ class Controller(QObject):
         run.label = label or None
         self.sigRunChanged.emit(run)
 
-    # --- sessions -----------------------------------------------------------------------------------
+    # --- sessions ---------------------------------------------------------------------------------
 
     def load_session(self, path: str | Path) -> None:
         """Replace the session with the file's. Raises SessionError and changes nothing."""

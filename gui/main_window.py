@@ -46,7 +46,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Optimizer Playground")
         screen = QGuiApplication.primaryScreen()
         room = screen.availableGeometry() if screen is not None else None
-        self.resize(min(1500, room.width()) if room else 1500, min(950, room.height()) if room else 950)
+        self.resize(min(1500, room.width()) if room else 1500,
+                    min(950, room.height()) if room else 950)
 
         self.surface_view = SurfaceView(controller)
         self.setCentralWidget(self.surface_view)
@@ -105,7 +106,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
-    # --- menus and shortcuts --------------------------------------------------------------------
+    # --- menus and shortcuts ----------------------------------------------------------------------
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -158,7 +159,7 @@ class MainWindow(QMainWindow):
             shortcut = QShortcut(QKeySequence(key), self)
             shortcut.activated.connect(slot)
 
-    # --- sessions -------------------------------------------------------------------------------
+    # --- sessions ---------------------------------------------------------------------------------
 
     def open_session_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open session", self._last_dir(),
@@ -235,7 +236,7 @@ class MainWindow(QMainWindow):
             return None
         return path if path.lower().endswith("." + suffix) else f"{path}.{suffix}"
 
-    # --- exports --------------------------------------------------------------------------------
+    # --- exports ----------------------------------------------------------------------------------
 
     def export_image_dialog(self, widget: QWidget, kind: str) -> None:
         path = self._ask_save_path("Export image", kind, f"{kind.upper()} image")
@@ -284,7 +285,7 @@ class MainWindow(QMainWindow):
         box.setObjectName("errorBox")
         box.open()  # window-modal, does not block: tests and the timer keep running
 
-    # --- layout and the last session across starts -------------------------------------------------
+    # --- layout and the last session across starts ------------------------------------------------
 
     def _last_session(self) -> Session | None:
         text = self.settings.value("last_session")

@@ -28,7 +28,8 @@ class SurfaceBar(QWidget):
         for s in BUILTIN_SURFACES:
             self.surface_combo.addItem(s.title, s.name)
             self.surface_combo.setItemData(self.surface_combo.count() - 1,
-                                           f"{s.text}\n{s.description}", Qt.ItemDataRole.ToolTipRole)
+                                           f"{s.text}\n{s.description}",
+                                           Qt.ItemDataRole.ToolTipRole)
         self.surface_combo.addItem("Custom formula", CUSTOM)
         self.surface_combo.setToolTip("Built-in loss surfaces from the optimization literature")
         self.surface_combo.activated.connect(self._on_surface_picked)
@@ -38,7 +39,8 @@ class SurfaceBar(QWidget):
         self.formula_box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.formula_box.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.formula_box.setMinimumWidth(260)
-        self.formula_box.lineEdit().setPlaceholderText("f(x, y) = e.g. sin(x)*cos(y) + 0.1*(x**2 + y**2)")
+        self.formula_box.lineEdit().setPlaceholderText(
+            "f(x, y) = e.g. sin(x)*cos(y) + 0.1*(x**2 + y**2)")
         self.formula_box.setToolTip(
             "Your own loss f(x, y): numbers, x, y, pi, e, + - * / ** (or ^), parentheses and\n"
             "sin cos tan exp log sqrt abs tanh sinh cosh atan sigmoid softplus min(a,b) max(a,b).\n"
