@@ -286,7 +286,7 @@ def test_hostile_input_is_rejected_quickly(text: str) -> None:
     t0 = time.perf_counter()
     with pytest.raises(FormulaError) as info:
         compile_formula(text)
-    assert time.perf_counter() - t0 < 0.5
+    assert time.perf_counter() - t0 < 2.0  # a bound for "never hangs", not a speed target
     assert str(info.value)
     assert "\n" not in str(info.value)
 
@@ -315,7 +315,7 @@ def test_valid_but_odd_input_evaluates_harmlessly(text: str, value: float) -> No
     out = f(x, y)
     if out.requires_grad:
         out.backward()
-    assert time.perf_counter() - t0 < 0.5
+    assert time.perf_counter() - t0 < 2.0  # a bound for "never hangs", not a speed target
     assert float(out.detach()) == pytest.approx(value, rel=1e-9)
 
 
@@ -343,13 +343,13 @@ def _check_compiles_or_formula_error(text: str) -> None:
         z.sum().backward()
 
 
-@settings(max_examples=300, deadline=500, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=200))
 def test_arbitrary_text_gives_a_formula_or_a_formula_error(text: str) -> None:
     _check_compiles_or_formula_error(text)
 
 
-@settings(max_examples=400, deadline=500, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.sampled_from(PIECES), max_size=80).map("".join))
 def test_grammar_like_text_gives_a_formula_or_a_formula_error(text: str) -> None:
     _check_compiles_or_formula_error(text)
@@ -369,7 +369,7 @@ def _extend(children):
     )
 
 
-@settings(max_examples=200, deadline=500, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 @given(st.recursive(_leaf, _extend, max_leaves=30))
 def test_well_formed_expressions_always_compile(text: str) -> None:
     f = compile_formula(text)

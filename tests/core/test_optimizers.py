@@ -266,7 +266,7 @@ def test_parse_rejects_code_and_mistakes(text: str) -> None:
     t0 = time.perf_counter()
     with pytest.raises(OptimizerError) as info:
         parse_optimizer_call(text)
-    assert time.perf_counter() - t0 < 0.5
+    assert time.perf_counter() - t0 < 2.0  # a bound for "never hangs", not a speed target
     assert str(info.value) and "\n" not in str(info.value)
 
 
@@ -279,7 +279,7 @@ def test_parse_error_names_optimizer_and_keyword() -> None:
     assert "SGD" in str(info.value) and "lr" in str(info.value) and "-2" in str(info.value)
 
 
-@settings(max_examples=300, deadline=500, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(
     st.text(max_size=120),
     st.lists(st.sampled_from(["Adam", "SGD", "LBFGS", "torch", ".", "optim", "(", ")", "lr", "=",
