@@ -174,10 +174,7 @@ class MainWindow(QMainWindow):
         except PlaygroundError as e:
             self.show_error(f"Could not open the session.\n\n{e}")
             return False
-        self.session_path = Path(path)
-        self._add_recent(self.session_path)
-        self.setWindowTitle(f"Optimizer Playground — {self.session_path.name}")
-        self.statusBar().showMessage(f"Opened {path}", 5000)
+        self._use_session_file(Path(path), "Opened")
         return True
 
     def save_session(self) -> bool:
@@ -195,11 +192,15 @@ class MainWindow(QMainWindow):
         except PlaygroundError as e:
             self.show_error(f"Could not save the session.\n\n{e}")
             return False
-        self.session_path = Path(path)
-        self._add_recent(self.session_path)
-        self.setWindowTitle(f"Optimizer Playground — {self.session_path.name}")
-        self.statusBar().showMessage(f"Saved {path}", 5000)
+        self._use_session_file(Path(path), "Saved")
         return True
+
+    def _use_session_file(self, path: Path, done: str) -> None:
+        """The session now lives in `path`: Ctrl+S writes there; it heads the recent files."""
+        self.session_path = path
+        self._add_recent(path)
+        self.setWindowTitle(f"Optimizer Playground — {path.name}")
+        self.statusBar().showMessage(f"{done} {path}", 5000)
 
     def _add_recent(self, path: Path) -> None:
         recent = [p for p in self._stored_list("recent") if p != str(path.resolve())]
