@@ -23,6 +23,7 @@ from gui.run_table import RunTable
 from gui.surface_bar import SurfaceBar
 from gui.surface_view import SurfaceView
 from gui.transport_bar import TransportBar
+from resources import preset_paths, preset_title
 
 MAX_RECENT = 8
 SESSION_FILTER = "Session (*.json)"
@@ -113,6 +114,10 @@ class MainWindow(QMainWindow):
         self.open_action = self._action(file_menu, "&Open session…", self.open_session_dialog,
                                         QKeySequence.StandardKey.Open)
         self.recent_menu = file_menu.addMenu("Open &recent")
+        self.examples_menu = file_menu.addMenu("E&xamples")
+        for path in preset_paths():
+            self._action(self.examples_menu, preset_title(path),
+                         lambda _=False, p=path: self.open_example(p))
         self._action(file_menu, "&Save session", self.save_session, QKeySequence.StandardKey.Save)
         self._action(file_menu, "Save session &as…", self.save_session_as_dialog,
                      QKeySequence.StandardKey.SaveAs)
@@ -175,6 +180,20 @@ class MainWindow(QMainWindow):
             self.show_error(f"Could not open the session.\n\n{e}")
             return False
         self._use_session_file(Path(path), "Opened")
+        return True
+
+    def open_example(self, path: Path) -> bool:
+        """Load an example session; it stays unsaved (Ctrl+S asks where), the preset untouched."""
+        try:
+            self.controller.load_session(path)
+        except PlaygroundError as e:
+            self.show_error(f"Could not open the example.\n\n{e}")
+            return False
+        extra = self.controller.session.extra
+        self.session_path = None
+        self.setWindowTitle(f"Optimizer Playground — {extra.get('title', path.stem)}")
+        self.statusBar().showMessage(str(extra.get("description", "")) +
+                                     "   (Space: play)", 30000)
         return True
 
     def save_session(self) -> bool:

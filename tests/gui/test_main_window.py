@@ -202,3 +202,17 @@ def test_save_dialogs_add_the_extension_and_cancel_changes_nothing(window, tmp_p
     assert Session.load(tmp_path / "race.json").surface.name == "rosenbrock"
     assert not window.save_session_as_dialog()  # cancelled
     assert window.session_path == tmp_path / "race.json"
+
+
+def test_examples_menu_opens_each_example_unsaved(window):
+    from resources import preset_paths
+
+    actions = window.examples_menu.actions()
+    assert len(actions) == len(preset_paths()) >= 5
+    saddle = next(a for a in actions if "saddle" in a.text().lower())
+    saddle.trigger()
+    c = window.controller
+    assert c.session.surface.name == "saddle"
+    assert window.session_path is None  # Ctrl+S will ask where: the preset stays as shipped
+    assert "no minimum" in window.statusBar().currentMessage()
+    assert window.windowTitle().endswith(saddle.text())
