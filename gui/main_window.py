@@ -4,6 +4,7 @@ graph below, the transport and surface bars on top, and the File menu for sessio
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt
@@ -174,20 +175,14 @@ class MainWindow(QMainWindow):
 
     def open_session(self, path: str | Path) -> bool:
         """Load a session file; on failure show why and keep everything as it was."""
-        try:
-            self.controller.load_session(path)
-        except PlaygroundError as e:
-            self.show_error(f"Could not open the session.\n\n{e}")
+        if not self._attempt("open the session", lambda: self.controller.load_session(path)):
             return False
         self._use_session_file(Path(path), "Opened")
         return True
 
     def open_example(self, path: Path) -> bool:
         """Load an example session; it stays unsaved (Ctrl+S asks where), the preset untouched."""
-        try:
-            self.controller.load_session(path)
-        except PlaygroundError as e:
-            self.show_error(f"Could not open the example.\n\n{e}")
+        if not self._attempt("open the example", lambda: self.controller.load_session(path)):
             return False
         extra = self.controller.session.extra
         self.session_path = None
@@ -206,12 +201,19 @@ class MainWindow(QMainWindow):
         return self.save_session_to(Path(path)) if path else False
 
     def save_session_to(self, path: Path) -> bool:
-        try:
-            self.controller.save_session(path)
-        except PlaygroundError as e:
-            self.show_error(f"Could not save the session.\n\n{e}")
+        if not self._attempt("save the session", lambda: self.controller.save_session(path)):
             return False
         self._use_session_file(Path(path), "Saved")
+        return True
+
+    def _attempt(self, what: str, action: Callable[[], object]) -> bool:
+        """Run a user's file action; a PlaygroundError is shown ("Could not <what>") and
+        changes nothing else."""
+        try:
+            action()
+        except PlaygroundError as e:
+            self.show_error(f"Could not {what}.\n\n{e}")
+            return False
         return True
 
     def _use_session_file(self, path: Path, done: str) -> None:
@@ -264,10 +266,7 @@ class MainWindow(QMainWindow):
             self.export_image(widget, path)
 
     def export_image(self, widget: QWidget, path: str | Path) -> bool:
-        try:
-            export_widget_image(widget, path)
-        except PlaygroundError as e:
-            self.show_error(f"Could not export the image.\n\n{e}")
+        if not self._attempt("export the image", lambda: export_widget_image(widget, path)):
             return False
         self.statusBar().showMessage(f"Wrote {path}", 5000)
         return True
@@ -290,10 +289,8 @@ class MainWindow(QMainWindow):
             self.export_data(path)
 
     def export_data(self, path: str | Path) -> bool:
-        try:
-            export_data(self.controller.session, path)
-        except PlaygroundError as e:
-            self.show_error(f"Could not export the trajectories.\n\n{e}")
+        session = self.controller.session
+        if not self._attempt("export the trajectories", lambda: export_data(session, path)):
             return False
         self.statusBar().showMessage(f"Wrote {path}", 5000)
         return True
