@@ -254,38 +254,42 @@ def build_graph(fn: LossFn, x: float, y: float, frozen: Iterable[str] = ()) -> A
     constants, constant_edges = _constant_inputs(order, ids, recorder)
 
     # Backward, with hooks that capture what really flowed.
-    reached: dict[Node, float] = {}
-    sent: dict[Node, tuple[Tensor | None, ...]] = {}
-    visited: list[str] = []
+    reached: dict[int, float] = {}  # by position in `order`
+    sent: dict[int, tuple[float | None, ...]] = {}
+    visited: list[int] = []
 
-    def on_op(f: Node) -> Callable[..., None]:
+    # The hooks know their node by position, not by reference: a hook that held its node would
+    # make a reference cycle through torch's C++ node, which Python's gc cannot see into.
+    def on_op(i: int) -> Callable[..., None]:
         def hook(grad_inputs: tuple[Tensor | None, ...], grad_outputs: tuple[Tensor, ...]) -> None:
-            visited.append(ids[f])
-            reached[f] = float(grad_outputs[0])
-            sent[f] = grad_inputs
+            visited.append(i)
+            reached[i] = float(grad_outputs[0])
+            sent[i] = tuple(None if g is None else float(g) for g in grad_inputs)
         return hook
 
-    def on_leaf(f: Node) -> Callable[..., None]:
+    def on_leaf(i: int) -> Callable[..., None]:
         def hook(grad_outputs: tuple[Tensor, ...]) -> None:
-            visited.append(ids[f])
-            reached[f] = float(grad_outputs[0])
+            visited.append(i)
+            reached[i] = float(grad_outputs[0])
         return hook
 
-    for f in order:
-        if hasattr(f, "variable"):
-            f.register_prehook(on_leaf(f))
-        else:
-            f.register_hook(on_op(f))
-    loss.backward()
+    handles = [f.register_prehook(on_leaf(i)) if hasattr(f, "variable")
+               else f.register_hook(on_op(i)) for i, f in enumerate(order)]
+    try:
+        loss.backward()
+    finally:
+        for handle in handles:  # never leave hooks on torch's nodes: every build would stay
+            handle.remove()
 
-    for f, node in zip(order, nodes):
-        node.grad = reached.get(f)
+    for i, node in enumerate(nodes):
+        node.grad = reached.get(i)
+    position = {f: i for i, f in enumerate(order)}
     for edge, (f, slot) in zip(edges, edge_of):
-        g = sent.get(f, ())
-        vjp = g[slot] if slot < len(g) else None
-        edge.grad = None if vjp is None else float(vjp)
+        g = sent.get(position[f], ())
+        edge.grad = g[slot] if slot < len(g) else None
     return AutogradGraph(nodes + constants, edges + constant_edges, ids[root_fn], loss_value,
-                         _leaf_grads(leaves, frozen), visited, (float(x), float(y)))
+                         _leaf_grads(leaves, frozen), [nodes[i].id for i in visited],
+                         (float(x), float(y)))
 
 
 def _leaf_name(variable: Tensor, leaves: dict[str, Tensor]) -> str:
