@@ -76,6 +76,7 @@ class AutogradGraph:
     gradient: tuple[float | None, float | None]  # (d loss/dx, d loss/dy); None when frozen
     backward_order: list[str]
     point: tuple[float, float] = (0.0, 0.0)
+    frozen: tuple[str, ...] = ()  # the coordinates built with requires_grad=False, sorted
 
     def node(self, node_id: str) -> GraphNode:
         return self._by_id[node_id]
@@ -127,15 +128,24 @@ class AutogradGraph:
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-safe dict: {"nodes": [...], "edges": [...], ...}; non-finite numbers -> None."""
+        """A strict-JSON dict: {"nodes", "edges", "root", "loss", "gradient", "frozen",
+        "backward_order", "point"}.
+
+        Numbers that are not finite are the strings "nan", "inf" and "-inf" (JSON has no such
+        numbers), so they never read as missing. `null` means there is no number: a frozen
+        coordinate's gradient (its node has "frozen": true, and it is listed in "frozen"), a
+        constant's gradient and what backward sent along a constant's edge (nothing), or a
+        forward value autograd did not keep. "gradient" is [d loss/dx, d loss/dy].
+        """
         return {
             "nodes": [_json_safe(asdict(n)) for n in self.nodes],
             "edges": [_json_safe(asdict(e)) for e in self.edges],
             "root": self.root,
-            "loss": _finite(self.loss),
-            "gradient": [_finite(g) for g in self.gradient],
+            "loss": json_number(self.loss),
+            "gradient": [json_number(g) for g in self.gradient],
+            "frozen": sorted(self.frozen),
             "backward_order": list(self.backward_order),
-            "point": list(self.point),
+            "point": [json_number(v) for v in self.point],
         }
 
 
@@ -143,17 +153,20 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.4g}"
 
 
-def _finite(v: float | None) -> float | None:
-    return v if v is not None and math.isfinite(v) else None
+def json_number(v: float | None) -> float | str | None:
+    """A float for strict JSON: finite as is, otherwise "nan", "inf" or "-inf"; None stays."""
+    if v is None or math.isfinite(v):
+        return v
+    return "nan" if math.isnan(v) else "inf" if v > 0 else "-inf"
 
 
 def _json_safe(d: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for k, v in d.items():
         if isinstance(v, float):
-            v = _finite(v)
+            v = json_number(v)
         elif isinstance(v, list):
-            v = [_finite(a) if isinstance(a, float) else a for a in v]
+            v = [json_number(a) if isinstance(a, float) else a for a in v]
         out[k] = v
     return out
 
@@ -225,7 +238,7 @@ def build_graph(fn: LossFn, x: float, y: float, frozen: Iterable[str] = ()) -> A
     if not loss.requires_grad:  # everything frozen, or a formula without x and y
         root = GraphNode("c0", "constant", "loss", value=loss_value)
         return AutogradGraph([root], [], "c0", loss_value, _leaf_grads(leaves, frozen), [],
-                             (float(x), float(y)))
+                             (float(x), float(y)), tuple(sorted(frozen)))
 
     # Walk the real DAG from the loss, breadth first: ids follow discovery order, so the same
     # formula always gets the same ids.
@@ -289,7 +302,7 @@ def build_graph(fn: LossFn, x: float, y: float, frozen: Iterable[str] = ()) -> A
         edge.grad = g[slot] if slot < len(g) else None
     return AutogradGraph(nodes + constants, edges + constant_edges, ids[root_fn], loss_value,
                          _leaf_grads(leaves, frozen), [nodes[i].id for i in visited],
-                         (float(x), float(y)))
+                         (float(x), float(y)), tuple(sorted(frozen)))
 
 
 def _leaf_name(variable: Tensor, leaves: dict[str, Tensor]) -> str:

@@ -89,6 +89,18 @@ def test_text_output_with_an_unknown_value(capsys, monkeypatch) -> None:  # type
     assert "value -" in out.splitlines()[2]
 
 
+def test_json_tells_a_frozen_gradient_from_a_non_finite_one(capsys) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run_cli(capsys, ["graph", "--formula", "sqrt(x - x) + x * y", "--at", "1,2",
+                                      "--freeze", "y", "--json"])
+    assert code == 0 and err == ""
+    data = json.loads(out)  # strict JSON: no NaN / Infinity tokens
+    assert "NaN" not in out and "Infinity" not in out
+    assert data["gradient"] == ["nan", None] and data["frozen"] == ["y"]
+    nodes = {n["id"]: n for n in data["nodes"]}
+    assert nodes["x"]["grad"] == "nan" and nodes["x"]["frozen"] is False
+    assert nodes["y"]["grad"] is None and nodes["y"]["frozen"] is True
+
+
 @pytest.mark.parametrize("name", ["g.png", "g.svg"])
 def test_out_renders_a_file(capsys, tmp_path: Path, name: str) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / name

@@ -292,9 +292,32 @@ def test_to_json_has_the_agreed_shape_and_is_strict_json() -> None:
         assert {"id", "kind", "op", "torch_name", "value", "grad"} <= set(n)
         assert n["kind"] in {"op", "leaf", "constant"}
     assert all({"source", "target", "grad"} <= set(e) for e in data["edges"])
-    assert data["loss"] is None  # -inf is not JSON
+    assert data["loss"] == "-inf"  # JSON has no -inf: a string, never a missing number
     log = next(n for n in data["nodes"] if n["op"] == "log")
-    assert log["value"] is None
+    assert log["value"] == "-inf"
+    assert data["frozen"] == []
+
+
+def test_to_json_tells_a_frozen_gradient_from_a_non_finite_one() -> None:
+    """sqrt(x - x) has the gradient inf * 0 = nan in x; y is frozen: before, both were null."""
+    fn = compile_formula("sqrt(x - x) + x * y")
+    g = build_graph(fn, 1.0, 2.0, frozen=["y"])
+    assert math.isnan(g.gradient[0]) and g.gradient[1] is None  # what torch says
+    data = json.loads(json.dumps(g.to_json(), allow_nan=False))
+    assert data["gradient"] == ["nan", None]
+    assert data["frozen"] == ["y"]
+    nodes = {n["id"]: n for n in data["nodes"]}
+    assert nodes["x"]["kind"] == "leaf" and nodes["x"]["grad"] == "nan"
+    assert nodes["x"]["frozen"] is False
+    assert nodes["y"]["frozen"] is True and nodes["y"]["grad"] is None
+    sqrt = next(n for n in data["nodes"] if n["op"] == "sqrt")
+    assert sqrt["local_jacobian"] == ["inf"]  # d sqrt(u)/du at u = 0
+    # x - x received inf and sent inf and -inf to x, which add up to nan; y's edge carries nothing
+    sub = next(n["id"] for n in data["nodes"] if n["op"] == "sub")
+    assert sorted(e["grad"] for e in data["edges"] if e["target"] == sub) == ["-inf", "inf"]
+    assert all(e["grad"] is None for e in data["edges"] if e["source"] == "y")
+    # the finite ones stay numbers
+    assert nodes["y"]["value"] == 2.0 and data["point"] == [1.0, 2.0]
 
 
 # --- layout --------------------------------------------------------------------------------------
