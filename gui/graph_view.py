@@ -56,6 +56,11 @@ def _fmt(v: float | None) -> str:
     return "?" if v is None else f"{v:.4g}"
 
 
+def _precise(v: float | None) -> str:
+    """A number for a tooltip: 6 significant digits, enough to read, not the 17 of repr."""
+    return "?" if v is None else f"{v:.6g}"
+
+
 def _font(bold: bool = False) -> QFont:
     font = QFont()
     font.setPointSizeF(8.5)
@@ -75,10 +80,10 @@ def node_lines(node: GraphNode) -> list[str]:
 
 def node_tooltip(graph: AutogradGraph, node: GraphNode) -> str:
     head = [f"{node.label}  ({node.torch_name or node.kind})",
-            f"value = {node.value!r}", f"grad d(loss)/d(this) = {node.grad!r}"]
+            f"value = {_precise(node.value)}", f"grad d(loss)/d(this) = {_precise(node.grad)}"]
     if node.kind == "op":
         head.append("local Jacobian d(out)/d(inputs) = ["
-                    + ", ".join(_fmt(j) for j in node.local_jacobian) + "]")
+                    + ", ".join(_precise(j) for j in node.local_jacobian) + "]")
     return "\n".join(head) + "\n\n" + graph.explain(node.id)
 
 
@@ -172,7 +177,7 @@ class EdgeItem(QGraphicsItem):
 
     def set_grad(self, grad: float | None) -> None:
         self.label = "" if grad is None else f"{grad:.3g}"
-        self.setToolTip("" if grad is None else f"backward sent {grad!r} along this edge")
+        self.setToolTip("" if grad is None else f"backward sent {_precise(grad)} along this edge")
         self.update()
 
     def set_state(self, state: str) -> None:

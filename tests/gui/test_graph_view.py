@@ -40,6 +40,24 @@ def test_one_box_per_node_and_one_arrow_per_edge(view: GraphView) -> None:
     assert "local Jacobian" in root.toolTip() and "upstream" in root.toolTip()
 
 
+def test_tooltips_round_their_numbers_to_six_significant_digits(view: GraphView) -> None:
+    # at (1/3, 2/7) every value and gradient has a long expansion; repr would show 16-17 digits
+    graph = build_graph(compile_formula("sin(x) * y + x / 3"), 1 / 3, 2 / 7)
+    view.set_graph(graph)
+    x = view.node_items["x"].toolTip()
+    assert "value = 0.333333\n" in x and "0.3333333" not in x
+    assert f"grad d(loss)/d(this) = {graph.node('x').grad:.6g}\n" in x
+    for node in graph.nodes:
+        head = view.node_items[node.id].toolTip().split("\n\n")[0]
+        digits = [len(t.strip("-").replace(".", "").lstrip("0")) for t in
+                  head.replace(",", " ").replace("[", " ").replace("]", " ").split()
+                  if t.strip("-").replace(".", "", 1).isdigit()]
+        assert all(d <= 6 for d in digits), head
+    for arrow, edge in zip(view.edge_items, graph.edges):
+        if edge.grad is not None:
+            assert arrow.toolTip() == f"backward sent {edge.grad:.6g} along this edge"
+
+
 def test_a_new_point_updates_texts_without_moving_anything(view: GraphView) -> None:
     view.set_graph(build_graph(CAMEL, -1.5, 1.0))
     positions = {k: item.pos() for k, item in view.node_items.items()}
