@@ -412,6 +412,11 @@ def compute_layout(graph: AutogradGraph, sweeps: int = 4) -> GraphLayout:
     """Layered layout: longest-path layers, bend points for long edges, barycenter ordering
     (the order with the fewest crossings wins), then x positions pulled towards neighbours.
 
+    The long edges out of one node share their bend points, one per layer, as a trunk that each
+    edge leaves at its consumer's layer: x used at every depth of a deep formula costs one bend
+    per layer, not one per layer and per use (which made the layout grow with the square of the
+    formula's length).
+
     Pure Python and deterministic: it only looks at the structure, in the graph's own order.
     """
     layer = _longest_path_layers(graph)
@@ -419,13 +424,21 @@ def compute_layout(graph: AutogradGraph, sweeps: int = 4) -> GraphLayout:
     up: dict[str, list[str]] = {v: [] for v in layer}  # neighbours one layer up (consumers)
     down: dict[str, list[str]] = {v: [] for v in layer}  # one layer down (inputs)
     chains: list[list[str]] = []
-    for k, e in enumerate(graph.edges):
-        chain = [e.target] + [f"~{k}.{j}" for j in range(1, layer[e.source] - layer[e.target])]
+    linked: set[tuple[str, str]] = set()  # links through a shared bend point, made once
+    for e in graph.edges:
+        base = layer[e.target]
+        chain = [e.target] + [f"~{e.source}@{base + j}"
+                              for j in range(1, layer[e.source] - base)]
         chain.append(e.source)
         for j, v in enumerate(chain[1:-1], 1):
-            layer[v] = layer[e.target] + j
-            up[v], down[v] = [], []
+            if v not in layer:
+                layer[v] = base + j
+                up[v], down[v] = [], []
         for upper, lower in itertools.pairwise(chain):
+            if upper.startswith("~") or lower.startswith("~"):
+                if (upper, lower) in linked:
+                    continue
+                linked.add((upper, lower))
             down[upper].append(lower)
             up[lower].append(upper)
         chains.append(chain)

@@ -384,3 +384,19 @@ def test_building_the_graph_again_and_again_keeps_nothing_alive() -> None:
     assert len(gc.get_objects()) - objects < 30  # less than one object per build
     assert _live_autograd_nodes() == nodes
 
+
+
+def test_long_edges_from_one_input_share_their_bend_points() -> None:
+    """x and y are used at every depth of a long sum: their long edges run as one trunk each
+    (one bend point per layer), so the layout grows with the formula, not with its square."""
+    g = build_graph(compile_formula(" + ".join(["x*y"] * 100)), 0.3, -0.2)
+    layers = max(y for _, y in layered_layout(g).values())
+    layout = compute_layout(g)
+    spans = sum(len(b) for b in layout.bends)
+    distinct = {p for bend in layout.bends for p in bend}
+    assert spans > 50 * layers  # edge by edge, the bends cross thousands of layers in all
+    assert len(distinct) <= 2 * layers  # two trunks, x's and y's, one point per layer each
+    pos = layout.positions
+    for e, bend in zip(g.edges, layout.bends):  # each edge still runs layer by layer
+        ys = [pos[e.target][1], *[y for _, y in reversed(bend)], pos[e.source][1]]
+        assert ys == sorted(ys) and len(set(ys)) == len(ys)
