@@ -1,36 +1,64 @@
 """A Session: the surface, the start point and several runs side by side; to and from JSON.
 
-The file format (version 1):
+The file format (version 1), every field declared in SCHEMA below:
 
     {"format": "optimizer-playground-session", "version": 1,
      "surface": {"name": "rosenbrock"}                      # a built-in, or
-                | {"name": ..., "formula": "...", "x_range": [a, b], "y_range": [c, d]},
+                | {"name": ..., "formula": "...", "x_range": [a, b], "y_range": [c, d],
+                   "start": [x, y]},
      "start": [x, y],
      "runs": [{"optimizer": "Adam", "hyperparameters": {...}, "frozen": ["y"],
-               "label": null, "color": "#1f77b4", "enabled": true,
+               "label": null, "color": "#1f77b4", "enabled": true, "steps": 200,
                "trajectory": {...}}],                        # optional; ignored on load
-     "extra": {...}}                                         # optional, for the app's own state
+     "extra": {...}}                                         # optional: the app's own state
 
 Loading validates everything before building anything: a bad file raises SessionError with a
-message that says what is wrong, and the session in memory is left as it was.
+one-line message that names the field ("run 2: 'color' must be #rrggbb, got '#zzzzzz'"), and
+the session in memory is left as it was. Unknown fields are refused, except inside "extra",
+which is the app's own free-form state (a preset's title and description, view settings): it
+must be a JSON object of finite numbers, text, lists and objects, and "title" and
+"description", which the window shows, must be text.
+
+The validation is written by hand rather than with pydantic or msgspec, on purpose: the rules
+that matter here are JSON's own corners (a bool is not a number, a 400-digit integer, NaN and
+Infinity, which Python's json accepts), each message must be one line in the app's words with
+the field's name, and the nested hyperparameters are checked by the optimizer catalogue, which
+already knows every torch.optim keyword. A library would add a compiled dependency to a fresh
+clone and still need custom messages for most fields.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+from core.atomic import write_atomic
 from core.errors import PlaygroundError, SessionError, SurfaceError
 from core.run import COORDINATES, Run
-from core.surfaces import SURFACES, Point, Surface, get_surface, surface_from_formula
+from core.surfaces import BUILTIN_SURFACES, SURFACES, Point, Surface, get_surface, \
+    surface_from_formula
 
 FORMAT = "optimizer-playground-session"
 VERSION = 1
 MAX_RUNS = 32
 MAX_FILE_BYTES = 10_000_000
+MAX_LABEL = 80          # a legend entry, a card title: one short line
+MAX_NAME = 80
+MAX_TEXT = 4000         # extra's title / description
+MAX_STEPS = 1_000_000_000
+MAX_DIGITS = 30         # no field needs a longer integer; json would build a 4000-digit one
+DEFAULT_STEPS = 200
+# The work one command (`main.py run` / `export`) may ask for, in evaluations of f and its
+# gradient over all runs. A plain optimizer costs one per step; L-BFGS up to max_eval + 1
+# (its closure, then the engine's own record). At 100-350 us an evaluation here that is well
+# under a minute; it is also the trajectory's default capacity, beyond which steps are thinned.
+MAX_EVALUATIONS = 200_000
 
 # A colour-blind-friendly palette (Okabe-Ito), given out in turn to new runs; the colours that
 # stand out best on the light heatmap come first, the yellow last.
@@ -46,7 +74,11 @@ DEFAULT_RUNS: tuple[tuple[str, dict[str, Any]], ...] = (
 
 
 class Session:
-    """The surface, the start point and the runs. Every run starts at `start`."""
+    """The surface, the start point and the runs. Every run starts at `start`.
+
+    `saved_steps` holds each run's step count as read from a file: `play()` runs that many
+    steps, so a saved session run again reproduces what was saved.
+    """
 
     def __init__(self, surface: Surface, start: Point | None = None,
                  runs: Iterable[Run] = ()) -> None:
@@ -54,6 +86,7 @@ class Session:
         self.start: Point = start if start is not None else surface.start
         self.runs: list[Run] = []
         self.extra: dict[str, Any] = {}
+        self.saved_steps: dict[Run, int] = {}
         for run in runs:
             self._adopt(run)
 
@@ -95,6 +128,7 @@ class Session:
 
     def remove_run(self, run: Run) -> None:
         self.runs.remove(run)
+        self.saved_steps.pop(run, None)
 
     def set_surface(self, surface: Surface, start: Point | None = None) -> None:
         """Replace the surface; every run restarts (at `start`, or the surface's own start)."""
@@ -124,10 +158,50 @@ class Session:
         """Step every enabled run that has not diverged n times; return total steps taken."""
         return sum(run.step(n) for run in self.active_runs)
 
+    # --- a whole race, as the command line runs it ----------------------------------------------
+
+    def steps_for(self, run: Run, steps: int | None = None) -> int:
+        """How many steps `play(steps)` gives `run`: `steps` if given, else the file's count
+        for it, else DEFAULT_STEPS."""
+        if steps is not None:
+            return steps
+        return self.saved_steps.get(run, DEFAULT_STEPS)
+
+    def check_work(self, steps: int | None = None) -> None:
+        """Refuse (SessionError) a race that would evaluate f more than MAX_EVALUATIONS times."""
+        work = [(evaluations_per_step(run) * self.steps_for(run, steps), number, run)
+                for number, run in enumerate(self.runs, start=1) if run.enabled]
+        total = sum(w for w, _, _ in work)
+        if total <= MAX_EVALUATIONS:
+            return
+        most, number, run = max(work, key=lambda w: w[0])
+        per_step = evaluations_per_step(run)
+        cost = (f"{self.steps_for(run, steps)} steps" if per_step == 1 else
+                f"{self.steps_for(run, steps)} steps x up to {per_step} evaluations each "
+                f"(max_iter={run.hyperparameters.get('max_iter')})")
+        fix = "'steps' or 'max_iter'" if per_step > 1 else "'steps'"
+        raise SessionError(f"too much work: the runs would evaluate f up to {total} times, at "
+                           f"most {MAX_EVALUATIONS} in all; run {number} ({run.optimizer_name}) "
+                           f"asks for {most} ({cost}): lower {fix}")
+
+    def play(self, steps: int | None = None) -> int:
+        """Step every enabled run its own count (`steps_for`), after checking the work bound;
+        disabled runs stay at the start. Returns the steps taken. Raises SessionError."""
+        if steps is not None and not 0 <= steps <= MAX_STEPS:
+            raise SessionError(f"steps must be from 0 to {MAX_STEPS}, got {steps}")
+        self.check_work(steps)
+        return sum(run.step(self.steps_for(run, steps)) for run in self.runs if run.enabled)
+
     # --- JSON -----------------------------------------------------------------------------------
 
+    def recorded_steps(self, run: Run) -> int:
+        """The step count a save records: the run's own, or, for a run not stepped since it was
+        loaded, the count its file gave (opening and saving again keeps the race's length)."""
+        return run.steps or self.saved_steps.get(run, 0)
+
     def to_dict(self, include_trajectories: bool = False) -> dict[str, Any]:
-        runs = [run.to_dict() if include_trajectories else run.config() for run in self.runs]
+        runs = [run.to_dict() if include_trajectories
+                else {**run.config(), "steps": self.recorded_steps(run)} for run in self.runs]
         data: dict[str, Any] = {"format": FORMAT, "version": VERSION,
                                 "surface": self.surface.to_dict(), "start": list(self.start),
                                 "runs": runs}
@@ -136,19 +210,13 @@ class Session:
         return data
 
     def save(self, path: str | Path, include_trajectories: bool = False) -> None:
-        """Write the session as JSON; written to a temporary file first, so a failure keeps the
-        old file intact."""
+        """Write the session as JSON, atomically (core.atomic): a failure keeps the old file
+        intact and leaves no temporary file. Raises SessionError."""
         path = Path(path)
         text = json.dumps(self.to_dict(include_trajectories), indent=1, allow_nan=False)
-        tmp = path.with_name(path.name + ".tmp")
         try:
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(path)
+            write_atomic(path, text)
         except OSError as e:
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:  # e.g. the parent is a file: there is no temporary file to remove
-                pass
             raise SessionError(f"cannot write session to {path}: {e.strerror or e}") from None
 
     @classmethod
@@ -156,6 +224,7 @@ class Session:
         """Build a session from parsed JSON, validating all of it. Raises SessionError."""
         if not isinstance(data, dict):
             raise SessionError("not a session: the file must hold a JSON object")
+        _reject_unreadable_numbers(data)
         if data.get("format") != FORMAT:
             raise SessionError(f"not a session file: 'format' must be {FORMAT!r}")
         version = data.get("version")
@@ -164,20 +233,24 @@ class Session:
         if version > VERSION:
             raise SessionError(f"the file was written by a newer version of the app (format "
                                f"version {version}; this one reads up to {VERSION})")
+        if version < 1:
+            raise SessionError(f"'version' must be from 1 to {VERSION}, got {version}")
+        _check_keys(data, SESSION_FIELDS, "")
         for key in ("surface", "runs"):
             if key not in data:
                 raise SessionError(f"missing field {key!r}")
         surface = _surface_from_dict(data["surface"])
-        start = _point(data.get("start", list(surface.start)), "start")
+        start = _point(data.get("start", list(surface.start)), "start", "")
         runs_data = data["runs"]
         if not isinstance(runs_data, list):
             raise SessionError("field 'runs' must be a list")
         if len(runs_data) > MAX_RUNS:
             raise SessionError(f"too many runs ({len(runs_data)}; at most {MAX_RUNS})")
-        runs = [_run_from_dict(surface, start, i + 1, r) for i, r in enumerate(runs_data)]
-        session = cls(surface, start, runs)
-        extra = data.get("extra", {})
-        session.extra = extra if isinstance(extra, dict) else {}
+        built = [_run_from_dict(surface, start, i + 1, r) for i, r in enumerate(runs_data)]
+        extra = _extra(data.get("extra", {}))
+        session = cls(surface, start, [run for run, _ in built])
+        session.saved_steps = {run: steps for run, steps in built if steps is not None}
+        session.extra = extra
         return session
 
     @classmethod
@@ -185,15 +258,20 @@ class Session:
         """Read and validate a session file. Raises SessionError with a clear message."""
         path = Path(path)
         try:
-            if path.stat().st_size > MAX_FILE_BYTES:
-                raise SessionError(f"{path.name} is too large to be a session file")
-            text = path.read_text(encoding="utf-8")
+            # Read at most one byte past the limit: st_size says 0 for /dev/zero or a pipe.
+            with path.open("rb") as f:
+                raw = f.read(MAX_FILE_BYTES + 1)
         except OSError as e:
             raise SessionError(f"cannot read {path}: {e.strerror or e}") from None
+        if len(raw) > MAX_FILE_BYTES:
+            raise SessionError(f"{path.name} is too large to be a session file "
+                               f"(more than {MAX_FILE_BYTES // 1_000_000} MB)")
+        try:
+            text = raw.decode("utf-8-sig")  # a byte-order mark, as some editors write, is fine
         except UnicodeDecodeError:
             raise SessionError(f"{path.name} is not a session file (not text)") from None
         try:
-            data = json.loads(text)
+            data = parse_json(text)
         except (json.JSONDecodeError, RecursionError) as e:
             where = f" (line {e.lineno}, column {e.colno})" if isinstance(
                 e, json.JSONDecodeError) else ""
@@ -204,24 +282,193 @@ class Session:
             raise SessionError(f"{path.name}: {e}") from None
 
 
-def _point(value: Any, what: str) -> Point:
-    if (not isinstance(value, list) or len(value) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-            or not all(math.isfinite(v) for v in value)):
-        raise SessionError(f"field {what!r} must be two finite numbers [x, y], got {value!r}")
-    return float(value[0]), float(value[1])
+def evaluations_per_step(run: Run) -> int:
+    """The most evaluations of f (forward and backward) one step of `run` can make."""
+    if not run.spec.needs_closure:
+        return 1
+    group = run.optimizer.param_groups[0]
+    max_eval = group.get("max_eval") or group.get("max_iter", 1) * 5 // 4  # torch's own default
+    return int(max_eval) + 1
+
+
+# --- parsing: numbers JSON cannot hold stay visible until the field is known ----------------------
+
+
+@dataclass(frozen=True)
+class _Unreadable:
+    """A number from the text that no field can take (NaN, Infinity, a 400-digit integer)."""
+    text: str
+
+    def why(self) -> str:
+        if self.text.lstrip("-").isdigit():
+            return f"a {len(self.text.lstrip('-'))}-digit integer is out of range"
+        return f"{self.text} is not a number a session file may hold (finite numbers only)"
+
+
+def _parse_int(text: str) -> int | _Unreadable:
+    return _Unreadable(text) if len(text.lstrip("-")) > MAX_DIGITS else int(text)
+
+
+def _parse_float(text: str) -> float | _Unreadable:
+    value = float(text)
+    return value if math.isfinite(value) else _Unreadable(text)  # 1e400 reads as inf
+
+
+def parse_json(text: str) -> Any:
+    """json.loads, except that NaN, Infinity, overflowing floats and integers longer than
+    MAX_DIGITS come back as markers, which from_dict refuses naming the field."""
+    return json.loads(text, parse_constant=_Unreadable, parse_int=_parse_int,
+                      parse_float=_parse_float)
+
+
+def _field_name(path: list[str | int]) -> tuple[str, str]:
+    """("run 2", "hyperparameters.lr") for ["runs", 1, "hyperparameters", "lr"]."""
+    where = ""
+    if len(path) >= 2 and path[0] == "runs" and isinstance(path[1], int):
+        where, path = f"run {path[1] + 1}", path[2:]
+    elif path and path[0] == "surface":
+        where, path = "surface", path[1:]
+    name = ""
+    for part in path:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else part)
+    return where, name
+
+
+def _reject_unreadable_numbers(data: Any) -> None:
+    """Refuse NaN, infinities and huge integers anywhere (extra and trajectories included):
+    the file could not be saved again as strict JSON, and `run --json` would fail at the end.
+    Iterative, so a deeply nested file cannot overflow the stack here."""
+    stack: list[tuple[Any, list[str | int]]] = [(data, [])]
+    while stack:
+        value, path = stack.pop()
+        bad: str | None = None
+        if isinstance(value, _Unreadable):
+            bad = value.why()
+        elif isinstance(value, float) and not math.isfinite(value):
+            bad = f"{value} is not a number a session file may hold (finite numbers only)"
+        elif isinstance(value, int) and not isinstance(value, bool) \
+                and abs(value) >= 10 ** MAX_DIGITS:
+            bad = "the integer is out of range"
+        elif isinstance(value, dict):
+            stack.extend((v, [*path, str(k)]) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, [*path, i]) for i, v in enumerate(value))
+        if bad is not None:
+            where, name = _field_name(path)
+            raise SessionError(f"{where + ': ' if where else ''}'{name}': {bad}")
+
+
+# --- the schema -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One field of the file: what it holds, for messages and for readers of the format."""
+    name: str
+    holds: str
+    required: bool = False
+
+
+SESSION_FIELDS = (
+    FieldSpec("format", f"the text {FORMAT!r}", required=True),
+    FieldSpec("version", f"a whole number from 1 to {VERSION}", required=True),
+    FieldSpec("surface", "a built-in's name, or a formula with its region", required=True),
+    FieldSpec("start", "two finite numbers [x, y]"),
+    FieldSpec("runs", f"a list of at most {MAX_RUNS} runs", required=True),
+    FieldSpec("extra", "an object: the app's own free-form state"),
+)
+SURFACE_FIELDS = (
+    FieldSpec("name", f"a built-in surface's name, or the formula's (at most {MAX_NAME} "
+              "characters)"),
+    FieldSpec("formula", "f(x, y) as text, in the formula grammar"),
+    FieldSpec("x_range", "two finite numbers [low, high], with a formula"),
+    FieldSpec("y_range", "two finite numbers [low, high], with a formula"),
+    FieldSpec("start", "the formula's own start, two finite numbers [x, y]"),
+)
+RUN_FIELDS = (
+    FieldSpec("optimizer", "a torch.optim class name", required=True),
+    FieldSpec("hyperparameters", "an object of the optimizer's keyword arguments"),
+    FieldSpec("frozen", "a list of 'x' and/or 'y'"),
+    FieldSpec("label", f"null or one line of at most {MAX_LABEL} characters"),
+    FieldSpec("color", "null or #rrggbb"),
+    FieldSpec("enabled", "true or false"),
+    FieldSpec("steps", f"the steps the run was saved at, a whole number from 0 to {MAX_STEPS}"),
+)
+
+
+@cache
+def _output_only_fields() -> dict[str, frozenset[str]]:
+    """Fields an export writes that loading ignores (status, trajectory, a surface's minima):
+    taken from what Run.to_dict and Surface.describe write today, so an export always loads."""
+    surface = BUILTIN_SURFACES[0]
+    run_keys = set(Run(surface, "SGD").to_dict())
+    return {"surface": frozenset(set(surface.describe()) - {f.name for f in SURFACE_FIELDS}),
+            "run": frozenset(run_keys - {f.name for f in RUN_FIELDS})}
+
+
+def _check_keys(data: dict[str, Any], fields: tuple[FieldSpec, ...], where: str,
+                output_only: frozenset[str] = frozenset()) -> None:
+    known = {f.name for f in fields}
+    unknown = [k for k in data if k not in known and k not in output_only]
+    if unknown:
+        prefix = f"{where}: " if where else ""
+        names = ", ".join(repr(k[:40]) for k in unknown[:3]) + (", ..." if len(unknown) > 3
+                                                                 else "")
+        raise SessionError(f"{prefix}unknown field{'s' if len(unknown) > 1 else ''} {names} "
+                           f"(known: {', '.join(sorted(known))})")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _point(value: Any, what: str, where: str) -> Point:
+    numbers = [_number(v) for v in value] if isinstance(value, list) and len(value) == 2 else []
+    if len(numbers) != 2 or None in numbers:
+        prefix = f"{where}: " if where else ""
+        raise SessionError(f"{prefix}field {what!r} must be two finite numbers [x, y], got "
+                           f"{_short(value)}")
+    return numbers[0], numbers[1]  # type: ignore[return-value]
+
+
+_ONE_LINE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+def _one_line(value: Any, field: str, where: str, limit: int) -> str:
+    prefix = f"{where}: " if where else ""
+    if not isinstance(value, str):
+        raise SessionError(f"{prefix}{field!r} must be text, got {_short(value)}")
+    if len(value) > limit or _ONE_LINE.search(value):
+        raise SessionError(f"{prefix}{field!r} must be one line of at most {limit} characters, "
+                           f"got {_short(value)}")
+    return value
 
 
 def _surface_from_dict(data: Any) -> Surface:
     if not isinstance(data, dict):
         raise SessionError("field 'surface' must be an object")
+    _check_keys(data, SURFACE_FIELDS, "surface", _output_only_fields()["surface"])
+    if "name" in data:
+        _one_line(data["name"], "name", "surface", MAX_NAME)
     try:
         if "formula" in data:
             if not isinstance(data["formula"], str):
                 raise SessionError("surface 'formula' must be text")
-            ranges = {k: _point(data[k], f"surface {k}") for k in ("x_range", "y_range")
+            ranges = {k: _point(data[k], k, "surface") for k in ("x_range", "y_range")
                       if k in data}
-            start = _point(data["start"], "surface start") if "start" in data else None
+            start = _point(data["start"], "start", "surface") if "start" in data else None
             surface = surface_from_formula(data["formula"], start=start,
                                            name=str(data.get("name", "custom")), **ranges)
             # Exported JSON (core.export.result_dict) describes a built-in in full: when it is
@@ -232,8 +479,15 @@ def _surface_from_dict(data: Any) -> Surface:
                                                            builtin.y_range, builtin.start):
                 return builtin
             return surface
-        if "name" not in data or not isinstance(data["name"], str):
+        if "name" not in data:
             raise SessionError("surface needs a 'name' (a built-in) or a 'formula'")
+        region = [k for k in ("x_range", "y_range", "start") if k in data]
+        if region:
+            # Refused rather than guessed: a built-in keeps its own region and start, and the
+            # session's start goes at the top level. A changed region needs the formula too.
+            raise SessionError(f"surface {data['name']!r} is a built-in: {region[0]!r} goes only "
+                               "with a 'formula' (copy the built-in's formula to change its "
+                               "region; the start point is the session's 'start')")
         return get_surface(data["name"])
     except SessionError:
         raise
@@ -241,29 +495,61 @@ def _surface_from_dict(data: Any) -> Surface:
         raise SessionError(f"surface: {e}") from None
 
 
-def _run_from_dict(surface: Surface, start: Point, number: int, data: Any) -> Run:
+def _run_from_dict(surface: Surface, start: Point, number: int,
+                   data: Any) -> tuple[Run, int | None]:
     where = f"run {number}"
     if not isinstance(data, dict):
         raise SessionError(f"{where} must be an object")
+    _check_keys(data, RUN_FIELDS, where, _output_only_fields()["run"])
     if "optimizer" not in data:
         raise SessionError(f"{where}: missing field 'optimizer'")
     hps = data.get("hyperparameters", {})
     frozen = data.get("frozen", [])
     label, color, enabled = data.get("label"), data.get("color"), data.get("enabled", True)
+    steps = data.get("steps")
     if not isinstance(data["optimizer"], str):
         raise SessionError(f"{where}: 'optimizer' must be a torch.optim class name")
     if not isinstance(hps, dict):
         raise SessionError(f"{where}: 'hyperparameters' must be an object")
     if not isinstance(frozen, list) or not all(c in COORDINATES for c in frozen):
-        raise SessionError(f"{where}: 'frozen' must be a list of 'x' and/or 'y'")
-    if label is not None and not isinstance(label, str):
-        raise SessionError(f"{where}: 'label' must be text")
-    if color is not None and not (isinstance(color, str) and color.startswith("#")
-                                  and len(color) in (7, 9)):
-        raise SessionError(f"{where}: 'color' must look like #rrggbb")
+        raise SessionError(f"{where}: 'frozen' must be a list of 'x' and/or 'y', got "
+                           f"{_short(frozen)}")
+    if label is not None:
+        _one_line(label, "label", where, MAX_LABEL)
+    if color is not None and not (isinstance(color, str) and _COLOR.fullmatch(color)):
+        raise SessionError(f"{where}: 'color' must be #rrggbb, got {_short(color)}")
     if not isinstance(enabled, bool):
-        raise SessionError(f"{where}: 'enabled' must be true or false")
+        raise SessionError(f"{where}: 'enabled' must be true or false, got {_short(enabled)}")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
+                              or not 0 <= steps <= MAX_STEPS):
+        raise SessionError(f"{where}: 'steps' must be a whole number from 0 to {MAX_STEPS}, "
+                           f"got {_short(steps)}")
     try:
-        return Run(surface, data["optimizer"], hps, start, tuple(frozen), label, color, enabled)
+        run = Run(surface, data["optimizer"], hps, start, tuple(frozen), label, color, enabled)
     except PlaygroundError as e:
         raise SessionError(f"{where}: {e}") from None
+    return run, steps
+
+
+_EXTRA_TEXT_FIELDS = ("title", "description")  # shown by the window: text, if present
+
+
+def _extra(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SessionError(f"'extra' must be an object, got {_short(value)}")
+    for key in _EXTRA_TEXT_FIELDS:
+        if key in value and not (isinstance(value[key], str) and len(value[key]) <= MAX_TEXT):
+            raise SessionError(f"extra: {key!r} must be text of at most {MAX_TEXT} characters")
+    return value
+
+
+def describe_schema() -> str:
+    """The declared fields, as text (for the README and `--help` readers)."""
+    lines = []
+    for title, fields in (("session", SESSION_FIELDS), ("surface", SURFACE_FIELDS),
+                          ("run", RUN_FIELDS)):
+        lines.append(f"{title}:")
+        lines += [f"  {f.name:<16} {f.holds}{' (required)' if f.required else ''}"
+                  for f in fields]
+    return "\n".join(lines)
+

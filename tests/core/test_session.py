@@ -12,7 +12,17 @@ import pytest
 from core.errors import SessionError
 from core.optimizers import CATALOGUE
 from core.run import Run, RunStatus
-from core.session import FORMAT, MAX_RUNS, PALETTE, VERSION, Session
+from core.session import (
+    DEFAULT_STEPS,
+    FORMAT,
+    MAX_EVALUATIONS,
+    MAX_LABEL,
+    MAX_RUNS,
+    PALETTE,
+    VERSION,
+    Session,
+    evaluations_per_step,
+)
 from core.surfaces import SURFACES, get_surface, surface_from_formula
 
 
@@ -296,19 +306,21 @@ def test_save_to_an_unwritable_path_is_a_session_error(tmp_path: Path, where: st
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]  # no stray temp file
 
 
-def test_a_failed_save_keeps_the_existing_file(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("failing", ["fsync", "replace"])
+def test_a_failed_save_keeps_the_existing_file(tmp_path: Path, monkeypatch, failing: str) -> None:
+    # The disk fills up after half the text (fsync fails), or the final rename fails: either
+    # way the old file is intact and no temporary file is left behind (core/atomic.py).
+    import core.atomic
+
     path = tmp_path / "keep.json"
     old = make_session()
     old.save(path)
     old_text = path.read_text()
 
-    real_write_text = Path.write_text
-
-    def disk_full(self: Path, data: str, *args, **kwargs) -> int:
-        real_write_text(self, data[: len(data) // 2], *args, **kwargs)  # half written
+    def disk_full(*args, **kwargs) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(Path, "write_text", disk_full)
+    monkeypatch.setattr(core.atomic.os, failing, disk_full)
     new = Session(get_surface("booth"))
     new.add_run("SGD")
     with pytest.raises(SessionError, match="No space left"):
@@ -365,3 +377,181 @@ def test_a_start_that_is_not_finite_is_refused_and_changes_nothing():
         session.set_start((float("nan"), 1.0))
     assert session.start == get_surface("booth").start
     assert session.runs[0].steps == 3
+
+
+# --- issue 7: step counts, the work bound, the schema ---------------------------------------------
+
+
+def test_a_saved_session_records_each_runs_steps_and_play_reproduces_them(tmp_path: Path) -> None:
+    s = Session(get_surface("booth"), start=(1.0, 1.0))
+    a = s.add_run("Adam", {"lr": 0.05})
+    b = s.add_run("SGD", {"lr": 0.01})
+    a.step(7)
+    b.step(3)
+    path = tmp_path / "s.json"
+    s.save(path)
+    assert [r["steps"] for r in json.loads(path.read_text())["runs"]] == [7, 3]
+    loaded = Session.load(path)
+    assert [loaded.steps_for(r) for r in loaded.runs] == [7, 3]
+    loaded.play()
+    assert [r.steps for r in loaded.runs] == [7, 3]
+    assert list(loaded.runs[0].trajectory.x) == list(a.trajectory.x)
+    assert list(loaded.runs[1].trajectory.y) == list(b.trajectory.y)
+    # an explicit count overrides the file's
+    again = Session.load(path)
+    again.play(5)
+    assert [r.steps for r in again.runs] == [5, 5]
+
+
+def test_opening_and_saving_again_keeps_the_step_counts(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    data = good_data()
+    data["runs"][0]["steps"] = 40
+    path.write_text(json.dumps(data))
+    Session.load(path).save(path)  # not stepped in between
+    assert [r.get("steps") for r in json.loads(path.read_text())["runs"]] == [40, 0]
+
+
+def test_a_file_without_steps_plays_the_default() -> None:
+    s = Session.from_dict(good_data())
+    assert [s.steps_for(r) for r in s.runs] == [DEFAULT_STEPS, DEFAULT_STEPS]
+
+
+def test_play_does_not_step_disabled_runs() -> None:
+    data = good_data()
+    data["runs"][1]["enabled"] = False
+    s = Session.from_dict(data)
+    assert s.play(4) == 4
+    assert [r.steps for r in s.runs] == [4, 0]
+
+
+def test_the_work_a_session_asks_for_is_bounded() -> None:
+    data = good_data()
+    data["runs"] = [{"optimizer": "LBFGS", "steps": 200, "hyperparameters": {
+        "max_iter": 1000, "tolerance_grad": 0.0, "tolerance_change": 0.0}}]
+    s = Session.from_dict(data)  # loading is fine: the app can step it, a frame at a time
+    with pytest.raises(SessionError) as info:
+        s.play()
+    msg = str(info.value)
+    assert "run 1" in msg and "max_iter" in msg and "steps" in msg and "\n" not in msg
+    assert s.runs[0].steps == 0  # refused before any work
+    s.play(10)  # a shorter race is fine
+    assert s.runs[0].steps == 10 or s.runs[0].status.value != "running"
+    plain = Session.from_dict(good_data())
+    with pytest.raises(SessionError, match="run 1.*'steps'"):
+        plain.play(MAX_EVALUATIONS)  # two runs of that many steps
+    plain.play(MAX_EVALUATIONS // 2 // 100)
+    with pytest.raises(SessionError, match="steps"):
+        plain.play(-1)
+
+
+def test_evaluations_per_step_follows_torchs_max_eval() -> None:
+    s = Session(get_surface("booth"))
+    assert evaluations_per_step(s.add_run("Adam")) == 1
+    assert evaluations_per_step(s.add_run("LBFGS")) == 20 * 5 // 4 + 1
+    assert evaluations_per_step(s.add_run("LBFGS", {"max_iter": 1000})) == 1251
+
+
+def write(tmp_path: Path, text: str | bytes) -> Path:
+    path = tmp_path / "f.json"
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return path
+
+
+def test_a_400_digit_integer_is_a_clear_refusal(tmp_path: Path) -> None:
+    text = json.dumps(good_data()).replace('"start": [1, 2]', '"start": [1' + "0" * 400 + ", 2]")
+    with pytest.raises(SessionError) as info:
+        Session.load(write(tmp_path, text))
+    msg = str(info.value)
+    assert "'start[0]'" in msg and "401-digit" in msg and len(msg) < 200
+
+
+def test_a_huge_integer_deep_in_a_run_names_the_field(tmp_path: Path) -> None:
+    text = json.dumps(good_data()).replace('"lr": 0.1', '"lr": ' + "9" * 5000)
+    with pytest.raises(SessionError, match=r"run 1: 'hyperparameters.lr'"):
+        Session.load(write(tmp_path, text))
+
+
+def test_dev_zero_is_too_large_not_read_to_the_end() -> None:
+    with pytest.raises(SessionError, match="too large"):
+        Session.load("/dev/zero")
+
+
+@pytest.mark.parametrize("constant, where", [
+    ("NaN", "run 1: 'hyperparameters.lr'"),
+    ("Infinity", "run 1: 'hyperparameters.lr'"),
+    ("-Infinity", "run 1: 'hyperparameters.lr'"),
+    ("1e400", "run 1: 'hyperparameters.lr'"),
+])
+def test_nan_and_infinity_are_refused_naming_the_field(tmp_path: Path, constant: str,
+                                                       where: str) -> None:
+    text = json.dumps(good_data()).replace('"lr": 0.1', f'"lr": {constant}')
+    with pytest.raises(SessionError) as info:
+        Session.load(write(tmp_path, text))
+    assert where in str(info.value) and "finite" in str(info.value)
+
+
+def test_nan_in_extra_or_a_trajectory_is_refused_too(tmp_path: Path) -> None:
+    data = good_data() | {"extra": {"view": {"zoom": [1, "NAN_HERE"]}}}
+    text = json.dumps(data).replace('"NAN_HERE"', "NaN")
+    with pytest.raises(SessionError, match=r"'extra.view.zoom\[1\]'"):
+        Session.load(write(tmp_path, text))
+    with pytest.raises(SessionError, match="finite"):
+        Session.from_dict(good_data() | {"start": [1.0, math.inf]})
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = write(tmp_path, b"\xef\xbb\xbf" + json.dumps(good_data()).encode())
+    assert Session.load(path).surface is get_surface("booth")
+
+
+def test_a_builtin_name_with_a_region_is_refused_not_ignored() -> None:
+    for key, value in (("x_range", [-5, 5]), ("y_range", [0, 1]), ("start", [0, 0])):
+        data = good_data() | {"surface": {"name": "booth", key: value}}
+        with pytest.raises(SessionError) as info:
+            Session.from_dict(data)
+        assert key in str(info.value) and "formula" in str(info.value)
+
+
+SCHEMA_ERRORS = [
+    ("version 0", with_(["version"], 0), "'version' must be from 1 to 1, got 0"),
+    ("version -7", with_(["version"], -7), "'version' must be from 1 to 1, got -7"),
+    ("colour not hex", with_(["runs", 1, "color"], "#zzzzzz"),
+     "run 2: 'color' must be #rrggbb, got '#zzzzzz'"),
+    ("colour with alpha", with_(["runs", 1, "color"], "#11223344"), "run 2: 'color'"),
+    ("label too long", with_(["runs", 0, "label"], "a" * (MAX_LABEL + 1)),
+     f"run 1: 'label' must be one line of at most {MAX_LABEL} characters"),
+    ("label with a newline", with_(["runs", 0, "label"], "two\nlines"), "run 1: 'label'"),
+    ("unknown top-level key", with_(["colour_scheme"], "dark"),
+     "unknown field 'colour_scheme'"),
+    ("unknown run key", with_(["runs", 1, "lerning_rate"], 0.1),
+     "run 2: unknown field 'lerning_rate'"),
+    ("unknown surface key", with_(["surface", "zoom"], 2), "surface: unknown field 'zoom'"),
+    ("surface name with a newline", with_(["surface"], {"name": "a\nb", "formula": "x"}),
+     "surface: 'name'"),
+    ("steps negative", with_(["runs", 0, "steps"], -1), "run 1: 'steps'"),
+    ("steps text", with_(["runs", 0, "steps"], "10"), "run 1: 'steps'"),
+    ("steps bool", with_(["runs", 0, "steps"], True), "run 1: 'steps'"),
+    ("extra not an object", with_(["extra"], [1]), "'extra' must be an object"),
+    ("extra title not text", with_(["extra"], {"title": 3}), "extra: 'title'"),
+]
+
+
+@pytest.mark.parametrize("data, message", [(d, m) for _, d, m in SCHEMA_ERRORS],
+                         ids=[i for i, _, _ in SCHEMA_ERRORS])
+def test_the_schema_refuses_with_a_message_naming_the_field(data, message: str) -> None:
+    with pytest.raises(SessionError) as info:
+        Session.from_dict(data)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_extra_is_free_form_and_exports_load() -> None:
+    free = good_data() | {"extra": {"title": "t", "view": {"zoom": [1, 2], "anything": None}}}
+    assert Session.from_dict(free).extra["view"]["anything"] is None
+    # what an export writes beyond the session fields (status, trajectory, minima) loads
+    from core.export import result_dict
+
+    s = make_session()
+    s.step(2)
+    assert configs(Session.from_dict(result_dict(s))) == configs(s)
