@@ -1,5 +1,17 @@
 """Loss and gradient norm against step, one curve per run in its colour, on log y scales.
 
+The drawing lives in `CurvesPicture`, which reads runs only (no controller), so that an export
+draws the same picture offscreen at any size, whether or not the tab was ever shown; `CurvesView`
+is the live widget around it.
+
+Readable at the dock's default height (~250 px): the two plots sit side by side with the legend
+in a column of its own beside them (never over a curve, never clipped), and the log axes show
+plain powers of ten (pyqtgraph's SI prefix would label a loss of 1 as "1e-15" beside "(x1e+15)").
+
+The y range is fitted to the runs that did not diverge: one run flung to a loss of 1e300 would
+otherwise squash every other curve into a line. A diverged run's curve is drawn until it leaves
+the plot, where an upward triangle marks the exit, and its legend entry says it diverged.
+
 Plot items are created once per run (on sigRunsChanged) and updated with `setData` when the run's
 trajectory grows; a run whose trajectory did not change is not redrawn. A log axis cannot show
 zero or a negative loss (a formula surface may go below zero): such points are left out (NaN, so
@@ -8,11 +20,16 @@ the curve breaks there) and the plot's title says so.
 
 from __future__ import annotations
 
+import html
+import math
+from collections.abc import Iterable, Sequence
+
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from core.run import Run
+from core.run import Run, RunStatus
 from gui.controller import Controller
 from gui.throttle import Throttle
 
@@ -21,6 +38,11 @@ REFRESH_HZ = 10
 LOSS_TITLE = "loss"
 GRAD_TITLE = "gradient norm |∇loss|"
 DROPPED_NOTE = " (values ≤ 0 not shown on the log scale)"
+TITLE_SIZE = "9pt"
+LEGEND_TEXT_SIZE = "8pt"
+LEGEND_TITLE_CHARS = 34  # longer run titles are cut (the whole title is in the run's card)
+LEFT_PLOT_MARKER = "t1"  # an upward triangle where a diverged run's curve leaves the plot
+Y_PADDING_DECADES = 0.15  # room above and below the fitted curves, in powers of ten
 
 
 def positive_or_nan(values: np.ndarray) -> np.ndarray:
@@ -30,36 +52,239 @@ def positive_or_nan(values: np.ndarray) -> np.ndarray:
     return out
 
 
-class CurvesView(QWidget):
-    """Two stacked plots sharing the step axis: `loss_plot` and `grad_plot` (pyqtgraph PlotItems).
+def log_y_range(series: Iterable[np.ndarray]) -> tuple[float, float] | None:
+    """The (low, high) log10 range that shows every finite positive value of `series`, or None
+    when there is none. Callers pass only the runs that did not diverge."""
+    lo, hi = math.inf, -math.inf
+    for values in series:
+        v = values[np.isfinite(values) & (values > 0)]
+        if v.size:
+            lo, hi = min(lo, float(v.min())), max(hi, float(v.max()))
+    if not lo <= hi:
+        return None
+    low, high = math.log10(lo), math.log10(hi)
+    if high - low < 1e-9:  # one value: show a decade around it
+        low, high = low - 0.5, high + 0.5
+    pad = Y_PADDING_DECADES
+    return low - pad, high + pad
 
-    `curves` maps each run to its (loss_item, grad_item) PlotDataItems. The legend (on the loss
-    plot) names each run by its title.
+
+def leaves_at(steps: np.ndarray, values: np.ndarray, log_top: float) -> tuple[float, float] | None:
+    """Where a curve leaves the plot through its top edge (log10 y = log_top): the step of its first
+    value above the top, drawn on the edge; else its last point the log scale can show. None if
+    it has none."""
+    shown = np.isfinite(values) & (values > 0)
+    above = np.nonzero(shown & (values > 10.0 ** log_top))[0]
+    if above.size:
+        return float(steps[above[0]]), 10.0 ** log_top
+    finite = np.nonzero(shown)[0]
+    if finite.size:
+        k = int(finite[-1])
+        return float(steps[k]), float(values[k])
+    return None
+
+
+def legend_title(run: Run) -> str:
+    """The run's name in the legend: its title (cut when long), and whether it diverged."""
+    title = run.title
+    if len(title) > LEGEND_TITLE_CHARS:
+        title = title[: LEGEND_TITLE_CHARS - 1] + "…"
+    if not run.enabled:
+        return f"{title}  (disabled)"
+    if run.status is RunStatus.DIVERGED:
+        return f"{title}  ↑ diverged at step {run.diverged_at}"
+    return title
+
+
+class CurvesPicture:
+    """The loss and gradient-norm plots, side by side, and their legend, in a pg.GraphicsLayout.
+
+    Reads runs only, so the live view and an offscreen export draw the same thing. `curves` maps
+    each run to its (loss_item, grad_item) PlotDataItems; `exit_markers` to the two triangles
+    marking where a diverged run's curves leave the plots. `auto_y` per plot: fit the y range to
+    the runs that did not diverge (cleared when the user pans or zooms that plot, set again by
+    its "A" button).
+    """
+
+    def __init__(self, layout: pg.GraphicsLayout, *, line_width: float = PEN_WIDTH) -> None:
+        self.line_width = line_width
+        self.runs: list[Run] = []
+        self.curves: dict[Run, tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
+        self.exit_markers: dict[Run, tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
+        self._drawn: dict[Run, tuple[int, int, int]] = {}  # run -> what its items show
+        self._dropped: set[Run] = set()  # runs with a loss <= 0 the log plot leaves out
+        self._legend_texts: list[str] = []
+
+        self.loss_plot: pg.PlotItem = layout.addPlot(row=0, col=0)
+        self.grad_plot: pg.PlotItem = layout.addPlot(row=0, col=1)
+        self.auto_y = {self.loss_plot: True, self.grad_plot: True}
+        for plot, title, axis in ((self.loss_plot, LOSS_TITLE, "loss"),
+                                  (self.grad_plot, GRAD_TITLE, "|∇loss|")):
+            plot.setLogMode(x=False, y=True)
+            plot.showGrid(x=True, y=True, alpha=0.25)
+            for side in ("left", "bottom"):
+                # Log ticks are powers of ten already: an SI prefix would rescale them (1 -> 1e-15
+                # beside a "(x1e+15)" label).
+                plot.getAxis(side).enableAutoSIPrefix(False)
+            plot.setLabel("left", axis)
+            plot.setLabel("bottom", "step")
+            plot.setTitle(title, size=TITLE_SIZE)
+            # Steps are sorted, so clipping to the view is safe; long runs are drawn decimated.
+            plot.setClipToView(True)
+            plot.setDownsampling(auto=True, mode="peak")
+            plot.enableAutoRange(x=True, y=False)  # y: fitted to the runs that did not diverge
+            plot.vb.sigRangeChangedManually.connect(
+                lambda *_, p=plot: self._on_user_range_change(p))
+            plot.autoBtn.clicked.connect(lambda *_, p=plot: self._on_auto_button(p))
+        self.grad_plot.setXLink(self.loss_plot)
+
+        # The legend has a column of its own, so it never hides a curve nor is cut by a plot.
+        self.legend_area = pg.GraphicsWidget()
+        layout.addItem(self.legend_area, row=0, col=2)
+        self.legend = pg.LegendItem(offset=(2, 24), brush=pg.mkBrush(255, 255, 255, 230),
+                                    pen=pg.mkPen(0, 0, 0, 60), labelTextSize=LEGEND_TEXT_SIZE,
+                                    labelTextColor="k", verSpacing=-6)
+        self.legend.setParentItem(self.legend_area)
+
+    # --- runs -------------------------------------------------------------------------------------
+
+    def set_runs(self, runs: Sequence[Run]) -> None:
+        """Make items for new runs and drop those of removed ones (kept ones keep their items)."""
+        self.runs = list(runs)
+        for run in [r for r in self.curves if r not in self.runs]:
+            for plot, item in zip((self.loss_plot, self.grad_plot), self.curves.pop(run)):
+                plot.removeItem(item)
+            for plot, item in zip((self.loss_plot, self.grad_plot), self.exit_markers.pop(run)):
+                plot.vb.removeItem(item)
+            self._drawn.pop(run, None)
+            self._dropped.discard(run)
+        for run in self.runs:
+            if run not in self.curves:
+                self.curves[run] = (self.loss_plot.plot(name=run.title), self.grad_plot.plot())
+                markers = []
+                for plot in (self.loss_plot, self.grad_plot):
+                    # In the view box, not the plot: it is no data curve (nor in the plot's
+                    # log mode), so its y is in the view's own units, log10 of the value.
+                    marker = pg.ScatterPlotItem(symbol=LEFT_PLOT_MARKER, size=11)
+                    marker.setZValue(10)
+                    plot.vb.addItem(marker, ignoreBounds=True)
+                    marker.hide()
+                    markers.append(marker)
+                self.exit_markers[run] = (markers[0], markers[1])
+            self.style(run)
+        self.rebuild_legend()
+
+    def style(self, run: Run) -> None:
+        """Colour and dash of one run's curves (dashed when the run is disabled)."""
+        color = run.color or "#000000"
+        pen = pg.mkPen(color, width=self.line_width)
+        if not run.enabled:
+            pen.setStyle(Qt.PenStyle.DashLine)
+        for item in self.curves[run]:
+            item.setPen(pen)
+        self.curves[run][0].opts["name"] = run.title
+        for marker in self.exit_markers[run]:
+            marker.setBrush(pg.mkBrush(color))
+            marker.setPen(pg.mkPen("k", width=1))
+
+    def rebuild_legend(self) -> None:
+        texts = [legend_title(run) for run in self.runs]
+        if texts == self._legend_texts and len(self.legend.items) == len(texts):
+            return
+        self._legend_texts = texts
+        self.legend.clear()
+        for run, text in zip(self.runs, texts):
+            self.legend.addItem(self.curves[run][0], html.escape(text))
+        self.legend.updateSize()
+        # The legend's column is as wide as the legend: the plots get the rest.
+        width = self.legend.width() + 6 if texts else 0
+        self.legend_area.setMinimumWidth(width)
+        self.legend_area.setMaximumWidth(width)
+        self.legend.setVisible(bool(texts))
+
+    def forget(self, run: Run) -> None:
+        """Redraw this run's curves on the next `draw` even if its trajectory did not grow."""
+        self._drawn.pop(run, None)
+
+    # --- drawing ----------------------------------------------------------------------------------
+
+    def draw(self, force: bool = False) -> bool:
+        """Show what is new in each trajectory and fit the y ranges; returns True if anything
+        was redrawn."""
+        changed = force
+        for run, (loss_item, grad_item) in self.curves.items():
+            traj = run.trajectory
+            key = (id(traj), len(traj), traj.revision)
+            if force or self._drawn.get(run) != key:
+                steps = np.array(traj.step, copy=True)
+                loss = positive_or_nan(traj.loss)
+                loss_item.setData(steps, loss)
+                grad_item.setData(steps, positive_or_nan(traj.grad_norm))
+                self._drawn[run] = key
+                changed = True
+                if np.isnan(loss).any():
+                    self._dropped.add(run)
+                else:
+                    self._dropped.discard(run)
+        self.rebuild_legend()  # a run that diverged says so
+        title = LOSS_TITLE + (DROPPED_NOTE if self._dropped else "")
+        if self.loss_plot.titleLabel.text != title:
+            self.loss_plot.setTitle(title, size=TITLE_SIZE)
+        if changed:
+            self.fit_y()
+        return changed
+
+    def fit_y(self) -> None:
+        """Fit each plot's y range to the runs that did not diverge (all runs if every one did),
+        and mark where each diverged run's curve leaves it."""
+        diverged = {run for run in self.curves if run.status is RunStatus.DIVERGED}
+        for index, plot in enumerate((self.loss_plot, self.grad_plot)):
+            column = "loss" if index == 0 else "grad_norm"
+            kept = [getattr(run.trajectory, column) for run in self.curves if run not in diverged]
+            fitted = log_y_range(kept) or log_y_range(
+                getattr(run.trajectory, column) for run in self.curves)
+            if self.auto_y[plot] and fitted is not None:
+                plot.vb.setYRange(*fitted, padding=0)
+            top = plot.vb.viewRange()[1][1]
+            for run in self.curves:
+                marker = self.exit_markers[run][index]
+                point = None
+                if run in diverged:
+                    traj = run.trajectory
+                    point = leaves_at(traj.step, getattr(traj, column), top)
+                if point is None:
+                    marker.hide()
+                    continue
+                marker.setData([point[0]], [math.log10(point[1])])
+                marker.setToolTip(f"{run.title}: {run.status_text}")
+                marker.show()
+
+    def _on_user_range_change(self, plot: pg.PlotItem) -> None:
+        self.auto_y[plot] = False  # the user's zoom wins until they press "A"
+
+    def _on_auto_button(self, plot: pg.PlotItem) -> None:
+        self.auto_y[plot] = True
+        plot.enableAutoRange(x=True, y=False)
+        self.fit_y()
+
+
+class CurvesView(QWidget):
+    """The live curves: a CurvesPicture redrawn from the controller's runs, at most REFRESH_HZ
+    times a second and not while hidden.
+
+    `loss_plot`, `grad_plot` (pyqtgraph PlotItems), `legend` and `curves` (run -> (loss_item,
+    grad_item)) are the picture's. The legend names each run by its title.
     """
 
     def __init__(self, controller: Controller, *, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
-        self.curves: dict[Run, tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
-        self._drawn: dict[Run, tuple[int, int, int]] = {}  # run -> what its items show
-        self._dropped: set[Run] = set()  # runs with a loss <= 0 the log plot leaves out
-
         self.graphics = pg.GraphicsLayoutWidget()
-        self.loss_plot: pg.PlotItem = self.graphics.addPlot(row=0, col=0)
-        self.grad_plot: pg.PlotItem = self.graphics.addPlot(row=1, col=0)
-        for plot, title, axis in ((self.loss_plot, LOSS_TITLE, "loss"),
-                                  (self.grad_plot, GRAD_TITLE, "|grad|")):
-            plot.setLogMode(x=False, y=True)
-            plot.showGrid(x=True, y=True, alpha=0.25)
-            plot.setLabel("left", axis)
-            plot.setTitle(title)
-            # Steps are sorted, so clipping to the view is safe; long runs are drawn decimated.
-            plot.setClipToView(True)
-            plot.setDownsampling(auto=True, mode="peak")
-        self.grad_plot.setLabel("bottom", "step")
-        self.grad_plot.setXLink(self.loss_plot)
-        self.legend = self.loss_plot.addLegend(offset=(-6, 6), brush=pg.mkBrush(255, 255, 255, 200),
-                                               labelTextSize="8pt")
+        self.picture = CurvesPicture(self.graphics.ci)
+        self.loss_plot = self.picture.loss_plot
+        self.grad_plot = self.picture.grad_plot
+        self.legend = self.picture.legend
+        self.curves = self.picture.curves
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -67,36 +292,27 @@ class CurvesView(QWidget):
 
         # Redrawing every trajectory at 60 Hz costs frames: curves need far fewer updates.
         self._throttle = Throttle(self._draw_all, REFRESH_HZ, self)
-        controller.sigRunsChanged.connect(self._on_runs_change)
-        controller.sigRunChanged.connect(self._on_run_change)
-        controller.sigStepped.connect(self._on_stepped_change)
-        controller.sigSurfaceChanged.connect(self._on_surface_change)
+        self._connections = [
+            (controller.sigRunsChanged, self._on_runs_change),
+            (controller.sigRunChanged, self._on_run_change),
+            (controller.sigStepped, self._on_stepped_change),
+            (controller.sigSurfaceChanged, self._on_surface_change),
+        ]
+        for signal, slot in self._connections:
+            signal.connect(slot)
         self._on_runs_change()
 
     # --- controller -> view -----------------------------------------------------------------------
 
     def _on_runs_change(self) -> None:
-        runs = self.controller.session.runs
-        for run in [r for r in self.curves if r not in runs]:
-            loss_item, grad_item = self.curves.pop(run)
-            self.loss_plot.removeItem(loss_item)
-            self.grad_plot.removeItem(grad_item)
-            self._drawn.pop(run, None)
-            self._dropped.discard(run)
-        for run in runs:
-            if run not in self.curves:
-                loss_item = self.loss_plot.plot(name=run.title)
-                grad_item = self.grad_plot.plot()
-                self.curves[run] = (loss_item, grad_item)
-            self._style(run)
-        self._rebuild_legend()
+        self.picture.set_runs(self.controller.session.runs)
         self._draw_all()
 
     def _on_run_change(self, run: Run) -> None:
         if run in self.curves:
-            self._style(run)
-            self._rebuild_legend()
-            self._drawn.pop(run, None)  # a freeze rewrites the last gradient: redraw
+            self.picture.style(run)
+            self.picture.rebuild_legend()
+            self.picture.forget(run)  # a freeze rewrites the last gradient: redraw
             self._draw_all()
 
     def _on_stepped_change(self) -> None:
@@ -105,49 +321,16 @@ class CurvesView(QWidget):
     def _on_surface_change(self) -> None:
         self._draw_all()  # every trajectory restarted: their identities changed
 
-    # --- drawing ----------------------------------------------------------------------------------
-
-    def _style(self, run: Run) -> None:
-        pen = pg.mkPen(run.color or "#000000", width=PEN_WIDTH)
-        if not run.enabled:
-            pen.setStyle(pg.QtCore.Qt.PenStyle.DashLine)
-        for item in self.curves[run]:
-            item.setPen(pen)
-        self.curves[run][0].opts["name"] = run.title
-
-    def _rebuild_legend(self) -> None:
-        self.legend.clear()
-        for run in self.controller.session.runs:
-            if run in self.curves:
-                self.legend.addItem(self.curves[run][0], run.title)
-
     def _draw_all(self) -> None:
         self._throttle.drawn()
-        for run, (loss_item, grad_item) in self.curves.items():
-            traj = run.trajectory
-            key = (id(traj), len(traj), traj.revision)
-            if self._drawn.get(run) != key:
-                steps = np.array(traj.step, copy=True)
-                loss = positive_or_nan(traj.loss)
-                loss_item.setData(steps, loss)
-                grad_item.setData(steps, positive_or_nan(traj.grad_norm))
-                self._drawn[run] = key
-                if np.isnan(loss).any():
-                    self._dropped.add(run)
-                else:
-                    self._dropped.discard(run)
-        title = LOSS_TITLE + (DROPPED_NOTE if self._dropped else "")
-        if self.loss_plot.titleLabel.text != title:
-            self.loss_plot.setTitle(title)
+        self.picture.draw()
 
     def close(self) -> bool:
-        c = self.controller
-        for signal, slot in ((c.sigRunsChanged, self._on_runs_change),
-                             (c.sigRunChanged, self._on_run_change),
-                             (c.sigStepped, self._on_stepped_change),
-                             (c.sigSurfaceChanged, self._on_surface_change)):
+        self._throttle.cancel()
+        for signal, slot in self._connections:
             try:
                 signal.disconnect(slot)
             except (RuntimeError, TypeError):
                 pass  # already disconnected
+        self._connections = []
         return super().close()

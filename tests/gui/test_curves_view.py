@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from PySide6.QtGui import QColor
 
+from core.run import RunStatus
 from core.session import Session
 from core.surfaces import surface_from_formula
-from gui.curves_view import DROPPED_NOTE, CurvesView
+from gui.curves_view import DROPPED_NOTE, CurvesView, log_y_range
 
 
 @pytest.fixture
@@ -122,3 +123,86 @@ def test_surface_change_redraws_restarted_runs(view, controller, qtbot):
         xs, ys = loss_item.getOriginalDataset()
         assert len(xs) == 1
         np.testing.assert_array_equal(ys, run.trajectory.loss)
+
+
+# --- readable at the dock's default size ----------------------------------------------------------
+
+
+@pytest.fixture
+def docked(qtbot, controller):
+    """The curves at the size of the main window's bottom dock (~1000 x 250)."""
+    widget = CurvesView(controller)
+    qtbot.addWidget(widget)
+    widget.resize(1000, 250)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+def test_log_axes_label_plain_powers_of_ten(docked, controller, qtbot):
+    controller.add_run("SGD", {"lr": 1.0})  # losses from 1e-1 to 1e10: pyqtgraph's SI range
+    step(controller, 50, docked, qtbot)
+    for plot in (docked.loss_plot, docked.grad_plot):
+        axis = plot.getAxis("left")
+        assert "x1e" not in axis.labelString() and "×1e" not in axis.labelString()
+        assert axis.autoSIPrefixScale == 1.0
+        # A loss of 1 (log10 = 0) is labelled 1, not 1e-15.
+        assert axis.tickStrings([0.0, -15.0], axis.scale, 1.0)[0] == "1"
+
+
+def test_both_plots_are_tall_enough_to_read_in_the_dock(docked):
+    heights = [plot.vb.height() for plot in (docked.loss_plot, docked.grad_plot)]
+    assert min(heights) >= 120, heights
+
+
+def test_legend_is_inside_the_widget_and_over_no_plot(docked, controller, qtbot):
+    controller.add_run("Adagrad")
+    controller.add_run("SGD", {"lr": 0.02, "momentum": 0.95, "nesterov": True})
+    seen = docked.graphics.mapToScene(docked.graphics.viewport().rect()).boundingRect()
+    # The layout makes room for the wider legend at the next event-loop turn.
+    qtbot.waitUntil(lambda: seen.contains(docked.legend.sceneBoundingRect()), timeout=2000)
+    legend = docked.legend.sceneBoundingRect()
+    for plot in (docked.loss_plot, docked.grad_plot):
+        assert not legend.intersects(plot.vb.sceneBoundingRect())
+    assert len(docked.legend.items) == len(controller.session.runs)
+
+
+def test_a_diverged_run_does_not_flatten_the_others(docked, controller, qtbot):
+    runs = list(controller.session.runs)
+    wild = controller.add_run("SGD", {"lr": 1.0})  # flung to x ~ -4e9 in two steps
+    step(controller, 40, docked, qtbot)
+    assert wild.status is RunStatus.DIVERGED
+    for plot, column in ((docked.loss_plot, "loss"), (docked.grad_plot, "grad_norm")):
+        low, high = plot.vb.viewRange()[1]
+        others = np.concatenate([getattr(r.trajectory, column) for r in runs])
+        others = others[others > 0]
+        wild_peak = float(np.nanmax(getattr(wild.trajectory, column)))
+        assert np.log10(wild_peak) > high + 2  # the wild run's peak is far off the top...
+        assert low <= np.log10(others.min()) and np.log10(others.max()) <= high  # ...the rest fit
+        assert high - low < 8  # a few decades, not the wild run's
+        marker = docked.picture.exit_markers[wild][0 if column == "loss" else 1]
+        (mx,), (my,) = marker.getData()
+        assert marker.isVisible() and my == pytest.approx(high)  # the exit, on the top edge
+        assert wild.trajectory.step[0] <= mx <= wild.trajectory.step[-1]
+        assert not any(docked.picture.exit_markers[r][0].isVisible() for r in runs)
+    names = [label.text for _, label in docked.legend.items]
+    assert f"diverged at step {wild.diverged_at}" in names[-1]
+
+
+def test_log_y_range_ignores_what_it_is_not_given():
+    calm = np.array([10.0, 1.0, 1e-3, 0.0, np.nan])
+    low, high = log_y_range([calm])
+    assert low < -3 < 1 < high and high - low < 5
+    assert log_y_range([np.array([0.0, -1.0, np.nan])]) is None
+    assert log_y_range([calm, np.array([1e300])])[1] > 299  # a series given counts
+
+
+def test_user_zoom_keeps_its_y_range_until_auto(docked, controller, qtbot):
+    step(controller, 20, docked, qtbot)
+    vb = docked.loss_plot.vb
+    vb.setYRange(-1.0, 0.0, padding=0)
+    vb.sigRangeChangedManually.emit(vb.state["mouseEnabled"])  # as a wheel or drag does
+    step(controller, 20, docked, qtbot)
+    assert vb.viewRange()[1] == pytest.approx([-1.0, 0.0])
+    docked.loss_plot.autoBtn.clicked.emit(docked.loss_plot.autoBtn)
+    assert vb.viewRange()[1] != pytest.approx([-1.0, 0.0])
