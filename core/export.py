@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from core.atomic import write_atomic
 from core.errors import ExportError
 from core.session import Session
 from core.trajectory import FIELDS
@@ -49,10 +50,11 @@ def _cell(field: str, value: float) -> str:
 
 
 def write_text(path: str | Path, text: str) -> None:
-    """Write text, turning every OS failure into an ExportError that names the path."""
+    """Write text atomically (core.atomic: a temporary file, then rename), so a failure keeps
+    the old file intact; every OS failure becomes an ExportError that names the path."""
     path = Path(path)
     try:
-        path.write_text(text, encoding="utf-8")
+        write_atomic(path, text)
     except OSError as e:
         raise ExportError(f"cannot write {path}: {e.strerror or e}") from None
 

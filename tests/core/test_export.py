@@ -127,3 +127,24 @@ def test_unknown_extension_is_an_export_error(tmp_path: Path, name: str) -> None
     with pytest.raises(ExportError, match=".json or .csv"):
         export_data(stepped_session(), tmp_path / name)
     assert not (tmp_path / name).exists()
+
+
+@pytest.mark.parametrize("suffix", [".json", ".csv"])
+@pytest.mark.parametrize("failing", ["fsync", "replace"])
+def test_a_failed_export_keeps_the_old_file_and_leaves_no_temporary_file(
+        tmp_path: Path, monkeypatch, suffix: str, failing: str) -> None:
+    # the disk fills up mid-write (fsync fails) or the rename fails: the old export stays whole
+    import core.atomic
+
+    path = tmp_path / f"out{suffix}"
+    path.write_text("the old export")
+
+    def disk_full(*args, **kwargs) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(core.atomic.os, failing, disk_full)
+    with pytest.raises(ExportError, match="No space left"):
+        export_data(stepped_session(), path)
+    monkeypatch.undo()
+    assert path.read_text() == "the old export"
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
