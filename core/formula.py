@@ -10,13 +10,21 @@ formula can only ever do what the grammar allows:
     power   := atom (('**' | '^') unary)?          right-associative: 2**3**2 = 2**9
     atom    := NUMBER | 'x' | 'y' | 'pi' | 'e' | FUNCTION '(' expr (',' expr)* ')' | '(' expr ')'
 
-`-x**2` is `-(x**2)`, as in Python. `^` is accepted as a synonym for `**`.
+`-x**2` is `-(x**2)`, as in Python. `^` is accepted as a synonym for `**`, and the minus sign
+U+2212 (what a copy from a web page or a PDF gives) as `-`. Digits are ASCII 0-9 only.
+
+A chain `a + b - c + ...` (or `a * b / c * ...`) is one flat node, evaluated left to right in a
+loop, not a left-leaning tree as deep as the chain is long: so the depth of the tree, of the
+evaluation and of every comparison of trees is bounded by the nesting depth (MAX_DEPTH), however
+long the formula. A Formula compares, hashes and prints by its text, never by walking its tree.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,6 +36,7 @@ from core.errors import FormulaError
 MAX_LENGTH = 2000
 MAX_DEPTH = 60
 MAX_TOKENS = 1000
+REPR_CHARS = 60  # a Formula's repr shows at most this much of its text
 
 Value = Tensor | float
 Compiled = Callable[[Tensor, Tensor], Value]
@@ -59,10 +68,12 @@ FUNCTIONS: dict[str, tuple[int, Callable[..., Tensor]]] = {
     "max": (2, torch.maximum),
 }
 
+# [0-9], not \d: \d also matches Arabic-Indic, Devanagari, fullwidth... digits, which float()
+# would then read as numbers the user may not have meant (x*\u0663 is x*3).
 _TOKEN = re.compile(
     r"""
     (?P<space>\s+)
-  | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<number>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<name>[A-Za-z_][A-Za-z_0-9]*)
   | (?P<op>\*\*|[-+*/^(),])
     """,
@@ -77,22 +88,55 @@ class Token:
     column: int  # 1-based
 
 
+# The minus sign U+2212 is what pasting "x − y" from a web page, a PDF or a word processor gives:
+# it can only mean '-', so it is read as '-' (one character for one: columns stay right).
+UNICODE_MINUS = "\u2212"
+
+# Characters that look like the grammar's but are not: what to type instead.
+_LOOKALIKES: dict[str, str] = {
+    **dict.fromkeys("\u00d7\u22c5\u00b7\u2219\u2217\uff0a", "write * for a product"),
+    **dict.fromkeys("\u00f7\u2215\uff0f", "write / for a division"),
+    **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\ufe63\uff0d",
+                    "write - for a minus"),
+    **dict.fromkeys("\u00b2\u00b3\u00b9\u2070\u2074\u2075\u2076\u2077\u2078\u2079",
+                    "write x**2 for a power"),
+    "\u221a": "write sqrt(...)",
+    "\u03c0": "write pi",
+    "\uff0b": "write + for a sum",
+}
+
+
+def _hint(ch: str) -> str:
+    """Why `ch` is not in the grammar, and what to type instead (or "")."""
+    if ch == ".":
+        return ": attributes are not allowed"
+    if ch in "'\"":
+        return ": strings are not allowed"
+    if ch in "[]{}":
+        return ": only ( ) brackets are allowed"
+    if ch in _LOOKALIKES:
+        return f" ({_unicode_name(ch)}): {_LOOKALIKES[ch]}"
+    if ch.isdecimal():  # a digit of another script: 0-9 only, so no number is misread
+        return f" ({_unicode_name(ch)}): write digits as 0-9 (here {unicodedata.decimal(ch)})"
+    if not ch.isascii() and ch.isprintable():
+        return f" ({_unicode_name(ch)}): formulas are written in plain ASCII"
+    return ""
+
+
+def _unicode_name(ch: str) -> str:
+    return unicodedata.name(ch, f"U+{ord(ch):04X}").lower()
+
+
 def tokenize(text: str) -> list[Token]:
     """Split `text` into tokens; raise FormulaError at the first character outside the grammar."""
+    text = text.replace(UNICODE_MINUS, "-")
     tokens: list[Token] = []
     pos = 0
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if m is None:
             ch = text[pos]
-            hint = ""
-            if ch == ".":
-                hint = ": attributes are not allowed"
-            elif ch in "'\"":
-                hint = ": strings are not allowed"
-            elif ch in "[]{}":
-                hint = ": only ( ) brackets are allowed"
-            raise FormulaError(f"unexpected character {ch!r}{hint}", pos + 1)
+            raise FormulaError(f"unexpected character {ch!r}{_hint(ch)}", pos + 1)
         kind = m.lastgroup or ""
         if kind != "space":
             tokens.append(Token(kind, m.group(), pos + 1))
@@ -106,35 +150,97 @@ def tokenize(text: str) -> list[Token]:
 # --- the tree -----------------------------------------------------------------------------------
 
 
+class _TreeNode:
+    """What every node of the tree shares: `==`, `hash` and `repr` that never recurse.
+
+    A dataclass's own `==` and `repr` recurse through the children, several interpreter frames a
+    level; a walk with an explicit stack keeps them flat whatever the formula.
+    """
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _TreeNode):
+            return NotImplemented
+        return _flatten(self) == _flatten(other)  # type: ignore[arg-type]
+
+    def __hash__(self) -> int:
+        return hash(_flatten(self))  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(<{len(_flatten(self)) // 2} nodes>)"  # type: ignore
+
+
 @dataclass(frozen=True)
-class Num:
+class Num(_TreeNode):
     value: float
 
 
 @dataclass(frozen=True)
-class Var:
+class Var(_TreeNode):
     name: str
 
 
-@dataclass(frozen=True)
-class Neg:
+@dataclass(frozen=True, eq=False, repr=False)
+class Neg(_TreeNode):
     operand: Node
 
 
-@dataclass(frozen=True)
-class BinOp:
-    op: str  # one of + - * / **
+@dataclass(frozen=True, eq=False, repr=False)
+class BinOp(_TreeNode):
+    op: str  # "**" (sums and products are Chains)
     left: Node
     right: Node
 
 
-@dataclass(frozen=True)
-class Call:
+@dataclass(frozen=True, eq=False, repr=False)
+class Chain(_TreeNode):
+    """`first op1 t1 op2 t2 ...`, evaluated left to right: ((first op1 t1) op2 t2) ...
+
+    The ops are all + / - (a sum) or all * / / (a product). Flat, so that a 500-term sum is one
+    level deep, not 500.
+    """
+
+    first: Node
+    rest: tuple[tuple[str, Node], ...]
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Call(_TreeNode):
     function: str
     args: tuple[Node, ...]
 
 
-Node = Num | Var | Neg | BinOp | Call
+Node = Num | Var | Neg | BinOp | Chain | Call
+
+
+def _flatten(tree: Node) -> tuple:
+    """The tree in prefix order as one flat tuple (two entries a node): equal trees, equal tuples.
+
+    Each node gives its kind and its own data (value, name, operators, arity), its children
+    follow; the arity in each entry makes the flattening unambiguous.
+    """
+    out: list[object] = []
+    stack: list[Node] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Num):
+            out += ("num", node.value)
+        elif isinstance(node, Var):
+            out += ("var", node.name)
+        elif isinstance(node, Neg):
+            out += ("neg", None)
+            stack.append(node.operand)
+        elif isinstance(node, BinOp):
+            out += ("pow", node.op)
+            stack += (node.right, node.left)
+        elif isinstance(node, Chain):
+            out += ("chain", tuple(op for op, _ in node.rest))
+            stack += reversed([node.first, *(term for _, term in node.rest)])
+        else:
+            out += ("call", (node.function, len(node.args)))
+            stack += reversed(node.args)
+    return tuple(out)
 
 
 class _Parser:
@@ -176,19 +282,21 @@ class _Parser:
 
     def expr(self) -> Node:
         self.enter()
-        node = self.term()
+        first = self.term()
+        rest: list[tuple[str, Node]] = []
         while self.tok.text in ("+", "-"):
             op = self.advance().text
-            node = BinOp(op, node, self.term())
+            rest.append((op, self.term()))
         self.depth -= 1
-        return node
+        return Chain(first, tuple(rest)) if rest else first
 
     def term(self) -> Node:
-        node = self.unary()
+        first = self.unary()
+        rest: list[tuple[str, Node]] = []
         while self.tok.text in ("*", "/"):
             op = self.advance().text
-            node = BinOp(op, node, self.unary())
-        return node
+            rest.append((op, self.unary()))
+        return Chain(first, tuple(rest)) if rest else first
 
     def unary(self) -> Node:
         if self.tok.text in ("-", "+"):
@@ -281,6 +389,8 @@ def parse(text: str) -> Node:
 
 
 def _compile(node: Node) -> Compiled:
+    # Recursion here and in the closures is bounded by the nesting depth (chains are flat); plain
+    # loops rather than comprehensions, which would add an interpreter frame a level.
     if isinstance(node, Num):
         value = node.value
         return lambda x, y: value
@@ -289,25 +399,54 @@ def _compile(node: Node) -> Compiled:
     if isinstance(node, Neg):
         inner = _compile(node.operand)
         return lambda x, y: -inner(x, y)
+    if isinstance(node, Chain):
+        first = _compile(node.first)
+        steps: list[tuple[Callable[[Value, Value, Tensor], Value], Compiled]] = []
+        for op, term in node.rest:
+            steps.append((_CHAIN_OPS[op], _compile(term)))
+        return _chain(first, steps)
     if isinstance(node, BinOp):
         left, right = _compile(node.left), _compile(node.right)
-        op = node.op
-        if op == "+":
-            return lambda x, y: left(x, y) + right(x, y)
-        if op == "-":
-            return lambda x, y: left(x, y) - right(x, y)
-        if op == "*":
-            return lambda x, y: left(x, y) * right(x, y)
-        if op == "/":
-            return lambda x, y: _divide(left(x, y), right(x, y), x)
         return lambda x, y: _power(left(x, y), right(x, y), x)
     fn = FUNCTIONS[node.function][1]
-    args = [_compile(a) for a in node.args]
-    if len(args) == 1:
-        (arg,) = args
+    if len(node.args) == 1:
+        arg = _compile(node.args[0])
         return lambda x, y: fn(_as_tensor(arg(x, y), x))
-    a, b = args
+    a, b = _compile(node.args[0]), _compile(node.args[1])
     return lambda x, y: fn(_as_tensor(a(x, y), x), _as_tensor(b(x, y), x))
+
+
+# The chain operators, as (a, b, like) -> a op b; "/" keeps float / float from raising.
+_CHAIN_OPS: dict[str, Callable[[Value, Value, Tensor], Value]] = {
+    "+": lambda a, b, like: a + b,
+    "-": lambda a, b, like: a - b,
+    "*": lambda a, b, like: a * b,
+    "/": lambda a, b, like: _divide(a, b, like),
+}
+_PLAIN_OPS: dict[Callable, Callable[[Value, Value], Value]] = {
+    _CHAIN_OPS["+"]: operator.add, _CHAIN_OPS["-"]: operator.sub, _CHAIN_OPS["*"]: operator.mul}
+
+
+def _chain(first: Compiled, steps: list[tuple[Callable[[Value, Value, Tensor], Value], Compiled]]
+           ) -> Compiled:
+    """A chain as one loop: a 500-term sum is one closure, not 500 nested ones."""
+    if all(apply in _PLAIN_OPS for apply, _ in steps):
+        # No division: call operator.add / sub / mul directly, one call a term fewer.
+        plain = [(_PLAIN_OPS[apply], term) for apply, term in steps]
+
+        def chain(x: Tensor, y: Tensor) -> Value:
+            acc = first(x, y)
+            for apply, term in plain:
+                acc = apply(acc, term(x, y))
+            return acc
+        return chain
+
+    def chain_with_division(x: Tensor, y: Tensor) -> Value:
+        acc = first(x, y)
+        for apply, term in steps:
+            acc = apply(acc, term(x, y), x)
+        return acc
+    return chain_with_division
 
 
 def _divide(a: Value, b: Value, like: Tensor) -> Value:
@@ -324,9 +463,13 @@ def _power(a: Value, b: Value, like: Tensor) -> Value:
     return a**b
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Formula:
-    """A parsed formula: callable as f(x, y) on float64 tensors of any (matching) shape."""
+    """A parsed formula: callable as f(x, y) on float64 tensors of any (matching) shape.
+
+    Equal, hashed and printed by its text: the text determines the tree, and walking a tree of
+    up to 1000 tokens for `==`, `hash` or `repr` would be slow and deep for nothing.
+    """
 
     text: str
     tree: Node
@@ -334,6 +477,19 @@ class Formula:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_fn", _compile(self.tree))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Formula):
+            return NotImplemented
+        return self.text == other.text
+
+    def __hash__(self) -> int:
+        return hash(("Formula", self.text))
+
+    def __repr__(self) -> str:
+        text = self.text if len(self.text) <= REPR_CHARS else \
+            f"{self.text[:REPR_CHARS - 3]}... ({len(self.text)} characters)"
+        return f"Formula({text!r})"
 
     def __call__(self, x: Tensor, y: Tensor) -> Tensor:
         result = self._fn(x, y)
@@ -351,19 +507,28 @@ class Formula:
         return _variables(self.tree)
 
 
-def _variables(node: Node) -> set[str]:
-    if isinstance(node, Var):
-        return {node.name}
-    if isinstance(node, Neg):
-        return _variables(node.operand)
-    if isinstance(node, BinOp):
-        return _variables(node.left) | _variables(node.right)
-    if isinstance(node, Call):
-        return set().union(*(_variables(a) for a in node.args))
-    return set()
+def _variables(tree: Node) -> set[str]:
+    # A walk with an explicit stack: no recursion at all.
+    found: set[str] = set()
+    stack: list[Node] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Var):
+            found.add(node.name)
+        elif isinstance(node, Neg):
+            stack.append(node.operand)
+        elif isinstance(node, BinOp):
+            stack += (node.left, node.right)
+        elif isinstance(node, Chain):
+            stack.append(node.first)
+            stack += (term for _, term in node.rest)
+        elif isinstance(node, Call):
+            stack += node.args
+    return found
 
 
 def compile_formula(text: str) -> Formula:
     """Parse `text` and return a Formula. Raises FormulaError for anything outside the grammar."""
     tree = parse(text)
-    return Formula(text.strip(), tree)
+    # The text kept (shown, saved in sessions) is the one that was read: U+2212 becomes '-'.
+    return Formula(text.strip().replace(UNICODE_MINUS, "-"), tree)

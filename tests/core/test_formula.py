@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.errors import FormulaError
-from core.formula import Formula, compile_formula
+from core.formula import Formula, compile_formula, parse
 
 F64 = torch.float64
 
@@ -379,3 +380,135 @@ def test_well_formed_expressions_always_compile(text: str) -> None:
     assert out.shape == ()
     if out.requires_grad:
         out.backward()
+
+
+# --- the longest and deepest legal formulas -------------------------------------------------------
+
+# The worst cases the limits allow (MAX_TOKENS tokens, MAX_DEPTH levels): long chains, which the
+# old tree made as deep as they were long, and the deepest nestings of every kind.
+WORST_LEGAL = [
+    "x" + "+x" * 499,
+    "x" + "-y" * 499,
+    "x" + "*x" * 499,
+    "x" + "/y" * 499,
+    "+".join(["sin(x)*cos(y)"] * 70),
+    "-" * 59 + "x",
+    "(" * 59 + "x" + ")" * 59,
+    "sin(" * 59 + "x" + ")" * 59,
+    "sin(1+2*" * 59 + "x" + ")" * 59,
+    "max(1+2*" * 59 + "x" + ", y)" * 59,
+    "1+2*x**(" * 29 + "y" + ")" * 29,
+    "x" + "**-x" * 29,
+]
+
+
+def _frames_below_here() -> int:
+    frame, n = sys._getframe(), 0
+    while frame is not None:
+        frame, n = frame.f_back, n + 1
+    return n
+
+
+def _with_frames_to_spare(frames: int, fn):
+    """Run fn with at most `frames` interpreter frames left before RecursionError: a caller deep
+    in Qt or pytest must still be able to use the formula."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(_frames_below_here() + frames)
+    try:
+        return fn()
+    finally:
+        sys.setrecursionlimit(old)
+
+
+@pytest.mark.parametrize("text", WORST_LEGAL, ids=[_preview(t) for t in WORST_LEGAL])
+def test_the_worst_legal_formulas_compare_hash_print_evaluate_and_differentiate(text) -> None:
+    assert len(text) <= 999
+    f = compile_formula(text)
+    again = compile_formula(text)
+    assert f == again and hash(f) == hash(again) and f.tree == again.tree
+    assert hash(f.tree) == hash(again.tree)
+    assert f != compile_formula("x + 1") and f.tree != parse("x + 1")
+    assert len(repr(f)) < 100 and len(repr(f.tree)) < 100
+    assert {f: 1}[again] == 1  # usable as a key, as sessions and caches do
+    x = torch.tensor(0.9, dtype=F64, requires_grad=True)
+    y = torch.tensor(1.1, dtype=F64, requires_grad=True)
+    out = f(x, y)
+    gx, gy = torch.autograd.grad(out, (x, y), allow_unused=True, materialize_grads=True)
+    assert out.shape == () and math.isfinite(float(gx)) and math.isfinite(float(gy))
+
+
+@pytest.mark.parametrize("text", WORST_LEGAL, ids=[_preview(t) for t in WORST_LEGAL])
+def test_the_worst_legal_formulas_need_few_interpreter_frames(text) -> None:
+    # 500 frames to spare is half the default limit: parsing, comparing and evaluating must fit.
+    def everything() -> None:
+        f = compile_formula(text)
+        assert f == compile_formula(text) and hash(f.tree) == hash(parse(text))
+        assert f.tree == parse(text) and repr(f.tree) and f.variables
+        x = torch.tensor(0.9, dtype=F64, requires_grad=True)
+        f(x, x).backward()
+    _with_frames_to_spare(500, everything)
+
+
+def test_one_token_more_than_the_limit_is_a_clear_error() -> None:
+    with pytest.raises(FormulaError, match="too long"):
+        compile_formula("x" + "+x" * 500)
+    with pytest.raises(FormulaError, match="nested too deeply"):
+        compile_formula("-" * 60 + "x")
+
+
+def test_chains_evaluate_left_to_right_exactly_as_python_does() -> None:
+    # The flat chain must give the same floats as the nested tree did: ((a op b) op c) ...
+    x, y = 0.1, 0.7
+    assert ev("x + y - x + y*x - y/x*y", x, y) == x + y - x + y * x - y / x * y
+    assert ev("1 - 2 - 3 + x", x) == 1 - 2 - 3 + x
+    assert ev("x / y / 3 * x", x, y) == x / y / 3 * x
+
+
+def test_trees_compare_by_structure() -> None:
+    assert parse("x + 1") == parse("x+1") and hash(parse("x + 1")) == hash(parse("x+1"))
+    assert parse("x + 1") != parse("x - 1")
+    assert parse("2*x") != parse("2/x")
+    assert parse("min(x, 1)") != parse("max(x, 1)")
+    assert parse("(x + 1) + 2") != parse("x + (1 + 2)")
+    assert parse("x") == parse("(x)") and parse("x") != parse("y")
+
+
+# --- characters from other scripts ----------------------------------------------------------------
+
+@pytest.mark.parametrize("digit, value", [("\u0663", 3), ("\u0969", 3), ("\uff13", 3),
+                                          ("\u0660", 0)])
+def test_digits_of_other_scripts_are_refused_with_their_column(digit: str, value: int) -> None:
+    with pytest.raises(FormulaError) as info:
+        compile_formula(f"x*{digit}")
+    assert info.value.column == 3
+    assert "0-9" in str(info.value) and f"here {value}" in str(info.value)
+    with pytest.raises(FormulaError) as info:
+        compile_formula(f"x + 1{digit}")  # not read as part of the number 1
+    assert info.value.column == 6
+
+
+def test_the_unicode_minus_sign_is_read_as_minus() -> None:
+    f = compile_formula("x \u2212 y")
+    assert ev("x \u2212 y", 5.0, 2.0) == 3.0
+    assert ev("\u2212x**2 + 1", 3.0) == -8.0
+    assert f.text == "x - y"  # what is shown and saved is plain ASCII
+    assert f == compile_formula("x - y")
+    with pytest.raises(FormulaError) as info:
+        compile_formula("x \u2212 $")  # columns still count the minus as one character
+    assert info.value.column == 5
+
+
+@pytest.mark.parametrize("text, column, advice", [
+    ("x \u00d7 y", 3, "write * for a product"),
+    ("x \u00f7 y", 3, "write / for a division"),
+    ("x \u2013 y", 3, "write - for a minus"),
+    ("x\u00b2", 2, "x**2"),
+    ("\u221ax", 1, "sqrt("),
+    ("2*\u03c0", 3, "write pi"),
+    ("x + \u00e9", 5, "plain ASCII"),
+])
+def test_look_alike_characters_say_what_to_type(text: str, column: int, advice: str) -> None:
+    with pytest.raises(FormulaError) as info:
+        compile_formula(text)
+    assert info.value.column == column
+    assert advice in str(info.value) and "\n" not in str(info.value)
