@@ -24,7 +24,8 @@ from PySide6.QtWidgets import (QApplication, QGraphicsItem, QGraphicsScene, QGra
                                QStyleOptionGraphicsItem, QWidget)
 
 from core.errors import ExportError
-from core.graph import AutogradGraph, GraphNode, compute_layout, structure_key
+from core.atomic import atomic_path
+from core.graph import AutogradGraph, GraphLayout, GraphNode, compute_layout, structure_key
 
 BOX = (104.0, 54.0)  # op, leaf and frozen boxes: three lines
 SMALL_BOX = (64.0, 24.0)  # a plain number: one line
@@ -241,12 +242,16 @@ class GraphScene(QGraphicsScene):
         self._key: tuple[Any, ...] | None = None
         self._step: int | None = None
 
-    def set_graph(self, graph: AutogradGraph) -> bool:
-        """Show `graph`; returns True when the structure changed and the layout was redone."""
+    def set_graph(self, graph: AutogradGraph, layout: GraphLayout | None = None) -> bool:
+        """Show `graph`; returns True when the structure changed and the layout was redone.
+
+        `layout`, if given, is compute_layout(graph) done elsewhere (a worker thread): it is used
+        when the structure changed instead of laying the graph out here.
+        """
         key = structure_key(graph)
         relaid = key != self._key
         if relaid:
-            self._build(graph)
+            self._build(graph, layout)
             self._key = key
         self.graph = graph
         for node in graph.nodes:
@@ -275,9 +280,9 @@ class GraphScene(QGraphicsScene):
             return QPointF(-layer * LAYER_UNIT, x * ROW_UNIT)
         return QPointF(x * X_UNIT, layer * Y_UNIT)
 
-    def _build(self, graph: AutogradGraph) -> None:
+    def _build(self, graph: AutogradGraph, layout: GraphLayout | None = None) -> None:
         self.clear()
-        layout = compute_layout(graph)
+        layout = layout if layout is not None else compute_layout(graph)
         self.node_items = {}
         for node in graph.nodes:
             item = NodeItem(node, node.id == graph.root)
@@ -407,9 +412,10 @@ class GraphView(QGraphicsView):
         if self.graph_scene.set_orientation(orientation):
             self.fit()
 
-    def set_graph(self, graph: AutogradGraph) -> None:
-        """Show `graph`: a new structure is laid out (and fitted), a new point only relabelled."""
-        if self.graph_scene.set_graph(graph):
+    def set_graph(self, graph: AutogradGraph, layout: GraphLayout | None = None) -> None:
+        """Show `graph`: a new structure is laid out (and fitted), a new point only relabelled.
+        `layout`: the graph's compute_layout, when it was done already (off the GUI thread)."""
+        if self.graph_scene.set_graph(graph, layout):
             self.fit()
 
     def highlight_step(self, k: int | None) -> str | None:
@@ -444,10 +450,12 @@ def _ensure_app() -> None:
 
 
 def render_graph(graph: AutogradGraph, path: str | Path, scale: float = 1.5, *,
-                 orientation: str = "horizontal") -> Path:
+                 orientation: str = "horizontal", layout: GraphLayout | None = None) -> Path:
     """Write the drawing of `graph` to a .png or .svg file; works headless (offscreen Qt).
-    `orientation` as for GraphScene: "horizontal" (inputs left, loss right) or "vertical".
+    `orientation` as for GraphScene: "horizontal" (inputs left, loss right) or "vertical";
+    `layout`: the graph's compute_layout if it is at hand (else it is laid out here).
 
+    The file is written atomically: when writing fails, an older file at `path` stays as it was.
     Raises ExportError for another extension or a path that cannot be written, ValueError for
     another orientation.
     """
@@ -457,35 +465,38 @@ def render_graph(graph: AutogradGraph, path: str | Path, scale: float = 1.5, *,
     if suffix not in (".png", ".svg"):
         raise ExportError(f"cannot write the graph as {suffix or 'a file without extension'!r}: "
                           "use a .png or .svg file name")
-    try:
-        with open(path, "wb"):
-            pass
-    except OSError as e:
-        raise ExportError(f"cannot write {path}: {e.strerror or e}") from None
     _ensure_app()
     scene = GraphScene(orientation=orientation)
-    scene.set_graph(graph)
+    scene.set_graph(graph, layout)
     source = scene.itemsBoundingRect().adjusted(-20, -20, 20, 20)
     scale = min(scale, 8000 / max(source.width(), source.height()))  # keep images sane
     size = QSize(math.ceil(source.width() * scale), math.ceil(source.height() * scale))
+    try:
+        with atomic_path(path) as tmp:
+            _paint_to(scene, source, size, tmp, suffix)
+    except OSError as e:
+        raise ExportError(f"cannot write {path}: {e.strerror or e}") from None
+    return path
+
+
+def _paint_to(scene: GraphScene, source: QRectF, size: QSize, out: Path, suffix: str) -> None:
+    """Paint `source` of the scene into a new .png or .svg file `out`; OSError when it fails."""
     if suffix == ".png":
         image = QImage(size, QImage.Format.Format_ARGB32)
         image.fill(QColor("white"))
         painter = QPainter(image)
     else:
         generator = QSvgGenerator()
-        generator.setFileName(str(path))
+        generator.setFileName(str(out))
         generator.setSize(size)
         generator.setViewBox(QRectF(0, 0, size.width(), size.height()))
         generator.setTitle("autograd graph")
         painter = QPainter()
         if not painter.begin(generator):
-            raise ExportError(f"cannot write {path}: the SVG writer could not open it")
+            raise OSError("the SVG writer could not open it")
         painter.fillRect(QRectF(0, 0, size.width(), size.height()), QColor("white"))
     painter.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing)
     scene.render(painter, QRectF(0, 0, size.width(), size.height()), source)
     painter.end()
-    if suffix == ".png" and not image.save(str(path)):
-        raise ExportError(f"cannot write {path}: saving the PNG failed")
-    return path
-
+    if suffix == ".png" and not image.save(str(out), "PNG"):
+        raise OSError("saving the PNG failed")

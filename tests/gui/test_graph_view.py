@@ -10,7 +10,7 @@ from PySide6.QtGui import QColor, QImage
 
 from core.errors import ExportError
 from core.formula import compile_formula
-from core.graph import build_graph
+from core.graph import build_graph, compute_layout
 from core.surfaces import get_surface
 from gui.graph_view import EdgeItem, GraphScene, GraphView, NodeItem, render_graph
 
@@ -230,6 +230,33 @@ def test_render_errors(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untype
     (tmp_path / "taken.png").mkdir()
     with pytest.raises(ExportError, match="cannot write .*taken.png"):
         render_graph(graph, tmp_path / "taken.png")
+
+
+def test_a_failed_render_leaves_the_old_file_as_it_was(qtbot, tmp_path: Path, monkeypatch
+                                                       ) -> None:  # type: ignore[no-untyped-def]
+    graph = build_graph(compile_formula("x * y"), 1.0, 2.0)
+    out = render_graph(graph, tmp_path / "graph.png")
+    old = out.read_bytes()
+    monkeypatch.setattr(QImage, "save", lambda *args: False)  # the disk is full, say
+    with pytest.raises(ExportError, match="cannot write .*graph.png: saving the PNG failed"):
+        render_graph(build_graph(compile_formula("x + y"), 1.0, 2.0), out)
+    assert out.read_bytes() == old  # before: a 0-byte file where the old picture was
+    assert [p.name for p in tmp_path.iterdir()] == ["graph.png"]  # no temporary file left
+
+
+def test_render_with_a_layout_done_elsewhere(qtbot, tmp_path: Path, monkeypatch
+                                             ) -> None:  # type: ignore[no-untyped-def]
+    import gui.graph_view
+
+    graph = build_graph(CAMEL, 0.1, 0.2)
+    layout = compute_layout(graph)
+    monkeypatch.setattr(gui.graph_view, "compute_layout", None)  # must not be called
+    assert render_graph(graph, tmp_path / "g.svg", layout=layout).stat().st_size > 500
+    view = GraphView()
+    qtbot.addWidget(view)
+    view.set_graph(graph, layout)
+    assert view.node_items["x"].pos().x() == pytest.approx(
+        -layout.positions["x"][1] * gui.graph_view.LAYER_UNIT)
 
 
 def test_everything_frozen_renders_one_box(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
