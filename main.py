@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -27,11 +27,14 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # argparse takes "-1.5,2" for an option (its negative-number pattern has no comma), so
-        # "--start -1.5,2" or "--x-range -2,2" failed; a '-' before a digit is a value here.
-        self._negative_number_matcher = re.compile(r"^-\.?\d")
+    def _parse_optional(self, arg_string: str) -> Any:
+        # argparse takes any "-..." for an option, so "--start -1.5,2", "--x-range -2,2" and
+        # "--formula -exp(-(x**2+y**2))" failed with "expected one argument". Every option here
+        # is long ("--name") except -h: anything else starting with a single '-' is a value.
+        if (arg_string.startswith("-") and not arg_string.startswith("--")
+                and arg_string not in self._option_string_actions):
+            return None
+        return super()._parse_optional(arg_string)
 
     def error(self, message: str) -> NoReturn:  # one clear line instead of usage + message
         raise UsageError(f"{message} (see '{self.prog} --help')")
@@ -58,7 +61,9 @@ def _add_problem_options(p: argparse.ArgumentParser, with_runs: bool = True) -> 
     if not with_runs:
         return
     p.add_argument("--start", metavar="X,Y", help="start point (default: the surface's)")
-    p.add_argument("--steps", type=int, default=200, metavar="N", help="steps (default 200)")
+    p.add_argument("--steps", type=int, default=None, metavar="N",
+                   help="steps for every run (default: each run's own count in --session, "
+                        "else 200)")
     p.add_argument("--optimizer", action="append", default=[], metavar="CALL",
                    help="e.g. 'Adam(lr=0.05, betas=(0.9, 0.99))'; repeatable "
                         "(default: SGD, SGD with momentum, RMSprop, Adam)")
@@ -109,7 +114,7 @@ def build_session(args: argparse.Namespace):  # -> Session
     from core.surfaces import get_surface
 
     surface = _surface(args)
-    if args.steps < 0:
+    if args.steps is not None and args.steps < 0:
         raise UsageError(f"--steps must be 0 or more (got {args.steps})")
     if args.session:
         session = Session.load(args.session)
@@ -155,7 +160,7 @@ def result_table(session) -> str:
         frozen = f" [frozen {','.join(sorted(run.frozen))}]" if run.frozen else ""
         lines.append(f"{i:>2}  {name:<34} {run.steps:>6} " + " ".join(
             f"{_fmt(v):>12}" for v in values[:3]) + f" {_fmt(values[3]):>10}  "
-            f"{run.status_text}{frozen}")
+            f"{run.status_text if run.enabled else 'disabled'}{frozen}")
     return "\n".join(lines)
 
 
@@ -184,8 +189,7 @@ def cmd_run(args: argparse.Namespace) -> str:
     from core.export import to_csv, to_json
 
     session = build_session(args)
-    for run in session.runs:
-        run.step(args.steps)
+    session.play(args.steps)  # each run its own count; disabled runs stay at the start
     if args.json:
         return to_json(session)
     if args.csv:
@@ -201,8 +205,7 @@ def cmd_export(args: argparse.Namespace) -> str:
     if suffix not in (".json", ".csv", ".png", ".svg"):
         raise UsageError(f"--out must end in .json, .csv, .png or .svg (got {out.name!r})")
     session = build_session(args)
-    for run in session.runs:
-        run.step(args.steps)
+    session.play(args.steps)  # each run its own count; disabled runs stay at the start
     if suffix in (".png", ".svg"):
         from gui.image_export import render_session_image
 
@@ -250,18 +253,58 @@ def _ensure_headless_qt() -> None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+# Qt platform plugins that draw without a window system (QT_QPA_PLATFORM=offscreen in tests).
+_NO_WINDOW_SYSTEM = {"offscreen", "minimal", "minimalegl", "vnc", "eglfs", "linuxfb",
+                     "vkkhrdisplay"}
+
+
+def no_display_reason(environ: Mapping[str, str], platform: str) -> str | None:
+    """Why the app cannot open a window here ("DISPLAY is not set"), or None if it can.
+
+    Without it, Qt aborts ("could not connect to display", then a core dump) with no hint
+    that the headless subcommands would work. macOS and Windows always have a display.
+    """
+    if not platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        return None
+    requested = environ.get("QT_QPA_PLATFORM", "").strip()
+    # QT_QPA_PLATFORM may list fallbacks ("wayland;xcb") and options ("xcb:foo=bar").
+    plugins = [p.split(":")[0].strip().lower() for p in requested.split(";") if p.strip()]
+    has_x, has_wayland = bool(environ.get("DISPLAY")), bool(environ.get("WAYLAND_DISPLAY"))
+    if not plugins:
+        return None if has_x or has_wayland else "DISPLAY is not set"
+    for plugin in plugins:
+        if plugin in _NO_WINDOW_SYSTEM or (plugin == "xcb" and has_x) \
+                or (plugin.startswith("wayland") and has_wayland):
+            return None
+        if plugin not in ("xcb",) and not plugin.startswith("wayland"):
+            return None  # a plugin we do not know about: let Qt decide
+    needed = "DISPLAY" if plugins[0] == "xcb" else "WAYLAND_DISPLAY"
+    return f"QT_QPA_PLATFORM is {requested!r} but {needed} is not set"
+
+
+def _open_app() -> int:
+    import os
+
+    reason = no_display_reason(os.environ, sys.platform)
+    if reason is not None:
+        print(f"optimizer-playground: no display ({reason}); run it on a desktop, or use the "
+              "headless subcommands: see --help", file=sys.stderr)
+        return 1
+    try:
+        from gui.app import run_app
+    except ImportError as e:
+        print(f"optimizer-playground: the desktop app cannot start: {e}", file=sys.stderr)
+        return 1
+    return run_app()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         if args.command is None:
-            try:
-                from gui.app import run_app
-            except ImportError as e:
-                print(f"optimizer-playground: the desktop app cannot start: {e}", file=sys.stderr)
-                return 1
-            return run_app()
+            return _open_app()
         if args.command in ("export", "graph"):
             _ensure_headless_qt()
         handler: dict[str, Any] = {"list": lambda a: cmd_list(), "run": cmd_run,

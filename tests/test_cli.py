@@ -357,3 +357,174 @@ def test_negative_numbers_are_values_not_options(capsys, start: str) -> None:
     data = run_json(capsys, "--formula", "x + y", "--x-range", "-2,-1", "--y-range", "-.5,0",
                     "--steps", "0", "--optimizer", "SGD")
     assert data["surface"]["x_range"] == [-2.0, -1.0] and data["surface"]["y_range"] == [-0.5, 0.0]
+
+
+# --- issue 7 ------------------------------------------------------------------------------------
+
+
+def test_run_session_without_steps_reproduces_what_was_saved(capsys, tmp_path: Path) -> None:
+    s = Session(get_surface("himmelblau"), start=(1.0, 1.0))
+    a = s.add_run("Adam", {"lr": 0.1})
+    b = s.add_run("SGD", {"lr": 0.01})
+    a.step(37)
+    b.step(11)
+    path = tmp_path / "s.json"
+    s.save(path)
+    data = run_json(capsys, "--session", str(path))
+    assert [r["steps"] for r in data["runs"]] == [37, 11]
+    assert data["runs"][0]["trajectory"]["x"] == list(a.trajectory.x)
+    assert data["runs"][1]["trajectory"]["y"] == list(b.trajectory.y)
+    # --steps given explicitly overrides the file's counts
+    data = run_json(capsys, "--session", str(path), "--steps", "3")
+    assert [r["steps"] for r in data["runs"]] == [3, 3]
+
+
+def test_an_export_run_again_without_steps_gives_the_same_trajectories(capsys,
+                                                                       tmp_path: Path) -> None:
+    out = tmp_path / "race.json"
+    ok(capsys, "export", "--surface", "beale", "--steps", "9", "--optimizer", "Adam(lr=0.02)",
+       "--out", str(out))
+    exported = json.loads(out.read_text())
+    data = run_json(capsys, "--session", str(out))
+    assert data["runs"][0]["trajectory"] == exported["runs"][0]["trajectory"]
+    assert data["runs"][0]["trajectory"]["step"][-1] == 9
+
+
+def test_run_and_export_do_not_step_disabled_runs(capsys, tmp_path: Path) -> None:
+    s = Session(get_surface("booth"))
+    s.add_run("Adam", {"lr": 0.1})
+    s.add_run("SGD", {"lr": 0.01}, enabled=False)
+    path = tmp_path / "s.json"
+    s.save(path)
+    data = run_json(capsys, "--session", str(path), "--steps", "5")
+    assert [r["steps"] for r in data["runs"]] == [5, 0]
+    assert data["runs"][1]["trajectory"]["step"] == [0]
+    table = ok(capsys, "run", "--session", str(path), "--steps", "5")
+    row = [ln for ln in table.splitlines() if ln.startswith(" 2 ")][0]
+    assert row.split()[-1] == "disabled" and " 0 " in row
+    out = tmp_path / "e.json"
+    ok(capsys, "export", "--session", str(path), "--steps", "5", "--out", str(out))
+    assert [r["steps"] for r in json.loads(out.read_text())["runs"]] == [5, 0]
+
+
+def session_text(**changes) -> str:
+    data = {"format": "optimizer-playground-session", "version": 1, "surface": {"name": "booth"},
+            "start": [1, 2], "runs": [{"optimizer": "Adam", "hyperparameters": {"lr": 0.1}}]}
+    data.update(changes)
+    return json.dumps(data)
+
+
+BAD_FILES = [
+    ("400-digit start", session_text().replace('"start": [1, 2]',
+                                              '"start": [1' + "0" * 400 + ", 2]"), "'start[0]'"),
+    ("NaN in a hyperparameter", session_text().replace('"lr": 0.1', '"lr": NaN'), "'hyperparam"),
+    ("Infinity in extra", session_text(extra={"v": "X"}).replace('"X"', "Infinity"), "'extra.v'"),
+    ("built-in with a range", session_text(surface={"name": "booth", "x_range": [0, 1]}),
+     "x_range"),
+    ("version 0", session_text(version=0), "'version'"),
+    ("version -7", session_text(version=-7), "'version'"),
+    ("colour #zzzzzz", session_text(runs=[{"optimizer": "SGD", "color": "#zzzzzz"}]),
+     "run 1: 'color' must be #rrggbb, got '#zzzzzz'"),
+    ("label with a newline", session_text(runs=[{"optimizer": "SGD", "label": "a\nb"}]),
+     "run 1: 'label'"),
+    ("unknown key", session_text(zoom=3), "unknown field 'zoom'"),
+    ("LBFGS asking for minutes", session_text(runs=[{"optimizer": "LBFGS", "steps": 200,
+                                                     "hyperparameters": {
+                                                         "max_iter": 1000, "tolerance_grad": 0,
+                                                         "tolerance_change": 0}}]), "max_iter"),
+]
+
+
+@pytest.mark.parametrize("text, words", [(t, w) for _, t, w in BAD_FILES],
+                         ids=[i for i, _, _ in BAD_FILES])
+def test_bad_session_files_exit_2_with_one_line_naming_the_field(capsys, tmp_path: Path, text,
+                                                                  words: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    code, out, err = cli(capsys, "run", "--json", "--session", str(path))
+    assert code == 2 and out == ""
+    assert len(err.strip("\n").splitlines()) == 1 and "Traceback" not in err
+    assert words in err
+
+
+def test_session_dev_zero_is_refused_quickly(capsys) -> None:
+    code, out, err = cli(capsys, "run", "--session", "/dev/zero")
+    assert code == 2 and "too large" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_session_file_with_a_byte_order_mark_runs(capsys, tmp_path: Path) -> None:
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + session_text().encode())
+    data = run_json(capsys, "--session", str(path), "--steps", "2")
+    assert data["surface"]["name"] == "booth" and data["runs"][0]["steps"] == 2
+
+
+def test_the_command_line_bounds_the_work_too(capsys) -> None:
+    code, out, err = cli(capsys, "run", "--optimizer",
+                         "LBFGS(max_iter=1000, tolerance_grad=0, tolerance_change=0)")
+    assert code == 2 and out == "" and "max_iter" in err and len(err.strip().splitlines()) == 1
+    code, out, err = cli(capsys, "run", "--optimizer", "SGD", "--steps", "10000000000")
+    assert code == 2 and "steps" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("formula", ["-exp(-(x**2+y**2))", "-x**2", "-x*y+y**2", "- x**2 + y**2"])
+def test_a_formula_may_start_with_a_minus(capsys, formula: str) -> None:
+    data = run_json(capsys, "--formula", formula, "--start", "-0.5,0.25", "--steps", "1",
+                    "--optimizer", "SGD(lr=0.1)")
+    assert data["surface"]["formula"] == formula and data["start"] == [-0.5, 0.25]
+    assert data["runs"][0]["steps"] == 1
+
+
+def test_graph_options_may_start_with_a_minus(capsys) -> None:
+    data = json.loads(ok(capsys, "graph", "--formula", "-x*y", "--at", "-1,-2",
+                         "--x-range", "-3,-0.5", "--y-range", "-4,1", "--json"))
+    x, y = torch.tensor(-1.0, requires_grad=True), torch.tensor(-2.0, requires_grad=True)
+    loss = -x * y
+    loss.backward()
+    assert data["loss"] == pytest.approx(loss.item())
+
+
+def test_a_missing_value_is_still_an_error(capsys) -> None:
+    code, out, err = cli(capsys, "run", "--formula")
+    assert code == 2 and "expected one argument" in err
+
+
+NO_DISPLAY = ("optimizer-playground: no display (DISPLAY is not set); run it on a desktop, or use"
+              " the headless subcommands: see --help")
+
+
+def test_no_display_says_so_in_one_line_without_starting_qt(capsys, monkeypatch) -> None:
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setitem(sys.modules, "gui.app", None)  # importing the app would fail the test
+    code, out, err = cli(capsys)
+    assert code == 1 and out == ""
+    assert err.strip() == NO_DISPLAY
+
+
+@pytest.mark.parametrize("env, reason", [
+    ({}, "DISPLAY is not set"),
+    ({"QT_QPA_PLATFORM": "xcb"}, "QT_QPA_PLATFORM is 'xcb' but DISPLAY is not set"),
+    ({"QT_QPA_PLATFORM": "wayland", "DISPLAY": ":0"},
+     "QT_QPA_PLATFORM is 'wayland' but WAYLAND_DISPLAY is not set"),
+    ({"DISPLAY": ":0"}, None),
+    ({"WAYLAND_DISPLAY": "wayland-0"}, None),
+    ({"QT_QPA_PLATFORM": "offscreen"}, None),
+    ({"QT_QPA_PLATFORM": "wayland;xcb", "DISPLAY": ":0"}, None),
+])
+def test_no_display_reason(env: dict, reason) -> None:
+    assert main.no_display_reason(env, "linux") == reason
+    assert main.no_display_reason({}, "darwin") is None
+
+
+def test_with_a_display_the_app_starts(capsys, monkeypatch) -> None:
+    import types
+
+    started = []
+    app = types.ModuleType("gui.app")
+    app.run_app = lambda: started.append(True) or 0
+    monkeypatch.setitem(sys.modules, "gui.app", app)
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    assert main.main([]) == 0 and started == [True]
