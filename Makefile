@@ -1,4 +1,5 @@
-# `make run` opens the app, `make test` runs every test; both build .venv from nothing when needed.
+# `make run` opens the app, `make test` runs every test, `make lint` runs ruff; each builds .venv
+# from nothing when needed.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -21,6 +22,10 @@ bench: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_engine.py
 	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_gui.py
 	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_graph.py
+
+# ruff over the whole tree (its settings are in pyproject.toml); a finding fails the build.
+lint: $(STAMP)
+	$(PY) -m ruff check .
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
