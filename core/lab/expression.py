@@ -34,7 +34,7 @@ MAX_LENGTH = 2000
 MAX_DEPTH = 60
 MAX_TOKENS = 1000
 MAX_STATEMENTS = 20
-MAX_NODE_ELEMENTS = 4096  # any intermediate: broadcasting a (64, 1) by a (1, 64) is the most
+MAX_NODE_ELEMENTS = 1024  # any intermediate, e.g. a (64, 1) tensor broadcast against a (1, 64)
 
 CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
 
