@@ -8,11 +8,12 @@ is a narrow valley, where plain gradient descent zigzags across and crawls along
 
 from __future__ import annotations
 
-import contextlib
 import math
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -111,40 +112,169 @@ def classify(a: float, b: float) -> str:
 
 # --- why the picture is computed without gradients ----------------------------------------------
 
+TIME_NOISE = 0.10  # a time ratio within 10 % of 1 (or whose quartiles straddle 1) is "the same"
+SAMPLE_MS = 20.0  # each timed sample repeats the evaluation until it takes about this long
+TIME_BUDGET_S = 2.0  # fewer repeats (never under MIN_REPEATS) when a formula is slow to evaluate
+MIN_REPEATS = 3
+MAX_EVALUATIONS = 10_000  # a sample's evaluations, whatever the calibration says
 
-def grid_timing(surface: LossFn, n: int = 300, repeats: int = 5,
+Progress = Callable[[float], "bool | None"]
+
+
+class MeasurementCancelled(Exception):
+    """The caller's progress callback (or state) asked the measurement to stop."""
+
+
+class ProgressState(Protocol):
+    """What a worker's state offers (gui/worker.py's JobState, Orange3's pattern)."""
+
+    def set_progress(self, fraction: float) -> None: ...
+
+    def is_interruption_requested(self) -> bool: ...
+
+
+def grid_timing(surface: LossFn, n: int = 300, repeats: int = 9,
                 x_range: tuple[float, float] = (-3.0, 3.0),
-                y_range: tuple[float, float] = (-3.0, 3.0)) -> dict[str, float]:
-    """Evaluate an n-by-n grid (as Surface.grid does) under torch.no_grad() and with x and y as
-    leaves that require grad; report the best time of `repeats` (ms: the least disturbed by
-    other work on the machine) and the bytes each keeps alive.
+                y_range: tuple[float, float] = (-3.0, 3.0), *,
+                progress: Progress | None = None,
+                state: ProgressState | None = None) -> dict[str, Any]:
+    """What gradient tracking costs on an n-by-n grid (as Surface.grid evaluates it): time and
+    memory under torch.no_grad() and with x and y as leaves that require grad.
 
-    With grad tracking on, autograd saves the inputs of every op for a backward pass the picture
-    never needs: `grad_saved_bytes` counts them (each storage once), via saved_tensors_hooks.
+    Memory is exact and the reliable part: with tracking on, autograd saves the inputs of every
+    op for a backward pass the picture never needs; `grad_saved_bytes` counts them (each storage
+    once) via saved_tensors_hooks. Time is noisy on a busy machine, so it is measured to be
+    stable: each sample repeats the evaluation until it lasts about SAMPLE_MS, the two modes
+    alternate sample by sample (a burst of other work hits both), and the figures are medians.
+
+    Safe on a worker thread: grad mode is per thread, so each evaluation sets it explicitly.
+    `progress(fraction)` is called as the work advances and cancels it by returning False; a
+    `state` (gui/worker.py's JobState) gets set_progress and is asked
+    is_interruption_requested(). A cancel raises MeasurementCancelled.
+
+    Returns (times in ms per evaluation, sizes in bytes):
+      n, samples, evaluations_per_sample
+      no_grad_ms, grad_ms                  medians
+      no_grad_ms_spread, grad_ms_spread    interquartile ranges
+      time_ratio                           median of grad / no_grad over back-to-back pairs
+      time_ratio_low, time_ratio_high      its quartiles
+      time_within_noise                    1.0 when the ratio is 1 within the noise, else 0.0
+      no_grad_saved_bytes, grad_saved_bytes  what autograd saved for backward
+      no_grad_bytes, grad_bytes            everything kept alive (saved + the picture)
+      memory_ratio                         grad_bytes / no_grad_bytes
+      conclusion                           one line, worded from the memory (a str)
     """
     (x0, x1), (y0, y1) = getattr(surface, "x_range", x_range), getattr(surface, "y_range", y_range)
+    xs = torch.linspace(x0, x1, n, dtype=DTYPE)
+    ys = torch.linspace(y0, y1, n, dtype=DTYPE)
 
-    def evaluate(track: bool, saved: dict[int, int] | None = None) -> tuple[float, int]:
-        xs = torch.linspace(x0, x1, n, dtype=DTYPE).requires_grad_(track)
-        ys = torch.linspace(y0, y1, n, dtype=DTYPE).requires_grad_(track)
-        hooks = contextlib.nullcontext() if saved is None else \
-            torch.autograd.graph.saved_tensors_hooks(lambda t: _note(saved, t), lambda t: t)
+    def report(fraction: float) -> None:
+        if state is not None:
+            state.set_progress(fraction)
+            if state.is_interruption_requested():
+                raise MeasurementCancelled("the measurement was cancelled")
+        if progress is not None and progress(fraction) is False:
+            raise MeasurementCancelled("the measurement was cancelled")
+
+    def evaluate(track: bool) -> Tensor:
+        x = xs.detach().requires_grad_(track)
+        y = ys.detach().requires_grad_(track)
+        with torch.set_grad_enabled(track):
+            return surface(x.unsqueeze(0), y.unsqueeze(1))
+
+    def sample_ms(track: bool, evaluations: int) -> float:
         start = time.perf_counter()
-        with torch.set_grad_enabled(track), hooks:
-            z = surface(xs.unsqueeze(0), ys.unsqueeze(1))
-        return (time.perf_counter() - start) * 1000, z.untyped_storage().nbytes()
+        for _ in range(evaluations):
+            evaluate(track)
+        return (time.perf_counter() - start) * 1000 / evaluations
 
-    out: dict[str, float] = {"n": float(n)}
+    report(0.0)
+    out: dict[str, Any] = {"n": float(n)}
+    # Memory, once per mode (the hooks would slow the timed evaluations down).
     for track, prefix in ((False, "no_grad"), (True, "grad")):
-        evaluate(track)  # warm-up
-        out[f"{prefix}_ms"] = min(evaluate(track)[0] for _ in range(repeats))
         saved: dict[int, int] = {}
-        output_bytes = evaluate(track, saved)[1]
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: _note(saved, t), lambda t: t):
+            output_bytes = evaluate(track).untyped_storage().nbytes()
         out[f"{prefix}_saved_bytes"] = float(sum(saved.values()))
         out[f"{prefix}_bytes"] = float(sum(saved.values()) + output_bytes)  # all it keeps alive
-    out["time_ratio"] = out["grad_ms"] / out["no_grad_ms"]
+    report(0.05)
+
+    # Calibrate (after a warm-up: the first evaluations allocate): enough evaluations a sample
+    # that being descheduled for a slice or two changes a sample by a few percent, not 100x.
+    sample_ms(False, 1)
+    sample_ms(True, 1)
+    report(0.07)
+    no_grad_one = min(sample_ms(False, 1) for _ in range(2))
+    evaluations = max(1, min(MAX_EVALUATIONS, math.ceil(SAMPLE_MS / max(no_grad_one, 1e-4))))
+    report(0.1)
+
+    times: dict[bool, list[float]] = {False: [], True: []}
+    ratios: list[float] = []
+    deadline = time.perf_counter() + TIME_BUDGET_S
+    for r in range(repeats):
+        order = (False, True) if r % 2 == 0 else (True, False)  # neither mode always goes first
+        pair = {track: sample_ms(track, evaluations) for track in order}
+        for track, ms in pair.items():
+            times[track].append(ms)
+        ratios.append(pair[True] / pair[False] if pair[False] > 0 else math.inf)
+        report(0.1 + 0.9 * (r + 1) / repeats)
+        if r + 1 >= MIN_REPEATS and time.perf_counter() > deadline:
+            break  # a slow formula: fewer samples rather than a long wait
+        if pair[False] * evaluations < SAMPLE_MS / 2:
+            # Calibrated while the machine was busy: samples came out short once it was not.
+            evaluations = min(MAX_EVALUATIONS, evaluations * 2)
+    repeats = len(ratios)
+    report(1.0)
+
+    out["samples"] = float(repeats)
+    out["evaluations_per_sample"] = float(evaluations)  # in the last sample
+    for track, prefix in ((False, "no_grad"), (True, "grad")):
+        low, mid, high = _quartiles(times[track])
+        out[f"{prefix}_ms"] = mid
+        out[f"{prefix}_ms_spread"] = high - low
+    low, mid, high = _quartiles(ratios)
+    out["time_ratio"], out["time_ratio_low"], out["time_ratio_high"] = mid, low, high
+    within = abs(mid - 1) <= TIME_NOISE or low <= 1.0 <= high
+    out["time_within_noise"] = 1.0 if within else 0.0
     out["memory_ratio"] = out["grad_bytes"] / out["no_grad_bytes"]
+    out["conclusion"] = timing_conclusion(out)
     return out
+
+
+def timing_conclusion(t: dict[str, Any]) -> str:
+    """One line on what tracking costs, worded from the memory, the figure that does not vary."""
+    saved = t["grad_saved_bytes"]
+    if saved > 0:
+        memory = (f"no_grad keeps no graph: {format_bytes(saved)} saved for backward with "
+                  f"tracking vs {format_bytes(t['no_grad_saved_bytes'])} with no_grad")
+    else:
+        memory = "this formula's backward needs none of its inputs: nothing saved either way"
+    ratio, low, high = t["time_ratio"], t["time_ratio_low"], t["time_ratio_high"]
+    spread = f"{low:.2g}-{high:.2g}x over {int(t['samples'])} paired samples"
+    if t["time_within_noise"]:
+        time_text = f"time: the same within noise ({ratio:.2g}x, {spread})"
+    elif ratio > 1:
+        time_text = f"time: tracking takes {ratio:.2g}x as long ({spread})"
+    else:
+        time_text = (f"time: tracking measured faster ({ratio:.2g}x, {spread}): machine noise, "
+                     "not an effect; the memory is the reliable figure")
+    return f"{memory}; {time_text}"
+
+
+def format_bytes(n: float) -> str:
+    """A byte count for people: 1.44 MB, 56 kB, 0 B."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
+def _quartiles(values: list[float]) -> tuple[float, float, float]:
+    """(first quartile, median, third quartile); with one value, that value three times."""
+    if len(values) == 1:
+        return values[0], values[0], values[0]
+    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, q2, q3
 
 
 def _note(saved: dict[int, int], t: Tensor) -> Tensor:
