@@ -214,6 +214,12 @@ class Session:
         intact and leaves no temporary file. Raises SessionError."""
         path = Path(path)
         text = json.dumps(self.to_dict(include_trajectories), indent=1, allow_nan=False)
+        # The app never writes a file it would refuse to open (a label typed too long, say):
+        # the text goes through the same validation as a load, before anything is written.
+        try:
+            Session._from_dict(parse_json(text), self.surface)
+        except SessionError as e:
+            raise SessionError(f"cannot save the session: {e}") from None
         try:
             write_atomic(path, text)
         except OSError as e:
@@ -222,6 +228,12 @@ class Session:
     @classmethod
     def from_dict(cls, data: Any) -> Session:
         """Build a session from parsed JSON, validating all of it. Raises SessionError."""
+        return cls._from_dict(data)
+
+    @classmethod
+    def _from_dict(cls, data: Any, known_surface: Surface | None = None) -> Session:
+        # known_surface: the surface the data was just written from (a save checking itself),
+        # reused rather than compiled again, which takes long for a long formula.
         if not isinstance(data, dict):
             raise SessionError("not a session: the file must hold a JSON object")
         _reject_unreadable_numbers(data)
@@ -239,7 +251,11 @@ class Session:
         for key in ("surface", "runs"):
             if key not in data:
                 raise SessionError(f"missing field {key!r}")
-        surface = _surface_from_dict(data["surface"])
+        if known_surface is not None and data["surface"] in (known_surface.to_dict(), {
+                **known_surface.describe(), **known_surface.to_dict()}):
+            surface = known_surface
+        else:
+            surface = _surface_from_dict(data["surface"])
         start = _point(data.get("start", list(surface.start)), "start", "")
         runs_data = data["runs"]
         if not isinstance(runs_data, list):
@@ -454,6 +470,13 @@ def _one_line(value: Any, field: str, where: str, limit: int) -> str:
         raise SessionError(f"{prefix}{field!r} must be one line of at most {limit} characters, "
                            f"got {_short(value)}")
     return value
+
+
+def validate_label(label: str | None) -> str | None:
+    """A run's label as a session file holds it (None, or one line of at most MAX_LABEL
+    characters); raises SessionError otherwise. For editors of labels, so a typed label can
+    always be saved."""
+    return None if label is None else _one_line(label, "label", "", MAX_LABEL)
 
 
 def _surface_from_dict(data: Any) -> Surface:

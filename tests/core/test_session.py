@@ -22,6 +22,7 @@ from core.session import (
     VERSION,
     Session,
     evaluations_per_step,
+    validate_label,
 )
 from core.surfaces import SURFACES, get_surface, surface_from_formula
 
@@ -555,3 +556,16 @@ def test_extra_is_free_form_and_exports_load() -> None:
     s = make_session()
     s.step(2)
     assert configs(Session.from_dict(result_dict(s))) == configs(s)
+
+
+def test_the_app_never_writes_a_file_it_would_refuse(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    path.write_text("the old file")
+    s = make_session()
+    s.runs[0].label = "a label typed far too long " * 10
+    with pytest.raises(SessionError, match="cannot save the session: run 1: 'label'"):
+        s.save(path)
+    assert path.read_text() == "the old file"
+    assert validate_label("fine") == "fine" and validate_label(None) is None
+    with pytest.raises(SessionError, match="one line"):
+        validate_label("two\nlines")
