@@ -55,10 +55,11 @@ class Surface:
             return float(self(torch.tensor(x, dtype=DTYPE), torch.tensor(y, dtype=DTYPE)))
 
     def value_and_grad(self, x: float, y: float) -> tuple[float, float, float]:
-        """f and its gradient at one point, by autograd."""
+        """f and its gradient at one point, by autograd (whatever this thread's grad mode)."""
         xt = torch.tensor(x, dtype=DTYPE, requires_grad=True)
         yt = torch.tensor(y, dtype=DTYPE, requires_grad=True)
-        f = self(xt, yt)
+        with torch.enable_grad():  # under no_grad the gradient would silently read as 0
+            f = self(xt, yt)
         if not f.requires_grad:
             return f.item(), 0.0, 0.0
         gx, gy = torch.autograd.grad(f, (xt, yt), allow_unused=True, materialize_grads=True)
@@ -114,9 +115,18 @@ def _check_point(label: str, p: object) -> Point:
     return px, py
 
 
+START_SEARCH_POINTS = 25  # the default start is looked for on this many points per axis
+
+
 def surface_from_formula(text: str, x_range: Range = (-3.0, 3.0), y_range: Range = (-3.0, 3.0),
                          start: Point | None = None, name: str = "custom") -> Surface:
-    """A Surface from the user's formula. Raises FormulaError or SurfaceError; changes nothing."""
+    """A Surface from the user's formula. Raises FormulaError or SurfaceError; changes nothing.
+
+    Without a `start`, the start is 80 % of the way across the region, or if f or its gradient is
+    not finite there (log(x) at x <= 0, say), the nearest point of a 25 x 25 grid where both
+    are. A formula with no such point anywhere (`sqrt(x - x)`: a NaN gradient everywhere) is
+    refused, whatever the start: every run would stop at its first step.
+    """
     formula = compile_formula(text)
     xr = _check_range("x range", x_range)
     yr = _check_range("y range", y_range)
@@ -126,20 +136,52 @@ def surface_from_formula(text: str, x_range: Range = (-3.0, 3.0), y_range: Range
     st = _check_point("start", start)
     surface = Surface(name=name, title=text.strip(), formula=formula, x_range=xr, y_range=yr,
                       start=st)
-    xs, ys, z = surface.grid(nx=25, ny=25)
-    if not np.isfinite(z).any():
-        raise FormulaError("the formula has no finite value anywhere in the region "
-                           f"x in [{xr[0]:g}, {xr[1]:g}], y in [{yr[0]:g}, {yr[1]:g}]")
-    if not chosen and not _differentiable_at(surface, st):
-        # The default start must be somewhere the runs can begin: the nearest grid point where
-        # f and its gradient are finite (log(x) has none at x <= 0, say).
-        rows, cols = np.nonzero(np.isfinite(z))
-        scale = (xr[1] - xr[0], yr[1] - yr[0])
-        for j, i in sorted(zip(rows, cols), key=lambda ji: ((xs[ji[1]] - st[0]) / scale[0]) ** 2
-                           + ((ys[ji[0]] - st[1]) / scale[1]) ** 2):
-            if _differentiable_at(surface, (float(xs[i]), float(ys[j]))):
-                return replace(surface, start=(float(xs[i]), float(ys[j])))
-    return surface
+    xs, ys, finite_value, usable = finite_grid(formula, xr, yr)
+    region = f"x in [{xr[0]:g}, {xr[1]:g}], y in [{yr[0]:g}, {yr[1]:g}]"
+    if not finite_value.any():
+        raise FormulaError(f"the formula has no finite value anywhere in the region {region}")
+    if _differentiable_at(surface, st):
+        return surface
+    if not usable.any():
+        raise SurfaceError(f"no point in the region {region} has a finite value and gradient: "
+                           "an optimizer could not take a single step")
+    if chosen:
+        return surface  # the user's own start is kept; the runs will say that they diverge
+    # The nearest usable grid point, in units of the region's width and height (the first in
+    # row-major order on a tie).
+    dx = (xs[np.newaxis, :] - st[0]) / (xr[1] - xr[0])
+    dy = (ys[:, np.newaxis] - st[1]) / (yr[1] - yr[0])
+    distance = np.where(usable, dx**2 + dy**2, np.inf)
+    j, i = np.unravel_index(int(np.argmin(distance)), distance.shape)
+    return replace(surface, start=(float(xs[i]), float(ys[j])))
+
+
+def finite_grid(formula: Formula, x_range: Range, y_range: Range, n: int = START_SEARCH_POINTS
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Where f, and f with its gradient, are finite on an n-by-n grid of the region.
+
+    Returns (xs, ys, finite_value, finite_value_and_gradient), the masks indexed [j, i] for
+    (xs[i], ys[j]). One batched forward and one backward for all n*n points: every operation of
+    the grammar is elementwise, so the gradient of the sum is each point's own gradient, and the
+    cost is bounded by n*n whatever the formula (625 scalar backward passes of a long formula
+    took over a second).
+    """
+    xs = torch.linspace(x_range[0], x_range[1], n, dtype=DTYPE)
+    ys = torch.linspace(y_range[0], y_range[1], n, dtype=DTYPE)
+    # Point k is (xs[k % n], ys[k // n]): row-major, as Surface.grid.
+    x = xs.repeat(n).requires_grad_(True)
+    y = ys.repeat_interleave(n).requires_grad_(True)
+    with torch.enable_grad():  # explicit: the caller may be in no_grad, or on another thread
+        f = formula(x, y)
+        if f.requires_grad:
+            gx, gy = torch.autograd.grad(f.sum(), (x, y), allow_unused=True,
+                                         materialize_grads=True)
+        else:  # a constant surface
+            gx = gy = torch.zeros_like(x)
+    finite_value = torch.isfinite(f.detach())
+    usable = finite_value & torch.isfinite(gx) & torch.isfinite(gy)
+    return (xs.numpy(), ys.numpy(), finite_value.reshape(n, n).numpy(),
+            usable.reshape(n, n).numpy())
 
 
 def _differentiable_at(surface: Surface, point: Point) -> bool:

@@ -10,10 +10,12 @@ import pytest
 import torch
 
 from core.errors import FormulaError, SurfaceError
+from core.formula import Formula, compile_formula
 from core.surfaces import (
     BUILTIN_SURFACES,
     SURFACES,
     Surface,
+    finite_grid,
     get_surface,
     surface_from_formula,
 )
@@ -366,3 +368,107 @@ def test_default_start_of_a_formula_is_where_f_and_its_gradient_are_finite():
     # a start the user chose is kept as it is
     chosen = surface_from_formula("log(x)", start=(-1.0, 0.0))
     assert chosen.start == (-1.0, 0.0)
+
+
+# --- the default start: one batched search, and a clear refusal --------------------------------
+
+NAN_GRADIENT_EVERYWHERE = [
+    "sqrt(x - x) + x**2",
+    "sqrt(x - x)" + " + x" * 240,  # long: 625 scalar backward passes of it took over a second
+    "abs(y - y)**0.5 * 0 + x",
+]
+
+
+@pytest.mark.parametrize("text", NAN_GRADIENT_EVERYWHERE)
+def test_a_nan_gradient_everywhere_is_refused_plainly(text: str) -> None:
+    with pytest.raises(SurfaceError) as info:
+        surface_from_formula(text)
+    message = str(info.value)
+    assert "no point in the region" in message and "finite value and gradient" in message
+    assert "\n" not in message
+    with pytest.raises(SurfaceError, match="finite value and gradient"):
+        surface_from_formula(text, start=(1.0, 1.0))  # a start of one's own cannot help
+
+
+class CountingCalls:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        original = Formula.__call__
+
+        def counted(formula: Formula, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            return original(formula, x, y)
+        monkeypatch.setattr(Formula, "__call__", counted)
+
+
+@pytest.mark.parametrize("text", NAN_GRADIENT_EVERYWHERE + ["log(x) + (y - 1)**2 + sqrt(1 - y)",
+                                                            "x**2 + y**2"])
+def test_the_start_search_evaluates_the_formula_a_bounded_number_of_times(monkeypatch, text):
+    counter = CountingCalls(monkeypatch)
+    try:
+        surface_from_formula(text)
+    except SurfaceError:
+        pass
+    assert counter.calls <= 3  # one batched grid, one look at the start (not one per point)
+
+
+def _scalar_search(text: str, x_range=(-3.0, 3.0), y_range=(-3.0, 3.0)):
+    """The old search, point by point: the reference for the batched one."""
+    s = Surface("ref", "ref", compile_formula(text), x_range, y_range, (0.0, 0.0))
+    start = (x_range[0] + 0.8 * (x_range[1] - x_range[0]),
+             y_range[0] + 0.8 * (y_range[1] - y_range[0]))
+    if all(math.isfinite(v) for v in s.value_and_grad(*start)):
+        return start
+    xs = np.linspace(*x_range, 25)
+    ys = np.linspace(*y_range, 25)
+    scale = (x_range[1] - x_range[0], y_range[1] - y_range[0])
+    points = sorted(((float(x), float(y)) for y in ys for x in xs),
+                    key=lambda p: ((p[0] - start[0]) / scale[0]) ** 2
+                    + ((p[1] - start[1]) / scale[1]) ** 2)
+    for p in points:
+        if all(math.isfinite(v) for v in s.value_and_grad(*p)):
+            return p
+    return None
+
+
+@pytest.mark.parametrize("text, x_range, y_range", [
+    ("log(x) + (y - 1)**2 + sqrt(1 - y)", (-3.0, 3.0), (-3.0, 3.0)),
+    ("log(-x) + log(-y)", (-3.0, 3.0), (-3.0, 3.0)),
+    ("sqrt(4 - x**2 - y**2) + sqrt(x)", (-3.0, 3.0), (-3.0, 3.0)),
+    ("log(x - 1.7) * y", (0.0, 2.0), (-1.0, 5.0)),
+    ("x**2 + y**2", (-3.0, 3.0), (-3.0, 3.0)),
+])
+def test_the_default_start_is_the_one_the_point_by_point_search_finds(text, x_range, y_range):
+    expected = _scalar_search(text, x_range, y_range)
+    got = surface_from_formula(text, x_range, y_range).start
+    assert got == pytest.approx(expected, abs=1e-12)
+
+
+def test_finite_grid_agrees_with_value_and_grad_at_every_point() -> None:
+    text = "log(x) + sqrt(1 - y) + abs(x*y) + 1/(x - 0.5)"
+    s = surface_from_formula(text, start=(1.0, 0.0))
+    xs, ys, finite_value, usable = finite_grid(s.formula, s.x_range, s.y_range, n=9)
+    assert finite_value.shape == usable.shape == (9, 9)
+    assert usable.any() and not usable.all() and (finite_value >= usable).all()
+    for j, y in enumerate(ys):
+        for i, x in enumerate(xs):
+            f, gx, gy = s.value_and_grad(float(x), float(y))
+            assert finite_value[j, i] == math.isfinite(f)
+            assert usable[j, i] == all(math.isfinite(v) for v in (f, gx, gy))
+
+
+def test_the_start_search_works_inside_no_grad() -> None:
+    # Grad mode is per thread and may be off where the surface is built (a worker, a picture).
+    with torch.no_grad():
+        inside = surface_from_formula("log(x) + (y - 1)**2 + sqrt(1 - y)")
+        with pytest.raises(SurfaceError, match="finite value and gradient"):
+            surface_from_formula("sqrt(x - x) + x**2")
+    assert inside.start == surface_from_formula("log(x) + (y - 1)**2 + sqrt(1 - y)").start
+
+
+def test_a_surface_of_the_longest_formula_compares_hashes_and_prints() -> None:
+    text = "x" + "+y" * 499
+    a, b = surface_from_formula(text), surface_from_formula(text)
+    assert a == b and hash(a) == hash(b) and {a: 1}[b] == 1
+    assert a != surface_from_formula(text, x_range=(-2.0, 2.0))  # the region counts
+    assert "Formula(" in repr(a)
