@@ -26,6 +26,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -126,9 +127,9 @@ def main() -> None:
           f"{'pt-by-pt ms':>12}{'speed-up':>9}{'fwd+bwd ms':>11}{'ratio':>7}{'grid101 ms':>11}")
     worst_gui = 0.0
     for name, text in CASES.items():
-        compile_ms, python_ms = interleaved(lambda: compile_formula(text),
-                                            lambda: compile(text.replace("^", "**"), "<f>",
-                                                            "eval"), r)
+        compile_ms, python_ms = interleaved(partial(compile_formula, text),
+                                            partial(compile, text.replace("^", "**"), "<f>",
+                                                    "eval"), r)
         build = surface_or_error(text)
         surface = build()
         needs_search = not isinstance(surface, Surface) or surface.start != DEFAULT_START
@@ -139,7 +140,7 @@ def main() -> None:
         fwd_ms, plain_ms = interleaved(forward_backward(formula),
                                        forward_backward(plain_torch(text)), r)
         if isinstance(surface, Surface):
-            grid_ms, _ = interleaved(lambda: surface.grid(nx=101, ny=101), None, r)
+            grid_ms, _ = interleaved(partial(surface.grid, nx=101, ny=101), None, r)
         else:
             grid_ms = 0.0
         worst_gui = max(worst_gui, surface_ms + grid_ms)

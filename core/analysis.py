@@ -13,6 +13,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 import torch
@@ -193,7 +194,7 @@ def grid_timing(surface: LossFn, n: int = 300, repeats: int = 9,
     # Memory, once per mode (the hooks would slow the timed evaluations down).
     for track, prefix in ((False, "no_grad"), (True, "grad")):
         saved: dict[int, int] = {}
-        with torch.autograd.graph.saved_tensors_hooks(lambda t: _note(saved, t), lambda t: t):
+        with torch.autograd.graph.saved_tensors_hooks(partial(_note, saved), lambda t: t):
             output_bytes = evaluate(track).untyped_storage().nbytes()
         out[f"{prefix}_saved_bytes"] = float(sum(saved.values()))
         out[f"{prefix}_bytes"] = float(sum(saved.values()) + output_bytes)  # all it keeps alive
