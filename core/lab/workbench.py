@@ -267,7 +267,7 @@ class Lab:
                 result.values[f"vᵀJ for {name}"] = vjps[name]
                 agree.append(grad is not None and torch.allclose(grad, vjps[name]))
             if name in closed:
-                result.values[f"closed form {self.closed_form_text(name)}"] = closed[name]
+                result.values[self.closed_form_label(name)] = closed[name]
         verdict = "equal" if all(agree) else "NOT equal"
         result.explanation = (f"backward sends v back through the graph: each .grad is vᵀJ, "
                               f"the row vector v times the Jacobian of {q} for that input "
@@ -491,6 +491,10 @@ class Lab:
 
     def closed_form_text(self, name: str) -> str:
         return self.closed_forms[name].text
+
+    def closed_form_label(self, name: str) -> str:
+        """The label of `name`'s closed form in backward_with_gradient()'s values."""
+        return f"closed form {self.closed_form_text(name)}"
 
     def closed_form_values(self, v: Tensor | None = None) -> dict[str, Tensor]:
         """The preset's closed forms for .grad (e.g. 9*a**2 * v), evaluated on the inputs."""
