@@ -1,11 +1,16 @@
-"""Pictures to files: PNG (QImage) or SVG (QSvgGenerator), from a live widget or a whole session.
+"""Pictures to files: PNG (QImage) or SVG (QSvgGenerator), of a session, the live surface view,
+the curves, or any widget.
+
+The surface and the curves are drawn from the data, not grabbed from the screen: each export
+builds its own offscreen picture (a never-shown pg.GraphicsLayoutWidget laid out at the requested
+size), so it works whatever tab is showing, at any size, and without the hover read-out.
 
 pyqtgraph's SVGExporter is broken with PySide6 6.12, so SVG goes through Qt's own QSvgGenerator
 and QPainter: the scene paints itself as vector paths (the heatmap is an embedded image).
 
-Files are written to a temporary name in the same folder and renamed into place, so a failed
-export never leaves a half-written file (nor clobbers an older one). Every failure raises
-core.errors.ExportError with a message for the user.
+Files are written through core.atomic (a temporary file in the same folder, renamed into place),
+so a failed export never leaves a half-written file nor clobbers an older one. Every failure
+raises core.errors.ExportError with a message for the user.
 """
 
 from __future__ import annotations
@@ -27,17 +32,25 @@ from PySide6.QtWidgets import (
     QGraphicsScene,
     QGraphicsTextItem,
     QGraphicsView,
+    QGraphicsWidget,
     QStyleOptionGraphicsItem,
     QWidget,
 )
 
+from core.atomic import atomic_path
 from core.errors import ExportError
+from core.run import Run
 from core.session import Session
-from gui.surface_view import SurfacePicture
+from gui.curves_view import CurvesPicture, CurvesView
+from gui.surface_view import SurfacePicture, SurfaceView
 
 FORMATS = (".png", ".svg")
 MAX_SIDE = 20_000
 BACKGROUND = QColor("white")
+# An offscreen picture is laid out at most this many pixels wide (or tall) and scaled up beyond:
+# a 6000 px export is a sharper copy of the picture, not one with tiny text in a vast plot.
+MAX_LAYOUT_SIDE = 1600
+CURVES_SIZE = (1200, 400)  # the curves' default size when their widget has never been laid out
 
 _app: QApplication | None = None  # the one this module made, kept alive
 
@@ -60,15 +73,81 @@ def render_session_image(session: Session, path: str | Path, width: int = 1200,
     arrows, legend) into a PNG or SVG of width x height pixels, without a window."""
     path = _check_path(path)
     width, height = _check_size(width, height)
+
+    def build(layout: pg.GraphicsLayout) -> None:
+        SurfacePicture(layout, interactive=False, cached=False, line_width=2).show_session(
+            session)
+
+    _render_offscreen(build, path, width, height)
+
+
+def export_surface_view(view: SurfaceView, path: str | Path, width: int | None = None,
+                        height: int | None = None) -> None:
+    """Write the surface view's picture (its region, runs, selection, arrows and aspect setting)
+    as PNG or SVG, drawn afresh offscreen: the hover read-out is left out, and it works whether or
+    not the view is on screen. Without a size, the view's own; with one side, the other keeps the
+    view's aspect ratio."""
+    path = _check_path(path)
+    w, h = _fit_size(QRectF(QPointF(0, 0), QSizeF(view.size())), width, height)
+    session = view.controller.session
+    x_range, y_range = view.view_range()
+
+    def build(layout: pg.GraphicsLayout) -> None:
+        picture = SurfacePicture(layout, interactive=False, cached=False, line_width=2)
+        picture.set_equal_aspect(view.picture.equal_aspect)
+        picture.set_surface(session.surface)
+        picture.set_view(x_range, y_range)
+        picture.show_region(*picture.view_range())  # no margin: nothing outside the axes
+        picture.set_start(session.start)
+        picture.show_gradient_arrows = view.show_gradient_arrows
+        picture.set_runs(session.runs, view.picture.selected)
+        picture.place_legend(like=view.picture)
+
+    _render_offscreen(build, path, w, h)
+
+
+def render_curves_image(runs: list[Run], path: str | Path, width: int = CURVES_SIZE[0],
+                        height: int = CURVES_SIZE[1]) -> None:
+    """Draw the loss and gradient-norm curves of these runs (as the curves tab shows them) into a
+    PNG or SVG of width x height pixels, without a window."""
+    path = _check_path(path)
+    width, height = _check_size(width, height)
+
+    def build(layout: pg.GraphicsLayout) -> None:
+        picture = CurvesPicture(layout)
+        picture.set_runs(runs)
+        layout.layout.activate()  # the legend's column has its width: place the plots again
+        picture.draw(force=True)
+
+    _render_offscreen(build, path, width, height)
+
+
+def export_curves_view(view: CurvesView, path: str | Path, width: int | None = None,
+                       height: int | None = None) -> None:
+    """Write the curves of the view's runs as PNG or SVG, drawn from the runs offscreen, so the
+    picture is whole even when the curves tab was never shown. Without a size: the view's own if
+    it has been laid out, else CURVES_SIZE; with one side, the other keeps that aspect ratio."""
+    path = _check_path(path)
+    shown = view.graphics.viewport().size() if view.isVisible() else None
+    source = QSizeF(shown) if shown is not None and not shown.isEmpty() else QSizeF(*CURVES_SIZE)
+    w, h = _fit_size(QRectF(QPointF(0, 0), source), width, height)
+    render_curves_image(list(view.controller.session.runs), path, w, h)
+
+
+def _render_offscreen(build: Callable[[pg.GraphicsLayout], None], path: Path, w: int,
+                      h: int) -> None:
+    """Build a picture in a never-shown layout of (at most MAX_LAYOUT_SIDE) logical pixels with
+    the aspect of w x h, then write it as w x h pixels."""
     ensure_app()
+    scale = max(1.0, max(w, h) / MAX_LAYOUT_SIDE)
+    area = QRectF(0, 0, w / scale, h / scale)
     canvas = pg.GraphicsLayoutWidget()  # never shown: it only gives the scene a view to map with
     try:
-        picture = SurfacePicture(canvas.ci, interactive=False, cached=False, line_width=2)
-        area = QRectF(0, 0, width, height)
         canvas.ci.setGeometry(area)
-        canvas.ci.layout.activate()  # lay out now: the arrows are sized in pixels of this area
-        picture.show_session(session)
-        _write(path, width, height, area.size(), _scene_painter(canvas.scene(), area))
+        _lay_out_now(canvas.scene())  # arrows and labels are sized in pixels of this area
+        build(canvas.ci)
+        _lay_out_now(canvas.scene())  # what the build changed (a colour bar's label, a legend)
+        _write(path, w, h, area.size(), _scene_painter(canvas.scene(), area))
     finally:
         canvas.close()
         canvas.deleteLater()
@@ -79,8 +158,16 @@ def export_widget_image(target: QWidget | QGraphicsScene | QGraphicsItem, path: 
     """Write what a widget (or scene, or graphics item) shows as PNG or SVG.
 
     Without a size, the image has the widget's size; with one side, the other keeps the aspect
-    ratio; with both, the picture is scaled to fit and centred.
+    ratio; with both, the picture is scaled to fit and centred. The surface view and the curves
+    are drawn from their data instead (export_surface_view, export_curves_view): the same
+    picture whatever is on screen, laid out at the requested size, without the hover read-out.
     """
+    if isinstance(target, SurfaceView):
+        export_surface_view(target, path, width, height)
+        return
+    if isinstance(target, CurvesView):
+        export_curves_view(target, path, width, height)
+        return
     path = _check_path(path)
     if isinstance(target, QGraphicsScene):
         scene, source = target, target.sceneRect()
@@ -105,6 +192,17 @@ def export_widget_image(target: QWidget | QGraphicsScene | QGraphicsItem, path: 
     else:
         paint = _widget_painter(target)  # type: ignore[arg-type]
     _write(path, w, h, logical, paint)
+
+
+def _lay_out_now(scene: QGraphicsScene) -> None:
+    """Apply every pending layout of the scene's widgets now. Shown on screen, Qt does it at the
+    next event-loop turn; an offscreen picture is painted before that turn comes."""
+    for _ in range(3):  # outer layouts first; an inner one may be resized by its parent's
+        for item in scene.items(Qt.SortOrder.AscendingOrder):
+            # (QGraphicsWidget's method: pyqtgraph's GraphicsLayout hides it with an attribute)
+            layout = QGraphicsWidget.layout(item) if isinstance(item, QGraphicsWidget) else None
+            if layout is not None:
+                layout.activate()
 
 
 # --- checks -----------------------------------------------------------------------------------------
@@ -260,8 +358,8 @@ def _render_items(scene: QGraphicsScene, painter: QPainter, target: QRectF,
             ancestor = ancestor.parentItem()
         if holder is not None:
             clip = clip.intersected(base.map(item.sceneTransform().map(item.shape())))
-        if clip.isEmpty():
-            continue
+        if clip.isEmpty() or clip.boundingRect().isEmpty():
+            continue  # clipped away entirely (Qt would write an empty clip path for it)
         painter.save()
         painter.setClipPath(clip)
         painter.setTransform(item.deviceTransform(base))
@@ -280,46 +378,48 @@ def _render_items(scene: QGraphicsScene, painter: QPainter, target: QRectF,
 
 def _write(path: Path, w: int, h: int, logical: QSizeF, paint: Painter) -> None:
     """Paint into `logical` coordinates, written as a w x h pixel PNG (through the image's device
-    pixel ratio) or an SVG of that size (through its viewBox), via a temporary file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    pixel ratio) or an SVG of that size (through its viewBox), atomically (core.atomic)."""
     area = QRectF(QPointF(0, 0), logical)
     try:
-        if path.suffix.lower() == ".png":
-            image = QImage(w, h, QImage.Format.Format_ARGB32)
-            if image.isNull():
-                raise ExportError(f"cannot make a {w} x {h} image (out of memory?)")
-            image.setDevicePixelRatio(w / logical.width())
-            image.fill(BACKGROUND)
-            painter = QPainter(image)
-            try:
-                paint(painter, area, False)
-            finally:
-                painter.end()
-            if not image.save(str(tmp), "PNG"):
-                raise ExportError(f"cannot write {path}")
-        else:
-            generator = QSvgGenerator(QSvgGenerator.SvgVersion.Svg11)  # 1.1: clip paths
-            generator.setFileName(str(tmp))
-            generator.setSize(QSize(w, h))
-            generator.setViewBox(area)
-            generator.setTitle("Optimizer Playground")
-            generator.setResolution(96)  # CSS pixels: viewers show it at w x h
-            painter = QPainter()
-            if not painter.begin(generator):
-                raise ExportError(f"cannot write {path}")
-            try:
-                painter.fillRect(area, BACKGROUND)
-                paint(painter, area, True)
-            finally:
-                painter.end()
-            if not tmp.is_file() or tmp.stat().st_size == 0:
-                raise ExportError(f"cannot write {path}")
-            _flatten_svg_strokes(tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            _write_to(tmp, path, w, h, area, paint)
     except OSError as e:
         raise ExportError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def _write_to(tmp: Path, path: Path, w: int, h: int, area: QRectF, paint: Painter) -> None:
+    """Paint and save the picture into the temporary file `tmp` (named after `path`)."""
+    if path.suffix.lower() == ".png":
+        image = QImage(w, h, QImage.Format.Format_ARGB32)
+        if image.isNull():
+            raise ExportError(f"cannot make a {w} x {h} image (out of memory?)")
+        image.setDevicePixelRatio(w / area.width())
+        image.fill(BACKGROUND)
+        painter = QPainter(image)
+        try:
+            paint(painter, area, False)
+        finally:
+            painter.end()
+        if not image.save(str(tmp), "PNG"):
+            raise ExportError(f"cannot write {path}")
+        return
+    generator = QSvgGenerator(QSvgGenerator.SvgVersion.Svg11)  # 1.1: clip paths
+    generator.setFileName(str(tmp))
+    generator.setSize(QSize(w, h))
+    generator.setViewBox(area)
+    generator.setTitle("Optimizer Playground")
+    generator.setResolution(96)  # CSS pixels: viewers show it at w x h
+    painter = QPainter()
+    if not painter.begin(generator):
+        raise ExportError(f"cannot write {path}")
+    try:
+        painter.fillRect(area, BACKGROUND)
+        paint(painter, area, True)
     finally:
-        tmp.unlink(missing_ok=True)
+        painter.end()
+    if not tmp.is_file() or tmp.stat().st_size == 0:
+        raise ExportError(f"cannot write {path}")
+    _flatten_svg_strokes(tmp)
 
 
 # --- SVG clean-up -----------------------------------------------------------------------------------

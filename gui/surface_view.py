@@ -7,7 +7,12 @@ zoom, hover, dragging the start), and `gui.image_export` builds the same picture
 
 Colours are log10(f − f_ref + ε): the valleys, where optimizers spend their time, span most of the
 colour map instead of being one flat shade under the ridges. f_ref is the surface's known minimum
-value (or the lowest value seen), so the colour bar reads as "f − f_ref" in loss units.
+value (or the lowest value on the grid, if lower), ε a millionth of the grid's height above it so
+that the minimum itself has a colour; the colour bar says so in words (`colour_scale_text`).
+
+Labels do not hide each other: the status badges are placed beside their point where they cover
+no minimum, no start marker, no other badge and not the legend; the legend goes to the corner
+where it hides least, or where the user drags it.
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ Z_STATUS, Z_START = 40, 50
 HEAD_RADIUS_PX = 4.5
 ARROW_HEAD_PX, ARROW_TAIL_PX, ARROW_GAP_PX = 9, 16, 4
 DISABLED_ALPHA = 70  # a disabled run is drawn faint (out of 255)
-LABEL_CLEARANCE_PX = 40  # status labels closer than this stack instead of overlapping
+LABEL_GAP_PX = 12  # a status badge starts this far from its point (clear of the X and the star)
+LABEL_STACK_MAX = 8  # how many badges can stack beside one point before they may overlap
 # Longer trajectories are drawn without the points that land in the same screen pixel as the one
 # before (a converged run repeats one pixel thousands of times): at most a pixel off, many times
 # fewer vertices to stroke. Shorter ones are drawn exactly as recorded.
@@ -59,8 +65,24 @@ CONTOUR_PEN = pg.mkPen(0, 0, 0, 80, width=1)
 # --- the math of the picture (numpy only) ---------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class LogScale:
+    """The colour transform of one grid: colour = log10(f − floor + eps), shown between levels."""
+
+    floor: float
+    eps: float
+    levels: tuple[float, float]
+
+
 def log_heights(z: np.ndarray, reference: float) -> tuple[np.ndarray, tuple[float, float]]:
-    """The colour value of each cell, log10(z − floor + ε), and the (low, high) colour levels.
+    """The colour value of each cell, log10(z − floor + ε), and the (low, high) colour levels
+    (see `log_scale`)."""
+    c, scale = log_scale(z, reference)
+    return c, scale.levels
+
+
+def log_scale(z: np.ndarray, reference: float) -> tuple[np.ndarray, LogScale]:
+    """The colour value of each cell, log10(z − floor + ε), and the transform used.
 
     floor is `reference` or, if the grid goes lower, the grid's own minimum. ε is a millionth of the
     grid's typical height above the floor, so a cell exactly at the minimum is finite and the
@@ -70,7 +92,7 @@ def log_heights(z: np.ndarray, reference: float) -> tuple[np.ndarray, tuple[floa
     finite = np.isfinite(z)
     c = np.full(z.shape, np.nan)
     if not finite.any():
-        return c, (0.0, 1.0)
+        return c, LogScale(0.0, 0.0, (0.0, 1.0))
     zf = z[finite]
     floor = min(float(reference), float(zf.min())) if math.isfinite(reference) else float(zf.min())
     above = zf - floor
@@ -85,7 +107,16 @@ def log_heights(z: np.ndarray, reference: float) -> tuple[np.ndarray, tuple[floa
         lo, hi = lo - 0.5, lo + 0.5
     c[np.isposinf(z)] = hi
     c[np.isneginf(z)] = lo
-    return c, (lo, hi)
+    return c, LogScale(floor, eps, (lo, hi))
+
+
+def colour_scale_text(scale: LogScale) -> str:
+    """What the colour bar shows, in words: which f, shifted by what, on a log scale."""
+    shift = scale.eps - scale.floor  # colour = log10(f + shift)
+    if shift == 0:
+        return "f, log scale"
+    return (f"f {'+' if shift > 0 else '−'} {abs(shift):.4g}, log scale\n"
+            "(shifted so that the minimum shows)")
 
 
 def contour_segments(xs: np.ndarray, ys: np.ndarray, z: np.ndarray,
@@ -182,6 +213,14 @@ def thin_to_pixels(xs: np.ndarray, ys: np.ndarray, sx: float,
     return xs[keep], ys[keep]
 
 
+def status_badge(run: Run) -> str:
+    """A run's status in a few words, as its `status_text` says it without the reason after the
+    colon ("diverged at step 12", "converged at step 40", "frozen"); "disabled" when it is off."""
+    if not run.enabled:
+        return "disabled"
+    return run.status_text.split(":", 1)[0].strip()
+
+
 def _finite_or_zero(v: float) -> float:
     return v if math.isfinite(v) else 0.0
 
@@ -228,6 +267,18 @@ class _LegendSample(ItemSample):
             pick = getattr(self.item, "pick_run", None)
             if pick is not None:
                 pick()
+
+
+class _MovableLegend(pg.LegendItem):
+    """The surface's legend: the user may drag it anywhere in the plot; from then on it stays
+    where they put it (`moved_by_user`) instead of finding the corner that hides least."""
+
+    moved_by_user = False
+
+    def mouseDragEvent(self, ev) -> None:
+        super().mouseDragEvent(ev)
+        if ev.isAccepted():
+            self.moved_by_user = True
 
 
 class TrajectoryCurve(pg.PlotCurveItem):
@@ -304,6 +355,9 @@ class SurfacePicture:
         self.levels: tuple[float, float] = (0.0, 1.0)
         self.contour_levels = np.empty(0)
         self.show_gradient_arrows = True
+        self.equal_aspect = False
+        self.scale = LogScale(0.0, 0.0, (0.0, 1.0))  # the colour transform of the current grid
+        self.color_bar_text = ""  # what the colour bar's label says, in words
         self.selected: Run | None = None
         self.run_items: dict[Run, RunItems] = {}
 
@@ -326,7 +380,7 @@ class SurfacePicture:
         pi.addItem(self.image_item)
         self.color_bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=SURFACE_COLORMAP,
                                          interactive=False, width=14, colorMapMenu=False,
-                                         label="f − f_min (log scale)")
+                                         label="f (log scale)")
         self.color_bar.setImageItem(self.image_item, insert_in=pi)
         self.color_bar.axis.setLogMode(True)  # colour values are log10: label the ticks as 10^k
 
@@ -358,9 +412,10 @@ class SurfacePicture:
         if interactive:
             self.start_marker.setToolTip("Start point: drag it, or click the surface")
 
-        self.legend = pg.LegendItem(offset=(-10, 10), brush=pg.mkBrush(255, 255, 255, 215),
-                                    pen=pg.mkPen(0, 0, 0, 90), labelTextColor="k",
-                                    labelTextSize="9pt", sampleType=_LegendSample)
+        self.legend = _MovableLegend(offset=(-10, 10), brush=pg.mkBrush(255, 255, 255, 215),
+                                     pen=pg.mkPen(0, 0, 0, 90), labelTextColor="k",
+                                     labelTextSize="9pt", sampleType=_LegendSample)
+        self.legend.setToolTip("Drag the legend to move it")
         self.legend.setParentItem(self.view_box)
         self.legend.setZValue(100)
         self.legend.setCacheMode(cache)  # its translucent box costs ~2 ms a frame to repaint
@@ -378,10 +433,6 @@ class SurfacePicture:
         lowest = float(finite.min()) if finite.size else 0.0
         self.reference = (min(surface.min_value, lowest) if surface.min_value is not None
                           else lowest)
-        ref = self.reference
-        self.color_bar.getAxis("left").setLabel(
-            "f (log scale)" if ref == 0 else
-            f"f {'−' if ref > 0 else '+'} {abs(ref):.4g}  (log scale)")
         self.plot_item.setTitle(html.escape(_plot_title(surface)), size="10pt", color="k")
         self.minima_item.setData(pos=list(surface.minima),
                                  data=[self._point_tip("global minimum", p)
@@ -396,7 +447,15 @@ class SurfacePicture:
         self.view_box.setLimits(minXRange=span * 1e-7, minYRange=span * 1e-7,
                                 maxXRange=span * 1e3, maxYRange=span * 1e3)
         self.grid_region = None
+        self.legend.moved_by_user = False  # new minima, new start: find the best corner again
         self.fit_to_surface()
+
+    def set_equal_aspect(self, on: bool) -> None:
+        """Keep one unit of x as long on screen as one unit of y (pans and zooms keep it)."""
+        self.equal_aspect = bool(on)
+        self.view_box.setAspectLocked(self.equal_aspect, ratio=1.0)
+        if not self.equal_aspect and self.surface is not None:
+            self.fit_to_surface()  # fill the plot with the region again
 
     def _point_tip(self, what: str, p: Point) -> str:
         assert self.surface is not None
@@ -439,8 +498,16 @@ class SurfacePicture:
         assert self.surface is not None
         n = self.grid_size
         xs, ys, z = self.surface.grid(x_range, y_range, n, n)
-        c, (lo, hi) = log_heights(z, self.reference)
-        self.levels = (lo, hi)
+        c, self.scale = log_scale(z, self.reference)
+        lo, hi = self.levels = self.scale.levels
+        text = colour_scale_text(self.scale)
+        if text != self.color_bar_text:  # (setting the axis label again re-lays the plot out)
+            self.color_bar_text = text
+            # Two short lines: one long line would be taller than the bar and squash it.
+            self.color_bar.getAxis("left").setLabel(html.escape(text).replace("\n", "<br>"))
+        self.color_bar.setToolTip(f"colour = log10(f − {self.scale.floor:.6g} + "
+                                  f"{self.scale.eps:.3g}): the floor is the lowest f known, and "
+                                  f"the small shift keeps the minimum off −∞")
         self.image_item.setImage(c, autoLevels=False, levels=(lo, hi))
         dx = (x_range[1] - x_range[0]) / (n - 1)
         dy = (y_range[1] - y_range[0]) / (n - 1)
@@ -462,12 +529,19 @@ class SurfacePicture:
         if not self.start_marker.moving:
             self.start_marker.setPos(QPointF(float(point[0]), float(point[1])))
 
-    def place_legend(self) -> None:
+    def place_legend(self, like: SurfacePicture | None = None) -> None:
         """Put the legend in the corner of the view where it hides least: the start, the minima
         and the status badges count most, then the runs' heads, then the share of each trajectory
-        under it. It moves only when another corner is strictly better."""
+        under it. It moves only when another corner is strictly better, and not at all once the
+        user dragged it. With `like` (another picture, e.g. the live view for an export), it goes
+        where that picture's user put it, at the same relative place."""
         w, h = self.view_box.width(), self.view_box.height()
         size = self.legend.boundingRect().size()  # (LegendItem.size is an attribute)
+        if like is not None and like.legend.moved_by_user:
+            self._put_legend_like(like)
+            return
+        if self.legend.moved_by_user:
+            return
         if w <= 0 or h <= 0 or not self.run_items:
             return
         (x0, x1), (y0, y1) = self.view_range()
@@ -480,11 +554,12 @@ class SurfacePicture:
         fixed = [(start.x(), start.y())]
         if self.surface is not None:
             fixed += list(self.surface.minima) + list(self.surface.local_minima)
-        badges = [it.label_point for it in self.run_items.values() if it.label_point is not None]
         heads = [run.last_point for run in self.run_items]
-        # (pixels, weight, slack around the legend in x and y: a badge is ~100 px of text)
-        groups = [(to_pixels(fixed), 10.0, 12.0, 12.0), (to_pixels(badges), 10.0, 110.0, 30.0),
-                  (to_pixels(heads), 3.0, 10.0, 10.0)]
+        # (pixels, weight, slack around the legend in x and y)
+        groups = [(to_pixels(fixed), 10.0, 14.0, 14.0), (to_pixels(heads), 3.0, 10.0, 10.0)]
+        # The badges and the start's label as rectangles, in the view box's pixels.
+        origin = self.view_box.mapToScene(QPointF(0, 0))
+        texts = [r.translated(-origin) for r in self._label_rects()]
         paths = []
         for run in self.run_items:
             traj = run.trajectory
@@ -496,6 +571,7 @@ class SurfacePicture:
         for right, bottom in ((True, False), (False, False), (True, True), (False, True)):
             left = w - size.width() - margin if right else margin
             top = h - size.height() - margin if bottom else margin
+            box = QRectF(left - 4, top - 4, size.width() + 8, size.height() + 8)
 
             def inside(px: np.ndarray, py: np.ndarray, sx: float = 8.0, sy: float = 8.0,
                        left: float = left, top: float = top) -> np.ndarray:
@@ -504,6 +580,7 @@ class SurfacePicture:
 
             scores[(right, bottom)] = (
                 sum(weight * inside(*pixels, sx, sy).sum() for pixels, weight, sx, sy in groups)
+                + sum(10.0 for r in texts if r.intersects(box))
                 + sum(inside(*pixels).mean() for pixels in paths))
         best = min(scores, key=scores.__getitem__)  # the first of equals: top right
         if scores[self._legend_corner] > scores[best] + 1e-9:
@@ -512,6 +589,27 @@ class SurfacePicture:
         anchor = (1 if right else 0, 1 if bottom else 0)
         self.legend.anchor(itemPos=anchor, parentPos=anchor,
                            offset=(-margin if right else margin, -margin if bottom else margin))
+
+    def _put_legend_like(self, other: SurfacePicture) -> None:
+        """The legend at the place, relative to the view, where it is in the other picture."""
+        ow = other.view_box.width() - other.legend.width()
+        oh = other.view_box.height() - other.legend.height()
+        pos = other.legend.pos()
+        fx = min(1.0, max(0.0, pos.x() / ow)) if ow > 0 else 0.0
+        fy = min(1.0, max(0.0, pos.y() / oh)) if oh > 0 else 0.0
+        self.legend.anchor(itemPos=(fx, fy), parentPos=(fx, fy), offset=(0, 0))
+        self.legend.moved_by_user = True
+
+    def _label_rects(self, runs: Iterable[RunItems] | None = None) -> list[QRectF]:
+        """The scene rectangles of the visible status badges (of `runs`, or all) and of the
+        start marker's label."""
+        items = self.run_items.values() if runs is None else runs
+        rects = [it.status_label.sceneBoundingRect() for it in items
+                 if it.label_point is not None and it.status_label.isVisible()]
+        start_label = self.start_marker.label()
+        if start_label is not None and start_label.isVisible():
+            rects.append(start_label.sceneBoundingRect())
+        return rects
 
     # --- the runs ---------------------------------------------------------------------------------
 
@@ -586,8 +684,7 @@ class SurfacePicture:
         """One run's settings changed (colour, label, enabled, freeze...): restyle and redraw it."""
         self.style_run(run)
         if self.update_run(run, force=True):
-            self._layout_status_labels()
-            self.place_legend()
+            self.arrange_labels()
 
     def set_selected(self, run: Run | None) -> None:
         previous, self.selected = self.selected, run
@@ -601,8 +698,7 @@ class SurfacePicture:
         for run, items in self.run_items.items():
             status_changed |= self.update_run(run, items, force)
         if status_changed:
-            self._layout_status_labels()
-            self.place_legend()
+            self.arrange_labels()
 
     def update_run(self, run: Run, items: RunItems | None = None, force: bool = False) -> bool:
         """Redraw one run if its trajectory changed; returns True if its status display changed."""
@@ -623,7 +719,7 @@ class SurfacePicture:
                 items.line.setData(np.empty(0), np.empty(0))
                 items.head.hide()
             self._place_arrow(run, items)
-        status = (run.status, run.converged_at, run.diverged_at, run.enabled)
+        status = (run.status, run.status_text, run.enabled)
         if force or items.drawn_status != status:
             items.drawn_status = status
             self._show_status(run, items)
@@ -701,20 +797,22 @@ class SurfacePicture:
         marker, label = items.diverged_marker, items.status_label
         traj = run.trajectory
         items.label_point = None
+        # The badge says what the run's own status_text says (the card, the table and the CLI
+        # show the same words), without the reason, which is in the tooltip.
+        badge = status_badge(run)
         if run.status is RunStatus.DIVERGED:
             point = self._diverged_point(run)
             marker.setData(pos=[point])
             marker.setToolTip(run.status_text)
             marker.show()
-            label.setText("diverged")
+            label.setText(badge)
             label.setToolTip(run.status_text)
             items.label_point = point
-        elif run.status is RunStatus.CONVERGED and len(traj) and run.converged_at is not None:
+        elif run.status is RunStatus.CONVERGED and len(traj):
             marker.hide()
-            k = min(int(np.searchsorted(traj.step, run.converged_at)), len(traj) - 1)
-            label.setText(f"converged @ step {run.converged_at}")
+            label.setText(badge)
             label.setToolTip(run.status_text)
-            items.label_point = (float(traj.x[k]), float(traj.y[k]))
+            items.label_point = self._converged_point(run)
         else:
             marker.hide()
         if items.label_point is not None and run.enabled:
@@ -722,6 +820,17 @@ class SurfacePicture:
             label.show()
         else:
             label.hide()
+
+    @staticmethod
+    def _converged_point(run: Run) -> Point:
+        """Where it converged: the entry of its converged step if the run records one, else where
+        it is now (a converged run is not moving)."""
+        traj = run.trajectory
+        at = getattr(run, "converged_at", None)
+        k = len(traj) - 1
+        if at is not None:
+            k = min(int(np.searchsorted(traj.step, at)), k)
+        return float(traj.x[k]), float(traj.y[k])
 
     def _diverged_point(self, run: Run) -> Point:
         """Where to put the X: where the trajectory left the surface's region (or its last point),
@@ -739,26 +848,78 @@ class SurfacePicture:
             return float(xs[-1]), float(ys[-1])
         return run.start
 
-    def _layout_status_labels(self) -> None:
-        """Place the status badges: beside their point, on the side facing the middle of the view
-        (a run that left over the right edge gets its badge to the left), and stacked when their
-        points are close on screen instead of overlapping."""
-        scale = self._pixel_scale() or (1.0, 1.0)
-        (_, x1), (_, y1) = self.view_range()
-        placed: list[Point] = []
-        for items in self.run_items.values():
-            p = items.label_point
-            if p is None or not items.status_label.isVisible():
-                continue
-            near = sum(1 for q in placed
-                       if math.hypot((p[0] - q[0]) * scale[0], (p[1] - q[1]) * scale[1])
-                       < LABEL_CLEARANCE_PX)
-            from_right = (x1 - p[0]) * scale[0]  # pixels to the view's right edge
-            from_top = (y1 - p[1]) * scale[1]
-            ax = 1.08 if from_right < 160 else -0.08
-            ay = -0.1 - 1.15 * near if from_top < 30 * (near + 1) else 1.0 + 1.15 * near
-            items.status_label.setAnchor((ax, ay))
-            placed.append(p)
+    def arrange_labels(self) -> None:
+        """Badges first, then the legend to the corner that hides least, then the badges again
+        around the legend if it still covers one."""
+        self._layout_status_labels(avoid_legend=self.legend.moved_by_user)
+        self.place_legend()
+        legend = self.legend.sceneBoundingRect()
+        if self.legend.isVisible() and any(r.intersects(legend) for r in self._label_rects()):
+            self._layout_status_labels(avoid_legend=True)
+
+    def _layout_status_labels(self, avoid_legend: bool = True) -> None:
+        """Place the status badges beside their points where they hide nothing: not a minimum,
+        not the start marker or its label, not another badge or X, not the legend. Each badge
+        tries the four corners around its point (the one facing into the view first), then the
+        same corners a badge's height further out, so badges of runs that left at one spot stack
+        instead of covering each other."""
+        vb_rect = self.view_box.sceneBoundingRect()
+        if vb_rect.isEmpty():
+            return
+        placed = [it for it in self.run_items.values()
+                  if it.label_point is not None and it.status_label.isVisible()]
+        if not placed:
+            return
+
+        def scene(p: Point) -> QPointF:
+            return self.view_box.mapViewToScene(QPointF(p[0], p[1]))
+
+        obstacles: list[QRectF] = []
+        for p, half in self._marker_points():
+            c = scene(p)
+            obstacles.append(QRectF(c.x() - half, c.y() - half, 2 * half, 2 * half))
+        start_label = self.start_marker.label()
+        if start_label is not None and start_label.isVisible():
+            obstacles.append(start_label.sceneBoundingRect())
+        if self.legend.isVisible() and avoid_legend:
+            obstacles.append(self.legend.sceneBoundingRect())
+        taken: list[QRectF] = []
+        for items in placed:
+            label = items.status_label
+            size = label.textItem.boundingRect().size()
+            w, h = size.width(), size.height()
+            c = scene(items.label_point)  # type: ignore[arg-type]
+            g = LABEL_GAP_PX
+            # Into the view first: a run that left over the right edge gets its badge on the left.
+            sides = ((1, -1), (1, 1), (-1, -1), (-1, 1))
+            if c.x() + g + w > vb_rect.right():
+                sides = ((-1, -1), (-1, 1), (1, -1), (1, 1))
+            candidates = []
+            for k in range(LABEL_STACK_MAX):
+                for sx, sy in sides:
+                    left = c.x() + g if sx > 0 else c.x() - g - w
+                    top = (c.y() - g - h - k * (h + 2)) if sy < 0 else (c.y() + g + k * (h + 2))
+                    candidates.append(QRectF(left, top, w, h))
+            inside = [r for r in candidates if vb_rect.contains(r)] or candidates
+            free = [r for r in inside
+                    if not any(r.intersects(o) for o in obstacles + taken)]
+            chosen = (free or inside)[0]
+            taken.append(chosen)
+            label.setAnchor((0, 0))
+            label.setPos(self.view_box.mapSceneToView(chosen.topLeft()))
+
+    def _marker_points(self) -> list[tuple[Point, float]]:
+        """Every fixed marker a label must not cover, with its half size in pixels: the minima,
+        the start, and each badge's own X or point."""
+        points: list[tuple[Point, float]] = []
+        if self.surface is not None:
+            points += [(p, 11.0) for p in self.surface.minima]
+            points += [(p, 8.0) for p in self.surface.local_minima]
+        start = self.start_marker.pos()
+        points.append(((start.x(), start.y()), 10.0))
+        points += [(it.label_point, 10.0) for it in self.run_items.values()
+                   if it.label_point is not None]
+        return points
 
     def _on_transform_change(self) -> None:
         # A zoom changes which points share a pixel: thin the long lines again.
@@ -819,6 +980,7 @@ class SurfaceView(pg.GraphicsLayoutWidget):
         self.hover_label = self.ci.addLabel("", row=1, col=0, justify="left", color="k",
                                             size="9pt")
         self.hover_text = ""
+        self.hover_point: Point | None = None  # where the read-out was computed
 
         self._regrid_timer = QTimer(self)
         self._regrid_timer.setSingleShot(True)
@@ -875,8 +1037,24 @@ class SurfaceView(pg.GraphicsLayoutWidget):
     def image_rect(self) -> QRectF:
         return self.picture.image_rect()
 
+    def set_equal_aspect(self, on: bool) -> None:
+        """Keep x and y at the same scale (a circle looks round), or let the region fill the
+        plot (off)."""
+        self.picture.set_equal_aspect(on)
+
+    @property
+    def equal_aspect(self) -> bool:
+        return self.picture.equal_aspect
+
+    def clear_point_info(self) -> None:
+        """Empty the hover line (the pointer left the surface)."""
+        self.hover_point = None
+        self.hover_text = ""
+        self.hover_label.setText("")
+
     def show_point_info(self, x: float, y: float) -> str:
         """Put f and ∇f at (x, y) in the hover line; returns the text."""
+        self.hover_point = (x, y)
         surface = self.controller.session.surface
         try:
             f, gx, gy = surface.value_and_grad(x, y)
@@ -908,6 +1086,10 @@ class SurfaceView(pg.GraphicsLayoutWidget):
         if session.surface is not self.picture.surface:
             self._regrid_timer.stop()
             self.picture.set_surface(session.surface)
+            # The read-out was of the old surface: recompute it at the same point, never leave
+            # the old numbers up.
+            if self.hover_point is not None:
+                self.show_point_info(*self.hover_point)
         self.picture.set_start(session.start)
         self.picture.update_runs(force=True)  # every run restarted
         self.picture.place_legend()

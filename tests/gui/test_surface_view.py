@@ -219,7 +219,9 @@ def test_diverged_run_shows_an_x_where_it_left(view, controller):
     assert surface.y_range[0] <= my <= surface.y_range[1]
     assert mx == pytest.approx(2.0)
     assert items.status_label.isVisible()
-    assert items.status_label.toPlainText() == "diverged"
+    # The same words as the card, the table and the CLI: the run's own status_text.
+    assert items.status_label.toPlainText() == f"diverged at step {run.diverged_at}"
+    assert run.status_text.startswith(items.status_label.toPlainText())
     assert not items.arrow.isVisible()
     # A restart clears it.
     controller.set_start((0.0, 0.0))
@@ -234,7 +236,8 @@ def test_converged_run_says_at_which_step(view, controller):
     assert run.status is RunStatus.CONVERGED
     label = view.run_items[run].status_label
     assert label.isVisible()
-    assert label.toPlainText() == f"converged @ step {run.converged_at}"
+    assert label.toPlainText() == run.status_text.split(":")[0]
+    assert label.toPlainText().startswith("converged")
 
 
 def test_disabled_run_is_faint_and_selected_run_thicker(view, controller):
