@@ -134,8 +134,8 @@ def surface_from_formula(text: str, x_range: Range = (-3.0, 3.0), y_range: Range
     if start is None:
         start = (xr[0] + 0.8 * (xr[1] - xr[0]), yr[0] + 0.8 * (yr[1] - yr[0]))
     st = _check_point("start", start)
-    surface = Surface(name=name, title=text.strip(), formula=formula, x_range=xr, y_range=yr,
-                      start=st)
+    surface = Surface(name=name, title=formula.text, formula=formula, x_range=xr, y_range=yr,
+                      start=st)  # the text as read: a pasted U+2212 minus shows as '-'
     xs, ys, finite_value, usable = finite_grid(formula, xr, yr)
     region = f"x in [{xr[0]:g}, {xr[1]:g}], y in [{yr[0]:g}, {yr[1]:g}]"
     if not finite_value.any():

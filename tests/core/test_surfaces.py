@@ -471,3 +471,9 @@ def test_a_surface_of_the_longest_formula_compares_hashes_and_prints() -> None:
     assert a == b and hash(a) == hash(b) and {a: 1}[b] == 1
     assert a != surface_from_formula(text, x_range=(-2.0, 2.0))  # the region counts
     assert "Formula(" in repr(a)
+
+
+def test_a_pasted_minus_sign_gives_a_plain_ascii_surface() -> None:
+    s = surface_from_formula("x**2 \u2212 y", start=(1.0, 1.0))
+    assert s.text == s.title == "x**2 - y" and s.to_dict()["formula"] == "x**2 - y"
+    assert s.value(2.0, 1.0) == 3.0
