@@ -37,8 +37,11 @@ class Hyperparameter:
     help: str = ""
     choices: tuple[Any, ...] = ()
     # False where torch sets up per-parameter state from the value at the first step (amsgrad's
-    # max_exp_avg_sq, RMSprop's momentum_buffer, ...): a change then needs a fresh optimizer.
+    # max_exp_avg_sq, RMSprop's momentum_buffer, Rprop's step sizes from lr, ...) or where a
+    # change would only reach the update after next (ASGD's eta): a change then needs a fresh
+    # optimizer. `not_live_reason` says why, and is part of `help`.
     live: bool = True
+    not_live_reason: str = ""
 
     def range_text(self) -> str:
         if self.kind == "bool":
@@ -132,13 +135,26 @@ class OptimizerSpec:
         return result
 
 
-RESTART = (" Changing it mid-run starts the optimizer afresh at the current point: torch builds"
-           " its state for this setting at the first step.")
+RESTART = " Changing it mid-run starts the optimizer afresh at the current point."
+BUILT_AT_FIRST_STEP = "PyTorch builds its state for this setting at the first step."
 
 
-def _lr(default: float) -> Hyperparameter:
+def _not_live(name: str, default: Any, kind: str, *args: Any, help: str, why: str,
+              **kwargs: Any) -> Hyperparameter:
+    """A hyperparameter a running optimizer does not follow: `why` and RESTART join its help."""
+    return Hyperparameter(name, default, kind, *args, live=False, not_live_reason=why,
+                          help=f"{help}. {why[0].upper()}{why[1:]}{RESTART}", **kwargs)
+
+
+_LR_HELP = "learning rate: how far each step goes (w <- w - lr * update)"
+
+
+def _lr(default: float, why_not_live: str = "") -> Hyperparameter:
+    if why_not_live:
+        return _not_live("lr", default, "float", 0.0, None, low_open=True, log=True,
+                         help=_LR_HELP, why=why_not_live)
     return Hyperparameter("lr", default, "float", 0.0, None, low_open=True, log=True,
-                          help="learning rate: how far each step goes (w <- w - lr * update)")
+                          help=_LR_HELP)
 
 
 def _wd(default: float = 0.0) -> Hyperparameter:
@@ -157,9 +173,13 @@ def _betas() -> Hyperparameter:
                                "of its square (beta2)")
 
 
-_AMSGRAD = Hyperparameter("amsgrad", False, "bool", live=False,
-                          help="keep the maximum of past squared-gradient averages (AMSGrad)."
-                               + RESTART)
+_AMSGRAD = _not_live("amsgrad", False, "bool",
+                     help="keep the maximum of past squared-gradient averages (AMSGrad)",
+                     why=BUILT_AT_FIRST_STEP)
+# ASGD steps by eta from its state, which it computes from lr, lambd and alpha at the end of each
+# step: a change in param_groups would reach the update after next, not the next one.
+_ASGD_ETA = ("ASGD steps by a rate eta that it computes from lr, lambd and alpha after each step,"
+             " so a change would only reach the update after next.")
 _DECOUPLED = Hyperparameter("decoupled_weight_decay", False, "bool",
                             help="apply weight decay directly to the weights, as AdamW does")
 
@@ -186,18 +206,19 @@ CATALOGUE: dict[str, OptimizerSpec] = {spec.name: spec for spec in (
         Hyperparameter("alpha", 0.99, "float", 0.0, 1.0, high_open=True,
                        help="decay rate of the running average of the squared gradient"),
         _eps(1e-8), _wd(),
-        Hyperparameter("momentum", 0.0, "float", 0.0, 1.0, high_open=True, live=False,
-                       help="momentum on the scaled step." + RESTART),
-        Hyperparameter("centered", False, "bool", live=False,
-                       help="divide by the gradient's estimated variance rather than its "
-                            "second moment." + RESTART),
+        _not_live("momentum", 0.0, "float", 0.0, 1.0, high_open=True,
+                  help="momentum on the scaled step", why=BUILT_AT_FIRST_STEP),
+        _not_live("centered", False, "bool",
+                  help="divide by the gradient's estimated variance rather than its second "
+                       "moment", why=BUILT_AT_FIRST_STEP),
     ), "Divides each step by a running root-mean-square of recent gradients."),
     OptimizerSpec("Adagrad", torch.optim.Adagrad, (
         _lr(1e-2),
         Hyperparameter("lr_decay", 0.0, "float", 0.0, None, help="learning-rate decay per step"),
         _wd(),
-        Hyperparameter("initial_accumulator_value", 0.0, "float", 0.0, None, live=False,
-                       help="starting value of the sum of squared gradients." + RESTART),
+        _not_live("initial_accumulator_value", 0.0, "float", 0.0, None,
+                  help="starting value of the sum of squared gradients",
+                  why="PyTorch fills the sum with it when it builds the optimizer."),
         _eps(1e-10),
     ), "Divides each step by the root of the sum of all past squared gradients."),
     OptimizerSpec("Adadelta", torch.optim.Adadelta, (
@@ -218,7 +239,8 @@ CATALOGUE: dict[str, OptimizerSpec] = {spec.name: spec for spec in (
                                                _DECOUPLED),
                   "Adam that rectifies the variance of its adaptive rate in early steps."),
     OptimizerSpec("Rprop", torch.optim.Rprop, (
-        _lr(1e-2),
+        _lr(1e-2, "Rprop reads lr only once, as the starting size of each step; from then on it"
+                  " grows and shrinks the step sizes itself."),
         Hyperparameter("etas", (0.5, 1.2), "pair", 0.0, None, low_open=True,
                        help="(shrink, grow) factors of each step size when the gradient's sign "
                             "flips or stays"),
@@ -226,9 +248,10 @@ CATALOGUE: dict[str, OptimizerSpec] = {spec.name: spec for spec in (
                        help="(minimum, maximum) allowed step size"),
     ), "Uses only the sign of the gradient, growing or shrinking each step size."),
     OptimizerSpec("ASGD", torch.optim.ASGD, (
-        _lr(1e-2),
-        Hyperparameter("lambd", 1e-4, "float", 0.0, None, log=True, help="decay term"),
-        Hyperparameter("alpha", 0.75, "float", 0.0, None, help="power for the eta update"),
+        _lr(1e-2, _ASGD_ETA),
+        _not_live("lambd", 1e-4, "float", 0.0, None, log=True, help="decay term", why=_ASGD_ETA),
+        _not_live("alpha", 0.75, "float", 0.0, None, help="power for the eta update",
+                  why=_ASGD_ETA),
         Hyperparameter("t0", 1e6, "float", 0.0, None, log=True,
                        help="step at which averaging starts"),
         _wd(),
@@ -237,8 +260,9 @@ CATALOGUE: dict[str, OptimizerSpec] = {spec.name: spec for spec in (
         _lr(1.0),
         Hyperparameter("max_iter", 20, "int", 1, 1000,
                        help="inner iterations per optimizer.step()"),
-        Hyperparameter("history_size", 100, "int", 1, 1000, live=False,
-                       help="number of past updates kept to estimate the curvature." + RESTART),
+        _not_live("history_size", 100, "int", 1, 1000,
+                  help="number of past updates kept to estimate the curvature",
+                  why=BUILT_AT_FIRST_STEP),
         Hyperparameter("tolerance_grad", 1e-7, "float", 0.0, None, log=True,
                        help="stop the inner loop when the gradient is this small"),
         Hyperparameter("tolerance_change", 1e-9, "float", 0.0, None, log=True,

@@ -11,6 +11,16 @@ update, so the trajectory entry for a point always carries the loss and gradient
     loss = surface(x, y)          # forward: autograd records the DAG
     loss.backward()               # backward: fills x.grad, y.grad
     record(x, y, loss, x.grad, y.grad, lr)
+
+The status is re-evaluated after every step and every change, from the recent state, by the rules
+in core/status.py (tolerances scaled to the surface): running, converged (stayed put with a small
+gradient for a window of steps), frozen (every coordinate frozen) or diverged (final).
+
+`diverged_at` has one meaning: the number of optimizer steps taken when the run was found
+diverged, counting the step that failed; it equals `run.steps` from then on. The trajectory keeps
+every finite point: it ends at step `diverged_at` when the last point was finite but too far away
+or too high for too long, and at `diverged_at - 1` when step `diverged_at` raised or gave a
+non-finite point, loss or gradient (`diverged_point` is that point when it is known).
 """
 
 from __future__ import annotations
@@ -24,28 +34,39 @@ from torch import Tensor
 
 from core.errors import OptimizerError
 from core.optimizers import OptimizerSpec, format_optimizer_call, get_spec
+from core.status import CONVERGENCE_WINDOW, StatusTracker, surface_scale
 from core.surfaces import DTYPE, Point, Surface
 from core.trajectory import Trajectory
 
 COORDINATES = ("x", "y")
-DEFAULT_BOUND = 1e6
 
 
 class RunStatus(str, Enum):
+    """The state of a run, re-evaluated after every step and change (see core/status.py)."""
+
     RUNNING = "running"
     CONVERGED = "converged"
+    FROZEN = "frozen"  # every coordinate is frozen: it cannot move, which is not convergence
     DIVERGED = "diverged"
 
 
 class Run:
-    """One optimizer on one surface. `step()` never raises: a blow-up marks the run diverged."""
+    """One optimizer on one surface. `step()` never raises: a blow-up marks the run diverged.
+
+    grad_tolerance / move_tolerance: what counts as a small gradient and a step that stays put;
+    None scales them to the surface (core/status.py). window: how many steps the run must stay
+    put to be converged. bound: None judges "too far" by the surface's region (REGION_K spans
+    beyond it, for DIVERGENCE_WINDOW steps without a lower loss, see core/status.py); a number
+    is a wall instead: |x| or |y| beyond it is diverged at once.
+    """
 
     def __init__(self, surface: Surface, optimizer: str = "SGD",
                  hyperparameters: dict[str, Any] | None = None, start: Point | None = None,
                  frozen: tuple[str, ...] | frozenset[str] | list[str] = (),
                  label: str | None = None, color: str | None = None, enabled: bool = True,
-                 grad_tolerance: float = 1e-8, bound: float = DEFAULT_BOUND,
-                 capacity: int = 200_000) -> None:
+                 grad_tolerance: float | None = None, bound: float | None = None,
+                 capacity: int = 200_000, move_tolerance: float | None = None,
+                 window: int = CONVERGENCE_WINDOW) -> None:
         self.spec: OptimizerSpec = get_spec(optimizer)
         self.hyperparameters: dict[str, Any] = self.spec.validate(hyperparameters)
         for c in frozen:
@@ -56,7 +77,9 @@ class Run:
         self.label = label
         self.color = color
         self.enabled = enabled
-        self.grad_tolerance = grad_tolerance
+        self._grad_tolerance = grad_tolerance
+        self._move_tolerance = move_tolerance
+        self.window = window
         self.bound = bound
         self.capacity = capacity
         self._frozen = set(frozen)
@@ -77,6 +100,33 @@ class Run:
     def frozen(self) -> frozenset[str]:
         return frozenset(self._frozen)
 
+    @property
+    def grad_tolerance(self) -> float:
+        """|grad f| at or below this is small (scaled to the surface unless given)."""
+        if self._grad_tolerance is not None:
+            return self._grad_tolerance
+        return surface_scale(self.surface).grad_tolerance
+
+    @property
+    def move_tolerance(self) -> float:
+        """A step that moves at most this far has stayed put (scaled to the surface unless given)."""
+        if self._move_tolerance is not None:
+            return self._move_tolerance
+        return surface_scale(self.surface).move_tolerance
+
+    @property
+    def bound_box(self) -> tuple[float, float, float, float]:
+        """(x_low, x_high, y_low, y_high): the region's far box, or the wall at `bound`."""
+        if self.bound is not None:
+            return (-self.bound, self.bound, -self.bound, self.bound)
+        return surface_scale(self.surface).far_box(self.start)
+
+    @property
+    def convergence_rule(self) -> str:
+        """The rule in words, with this run's numbers (for a tooltip)."""
+        return (f"converged: |grad| <= {self.grad_tolerance:.3g} and every step moves <= "
+                f"{self.move_tolerance:.3g}, for {self.window} steps in a row")
+
     def reset(self, start: Point | None = None) -> None:
         """Back to the start (a new one if given) with a fresh optimizer and an empty record."""
         if start is not None:
@@ -96,7 +146,15 @@ class Run:
         self.diverged_point: Point | None = None  # where it left, when that point is known
         self.last_point: Point = (float(self.start[0]), float(self.start[1]))
         self.last_update: Point = (math.nan, math.nan)
+        scale = surface_scale(self.surface)
+        self._tracker = StatusTracker(self.grad_tolerance, self.move_tolerance, self.window,
+                                      None if self.bound is not None else self.bound_box,
+                                      far_loss_floor=scale.high)
         self._evaluate_and_record()
+        if len(self.trajectory):  # the loss rules allow for a start above or below the region
+            start_loss = float(self.trajectory.loss[0])
+            self._tracker.explosion_threshold = scale.explosion_threshold(start_loss)
+            self._tracker.plunge_threshold = scale.plunge_threshold(start_loss)
 
     def set_surface(self, surface: Surface, start: Point | None = None) -> None:
         self.surface = surface
@@ -112,12 +170,15 @@ class Run:
         """Change hyperparameters from the next step on, in the running optimizer's param_groups.
 
         A change to one that torch only reads when it builds the optimizer's state (`live` False
-        in the catalogue, e.g. Adam's amsgrad) builds a fresh optimizer at the current point,
-        as a PyTorch user would have to: the position and the record go on, the state restarts.
+        in the catalogue, e.g. Adam's amsgrad, or Rprop's lr, which only seeds its step sizes)
+        builds a fresh optimizer at the current point, as a PyTorch user would have to: the
+        position and the record go on, the state restarts. Any real change restarts the count
+        of steps a run must stay put to be called converged.
         """
         merged = self.spec.validate({**self.hyperparameters, **values})
         rebuild = any(not h.live and merged[h.name] != self.hyperparameters[h.name]
                       for h in self.spec.hyperparameters)
+        changed = merged != self.hyperparameters
         self.hyperparameters = merged
         if rebuild:
             self.optimizer = self.spec.cls([self.x, self.y], **merged)
@@ -129,9 +190,16 @@ class Run:
             group.update(derived)
         if len(self.trajectory):
             self.trajectory.set_last(lr=float(merged["lr"]))
+        if changed:
+            self._tracker.settings_changed()
+            self._update_status()
 
     def set_frozen(self, coordinate: str, frozen: bool) -> None:
-        """Freeze (requires_grad=False) or unfreeze x or y, from the next step on."""
+        """Freeze (requires_grad=False) or unfreeze x or y, from the next step on.
+
+        The status follows at once: "frozen" when both are frozen; after an unfreeze the run
+        has to stay put for a whole window again before it is converged.
+        """
         if coordinate not in COORDINATES:
             raise OptimizerError(f"cannot freeze {coordinate!r}: the parameters are x and y")
         if frozen == (coordinate in self._frozen):
@@ -144,15 +212,27 @@ class Run:
             # L-BFGS's curvature history mixes both coordinates: kept, it would still move a
             # frozen one. It describes the old parameter space, so start it afresh.
             self.optimizer.state.clear()
-        if self.status is not RunStatus.DIVERGED and len(self.trajectory):
+        if self.status is RunStatus.DIVERGED:
+            return
+        if len(self.trajectory):
             # The gradient at the current point changes with what is frozen: take it again.
-            _, gx, gy = self._forward_backward()
+            try:
+                _, gx, gy = self._forward_backward()
+            except Exception as e:  # it worked a moment ago; if not now, the run cannot go on
+                self._diverge(f"evaluating the surface failed: {e}", self.last_point)
+                return
             self.trajectory.set_last(grad_x=gx, grad_y=gy)
+            self._tracker.regrade(_norm(gx, gy))
+        self._tracker.settings_changed()
+        self._update_status()
 
     # --- stepping -------------------------------------------------------------------------------
 
     def step(self, n: int = 1) -> int:
-        """Take up to n optimizer steps; return how many were taken (fewer if it diverged)."""
+        """Take up to n optimizer steps; return how many were taken, counting one that diverged.
+
+        `steps` counts every step taken, so after a divergence `steps == diverged_at`.
+        """
         done = 0
         while done < n and self.status is not RunStatus.DIVERGED:
             try:
@@ -161,7 +241,9 @@ class Run:
                 else:
                     self.optimizer.step()
             except Exception as e:  # a torch error mid-step is a failed run, not a crash
-                self._diverge(self.steps + 1, f"optimizer.step() failed: {e}")
+                self.steps += 1
+                done += 1
+                self._diverge(f"optimizer.step() failed: {e}")
                 break
             self.steps += 1
             done += 1
@@ -186,50 +268,81 @@ class Run:
 
     def _evaluate_and_record(self) -> None:
         xv, yv = self.x.item(), self.y.item()
-        if not (abs(xv) <= self.bound and abs(yv) <= self.bound):  # also catches nan
-            which = "x" if not abs(xv) <= self.bound else "y"
-            value = xv if which == "x" else yv
-            self._diverge(self.steps, f"{which} = {value:g} left |{which}| <= {self.bound:g}",
-                          (xv, yv))
+        if not (math.isfinite(xv) and math.isfinite(yv)):
+            which, value = ("x", xv) if not math.isfinite(xv) else ("y", yv)
+            self._diverge(f"{which} became {value}", (xv, yv))
+            return
+        if self.bound is not None and not (abs(xv) <= self.bound and abs(yv) <= self.bound):
+            # a bound the caller set is a wall: past it is diverged at once
+            which, value = ("x", xv) if not abs(xv) <= self.bound else ("y", yv)
+            self._diverge(f"{which} = {value:g} left |{which}| <= {self.bound:g}", (xv, yv))
             return
         try:
             loss, gx, gy = self._forward_backward()
         except Exception as e:
-            self._diverge(self.steps, f"evaluating the surface failed: {e}", (xv, yv))
+            self._diverge(f"evaluating the surface failed: {e}", (xv, yv))
             return
         if not math.isfinite(loss):
-            self._diverge(self.steps, f"loss became {loss} at ({xv:g}, {yv:g})", (xv, yv))
+            self._diverge(f"loss became {loss} at ({xv:g}, {yv:g})", (xv, yv))
             return
         if math.isinf(gx) or math.isinf(gy) or (math.isnan(gx) and "x" not in self._frozen) \
                 or (math.isnan(gy) and "y" not in self._frozen):
-            self._diverge(self.steps, f"gradient became ({gx}, {gy}) at ({xv:g}, {yv:g})",
-                          (xv, yv))
+            self._diverge(f"gradient became ({gx}, {gy}) at ({xv:g}, {yv:g})", (xv, yv))
             return
+        moved = None
         if len(self.trajectory):
             self.last_update = (xv - self.last_point[0], yv - self.last_point[1])
+            moved = math.hypot(*self.last_update)
         self.last_point = (xv, yv)
         self.trajectory.append(self.steps, xv, yv, loss, gx, gy,
                                float(self.optimizer.param_groups[0]["lr"]))
-        norm = math.hypot(0.0 if math.isnan(gx) else gx, 0.0 if math.isnan(gy) else gy)
-        if norm < self.grad_tolerance and self.converged_at is None:
-            self.converged_at = self.steps
-            self.status = RunStatus.CONVERGED
+        reason = self._tracker.observe_divergence(self.steps, xv, yv, loss)
+        if reason is not None:
+            self._diverge(reason, (xv, yv))
+            return
+        self._tracker.observe_convergence(self.steps, _norm(gx, gy), moved)
+        self._update_status()
 
-    def _diverge(self, step: int, reason: str, point: Point | None = None) -> None:
+    def _update_status(self) -> None:
+        """The status from the tracker's evidence (a diverged run stays diverged)."""
+        if self.status is RunStatus.DIVERGED:
+            return
+        if self._frozen >= set(COORDINATES):
+            self._tracker.clear_convergence()
+            self.status, self.converged_at = RunStatus.FROZEN, None
+            return
+        self.converged_at = self._tracker.converged_at
+        self.status = RunStatus.RUNNING if self.converged_at is None else RunStatus.CONVERGED
+
+    def _diverge(self, reason: str, point: Point | None = None) -> None:
         self.status = RunStatus.DIVERGED
-        self.diverged_at = step
+        self.converged_at = None
+        self.diverged_at = self.steps
         self.divergence_reason = reason
         self.diverged_point = point
 
     # --- reading --------------------------------------------------------------------------------
 
     @property
-    def status_text(self) -> str:
+    def state_text(self) -> str:
+        """The dynamic state in words, whether or not the run is enabled."""
         if self.status is RunStatus.DIVERGED:
             return f"diverged at step {self.diverged_at}: {self.divergence_reason}"
         if self.status is RunStatus.CONVERGED:
             return f"converged at step {self.converged_at}"
+        if self.status is RunStatus.FROZEN:
+            return "frozen: x and y are both frozen"
         return "running"
+
+    @property
+    def display_status(self) -> str:
+        """One word for a badge or a column: "disabled", or the status's own value."""
+        return "disabled" if not self.enabled else self.status.value
+
+    @property
+    def status_text(self) -> str:
+        """What the user reads: "disabled" for a disabled run, else the state in words."""
+        return "disabled" if not self.enabled else self.state_text
 
     def optimizer_state(self) -> dict[str, dict[str, Any]]:
         """The optimizer's own per-parameter state (momentum_buffer, exp_avg, ...), as numbers."""
@@ -264,3 +377,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return f"{len(value)} stored vectors"
     return value
+
+
+def _norm(gx: float, gy: float) -> float:
+    """|grad f| over the free coordinates (a frozen one's NaN counts as no gradient)."""
+    return math.hypot(0.0 if math.isnan(gx) else gx, 0.0 if math.isnan(gy) else gy)

@@ -6,7 +6,9 @@ The reference below is the loop every PyTorch tutorial writes, with fresh float6
 
 (with a closure for LBFGS). Events in the middle of a run (a new learning rate, freezing or
 unfreezing a coordinate) are applied in the plain loop the way a PyTorch user would: param_groups,
-requires_grad_, and for LBFGS a cleared state, as the engine documents.
+requires_grad_, and for LBFGS a cleared state, as the engine documents. Where torch's optimizer
+does not follow a new lr from its param_groups (Rprop, ASGD: `live=False` in the catalogue), the
+user, and the engine, build a fresh optimizer at the current point with the new lr.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import pytest
 import torch
 
 from core.errors import OptimizerError
-from core.optimizers import CATALOGUE
+from core.optimizers import CATALOGUE, get_spec
 from core.run import Run, RunStatus
+from core.status import CONVERGENCE_WINDOW, surface_scale
 from core.surfaces import Surface, get_surface, surface_from_formula
 from core.trajectory import FIELDS, Trajectory
 
@@ -70,7 +73,10 @@ def plain_torch_loop(surface: Surface, name: str, hps: dict, steps: int,
     sx, sy = start or surface.start
     x = torch.tensor(sx, dtype=F64, requires_grad="x" not in frozen)
     y = torch.tensor(sy, dtype=F64, requires_grad="y" not in frozen)
-    opt = getattr(torch.optim, name)([x, y], **hps)
+    cls = getattr(torch.optim, name)
+    current = dict(hps)
+    opt = cls([x, y], **current)
+    lr_is_live = get_spec(name).hyperparameter("lr").live
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
@@ -83,8 +89,12 @@ def plain_torch_loop(surface: Surface, name: str, hps: dict, steps: int,
     for k in range(steps + 1):
         for kind, value in events.get(k, []):
             if kind == "lr":
-                for g in opt.param_groups:
-                    g["lr"] = value
+                current["lr"] = value
+                if lr_is_live:
+                    for g in opt.param_groups:
+                        g["lr"] = value
+                else:  # torch would not follow it: a fresh optimizer with the new lr
+                    opt = cls([x, y], **current)
             else:
                 leaf = x if value == "x" else y
                 leaf.requires_grad_(kind == "unfreeze")
@@ -286,20 +296,27 @@ def test_reset_and_new_start() -> None:
 # --- divergence and convergence -------------------------------------------------------------------
 
 
-def assert_diverged_cleanly(run: Run) -> None:
+def assert_diverged_cleanly(run: Run, point_recorded: bool = False) -> None:
+    """One meaning of diverged_at everywhere: the steps taken when it was found, == run.steps.
+
+    The trajectory keeps every finite point: it ends at diverged_at when the last point was
+    finite (too far, or a loss out of all proportion, for too long), at diverged_at - 1 when
+    that step raised or gave something non-finite.
+    """
     assert run.status is RunStatus.DIVERGED
-    assert run.diverged_at is not None
-    assert "diverged" in run.status_text and run.divergence_reason
+    assert run.diverged_at is not None and run.converged_at is None
+    assert run.diverged_at == run.steps
+    assert run.status_text == f"diverged at step {run.diverged_at}: {run.divergence_reason}"
+    assert run.divergence_reason
     t = run.trajectory
     assert len(t) >= 1
-    assert run.diverged_at == t.step[-1] + 1  # every step before it is kept
+    assert t.step[-1] == run.diverged_at - (0 if point_recorded else 1)
     for f in ("x", "y", "loss"):
         assert np.all(np.isfinite(t.column(f))), f
-    assert np.all(np.abs(t.x) <= run.bound) and np.all(np.abs(t.y) <= run.bound)
     # a diverged run does not step again, and never raises
     steps = run.steps
     assert run.step(10) == 0
-    assert run.steps == steps
+    assert run.steps == steps == run.diverged_at
 
 
 def test_sgd_with_lr_1_on_rosenbrock_diverges_without_an_exception() -> None:
@@ -320,22 +337,31 @@ def test_formula_that_becomes_nan_diverges(text: str) -> None:
     assert "nan" in run.divergence_reason.lower()
 
 
-def test_coordinates_beyond_the_bound_diverge() -> None:
-    # f = -x - y: SGD adds lr to each coordinate every step, so x passes 1e6 at step 4
+def test_a_plane_falls_away_and_diverges_by_its_loss() -> None:
+    # f = -x - y has no minimum: SGD adds lr to each coordinate every step, forever. It is called
+    # diverged once the loss has stayed LOSS_K spreads below the region's lowest value for
+    # DIVERGENCE_WINDOW steps (before, x had to pass 1e6 whatever the surface).
+    from core.status import DIVERGENCE_WINDOW
+
     surface = surface_from_formula("-x - y", start=(0.0, 0.0))
-    run = Run(surface, "SGD", {"lr": 3e5})
-    run.step(100)
-    assert_diverged_cleanly(run)
-    assert run.diverged_at == 4
-    assert list(run.trajectory.x) == [0.0, 3e5, 6e5, 9e5]
-    assert "1e+06" in run.divergence_reason
+    lr = 100.0
+    run = Run(surface, "SGD", {"lr": lr})
+    run.step(1000)
+    assert_diverged_cleanly(run, point_recorded=True)
+    threshold = surface_scale(surface).plunge_threshold(0.0)
+    first_below = next(k for k in range(1000) if -2 * lr * k < threshold)
+    assert run.diverged_at == first_below + DIVERGENCE_WINDOW - 1
+    assert run.trajectory.x[-1] == lr * run.diverged_at < 1e6
+    assert "below" in run.divergence_reason
 
 
-def test_custom_bound() -> None:
+def test_custom_bound_is_a_wall() -> None:
     run = Run(surface_from_formula("-x", start=(0.0, 0.0)), "SGD", {"lr": 1.0}, bound=5.5)
     run.step(100)
     assert_diverged_cleanly(run)
     assert run.diverged_at == 6
+    assert "5.5" in run.divergence_reason
+    assert np.all(np.abs(run.trajectory.x) <= 5.5)
 
 
 def test_infinite_gradient_diverges() -> None:
@@ -355,34 +381,57 @@ def test_a_torch_error_inside_step_is_a_divergence_not_a_crash() -> None:
         raise RuntimeError("boom")
 
     run.optimizer.step = broken  # type: ignore[method-assign]
-    assert run.step(5) == 0
-    assert run.status is RunStatus.DIVERGED and run.diverged_at == 3
+    # The failed step counts: before, diverged_at was steps + 1 here and steps elsewhere.
+    assert run.step(5) == 1
+    assert run.status is RunStatus.DIVERGED and run.diverged_at == 3 == run.steps
     assert "boom" in run.divergence_reason
     assert len(run.trajectory) == 3
+    assert_diverged_cleanly(run)
 
 
-def test_sgd_lr_half_on_the_bowl_converges_in_one_step_and_keeps_running() -> None:
+def test_sgd_lr_half_on_the_bowl_converges_in_one_step_once_it_has_stayed_there() -> None:
     run = Run(get_surface("bowl"), "SGD", {"lr": 0.5})
     assert run.status is RunStatus.RUNNING and run.converged_at is None
     run.step(1)
     assert (run.x.item(), run.y.item()) == (0.0, 0.0)  # x - 0.5 * 2x
-    assert run.status is RunStatus.CONVERGED and run.converged_at == 1
+    # One step with a zero gradient is not yet evidence: it must stay put for a window.
+    run.step(CONVERGENCE_WINDOW - 1)
+    assert run.status is RunStatus.RUNNING and run.converged_at is None
+    run.step(1)
+    assert run.status is RunStatus.CONVERGED and run.converged_at == 1  # where it arrived
     assert run.status_text == "converged at step 1"
     assert run.step(4) == 4  # it keeps running
-    assert run.steps == 5 and len(run.trajectory) == 6
+    assert run.steps == CONVERGENCE_WINDOW + 5 and len(run.trajectory) == run.steps + 1
     assert run.converged_at == 1
 
 
-def test_convergence_uses_the_tolerance() -> None:
-    run = Run(get_surface("bowl"), "SGD", {"lr": 0.1}, start=(1.0, 0.0), grad_tolerance=1e-3)
+def test_convergence_uses_the_gradient_tolerance() -> None:
+    # with movement not limiting (move_tolerance 1), the gradient alone decides
+    run = Run(get_surface("bowl"), "SGD", {"lr": 0.1}, start=(1.0, 0.0), grad_tolerance=1e-3,
+              move_tolerance=1.0)
     run.step(100)
     # |grad| = 2 * 0.8**k < 1e-3 first at k = 35
     k = next(k for k in range(100) if 2 * 0.8**k < 1e-3)
     assert run.converged_at == k
+    assert run.grad_tolerance == 1e-3
 
 
-def test_a_run_starting_at_the_minimum_has_converged_at_step_0() -> None:
+def test_convergence_uses_the_movement_tolerance() -> None:
+    # SGD on the bowl moves 0.2 * 0.8**(k-1) to reach step k: converged from the last step it
+    # reached by a move bigger than the tolerance
+    run = Run(get_surface("bowl"), "SGD", {"lr": 0.1}, start=(1.0, 0.0), grad_tolerance=1.0,
+              move_tolerance=1e-4)
+    run.step(100)
+    moves = np.abs(np.diff(run.trajectory.x))
+    k = int(np.nonzero(moves > 1e-4)[0][-1]) + 1
+    assert run.converged_at == k
+    assert np.all(moves[k:] <= 1e-4) and moves[k - 1] > 1e-4
+
+
+def test_a_run_starting_at_the_minimum_has_converged_at_step_0_after_a_window() -> None:
     run = Run(get_surface("bowl"), "Adam", start=(0.0, 0.0))
+    assert run.status is RunStatus.RUNNING
+    run.step(CONVERGENCE_WINDOW)
     assert run.status is RunStatus.CONVERGED and run.converged_at == 0
 
 
@@ -472,9 +521,40 @@ def test_lbfgs_max_iter_raised_mid_run_lifts_the_evaluation_cap_too() -> None:
     assert_same_trajectory(run, plain_torch_loop(surface, "LBFGS", {"max_iter": 20}, 5))
 
 
+@pytest.mark.parametrize("name, hps", SETTINGS, ids=IDS)
+def test_a_changed_lr_changes_the_very_next_update(name: str, hps: dict) -> None:
+    """What the card and the lr column say must be what the optimizer does: compared with the
+    same run left alone, a new lr changes the next step. (Before, Rprop ignored it for good and
+    ASGD until the step after next.)"""
+    surface = get_surface("rosenbrock")
+    changed, same = Run(surface, name, hps), Run(surface, name, hps)
+    changed.step(1)
+    same.step(1)
+    assert changed.last_point == same.last_point
+    changed.set_hyperparameter("lr", hps["lr"] * 0.5)
+    assert changed.trajectory.lr[-1] == hps["lr"] * 0.5 == changed.optimizer.param_groups[0]["lr"]
+    changed.step(1)
+    same.step(1)
+    assert changed.last_update != same.last_update
+    assert changed.last_point != same.last_point
+
+
+def test_rprop_and_asgd_build_a_fresh_optimizer_on_a_new_lr_others_keep_theirs() -> None:
+    for name in CATALOGUE:
+        run = Run(get_surface("booth"), name)
+        run.step(2)
+        before = run.optimizer
+        run.set_hyperparameter("lr", run.hyperparameters["lr"] * 2)
+        assert (run.optimizer is before) == get_spec(name).hyperparameter("lr").live, name
+    assert not get_spec("Rprop").hyperparameter("lr").live
+    assert not get_spec("ASGD").hyperparameter("lr").live
+
+
 _STATEFUL = [("RMSprop", "momentum", 0.9), ("RMSprop", "centered", True),
              ("Adam", "amsgrad", True), ("AdamW", "amsgrad", True),
-             ("Adagrad", "initial_accumulator_value", 1.0), ("LBFGS", "history_size", 3)]
+             ("Adagrad", "initial_accumulator_value", 1.0), ("LBFGS", "history_size", 3),
+             ("Rprop", "lr", 0.5), ("ASGD", "lr", 0.01), ("ASGD", "lambd", 0.1),
+             ("ASGD", "alpha", 0.5)]
 
 
 @pytest.mark.parametrize(("name", "key", "value"), _STATEFUL)
