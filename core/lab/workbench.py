@@ -142,7 +142,7 @@ class Lab:
         return {s.name: s.make() for s in self.specs}
 
     def forward(self, mode: Mode = "grad") -> tuple[dict[str, Tensor], Tensor, dict[str, Tensor]]:
-        """(leaves, Q, intermediates) from fresh leaves; `mode` no_grad or detach drops the graph."""
+        """(leaves, Q, intermediates) from fresh leaves; no_grad or detach drops the graph."""
         leaves = self.leaves()
         if mode == "no_grad":
             with torch.no_grad():
@@ -399,8 +399,9 @@ class Lab:
         result.values[f"{name}.grad with retain_grad()"] = inter[name].grad
         result.grads = self._grads(leaves)
         torch_warning = str(caught[0].message).split(". ")[0] + "." if caught else ""
+        grad_fn = inter[name].grad_fn.name() if inter[name].grad_fn else None
         result.explanation = (
-            f"{name} is not a leaf (grad_fn {inter[name].grad_fn.name() if inter[name].grad_fn else None}): "
+            f"{name} is not a leaf (grad_fn {grad_fn}): "
             f"backward passes its gradient on to the leaves and does not keep it unless "
             f"{name}.retain_grad() was called. torch warns: {torch_warning}").strip()
         return result

@@ -1,7 +1,7 @@
-"""LabWorkspace: the autograd lab, one widget: tensors and an expression in, what torch computes out.
+"""LabWorkspace: the autograd lab in one widget; tensors and an expression in, torch's numbers out.
 
-Top: the preset and its explanation, the expression. Left: the tensors and the output Q. Middle: the
-backward calls, v, the transcript of the last call and the gradients. Right: the Jacobian as a
+Top: the preset and its explanation, the expression. Left: the tensors and the output Q. Middle:
+the backward calls, v, the transcript of the last call and the gradients. Right: the Jacobian as a
 labelled table, and the JVP (forward mode) beside the VJP. A LabController holds the state;
 core.lab computes every number.
 """

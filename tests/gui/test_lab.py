@@ -1,0 +1,231 @@
+"""The autograd lab workspace, driven through its real widgets (qtbot), checked against torch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PySide6.QtCore import Qt
+
+from core.lab.presets import get_preset
+from core.lab.values import format_tensor
+from gui.lab.workspace import LabWorkspace
+
+F64 = torch.float64
+
+
+@pytest.fixture
+def lab(qtbot):  # type: ignore[no-untyped-def]
+    w = LabWorkspace()
+    qtbot.addWidget(w)
+    w.resize(1280, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    return w
+
+
+def click(qtbot, w: LabWorkspace, kind: str) -> str:  # type: ignore[no-untyped-def]
+    button = w.backward_panel.buttons[kind]
+    with qtbot.waitSignal(w.controller.sigCallDone, timeout=5000):
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    return w.backward_panel.transcript.toPlainText()
+
+
+def grads_shown(w: LabWorkspace) -> dict[str, list[str]]:
+    table = w.backward_panel.grads_table
+    return {table.verticalHeaderItem(r).text(): [table.item(r, c).text() for c in range(3)]
+            for r in range(table.rowCount())}
+
+
+def pick_preset(qtbot, w: LabWorkspace, name: str) -> None:  # type: ignore[no-untyped-def]
+    combo = w.preset_bar.combo
+    index = combo.findData(name)
+    with qtbot.waitSignal(w.controller.sigLabChanged, timeout=5000):
+        combo.setCurrentIndex(index)
+        combo.activated.emit(index)  # what choosing it in the open list sends
+
+
+def type_into(qtbot, edit, text: str) -> None:  # type: ignore[no-untyped-def]
+    edit.clear()
+    qtbot.keyClicks(edit, text)
+    qtbot.keyClick(edit, Qt.Key.Key_Return)
+
+
+def test_starts_on_the_note_and_shows_q(lab) -> None:  # type: ignore[no-untyped-def]
+    assert lab.preset_bar.combo.currentData() == "note"
+    assert lab.expression_box.text() == "3*a**3 - b**2"
+    a, b = torch.tensor([2., 3.], dtype=F64, requires_grad=True), torch.tensor([6., 4.],
+                                                                                dtype=F64)
+    Q = 3 * a**3 - b**2
+    assert lab.output_view.value.text() == format_tensor(Q)
+    assert lab.output_view.shape.text() == "(2,)"
+    assert lab.output_view.grad_fn.text() == f"<{Q.grad_fn.name()}>"
+    assert "PyTorch's own example" in lab.preset_bar.explanation.text()
+
+
+def test_backward_on_the_vector_shows_torchs_error(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
+    a = torch.tensor([2., 3.], dtype=F64, requires_grad=True)
+    with pytest.raises(RuntimeError) as info:
+        (3 * a**3).backward()
+    text = click(qtbot, lab, "backward")
+    assert text.startswith(">>> Q.backward()")
+    assert f"RuntimeError: {info.value}" in text
+    assert "vector-Jacobian product" in text
+    assert grads_shown(lab) == {"a": ["None", "", ""], "b": ["None", "", ""]}
+
+
+def test_backward_with_an_edited_v_shows_torchs_grads(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
+    with qtbot.waitSignal(lab.controller.sigProductsChanged, timeout=5000):
+        type_into(qtbot, lab.backward_panel.v_edit, "[0.5, -2.]")
+    assert lab.controller.v_text == "[0.5, -2.]"
+    text = click(qtbot, lab, "backward_with_gradient")
+    a = torch.tensor([2., 3.], dtype=F64, requires_grad=True)
+    b = torch.tensor([6., 4.], dtype=F64, requires_grad=True)
+    (3 * a**3 - b**2).backward(gradient=torch.tensor([0.5, -2.], dtype=F64))
+    shown = grads_shown(lab)
+    assert shown["a"][0] == format_tensor(a.grad) == shown["a"][1] == shown["a"][2]
+    assert shown["b"][0] == format_tensor(b.grad) == shown["b"][1] == shown["b"][2]
+    assert "Q.backward(gradient=v)" in text and "v = torch.tensor([0.5, -2.])" in text
+    assert f"a.grad = {format_tensor(a.grad)}" in text
+    # the VJP box agrees, for the same v
+    assert f"vᵀJ for a = {format_tensor(a.grad)}" in lab.jacobian_view.vjp_label.text()
+
+
+def test_the_tutorial_numbers_with_ones(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
+    click(qtbot, lab, "backward_with_gradient")
+    shown = grads_shown(lab)
+    assert shown["a"] == ["[36., 81.]"] * 3 and shown["b"] == ["[-12., -8.]"] * 3
+
+
+def test_a_v_of_the_wrong_shape_is_refused(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
+    with qtbot.waitSignal(lab.controller.sigInputError, timeout=5000):
+        type_into(qtbot, lab.backward_panel.v_edit, "[1., 2., 3.]")
+    assert "shape" in lab.backward_panel.v_error.text()
+    assert lab.controller.v_text == ""  # unchanged: ones
+
+
+def test_jacobian_table_cells(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
+    table = lab.jacobian_view.table
+    a = torch.tensor([2., 3.], dtype=F64)
+    jac = torch.autograd.functional.jacobian(lambda a: 3 * a**3 - 36., a)
+    assert (table.rowCount(), table.columnCount()) == (2, 2)
+    assert [table.verticalHeaderItem(i).text() for i in range(2)] == ["Q[0]", "Q[1]"]
+    assert [table.horizontalHeaderItem(j).text() for j in range(2)] == ["a[0]", "a[1]"]
+    for i in range(2):
+        for j in range(2):
+            assert float(table.item(i, j).text()) == jac[i, j].item()
+    combo = lab.jacobian_view.input_combo
+    combo.setCurrentIndex(combo.findText("b"))
+    assert table.horizontalHeaderItem(0).text() == "b[0]"
+    assert float(table.item(1, 1).text()) == -8.0
+
+
+def test_freezing_b_shows_no_b_grad(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
+    with qtbot.waitSignal(lab.controller.sigLabChanged, timeout=5000):
+        lab.tensor_editor.set_requires_grad("b", False)
+    text = click(qtbot, lab, "backward_with_gradient")
+    shown = grads_shown(lab)
+    assert shown["b"] == ["None", "", ""] and shown["a"][0] == "[36., 81.]"
+    assert "b.grad = None" in text and "vᵀJ for b" not in text
+    combo = lab.jacobian_view.input_combo
+    assert [combo.itemText(i) for i in range(combo.count())] == ["a"]
+    assert list(lab.jacobian_view.tangent_edits) == ["a"]  # no tangent for a frozen b
+
+
+def test_an_expression_error_shows_its_column_and_changes_nothing(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
+    before_value = lab.output_view.value.text()
+    height = lab.expression_box.error.height()
+    top = lab.splitter.geometry().top()
+    with qtbot.waitSignal(lab.controller.sigInputError, timeout=5000):
+        type_into(qtbot, lab.expression_box.edit, "3*a**3 - c")
+    assert "unknown name 'c'" in lab.expression_box.error.text()
+    assert "(column 10)" in lab.expression_box.error.text()
+    assert lab.expression_box.edit.cursorPosition() == 9
+    assert lab.output_view.value.text() == before_value
+    assert lab.controller.lab.program.text == "3*a**3 - b**2"
+    qtbot.wait(10)
+    assert lab.expression_box.error.height() == height and lab.splitter.geometry().top() == top
+    # a good expression clears the error and shows the new Q
+    with qtbot.waitSignal(lab.controller.sigLabChanged, timeout=5000):
+        type_into(qtbot, lab.expression_box.edit, "sum(a * b)")
+    assert lab.expression_box.error.text() == ""
+    assert lab.output_view.value.text() == "24." and lab.output_view.shape.text() == "()"
+    assert lab.preset_bar.combo.currentData() == ""  # no longer the preset
+    text = click(qtbot, lab, "backward")
+    assert "a.grad = [6., 4.]" in text and "RuntimeError" not in text
+
+
+def test_a_bad_tensor_value_shows_beside_the_tensors(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
+    with qtbot.waitSignal(lab.controller.sigInputError, timeout=5000):
+        lab.tensor_editor.set_value("b", "[6., oops]")
+    assert lab.tensor_error.text().startswith("b:")
+    assert lab.expression_box.error.text() == ""
+    assert lab.controller.lab.specs[1].text == "[6., 4.]"
+
+
+def test_softmax_preset_fills_a_dense_jacobian(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
+    pick_preset(qtbot, lab, "softmax")
+    preset = get_preset("softmax")
+    assert lab.preset_bar.explanation.text() == preset.explanation
+    assert lab.expression_box.text() == "softmax(a)"
+    table = lab.jacobian_view.table
+    assert (table.rowCount(), table.columnCount()) == (3, 3)
+    a = torch.tensor([1., 2., 3.], dtype=F64)
+    jac = torch.autograd.functional.jacobian(lambda a: torch.softmax(a, dim=-1), a)
+    for i in range(3):
+        for j in range(3):
+            value = float(table.item(i, j).text())
+            assert value != 0 and value == pytest.approx(jac[i, j].item(), rel=1e-5)
+
+
+def test_retain_grad_on_the_freeze_presets_intermediate(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
+    pick_preset(qtbot, lab, "freeze")
+    combo = lab.backward_panel.intermediate_combo
+    assert combo.isEnabled() and combo.currentText() == "h"
+    text = click(qtbot, lab, "retain_grad")
+    assert "h.grad without retain_grad() = None" in text
+    assert "h.grad with retain_grad() = [1., 1.]" in text
+    assert grads_shown(lab)["b"][0] == "None"
+
+
+def test_no_grad_and_backward_twice(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
+    text = click(qtbot, lab, "no_grad")
+    assert "with torch.no_grad():" in text and "Q.grad_fn = None" in text
+    assert "element 0 of tensors does not require grad" in text
+    text = click(qtbot, lab, "backward_twice")
+    assert "Trying to backward through the graph a second time" in text
+    text = click(qtbot, lab, "backward_twice_retain")
+    assert "a.grad after the 2nd backward = [72., 162.]" in text
+    assert "a.grad after a.grad = None = None" in text
+    text = click(qtbot, lab, "sum_backward")
+    assert text.startswith(">>> Q.sum().backward()") and "equal here" in text
+    text = click(qtbot, lab, "detach")
+    assert "Q = Q.detach()" in text and "does not require grad" in text
+
+
+def test_a_tangent_changes_the_jvp(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
+    edit = lab.jacobian_view.tangent_edits["a"]
+    with qtbot.waitSignal(lab.controller.sigProductsChanged, timeout=5000):
+        type_into(qtbot, edit, "[1., 0.]")
+    a, b = torch.tensor([2., 3.], dtype=F64), torch.tensor([6., 4.], dtype=F64)
+    _, want = torch.func.jvp(lambda a, b: 3 * a**3 - b**2, (a, b),
+                             (torch.tensor([1., 0.], dtype=F64), torch.ones(2, dtype=F64)))
+    assert f"jvp = {format_tensor(want)}" in lab.jacobian_view.jvp_label.text()
+    with qtbot.waitSignal(lab.controller.sigInputError, timeout=5000):
+        type_into(qtbot, edit, "[1.]")
+    assert "shape" in lab.jacobian_view.tangent_error.text()
+    assert lab.controller.tangent_texts["a"] == "[1., 0.]"
+
+
+def test_add_and_remove_a_tensor(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
+    with qtbot.waitSignal(lab.controller.sigLabChanged, timeout=5000):
+        qtbot.mouseClick(lab.tensor_editor.add_button, Qt.MouseButton.LeftButton)
+    assert [s.name for s in lab.controller.lab.specs] == ["a", "b", "c"]
+    with qtbot.waitSignal(lab.controller.sigLabChanged, timeout=5000):
+        type_into(qtbot, lab.expression_box.edit, "sum(a * c)")
+    assert lab.output_view.value.text() == "5."
+    lab.tensor_editor.table.selectRow(2)
+    with qtbot.waitSignal(lab.controller.sigInputError, timeout=5000):
+        qtbot.mouseClick(lab.tensor_editor.remove_button, Qt.MouseButton.LeftButton)
+    # the expression still uses c: the error says so and the last good lab stays
+    assert "unknown name 'c'" in lab.expression_box.error.text()
+    assert [s.name for s in lab.controller.lab.specs] == ["a", "b", "c"]
