@@ -17,23 +17,48 @@ sigError(str)              a message for the user
 from __future__ import annotations
 
 import time
+import weakref
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from core.errors import PlaygroundError
+from core.errors import PlaygroundError, SessionError
 from core.run import Run
-from core.session import Session
+from core.session import MAX_RUNS, Session
 from core.surfaces import Point, Surface, get_surface, surface_from_formula
+from gui.worker import Job
 
 # speed: steps per second per run; MAX_SPEED means "as fast as the machine goes"
 MAX_SPEED = 0
 TICK_MS = 16  # one frame at ~60 Hz
-SLICE_S = 0.006  # stepping time allowed per tick, leaving the rest of the frame for drawing
+FRAME_S = 1 / 60
+SLICE_S = 0.006  # stepping time allowed per tick at a set speed, leaving the rest for drawing
+# At "max" the slice grows while ticks keep to about a frame apart and shrinks when they do not,
+# so stepping takes what the frame leaves after drawing (measured: benchmarks/bench_gui.py).
+MAX_SLICE_S = 0.012
+CATCH_UP_CAP_S = 0.1  # at a set speed, a stall longer than this is not made up in a burst
+# A run whose single step takes longer than a frame (L-BFGS with a large max_iter) is stepped
+# on a worker thread instead, so the window keeps turning; back once its steps are cheap again.
+SLOW_STEP_S = FRAME_S
+WORKER_SLICE_S = 0.05  # one background job steps a slow run for about this long, then reports
+# L-BFGS may evaluate the loss up to max_eval times in one step: above this it is predicted
+# slow and never stepped on the GUI thread, not even once to measure it.
+SLOW_MAX_EVAL = 50
+MAX_JOB_STEPS = 10_000  # a background job reports back after at most this many steps
+SETTLE_TIMEOUT_S = 5.0  # how long a change to a run waits for its background step to end
+SHUTDOWN_WAIT_S = 0.5  # quitting waits at most this for a background step
 
 
 class Controller(QObject):
+    """The race's controller. `clock` (seconds, monotonic) is injectable for tests.
+
+    Runs are changed on the GUI thread only, except a slow run while a worker steps it
+    (`working_runs`): every change to such a run first waits for that step to end.
+    """
+
     sigSurfaceChanged = Signal()
     sigRunsChanged = Signal()
     sigRunChanged = Signal(object)
@@ -41,19 +66,30 @@ class Controller(QObject):
     sigPlayingChanged = Signal(bool)
     sigSelectionChanged = Signal(object)
     sigError = Signal(str)
+    sigModified = Signal(bool)
+    sigWorkingChanged = Signal()
 
-    def __init__(self, session: Session | None = None, *, parent: QObject | None = None) -> None:
+    def __init__(self, session: Session | None = None, *, parent: QObject | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         super().__init__(parent)
         self.session = session or Session.default()
         self.speed = 60  # steps per second
         self.selected: Run | None = self.session.runs[0] if self.session.runs else None
         self.formulas: list[str] = []  # the formulas the user typed, newest first
+        self.modified = False  # the session changed since it was opened or saved
+        self._clock = clock
         self._timer = QTimer(self)
         self._timer.setInterval(TICK_MS)
         self._timer.timeout.connect(self.tick)
         self._debt = 0.0  # fractional steps owed at slow speeds
-        self._last_tick = time.perf_counter()
+        self._last_tick = clock()
+        self.max_slice = SLICE_S  # the current slice at "max" (adapts, see MAX_SLICE_S)
         self.max_tick_gap = 0.0  # longest time between two ticks while playing (benchmark)
+        self._step_cost: weakref.WeakKeyDictionary[Run, float] = weakref.WeakKeyDictionary()
+        self._slow: weakref.WeakSet[Run] = weakref.WeakSet()
+        self._jobs: dict[Run, Job] = {}
+        self._worker_steps = 0  # steps background jobs took since the last tick
+        self._rate_log: deque[tuple[float, float]] = deque(maxlen=600)
 
     # --- play / pause / step ----------------------------------------------------------------------
 
@@ -61,9 +97,19 @@ class Controller(QObject):
     def playing(self) -> bool:
         return self._timer.isActive()
 
+    @property
+    def working_runs(self) -> list[Run]:
+        """Runs a worker thread is stepping right now."""
+        return list(self._jobs)
+
+    def is_slow(self, run: Run) -> bool:
+        """True if the run's steps go to a worker thread (one takes longer than a frame)."""
+        return run in self._slow or _predicted_slow(run)
+
     def play(self) -> None:
         if not self.playing:
-            self._last_tick = time.perf_counter()
+            self._last_tick = self._clock()
+            self._rate_log.clear()
             self._timer.start()
             self.sigPlayingChanged.emit(True)
 
@@ -79,49 +125,163 @@ class Controller(QObject):
         """Steps per second for each run; MAX_SPEED (0) for as fast as the machine goes."""
         self.speed = max(0, int(steps_per_second))
         self._debt = 0.0
+        self._rate_log.clear()
 
     def step_once(self) -> None:
-        if self.session.step(1):
+        """One step for every active run (a slow run's goes to a worker and lands later)."""
+        stepped = 0
+        for run in self.session.active_runs:
+            if run in self._jobs:
+                continue
+            if self.is_slow(run):
+                self._step_in_background(run, 1)
+            else:
+                stepped += self._timed_step(run)
+        if stepped:
             self.sigStepped.emit()
 
     def tick(self) -> None:
-        """One timer tick: step every active run for at most SLICE_S seconds in total."""
-        now = time.perf_counter()
-        self.max_tick_gap = max(self.max_tick_gap, now - self._last_tick)
+        """One timer tick: step every active run, round-robin, for about one slice in total.
+
+        At a set speed the steps owed grow with the time since the last tick (capped at
+        CATCH_UP_CAP_S, so a stall is not followed by a burst) and the slice is SLICE_S; at
+        MAX_SPEED the slice adapts between SLICE_S and MAX_SLICE_S to what the frame leaves. A
+        round is not begun when it would end past the slice (at least one always runs).
+        """
+        now = self._clock()
         elapsed = now - self._last_tick
         self._last_tick = now
-        runs = self.session.active_runs
-        if not runs:
+        if self.playing:
+            self.max_tick_gap = max(self.max_tick_gap, elapsed)
+        worker_steps, self._worker_steps = self._worker_steps, 0
+        active = self.session.active_runs
+        if not active:
             self.pause()
             return
         if self.speed == MAX_SPEED:
             budget = None
+            if elapsed <= FRAME_S * 1.25:
+                self.max_slice = min(MAX_SLICE_S, self.max_slice + 0.0005)
+            elif elapsed > FRAME_S * 1.6:
+                self.max_slice = max(SLICE_S, self.max_slice * 0.75)
+            slice_s = self.max_slice
         else:
-            self._debt += self.speed * min(elapsed, 0.1)
+            self._debt += self.speed * min(elapsed, CATCH_UP_CAP_S)
             budget = int(self._debt)
             self._debt -= budget
-            if budget == 0:
-                return
-        deadline = now + SLICE_S
+            slice_s = SLICE_S
+        if budget == 0:
+            self._log_rate(now, worker_steps, len(active))
+            if worker_steps:
+                self.sigStepped.emit()
+            return
+        for run in active:
+            if run not in self._jobs and self.is_slow(run):
+                self._step_in_background(run, budget)
+        runs = [r for r in active if r not in self._jobs]
+        deadline = now + slice_s
         taken = 0
         round_time = 0.0
-        # Round-robin one step at a time so no run gets ahead of the others within a slice; a
-        # round is not begun when it would end past the deadline (at least one always runs).
-        while budget is None or taken < budget:
-            started = time.perf_counter()
+        while runs and (budget is None or taken < budget):
+            started = self._clock()
             if taken and started + round_time > deadline:
                 break
-            if not sum(run.step(1) for run in runs):
+            if not sum(self._timed_step(run) for run in runs):
                 break
             taken += 1
-            round_time = time.perf_counter() - started
-            runs = [r for r in runs if r.status.value != "diverged"]
-            if not runs:
-                break
+            round_time = self._clock() - started
+            runs = [r for r in runs if r.status.value != "diverged" and r not in self._jobs]
+        self._log_rate(now, worker_steps + taken * len(runs), len(active))
         self.sigStepped.emit()
 
+    def _timed_step(self, run: Run) -> int:
+        started = self._clock()
+        done = run.step(1)
+        cost = self._clock() - started
+        if done:
+            self._step_cost[run] = cost
+            if cost > SLOW_STEP_S:
+                self._slow.add(run)  # the next steps go to a worker
+        return done
+
+    def _step_in_background(self, run: Run, budget: int | None) -> None:
+        clock = self._clock
+
+        def work(state: Any) -> tuple[int, float]:
+            started = clock()
+            done = 0
+            while done < (MAX_JOB_STEPS if budget is None else budget):
+                if state.is_interruption_requested() or not run.step(1):
+                    break
+                done += 1
+                if clock() - started > WORKER_SLICE_S:
+                    break
+            return done, clock() - started
+
+        job = Job(work)  # no parent: dropped (and collected) once it has reported
+        steps_before = run.steps
+        job.sigFinished.connect(lambda result: self._on_background_step_end(run, job, result))
+        job.sigFailed.connect(lambda message: self._on_background_step_end(run, job, None,
+                                                                           message))
+        job.sigCancelled.connect(lambda: self._on_background_step_end(
+            run, job, (run.steps - steps_before, None)))
+        self._jobs[run] = job
+        job.start()
+        self.sigWorkingChanged.emit()
+
+    def _on_background_step_end(self, run: Run, job: Job, result: tuple[int, float | None] | None,
+                                message: str = "") -> None:
+        if self._jobs.get(run) is not job:
+            return
+        del self._jobs[run]
+
+        if message:
+            self.sigError.emit(f"stepping {run.title} failed: {message}")
+        if result is not None:
+            done, seconds = result
+            self._worker_steps += done
+            if done and seconds is not None:
+                self._step_cost[run] = seconds / done
+                # Back to the GUI thread once its steps are well within a frame (L-BFGS near a
+                # minimum ends its inner loop early), unless its settings predict slow steps.
+                if seconds / done < SLOW_STEP_S / 4:
+                    self._slow.discard(run)
+        self.sigWorkingChanged.emit()
+        if not self.playing:
+            self.sigStepped.emit()  # while playing, the next tick emits it
+
+    def _settle(self, runs: list[Run] | None = None, timeout_s: float = SETTLE_TIMEOUT_S) -> None:
+        """Wait until no worker steps `runs` (all runs if None): then they are safe to change.
+
+        The background stepping stops after its current step (the steps taken so far are kept);
+        this blocks for at most one slow step, only when the user changes a run being stepped.
+        """
+        for run, job in list(self._jobs.items()):
+            if runs is None or run in runs:
+                job.cancel()
+                job.finish(timeout_s)
+
+    def _log_rate(self, now: float, steps: int, runs: int) -> None:
+        self._rate_log.append((now, steps / max(1, runs)))
+
+    def achieved_speed(self, window_s: float = 1.0) -> float | None:
+        """The steps per second per run actually taken over the last `window_s` of playing.
+
+        None until there is a quarter of a second of record (just after play or a change).
+        """
+        if not self._rate_log:
+            return None
+        last = self._rate_log[-1][0]
+        recent = [(t, n) for t, n in self._rate_log if t >= last - window_s]
+        span = recent[-1][0] - recent[0][0]
+        if span < 0.25:
+            return None
+        return sum(n for _, n in recent[1:]) / span
+
     def reset(self) -> None:
+        self._settle()
         self.session.reset()
+        self._rate_log.clear()
         self.sigSurfaceChanged.emit()
 
     # --- the surface and the start ----------------------------------------------------------------
@@ -147,12 +307,18 @@ class Controller(QObject):
         return None
 
     def _set_surface(self, surface: Surface) -> None:
+        self._settle()
         self.session.set_surface(surface)
+        self._rate_log.clear()
         self.sigSurfaceChanged.emit()
+        self._set_modified()
 
     def set_start(self, point: Point) -> None:
+        self._settle()
         self.session.set_start(point)
+        self._rate_log.clear()
         self.sigSurfaceChanged.emit()
+        self._set_modified()
 
     # --- runs -------------------------------------------------------------------------------------
 
@@ -160,23 +326,48 @@ class Controller(QObject):
         run = self.session.add_run(optimizer, hyperparameters)
         self.sigRunsChanged.emit()
         self.select(run)
+        self._set_modified()
         return run
 
     def duplicate_run(self, run: Run) -> Run:
         copy = self.session.duplicate_run(run)
         self.sigRunsChanged.emit()
         self.select(copy)
+        self._set_modified()
         return copy
 
+    def insert_run(self, index: int, run: Run) -> Run:
+        """Put a run (e.g. one just removed, for undo) back at `index` in the list.
+
+        It keeps its settings, colour and record when the surface and start are still the
+        session's, and restarts on the session's surface otherwise. Raises SessionError when the
+        session is full.
+        """
+        if run in self.session.runs:
+            raise SessionError("that run is already in the session")
+        if len(self.session.runs) >= MAX_RUNS:
+            raise SessionError(f"a session holds at most {MAX_RUNS} runs")
+        if run.surface is not self.session.surface or run.start != self.session.start:
+            run.set_surface(self.session.surface, self.session.start)
+        index = max(0, min(int(index), len(self.session.runs)))
+        self.session.runs.insert(index, run)
+        self.sigRunsChanged.emit()
+        self.select(run)
+        self._set_modified()
+        return run
+
     def remove_run(self, run: Run) -> None:
+        self._settle([run])
         self.session.remove_run(run)
         if self.selected is run:
             self.selected = self.session.runs[0] if self.session.runs else None
             self.sigSelectionChanged.emit(self.selected)
         self.sigRunsChanged.emit()
+        self._set_modified()
 
     def replace_optimizer(self, run: Run, optimizer: str) -> Run:
         """Swap a run's optimizer (keeping its colour, label and freezes); it restarts."""
+        self._settle([run])
         index = self.session.runs.index(run)
         new = Run(self.session.surface, optimizer, {"lr": run.hyperparameters["lr"]}
                   if _accepts_lr(optimizer, run.hyperparameters["lr"]) else None,
@@ -186,6 +377,7 @@ class Controller(QObject):
             self.selected = new
         self.sigRunsChanged.emit()
         self.sigSelectionChanged.emit(self.selected)
+        self._set_modified()
         return new
 
     def select(self, run: Run | None) -> None:
@@ -195,26 +387,39 @@ class Controller(QObject):
 
     def set_hyperparameter(self, run: Run, name: str, value: Any) -> None:
         """Raises OptimizerError (and changes nothing) for a bad value."""
+        run.spec.validate({**run.hyperparameters, name: value})  # a bad value waits for nothing
+        self._settle([run])
         run.set_hyperparameter(name, value)
         self.sigRunChanged.emit(run)
+        self._set_modified()
 
     def set_frozen(self, run: Run, coordinate: str, frozen: bool) -> None:
+        self._settle([run])
         run.set_frozen(coordinate, frozen)
         self.sigRunChanged.emit(run)
+        self._set_modified()
 
     def set_enabled(self, run: Run, enabled: bool) -> None:
         run.enabled = enabled
         self.sigRunChanged.emit(run)
+        self._set_modified()
 
     def set_color(self, run: Run, color: str) -> None:
         run.color = color
         self.sigRunChanged.emit(run)
+        self._set_modified()
 
     def set_label(self, run: Run, label: str | None) -> None:
         run.label = label or None
         self.sigRunChanged.emit(run)
+        self._set_modified()
 
     # --- sessions ---------------------------------------------------------------------------------
+
+    def _set_modified(self, modified: bool = True) -> None:
+        """Every change to what a session file holds sets it; opening or saving clears it."""
+        self.modified = modified
+        self.sigModified.emit(modified)
 
     def load_session(self, path: str | Path) -> None:
         """Replace the session with the file's. Raises SessionError and changes nothing."""
@@ -222,19 +427,43 @@ class Controller(QObject):
         self.set_session(session)
 
     def set_session(self, session: Session) -> None:
+        """Replace the session (opened, or new): it counts as unmodified."""
         self.pause()
+        self._settle()
         self.session = session
         self.selected = session.runs[0] if session.runs else None
+        self._rate_log.clear()
         self.sigSurfaceChanged.emit()
         self.sigRunsChanged.emit()
         self.sigSelectionChanged.emit(self.selected)
+        self._set_modified(False)
 
     def save_session(self, path: str | Path) -> None:
-        """Raises SessionError for an unwritable path."""
+        """Raises SessionError for an unwritable path (and the session stays modified)."""
         self.session.save(path)
+        self._set_modified(False)
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout_s: float = SHUTDOWN_WAIT_S) -> None:
+        """Stop the timer and any background step, waiting at most `timeout_s` for it.
+
+        A step still running after that (one L-BFGS step cannot be interrupted) finishes on its
+        own pool thread, which the pool waits for at exit: no thread is destroyed while running.
+        """
         self._timer.stop()
+        for job in self._jobs.values():
+            job.cancel()
+        deadline = time.perf_counter() + timeout_s
+        for job in list(self._jobs.values()):
+            job.finish(max(0.0, deadline - time.perf_counter()))
+
+
+def _predicted_slow(run: Run) -> bool:
+    """A closure optimizer (L-BFGS) that may evaluate the loss many times in one step."""
+    if not run.spec.needs_closure:
+        return False
+    max_iter = int(run.hyperparameters.get("max_iter", 20))
+    max_eval = run.hyperparameters.get("max_eval") or max_iter * 5 // 4
+    return int(max_eval) > SLOW_MAX_EVAL
 
 
 def _accepts_lr(optimizer: str, lr: float) -> bool:

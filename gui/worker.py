@@ -97,6 +97,7 @@ class Job(QObject):
         self._started = False
         self._returned = threading.Event()  # the function has returned (or will never run)
         self._reported = False
+        self._outcome: tuple[str, Any] | None = None  # set on the pool thread when fn returns
         self._sigDone.connect(self._on_done)
 
     @property
@@ -125,6 +126,18 @@ class Job(QObject):
             return True
         return self._returned.wait(timeout_s)
 
+    def finish(self, timeout_s: float | None = None) -> bool:
+        """Wait for the function, then deliver its outcome now instead of from the event loop.
+
+        For a caller that must know the work is over before it goes on (changing what the work
+        touched, quitting). True if the function returned within the timeout.
+        """
+        if not self.wait(timeout_s):
+            return False
+        if self._outcome is not None:
+            self._on_done(*self._outcome)
+        return True
+
     def _work(self) -> None:
         # On a pool thread.
         outcome: str
@@ -137,6 +150,7 @@ class Job(QObject):
                 outcome = "finished"
             except Exception as e:  # reported as a message, never raised into Qt's thread
                 outcome, value = "failed", one_line_error(e)
+        self._outcome = (outcome, value)
         self._returned.set()
         try:
             self._sigDone.emit(outcome, value)
