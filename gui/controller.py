@@ -449,7 +449,7 @@ class Controller(QObject):
         A step still running after that (one L-BFGS step cannot be interrupted) finishes on its
         own pool thread, which the pool waits for at exit: no thread is destroyed while running.
         """
-        self._timer.stop()
+        self.pause()  # through pause(), so views showing "playing" (and their timers) stop too
         for job in self._jobs.values():
             job.cancel()
         deadline = time.perf_counter() + timeout_s
