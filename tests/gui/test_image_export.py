@@ -13,8 +13,10 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from core.errors import ExportError
 from core.session import Session
-from gui.image_export import export_widget_image, render_session_image
-from gui.surface_view import SurfaceView
+from gui import image_export
+from gui.curves_view import CurvesView
+from gui.image_export import CURVES_SIZE, export_widget_image, render_session_image
+from gui.surface_view import SurfacePicture, SurfaceView
 
 
 def pixels(path) -> np.ndarray:
@@ -48,7 +50,7 @@ def test_session_png_has_the_size_and_the_run_colours(qtbot, stepped_session, tm
         assert count_colour(rgb, run.color) >= 15, f"{run.title} ({run.color}) is not drawn"
     # Not a blank picture: the heatmap brings many distinct colours.
     assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 500
-    assert not list(tmp_path.glob(".*.part"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["surface.png"]  # no temporary file
 
 
 def test_session_png_default_size(qtbot, stepped_session, tmp_path):
@@ -190,3 +192,112 @@ def test_svg_strokes_are_plain_and_clips_belong_to_their_items(qtbot, stepped_se
                     f"<{el.tag.split('}')[1]}> drawn entirely outside its clip {ref.group(1)}"
                 checked += 1
     assert checked > 50
+
+
+# --- exports drawn from the data, whatever is on screen -------------------------------------------
+
+
+def test_curves_export_when_the_curves_were_never_shown(qtbot, controller, tmp_path):
+    view = CurvesView(controller)  # never shown, as when the curves tab was never opened
+    qtbot.addWidget(view)
+    for _ in range(40):
+        controller.step_once()
+    out = tmp_path / "curves.png"
+    export_widget_image(view, out)
+    image = QImage(str(out))
+    assert (image.width(), image.height()) == CURVES_SIZE
+    rgb = pixels(out)
+    for run in controller.session.runs:
+        assert count_colour(rgb, run.color, tolerance=30) >= 40, f"{run.title} is not drawn"
+    assert not view.isVisible()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png"]  # no temporary left
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg"])
+def test_exports_fill_the_size_asked_for(qtbot, controller, tmp_path, suffix):
+    surface_view = SurfaceView(controller)
+    curves_view = CurvesView(controller)
+    for w in (surface_view, curves_view):
+        qtbot.addWidget(w)
+    surface_view.resize(700, 500)
+    surface_view.show()
+    qtbot.waitExposed(surface_view)
+    for _ in range(20):
+        controller.step_once()
+    for view, size in ((surface_view, (1000, 400)), (curves_view, (900, 600))):
+        out = tmp_path / f"picture{suffix}"
+        export_widget_image(view, out, *size)
+        if suffix == ".png":
+            image = QImage(str(out))
+            assert (image.width(), image.height()) == size
+            rgb = pixels(out)
+            # Laid out at that size, not the widget's picture scaled into it with white bands.
+            left = rgb[:, : size[0] // 8].reshape(-1, 3)
+            top = rgb[: size[1] // 10].reshape(-1, 3)
+            assert (left < 200).any(axis=1).mean() > 0.02 and (top < 200).any(axis=1).mean() > 0.0
+            assert len(np.unique(rgb[:, : size[0] // 4].reshape(-1, 3), axis=0)) > 20
+        else:
+            head = out.read_text().split(">", 2)[1]
+            assert f'width="{size[0] * 25.4 / 96:.6g}mm"' in head  # Qt writes millimetres
+            assert f'viewBox="0 0 {size[0]} {size[1]}"' in head  # laid out at that size
+
+
+def test_surface_export_leaves_out_the_hover_read_out(qtbot, controller, tmp_path):
+    view = SurfaceView(controller)
+    qtbot.addWidget(view)
+    view.resize(700, 500)
+    view.show()
+    qtbot.waitExposed(view)
+    text = view.show_point_info(0.25, 0.75)
+    assert "∇f" in text and view.hover_label.text
+    out = tmp_path / "surface.svg"
+    export_widget_image(view, out)
+    svg = out.read_text()
+    assert "∇f" not in svg and "x = 0.25" not in svg and "x = " not in svg
+    assert "Rosenbrock" in svg  # text is written as text: the title is there
+    assert view.hover_text == text  # and the live view still shows it
+
+
+def test_surface_export_keeps_the_users_view_and_legend_place(qtbot, controller, tmp_path):
+    view = SurfaceView(controller)
+    qtbot.addWidget(view)
+    view.resize(700, 500)
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_view((0.0, 1.5), (0.0, 1.5))
+    legend = view.picture.legend
+    legend.autoAnchor(legend.pos() + pg.QtCore.QPointF(-300, 250))  # as a drag does
+    legend.moved_by_user = True
+    seen = []
+    original = SurfacePicture.place_legend
+
+    def spy(self, like=None):
+        original(self, like)
+        seen.append((self.view_range(), self.legend.pos()))
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(SurfacePicture, "place_legend", spy)
+        export_widget_image(view, tmp_path / "zoomed.png")
+    (x_range, y_range), pos = seen[-1]
+    assert x_range == pytest.approx((0.0, 1.5), abs=0.01)
+    assert y_range == pytest.approx((0.0, 1.5), abs=0.01)
+    assert pos.x() < 200 and pos.y() > 150  # bottom left, where the user put it
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg"])
+def test_failed_curves_export_keeps_the_old_file(qtbot, controller, tmp_path, monkeypatch, suffix):
+    view = CurvesView(controller)
+    qtbot.addWidget(view)
+    out = tmp_path / f"curves{suffix}"
+    out.write_bytes(b"old picture")
+    if suffix == ".png":
+        monkeypatch.setattr(QImage, "save", lambda *args, **kwargs: False)
+    else:
+        def broken(path):
+            path.write_text("<svg")  # half written, then the clean-up fails
+            raise ExportError("the SVG written by Qt is not valid XML")
+        monkeypatch.setattr(image_export, "_flatten_svg_strokes", broken)
+    with pytest.raises(ExportError):
+        export_widget_image(view, out)
+    assert out.read_bytes() == b"old picture"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]

@@ -428,3 +428,108 @@ def test_exit_point_is_on_the_edge():
     assert x == pytest.approx(2.0) and -1.0 <= y <= 3.0
     assert exit_point(np.array([0.5]), np.array([0.5]), (0, 1), (0, 1)) == (0.5, 0.5)
     assert exit_point(np.array([5.0]), np.array([5.0]), (0, 1), (0, 1)) is None
+
+
+# --- labels that do not hide each other, the legend, the colour bar, the aspect -------------------
+
+
+def _marker_rect(view, point, half):
+    c = view.view_box.mapViewToScene(QPointF(*point))
+    return pg.QtCore.QRectF(c.x() - half, c.y() - half, 2 * half, 2 * half)
+
+
+def test_badges_legend_start_and_minima_do_not_overlap(view, controller):
+    controller.set_surface_name("bowl")
+    # Three identical runs leave the region at the same spot; one converges on the minimum.
+    wild = [controller.add_run("SGD", {"lr": 3.0}) for _ in range(3)]  # x -> -5x each step
+    calm = controller.add_run("SGD", {"lr": 0.5})
+    for _ in range(30):
+        controller.step_once()
+        if all(r.status is RunStatus.DIVERGED for r in wild):
+            break
+    assert all(r.status is RunStatus.DIVERGED for r in wild)
+    assert calm.status is RunStatus.CONVERGED
+    picture = view.picture
+    badges = [picture.run_items[r].status_label for r in (*wild, calm)]
+    assert all(b.isVisible() for b in badges)
+    rects = {f"badge {i}": b.sceneBoundingRect() for i, b in enumerate(badges)}
+    rects["legend"] = picture.legend.sceneBoundingRect()
+    rects["start label"] = picture.start_marker.label().sceneBoundingRect()
+    surface = controller.session.surface
+    for i, p in enumerate(surface.minima):
+        rects[f"minimum {i}"] = _marker_rect(view, p, 8)
+    rects["start"] = _marker_rect(view, controller.session.start, 7)
+    names = list(rects)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if a.startswith("start") and b.startswith("start"):
+                continue  # the marker and its own label touch by design
+            assert not rects[a].intersects(rects[b]), f"{a} overlaps {b}"
+    plot = view.view_box.sceneBoundingRect()
+    assert all(plot.contains(r) for r in rects.values())
+
+
+def test_a_dragged_legend_stays_where_the_user_put_it(view, controller, qtbot):
+    legend = view.picture.legend
+    before = legend.sceneBoundingRect()
+    grab = view.mapFromScene(before.center())
+    target = view.mapFromScene(view.view_box.sceneBoundingRect().center())
+    drag(view, grab, target)
+    moved = legend.sceneBoundingRect()
+    assert (moved.center() - before.center()).manhattanLength() > 100
+    assert (moved.center() - view.mapToScene(target)).manhattanLength() < 5
+    assert legend.moved_by_user
+    assert controller.session.start == controller.session.surface.start  # not a surface click
+    controller.add_run("SGD", {"lr": 1.0})  # statuses change: the legend would move again
+    for _ in range(3):
+        controller.step_once()
+    assert legend.sceneBoundingRect().topLeft() == moved.topLeft()
+
+
+def test_colour_bar_says_what_it_shows(view, controller):
+    picture = view.picture
+    text = picture.color_bar_text
+    assert "log scale" in text and "minimum" in text
+    assert f"{picture.scale.eps:.4g}" in text  # the shift really used (f_min is 0 here)
+    assert picture.color_bar.getAxis("left").labelString().count("log scale") == 1
+    controller.set_formula("x**2 + y**2 + 3", (-2.0, 2.0), (-2.0, 2.0))
+    assert picture.scale.floor == pytest.approx(3.0, abs=1e-3)
+    assert picture.color_bar_text.startswith("f − 3")  # shifted down by the minimum, 3
+
+
+def test_hover_read_out_follows_a_surface_change(view, controller):
+    QTest.mouseMove(view.viewport(), widget_pos(view, 0.3, 0.7))  # (a new spot: a move event)
+    shown = view.view_box.mapSceneToView(view.mapToScene(widget_pos(view, 0.3, 0.7)))
+    x, y = shown.x(), shown.y()
+    old = view.hover_text
+    assert f"x = {x:.4g}" in old
+    controller.set_surface_name("bowl")
+    f, gx, gy = controller.session.surface.value_and_grad(x, y)
+    assert view.hover_text != old
+    assert f"f = {f:.6g}" in view.hover_text and f"∇f = ({gx:.4g}, {gy:.4g})" in view.hover_text
+    controller.set_formula("x + 2*y", (-2.0, 2.0), (-2.0, 2.0))
+    assert f"∇f = ({1:.4g}, {2:.4g})" in view.hover_text
+
+
+def test_equal_aspect_keeps_x_and_y_at_one_scale(view, qtbot, controller):
+    view.resize(900, 500)
+    qtbot.waitUntil(lambda: view.view_box.width() > 700)
+
+    def pixels_per_unit():
+        (x0, x1), (y0, y1) = view.view_range()
+        return view.view_box.width() / (x1 - x0), view.view_box.height() / (y1 - y0)
+
+    sx, sy = pixels_per_unit()
+    assert abs(sx / sy - 1) > 0.1  # Rosenbrock's 4 x 4 region in a wide plot: unequal by default
+    view.set_equal_aspect(True)
+    assert view.equal_aspect
+    qtbot.waitUntil(lambda: abs(pixels_per_unit()[0] / pixels_per_unit()[1] - 1) < 0.01)
+    view.resize(700, 650)  # still equal after a resize
+    qtbot.waitUntil(lambda: view.view_box.height() > 500)
+    sx, sy = pixels_per_unit()
+    assert sx / sy == pytest.approx(1.0, rel=0.01)
+    (x0, x1), (y0, y1) = view.view_range()
+    assert x0 <= -2.0 and x1 >= 2.0 and y0 <= -1.0 and y1 >= 3.0  # the region is still all in
+    view.set_equal_aspect(False)
+    view.resize(900, 500)
+    qtbot.waitUntil(lambda: abs(pixels_per_unit()[0] / pixels_per_unit()[1] - 1) > 0.1)
