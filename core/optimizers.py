@@ -80,11 +80,10 @@ class Hyperparameter:
     def _number(self, value: Any, bad: Any) -> float | int:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad("expected a number")
-        if self.kind == "int":
-            if isinstance(value, float):
-                if not value.is_integer():
-                    raise bad("expected a whole number")
-                value = int(value)
+        if self.kind == "int" and isinstance(value, float):
+            if not value.is_integer():
+                raise bad("expected a whole number")
+            value = int(value)
         try:
             if self.kind != "int":
                 value = float(value)
@@ -109,10 +108,23 @@ class OptimizerSpec:
     hyperparameters: tuple[Hyperparameter, ...]
     help: str
     needs_closure: bool = False
+    # AdamW applies weight decay to the weights, not through the gradient (decoupled)
+    decoupled_weight_decay: bool = False
 
     @property
     def defaults(self) -> dict[str, Any]:
         return {h.name: h.default for h in self.hyperparameters}
+
+    def weight_decay_in_gradient(self, hyperparameters: dict[str, Any]) -> float:
+        """The L2 factor torch adds to the gradient (grad + weight_decay * w), 0 if none.
+
+        The optimizer then minimises f + weight_decay / 2 * |w|^2, and settles where that
+        objective's gradient vanishes, not f's. Decoupled weight decay (AdamW, or
+        decoupled_weight_decay=True) does not go through the gradient: 0.
+        """
+        if self.decoupled_weight_decay or hyperparameters.get("decoupled_weight_decay"):
+            return 0.0
+        return float(hyperparameters.get("weight_decay", 0.0) or 0.0)
 
     def hyperparameter(self, name: str) -> Hyperparameter:
         for h in self.hyperparameters:
@@ -200,7 +212,8 @@ CATALOGUE: dict[str, OptimizerSpec] = {spec.name: spec for spec in (
                   "of the running mean of its square."),
     OptimizerSpec("AdamW", torch.optim.AdamW, (_lr(1e-3), _betas(), _eps(1e-8), _wd(1e-2),
                                                _AMSGRAD),
-                  "Adam with weight decay applied to the weights directly (decoupled)."),
+                  "Adam with weight decay applied to the weights directly (decoupled).",
+                  decoupled_weight_decay=True),
     OptimizerSpec("RMSprop", torch.optim.RMSprop, (
         _lr(1e-2),
         Hyperparameter("alpha", 0.99, "float", 0.0, 1.0, high_open=True,

@@ -26,7 +26,7 @@ non-finite point, loss or gradient (`diverged_point` is that point when it is kn
 from __future__ import annotations
 
 import math
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import torch
@@ -41,7 +41,7 @@ from core.trajectory import Trajectory
 COORDINATES = ("x", "y")
 
 
-class RunStatus(str, Enum):
+class RunStatus(StrEnum):
     """The state of a run, re-evaluated after every step and change (see core/status.py)."""
 
     RUNNING = "running"
@@ -109,7 +109,7 @@ class Run:
 
     @property
     def move_tolerance(self) -> float:
-        """A step that moves at most this far has stayed put (scaled to the surface unless given)."""
+        """A step that moves at most this far has stayed put (scaled to the surface if None)."""
         if self._move_tolerance is not None:
             return self._move_tolerance
         return surface_scale(self.surface).move_tolerance
@@ -191,6 +191,9 @@ class Run:
         if len(self.trajectory):
             self.trajectory.set_last(lr=float(merged["lr"]))
         if changed:
+            if len(self.trajectory):  # weight decay changes the gradient the optimizer follows
+                last = self.trajectory.last()
+                self._tracker.regrade(self._stationarity(last["grad_x"], last["grad_y"]))
             self._tracker.settings_changed()
             self._update_status()
 
@@ -222,7 +225,7 @@ class Run:
                 self._diverge(f"evaluating the surface failed: {e}", self.last_point)
                 return
             self.trajectory.set_last(grad_x=gx, grad_y=gy)
-            self._tracker.regrade(_norm(gx, gy))
+            self._tracker.regrade(self._stationarity(gx, gy))
         self._tracker.settings_changed()
         self._update_status()
 
@@ -300,8 +303,16 @@ class Run:
         if reason is not None:
             self._diverge(reason, (xv, yv))
             return
-        self._tracker.observe_convergence(self.steps, _norm(gx, gy), moved)
+        self._tracker.observe_convergence(self.steps, self._stationarity(gx, gy), moved)
         self._update_status()
+
+    def _stationarity(self, gx: float, gy: float) -> float:
+        """|gradient| of what the optimizer minimises, over the free coordinates: f's, plus
+        weight_decay * w where torch adds that L2 term to the gradient (SGD, Adam, ...)."""
+        wd = self.spec.weight_decay_in_gradient(self.hyperparameters)
+        if wd:
+            gx, gy = gx + wd * self.last_point[0], gy + wd * self.last_point[1]
+        return _norm(gx, gy)
 
     def _update_status(self) -> None:
         """The status from the tracker's evidence (a diverged run stays diverged)."""

@@ -12,7 +12,10 @@ Scale of a surface (`surface_scale`, computed once per Surface object and cached
 
 Converged (after step n): for the last CONVERGENCE_WINDOW steps or more, the point has stayed put
 and the gradient has stayed small:
-    |grad f| <= GRAD_REL_TOL * spread / span      (the gradient over the free coordinates)
+    |grad| <= GRAD_REL_TOL * spread / span        (over the free coordinates; grad f, plus
+                                                  weight_decay * w where torch adds that L2
+                                                  term to the gradient: the optimizer settles
+                                                  where f + wd/2 |w|^2 is stationary)
     |p_j - p_(j-1)| <= MOVE_REL_TOL * span        (each step's movement)
 `converged_at` is the step from which both have held (where it arrived). A change to the run
 (freeze, unfreeze, a new hyperparameter) restarts the count: it has to stay put for another

@@ -312,3 +312,56 @@ def test_format_shows_lr_and_changed_values_only() -> None:
     assert format_optimizer_call("SGD", {"lr": 0.1}) == "SGD(lr=0.1)"
     assert format_optimizer_call("SGD", {"lr": 0.001, "momentum": 0.9}) == \
         "SGD(lr=0.001, momentum=0.9)"
+
+
+# --- which settings a running optimizer follows ---------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_setting_torch_does_not_follow_mid_run_says_why_in_its_help(name: str) -> None:
+    for h in get_spec(name).hyperparameters:
+        if h.live:
+            assert not h.not_live_reason, (name, h.name)
+        else:
+            assert h.not_live_reason, (name, h.name)
+            assert h.not_live_reason[1:] in h.help and "afresh" in h.help, (name, h.name)
+
+
+def test_rprop_and_asgd_lr_are_not_live_and_say_why() -> None:
+    # torch's Rprop copies lr into its per-parameter step sizes at the first step and never
+    # reads it again; ASGD steps by an eta it computed from lr after the previous step.
+    rprop = get_spec("Rprop").hyperparameter("lr")
+    assert not rprop.live and "step size" in rprop.help
+    asgd = get_spec("ASGD").hyperparameter("lr")
+    assert not asgd.live and "eta" in asgd.help
+    for name in NAMES:
+        if name not in ("Rprop", "ASGD"):
+            assert get_spec(name).hyperparameter("lr").live, name
+
+
+def test_rprop_really_ignores_a_new_lr_in_its_param_groups() -> None:
+    # the torch behaviour the catalogue's live=False records (if torch changes, so must we)
+    def second_update(lr_after_first: float) -> float:
+        w = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.Rprop([w], lr=0.01)
+        for k in range(2):
+            opt.zero_grad()
+            (w ** 2).sum().backward()
+            if k == 1:
+                opt.param_groups[0]["lr"] = lr_after_first
+            before = w.item()
+            opt.step()
+        return w.item() - before
+
+    assert second_update(0.01) == second_update(1.0)
+
+
+@pytest.mark.parametrize("name, decoupled", [("SGD", False), ("Adam", False), ("AdamW", True)])
+def test_weight_decay_in_gradient(name: str, decoupled: bool) -> None:
+    spec = get_spec(name)
+    hps = spec.validate({"weight_decay": 0.25})
+    assert spec.weight_decay_in_gradient(hps) == (0.0 if decoupled else 0.25)
+    nadam = get_spec("NAdam")
+    assert nadam.weight_decay_in_gradient(nadam.validate({"weight_decay": 0.1})) == 0.1
+    assert nadam.weight_decay_in_gradient(
+        nadam.validate({"weight_decay": 0.1, "decoupled_weight_decay": True})) == 0.0
