@@ -31,6 +31,7 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from core.run import Run, RunStatus
 from gui.controller import Controller
+from gui.status_words import short_status
 from gui.throttle import Throttle
 
 PEN_WIDTH = 2
@@ -90,9 +91,9 @@ def legend_title(run: Run) -> str:
     if len(title) > LEGEND_TITLE_CHARS:
         title = title[: LEGEND_TITLE_CHARS - 1] + "…"
     if not run.enabled:
-        return f"{title}  (disabled)"
+        return f"{title}  ({short_status(run)})"
     if run.status is RunStatus.DIVERGED:
-        return f"{title}  ↑ diverged at step {run.diverged_at}"
+        return f"{title}  ↑ {short_status(run)}"  # its curve leaves the plot through the top
     return title
 
 

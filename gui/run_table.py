@@ -15,8 +15,9 @@ from PySide6.QtGui import QBrush, QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QScrollArea, QSplitter,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from core.run import Run, RunStatus
+from core.run import Run
 from gui.controller import Controller
+from gui.status_words import short_status, status_colour
 from gui.throttle import Throttle
 
 REFRESH_HZ = 10
@@ -222,17 +223,16 @@ class RunTable(QWidget):
             if cell.text() != text:
                 cell.setText(text)
 
+        # The run's own status words (as the card, the graph header and the CLI say them): the
+        # step of a divergence is run.diverged_at everywhere.
         status = item(row, COLUMNS.index("status"))
-        if run.status is RunStatus.DIVERGED:
-            status_text, status_color = f"diverged @ {run.diverged_at}", "#c0392b"
-        elif run.status is RunStatus.CONVERGED:
-            status_text, status_color = f"converged @ {run.converged_at}", "#1e8449"
-        else:
-            status_text, status_color = "running", "#333333"
+        status_text = short_status(run)
         if status.text() != status_text:
             status.setText(status_text)
-            status.setForeground(QBrush(QColor(status_color)))
-            status.setToolTip(run.status_text)
+            status.setForeground(QBrush(QColor(status_colour(run))))
+        tip = run.status_text if run.enabled else f"disabled (was {run.status_text})"
+        if status.toolTip() != tip:
+            status.setToolTip(tip)
 
         state = run.optimizer_state()
         for coordinate in ("x", "y"):

@@ -33,6 +33,7 @@ from core.run import Run, RunStatus
 from core.session import Session
 from core.surfaces import Point, Range, Surface
 from gui.controller import Controller
+from gui.status_words import short_status as status_badge
 
 GRID_SIZE = 300  # samples each way: ~1-5 ms to evaluate, sharp enough at any zoom
 REGRID_DELAY_MS = 100  # after the last pan/zoom step, evaluate the surface for the new region
@@ -211,14 +212,6 @@ def thin_to_pixels(xs: np.ndarray, ys: np.ndarray, sx: float,
     keep[1:] |= qy[1:] != qy[:-1]
     keep[-1] = True
     return xs[keep], ys[keep]
-
-
-def status_badge(run: Run) -> str:
-    """A run's status in a few words, as its `status_text` says it without the reason after the
-    colon ("diverged at step 12", "converged at step 40", "frozen"); "disabled" when it is off."""
-    if not run.enabled:
-        return "disabled"
-    return run.status_text.split(":", 1)[0].strip()
 
 
 def _finite_or_zero(v: float) -> float:

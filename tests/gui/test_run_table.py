@@ -110,5 +110,16 @@ def test_status_column_shows_divergence(qtbot, table, controller):
     controller.set_hyperparameter(run, "lr", 10.0)
     step(controller, 20)
     qtbot.waitUntil(lambda: cell(table, 0, "status").startswith("diverged"), timeout=2000)
-    assert cell(table, 0, "status") == f"diverged @ {run.diverged_at}"
-    assert run.divergence_reason in table.table.item(0, COLUMNS.index("status")).toolTip()
+    # The same words and step as the card, the graph header and the CLI: run.status_text.
+    assert cell(table, 0, "status") == f"diverged at step {run.diverged_at}"
+    assert run.status_text.startswith(cell(table, 0, "status") + ":")
+    assert table.table.item(0, COLUMNS.index("status")).toolTip() == run.status_text
+
+
+def test_a_disabled_run_says_disabled(qtbot, table, controller):
+    run = controller.session.runs[1]
+    controller.set_enabled(run, False)
+    assert cell(table, 1, "status") == "disabled"
+    assert cell(table, 0, "status") != "disabled"
+    controller.set_enabled(run, True)
+    assert cell(table, 1, "status") == run.status_text.split(":")[0]

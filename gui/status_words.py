@@ -1,0 +1,27 @@
+"""A run's status in the few words every view shows: the run's own `status_text` is the one
+source of truth (the card, the table, the surface's badges, the graph header and the CLI say the
+same thing), cut before the reason, which goes in a tooltip."""
+
+from __future__ import annotations
+
+from core.run import Run, RunStatus
+
+DISABLED = "disabled"
+COLOURS = {RunStatus.DIVERGED: "#c0392b", RunStatus.CONVERGED: "#1e8449"}
+DISABLED_COLOUR = "#7f8c8d"
+OTHER_COLOUR = "#333333"  # running, frozen
+
+
+def short_status(run: Run) -> str:
+    """"diverged at step 12", "converged at step 40", "running", "frozen"... as `status_text`
+    says it without the reason after the colon; "disabled" for a run that is switched off."""
+    if not run.enabled:
+        return DISABLED
+    return run.status_text.split(":", 1)[0].strip()
+
+
+def status_colour(run: Run) -> str:
+    """The colour the status is written in (red diverged, green converged, grey disabled)."""
+    if not run.enabled:
+        return DISABLED_COLOUR
+    return COLOURS.get(run.status, OTHER_COLOUR)
