@@ -667,7 +667,7 @@ class SurfacePicture:
         items.diverged_marker.setBrush(pg.mkBrush(color))
         items.status_label.border = pg.mkPen(color, width=1.5)
         items.status_label.update()
-        title = run.title + ("" if run.enabled else "  (off)")
+        title = run.title + ("" if run.enabled else f"  ({status_badge(run)})")  # "disabled"
         label = self.legend.getLabel(items.line)
         if label is not None:
             label.setText(html.escape(title))

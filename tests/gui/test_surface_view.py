@@ -250,7 +250,7 @@ def test_disabled_run_is_faint_and_selected_run_thicker(view, controller):
         view.run_items[first].line.opts["pen"].widthF()
     controller.set_enabled(first, False)
     assert view.run_items[first].line.opts["pen"].color().alpha() < 255
-    assert "(off)" in view.picture.legend.getLabel(view.run_items[first].line).text
+    assert "(disabled)" in view.picture.legend.getLabel(view.run_items[first].line).text
     controller.set_enabled(first, True)
     assert view.run_items[first].line.opts["pen"].color().alpha() == 255
 
