@@ -529,6 +529,7 @@ class SurfacePicture:
         user dragged it. With `like` (another picture, e.g. the live view for an export), it goes
         where that picture's user put it, at the same relative place."""
         w, h = self.view_box.width(), self.view_box.height()
+        self._fit_legend_columns(h)
         size = self.legend.boundingRect().size()  # (LegendItem.size is an attribute)
         if like is not None and like.legend.moved_by_user:
             self._put_legend_like(like)
@@ -582,6 +583,14 @@ class SurfacePicture:
         anchor = (1 if right else 0, 1 if bottom else 0)
         self.legend.anchor(itemPos=anchor, parentPos=anchor,
                            offset=(-margin if right else margin, -margin if bottom else margin))
+
+    def _fit_legend_columns(self, view_height: float) -> None:
+        """Two columns when one would cover more than a third of the plot's height."""
+        n = len(self.legend.items)
+        row = self.legend.boundingRect().height() / max(1, -(-n // self.legend.columnCount))
+        columns = 2 if n > 3 and row * n > view_height / 3 else 1
+        if columns != self.legend.columnCount:
+            self.legend.setColumnCount(columns)
 
     def _put_legend_like(self, other: SurfacePicture) -> None:
         """The legend at the place, relative to the view, where it is in the other picture."""
@@ -888,15 +897,25 @@ class SurfacePicture:
             if c.x() + g + w > vb_rect.right():
                 sides = ((-1, -1), (-1, 1), (1, -1), (1, 1))
             candidates = []
-            for k in range(LABEL_STACK_MAX):
-                for sx, sy in sides:
-                    left = c.x() + g if sx > 0 else c.x() - g - w
-                    top = (c.y() - g - h - k * (h + 2)) if sy < 0 else (c.y() + g + k * (h + 2))
-                    candidates.append(QRectF(left, top, w, h))
-            inside = [r for r in candidates if vb_rect.contains(r)] or candidates
-            free = [r for r in inside
-                    if not any(r.intersects(o) for o in obstacles + taken)]
-            chosen = (free or inside)[0]
+            for column in range(3):  # beside the point, then a badge's width further out
+                for k in range(LABEL_STACK_MAX):
+                    for sx, sy in sides:
+                        out = column * (w + 4)
+                        left = c.x() + g + out if sx > 0 else c.x() - g - w - out
+                        top = ((c.y() - g - h - k * (h + 2)) if sy < 0
+                               else (c.y() + g + k * (h + 2)))
+                        candidates.append(QRectF(left, top, w, h))
+            inside = [r for r in candidates if vb_rect.contains(r)] or candidates[:1]
+
+            def cost(r: QRectF) -> float:
+                # Nowhere free: hide as little as possible, another badge least of all.
+                def area(o: QRectF) -> float:
+                    i = r.intersected(o)
+                    return max(0.0, i.width()) * max(0.0, i.height())
+                return 3 * sum(area(t) for t in taken) + sum(area(o) for o in obstacles)
+
+            free = [r for r in inside if not any(r.intersects(o) for o in obstacles + taken)]
+            chosen = free[0] if free else min(inside, key=cost)
             taken.append(chosen)
             label.setAnchor((0, 0))
             label.setPos(self.view_box.mapSceneToView(chosen.topLeft()))
