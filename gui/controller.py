@@ -443,11 +443,12 @@ class Controller(QObject):
         self.session.save(path)
         self._set_modified(False)
 
-    def shutdown(self, timeout_s: float = SHUTDOWN_WAIT_S) -> None:
-        """Stop the timer and any background step, waiting at most `timeout_s` for it.
+    def shutdown(self, timeout_s: float = SHUTDOWN_WAIT_S) -> bool:
+        """Stop the timer and any background step, waiting at most `timeout_s` in all.
 
-        A step still running after that (one L-BFGS step cannot be interrupted) finishes on its
-        own pool thread, which the pool waits for at exit: no thread is destroyed while running.
+        Returns True if no background step is left. One still running after the wait (a single
+        L-BFGS step cannot be interrupted) ends on its own pool thread, which is never destroyed
+        while running; its result is dropped.
         """
         self.pause()  # through pause(), so views showing "playing" (and their timers) stop too
         for job in self._jobs.values():
@@ -455,6 +456,7 @@ class Controller(QObject):
         deadline = time.perf_counter() + timeout_s
         for job in list(self._jobs.values()):
             job.finish(max(0.0, deadline - time.perf_counter()))
+        return not self._jobs
 
 
 def _predicted_slow(run: Run) -> bool:

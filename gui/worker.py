@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -171,6 +172,20 @@ class Job(QObject):
             self.sigFailed.emit(value)
         else:
             self.sigCancelled.emit()
+        self._drop_listeners()
+
+    def _drop_listeners(self) -> None:
+        # A Job reports once. Qt holds each connected callable, and a lambda that captures the
+        # Job (or a run) would keep both alive for good: a cycle through C++ that Python's
+        # garbage collector cannot see. Let them go.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for signal in (self.sigProgress, self.sigPartialResult, self.sigFinished,
+                           self.sigFailed, self.sigCancelled):
+                try:
+                    signal.disconnect()
+                except (RuntimeError, TypeError):
+                    pass
 
     def _emit_progress(self, fraction: float) -> None:
         if not self.cancelled:
@@ -269,7 +284,7 @@ class JobProgress(QWidget):
         self._detach()
 
     def _detach(self) -> None:
-        if self.job is not None:
+        if self.job is not None and not self.job._reported:
             for signal, slot in ((self.job.sigProgress, self._on_progress_change),
                                  (self.job.sigFinished, self._on_job_end),
                                  (self.job.sigFailed, self._on_job_end),

@@ -381,3 +381,31 @@ def test_putting_a_run_back_into_a_full_session_is_refused_and_changes_nothing(q
 def test_the_controller_module_keeps_its_public_names():
     for name in ("MAX_SPEED", "TICK_MS", "SLICE_S", "Controller"):
         assert hasattr(controller_module, name)
+
+
+def test_shutdown_does_not_wait_past_its_timeout_for_a_step_that_will_not_end(qtbot):
+    import threading
+
+    session = Session(get_surface("bowl"))
+    run = session.add_run("SGD", {"lr": 1e-4})
+    release, entered = threading.Event(), threading.Event()
+    real = run.step
+
+    def stuck_step(n: int = 1) -> int:
+        entered.set()
+        release.wait(10)  # a step that cannot be interrupted
+        return real(n)
+
+    c = Controller(session)
+    c._slow.add(run)  # as if measured slow
+    run.step = stuck_step
+    c.step_once()
+    assert c.working_runs == [run]
+    assert entered.wait(10)
+    try:
+        assert c.shutdown(timeout_s=0.05) is False  # it gave up waiting, and says so
+        assert not c.playing
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: not c.working_runs, timeout=10000)
+    assert run.steps == 1  # the step ended on its own thread, and nothing crashed

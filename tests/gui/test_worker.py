@@ -219,3 +219,25 @@ def test_the_progress_widget_hides_when_the_job_finishes(qtbot):
     with qtbot.waitSignal(job.sigFinished, timeout=5000):
         job.start()
     assert not widget.isVisible()
+
+
+def test_a_job_lets_go_of_its_listeners_once_it_has_reported(qtbot):
+    # Qt keeps connected callables alive; a lambda that captures the Job (or a run) would
+    # otherwise keep both alive for good, one leak per job.
+    import gc
+    import weakref
+
+    class Payload:
+        pass
+
+    refs = []
+    for _ in range(5):
+        payload = Payload()
+        job = Job(lambda state: 1)
+        job.sigFinished.connect(lambda result, job=job, payload=payload: None)
+        with qtbot.waitSignal(job.sigFinished, timeout=5000):
+            job.start()
+        refs.append(weakref.ref(payload))
+        del job, payload
+    gc.collect()
+    assert [r() for r in refs] == [None] * 5
