@@ -31,6 +31,7 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from core.run import Run, RunStatus
 from gui.controller import Controller
+from gui.legend_columns import set_legend_columns
 from gui.status_words import short_status
 from gui.throttle import Throttle
 
@@ -44,6 +45,8 @@ LEGEND_TEXT_SIZE = "8pt"
 LEGEND_TITLE_CHARS = 34  # longer run titles are cut (the whole title is in the run's card)
 LEFT_PLOT_MARKER = "t1"  # an upward triangle where a diverged run's curve leaves the plot
 Y_PADDING_DECADES = 0.15  # room above and below the fitted curves, in powers of ten
+MIN_HEIGHT_PX = 190
+LEGEND_TOP_PX = 24  # the legend starts level with the plots' frames, below their titles
 
 
 def positive_or_nan(values: np.ndarray) -> np.ndarray:
@@ -142,10 +145,12 @@ class CurvesPicture:
         # The legend has a column of its own, so it never hides a curve nor is cut by a plot.
         self.legend_area = pg.GraphicsWidget()
         layout.addItem(self.legend_area, row=0, col=2)
-        self.legend = pg.LegendItem(offset=(2, 24), brush=pg.mkBrush(255, 255, 255, 230),
+        self.legend = pg.LegendItem(offset=(2, LEGEND_TOP_PX), brush=pg.mkBrush(255, 255, 255, 230),
                                     pen=pg.mkPen(0, 0, 0, 60), labelTextSize=LEGEND_TEXT_SIZE,
                                     labelTextColor="k", verSpacing=-6)
         self.legend.setParentItem(self.legend_area)
+        self.legend_area.geometryChanged.connect(self.fit_legend)  # a taller or shorter dock
+        self._extents: dict[tuple[Run, str], tuple[tuple[int, int, int], np.ndarray]] = {}
 
     # --- runs -------------------------------------------------------------------------------------
 
@@ -159,6 +164,8 @@ class CurvesPicture:
                 plot.vb.removeItem(item)
             self._drawn.pop(run, None)
             self._dropped.discard(run)
+            for column in ("loss", "grad_norm"):
+                self._extents.pop((run, column), None)
         for run in self.runs:
             if run not in self.curves:
                 self.curves[run] = (self.loss_plot.plot(name=run.title), self.grad_plot.plot())
@@ -196,16 +203,30 @@ class CurvesPicture:
         self.legend.clear()
         for run, text in zip(self.runs, texts):
             self.legend.addItem(self.curves[run][0], html.escape(text))
-        self.legend.updateSize()
-        # The legend's column is as wide as the legend: the plots get the rest.
-        width = self.legend.width() + 6 if texts else 0
-        self.legend_area.setMinimumWidth(width)
-        self.legend_area.setMaximumWidth(width)
         self.legend.setVisible(bool(texts))
+        self.fit_legend()
+
+    def fit_legend(self) -> None:
+        """As many legend columns as it takes to fit the plots' height (up to 3); the legend's
+        place in the layout is as wide as the legend, and the plots get the rest."""
+        n = len(self.legend.items)
+        available = self.legend_area.height() - LEGEND_TOP_PX - 4
+        if n and available > 0:
+            rows = -(-n // self.legend.columnCount)
+            row_height = self.legend.height() / max(1, rows)
+            columns = min(3, max(1, math.ceil(n * row_height / available)))
+            set_legend_columns(self.legend, columns)
+        self.legend.updateSize()
+        width = self.legend.width() + 6 if n else 0
+        if self.legend_area.minimumWidth() != width:
+            self.legend_area.setMinimumWidth(width)
+            self.legend_area.setMaximumWidth(width)
 
     def forget(self, run: Run) -> None:
         """Redraw this run's curves on the next `draw` even if its trajectory did not grow."""
         self._drawn.pop(run, None)
+        for column in ("loss", "grad_norm"):
+            self._extents.pop((run, column), None)
 
     # --- drawing ----------------------------------------------------------------------------------
 
@@ -241,9 +262,9 @@ class CurvesPicture:
         diverged = {run for run in self.curves if run.status is RunStatus.DIVERGED}
         for index, plot in enumerate((self.loss_plot, self.grad_plot)):
             column = "loss" if index == 0 else "grad_norm"
-            kept = [getattr(run.trajectory, column) for run in self.curves if run not in diverged]
+            kept = [self._extent(run, column) for run in self.curves if run not in diverged]
             fitted = log_y_range(kept) or log_y_range(
-                getattr(run.trajectory, column) for run in self.curves)
+                self._extent(run, column) for run in self.curves)
             if self.auto_y[plot] and fitted is not None:
                 plot.vb.setYRange(*fitted, padding=0)
             top = plot.vb.viewRange()[1][1]
@@ -259,6 +280,21 @@ class CurvesPicture:
                 marker.setData([point[0]], [math.log10(point[1])])
                 marker.setToolTip(f"{run.title}: {run.status_text}")
                 marker.show()
+
+    def _extent(self, run: Run, column: str) -> np.ndarray:
+        """The lowest and highest value of a run's column the log scale can show, as a 2-array
+        (empty if none); remembered until the trajectory changes, so a long run is not scanned
+        again at every redraw."""
+        traj = run.trajectory
+        key = (id(traj), len(traj), traj.revision)
+        cached = self._extents.get((run, column))
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        values = getattr(traj, column)
+        shown = values[np.isfinite(values) & (values > 0)]
+        extent = np.array([shown.min(), shown.max()]) if shown.size else np.empty(0)
+        self._extents[(run, column)] = (key, extent)
+        return extent
 
     def _on_user_range_change(self, plot: pg.PlotItem) -> None:
         self.auto_y[plot] = False  # the user's zoom wins until they press "A"
@@ -290,6 +326,9 @@ class CurvesView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.graphics)
+        # Below this the plots' frames are too short to read a curve (titles and step axes take
+        # ~80 px); a squashed dock scrolls or clips instead of drawing 40 px plots.
+        self.setMinimumHeight(MIN_HEIGHT_PX)
 
         # Redrawing every trajectory at 60 Hz costs frames: curves need far fewer updates.
         self._throttle = Throttle(self._draw_all, REFRESH_HZ, self)

@@ -33,6 +33,7 @@ from core.run import Run, RunStatus
 from core.session import Session
 from core.surfaces import Point, Range, Surface
 from gui.controller import Controller
+from gui.legend_columns import set_legend_columns
 from gui.status_words import short_status as status_badge
 
 GRID_SIZE = 300  # samples each way: ~1-5 ms to evaluate, sharp enough at any zoom
@@ -589,8 +590,7 @@ class SurfacePicture:
         n = len(self.legend.items)
         row = self.legend.boundingRect().height() / max(1, -(-n // self.legend.columnCount))
         columns = 2 if n > 3 and row * n > view_height / 3 else 1
-        if columns != self.legend.columnCount:
-            self.legend.setColumnCount(columns)
+        set_legend_columns(self.legend, columns)
 
     def _put_legend_like(self, other: SurfacePicture) -> None:
         """The legend at the place, relative to the view, where it is in the other picture."""

@@ -206,3 +206,24 @@ def test_user_zoom_keeps_its_y_range_until_auto(docked, controller, qtbot):
     assert vb.viewRange()[1] == pytest.approx([-1.0, 0.0])
     docked.loss_plot.autoBtn.clicked.emit(docked.loss_plot.autoBtn)
     assert vb.viewRange()[1] != pytest.approx([-1.0, 0.0])
+
+
+def test_many_runs_fit_the_legend_beside_short_plots(docked, controller, qtbot):
+    for lr in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+        controller.add_run("Adam", {"lr": lr})
+    seen = docked.graphics.mapToScene(docked.graphics.viewport().rect()).boundingRect()
+    qtbot.waitUntil(lambda: seen.contains(docked.legend.sceneBoundingRect()), timeout=2000)
+    assert docked.legend.columnCount >= 2  # 12 runs in ~220 px: more than one column
+    for plot in (docked.loss_plot, docked.grad_plot):
+        assert not docked.legend.sceneBoundingRect().intersects(plot.vb.sceneBoundingRect())
+        assert plot.vb.width() > 150  # the plots still get room
+
+
+def test_the_view_does_not_shrink_below_a_readable_height(qtbot, controller):
+    widget = CurvesView(controller)
+    qtbot.addWidget(widget)
+    widget.resize(1000, 60)
+    widget.show()
+    qtbot.waitExposed(widget)
+    assert widget.height() >= 190
+    assert min(p.vb.height() for p in (widget.loss_plot, widget.grad_plot)) >= 80
