@@ -20,6 +20,7 @@ the curve breaks there) and the plot's title says so.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import math
 from collections.abc import Iterable, Sequence
@@ -368,9 +369,7 @@ class CurvesView(QWidget):
     def close(self) -> bool:
         self._throttle.cancel()
         for signal, slot in self._connections:
-            try:
+            with contextlib.suppress(RuntimeError, TypeError):  # already disconnected
                 signal.disconnect(slot)
-            except (RuntimeError, TypeError):
-                pass  # already disconnected
         self._connections = []
         return super().close()

@@ -205,7 +205,7 @@ def _lay_out_now(scene: QGraphicsScene) -> None:
                 layout.activate()
 
 
-# --- checks -----------------------------------------------------------------------------------------
+# --- checks ---------------------------------------------------------------------------------------
 
 
 def _check_path(path: str | Path) -> Path:
@@ -247,7 +247,7 @@ def _fit_size(source: QRectF, width: int | None, height: int | None) -> tuple[in
     return _check_size(max(1, width), max(1, height))  # type: ignore[arg-type]
 
 
-# --- painting ---------------------------------------------------------------------------------------
+# --- painting -------------------------------------------------------------------------------------
 
 Painter = Callable[[QPainter, QRectF, bool], None]  # (painter, area, vector output)
 
@@ -422,7 +422,7 @@ def _write_to(tmp: Path, path: Path, w: int, h: int, area: QRectF, paint: Painte
     _flatten_svg_strokes(tmp)
 
 
-# --- SVG clean-up -----------------------------------------------------------------------------------
+# --- SVG clean-up ---------------------------------------------------------------------------------
 
 _SVG = "http://www.w3.org/2000/svg"
 _XLINK = "http://www.w3.org/1999/xlink"

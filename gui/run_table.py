@@ -7,6 +7,7 @@ second, and a pending single-shot timer makes sure the last step is always shown
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -270,8 +271,6 @@ class RunTable(QWidget):
                              (c.sigStepped, self._on_stepped_change),
                              (c.sigSurfaceChanged, self._on_surface_change),
                              (c.sigSelectionChanged, self._on_selection_change)):
-            try:
+            with contextlib.suppress(RuntimeError, TypeError):  # already disconnected
                 signal.disconnect(slot)
-            except (RuntimeError, TypeError):
-                pass  # already disconnected
         return super().close()

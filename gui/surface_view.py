@@ -17,6 +17,7 @@ where it hides least, or where the user drags it.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -158,7 +159,8 @@ def contour_segments(xs: np.ndarray, ys: np.ndarray, z: np.ndarray,
             pairs = [(first[two], second[two], cols[two])]
             four = n == 4  # a saddle cell: the centre value decides which corners join
             if four.any():
-                centre_like_a = ((A + B + C + D) / 4 > level) == sa[jj, ii]
+                centre_above = level < (A + B + C + D) / 4
+                centre_like_a = centre_above == sa[jj, ii]
                 k = cols[four]
                 join = centre_like_a[four]
                 e1 = np.where(join, 0, 3)
@@ -333,7 +335,8 @@ class SurfacePicture:
 
     Used by `SurfaceView` (live) and by `gui.image_export` (headless). `interactive=False` makes
     the start marker fixed; `cached=False` paints the heatmap and contours directly, and
-    `line_width` widens the trajectories (both for export: a picture is looked at, not animated). `on_run_picked(run)` is called when the user clicks a run's legend
+    `line_width` widens the trajectories (both for export: a picture is looked at, not
+    animated). `on_run_picked(run)` is called when the user clicks a run's legend
     swatch.
     """
 
@@ -420,7 +423,7 @@ class SurfacePicture:
     # --- the surface ------------------------------------------------------------------------------
 
     def set_surface(self, surface: Surface) -> None:
-        """Show a new surface: title, minima, colour reference, and the view fitted to its region."""
+        """Show a new surface: title, minima, colour reference, the view fitted to its region."""
         self.surface = surface
         _, _, z = surface.grid(nx=101, ny=101)
         finite = z[np.isfinite(z)]
@@ -1080,10 +1083,8 @@ class SurfaceView(pg.GraphicsLayoutWidget):
 
     def disconnect_controller(self) -> None:
         for signal, slot in self._connections:
-            try:
+            with contextlib.suppress(RuntimeError, TypeError):  # already disconnected
                 signal.disconnect(slot)
-            except (RuntimeError, TypeError):  # already gone with the controller
-                pass
         self._connections = []
         self._regrid_timer.stop()
 
@@ -1091,7 +1092,7 @@ class SurfaceView(pg.GraphicsLayoutWidget):
         self.disconnect_controller()
         super().closeEvent(event)
 
-    # --- from the controller ------------------------------------------------------------------------
+    # --- from the controller ----------------------------------------------------------------------
 
     def _on_surface_change(self) -> None:
         session = self.controller.session

@@ -77,7 +77,7 @@ def test_heatmap_holds_the_surface_grid_in_log_colours(view, controller):
     assert np.all(np.diff(image.ravel()[order]) >= -1e-12)
     # ...and log-scaled: the valley spans several colour decades, not one flat shade.
     assert hi - lo > 3
-    # Row-major: row j is y, column i is x. Low f at the minimum (1, 1), high at the corner (-2, -1).
+    # Row-major: row j is y, column i is x. Low f at the minimum (1, 1), high at corner (-2, -1).
     i = round((1.0 - gx0) / (gx1 - gx0) * (GRID_SIZE - 1))
     j = round((1.0 - gy0) / (gy1 - gy0) * (GRID_SIZE - 1))
     assert image[j, i] < lo + 0.2 * (hi - lo)
@@ -322,7 +322,8 @@ def test_dragging_the_start_marker_moves_the_start(view, controller):
     sx, sy = controller.session.start
     assert sx == pytest.approx(-1.0, abs=0.03) and sy == pytest.approx(-0.5, abs=0.03)
     assert all(len(r.trajectory) == 1 and r.start == (sx, sy) for r in controller.session.runs)
-    assert flat(view.view_range()) == pytest.approx(flat(range_before))  # a marker drag is not a pan
+    # A marker drag is not a pan.
+    assert flat(view.view_range()) == pytest.approx(flat(range_before))
 
 
 def test_dragging_the_surface_pans_and_keeps_the_start(view, controller):
