@@ -15,6 +15,12 @@ Prints:
     The GIL lets only one thread run Python at a time and this work is almost all Python
     (torch.optim's update and autograd's bookkeeping for scalars), so a worker adds no
     throughput; it only moves the stalls.
+(d) a slow step: one LBFGS(max_iter=1000, zero tolerances) step on rastrigin, stepped directly,
+    against the window's longest tick gap while the controller steps that run on a worker at
+    60 steps/s beside the six others;
+(e) quitting: the real window plays, closes, and the process's time from the end of
+    `app.exec()` to its exit, as the app does it today (interpreter teardown: torch, then every
+    Qt wrapper) and with `os._exit` right after `exec()` (settings are already synced by then).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -42,6 +49,16 @@ SIX_RUNS = (("SGD", {"lr": 1e-3}), ("SGD", {"lr": 1e-3, "momentum": 0.9}),
 
 def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[int(q * (len(sorted_values) - 1))]
+
+
+def run_event_loop(seconds: float) -> None:
+    """Run Qt's event loop as the app does (it sleeps between events and lets go of the GIL),
+    not a busy processEvents() loop, which would starve any other thread."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    QTimer.singleShot(int(seconds * 1000), loop.quit)
+    loop.exec()
 
 
 def plain_loop_per_run(seconds: float) -> float:
@@ -83,8 +100,7 @@ def animate(app, controller, seconds: float) -> tuple[float, list[float]]:
     before = sum(r.steps for r in runs)
     controller.play()
     start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        app.processEvents()
+    run_event_loop(seconds)
     controller.pause()
     elapsed = time.perf_counter() - start
     controller.sigStepped.disconnect(on_stepped)
@@ -124,8 +140,10 @@ def worker_thread_rate(app, controller, seconds: float, with_window: bool) -> tu
         controller.play()
     start = time.perf_counter()
     thread.start()
-    while time.perf_counter() - start < seconds:
-        app.processEvents() if with_window else time.sleep(0.01)
+    if with_window:
+        run_event_loop(seconds)
+    else:
+        time.sleep(seconds)
     stop.set()
     thread.join()
     elapsed = time.perf_counter() - start
@@ -135,10 +153,76 @@ def worker_thread_rate(app, controller, seconds: float, with_window: bool) -> tu
     return rounds[0] / elapsed, sorted(gaps)
 
 
+SLOW_LBFGS = {"lr": 1.0, "max_iter": 1000, "tolerance_grad": 0.0, "tolerance_change": 0.0}
+
+
+def slow_step(app, controller, seconds: float) -> None:
+    from core.run import Run
+    from core.surfaces import get_surface
+
+    rastrigin = get_surface("rastrigin")
+    direct = []
+    run = Run(rastrigin, "LBFGS", SLOW_LBFGS)
+    for _ in range(3):
+        t = time.perf_counter()
+        run.step(1)
+        direct.append((time.perf_counter() - t) * 1000)
+    controller.set_surface_name("rastrigin")
+    lbfgs = controller.add_run("LBFGS", SLOW_LBFGS)
+    controller.set_speed(60)
+    controller.max_tick_gap = 0.0
+    _, gaps = animate(app, controller, seconds)
+    print(f"    one step stepped directly: median {statistics.median(direct):.0f} ms "
+          f"(what the GUI thread froze for, per step, before)")
+    print(f"    stepped on a worker beside six runs at 60/s: {lbfgs.steps} steps in "
+          f"{seconds:g} s; the window's tick gaps p50 {percentile(gaps, 0.5):.1f}, p99 "
+          f"{percentile(gaps, 0.99):.1f}, max {gaps[-1]:.1f} ms")
+    controller.remove_run(lbfgs)
+    controller.set_surface_name("rosenbrock")
+
+
+def quit_probe(fast: bool) -> None:
+    """In a child process: the real window plays a second, closes; print when exec() ended."""
+    from PySide6.QtCore import QTimer
+
+    app = QApplication.instance() or QApplication([])
+    from gui.main_window import MainWindow
+
+    settings = QSettings(str(Path(tempfile.mkdtemp()) / "q.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings=settings, restore=False)
+    window.show()
+    QTimer.singleShot(100, window.controller.play)
+    QTimer.singleShot(1100, window.close)
+    QTimer.singleShot(1100, app.quit)
+    code = app.exec()
+    print(f"EXEC_END {time.time():.6f}", flush=True)
+    if fast:
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def quit_times(repeats: int = 3) -> dict[str, float]:
+    out = {}
+    for mode in ("teardown", "os._exit"):
+        times = []
+        for _ in range(repeats):
+            child = subprocess.run([sys.executable, __file__, "--quit-probe", mode],
+                                   capture_output=True, text=True, timeout=120)
+            ended = time.time()
+            line = [x for x in child.stdout.splitlines() if x.startswith("EXEC_END")][0]
+            times.append((ended - float(line.split()[1])) * 1000)
+        out[mode] = statistics.median(times)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--quit-probe", choices=("teardown", "os._exit"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.quit_probe:
+        quit_probe(args.quit_probe == "os._exit")
+        return
 
     app = QApplication.instance() or QApplication([])
     from gui import controller as controller_module
@@ -192,7 +276,17 @@ def main() -> None:
     print(f"    worker thread while the window animates its own six runs at 60/s: {shared:.0f} "
           f"steps/s per run ({shared / plain:.2f}); the window's tick gaps p50 "
           f"{percentile(gaps, 0.5):.1f}, p99 {percentile(gaps, 0.99):.1f}, max {gaps[-1]:.1f} ms")
+
+    print("\n(d) a slow step: LBFGS(max_iter=1000, tolerance_grad=0, tolerance_change=0)")
+    slow_step(app, c, args.seconds / 2)
     window.close()
+
+    print("\n(e) quitting: from the end of app.exec() to the end of the process (median of 3)")
+    q = quit_times()
+    print(f"    interpreter teardown, as today: {q['teardown']:.0f} ms; os._exit after exec(): "
+          f"{q['os._exit']:.0f} ms")
+    sys.stdout.flush()
+    os._exit(0)  # the teardown measured in (e) is not worth waiting for here either
 
 
 if __name__ == "__main__":
