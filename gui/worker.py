@@ -173,6 +173,10 @@ class Job(QObject):
         else:
             self.sigCancelled.emit()
         self._drop_listeners()
+        if self.parent() is not None:
+            # Done: no longer a child, or a panel that starts a job per refresh would gather
+            # thousands of them; Python frees it once the owner drops its reference.
+            self.setParent(None)
 
     def _drop_listeners(self) -> None:
         # A Job reports once. Qt holds each connected callable, and a lambda that captures the

@@ -241,3 +241,16 @@ def test_a_job_lets_go_of_its_listeners_once_it_has_reported(qtbot):
         del job, payload
     gc.collect()
     assert [r() for r in refs] == [None] * 5
+
+
+def test_a_finished_job_is_no_longer_a_child_of_its_parent(qtbot):
+    # A panel that starts a job per refresh (with parent=self) must not gather them forever.
+    from PySide6.QtCore import QObject
+
+    parent = QObject()
+    jobs = [Job(lambda state: 1, parent=parent) for _ in range(3)]
+    assert len(parent.findChildren(Job)) == 3
+    for job in jobs:
+        with qtbot.waitSignal(job.sigFinished, timeout=5000):
+            job.start()
+    assert parent.findChildren(Job) == []
