@@ -1,20 +1,58 @@
-"""QApplication set-up and the main window."""
+"""QApplication set-up and the main window.
+
+The window is shown before the runs' optimizers are built (see MainWindow's `defer_runs`).
+With the environment variable OPTIMIZER_PLAYGROUND_LAUNCH_PROBE set to the launch time (seconds
+since the epoch, `time.time()`), the app prints `shown <s>` once the window is painted and
+`ready <s>` once the runs are built, seconds since that time, and quits: benchmarks/bench_launch.py.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from gui.main_window import MainWindow
+
+LAUNCH_PROBE = "OPTIMIZER_PLAYGROUND_LAUNCH_PROBE"
 
 
 def run_app(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
     app.setApplicationName("Optimizer Playground")
     app.setOrganizationName("OptimizerPlayground")
-    window = MainWindow()
+    window = MainWindow(defer_runs=True)
+    probe = os.environ.get(LAUNCH_PROBE)
+    if probe:
+        _probe_launch(app, window, float(probe))
     window.show()
     window.raise_()
     window.activateWindow()  # keyboard focus from the start, also without a window manager
-    return app.exec()
+    code = app.exec()
+    # Tear the window down while Qt is whole: left to the interpreter's exit, Qt objects are
+    # destroyed one by one in no useful order, which made quitting take seconds.
+    window.deleteLater()
+    QApplication.sendPostedEvents(None, 0)
+    return code
+
+
+def _probe_launch(app: QApplication, window: MainWindow, launched: float) -> None:
+    seen: dict[str, float] = {}
+
+    def note(what: str) -> None:
+        seen[what] = time.time() - launched
+        if "shown" in seen and ("ready" in seen or window.ready):
+            seen.setdefault("ready", seen["shown"])
+            print(f"shown {seen['shown']:.3f}\nready {seen['ready']:.3f}", flush=True)
+            window.close()
+            app.quit()
+
+    def shown() -> None:
+        window.repaint()  # the first paint, done now rather than whenever the loop gets to it
+        note("shown")
+
+    QTimer.singleShot(0, shown)
+    window.sigReady.connect(lambda: note("ready"))

@@ -1,20 +1,36 @@
 """The main window: the surface in the middle, run cards on the right, table / curves / autograd
-graph below, the transport and surface bars on top, and the File menu for sessions and exports."""
+graph below, the transport and surface bars on top, and the File menu for sessions and exports.
+
+The surface keeps most of the window: the docks are capped (`BOTTOM_DOCK_MAX`, `SIDE_DOCK_MAX`) on
+every resize and after a saved layout is restored, so no saved state can squash it.
+
+With `defer_runs=True` (the app's launch) the window shows the surface first and builds the runs'
+optimizers after: torch imports `torch._dynamo` (1-2.5 s) the first time an optimizer is built, so
+a thread imports it while the window is already on screen (`sigReady` when the runs are there).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+import platform
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QShortcut
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QMainWindow, QMessageBox, QTabWidget,
-                               QToolBar, QWidget)
+from PySide6.QtCore import (QByteArray, QEvent, QObject, QSettings, QSize, Qt, QThread,
+                            QTimer, Signal)
+from PySide6.QtGui import (QAction, QCloseEvent, QGuiApplication, QKeySequence, QResizeEvent,
+                           QShortcut, QShowEvent)
+from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDialog, QDialogButtonBox,
+                               QDockWidget, QFileDialog, QFormLayout, QLineEdit, QMainWindow,
+                               QMessageBox, QSpinBox, QTabWidget, QTextBrowser, QToolBar,
+                               QVBoxLayout, QWidget)
 
 from core.errors import PlaygroundError
 from core.export import export_data
-from core.session import Session
+from core.session import MAX_RUNS, Session
+from core.surfaces import Surface, get_surface, surface_from_formula
 from gui.controller import Controller
 from gui.curves_view import CurvesView
 from gui.graph_panel import GraphPanel
@@ -28,30 +44,140 @@ from resources import preset_paths, preset_title
 
 MAX_RECENT = 8
 SESSION_FILTER = "Session (*.json)"
+# The surface is the point of the app: a dock below takes at most this share of the window's
+# height, a dock at the side at most this share of its width (a restored layout included).
+BOTTOM_DOCK_MAX = 0.38
+SIDE_DOCK_MAX = 0.35
+LOADER_DELAY_MS = 300
+# What the user is asked when a changed session would be replaced: one of these strings.
+SAVE, DISCARD, CANCEL = "save", "discard", "cancel"
+
+SHORTCUTS = (
+    ("Space", "play / pause (when the focus is not in a text field)"),
+    ("→", "one step"),
+    ("R", "reset every run to the start"),
+    ("Esc", "leave a text field (the keys above work again)"),
+    ("Enter", "use the formula / start typed"),
+    ("Ctrl+Z", "undo removing a run"),
+    ("Ctrl+N", "new session"),
+    ("Ctrl+O / Ctrl+S", "open / save a session"),
+    ("Ctrl+Q", "quit"),
+    ("mouse wheel", "scroll the runs list; a focused control takes the wheel"),
+    ("click / drag", "on the surface: move the start point"),
+)
 
 
 def default_settings() -> QSettings:
     return QSettings("OptimizerPlayground", "OptimizerPlayground")
 
 
+def app_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("optimizer-playground")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class _OptimizerImport(QThread):
+    """Imports what torch.optim loads on the first optimizer (torch._dynamo), off the GUI thread.
+
+    A failure here is left for the GUI thread's own import to report, where it happens anyway.
+    """
+
+    def run(self) -> None:
+        with contextlib.suppress(Exception):
+            import torch._dynamo  # noqa: F401
+
+
+class ImageSizeDialog(QDialog):
+    """Width and height in pixels for an exported picture (16 to 10000 each)."""
+
+    def __init__(self, size: QSize, *, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Image size")
+        form = QFormLayout(self)
+        self.width_box, self.height_box = QSpinBox(), QSpinBox()
+        for box, value in ((self.width_box, size.width()), (self.height_box, size.height())):
+            box.setRange(16, 10000)
+            box.setSuffix(" px")
+            box.setValue(value)
+        form.addRow("Width", self.width_box)
+        form.addRow("Height", self.height_box)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def chosen_size(self) -> QSize:
+        return QSize(self.width_box.value(), self.height_box.value())
+
+
+def _surface_and_start(data: object) -> tuple[Surface, tuple[float, float]] | None:
+    """The surface and start of a saved session, cheaply (no run is built): for the window's
+    first paint. None when anything is unusual; the full validation comes after."""
+    try:
+        surface_data, start = data["surface"], data["start"]  # type: ignore[index]
+        if "formula" in surface_data:
+            ranges = {k: tuple(float(v) for v in surface_data[k])
+                      for k in ("x_range", "y_range") if k in surface_data}
+            surface = surface_from_formula(str(surface_data["formula"]), **ranges)
+        else:
+            surface = get_surface(str(surface_data["name"]))
+        x, y = float(start[0]), float(start[1])
+    except (PlaygroundError, KeyError, TypeError, ValueError, IndexError):
+        return None
+    return (surface, (x, y)) if math.isfinite(x) and math.isfinite(y) else None
+
+
 class MainWindow(QMainWindow):
+    """The app's window.
+
+    Signals
+    -------
+    sigReady()    the runs are built (at once, or after the first paint with `defer_runs`)
+
+    `ask_unsaved()` (replaceable, for tests) answers SAVE, DISCARD or CANCEL when a changed
+    session would be replaced; `ask_image_size(QSize)` returns the export size or None.
+    """
+
+    sigReady = Signal()
+
     def __init__(self, controller: Controller | None = None, *,
                  settings: QSettings | None = None, restore: bool = True,
-                 parent: QWidget | None = None) -> None:
+                 defer_runs: bool = False, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings if settings is not None else default_settings()
         self.session_path: Path | None = None
         self.restore_message = ""
+        self.ask_unsaved: Callable[[], str] = self._ask_unsaved_dialog
+        self.ask_image_size: Callable[[QSize], QSize | None] = self._ask_image_size_dialog
+        self._build_session: Callable[[], Session] | None = None
+        self._loader: _OptimizerImport | None = None
+        self._saved_config: dict | None = None
+        self._removed_runs: list[tuple[int, object]] = []  # (index, run), newest last
+        self._known_runs: list = []
+        self._known_session: Session | None = None
+        self._title_name = "untitled"
         if controller is None:
-            controller = Controller(self._last_session() if restore else None, parent=self)
+            if defer_runs:
+                session, self._build_session = self._deferred_session(restore)
+            else:
+                session = self._last_session() if restore else None
+            controller = Controller(session, parent=self)
         self.controller = controller
-        self.setWindowTitle("Optimizer Playground")
+        self.ready = self._build_session is None
+        self._placeholder_was = (controller.session.surface, controller.session.start)
         screen = QGuiApplication.primaryScreen()
         room = screen.availableGeometry() if screen is not None else None
         self.resize(min(1500, room.width()) if room else 1500,
                     min(950, room.height()) if room else 950)
 
         self.surface_view = SurfaceView(controller)
+        # A click on the surface takes the focus out of any text field, so Space / → / R work.
+        self.surface_view.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setCentralWidget(self.surface_view)
         self.run_list = RunList(controller)
         self.run_table = RunTable(controller)
@@ -60,6 +186,8 @@ class MainWindow(QMainWindow):
         self.transport_bar = TransportBar(controller)
         self.transport_bar.sigArrowsToggled.connect(self.surface_view.set_gradient_arrows)
         self.surface_bar = SurfaceBar(controller)
+        if hasattr(self.surface_bar, "sigDone"):
+            self.surface_bar.sigDone.connect(self.leave_text_field)
 
         for name, bar_widget in (("Transport", self.transport_bar), ("Surface", self.surface_bar)):
             bar = QToolBar(name)
@@ -79,23 +207,132 @@ class MainWindow(QMainWindow):
         self.bottom_dock = self._dock("Details", self.tabs, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.resizeDocks([self.runs_dock], [400], Qt.Orientation.Horizontal)
         self.resizeDocks([self.bottom_dock], [280], Qt.Orientation.Vertical)
+        # Docks are capped after the window's layout has settled (sizes are only real then).
+        self._layout_timer = QTimer(self)
+        self._layout_timer.setSingleShot(True)
+        self._layout_timer.setInterval(0)
+        self._layout_timer.timeout.connect(self.keep_surface_big)
 
         self._build_menus()
         self._build_shortcuts()
         controller.sigError.connect(self.show_error)
+        for signal in (controller.sigRunsChanged, controller.sigRunChanged,
+                       controller.sigSurfaceChanged):
+            signal.connect(self._on_session_change)
+        if hasattr(controller, "sigModified"):  # the controller engineer's hook, when it lands
+            controller.sigModified.connect(self._on_session_change)
         if restore:
             self._restore_layout()
         self.controller.formulas = self._stored_list("formulas")
         self.surface_bar._on_surface_change()
+        self._mark_saved()
         self.surface_view.setFocus()  # so Space / → / R reach the shortcuts, not a text field
         self.statusBar().showMessage(self.restore_message or
                                      "Space: play/pause   →: one step   R: reset   "
                                      "click or drag on the surface to move the start", 8000)
+        if not self.ready:
+            self.statusBar().showMessage("Loading torch.optim… (the runs appear in a moment)")
+
+    # --- launch: the runs after the first paint ---------------------------------------------------
+
+    def _deferred_session(self, restore: bool) -> tuple[Session, Callable[[], Session]]:
+        """A session with the last surface and start but no runs yet (no optimizer is built), and
+        how to build the real one (which validates the whole saved session)."""
+        text = self.settings.value("last_session") if restore else None
+        placeholder = Session(get_surface("rosenbrock"))
+        if not text:
+            return placeholder, Session.default
+        try:
+            data = json.loads(str(text))
+        except ValueError as e:
+            self.restore_message = f"The last session could not be restored ({e}); " \
+                                   "started a new one."
+            return placeholder, Session.default
+        quick = _surface_and_start(data)
+        if quick is not None:
+            placeholder = Session(*quick)
+
+        def build() -> Session:
+            try:
+                return Session.from_dict(data)
+            except (PlaygroundError, ValueError, TypeError) as e:
+                self.show_status(f"The last session could not be restored ({e}); "
+                                 "started a new one.", 15000)
+                return Session.default()
+        return placeholder, build
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        self._layout_timer.start()
+        if self._build_session is not None and self._loader is None:
+            # The import thread shares the GIL: it starts once the surface is painted (or after
+            # LOADER_DELAY_MS if no paint comes, as with some headless platforms).
+            self._loader = _OptimizerImport(self)
+            self._loader.finished.connect(self._finish_loading)
+            self.surface_view.viewport().installEventFilter(self)
+            QTimer.singleShot(LOADER_DELAY_MS, self, self._start_loader)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if event.type() == QEvent.Type.Paint and watched is self.surface_view.viewport():
+            QTimer.singleShot(0, self, self._start_loader)  # after this paint is done
+        return False
+
+    def _start_loader(self) -> None:
+        if self._loader is not None and not self._loader.isRunning() \
+                and not self._loader.isFinished():
+            self.surface_view.viewport().removeEventFilter(self)
+            self._loader.start()
+
+    def _finish_loading(self) -> None:
+        build, self._build_session = self._build_session, None
+        if build is None:
+            return
+        placeholder = self.controller.session
+        surface, start = self._placeholder_was
+        session = build()
+        # What the user did while the runs were loading is kept: the surface, the start, and
+        # runs added by hand.
+        if placeholder.surface is not surface or placeholder.start != start:
+            session.set_surface(placeholder.surface, placeholder.start)
+        for run in placeholder.runs:
+            c = run.config()
+            if len(session.runs) < MAX_RUNS:
+                session.add_run(c["optimizer"], c["hyperparameters"], c["frozen"], run.label,
+                                None, run.enabled)
+        self.controller.set_session(session)
+        self._mark_saved()
+        self.ready = True
+        if self.statusBar().currentMessage().startswith("Loading"):
+            self.statusBar().clearMessage()
+        self.sigReady.emit()
+
+    # --- layout: the surface keeps most of the window ---------------------------------------------
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._layout_timer.start()
+
+    def keep_surface_big(self) -> None:
+        """Shrink a dock that takes more than its share (BOTTOM_DOCK_MAX of the height below or
+        above, SIDE_DOCK_MAX of the width at a side); floating and hidden docks take nothing."""
+        for dock in (self.runs_dock, self.bottom_dock):
+            if dock.isFloating() or dock.isHidden():
+                continue
+            area = self.dockWidgetArea(dock)
+            if area in (Qt.DockWidgetArea.LeftDockWidgetArea,
+                        Qt.DockWidgetArea.RightDockWidgetArea):
+                cap, size, orientation = (int(self.width() * SIDE_DOCK_MAX), dock.width(),
+                                          Qt.Orientation.Horizontal)
+            else:
+                cap, size, orientation = (int(self.height() * BOTTOM_DOCK_MAX), dock.height(),
+                                          Qt.Orientation.Vertical)
+            if size > cap:
+                self.resizeDocks([dock], [cap], orientation)
 
     def _on_tab_change(self, index: int) -> None:
-        # The graph needs more height than the table: give it up to 45% of the window.
-        if self.tabs.widget(index) is self.graph_panel:
-            wanted = int(self.height() * 0.45)
+        # The graph needs more height than the table: give it the most a dock may have.
+        if self.tabs.widget(index) is self.graph_panel and not self.bottom_dock.isFloating():
+            wanted = int(self.height() * BOTTOM_DOCK_MAX)
             if self.bottom_dock.height() < wanted:
                 self.resizeDocks([self.bottom_dock], [wanted], Qt.Orientation.Vertical)
 
@@ -103,15 +340,28 @@ class MainWindow(QMainWindow):
         dock = QDockWidget(title, self)
         dock.setObjectName(f"{title}Dock")
         dock.setWidget(widget)
+        # Closable: without it Qt disables the dock's toggleViewAction (View > Runs / Details).
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
         self.addDockWidget(area, dock)
         return dock
+
+    def set_equal_aspect(self, on: bool) -> None:
+        """Keep x and y at the same scale on the surface (View > Equal x/y scale)."""
+        self.settings.setValue("equal_aspect", bool(on))
+        if self.equal_aspect_action.isChecked() != bool(on):
+            self.equal_aspect_action.setChecked(bool(on))
+        if hasattr(self.surface_view, "set_equal_aspect"):
+            self.surface_view.set_equal_aspect(bool(on))
+        else:  # until the surface view has its own switch: the view box's aspect lock
+            self.surface_view.view_box.setAspectLocked(bool(on), ratio=1.0)
 
     # --- menus and shortcuts ----------------------------------------------------------------------
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "&New session", self.new_session, QKeySequence.StandardKey.New)
         self.open_action = self._action(file_menu, "&Open session…", self.open_session_dialog,
                                         QKeySequence.StandardKey.Open)
         self.recent_menu = file_menu.addMenu("Open &recent")
@@ -139,6 +389,11 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
+        edit_menu = self.menuBar().addMenu("&Edit")
+        self.undo_remove_action = self._action(edit_menu, "&Undo remove run", self.undo_remove_run,
+                                               QKeySequence.StandardKey.Undo)
+        self.undo_remove_action.setEnabled(False)
+
         run_menu = self.menuBar().addMenu("&Run")
         self._action(run_menu, "Play / pause (Space)", self.controller.toggle_play)
         self._action(run_menu, "One step (→)", self.controller.step_once)
@@ -147,6 +402,12 @@ class MainWindow(QMainWindow):
         for dock in (self.runs_dock, self.bottom_dock):
             self.view_menu.addAction(dock.toggleViewAction())
         self._action(self.view_menu, "Fit surface", self.surface_view.fit_to_surface)
+        self.equal_aspect_action = self._action(self.view_menu, "&Equal x/y scale",
+                                                self.set_equal_aspect)
+        self.equal_aspect_action.setCheckable(True)
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&Keyboard shortcuts", self.show_shortcuts)
+        self._action(help_menu, "&About Optimizer Playground", self.show_about)
         self._update_recent_menu()
 
     def _action(self, menu, text: str, slot, shortcut=None) -> QAction:  # type: ignore[no-untyped-def]
@@ -158,23 +419,171 @@ class MainWindow(QMainWindow):
         return action
 
     def _build_shortcuts(self) -> None:
-        # Window-wide keys; a focused text field keeps its own use of them (shortcut override).
+        # Window-wide keys; a focused text field keeps its own use of them (shortcut override),
+        # and Escape leaves the field so they work again.
         for key, slot in ((Qt.Key.Key_Space, self.controller.toggle_play),
                           (Qt.Key.Key_Right, self.controller.step_once),
-                          (Qt.Key.Key_R, self.controller.reset)):
+                          (Qt.Key.Key_R, self.controller.reset),
+                          (Qt.Key.Key_Escape, self.leave_text_field)):
             shortcut = QShortcut(QKeySequence(key), self)
             shortcut.activated.connect(slot)
+
+    def leave_text_field(self) -> None:
+        """Focus back on the surface (from a text field or any control)."""
+        self.surface_view.setFocus(Qt.FocusReason.ShortcutFocusReason)
+
+    @staticmethod
+    def is_text_field(widget: QWidget | None) -> bool:
+        """Whether typing Space / R / → in `widget` edits text (so the shortcuts yield to it)."""
+        if isinstance(widget, (QLineEdit, QAbstractSpinBox)):
+            return True
+        return isinstance(widget, QComboBox) and widget.isEditable()
+
+    def show_shortcuts(self) -> QDialog:
+        """Help > Keyboard shortcuts: a small window-modal list."""
+        rows = "".join(f"<tr><td><b>{k}</b></td><td>&nbsp;&nbsp;{v}</td></tr>"
+                       for k, v in SHORTCUTS)
+        return self._info_dialog("Keyboard shortcuts", f"<table>{rows}</table>", "shortcutsDialog")
+
+    def show_about(self) -> QDialog:
+        """Help > About: what the app is, its version, torch's and Qt's."""
+        import PySide6
+        import pyqtgraph
+        import torch
+
+        html = (f"<h3>Optimizer Playground {app_version()}</h3>"
+                "<p>Real <code>torch.optim</code> optimizers racing down loss surfaces "
+                "f(x, y) you pick or type, with autograd's gradients and graph live.</p>"
+                f"<p>torch {torch.__version__} · PySide6 {PySide6.__version__} · "
+                f"pyqtgraph {pyqtgraph.__version__} · Python {platform.python_version()}</p>")
+        return self._info_dialog("About Optimizer Playground", html, "aboutDialog")
+
+    def _info_dialog(self, title: str, html: str, name: str) -> QDialog:
+        dialog = QDialog(self)
+        dialog.setObjectName(name)
+        dialog.setWindowTitle(title)
+        layout = QVBoxLayout(dialog)
+        text = QTextBrowser()
+        text.setHtml(html)
+        text.setOpenExternalLinks(True)
+        layout.addWidget(text)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(dialog.reject)
+        layout.addWidget(buttons)
+        dialog.resize(460, 380)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()  # window-modal, does not block
+        return dialog
+
+    # --- unsaved changes and undo -----------------------------------------------------------------
+
+    def _session_config(self) -> dict:
+        return self.controller.session.to_dict()
+
+    def _mark_saved(self, forget_undo: bool = True) -> None:
+        """The session as it is now is the saved one (opened, saved, new, or restored)."""
+        self._saved_config = self._session_config()
+        self._known_session = self.controller.session
+        self._known_runs = list(self.controller.session.runs)
+        if forget_undo:
+            self._removed_runs.clear()
+            self.undo_remove_action.setEnabled(False)
+        self.setWindowModified(False)
+        self._update_title()
+
+    @property
+    def modified(self) -> bool:
+        """Whether the session differs from the one last opened or saved."""
+        return self._session_config() != self._saved_config
+
+    def _on_session_change(self, *_args: object) -> None:
+        session = self.controller.session
+        if session is self._known_session:
+            runs = session.runs
+            if len(runs) == len(self._known_runs) - 1:  # one run removed: remember it for undo
+                for index, run in enumerate(self._known_runs):
+                    if run not in runs:
+                        self._removed_runs.append((index, run))
+                        self.undo_remove_action.setEnabled(True)
+                        break
+        else:
+            self._removed_runs.clear()
+            self.undo_remove_action.setEnabled(False)
+        self._known_session = session
+        self._known_runs = list(session.runs)
+        self.setWindowModified(self.modified)
+
+    def undo_remove_run(self) -> bool:
+        """Edit > Undo remove run: the last removed run comes back where it was, as it was."""
+        if not self._removed_runs:
+            return False
+        session = self.controller.session
+        if len(session.runs) >= MAX_RUNS:
+            self.show_status(f"A session holds at most {MAX_RUNS} runs: remove one first.")
+            return False
+        index, run = self._removed_runs.pop()
+        self.undo_remove_action.setEnabled(bool(self._removed_runs))
+        if hasattr(self.controller, "insert_run"):
+            self.controller.insert_run(index, run)
+        else:
+            if run.surface is not session.surface or run.start != session.start:
+                run.set_surface(session.surface, session.start)  # it restarts on today's surface
+            session.runs.insert(min(index, len(session.runs)), run)
+            self._known_runs = list(session.runs)
+            self.controller.sigRunsChanged.emit()
+        self.controller.select(run)
+        self.show_status(f"Brought back {run.title}")
+        return True
+
+    def _update_title(self) -> None:
+        self.setWindowTitle(f"Optimizer Playground — {self._title_name}[*]")
+
+    def _ask_unsaved_dialog(self) -> str:
+        box = QMessageBox(QMessageBox.Icon.Question, "Optimizer Playground",
+                          "The session has changes that are not saved.",
+                          QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                          | QMessageBox.StandardButton.Cancel, self)
+        box.setInformativeText("Save them first?")
+        box.setDefaultButton(QMessageBox.StandardButton.Save)
+        answer = box.exec()
+        return {QMessageBox.StandardButton.Save: SAVE,
+                QMessageBox.StandardButton.Discard: DISCARD}.get(
+                    QMessageBox.StandardButton(answer), CANCEL)
+
+    def may_replace_session(self) -> bool:
+        """Before the session is replaced: ask about unsaved changes (Save / Discard / Cancel)."""
+        if not self.modified:
+            return True
+        answer = self.ask_unsaved()
+        if answer == SAVE:
+            return self.save_session()
+        return answer == DISCARD
+
+    def new_session(self) -> bool:
+        """File > New: the default race on Rosenbrock, after asking about unsaved changes."""
+        if not self.may_replace_session():
+            return False
+        self.controller.set_session(Session.default())
+        self.session_path = None
+        self._title_name = "untitled"
+        self._mark_saved()
+        self.show_status("New session")
+        return True
 
     # --- sessions ---------------------------------------------------------------------------------
 
     def open_session_dialog(self) -> None:
+        if not self.may_replace_session():
+            return
         path, _ = QFileDialog.getOpenFileName(self, "Open session", self._last_dir(),
                                               SESSION_FILTER)
         if path:
-            self.open_session(path)
+            self.open_session(path, ask=False)
 
-    def open_session(self, path: str | Path) -> bool:
+    def open_session(self, path: str | Path, *, ask: bool = True) -> bool:
         """Load a session file; on failure show why and keep everything as it was."""
+        if ask and not self.may_replace_session():
+            return False
         if not self._attempt("open the session", lambda: self.controller.load_session(path)):
             return False
         self._use_session_file(Path(path), "Opened")
@@ -182,11 +591,14 @@ class MainWindow(QMainWindow):
 
     def open_example(self, path: Path) -> bool:
         """Load an example session; it stays unsaved (Ctrl+S asks where), the preset untouched."""
+        if not self.may_replace_session():
+            return False
         if not self._attempt("open the example", lambda: self.controller.load_session(path)):
             return False
         extra = self.controller.session.extra
         self.session_path = None
-        self.setWindowTitle(f"Optimizer Playground — {extra.get('title', path.stem)}")
+        self._title_name = str(extra.get("title", path.stem))
+        self._mark_saved()
         self.statusBar().showMessage(str(extra.get("description", "")) +
                                      "   (Space: play)", 30000)
         return True
@@ -220,7 +632,8 @@ class MainWindow(QMainWindow):
         """The session now lives in `path`: Ctrl+S writes there; it heads the recent files."""
         self.session_path = path
         self._add_recent(path)
-        self.setWindowTitle(f"Optimizer Playground — {path.name}")
+        self._title_name = path.name
+        self._mark_saved(forget_undo=done != "Saved")
         self.statusBar().showMessage(f"{done} {path}", 5000)
 
     def _add_recent(self, path: Path) -> None:
@@ -262,11 +675,29 @@ class MainWindow(QMainWindow):
 
     def export_image_dialog(self, widget: QWidget, kind: str) -> None:
         path = self._ask_save_path("Export image", kind, f"{kind.upper()} image")
-        if path:
-            self.export_image(widget, path)
+        if not path:
+            return
+        size = self.ask_image_size(self.default_export_size(widget))
+        if size is not None:
+            self.export_image(widget, path, size)
 
-    def export_image(self, widget: QWidget, path: str | Path) -> bool:
-        if not self._attempt("export the image", lambda: export_widget_image(widget, path)):
+    @staticmethod
+    def default_export_size(widget: QWidget) -> QSize:
+        """The widget's size on screen; a usual window-sized picture when it was never shown."""
+        size = widget.size()
+        if size.width() < 100 or size.height() < 100:
+            return QSize(1200, 800)
+        return size
+
+    def _ask_image_size_dialog(self, size: QSize) -> QSize | None:
+        dialog = ImageSizeDialog(size, parent=self)
+        return dialog.chosen_size() if dialog.exec() == QDialog.DialogCode.Accepted else None
+
+    def export_image(self, widget: QWidget, path: str | Path, size: QSize | None = None) -> bool:
+        """Write `widget`'s picture (at `size` if given), whatever tab is on screen."""
+        width, height = (size.width(), size.height()) if size is not None else (None, None)
+        if not self._attempt("export the image",
+                             lambda: export_widget_image(widget, path, width, height)):
             return False
         self.statusBar().showMessage(f"Wrote {path}", 5000)
         return True
@@ -295,6 +726,9 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Wrote {path}", 5000)
         return True
 
+    def show_status(self, message: str, timeout_ms: int = 5000) -> None:
+        self.statusBar().showMessage(message, timeout_ms)
+
     def show_error(self, message: str) -> None:
         self.statusBar().showMessage(message.replace("\n\n", " "), 10000)
         box = QMessageBox(QMessageBox.Icon.Warning, "Optimizer Playground", message,
@@ -322,16 +756,26 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         if isinstance(state, QByteArray):
             self.restoreState(state)
+        # A saved layout may hold a dock that had grown over the surface: it is capped as soon
+        # as the window is laid out (keep_surface_big), whatever was saved.
+        self._layout_timer.start()
+        equal = self.settings.value("equal_aspect", False)
+        if str(equal).lower() in ("true", "1"):
+            self.set_equal_aspect(True)
 
     def save_state(self) -> None:
         """Layout, the last session and the typed formulas, for the next start."""
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("window_state", self.saveState())
-        self.settings.setValue("last_session", json.dumps(self.controller.session.to_dict()))
+        if self.ready:  # before the runs are built there is nothing new to keep
+            self.settings.setValue("last_session", json.dumps(self.controller.session.to_dict()))
         self.settings.setValue("formulas", json.dumps(self.controller.formulas))
         self.settings.sync()
 
-    def closeEvent(self, event: QCloseEvent) -> None:
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.controller.shutdown()
+        self._layout_timer.stop()
+        if self._loader is not None:
+            self._loader.wait()  # a QThread destroyed while running aborts the process
         self.save_state()
         super().closeEvent(event)

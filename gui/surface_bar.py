@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton,
                                QSizePolicy, QWidget)
 
@@ -10,13 +10,24 @@ from core.surfaces import BUILTIN_SURFACES
 from gui.controller import Controller
 
 CUSTOM = "custom"
+START_DECIMALS = 4  # what the start boxes show
+ERROR_BORDER = "QComboBox { border: 2px solid #c0392b; border-radius: 3px; }"
 
 
 class SurfaceBar(QWidget):
     """Pick a built-in surface, type a formula, or type the start point.
 
-    An invalid formula shows its error (with the column) beside the box and changes nothing.
+    An invalid formula shows its error (with the column) beside the box and changes nothing: a red
+    border, the message on one clipped line of fixed height (the toolbar never grows) and in full
+    in the tooltip.
+
+    Signals
+    -------
+    sigDone()   the user finished with a field (Enter on a formula that works, or on a start
+                box): the window gives the focus back to the surface, so Space / → / R work.
     """
+
+    sigDone = Signal()
 
     def __init__(self, controller: Controller, *, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -52,13 +63,17 @@ class SurfaceBar(QWidget):
         self.formula_error = QLabel()
         self.formula_error.setObjectName("formulaError")
         self.formula_error.setStyleSheet("color: #c0392b;")
-        self.formula_error.setWordWrap(True)
+        # One line, clipped, of fixed height: a long message must not make the toolbar taller.
+        self.formula_error.setWordWrap(False)
+        self.formula_error.setFixedHeight(self.formula_error.fontMetrics().height() + 2)
         self.formula_error.setMaximumWidth(380)
+        self.formula_error.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
 
         self.start_x = _coordinate_box("start x")
         self.start_y = _coordinate_box("start y")
         for box in (self.start_x, self.start_y):
             box.editingFinished.connect(self._on_start_typed)
+            box.lineEdit().returnPressed.connect(self.sigDone)
 
         layout.addWidget(QLabel("Surface"))
         layout.addWidget(self.surface_combo)
@@ -78,9 +93,16 @@ class SurfaceBar(QWidget):
         text = self.formula_box.currentText()
         error = self.controller.set_formula(text)
         if error:
-            self.formula_error.setText(error)
-            self.formula_error.setToolTip(error)
-        # on success sigSurfaceChanged refreshes everything, the error label included
+            self.show_formula_error(error)
+        else:  # sigSurfaceChanged has refreshed everything, the error label included
+            self.sigDone.emit()
+
+    def show_formula_error(self, error: str) -> None:
+        """Red border on the box, the message beside it (one line) and in full in tooltips."""
+        self.formula_error.setText(error)
+        self.formula_error.setToolTip(error)
+        self.formula_box.setStyleSheet(ERROR_BORDER)
+        self.formula_box.lineEdit().setToolTip(error)
 
     def _on_surface_picked(self, index: int) -> None:
         name = self.surface_combo.itemData(index)
@@ -91,8 +113,12 @@ class SurfaceBar(QWidget):
         self.controller.set_surface_name(name)
 
     def _on_start_typed(self) -> None:
-        point = (self.start_x.value(), self.start_y.value())
-        if point != tuple(self.controller.session.start):
+        # The boxes show the start rounded to START_DECIMALS: a coordinate whose box still shows
+        # that rounding was not edited and keeps its full value (leaving the box restarts nothing).
+        start = tuple(self.controller.session.start)
+        point = tuple(start[i] if box.value() == round(start[i], START_DECIMALS) else box.value()
+                      for i, box in enumerate((self.start_x, self.start_y)))
+        if point != start:
             self.controller.set_start(point)
 
     def _on_surface_change(self) -> None:
@@ -100,6 +126,8 @@ class SurfaceBar(QWidget):
         surface = session.surface
         self.formula_error.clear()
         self.formula_error.setToolTip("")
+        self.formula_box.setStyleSheet("")
+        self.formula_box.lineEdit().setToolTip("")
         with QSignalBlocker(self.surface_combo):
             index = self.surface_combo.findData(surface.name if surface.builtin else CUSTOM)
             self.surface_combo.setCurrentIndex(index)
@@ -115,7 +143,7 @@ class SurfaceBar(QWidget):
 def _coordinate_box(tip: str) -> QDoubleSpinBox:
     box = QDoubleSpinBox()
     box.setRange(-1e6, 1e6)
-    box.setDecimals(4)
+    box.setDecimals(START_DECIMALS)
     box.setSingleStep(0.1)
     box.setKeyboardTracking(False)
     box.setToolTip(f"{tip}: type a value, or click / drag on the surface")

@@ -6,7 +6,8 @@ import json
 
 import pytest
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QImage, QKeySequence
+from PySide6.QtWidgets import QTextBrowser
 
 from core.session import Session
 from gui.controller import Controller
@@ -22,6 +23,8 @@ def settings(tmp_path):
 def window(qtbot, settings):
     w = MainWindow(Controller(Session.default()), settings=settings, restore=False)
     qtbot.addWidget(w)
+    w.questions = []  # every "save the changes?" the window asked; a modal dialog would hang
+    w.ask_unsaved = lambda: w.questions.append("asked") or "discard"
     w.show()
     qtbot.waitExposed(w)
     yield w
@@ -215,4 +218,223 @@ def test_examples_menu_opens_each_example_unsaved(window):
     assert c.session.surface.name == "saddle"
     assert window.session_path is None  # Ctrl+S will ask where: the preset stays as shipped
     assert "no minimum" in window.statusBar().currentMessage()
-    assert window.windowTitle().endswith(saddle.text())
+    assert window.windowTitle().replace("[*]", "").endswith(saddle.text())
+    assert not window.isWindowModified()  # an example just opened has nothing to save
+
+
+# --- layout: the surface keeps most of the window ------------------------------------------------
+
+
+def _window_at(qtbot, settings, width, height, restore):
+    w = MainWindow(Controller(Session.default()), settings=settings, restore=restore)
+    qtbot.addWidget(w)
+    w.resize(width, height)
+    w.show()
+    qtbot.waitExposed(w)
+    return w
+
+
+def test_a_saved_layout_with_a_huge_bottom_dock_cannot_squash_the_surface(qtbot, settings):
+    from gui.main_window import BOTTOM_DOCK_MAX
+
+    first = _window_at(qtbot, settings, 1280, 800, restore=False)
+    first.resizeDocks([first.bottom_dock], [700], Qt.Orientation.Vertical)
+    qtbot.waitUntil(lambda: first.bottom_dock.height() > 0.6 * first.height(), timeout=2000)
+    first.save_state()  # what a returning user had: the graph tab had grown the dock
+    first.close()
+    second = _window_at(qtbot, settings, 1280, 800, restore=True)
+    qtbot.waitUntil(lambda: second.bottom_dock.height() <= BOTTOM_DOCK_MAX * second.height() + 2,
+                    timeout=2000)
+    assert second.surface_view.height() >= 0.4 * second.height()
+    assert second.surface_view.width() >= 0.55 * second.width()
+    second.controller.shutdown()
+
+
+def test_docks_are_capped_on_resize_and_when_the_graph_tab_opens(window, qtbot):
+    from gui.main_window import BOTTOM_DOCK_MAX, SIDE_DOCK_MAX
+
+    window.resize(1280, 800)
+    window.resizeDocks([window.runs_dock], [900], Qt.Orientation.Horizontal)
+    window.tabs.setCurrentWidget(window.graph_panel)
+    qtbot.waitUntil(lambda: window.runs_dock.width() <= SIDE_DOCK_MAX * window.width() + 2
+                    and window.bottom_dock.height() <= BOTTOM_DOCK_MAX * window.height() + 2,
+                    timeout=2000)
+    window.resize(1440, 900)
+    qtbot.waitUntil(lambda: window.width() == 1440, timeout=2000)
+    assert window.surface_view.height() >= 0.4 * window.height()
+
+
+def test_view_menu_toggles_the_docks_and_their_state_comes_back(qtbot, settings):
+    first = _window_at(qtbot, settings, 1280, 800, restore=False)
+    runs_toggle = first.runs_dock.toggleViewAction()
+    assert runs_toggle in first.view_menu.actions() and runs_toggle.isEnabled()
+    runs_toggle.trigger()
+    assert first.runs_dock.isHidden()
+    first.close()
+    second = _window_at(qtbot, settings, 1280, 800, restore=True)
+    assert second.runs_dock.isHidden() and not second.bottom_dock.isHidden()
+    second.runs_dock.toggleViewAction().trigger()
+    assert second.runs_dock.isVisible()
+    second.controller.shutdown()
+
+
+def test_equal_scale_option_reaches_the_surface_and_is_remembered(window, qtbot, settings):
+    calls = []
+    window.surface_view.set_equal_aspect = calls.append  # the views engineer's method
+    window.equal_aspect_action.trigger()
+    assert calls == [True] and window.equal_aspect_action.isChecked()
+    window.save_state()
+    again = MainWindow(Controller(Session.default()), settings=settings, restore=True)
+    qtbot.addWidget(again)
+    assert again.equal_aspect_action.isChecked()
+    again.controller.shutdown()
+
+
+# --- keys: Space / → / R after typing, Escape leaves a field -------------------------------------
+
+
+def test_keys_work_again_after_typing_a_formula_and_pressing_enter_or_escape(window, qtbot):
+    c = window.controller
+    line = window.surface_bar.formula_box.lineEdit()
+    line.setFocus()
+    qtbot.keyClicks(line, " ")
+    qtbot.keyClick(line, Qt.Key.Key_Escape)
+    assert not line.hasFocus()
+    qtbot.keyClick(window.focusWidget() or window, Qt.Key.Key_Right)
+    assert all(r.steps == 1 for r in c.session.runs)
+    line.setFocus()
+    line.selectAll()
+    qtbot.keyClicks(line, "x**2 + y**2")
+    qtbot.keyClick(line, Qt.Key.Key_Return)
+    assert c.session.surface.text == "x**2 + y**2"
+    assert not line.hasFocus()
+    qtbot.keyClick(window.focusWidget() or window, Qt.Key.Key_Right)
+    assert all(r.steps == 1 for r in c.session.runs)
+    qtbot.keyClick(window.focusWidget() or window, Qt.Key.Key_R)
+    assert all(r.steps == 0 for r in c.session.runs)
+
+
+def test_escape_leaves_a_cards_spin_box_so_space_plays(window, qtbot):
+    card = window.run_list.cards[0]
+    card.lr_spin.setFocus()
+    qtbot.keyClick(card.lr_spin.lineEdit(), Qt.Key.Key_Space)
+    assert not window.controller.playing  # in a text field Space is the field's
+    qtbot.keyClick(card.lr_spin.lineEdit(), Qt.Key.Key_Escape)
+    qtbot.keyClick(window.focusWidget() or window, Qt.Key.Key_Space)
+    assert window.controller.playing
+    window.controller.pause()
+
+
+# --- work is not thrown away ---------------------------------------------------------------------
+
+
+def test_title_shows_unsaved_changes_and_saving_clears_them(window, tmp_path):
+    assert "[*]" in window.windowTitle() and not window.isWindowModified()
+    c = window.controller
+    c.step_once()
+    c.reset()
+    assert not window.isWindowModified()  # stepping and resetting change nothing saved
+    c.set_hyperparameter(c.session.runs[0], "lr", 0.002)
+    assert window.isWindowModified()
+    assert window.save_session_to(tmp_path / "s.json")
+    assert not window.isWindowModified()
+    assert "s.json" in window.windowTitle()
+
+
+def test_opening_over_changes_asks_and_cancel_keeps_everything(window, tmp_path):
+    c = window.controller
+    path = tmp_path / "other.json"
+    Session.default("himmelblau").save(path)
+    c.set_surface_name("booth")
+    window.ask_unsaved = lambda: "cancel"
+    assert not window.open_session(path)
+    assert not window.open_example(next(iter(__import__("resources").preset_paths())))
+    assert not window.new_session()
+    assert c.session.surface.name == "booth" and window.isWindowModified()
+    window.ask_unsaved = lambda: "discard"
+    assert window.open_session(path)
+    assert c.session.surface.name == "himmelblau" and not window.isWindowModified()
+
+
+def test_save_answer_saves_before_opening(window, tmp_path, monkeypatch):
+    c = window.controller
+    mine = tmp_path / "mine.json"
+    assert window.save_session_to(mine)
+    c.set_surface_name("booth")
+    other = tmp_path / "other.json"
+    Session.default("beale").save(other)
+    window.ask_unsaved = lambda: "save"
+    assert window.open_session(other)
+    assert Session.load(mine).surface.name == "booth"  # the changes were saved first
+    assert c.session.surface.name == "beale"
+
+
+def test_new_session_is_the_default_race(window):
+    c = window.controller
+    c.set_surface_name("booth")
+    c.remove_run(c.session.runs[0])
+    assert window.new_session()
+    assert window.questions == ["asked"]
+    assert c.session.surface.name == "rosenbrock" and len(c.session.runs) == 4
+    assert window.session_path is None and not window.isWindowModified()
+    new_action = next(a for a in window.menuBar().actions()[0].menu().actions()
+                      if a.text().replace("&", "").startswith("New"))
+    assert new_action.shortcut().matches(QKeySequence(QKeySequence.StandardKey.New)) \
+        == QKeySequence.SequenceMatch.ExactMatch
+
+
+def test_removing_a_run_can_be_undone_with_ctrl_z(window, qtbot):
+    c = window.controller
+    c.session.step(5)
+    adam = c.session.runs[3]
+    rmsprop = c.session.runs[2]
+    window.run_list.card_for(rmsprop).remove_button.click()
+    assert rmsprop not in c.session.runs and window.undo_remove_action.isEnabled()
+    window.surface_view.setFocus()
+    qtbot.keyClick(window.surface_view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert c.session.runs[2] is rmsprop and c.session.runs[3] is adam
+    assert rmsprop.steps == 5  # as it was, trajectory and all
+    assert window.run_list.card_for(rmsprop) is not None
+    assert not window.undo_remove_action.isEnabled()
+    assert not window.undo_remove_run()  # nothing more to undo
+
+
+# --- help, exports with a size -------------------------------------------------------------------
+
+
+def test_help_about_and_shortcuts(window):
+    import torch
+
+    about = window.show_about()
+    text = about.findChild(QTextBrowser).toPlainText()
+    assert torch.__version__ in text and "0." in text and "torch.optim" in text
+    about.close()
+    shortcuts = window.show_shortcuts().findChild(QTextBrowser).toPlainText()
+    for key in ("Space", "→", "R", "Esc", "Ctrl+Z"):
+        assert key in shortcuts
+    help_menu = window.menuBar().actions()[-1]
+    assert help_menu.text().replace("&", "") == "Help"
+
+
+def test_image_export_asks_a_size_and_works_from_a_hidden_tab(window, tmp_path, monkeypatch):
+    from PySide6.QtCore import QSize
+    from PySide6.QtWidgets import QFileDialog
+
+    window.controller.session.step(20)
+    window.controller.sigStepped.emit()
+    window.tabs.setCurrentWidget(window.run_table)  # the curves are not on screen
+    asked = []
+    window.ask_image_size = lambda size: asked.append(size) or QSize(640, 480)
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        lambda *a, **k: (str(tmp_path / "surface"), ""))
+    window.export_image_dialog(window.surface_view, "png")
+    image = QImage(str(tmp_path / "surface.png"))
+    assert (image.width(), image.height()) == (640, 480)
+    assert asked == [window.surface_view.size()]
+    assert window.export_image(window.curves_view, tmp_path / "c.png", QSize(500, 300))
+    assert QImage(str(tmp_path / "c.png")).size() == QSize(500, 300)
+    window.ask_image_size = lambda size: None  # cancelled: nothing written
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        lambda *a, **k: (str(tmp_path / "none"), ""))
+    window.export_image_dialog(window.surface_view, "png")
+    assert not (tmp_path / "none.png").exists()

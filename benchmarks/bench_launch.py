@@ -1,0 +1,60 @@
+"""Launch time: from starting the process to a painted main window, against bare imports.
+
+Each repeat starts two fresh processes, one after the other, with the same interpreter: one that
+only does `import torch, PySide6.QtWidgets, pyqtgraph`, and the app (`main.py`, with a clean
+settings folder) which prints when its window is painted (`shown`) and when its runs' optimizers
+are built (`ready`, see gui/app.py's LAUNCH_PROBE) and quits. Both times count from just before
+the process starts, interpreter start-up included. Prints the medians and their ratios.
+
+    .venv/bin/python benchmarks/bench_launch.py [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BARE = ("import os, time; import torch, PySide6.QtWidgets, pyqtgraph; "
+        "print(f\"shown {time.time() - float(os.environ['OPTIMIZER_PLAYGROUND_LAUNCH_PROBE'])}\")")
+
+
+def timed(args: list[str], env: dict[str, str]) -> dict[str, float]:
+    env = {**env, "OPTIMIZER_PLAYGROUND_LAUNCH_PROBE": repr(time.time())}
+    out = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    marks = dict(line.split() for line in out.stdout.splitlines() if line[:5] in ("shown", "ready"))
+    if "shown" not in marks:
+        raise SystemExit(f"no launch time from {args}: {out.stderr.strip()[-300:]}")
+    return {k: float(v) for k, v in marks.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    env = dict(os.environ)
+    env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    bare, shown, ready = [], [], []
+    for _ in range(args.repeats):
+        with tempfile.TemporaryDirectory() as config:  # no saved layout or session
+            env["XDG_CONFIG_HOME"] = config
+            bare.append(timed([sys.executable, "-c", BARE], env)["shown"])
+            app = timed([sys.executable, "main.py"], env)
+            shown.append(app["shown"])
+            ready.append(app.get("ready", float("nan")))
+    b, s, r = (statistics.median(v) for v in (bare, shown, ready))
+    every = "; ".join(f"{x:.2f}/{y:.2f}" for x, y in zip(bare, shown, strict=True))
+    print(f"repeats: {args.repeats}, medians below (each, bare/window s: {every})")
+    print(f"bare import torch, PySide6.QtWidgets, pyqtgraph: {b:.3f} s")
+    print(f"launch to a painted window: {s:.3f} s  = {s / b:.2f} x the bare imports")
+    print(f"launch to the runs built (optimizers ready): {r:.3f} s  = {r / b:.2f} x")
+
+
+if __name__ == "__main__":
+    main()
