@@ -12,6 +12,14 @@ sigStepped()               runs have new trajectory entries (after a tick or a s
 sigPlayingChanged(bool)    play / pause
 sigSelectionChanged(object) the selected run (or None)
 sigError(str)              a message for the user
+sigModified(bool)          the session changed (True) or was just opened / saved (False)
+sigWorkingChanged()        a worker thread started or stopped stepping a slow run
+
+Scheduling: a tick steps the active runs round-robin for one time slice (SLICE_S at a set speed;
+at "max" between SLICE_S and MAX_SLICE_S, adapted to what the frame leaves), and never begins a
+round that would end past the slice. A run whose single step takes longer than a frame is
+stepped by a gui.worker Job instead; a change to it waits for that step to end first, so a run
+is only ever touched by one thread at a time.
 """
 
 from __future__ import annotations
@@ -179,6 +187,8 @@ class Controller(QObject):
             if run not in self._jobs and self.is_slow(run):
                 self._step_in_background(run, budget)
         runs = [r for r in active if r not in self._jobs]
+        stepping = list(runs)  # the runs this thread steps (a worker's change on their own)
+        steps_before = sum(r.steps for r in stepping)
         deadline = now + slice_s
         taken = 0
         round_time = 0.0
@@ -190,9 +200,11 @@ class Controller(QObject):
                 break
             taken += 1
             round_time = self._clock() - started
-            runs = [r for r in runs if r.status.value != "diverged" and r not in self._jobs]
-        self._log_rate(now, worker_steps + taken * len(runs), len(active))
-        self.sigStepped.emit()
+            runs = [r for r in runs if r.status.value != "diverged" and r not in self._slow]
+        stepped_here = sum(r.steps for r in stepping) - steps_before
+        self._log_rate(now, worker_steps + stepped_here, len(active))
+        if stepped_here or worker_steps:
+            self.sigStepped.emit()
 
     def _timed_step(self, run: Run) -> int:
         started = self._clock()
