@@ -12,6 +12,9 @@
 (b) Surface.grid on 500 x 500 points (median of repeats). Target: well under 50 ms.
 (c) Trajectory bytes and the process's resident memory (from /proc/self/status) before and
     after a million steps of one run.
+(d) Batching, for the GUI's "max" speed: six runs stepped round-robin one step at a time (what
+    the controller does, so no run gets ahead within a frame) against each run taking 8 steps
+    in a row, against the plain loop stepping the same six optimizers round-robin.
 """
 
 from __future__ import annotations
@@ -117,6 +120,47 @@ def bench_memory(steps: int) -> dict:
             "last_step": int(run.trajectory.step[-1])}
 
 
+SIX_RUNS = (("SGD", {"lr": 1e-3}), ("SGD", {"lr": 1e-3, "momentum": 0.9}),
+            ("RMSprop", {"lr": 1e-2}), ("Adam", {"lr": 5e-2}), ("Adagrad", {"lr": 0.5}),
+            ("NAdam", {"lr": 0.02}))
+
+
+def bench_batching(rounds: int, repeats: int) -> dict[str, float]:
+    """Steps/s per run: round-robin single steps, batches of 8, and the plain loop."""
+    surface = get_surface("rosenbrock")
+
+    def engine(batch: int) -> float:
+        runs = [Run(surface, name, hps) for name, hps in SIX_RUNS]
+        t0 = time.perf_counter()
+        for _ in range(rounds // batch):
+            for run in runs:
+                run.step(batch)
+        return rounds // batch * batch / (time.perf_counter() - t0)
+
+    def plain() -> float:
+        loops = []
+        for name, hps in SIX_RUNS:
+            x = torch.tensor(surface.start[0], dtype=torch.float64, requires_grad=True)
+            y = torch.tensor(surface.start[1], dtype=torch.float64, requires_grad=True)
+            loops.append((x, y, getattr(torch.optim, name)([x, y], **hps)))
+        t0 = time.perf_counter()
+        for _ in range(rounds):
+            for x, y, opt in loops:
+                opt.zero_grad()
+                surface(x, y).backward()
+                opt.step()
+        return rounds / (time.perf_counter() - t0)
+
+    engine(1), plain()  # warm up
+    single, batched, plains = [], [], []
+    for _ in range(repeats):  # interleaved, so other load hits all three alike
+        single.append(engine(1))
+        batched.append(engine(8))
+        plains.append(plain())
+    return {"single": statistics.median(single), "batched": statistics.median(batched),
+            "plain": statistics.median(plains)}
+
+
 def profile_engine(optimizer: str, hps: dict, steps: int) -> str:
     run = Run(get_surface("rosenbrock"), optimizer, hps)
     run.step(200)
@@ -180,6 +224,12 @@ def main() -> None:
     for step, rss, nbytes in m["along"]:
         print(f"      after {step:>9,} steps: RSS {rss:7.1f} MiB, trajectory "
               f"{nbytes / 2**20:6.2f} MiB")
+
+    print("\n(d) six runs round-robin (steps/s per run, median)")
+    b = bench_batching(rounds=200 if args.quick else 400, repeats=5 if args.quick else 9)
+    print(f"    one step per run per round: {b['single']:.0f}; 8 steps per run per round: "
+          f"{b['batched']:.0f} ({b['batched'] / b['single']:.3f}x); plain loop: "
+          f"{b['plain']:.0f} (engine/plain {b['single'] / b['plain']:.3f})")
 
     if args.profile:
         for name, hps in (("SGD", {"lr": 1e-4}), ("Adam", {"lr": 1e-3})):
