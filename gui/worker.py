@@ -18,6 +18,7 @@ creates: a pool's threads belong to the pool, so no QThread can be destroyed whi
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import warnings
@@ -186,24 +187,18 @@ class Job(QObject):
             warnings.simplefilter("ignore", RuntimeWarning)
             for signal in (self.sigProgress, self.sigPartialResult, self.sigFinished,
                            self.sigFailed, self.sigCancelled):
-                try:
+                with contextlib.suppress(RuntimeError, TypeError):
                     signal.disconnect()
-                except (RuntimeError, TypeError):
-                    pass
 
     def _emit_progress(self, fraction: float) -> None:
         if not self.cancelled:
-            try:
+            with contextlib.suppress(RuntimeError):  # the C++ object went with its parent
                 self.sigProgress.emit(fraction)
-            except RuntimeError:
-                pass
 
     def _emit_partial(self, value: Any) -> None:
         if not self.cancelled:
-            try:
+            with contextlib.suppress(RuntimeError):
                 self.sigPartialResult.emit(value)
-            except RuntimeError:
-                pass
 
 
 def one_line_error(error: BaseException) -> str:
@@ -293,9 +288,7 @@ class JobProgress(QWidget):
                                  (self.job.sigFinished, self._on_job_end),
                                  (self.job.sigFailed, self._on_job_end),
                                  (self.job.sigCancelled, self._on_job_end)):
-                try:
+                with contextlib.suppress(RuntimeError, TypeError):
                     signal.disconnect(slot)
-                except (RuntimeError, TypeError):
-                    pass
         self.job = None
         self.hide()
