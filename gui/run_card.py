@@ -13,14 +13,15 @@ import re
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QSignalBlocker, Qt
-from PySide6.QtGui import QColor, QValidator
-from PySide6.QtWidgets import (QCheckBox, QColorDialog, QComboBox, QDoubleSpinBox, QFrame,
-                               QGridLayout, QHBoxLayout, QLabel, QLineEdit, QSizePolicy, QSlider,
-                               QSpinBox, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtGui import QColor, QMouseEvent, QValidator, QWheelEvent
+from PySide6.QtWidgets import (QAbstractScrollArea, QAbstractSlider, QAbstractSpinBox,
+                               QApplication, QCheckBox, QColorDialog, QComboBox, QDoubleSpinBox,
+                               QFrame, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QSizePolicy,
+                               QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from core.errors import PlaygroundError
 from core.optimizers import CATALOGUE, Hyperparameter
-from core.run import Run, RunStatus
+from core.run import Run
 from gui.controller import Controller
 
 # The learning-rate slider: LR_TICKS steps spread evenly over log10(lr) in [LR_LOG_MIN, LR_LOG_MAX].
@@ -29,6 +30,15 @@ LR_LOG_MAX = 1.0
 LR_TICKS = 1000
 # The lr box accepts more than the slider shows (the slider then sits at its end).
 LR_BOX_RANGE = (1e-12, 1e6)
+# Fine mode: a drag with Shift or Ctrl held moves the lr slider this many times slower.
+FINE_DRAG = 10
+# Controls that would change a value under a passing mouse wheel: they take the wheel only when
+# they have the keyboard focus; otherwise the wheel scrolls the list of cards.
+WHEEL_CONTROLS = (QAbstractSlider, QAbstractSpinBox, QComboBox)
+# The status badge's colours (text, background), by Run.display_status.
+BADGE_COLORS = {"diverged": ("#ffffff", "#c0392b"), "converged": ("#ffffff", "#1e8449"),
+                "frozen": ("#ffffff", "#2e6da4"), "disabled": ("#666666", "#f4f4f4")}
+RUNNING_COLORS = ("#333333", "#e4e4e4")
 LONG_NAME = 12  # a hyperparameter name longer than this gets a half line to itself
 UNBOUNDED = 1e9  # what a spin box uses for a hyperparameter with no upper (or lower) bound
 
@@ -103,6 +113,41 @@ class FloatSpinBox(QDoubleSpinBox):
         self.setValue(min(self.maximum(), max(self.minimum(), value)))
 
 
+class FineSlider(QSlider):
+    """A slider with a fine mode: dragging with Shift or Ctrl held moves the value FINE_DRAG
+    times slower than the pointer, for the last digit of a learning rate."""
+
+    def __init__(self, orientation: Qt.Orientation, parent: QWidget | None = None) -> None:
+        super().__init__(orientation, parent)
+        self._fine_from: tuple[float, int] | None = None  # (pointer x, value) at the press
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt's name)
+        fine = Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.ControlModifier
+        if event.button() == Qt.MouseButton.LeftButton and event.modifiers() & fine:
+            self._fine_from = (event.position().x(), self.value())
+            self.setSliderDown(True)
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._fine_from is None:
+            super().mouseMoveEvent(event)
+            return
+        x0, value0 = self._fine_from
+        ticks_per_pixel = (self.maximum() - self.minimum()) / max(1, self.width())
+        self.setValue(value0 + round((event.position().x() - x0) * ticks_per_pixel / FINE_DRAG))
+        event.accept()
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._fine_from is None:
+            super().mouseReleaseEvent(event)
+            return
+        self._fine_from = None
+        self.setSliderDown(False)
+        event.accept()
+
+
 def _tooltip(h: Hyperparameter) -> str:
     return f"<b>{h.name}</b>: {h.help}<br>range: {h.range_text()}; default: {h.default!r}"
 
@@ -147,9 +192,13 @@ class RunCard(QFrame):
         layout.addWidget(self.error_label)
 
         # Any press on the card or on one of its controls selects the run (the press still goes on
-        # to the control).
+        # to the control). A value control takes the wheel only once focused (StrongFocus: the
+        # wheel itself does not give it the focus), so the wheel scrolls the list.
+        self.pressing = False  # True while a press on this card selects its run
         for child in self.findChildren(QWidget):
             child.installEventFilter(self)
+            if isinstance(child, WHEEL_CONTROLS):
+                child.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
         controller.sigRunChanged.connect(self._on_run_change)
         controller.sigStepped.connect(self._on_stepped_change)
@@ -227,10 +276,12 @@ class RunCard(QFrame):
         row.setSpacing(4)
         name = QLabel("lr")
         name.setToolTip(_tooltip(h))
-        self.lr_slider = QSlider(Qt.Orientation.Horizontal)
+        self.lr_slider = FineSlider(Qt.Orientation.Horizontal)
         self.lr_slider.setRange(0, LR_TICKS)
         self.lr_slider.setPageStep(LR_TICKS // 12)  # half a decade
-        self.lr_slider.setToolTip(_tooltip(h) + "<br>slider: log scale, 1e-5 to 10")
+        self.lr_slider.setToolTip(_tooltip(h) + f"<br>slider: log scale, 1e-5 to 10 in {LR_TICKS}"
+                                  " steps; hold Shift or Ctrl while dragging for fine steps;"
+                                  " ← / → one step when it has the focus")
         self.lr_slider.valueChanged.connect(self._on_lr_slider_edit)
         self.lr_spin = FloatSpinBox(log=True)
         self.lr_spin.setRange(*LR_BOX_RANGE)
@@ -454,33 +505,51 @@ class RunCard(QFrame):
         return widgets
 
     def _refresh_status(self) -> None:
+        """The badge says what Run.status_text says (the one wording of a run's state): its
+        first part on the card ("diverged at step 12"), all of it in the tooltip."""
         run = self.run
-        if run.status is RunStatus.DIVERGED:
-            text, tip, fg, bg = (f"diverged @ step {run.diverged_at}", run.divergence_reason,
-                                 "#ffffff", "#c0392b")
-        elif run.status is RunStatus.CONVERGED:
-            text, tip, fg, bg = (f"converged @ step {run.converged_at}",
-                                 f"|grad| < {run.grad_tolerance:g} at step {run.converged_at}",
-                                 "#ffffff", "#1e8449")
-        else:
-            text, tip, fg, bg = "running", f"step {run.steps}", "#333333", "#e4e4e4"
+        full = run.status_text
+        text = full.split(":", 1)[0]
+        fg, bg = BADGE_COLORS.get(getattr(run, "display_status", run.status.value),
+                                  RUNNING_COLORS)
         if text != self.status_badge.text():
             self.status_badge.setText(text)
             self.status_badge.setStyleSheet(
                 f"QLabel {{ color: {fg}; background: {bg}; border-radius: 3px;"
                 " padding: 0px 4px; font-size: 11px; }")
-        self.status_badge.setToolTip(tip)
+        self.status_badge.setToolTip(f"{full} (step {run.steps})")
 
     # --- selection and teardown -------------------------------------------------------------------
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
         if event.type() == QEvent.Type.MouseButtonPress:
-            self.controller.select(self.run)
+            self._select_from_press()
+        elif (event.type() == QEvent.Type.Wheel and isinstance(watched, WHEEL_CONTROLS)
+              and not watched.hasFocus()):
+            self._scroll_instead(event)  # type: ignore[arg-type]
+            return True
         return False
 
+    def _scroll_instead(self, event: QWheelEvent) -> None:
+        """Hand a wheel event a control must not take to the scroll area around the card."""
+        parent = self.parentWidget()
+        while parent is not None and not isinstance(parent, QAbstractScrollArea):
+            parent = parent.parentWidget()
+        if parent is not None:
+            QApplication.sendEvent(parent.verticalScrollBar(), event)
+
     def mousePressEvent(self, event: Any) -> None:  # noqa: N802
-        self.controller.select(self.run)
+        self._select_from_press()
         super().mousePressEvent(event)
+
+    def _select_from_press(self) -> None:
+        # `pressing` tells the run list not to scroll to this card: a control must not move
+        # under the pointer between the two clicks of a double-click.
+        self.pressing = True
+        try:
+            self.controller.select(self.run)
+        finally:
+            self.pressing = False
 
     def close(self) -> bool:
         """Stop listening to the controller (the run list calls this before dropping a card)."""

@@ -113,8 +113,10 @@ class RunList(QWidget):
                                          + self.scroll_area.verticalScrollBar().sizeHint().width())
 
     def _on_selection_change(self, run: Run | None) -> None:
+        # Scroll to a run selected elsewhere (the surface, the table, a new run), never to one
+        # selected by a click on its card: the card would move under the pointer.
         card = self.card_for(run) if run is not None else None
-        if card is not None:
+        if card is not None and not card.pressing:
             self.scroll_area.ensureWidgetVisible(card, 0, 0)
 
     def close(self) -> bool:

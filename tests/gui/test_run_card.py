@@ -233,20 +233,32 @@ def test_status_badge_follows_the_run(controller, card, sgd):
     assert card.status_badge.text() == "running"
     sgd.status, sgd.converged_at = RunStatus.CONVERGED, 12
     controller.sigStepped.emit()
-    assert card.status_badge.text() == "converged @ step 12"
+    assert card.status_badge.text() == "converged at step 12"
     sgd.status, sgd.diverged_at, sgd.divergence_reason = RunStatus.DIVERGED, 40, "x = inf"
     controller.sigStepped.emit()
-    assert card.status_badge.text() == "diverged @ step 40"
-    assert card.status_badge.toolTip() == "x = inf"
+    assert card.status_badge.text() == "diverged at step 40"
+    assert card.status_badge.toolTip().startswith(sgd.status_text) and "x = inf" in sgd.status_text
 
 
-def test_a_real_divergence_shows_on_the_badge(qtbot, controller, card, sgd):
+def test_the_badge_says_what_run_status_text_says(qtbot, controller, card, sgd):
     type_into(qtbot, card.lr_spin, "10")
     for _ in range(20):
         controller.step_once()
     assert sgd.status is RunStatus.DIVERGED
-    assert card.status_badge.text() == f"diverged @ step {sgd.diverged_at}"
-    assert card.status_badge.toolTip() == sgd.divergence_reason != ""
+    assert card.status_badge.text() == sgd.status_text.split(":")[0]
+    assert str(sgd.diverged_at) in card.status_badge.text()
+    assert sgd.divergence_reason and sgd.divergence_reason in card.status_badge.toolTip()
+
+
+def test_a_disabled_run_says_disabled_and_a_fully_frozen_one_frozen(qtbot, controller, card, sgd):
+    click_check_box(qtbot, card.enable_box)
+    assert not sgd.enabled
+    assert card.status_badge.text() == "disabled"
+    click_check_box(qtbot, card.enable_box)
+    assert card.status_badge.text() == "running"
+    card.freeze_x.click()
+    card.freeze_y.click()
+    assert card.status_badge.text() == sgd.status_text.split(":")[0] == "frozen"
 
 
 def test_clicking_a_card_selects_its_run(qtbot, run_list, controller):
@@ -315,3 +327,20 @@ def test_cards_of_removed_runs_stop_listening(qtbot, run_list, controller):
     card.run.status = RunStatus.DIVERGED  # a stale card would redraw this
     controller.sigStepped.emit()
     assert card.status_badge.text() == "running"
+
+
+def test_shift_drag_moves_the_lr_slider_ten_times_finer(qtbot, card, sgd):
+    from gui.run_card import FINE_DRAG
+
+    slider = card.lr_slider
+    slider.setValue(LR_TICKS // 2)
+    y = slider.height() // 2
+    start = QPoint(slider.width() // 2, y)
+    qtbot.mousePress(slider, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier, start)
+    qtbot.mouseMove(slider, QPoint(start.x() + 40, y))
+    qtbot.mouseRelease(slider, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier,
+                       QPoint(start.x() + 40, y))
+    fine_ticks = slider.value() - LR_TICKS // 2
+    coarse_ticks = 40 * LR_TICKS / slider.width()  # what a plain drag of 40 px moves
+    assert 0 < fine_ticks <= coarse_ticks / FINE_DRAG + 1
+    assert sgd.hyperparameters["lr"] == lr_from_tick(slider.value())  # and it is the run's lr
