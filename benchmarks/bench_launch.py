@@ -4,7 +4,8 @@ Each repeat starts two fresh processes, one after the other, with the same inter
 only does `import torch, PySide6.QtWidgets, pyqtgraph`, and the app (`main.py`, with a clean
 settings folder) which prints when its window is painted (`shown`) and when its runs' optimizers
 are built (`ready`, see gui/app.py's LAUNCH_PROBE) and quits. Both times count from just before
-the process starts, interpreter start-up included. Prints the medians and their ratios.
+the process starts, interpreter start-up included. Prints the medians and their ratios, and how
+long the app takes from closing its window to the end of its process.
 
     .venv/bin/python benchmarks/bench_launch.py [--repeats 5]
 """
@@ -28,10 +29,14 @@ BARE = ("import os, time; import torch, PySide6.QtWidgets, pyqtgraph; "
 def timed(args: list[str], env: dict[str, str]) -> dict[str, float]:
     env = {**env, "OPTIMIZER_PLAYGROUND_LAUNCH_PROBE": repr(time.time())}
     out = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    marks = dict(line.split() for line in out.stdout.splitlines() if line[:5] in ("shown", "ready"))
+    ended = time.time()
+    marks = {k: float(v) for k, v in (line.split() for line in out.stdout.splitlines()
+                                      if line.split()[:1] in (["shown"], ["ready"], ["closing"]))}
     if "shown" not in marks:
         raise SystemExit(f"no launch time from {args}: {out.stderr.strip()[-300:]}")
-    return {k: float(v) for k, v in marks.items()}
+    if "closing" in marks:  # from the window's close to the end of the process
+        marks["quit"] = ended - marks.pop("closing")
+    return marks
 
 
 def main() -> None:
@@ -40,7 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     env = dict(os.environ)
     env.setdefault("QT_QPA_PLATFORM", "offscreen")
-    bare, shown, ready = [], [], []
+    bare, shown, ready, quit_ = [], [], [], []
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory() as config:  # no saved layout or session
             env["XDG_CONFIG_HOME"] = config
@@ -48,12 +53,14 @@ def main() -> None:
             app = timed([sys.executable, "main.py"], env)
             shown.append(app["shown"])
             ready.append(app.get("ready", float("nan")))
+            quit_.append(app.get("quit", float("nan")))
     b, s, r = (statistics.median(v) for v in (bare, shown, ready))
     every = "; ".join(f"{x:.2f}/{y:.2f}" for x, y in zip(bare, shown, strict=True))
     print(f"repeats: {args.repeats}, medians below (each, bare/window s: {every})")
     print(f"bare import torch, PySide6.QtWidgets, pyqtgraph: {b:.3f} s")
     print(f"launch to a painted window: {s:.3f} s  = {s / b:.2f} x the bare imports")
     print(f"launch to the runs built (optimizers ready): {r:.3f} s  = {r / b:.2f} x")
+    print(f"quit: window closed to process ended: {statistics.median(quit_) * 1000:.0f} ms")
 
 
 if __name__ == "__main__":

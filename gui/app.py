@@ -3,7 +3,10 @@
 The window is shown before the runs' optimizers are built (see MainWindow's `defer_runs`).
 With the environment variable OPTIMIZER_PLAYGROUND_LAUNCH_PROBE set to the launch time (seconds
 since the epoch, `time.time()`), the app prints `shown <s>` once the window is painted and
-`ready <s>` once the runs are built, seconds since that time, and quits: benchmarks/bench_launch.py.
+`ready <s>` once the runs are built, seconds since that time, then `closing <epoch s>` and quits:
+benchmarks/bench_launch.py.
+
+`run_app` does not return: it ends the process as soon as the window is closed (os._exit).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from typing import NoReturn
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
@@ -20,7 +24,8 @@ from gui.main_window import MainWindow
 LAUNCH_PROBE = "OPTIMIZER_PLAYGROUND_LAUNCH_PROBE"
 
 
-def run_app(argv: list[str] | None = None) -> int:
+def run_app(argv: list[str] | None = None) -> NoReturn:
+    """Open the window and run the app; the process ends with the app's exit code."""
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
     app.setApplicationName("Optimizer Playground")
     app.setOrganizationName("OptimizerPlayground")
@@ -32,11 +37,14 @@ def run_app(argv: list[str] | None = None) -> int:
     window.raise_()
     window.activateWindow()  # keyboard focus from the start, also without a window manager
     code = app.exec()
-    # Tear the window down while Qt is whole: left to the interpreter's exit, Qt objects are
-    # destroyed one by one in no useful order, which made quitting take seconds.
-    window.deleteLater()
-    QApplication.sendPostedEvents(None, 0)
-    return code
+    if window.isVisible():  # ended by app.quit(): the window still saves its state
+        window.close()
+    # Everything worth keeping is written by now (closeEvent syncs the settings). The
+    # interpreter's own teardown (torch's modules, then every Qt wrapper one by one) made
+    # quitting take seconds: end the process at once instead.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _probe_launch(app: QApplication, window: MainWindow, launched: float) -> None:
@@ -46,7 +54,8 @@ def _probe_launch(app: QApplication, window: MainWindow, launched: float) -> Non
         seen[what] = time.time() - launched
         if "shown" in seen and ("ready" in seen or window.ready):
             seen.setdefault("ready", seen["shown"])
-            print(f"shown {seen['shown']:.3f}\nready {seen['ready']:.3f}", flush=True)
+            print(f"shown {seen['shown']:.3f}\nready {seen['ready']:.3f}\n"
+                  f"closing {time.time():.6f}", flush=True)
             window.close()
             app.quit()
 

@@ -94,3 +94,38 @@ def test_launch_probe_prints_shown_then_ready_and_quits(tmp_path):
     marks = dict(line.split() for line in out.stdout.splitlines())
     assert out.returncode == 0, out.stderr
     assert 0 < float(marks["shown"]) <= float(marks["ready"])
+
+
+def test_quitting_saves_the_session_then_ends_the_process_at_once(qtbot, settings, monkeypatch):
+    """The interpreter's teardown (torch, then every Qt wrapper) made quitting take seconds:
+    run_app ends the process with os._exit once the window has saved what it keeps."""
+    import os
+
+    from PySide6.QtWidgets import QApplication
+
+    import gui.app
+    import gui.main_window
+
+    monkeypatch.setattr(gui.main_window, "default_settings", lambda: settings)
+    exits = []
+
+    def fake_exit(code):
+        exits.append(code)
+        raise SystemExit(code)
+
+    monkeypatch.setattr(os, "_exit", fake_exit)
+    windows = []
+
+    def window_that_quits_when_ready(**kwargs):
+        w = MainWindow(**kwargs)
+        qtbot.addWidget(w)
+        w.sigReady.connect(lambda: (w.controller.set_surface_name("booth"), QApplication.quit()))
+        windows.append(w)
+        return w
+
+    monkeypatch.setattr(gui.app, "MainWindow", window_that_quits_when_ready)
+    with pytest.raises(SystemExit):
+        gui.app.run_app([])
+    assert exits == [0]
+    assert not windows[0].isVisible()  # closed (and saved) before the process ends
+    assert json.loads(settings.value("last_session"))["surface"]["name"] == "booth"
