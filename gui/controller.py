@@ -31,7 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication
 
 from core.errors import PlaygroundError, SessionError
 from core.run import Run
@@ -56,7 +57,7 @@ WORKER_SLICE_S = 0.05  # one background job steps a slow run for about this long
 # slow and never stepped on the GUI thread, not even once to measure it.
 SLOW_MAX_EVAL = 50
 MAX_JOB_STEPS = 10_000  # a background job reports back after at most this many steps
-SETTLE_TIMEOUT_S = 5.0  # how long a change to a run waits for its background step to end
+BUSY_CURSOR_AFTER_S = 0.05  # a change waiting longer than this for a background step shows it
 SHUTDOWN_WAIT_S = 0.5  # quitting waits at most this for a background step
 
 
@@ -262,16 +263,23 @@ class Controller(QObject):
         if not self.playing:
             self.sigStepped.emit()  # while playing, the next tick emits it
 
-    def _settle(self, runs: list[Run] | None = None, timeout_s: float = SETTLE_TIMEOUT_S) -> None:
+    def _settle(self, runs: list[Run] | None = None) -> None:
         """Wait until no worker steps `runs` (all runs if None): then they are safe to change.
 
-        The background stepping stops after its current step (the steps taken so far are kept);
-        this blocks for at most one slow step, only when the user changes a run being stepped.
+        The background stepping stops after its current step (the steps taken so far are kept).
+        This blocks for at most one slow step, and only when the user changes a run a worker is
+        stepping; it must not give up, or two threads would touch one run. A wait longer than
+        a blink shows the busy cursor.
         """
         for run, job in list(self._jobs.items()):
             if runs is None or run in runs:
                 job.cancel()
-                job.finish(timeout_s)
+                if not job.finish(BUSY_CURSOR_AFTER_S):
+                    QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+                    try:
+                        job.finish(None)
+                    finally:
+                        QGuiApplication.restoreOverrideCursor()
 
     def _log_rate(self, now: float, steps: int, runs: int) -> None:
         self._rate_log.append((now, steps / max(1, runs)))
