@@ -16,15 +16,17 @@ panel is visible, and not while the user steps through backward.
 
 from __future__ import annotations
 
+import functools
 import html
+import inspect
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QSignalBlocker, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QFontDatabase, QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
-    QApplication,
     QFileDialog,
     QFrame,
     QGroupBox,
@@ -41,12 +43,14 @@ from PySide6.QtWidgets import (
 
 from core.analysis import LocalAnalysis, grid_timing, local_analysis
 from core.errors import ExportError
-from core.graph import AutogradGraph, build_graph, structure_key
-from core.run import Run, RunStatus
+from core.graph import (AutogradGraph, GraphLayout, LossFn, build_graph, compute_layout,
+                        structure_key)
+from core.run import Run
 from core.surfaces import Surface
 from gui.controller import Controller
 from gui.graph_view import GraphView, render_graph
 from gui.throttle import Throttle
+from gui.worker import Job, JobProgress, JobState
 
 REFRESH_HZ = 4  # live rebuilds of the graph per second, at most
 AUTOPLAY_MS = 900  # one backward node per this many ms when "Play" is on
@@ -54,6 +58,11 @@ GRID_N = 300  # the no_grad readout times a grid as fine as the surface picture'
 LAZY_MEASURE_MS = 150  # after the panel is shown, before timing the grid
 HESSIAN_LINE = 40  # characters: longer, and the eigenvalues go under the matrix
 SIDE_WIDTH = 380  # px: the side column's widest text (the timing table) and a scroll bar
+# The most nodes the panel draws: the drawing (boxes, arrows through every layer they cross) is
+# built and painted on the GUI thread, and past this it takes more than a few frames.
+MAX_DRAWN_NODES = 300
+BUSY_DELAY_MS = 100  # a graph still being built after this long says so
+BUSY_TEXT = "laying out the graph…"
 
 NO_RUN = "No run selected: select a run to see the autograd graph of its loss."
 STEP_HINT = ("Follow loss.backward() node by node: each node multiplies the gradient that "
@@ -65,6 +74,69 @@ NO_GRAD_NOTE = ("The surface picture is computed under torch.no_grad(): gradient
                 "picture never needs. The same grid with tracking on:")
 ERROR_STYLE = "color: #c0392b;"
 NOTE_STYLE = "color: #555;"
+
+
+def too_big_text(nodes: int) -> str:
+    """What the panel says instead of drawing a graph with more than MAX_DRAWN_NODES nodes."""
+    return (f"This graph has {nodes} nodes; the panel draws at most {MAX_DRAWN_NODES}: a drawing "
+            "that big takes the window seconds to lay out and is unreadable anyway. The gradient "
+            "and the Hessian are on the right; `main.py graph --formula ... --json` lists every "
+            "node. A shorter formula, or a frozen coordinate, gives a smaller graph.")
+
+
+@dataclass
+class GraphWork:
+    """What the panel shows for one run at one point, computed off the GUI thread.
+
+    `layout` is None when the graph is too big to draw (`too_big`) or when its structure is the
+    one already drawn (`known_key` of compute_graph_work), so that only the texts change.
+    """
+
+    graph: AutogradGraph
+    analysis: LocalAnalysis
+    key: tuple[Any, ...]
+    layout: GraphLayout | None
+    too_big: bool
+
+
+def compute_graph_work(fn: LossFn, x: float, y: float, frozen: frozenset[str],
+                       known_key: tuple[Any, ...] | None = None,
+                       state: JobState | None = None) -> GraphWork | None:
+    """Extract the autograd graph at (x, y), analyse the point and lay the graph out (unless it
+    is too big to draw or has the structure `known_key`). A plain function for a worker: it
+    stops early (returns None) once `state` asks it to."""
+    def cancelled() -> bool:
+        return state is not None and state.is_interruption_requested()
+
+    graph = build_graph(fn, x, y, frozen)
+    if cancelled():
+        return None
+    analysis = local_analysis(fn, x, y)
+    key = structure_key(graph)
+    too_big = len(graph.nodes) > MAX_DRAWN_NODES
+    if cancelled():
+        return None
+    layout = compute_layout(graph) if not too_big and key != known_key else None
+    return GraphWork(graph, analysis, key, layout, too_big)
+
+
+@dataclass
+class _Request:
+    """What a graph job was asked for: a result is shown only if it is still what is wanted."""
+
+    serial: int  # increases with every request: an older result never replaces a newer one
+    generation: int  # the panel's context (run, surface, freeze, ...) when it was asked
+    run: Run
+    point: tuple[float, float]
+    step: int | None  # the run's step at that point (None for an empty record)
+
+
+def time_grid(surface: Surface, n: int, state: JobState | None = None) -> dict[str, Any]:
+    """core.analysis.grid_timing for a worker: passes the cancel/progress state on when the
+    function takes one."""
+    if state is not None and "state" in inspect.signature(grid_timing).parameters:
+        return grid_timing(surface, n, state=state)  # type: ignore[call-arg]
+    return grid_timing(surface, n)
 
 
 def _fmt(v: float | None, digits: int = 4) -> str:
@@ -125,17 +197,33 @@ def shape_html(a: LocalAnalysis, frozen: frozenset[str]) -> str:
     return text
 
 
-def timing_text(t: dict[str, float], surface_title: str) -> str:
-    """The no_grad / grad readout of core.analysis.grid_timing, as a small table."""
+def timing_text(t: dict[str, Any], surface_title: str) -> str:
+    """The no_grad / grad readout of core.analysis.grid_timing, as a small table: the memory
+    (exact) and the median times (noisy; their spread beside them when it is known)."""
     n = int(t["n"])
+
+    def ms(prefix: str) -> str:
+        spread = t.get(f"{prefix}_ms_spread")
+        text = f"{t[f'{prefix}_ms']:.3g} ms"
+        return text if spread is None else f"{text} ±{spread / 2:.1g}"
+
     return "\n".join([
         f"{n}×{n} grid of {surface_title}",
-        f"{'':<22}{'time':>10}{'memory':>11}",
-        f"{'torch.no_grad()':<22}{t['no_grad_ms']:>7.3g} ms{_bytes(t['no_grad_bytes']):>11}",
-        f"{'gradient tracking on':<22}{t['grad_ms']:>7.3g} ms{_bytes(t['grad_bytes']):>11}",
-        f"tracking on: {t['time_ratio']:.2g}× the time, {t['memory_ratio']:.2g}× the memory",
+        f"{'':<21}{'memory':>9}  time (median)",
+        f"{'torch.no_grad()':<21}{_bytes(t['no_grad_bytes']):>9}  {ms('no_grad')}",
+        f"{'gradient tracking on':<21}{_bytes(t['grad_bytes']):>9}  {ms('grad')}",
         f"(autograd saved {_bytes(t['grad_saved_bytes'])} for a backward pass)",
     ])
+
+
+def timing_conclusion(t: dict[str, Any]) -> str:
+    """What the figures say, led by the memory (the reliable part): core.analysis's own
+    conclusion when it gives one, else the ratios."""
+    conclusion = t.get("conclusion")
+    if isinstance(conclusion, str) and conclusion:
+        return conclusion[0].upper() + conclusion[1:] + "."
+    return (f"Tracking keeps {t['memory_ratio']:.2g}× the memory; its time, "
+            f"{t['time_ratio']:.2g}× no_grad's, varies with what else the machine does.")
 
 
 def _mono(label: QLabel) -> QLabel:
@@ -160,6 +248,17 @@ def _button(text: str) -> QToolButton:
     return button
 
 
+def _fix_width(button: QToolButton, texts: tuple[str, ...]) -> None:
+    """Fix the button's width to fit the longest of the texts it will show."""
+    current = button.text()
+    widths = []
+    for text in texts:
+        button.setText(text)
+        widths.append(button.sizeHint().width())
+    button.setText(current)
+    button.setFixedWidth(max(widths))
+
+
 def _wrapped(text: str = "", style: str = "") -> QLabel:
     label = QLabel(text)
     label.setWordWrap(True)
@@ -172,10 +271,17 @@ class GraphPanel(QWidget):
     """The autograd graph of the selected run's loss at its current point, and around it.
 
     Public parts, for the window and for tests: `view` (the GraphView), `graph` (the
-    AutogradGraph shown, or None), `analysis` (the LocalAnalysis shown, or None), `timing` (the
-    last grid_timing dict, or None), `step` (the index into graph.backward_order being shown, or
-    None), and the methods `refresh`, `next_step`, `previous_step`, `show_step`, `reset_steps`,
-    `measure` and `export_graph(path) -> bool`.
+    AutogradGraph shown, or None), `too_big` (the graph has more than MAX_DRAWN_NODES nodes: it
+    is not drawn, and the panel says so), `busy` (a graph is being built off the GUI thread),
+    `analysis` (the LocalAnalysis shown, or None), `timing` (the last grid_timing dict, or None),
+    `measuring` (a timing runs in the background), `step` (the index into graph.backward_order
+    being shown, or None), and the methods `refresh`, `next_step`, `previous_step`, `show_step`,
+    `reset_steps`, `measure`, `cancel_measure`, `export_graph(path) -> bool` and `shutdown`.
+
+    The graph is extracted, analysed and laid out by a worker (gui.worker.Job), one job at a
+    time; while one runs, further refreshes are folded into one that starts when it ends. A
+    result for a context that changed meanwhile (another run, surface, freeze or setting) is
+    dropped, and so is one older than the graph shown.
 
     Signals: none; it listens to the controller's sigStepped, sigSelectionChanged,
     sigRunChanged, sigRunsChanged and sigSurfaceChanged.
@@ -193,6 +299,18 @@ class GraphPanel(QWidget):
         self._dirty = True  # the run moved (or changed) since the last refresh
         self._auto_fit = True  # refit on resize until the user pans or zooms
         self._timing_surface: Surface | None = None  # the surface `timing` was measured on
+        self.too_big = False
+        self._layout: GraphLayout | None = None  # the layout drawn (for exports)
+        self._generation = 0  # bumped whenever what the graph depends on changes, but a step
+        self._serial = 0  # of the last request
+        self._shown_serial = -1  # of the result shown
+        self._job: Job | None = None  # the graph job running, if any
+        self._again = False  # a refresh was asked for while the job ran
+        self._measure_job: Job | None = None
+        self._busy_timer = QTimer(self)
+        self._busy_timer.setSingleShot(True)
+        self._busy_timer.setInterval(BUSY_DELAY_MS)
+        self._busy_timer.timeout.connect(self._on_busy_timeout)
 
         self._build_header()
         self._build_graph_area()
@@ -249,9 +367,15 @@ class GraphPanel(QWidget):
         self.svg_button = _button("SVG…")
         self.svg_button.setToolTip("Export the graph as an SVG drawing")
         self.svg_button.clicked.connect(lambda: self.export_dialog("svg"))
+        # Always there, with room for its text, so that it never moves the buttons beside it.
+        self.busy_label = QLabel()
+        self.busy_label.setStyleSheet(NOTE_STYLE)
+        self.busy_label.setFixedWidth(self.busy_label.fontMetrics().horizontalAdvance(BUSY_TEXT)
+                                      + 12)
         self._header_row = QHBoxLayout()
         self._header_row.setContentsMargins(2, 0, 0, 0)
         self._header_row.addWidget(self.header, 1)
+        self._header_row.addWidget(self.busy_label)
         for button in (self.fit_button, self.png_button, self.svg_button):
             self._header_row.addWidget(button)
 
@@ -295,6 +419,13 @@ class GraphPanel(QWidget):
         self.reset_button = _button("Reset")
         self.reset_button.setToolTip("Clear the highlight and resume the live updates")
         self.reset_button.clicked.connect(self.reset_steps)
+        # Their texts change with the state ("Step through backward" / "Next ▶", "Play" /
+        # "Pause"): a fixed width from the longest keeps every button where it was, so that a
+        # second click lands on the same button as the first.
+        _fix_width(self.next_button, ("Step through backward", "Next ▶"))
+        _fix_width(self.play_button, ("Play", "Pause"))
+        _fix_width(self.previous_button, ("◀",))
+        _fix_width(self.reset_button, ("Reset",))
         buttons = QHBoxLayout()
         buttons.setSpacing(3)
         for button in (self.previous_button, self.next_button, self.play_button,
@@ -325,10 +456,13 @@ class GraphPanel(QWidget):
         # torch.no_grad()
         self.no_grad_note = _wrapped(NO_GRAD_NOTE)
         self.timing_label = _mono(QLabel())
+        self.timing_conclusion = _wrapped()
         self.measure_button = _button("Measure")
         self.measure_button.setToolTip("Time the grid with and without gradient tracking "
-                                       "(best of 5, in the background)")
+                                       "(repeated, in the background)")
         self.measure_button.clicked.connect(self.measure)
+        self.measure_progress = JobProgress()  # label, bar and Cancel while a timing runs
+        self.measure_progress.cancel_button.clicked.connect(self.cancel_measure)
         measure_row = QHBoxLayout()
         measure_row.addWidget(self.measure_button)
         measure_row.addStretch(1)
@@ -337,7 +471,9 @@ class GraphPanel(QWidget):
         box.setSpacing(4)
         box.addWidget(self.no_grad_note)
         box.addWidget(self.timing_label)
+        box.addWidget(self.timing_conclusion)
         box.addLayout(measure_row)
+        box.addWidget(self.measure_progress)
 
         column = QWidget()
         layout = QVBoxLayout(column)
@@ -373,13 +509,18 @@ class GraphPanel(QWidget):
             self._rebuild()
 
     def _on_surface_change(self) -> None:
+        self._cancel_measure_job()  # its figures would be for the old surface
         self._rebuild()
         self._show_timing()
         if self.isVisible():
             self._lazy_measure.start()
 
     def _rebuild(self) -> None:
-        """Something other than a step changed: drop the backward walk and redraw (if shown)."""
+        """Something other than a step changed: drop the backward walk, and any graph on its way
+        for the old context, and redraw (if shown)."""
+        self._generation += 1
+        if self._job is not None:
+            self._job.cancel()
         self._dirty = True
         self._stop_stepping()
         if self.isVisible():
@@ -389,7 +530,7 @@ class GraphPanel(QWidget):
         super().showEvent(event)
         if self._dirty:
             self.refresh()
-        if self._timing_surface is not self.controller.session.surface:
+        if self._timing_surface is not self.controller.session.surface and not self.measuring:
             self._lazy_measure.start()
 
     def hideEvent(self, event: QHideEvent) -> None:
@@ -399,10 +540,18 @@ class GraphPanel(QWidget):
         self._set_playing(False)
 
     def closeEvent(self, event: Any) -> None:
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Stop the timers and ask the background jobs to stop (their results are dropped)."""
         self._throttle.cancel()
         self._autoplay.stop()
         self._lazy_measure.stop()
-        super().closeEvent(event)
+        self._busy_timer.stop()
+        if self._job is not None:
+            self._job.cancel()
+        self._cancel_measure_job()
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         """Keep the whole graph in view as the panel resizes, until the user pans or zooms."""
@@ -421,42 +570,129 @@ class GraphPanel(QWidget):
 
     # --- drawing ------------------------------------------------------------------------------
 
+    @property
+    def busy(self) -> bool:
+        """A graph is being built (extracted, analysed, laid out) in the background."""
+        return self._job is not None
+
     def refresh(self) -> None:
-        """Rebuild the graph and the readouts for the selected run at its current point, now."""
+        """Bring the graph and the readouts up to date for the selected run at its current point.
+
+        The work runs in the background; the result is drawn when it arrives (if it is still
+        what is wanted). A refresh asked for while a job runs starts when that one ends.
+        """
         self._throttle.drawn()
         self._dirty = False
         run = self.controller.selected
-        self._run = run
         if run is None:
+            self._run = None
+            self._shown_serial = self._serial
             self._show_empty(NO_RUN)
             self.header.setText("<i>No run selected</i>")
             return
-        x, y = run.last_point  # a diverged run keeps its last finite point here
-        try:
-            graph = build_graph(run.surface, x, y, run.frozen)
-            analysis = local_analysis(run.surface, x, y)
-        except Exception as e:  # noqa: BLE001  (any torch error here: say so, do not crash)
-            self._show_empty(f"The graph at ({x:.4g}, {y:.4g}) cannot be built: {e}")
-            self._show_header(run, x, y, None)
+        if self._job is not None:
+            self._again = True
             return
-        key = structure_key(graph)
-        if key != self._key:
-            self._auto_fit = True  # a new drawing: show all of it
-            self._key = key
-        self.graph, self.analysis = graph, analysis
-        self.view.set_graph(graph)
-        self.graph_stack.setCurrentWidget(self.view)
+        request = self._request(run)
+        known = self._key if not self.too_big else None
+        fn, (x, y), frozen = run.surface, request.point, frozenset(run.frozen)
+        job = Job(lambda state: compute_graph_work(fn, x, y, frozen, known, state), parent=self)
+        job.sigFinished.connect(functools.partial(self._on_graph_done, request))
+        job.sigFailed.connect(functools.partial(self._on_graph_failed, request))
+        job.sigCancelled.connect(self._on_graph_job_end)
+        self._job = job
+        self._busy_timer.start()
+        job.start()
+
+    def _request(self, run: Run) -> _Request:
+        self._serial += 1
+        step = int(run.trajectory.last()["step"]) if len(run.trajectory) else None
+        # a diverged run keeps its last finite point in last_point
+        return _Request(self._serial, self._generation, run, run.last_point, step)
+
+    def _wanted(self, request: _Request) -> bool:
+        """Is a result for `request` still worth showing?"""
+        return (request.generation == self._generation and request.serial > self._shown_serial
+                and request.run is self.controller.selected and self.step is None)
+
+    def _on_graph_done(self, request: _Request, work: GraphWork | None) -> None:
+        if work is not None and self._wanted(request):
+            self._show_work(request, work)
+        elif self.step is not None:
+            self._dirty = True  # dropped while stepping: catch up on Reset
+        self._on_graph_job_end()
+
+    def _on_graph_failed(self, request: _Request, message: str) -> None:
+        if self._wanted(request):
+            self._shown_serial = request.serial
+            x, y = request.point
+            self._run = request.run
+            self._show_empty(f"The graph at ({x:.4g}, {y:.4g}) cannot be built: {message}")
+            self._show_header(request, None)
+        self._on_graph_job_end()
+
+    def _on_graph_job_end(self) -> None:
+        self._job = None
+        self._busy_timer.stop()
+        self.busy_label.setText("")
+        if self._again:
+            self._again = False
+            if self.isVisible() and self.step is None:
+                self.refresh()
+            else:
+                self._dirty = True
+
+    def _on_busy_timeout(self) -> None:
+        if self._job is not None:
+            self.busy_label.setText(BUSY_TEXT)
+
+    def _refresh_now(self) -> None:
+        """The same as refresh, on this thread, at once (for an export the user asked for)."""
+        self._dirty = False
+        run = self.controller.selected
+        if run is None:
+            self.refresh()
+            return
+        request = self._request(run)
+        x, y = request.point
+        try:
+            work = compute_graph_work(run.surface, x, y, frozenset(run.frozen),
+                                      self._key if not self.too_big else None)
+        except Exception as e:  # noqa: BLE001  (any torch error here: say so, do not crash)
+            self._on_graph_failed(request, str(e).strip().splitlines()[0] if str(e) else
+                                  type(e).__name__)
+            return
+        if work is not None:
+            self._show_work(request, work)
+
+    def _show_work(self, request: _Request, work: GraphWork) -> None:
+        run, graph = request.run, work.graph
+        self._shown_serial = request.serial
+        self._run = run
+        self.graph, self.analysis, self.too_big = graph, work.analysis, work.too_big
+        if work.too_big:
+            self._stop_stepping()
+            self._key, self._layout = None, None
+            self.empty_label.setText(too_big_text(len(graph.nodes)))
+            self.graph_stack.setCurrentWidget(self.empty_label)
+        else:
+            if work.key != self._key:
+                self._auto_fit = True  # a new drawing: show all of it
+                self._key, self._layout = work.key, work.layout
+            self.view.set_graph(graph, work.layout)
+            self.graph_stack.setCurrentWidget(self.view)
         for button in (self.png_button, self.svg_button, self.fit_button):
-            button.setEnabled(True)
-        self._show_header(run, x, y, graph.loss)
+            button.setEnabled(not work.too_big)
+        self._show_header(request, graph.loss)
         _set_text(self.gradient_label, gradient_text(graph, run.frozen))
-        _set_text(self.hessian_label, hessian_text(analysis))
-        _set_text(self.shape_label, shape_html(analysis, run.frozen))
+        _set_text(self.hessian_label, hessian_text(work.analysis))
+        _set_text(self.shape_label, shape_html(work.analysis, run.frozen))
         self._update_step_controls()
 
     def _show_empty(self, message: str) -> None:
         self._stop_stepping()
-        self.graph, self.analysis, self._key = None, None, None
+        self.graph, self.analysis, self._key, self._layout = None, None, None, None
+        self.too_big = False
         self.empty_label.setText(message)
         self.graph_stack.setCurrentWidget(self.empty_label)
         for button in (self.png_button, self.svg_button, self.fit_button):
@@ -466,27 +702,34 @@ class GraphPanel(QWidget):
         _set_text(self.shape_label, "<i>no run selected</i>" if message == NO_RUN else "")
         self._update_step_controls()
 
-    def _show_header(self, run: Run, x: float, y: float, loss: float | None) -> None:
+    def _show_header(self, request: _Request, loss: float | None) -> None:
+        """Title, step, point and loss of the graph shown. A diverged run says the step at which
+        it diverged as its status does (run.diverged_at, run.status_text: one source for the
+        table, the card and this header), and that the graph is at its last finite point."""
+        run = request.run
+        x, y = request.point
         parts = [f'<b style="color:{_readable(run.color)}">{html.escape(run.title)}</b>']
-        if len(run.trajectory):
-            parts.append(f"step {int(run.trajectory.last()['step'])}")
+        diverged = run.diverged_at is not None
+        if request.step is not None and not diverged:
+            parts.append(f"step {request.step}")
         parts.append(f"(x, y) = ({x:.5g}, {y:.5g})")
         if loss is not None:
             parts.append(f"loss = <b>{loss:.6g}</b>")
         if run.frozen:
             parts.append(" and ".join(sorted(run.frozen)) + " frozen")
         text = " &nbsp;·&nbsp; ".join(parts)
-        if run.status is RunStatus.DIVERGED:
-            text += (f' &nbsp;<span style="{ERROR_STYLE}">diverged at step {run.diverged_at}: '
-                     "showing its last finite point</span>")
+        if diverged:
+            text += (f' &nbsp;<span style="{ERROR_STYLE}">{html.escape(run.status_text)}; '
+                     "the graph is at its last finite point</span>")
         self.header.setText(text)
-        self.header.setToolTip(run.status_text if run.status is RunStatus.DIVERGED else "")
+        self.header.setToolTip(run.status_text if diverged else "")
 
     # --- backward, step by step ---------------------------------------------------------------
 
     @property
     def backward_order(self) -> list[str]:
-        return self.graph.backward_order if self.graph is not None else []
+        """The nodes in the order backward visited them ([] when nothing is drawn)."""
+        return self.graph.backward_order if self.graph is not None and not self.too_big else []
 
     def show_step(self, k: int | None) -> str | None:
         """Highlight backward at its k-th node (None: stop and resume live updates).
@@ -557,6 +800,11 @@ class GraphPanel(QWidget):
         if self.graph is None:
             _set_text(self.step_label, "")
             _set_text(self.explanation, "")
+        elif self.too_big:
+            self.step_label.setStyleSheet(NOTE_STYLE)
+            _set_text(self.step_label, "The graph is too big to draw, so there is nothing to "
+                      "step through here.")
+            _set_text(self.explanation, "")
         elif k is None:
             self.step_label.setStyleSheet(NOTE_STYLE)
             self.explanation.setFont(self.font())
@@ -577,38 +825,76 @@ class GraphPanel(QWidget):
 
     # --- torch.no_grad(): what gradient tracking would cost the picture -----------------------
 
-    def measure(self) -> None:
-        """Time the current surface's grid with and without gradient tracking, now.
+    @property
+    def measuring(self) -> bool:
+        """A timing of the grid runs in the background."""
+        return self._measure_job is not None
 
-        On the GUI thread, on purpose: it takes about 0.1 s, and in a worker thread the numbers
-        would include waiting for the GIL while the GUI thread paints (several times too slow).
-        """
+    def measure(self) -> None:
+        """Time the current surface's grid with and without gradient tracking, in the
+        background, with a progress bar and Cancel; the figures show when it ends (and are
+        dropped if the surface changed meanwhile). A second call while one runs does nothing."""
+        if self._measure_job is not None:
+            return
         surface = self.controller.session.surface
         self._lazy_measure.stop()
         self.measure_button.setEnabled(False)
+        self.timing_label.setStyleSheet("")
         self.timing_label.setText(f"timing a {GRID_N}×{GRID_N} grid of {surface.title}…")
-        self.timing_label.repaint()
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        error: Exception | None = None
-        try:
-            self.timing = grid_timing(surface, GRID_N)
-        except Exception as e:  # noqa: BLE001  (torch cannot evaluate the grid: say so)
-            self.timing, error = None, e
-        finally:
-            QApplication.restoreOverrideCursor()
-        self._timing_surface = surface
-        self._show_timing(error)
+        job = Job(lambda state: time_grid(surface, GRID_N, state), parent=self)
+        job.sigFinished.connect(functools.partial(self._on_timing_done, surface))
+        job.sigFailed.connect(functools.partial(self._on_timing_failed, surface))
+        job.sigCancelled.connect(self._on_timing_cancelled)
+        self._measure_job = job
+        self.measure_progress.attach(job, "measuring…")
+        job.start()
+
+    def cancel_measure(self) -> None:
+        """Stop the timing that runs (its figures are dropped) and say so."""
+        if self._measure_job is not None:
+            self._cancel_measure_job()
+            self._show_timing(cancelled=True)
+
+    def _cancel_measure_job(self) -> None:
+        if self._measure_job is not None:
+            self._measure_job.cancel()
+            self._measure_job = None  # what it still reports is dropped
+            self.measure_progress.hide()  # (it lets go of the job when the job ends)
+
+    def _on_timing_done(self, surface: Surface, timing: dict[str, Any]) -> None:
+        if surface is not self.controller.session.surface or self._measure_job is None:
+            return  # for a surface no longer shown, or cancelled: dropped
+        self._measure_job = None
+        self.timing, self._timing_surface = timing, surface
+        self._show_timing()
+
+    def _on_timing_failed(self, surface: Surface, message: str) -> None:
+        if surface is not self.controller.session.surface or self._measure_job is None:
+            return
+        self._measure_job = None
+        self.timing, self._timing_surface = None, surface
+        self._show_timing(error=message)
+
+    def _on_timing_cancelled(self) -> None:
+        if self._measure_job is not None:  # cancelled from the progress widget's own button
+            self._measure_job = None
+            self._show_timing(cancelled=True)
 
     def _measure_if_stale(self) -> None:
         if self.isVisible() and self._timing_surface is not self.controller.session.surface:
             self.measure()
 
-    def _show_timing(self, error: BaseException | None = None) -> None:
+    def _show_timing(self, error: str | None = None, cancelled: bool = False) -> None:
         surface = self.controller.session.surface
-        self.measure_button.setEnabled(True)
+        self.measure_button.setEnabled(self._measure_job is None)
         self.timing_label.setStyleSheet(ERROR_STYLE if error is not None else "")
+        shown = (error is None and not cancelled and self.timing is not None
+                 and self._timing_surface is surface)
+        _set_text(self.timing_conclusion, timing_conclusion(self.timing) if shown else "")
         if error is not None:
             self.timing_label.setText(f"the measurement failed: {error}")
+        elif cancelled:
+            self.timing_label.setText("measurement cancelled: press Measure to time the grid")
         elif self.timing is not None and self._timing_surface is surface:
             self.timing_label.setText(timing_text(self.timing, surface.title))
         else:
@@ -635,13 +921,18 @@ class GraphPanel(QWidget):
         """Write the graph shown to a .png or .svg file. On failure the panel shows why (and
         nothing else changes); returns whether the file was written. Works while the panel is
         hidden (from a menu): the graph is brought up to date first."""
-        if self._dirty and self.step is None:
-            self.refresh()
+        if (self._dirty or self.busy) and self.step is None:
+            self._refresh_now()
         if self.graph is None:
             self._show_message("Nothing to export: select a run first.", error=True)
             return False
+        if self.too_big:
+            self._show_message(f"Nothing to export: the graph has {len(self.graph.nodes)} nodes "
+                               f"and the panel draws at most {MAX_DRAWN_NODES} (main.py graph "
+                               "--out draws any size).", error=True)
+            return False
         try:
-            out = render_graph(self.graph, path)
+            out = render_graph(self.graph, path, layout=self._layout)
         except ExportError as e:
             self._show_message(f"Export failed: {e}", error=True)
             return False

@@ -3,7 +3,10 @@ Hessian readout; the no_grad timing; export."""
 
 from __future__ import annotations
 
+import html
 import math
+import re
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,17 +15,34 @@ from PySide6.QtCore import Qt
 
 from core.graph import build_graph
 from core.run import RunStatus
-from gui.graph_panel import GRID_N, PAUSED, GraphPanel, _readable
+import gui.graph_panel
+from gui.graph_panel import PAUSED, GraphPanel, _readable
+from gui.worker import wait_for_jobs
 
 
 @pytest.fixture
-def panel(qtbot, controller):  # type: ignore[no-untyped-def]
+def small_grid(monkeypatch):  # type: ignore[no-untyped-def]
+    """A coarser grid for the timing: the same code path, less work on a shared machine."""
+    monkeypatch.setattr(gui.graph_panel, "GRID_N", 60)
+    return 60
+
+
+@pytest.fixture
+def panel(qtbot, controller, small_grid):  # type: ignore[no-untyped-def]
     widget = GraphPanel(controller)
     qtbot.addWidget(widget)
     widget.resize(1100, 420)  # a bottom dock tab
     widget.show()
     qtbot.waitExposed(widget)
-    return widget
+    settle(qtbot, widget)
+    yield widget
+    widget.shutdown()
+    assert wait_for_jobs(10), "a background job of the panel did not end"
+
+
+def settle(qtbot, panel, timeout: int = 5000) -> None:  # type: ignore[no-untyped-def]
+    """Wait for the graph being built in the background to arrive (and anything it asked)."""
+    qtbot.waitUntil(lambda: not panel.busy and not panel._dirty, timeout=timeout)
 
 
 def step(controller, n: int) -> None:  # type: ignore[no-untyped-def]
@@ -75,6 +95,7 @@ def test_a_hidden_panel_does_no_work_and_catches_up_when_shown(qtbot, panel, con
     qtbot.wait(400)
     assert panel.graph is before and before.point != run.last_point
     panel.show()
+    settle(qtbot, panel)
     assert panel.graph.point == run.last_point
 
 
@@ -83,6 +104,7 @@ def test_selecting_another_run_rebuilds(qtbot, panel, controller) -> None:  # ty
     adam = controller.session.runs[3]
     assert adam.last_point != controller.selected.last_point
     controller.select(adam)
+    settle(qtbot, panel)
     assert panel.graph.point == adam.last_point
     assert adam.title in panel.header.text()
     assert f"{expected_graph(adam).loss:.6g}" in panel.header.text()
@@ -92,6 +114,7 @@ def test_freezing_x_turns_the_x_leaf_into_a_constant(qtbot, panel, controller) -
     run = controller.selected
     assert panel.graph.node("x").kind == "leaf"
     controller.set_frozen(run, "x", True)
+    settle(qtbot, panel)
     graph = panel.graph
     assert len(panel.view.node_items) == len(expected_graph(run).nodes) == len(graph.nodes)
     assert "x" not in {n.id for n in graph.nodes if n.kind == "leaf"}
@@ -111,11 +134,13 @@ def test_a_frozen_x_used_directly_is_the_constant_x_frozen(qtbot, panel, control
                                                            ) -> None:  # type: ignore[no-untyped-def]
     controller.set_surface_name("six_hump_camel")  # has x*y: the frozen x itself is an input
     controller.set_frozen(controller.selected, "x", True)
+    settle(qtbot, panel)
     node = panel.graph.node("x")
     assert node.kind == "constant" and node.label == "x (frozen)" and node.frozen
     assert node.value == pytest.approx(controller.selected.last_point[0])
     assert "x (frozen)" in panel.view.node_items["x"].text()
     controller.set_frozen(controller.selected, "x", False)  # and back: a leaf again
+    settle(qtbot, panel)
     assert panel.graph.node("x").kind == "leaf"
 
 
@@ -145,6 +170,7 @@ def test_step_through_backward_in_order_with_the_explanation(qtbot, panel, contr
     assert panel.graph.point == point and panel.view.highlighted == order[-2]
     qtbot.mouseClick(panel.reset_button, Qt.MouseButton.LeftButton)
     assert panel.step is None and panel.view.highlighted is None
+    settle(qtbot, panel)
     assert panel.graph.point == run.last_point
     assert all(item.state == "" for item in panel.view.node_items.values())
 
@@ -164,6 +190,7 @@ def test_a_new_selection_ends_the_walk(qtbot, panel, controller) -> None:  # typ
     panel.next_step()
     controller.select(controller.session.runs[2])
     assert panel.step is None and panel.view.highlighted is None
+    settle(qtbot, panel)
     assert panel.graph.point == controller.session.runs[2].last_point
 
 
@@ -195,8 +222,8 @@ def test_hessian_readout_for_the_rotated_quadratic(qtbot, panel, controller) -> 
     assert panel.analysis.hessian[0][0] == pytest.approx(h[0, 0], rel=1e-4)
 
 
-def test_no_grad_timing_is_measured_on_demand_not_on_construction(qtbot, controller
-                                                                  ) -> None:  # type: ignore[no-untyped-def]
+def test_no_grad_timing_is_measured_on_demand_in_the_background(qtbot, controller, small_grid
+                                                                 ) -> None:  # type: ignore[no-untyped-def]
     hidden = GraphPanel(controller)
     qtbot.addWidget(hidden)
     assert hidden.timing is None  # nothing measured at start-up
@@ -205,26 +232,66 @@ def test_no_grad_timing_is_measured_on_demand_not_on_construction(qtbot, control
     step(controller, 3)
     assert hidden.timing is None  # nor on a step
     qtbot.mouseClick(hidden.measure_button, Qt.MouseButton.LeftButton)
+    # The click returns at once (before: the GUI thread was blocked until the figures came):
+    # the timing runs in a worker, with a progress bar and Cancel, and the button waits.
+    assert hidden.measuring and hidden.timing is None
+    assert not hidden.measure_button.isEnabled()
+    assert not hidden.measure_progress.isHidden()
+    assert hidden.measure_progress.cancel_button.isEnabled()
+    assert "timing" in hidden.timing_label.text()
+    qtbot.waitUntil(lambda: not hidden.measuring, timeout=30000)
     t = hidden.timing
-    assert t is not None and t["n"] == GRID_N
+    assert t is not None and t["n"] == small_grid
     text = hidden.timing_label.text()
-    assert f"{t['no_grad_ms']:>7.3g} ms" in text and f"{t['grad_ms']:>7.3g} ms" in text
+    assert f"{t['no_grad_ms']:.3g} ms" in text and f"{t['grad_ms']:.3g} ms" in text
     assert "MB" in text or "kB" in text
     assert t["grad_bytes"] > t["no_grad_bytes"]  # autograd keeps tensors for backward
     assert controller.session.surface.title in text
+    # worded from the memory, which is exact; the time only as reliable as the machine is quiet
+    conclusion = hidden.timing_conclusion.text()
+    assert conclusion.lower().startswith("no_grad keeps no graph") or "memory" in conclusion
+    assert hidden.measure_button.isEnabled() and hidden.measure_progress.isHidden()
+    hidden.shutdown()
 
 
-def test_no_grad_timing_is_measured_once_when_first_shown(qtbot, panel, controller
+def test_a_timing_can_be_cancelled_and_its_figures_never_arrive(qtbot, controller, small_grid
+                                                                ) -> None:  # type: ignore[no-untyped-def]
+    hidden = GraphPanel(controller)
+    qtbot.addWidget(hidden)
+    hidden.measure()
+    assert hidden.measuring
+    qtbot.mouseClick(hidden.measure_progress.cancel_button, Qt.MouseButton.LeftButton)
+    assert not hidden.measuring and hidden.measure_button.isEnabled()
+    assert "cancelled" in hidden.timing_label.text()
+    assert hidden.measure_progress.isHidden()
+    assert wait_for_jobs(10)
+    qtbot.wait(50)  # let anything the worker sent be delivered
+    assert hidden.timing is None and "cancelled" in hidden.timing_label.text()
+
+
+def test_a_timing_for_a_surface_no_longer_shown_is_dropped(qtbot, controller, small_grid
+                                                           ) -> None:  # type: ignore[no-untyped-def]
+    hidden = GraphPanel(controller)
+    qtbot.addWidget(hidden)
+    hidden.measure()
+    controller.set_surface_name("bowl")
+    assert not hidden.measuring  # the old one was stopped
+    assert wait_for_jobs(10)
+    qtbot.wait(50)
+    assert hidden.timing is None and "press Measure" in hidden.timing_label.text()
+    assert controller.session.surface.title in hidden.timing_label.text()
+
+
+def test_no_grad_timing_is_measured_once_when_first_shown(qtbot, small_grid, panel, controller
                                                           ) -> None:  # type: ignore[no-untyped-def]
-    qtbot.waitUntil(lambda: panel.timing is not None, timeout=5000)
+    qtbot.waitUntil(lambda: panel.timing is not None, timeout=30000)
     first = panel.timing
     step(controller, 3)
     qtbot.wait(400)
     assert panel.timing is first  # steps never re-measure
     controller.set_surface_name("bowl")  # a new surface: measured again, once, lazily
-    qtbot.waitUntil(lambda: panel.timing is not first, timeout=5000)
-    assert "Bowl" in panel.timing_label.text() or controller.session.surface.title in \
-        panel.timing_label.text()
+    qtbot.waitUntil(lambda: panel.timing is not first, timeout=30000)
+    assert controller.session.surface.title in panel.timing_label.text()
 
 
 def test_the_graph_is_drawn_left_to_right_to_fill_the_wide_panel(panel) -> None:  # type: ignore[no-untyped-def]
@@ -289,6 +356,7 @@ def test_a_bad_export_path_shows_an_error_and_changes_nothing(qtbot, panel, tmp_
 
 def test_no_selected_run(qtbot, panel, controller, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     controller.select(None)
+    settle(qtbot, panel)
     assert panel.graph is None and panel.graph_stack.currentWidget() is panel.empty_label
     assert "No run selected" in panel.empty_label.text()
     assert not panel.next_button.isEnabled() and not panel.png_button.isEnabled()
@@ -297,6 +365,7 @@ def test_no_selected_run(qtbot, panel, controller, tmp_path: Path) -> None:  # t
     assert panel.export_graph(tmp_path / "g.png") is False and "select a run" in \
         panel.message.text()
     controller.select(controller.session.runs[0])
+    settle(qtbot, panel)
     assert panel.graph is not None and panel.graph_stack.currentWidget() is panel.view
 
 
@@ -308,6 +377,7 @@ def test_a_diverged_run_shows_its_last_finite_point(qtbot, panel, controller) ->
             break
     assert run.status is RunStatus.DIVERGED
     panel.refresh()
+    settle(qtbot, panel)
     assert panel.graph is not None and panel.graph.point == run.last_point
     assert all(math.isfinite(v) for v in panel.graph.point) and math.isfinite(panel.graph.loss)
     assert "diverged" in panel.header.text() and "last finite point" in panel.header.text()
@@ -318,6 +388,7 @@ def test_everything_frozen_shows_the_loss_and_nothing_to_step(qtbot, panel, cont
     run = controller.selected
     controller.set_frozen(run, "x", True)
     controller.set_frozen(run, "y", True)
+    settle(qtbot, panel)
     graph = panel.graph
     assert len(graph.nodes) == 1 and graph.backward_order == []
     assert f"v={graph.loss:.4g}" in panel.view.node_items[graph.root].text()
@@ -325,3 +396,119 @@ def test_everything_frozen_shows_the_loss_and_nothing_to_step(qtbot, panel, cont
     assert "no gradient" in panel.explanation.text()
     assert panel.gradient_label.text().count("frozen: no gradient") == 2
     assert "nothing moves" in panel.shape_label.text()
+
+
+# --- a window that never blocks: the graph is built off the GUI thread, and bounded ------------
+
+
+LONG_SUM = " + ".join(["x*y"] * 200)  # a legal formula with 401 autograd nodes
+
+
+def test_a_graph_too_big_to_draw_is_not_drawn_and_the_panel_says_so(qtbot, panel, controller
+                                                                    ) -> None:  # type: ignore[no-untyped-def]
+    assert controller.set_formula(LONG_SUM) is None
+    settle(qtbot, panel, timeout=20000)
+    nodes = len(expected_graph(controller.selected).nodes)
+    assert nodes > gui.graph_panel.MAX_DRAWN_NODES
+    assert panel.too_big and panel.graph is not None and len(panel.graph.nodes) == nodes
+    assert panel.graph_stack.currentWidget() is panel.empty_label
+    text = panel.empty_label.text()
+    assert f"this graph has {nodes} nodes" in text.lower()
+    assert f"draws at most {gui.graph_panel.MAX_DRAWN_NODES}" in text
+    assert panel.view.node_items == {} or len(panel.view.node_items) < nodes  # nothing laid out
+    # what does not need the drawing is still there
+    assert "∂loss/∂x" in panel.gradient_label.text() and panel.hessian_label.text()
+    assert not panel.next_button.isEnabled() and not panel.png_button.isEnabled()
+    assert "too big" in panel.step_label.text()
+    assert panel.export_graph("never.png") is False and "at most" in panel.message.text()
+    # a smaller formula is drawn again
+    assert controller.set_formula("x*y + sin(x)") is None
+    settle(qtbot, panel)
+    assert not panel.too_big and panel.graph_stack.currentWidget() is panel.view
+    assert len(panel.view.node_items) == len(panel.graph.nodes)
+
+
+@pytest.fixture
+def slow_layout(monkeypatch):  # type: ignore[no-untyped-def]
+    """compute_layout that waits for the test to let it go: a layout that takes long."""
+    gate = threading.Event()
+    real = gui.graph_panel.compute_layout
+
+    def layout(graph):  # type: ignore[no-untyped-def]
+        assert threading.current_thread() is not threading.main_thread()  # never the GUI's
+        gate.wait(10)
+        return real(graph)
+
+    monkeypatch.setattr(gui.graph_panel, "compute_layout", layout)
+    yield gate
+    gate.set()
+
+
+def test_a_slow_layout_runs_in_the_background_and_says_it_is_working(qtbot, panel, controller,
+                                                                     slow_layout
+                                                                     ) -> None:  # type: ignore[no-untyped-def]
+    old = panel.graph
+    assert controller.set_formula("x*y + sin(x)") is None  # a new structure: a new layout
+    # The GUI thread is free (this test runs its event loop) while the layout waits...
+    assert panel.busy and panel.graph is old
+    qtbot.waitUntil(lambda: panel.busy_label.text() == gui.graph_panel.BUSY_TEXT, timeout=2000)
+    assert panel.busy_label.isVisible()
+    slow_layout.set()
+    settle(qtbot, panel)
+    assert panel.busy_label.text() == ""
+    assert panel.graph is not old and {n.op for n in panel.graph.nodes} >= {"mul", "sin"}
+    assert len(panel.view.node_items) == len(panel.graph.nodes)
+
+
+def test_a_result_for_an_out_of_date_surface_is_dropped(qtbot, panel, controller, slow_layout
+                                                        ) -> None:  # type: ignore[no-untyped-def]
+    assert controller.set_formula("x*y + sin(x)") is None  # laid out slowly...
+    assert panel.busy
+    assert controller.set_formula("exp(x) - y") is None  # ...and out of date meanwhile
+    slow_layout.set()
+    settle(qtbot, panel)
+    ops = {n.op for n in panel.graph.nodes if n.kind == "op"}
+    assert ops == {"exp", "sub"}  # the newest formula's, never the one in between
+    assert {n.op for n in panel.view.graph_scene.graph.nodes if n.kind == "op"} == ops
+    assert panel.graph.point == controller.selected.last_point
+
+
+def test_the_buttons_stay_put_while_stepping_through_backward(qtbot, panel) -> None:  # type: ignore[no-untyped-def]
+    """'Step through backward' becomes 'Next ▶' and 'Play' becomes 'Pause': before, the first
+    click shrank the button and moved 'Play' under the pointer."""
+    buttons = (panel.previous_button, panel.next_button, panel.play_button, panel.reset_button)
+
+    def places() -> list[tuple[int, int, int, int]]:
+        return [b.geometry().getRect() for b in buttons]
+
+    before = places()
+    assert panel.next_button.text() == "Step through backward"
+    qtbot.mouseClick(panel.next_button, Qt.MouseButton.LeftButton)
+    assert panel.next_button.text() != "Step through backward"
+    qtbot.waitUntil(lambda: places() == before, timeout=500)  # (give a layout the chance)
+    qtbot.mouseClick(panel.next_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(panel.play_button, Qt.MouseButton.LeftButton)
+    assert panel.play_button.text() == "Pause"
+    qtbot.wait(20)
+    assert places() == before
+    qtbot.mouseClick(panel.play_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(panel.reset_button, Qt.MouseButton.LeftButton)
+    qtbot.wait(20)
+    assert panel.next_button.text() == "Step through backward" and places() == before
+
+
+def test_the_header_of_a_diverged_run_gives_the_step_its_status_gives(qtbot, panel, controller
+                                                                      ) -> None:  # type: ignore[no-untyped-def]
+    run = controller.add_run("SGD", {"lr": 0.5})  # far too large for Rosenbrock: it blows up
+    controller.select(run)
+    for _ in range(50):
+        controller.step_once()
+        if run.diverged_at is not None:
+            break
+    assert run.diverged_at is not None
+    panel.refresh()
+    settle(qtbot, panel)
+    header = panel.header.text()
+    assert html.escape(run.status_text) in header
+    steps = {int(k) for k in re.findall(r"step (\d+)", header)}
+    assert steps == {run.diverged_at}  # before: "step 3 ... diverged at step 4"
