@@ -124,8 +124,8 @@ def surface_from_formula(text: str, x_range: Range = (-3.0, 3.0), y_range: Range
 
     Without a `start`, the start is 80 % of the way across the region, or if f or its gradient is
     not finite there (log(x) at x <= 0, say), the nearest point of a 25 x 25 grid where both
-    are. A formula with no such point anywhere (`sqrt(x - x)`: a NaN gradient everywhere) is
-    refused, whatever the start: every run would stop at its first step.
+    are; with no such point anywhere (`sqrt(x - x)`: a NaN gradient everywhere) there is no start
+    to offer, and a SurfaceError says so. A `start` given is kept as it is.
     """
     formula = compile_formula(text)
     xr = _check_range("x range", x_range)
@@ -140,13 +140,13 @@ def surface_from_formula(text: str, x_range: Range = (-3.0, 3.0), y_range: Range
     region = f"x in [{xr[0]:g}, {xr[1]:g}], y in [{yr[0]:g}, {yr[1]:g}]"
     if not finite_value.any():
         raise FormulaError(f"the formula has no finite value anywhere in the region {region}")
-    if _differentiable_at(surface, st):
+    if chosen or _differentiable_at(surface, st):
+        # A start the caller chose is kept as it is (a session's, the point `graph --at`
+        # inspects): if f or its gradient is not finite there, the runs will say so.
         return surface
     if not usable.any():
         raise SurfaceError(f"no point in the region {region} has a finite value and gradient: "
                            "an optimizer could not take a single step")
-    if chosen:
-        return surface  # the user's own start is kept; the runs will say that they diverge
     # The nearest usable grid point, in units of the region's width and height (the first in
     # row-major order on a tie).
     dx = (xs[np.newaxis, :] - st[0]) / (xr[1] - xr[0])
