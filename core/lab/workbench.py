@@ -99,6 +99,7 @@ class Lab:
             names.append(name)
             parse_value(spec.text, what=name)  # each tensor's own error first
         self.specs = [TensorSpec(n, s.text, s.requires_grad) for n, s in zip(names, tensors)]
+        self._jacobians: dict[str, Tensor] | None = None
         self.program: Program = parse_program(expression, names)
         self.closed_forms = {k: parse_program(text, [*names, "v"])
                              for k, text in (closed_forms or {}).items()}
@@ -443,13 +444,15 @@ class Lab:
 
     def jacobians(self) -> dict[str, Tensor]:
         """dQ/d(input) for each trainable input, with torch's shape Q.shape + input.shape."""
-        names = self.trainable
-        if not names:
-            return {}
-        leaves = self.leaves()
-        xs = tuple(leaves[n].detach() for n in names)
-        jac = torch.autograd.functional.jacobian(self._function(), xs)
-        return {n: j.detach() for n, j in zip(names, jac)}
+        # A Lab never changes after construction, so its Jacobians are computed once: one
+        # backward pass per element of Q, and a redraw reads them three times.
+        if self._jacobians is None:
+            names = self.trainable
+            leaves = self.leaves()
+            xs = tuple(leaves[n].detach() for n in names)
+            jac = torch.autograd.functional.jacobian(self._function(), xs) if names else ()
+            self._jacobians = {n: j.detach() for n, j in zip(names, jac)}
+        return {n: j.clone() for n, j in self._jacobians.items()}
 
     def jacobian_matrices(self) -> dict[str, tuple[Tensor, list[str], list[str]]]:
         """Each Jacobian as a 2-D matrix with row labels Q[i] and column labels a[j]."""

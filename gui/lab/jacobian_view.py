@@ -7,18 +7,67 @@ a tangent t (what forward mode, torch.func.jvp, computes).
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSignalBlocker, Signal
+from typing import Any
+
+from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QPersistentModelIndex,
+                            QSignalBlocker, Qt, Signal)
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView,
-                               QLabel, QLineEdit, QTableWidget, QTableWidgetItem, QVBoxLayout,
-                               QWidget)
+                               QLabel, QLineEdit, QTableView, QVBoxLayout, QWidget)
 
 from core.lab.values import format_tensor
 from core.lab.workbench import Lab
 from gui.lab.style import ERROR_STYLE, NOTE_STYLE, monospace
 
 
+ROOT = QModelIndex()  # the parent of every cell of a table model
+
+
 def _number(v: float) -> str:
     return f"{v:.6g}"
+
+
+class JacobianModel(QAbstractTableModel):
+    """A Jacobian matrix with its row and column labels, for a QTableView.
+
+    A model rather than a QTableWidget: Q may have 256 elements and an input 64, and 16 000
+    items with resizing headers took seconds to set up; the model hands out cells on demand.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: list[list[float]] = []
+        self.rows: list[str] = []
+        self.cols: list[str] = []
+
+    def set_matrix(self, values: list[list[float]], rows: list[str], cols: list[str]) -> None:
+        self.beginResetModel()
+        self.values, self.rows, self.cols = values, rows, cols
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = ROOT) -> int:
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = ROOT) -> int:
+        return 0 if parent.isValid() else len(self.cols)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex,
+             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and index.isValid():
+            return _number(self.values[index.row()][index.column()])
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
+        labels = self.cols if orientation == Qt.Orientation.Horizontal else self.rows
+        return labels[section] if 0 <= section < len(labels) else None
+
+    def cell(self, row: int, column: int) -> str:
+        """The text shown in a cell (for tests and copying)."""
+        return str(self.data(self.index(row, column)))
 
 
 class JacobianView(QWidget):
@@ -38,12 +87,17 @@ class JacobianView(QWidget):
         self.input_combo.currentIndexChanged.connect(self._on_input_change)
         self.caption = QLabel()
         self.caption.setStyleSheet(NOTE_STYLE)
-        self.table = QTableWidget()
+        self.model = JacobianModel()
+        self.table = QTableView()
         self.table.setObjectName("jacobianTable")
         self.table.setFont(monospace())
-        self.table.horizontalHeader().setSectionResizeMode(
-            QHeaderView.ResizeMode.ResizeToContents)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setModel(self.model)
+        header = self.table.horizontalHeader()
+        # A fixed width that fits any number as shown (.6g): measuring 16 000 cells is slow.
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setDefaultSectionSize(self.table.fontMetrics().horizontalAdvance("-0.0000000")
+                                     + 8)
+        self.table.setEditTriggers(QTableView.EditTrigger.NoEditTriggers)
         pick = QHBoxLayout()
         pick.addWidget(QLabel("Jacobian with respect to"))
         pick.addWidget(self.input_combo)
@@ -99,22 +153,14 @@ class JacobianView(QWidget):
     def _on_input_change(self, _index: int = 0) -> None:
         name = self.input_combo.currentText()
         if name not in self._matrices:
-            self.table.setRowCount(0)
-            self.table.setColumnCount(0)
+            self.model.set_matrix([], [], [])
             self.caption.setText("No input has requires_grad=True: there is nothing to "
                                  "differentiate.")
             return
         matrix, rows, cols = self._matrices[name]
         self.caption.setText(f"d{self._q}/d{name}: row i is the gradient of {self._q}[i]; "
                              f"torch's shape {tuple(matrix.shape)} as a matrix")
-        self.table.clear()
-        self.table.setRowCount(len(rows))
-        self.table.setColumnCount(len(cols))
-        self.table.setVerticalHeaderLabels(rows)
-        self.table.setHorizontalHeaderLabels(cols)
-        for i, row in enumerate(matrix.tolist()):
-            for j, value in enumerate(row):
-                self.table.setItem(i, j, QTableWidgetItem(_number(value)))
+        self.model.set_matrix(matrix.tolist(), rows, cols)
 
     def _show_tangents(self, lab: Lab, tangent_texts: dict[str, str]) -> None:
         if list(self.tangent_edits) != lab.trainable:

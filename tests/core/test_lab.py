@@ -204,7 +204,7 @@ def test_nothing_requires_grad_gives_torchs_error() -> None:
     assert lab.jacobians() == {}
 
 
-# --- Jacobian, VJP, JVP -----------------------------------------------------------------------------
+# --- Jacobian, VJP, JVP ---------------------------------------------------------------------------
 
 
 def test_jacobian_matrix_and_labels() -> None:
@@ -259,7 +259,7 @@ def test_shapes_of_everything() -> None:
                       "dQ/dW": (3, 3, 2), "dQ/da": (3, 2), "dQ/db": (3, 3)}
 
 
-# --- presets ----------------------------------------------------------------------------------------
+# --- presets --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("preset", PRESETS, ids=[p.name for p in PRESETS])
@@ -290,7 +290,7 @@ def test_the_norm_preset_is_the_unit_vector() -> None:
     assert torch.allclose(result.grads["a"], t([0.6, 0.8]))
 
 
-# --- values --------------------------------------------------------------------------------------------
+# --- values ---------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -346,7 +346,7 @@ def test_format_tensor_prints_like_torch() -> None:
     assert format_tensor(t([[0.5, -2.]])) == "[[0.5, -2.]]" and format_tensor(t(3.)) == "3."
 
 
-# --- the grammar -------------------------------------------------------------------------------------
+# --- the grammar ----------------------------------------------------------------------------------
 
 ENV = {"a": t([2., 3.]), "b": t([6., 4.]), "W": t([[1., 2.], [3., 4.]]), "s": t(2.)}
 

@@ -7,7 +7,7 @@ import torch
 from PySide6.QtCore import Qt
 
 from core.lab.presets import get_preset
-from core.lab.values import format_tensor
+from core.lab.values import TensorSpec, format_tensor
 from gui.lab.workspace import LabWorkspace
 
 F64 = torch.float64
@@ -42,6 +42,10 @@ def pick_preset(qtbot, w: LabWorkspace, name: str) -> None:  # type: ignore[no-u
     with qtbot.waitSignal(w.controller.sigLabChanged, timeout=5000):
         combo.setCurrentIndex(index)
         combo.activated.emit(index)  # what choosing it in the open list sends
+
+
+def header(model, section: int, orientation) -> str:  # type: ignore[no-untyped-def]
+    return model.headerData(section, orientation, Qt.ItemDataRole.DisplayRole)
 
 
 def type_into(qtbot, edit, text: str) -> None:  # type: ignore[no-untyped-def]
@@ -104,19 +108,19 @@ def test_a_v_of_the_wrong_shape_is_refused(qtbot, lab) -> None:  # type: ignore[
 
 
 def test_jacobian_table_cells(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
-    table = lab.jacobian_view.table
+    model = lab.jacobian_view.table.model()
     a = torch.tensor([2., 3.], dtype=F64)
     jac = torch.autograd.functional.jacobian(lambda a: 3 * a**3 - 36., a)
-    assert (table.rowCount(), table.columnCount()) == (2, 2)
-    assert [table.verticalHeaderItem(i).text() for i in range(2)] == ["Q[0]", "Q[1]"]
-    assert [table.horizontalHeaderItem(j).text() for j in range(2)] == ["a[0]", "a[1]"]
+    assert (model.rowCount(), model.columnCount()) == (2, 2)
+    assert [header(model, i, Qt.Orientation.Vertical) for i in range(2)] == ["Q[0]", "Q[1]"]
+    assert [header(model, j, Qt.Orientation.Horizontal) for j in range(2)] == ["a[0]", "a[1]"]
     for i in range(2):
         for j in range(2):
-            assert float(table.item(i, j).text()) == jac[i, j].item()
+            assert float(model.cell(i, j)) == jac[i, j].item()
     combo = lab.jacobian_view.input_combo
     combo.setCurrentIndex(combo.findText("b"))
-    assert table.horizontalHeaderItem(0).text() == "b[0]"
-    assert float(table.item(1, 1).text()) == -8.0
+    assert header(model, 0, Qt.Orientation.Horizontal) == "b[0]"
+    assert float(model.cell(1, 1)) == -8.0
 
 
 def test_freezing_b_shows_no_b_grad(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
@@ -167,13 +171,13 @@ def test_softmax_preset_fills_a_dense_jacobian(qtbot, lab) -> None:  # type: ign
     preset = get_preset("softmax")
     assert lab.preset_bar.explanation.text() == preset.explanation
     assert lab.expression_box.text() == "softmax(a)"
-    table = lab.jacobian_view.table
-    assert (table.rowCount(), table.columnCount()) == (3, 3)
+    model = lab.jacobian_view.table.model()
+    assert (model.rowCount(), model.columnCount()) == (3, 3)
     a = torch.tensor([1., 2., 3.], dtype=F64)
     jac = torch.autograd.functional.jacobian(lambda a: torch.softmax(a, dim=-1), a)
     for i in range(3):
         for j in range(3):
-            value = float(table.item(i, j).text())
+            value = float(model.cell(i, j))
             assert value != 0 and value == pytest.approx(jac[i, j].item(), rel=1e-5)
 
 
@@ -229,3 +233,16 @@ def test_add_and_remove_a_tensor(qtbot, lab) -> None:  # type: ignore[no-untyped
     # the expression still uses c: the error says so and the last good lab stays
     assert "unknown name 'c'" in lab.expression_box.error.text()
     assert [s.name for s in lab.controller.lab.specs] == ["a", "b", "c"]
+
+
+def test_the_largest_jacobian_shows_every_cell(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
+    # Q with 256 elements and a 64-element input: every cell is there, with its labels.
+    with qtbot.waitSignal(lab.controller.sigLabChanged, timeout=10000):
+        lab.controller.set_inputs(
+            [TensorSpec("a", "randn(64, 1, seed=1)"), TensorSpec("b", "randn(1, 4, seed=2)")],
+            "tanh(a * b) * softmax(b, -1)")
+    model = lab.jacobian_view.table.model()
+    assert (model.rowCount(), model.columnCount()) == (256, 64)
+    assert header(model, 255, Qt.Orientation.Vertical) == "Q[63, 3]"
+    jac = lab.controller.lab.jacobian_matrices()["a"][0]
+    assert float(model.cell(255, 63)) == pytest.approx(jac[255, 63].item(), rel=1e-5, abs=1e-12)
