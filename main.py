@@ -93,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _surface(args: argparse.Namespace):  # -> Surface | None
+def _surface(args: argparse.Namespace, start: tuple[float, float] | None = None):
+    """The surface the options name (None: none named). `start`: a point the caller chose, so
+    a formula's own start need not be searched for (graph --at a point of your choice)."""
     from core.surfaces import get_surface, surface_from_formula
 
     if args.surface:
@@ -101,7 +103,7 @@ def _surface(args: argparse.Namespace):  # -> Surface | None
     if args.formula is not None:
         ranges = {k: _pair(v, f"--{k.replace('_', '-')}") for k, v in
                   (("x_range", args.x_range), ("y_range", args.y_range)) if v}
-        return surface_from_formula(args.formula, **ranges)
+        return surface_from_formula(args.formula, start=start, **ranges)
     if args.x_range or args.y_range:
         raise UsageError("--x-range and --y-range go with --formula")
     return None
@@ -221,10 +223,11 @@ def cmd_export(args: argparse.Namespace) -> str:
 def cmd_graph(args: argparse.Namespace) -> str:
     from core.graph import build_graph
 
-    surface = _surface(args)
+    at = _pair(args.at, "--at") if args.at else None
+    surface = _surface(args, start=at)  # the graph at a given point needs no start search
     if surface is None:
         raise UsageError("graph needs --surface NAME or --formula EXPR")
-    at = _pair(args.at, "--at") if args.at else surface.start
+    at = at or surface.start
     graph = build_graph(surface, at[0], at[1], frozen=args.freeze)
     if args.out:
         from gui.graph_view import render_graph

@@ -528,3 +528,13 @@ def test_with_a_display_the_app_starts(capsys, monkeypatch) -> None:
     monkeypatch.setenv("DISPLAY", ":0")
     monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
     assert main.main([]) == 0 and started == [True]
+
+
+def test_graph_at_a_point_of_a_formula_with_no_finite_gradient_elsewhere(capsys) -> None:
+    # sqrt(x - x) has a NaN gradient everywhere: no start can be offered for a race, but the
+    # graph at a point the user chose is still drawn (x's gradient is not finite there)
+    data = json.loads(ok(capsys, "graph", "--formula", "sqrt(x - x) + x * y", "--at", "1,2",
+                         "--freeze", "y", "--json"))
+    assert data["loss"] == pytest.approx(2.0)
+    code, out, err = cli(capsys, "run", "--formula", "sqrt(x - x) + x * y", "--steps", "1")
+    assert code == 2 and "finite" in err and len(err.strip().splitlines()) == 1
