@@ -49,27 +49,48 @@ class CallResult:
 
     `code` is the Python a user would type; `error` torch's exception as it prints
     ("RuntimeError: ..."), None when the call ran; `values` the things worth printing, in order,
-    label -> tensor (None prints as None); `grads` each input's `.grad` at the end.
+    label -> tensor (None prints as None); `grads` each input's `.grad` at the end. `steps` keeps
+    code, values and the error in the order they happened, for the transcript.
     """
 
-    code: str
+    code: str = ""
     error: str | None = None
     explanation: str = ""
     values: dict[str, Tensor | None] = field(default_factory=dict)
     grads: dict[str, Tensor | None] = field(default_factory=dict)
+    steps: list[tuple[str, str]] = field(default_factory=list)  # ("code" | "value" | "error", _)
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
+    def typed(self, code: str) -> None:
+        """Record lines of code, as the user would type them next."""
+        self.code = f"{self.code}\n{code}" if self.code else code
+        self.steps.append(("code", code))
+
+    def printed(self, label: str, value: Tensor | None) -> None:
+        """Record a value the user would print at this point."""
+        self.values[label] = None if value is None else value.detach().clone()
+        self.steps.append(("value", label))
+
+    def raised(self, e: BaseException) -> None:
+        """Record torch's exception at this point."""
+        self.error = _error_text(e)
+        self.steps.append(("error", self.error))
+
     def text(self) -> str:
-        """A transcript: the code as typed at a prompt, then what it printed, then why."""
-        lines = [("... " if line.startswith(" ") else ">>> ") + line
-                 for line in self.code.splitlines()]
-        for label, value in self.values.items():
-            lines.append(f"{label} = {'None' if value is None else format_tensor(value)}")
-        if self.error:
-            lines.append(self.error)
+        """A transcript: each piece of code as typed at a prompt, what it printed, then why."""
+        lines: list[str] = []
+        for kind, item in self.steps:
+            if kind == "code":
+                lines += [("... " if ln.startswith(" ") else ">>> ") + ln
+                          for ln in item.splitlines()]
+            elif kind == "value":
+                value = self.values[item]
+                lines.append(f"{item} = {'None' if value is None else format_tensor(value)}")
+            else:
+                lines.append(item)
         if self.explanation:
             lines += ["", self.explanation]
         return "\n".join(lines)
@@ -223,12 +244,13 @@ class Lab:
     def backward(self) -> CallResult:
         """`Q.backward()`: the gradients for a scalar Q; torch's error for a vector Q."""
         q = self.q
-        result = CallResult(f"{q}.backward()")
+        result = CallResult()
         leaves, out, _ = self.forward()
+        result.typed(f"{q}.backward()")
         try:
             out.backward()
         except RuntimeError as e:
-            result.error = _error_text(e)
+            result.raised(e)
             if out.dim() > 0 and out.requires_grad:
                 result.explanation = (
                     f"{q} has shape {shape_text(out)}, not a scalar. backward() computes a "
@@ -240,21 +262,27 @@ class Lab:
             result.grads = self._grads(leaves)
             return result
         result.grads = self._grads(leaves)
-        result.values = self._grad_values(result.grads)
+        self._print_grads(result)
         result.explanation = (f"{q} is a scalar, so backward starts from d{q}/d{q} = 1 and each "
                               f"input's .grad is d{q}/d(input)." + self._frozen_note())
         return result
+
+    def _print_grads(self, result: CallResult, suffix: str = "") -> None:
+        for name, grad in result.grads.items():
+            result.typed(f"{name}.grad")
+            result.printed(f"{name}.grad{suffix}", grad)
 
     def backward_with_gradient(self, v: Tensor | None = None) -> CallResult:
         """`Q.backward(gradient=v)`: the grads next to vᵀJ from the full Jacobian (equal)."""
         q = self.q
         v = self.ones_gradient() if v is None else v
-        result = CallResult(f"v = torch.tensor({format_tensor(v)})\n{q}.backward(gradient=v)")
+        result = CallResult()
+        result.typed(f"v = torch.tensor({format_tensor(v)})\n{q}.backward(gradient=v)")
         leaves, out, _ = self.forward()
         try:
             out.backward(gradient=v)
         except RuntimeError as e:
-            result.error = _error_text(e)
+            result.raised(e)
             result.explanation = _no_graph_note(q) if not out.requires_grad else ""
             result.grads = self._grads(leaves)
             return result
@@ -263,12 +291,13 @@ class Lab:
         closed = self.closed_form_values(v)
         agree = []
         for name, grad in result.grads.items():
-            result.values[f"{name}.grad"] = grad
+            result.typed(f"{name}.grad")
+            result.printed(f"{name}.grad", grad)
             if name in vjps:
-                result.values[f"vᵀJ for {name}"] = vjps[name]
+                result.printed(f"vᵀJ for {name}", vjps[name])
                 agree.append(grad is not None and torch.allclose(grad, vjps[name]))
             if name in closed:
-                result.values[self.closed_form_label(name)] = closed[name]
+                result.printed(self.closed_form_label(name), closed[name])
         verdict = "equal" if all(agree) else "NOT equal"
         result.explanation = (f"backward sends v back through the graph: each .grad is vᵀJ, "
                               f"the row vector v times the Jacobian of {q} for that input "
@@ -279,12 +308,13 @@ class Lab:
     def sum_backward(self) -> CallResult:
         """`Q.sum().backward()`, beside `Q.backward(gradient=torch.ones_like(Q))`: equal."""
         q = self.q
-        result = CallResult(f"{q}.sum().backward()")
+        result = CallResult()
+        result.typed(f"{q}.sum().backward()")
         leaves, out, _ = self.forward()
         try:
             out.sum().backward()
         except RuntimeError as e:
-            result.error = _error_text(e)
+            result.raised(e)
             result.explanation = _no_graph_note(q)
             result.grads = self._grads(leaves)
             return result
@@ -294,15 +324,16 @@ class Lab:
                                                          and torch.allclose(g, ones[n]))
                    for n, g in result.grads.items())
         for name, grad in result.grads.items():
-            result.values[f"{name}.grad"] = grad
-            result.values[f"{name}.grad with gradient=torch.ones_like({q})"] = ones[name]
+            result.typed(f"{name}.grad")
+            result.printed(f"{name}.grad", grad)
+            result.printed(f"{name}.grad with gradient=torch.ones_like({q})", ones[name])
         result.explanation = (f"{q}.sum() = 1ᵀ{q}, so its gradient is 1ᵀJ: the same as "
                               f"{q}.backward(gradient=torch.ones_like({q}))"
                               + (" (equal here)." if same else " (but NOT equal here).")
                               + self._frozen_note())
         return result
 
-    def _backward_call(self, v: Tensor, out: Tensor, retain_graph: bool = False) -> str:
+    def _backward_call(self, out: Tensor, retain_graph: bool = False) -> str:
         args = [] if out.dim() == 0 else ["gradient=v"]
         if retain_graph:
             args.append("retain_graph=True")
@@ -313,51 +344,47 @@ class Lab:
         q = self.q
         v = self.ones_gradient() if v is None else v
         leaves, out, _ = self.forward()
-        first = self._backward_call(v, out, retain_graph)
-        second = self._backward_call(v, out)
-        lines = [] if out.dim() == 0 else [f"v = torch.tensor({format_tensor(v)})"]
-        lines += [first, second]
         gradient = None if out.dim() == 0 else v
-        result = CallResult("\n".join(lines))
+        result = CallResult()
+        setup = "" if out.dim() == 0 else f"v = torch.tensor({format_tensor(v)})\n"
+        result.typed(setup + self._backward_call(out, retain_graph))
         try:
             out.backward(gradient=gradient, retain_graph=retain_graph)
         except RuntimeError as e:
-            result.error = _error_text(e)
+            result.raised(e)
             result.explanation = _no_graph_note(q)
             result.grads = self._grads(leaves)
             return result
-        after_first = self._grads(leaves)
-        for name, grad in after_first.items():
-            result.values[f"{name}.grad after the 1st backward"] = grad
+        result.grads = self._grads(leaves)
+        self._print_grads(result, " after the 1st backward")
+        result.typed(self._backward_call(out))
         try:
             out.backward(gradient=gradient)
         except RuntimeError as e:
-            result.error = _error_text(e)
+            result.raised(e)
             result.grads = self._grads(leaves)
             result.explanation = (
                 "The first backward freed the tensors the graph saved for it (a**3 keeps a, "
                 f"for example); pass retain_graph=True to the first call to backward through "
                 f"{q}'s graph again.")
             return result
-        after_second = self._grads(leaves)
-        for name, grad in after_second.items():
-            result.values[f"{name}.grad after the 2nd backward"] = grad
+        result.grads = self._grads(leaves)
+        self._print_grads(result, " after the 2nd backward")
         if not retain_graph:
-            result.grads = after_second
             result.explanation = (
                 f"No error: no operation in {q}'s graph saved a tensor for backward (+, - and "
                 "sum need none), so nothing was freed. .grad accumulated: it doubled.")
             return result
-        result.code += "".join(f"\n{n}.grad.zero_()" for n in self.trainable)
-        for name, t in leaves.items():
-            if t.grad is not None:
-                t.grad.zero_()
-            result.values[f"{name}.grad after {name}.grad.zero_()"] = \
-                None if t.grad is None else t.grad.clone()
-        result.code += "".join(f"\n{n}.grad = None" for n in self.trainable)
-        for name, t in leaves.items():
-            t.grad = None
-            result.values[f"{name}.grad after {name}.grad = None"] = None
+        for name in self.trainable:
+            grad = leaves[name].grad
+            if grad is not None:
+                grad.zero_()
+            result.typed(f"{name}.grad.zero_()\n{name}.grad")
+            result.printed(f"{name}.grad after {name}.grad.zero_()", grad)
+        for name in self.trainable:
+            leaves[name].grad = None
+            result.typed(f"{name}.grad = None\n{name}.grad")
+            result.printed(f"{name}.grad after {name}.grad = None", leaves[name].grad)
         result.grads = self._grads(leaves)
         result.explanation = (
             "With retain_graph=True the graph survives the first backward, and the second one "
@@ -373,31 +400,32 @@ class Lab:
         q = self.q
         v = self.ones_gradient() if v is None else v
         leaves, out, inter = self.forward()
-        call = self._backward_call(v, out)
+        call = self._backward_call(out)
         gradient = None if out.dim() == 0 else v
         setup = "" if out.dim() == 0 else f"v = torch.tensor({format_tensor(v)})\n"
-        result = CallResult(f"{setup}{call}\n{name}.grad\n{name}.retain_grad()  # "
-                            f"on a fresh {name}, before backward\n{call}\n{name}.grad")
+        result = CallResult()
+        result.typed(f"{setup}{call}\n{name}.grad")
         try:
             out.backward(gradient=gradient)
         except RuntimeError as e:
-            result.error = _error_text(e)
+            result.raised(e)
             result.explanation = _no_graph_note(q)
             return result
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             without = inter[name].grad
-        result.values[f"{name}.grad without retain_grad()"] = without
+        result.printed(f"{name}.grad without retain_grad()", without)
         leaves, out, inter = self.forward()
+        result.typed(f"# again, from fresh tensors:\n{name}.retain_grad()\n{call}\n{name}.grad")
         try:
             inter[name].retain_grad()
             out.backward(gradient=gradient)
         except RuntimeError as e:
-            result.error = _error_text(e)
+            result.raised(e)
             result.explanation = (f"{name} does not require grad (it depends on no tensor with "
                                   f"requires_grad=True), so there is nothing to retain.")
             return result
-        result.values[f"{name}.grad with retain_grad()"] = inter[name].grad
+        result.printed(f"{name}.grad with retain_grad()", inter[name].grad)
         result.grads = self._grads(leaves)
         torch_warning = str(caught[0].message).split(". ")[0] + "." if caught else ""
         grad_fn = inter[name].grad_fn.name() if inter[name].grad_fn else None
@@ -423,15 +451,17 @@ class Lab:
             code = "with torch.no_grad():\n" + "\n".join("    " + ln for ln in lines)
         else:
             code = "\n".join(lines) + f"\n{q} = {q}.detach()"
-        backward = f"{q}.backward()" if out.dim() == 0 else \
-            f"{q}.backward(gradient=torch.ones_like({q}))"
-        result = CallResult(f"{code}\n{q}.grad_fn\n{backward}")
-        result.values[f"{q}"] = out.detach().clone()
-        result.values[f"{q}.grad_fn"] = None
+        result = CallResult()
+        result.typed(f"{code}\n{q}")
+        result.printed(q, out)
+        result.typed(f"{q}.grad_fn")
+        result.printed(f"{q}.grad_fn", None)
+        result.typed(f"{q}.backward()" if out.dim() == 0 else
+                     f"{q}.backward(gradient=torch.ones_like({q}))")
         try:
             out.backward(gradient=None if out.dim() == 0 else torch.ones_like(out))
         except RuntimeError as e:
-            result.error = _error_text(e)
+            result.raised(e)
         result.grads = self._grads(leaves)
         how = "inside torch.no_grad() autograd records nothing" if mode == "no_grad" else \
             "detach() returns the same numbers cut off from the graph"

@@ -60,7 +60,10 @@ def test_the_note_reproduces_the_tutorial_exactly() -> None:
     assert torch.equal(result.values["closed form 9*a**2 * v"], result.grads["a"])
     assert torch.equal(result.values["closed form -2*b * v"], result.grads["b"])
     assert "equal" in result.explanation and "NOT" not in result.explanation
-    assert result.code.splitlines()[-1] == "Q.backward(gradient=v)"
+    assert result.code.splitlines()[:2] == ["v = torch.tensor([1., 1.])", "Q.backward(gradient=v)"]
+    # the transcript shows each value right after the line that prints it
+    lines = result.text().splitlines()
+    assert lines[lines.index(">>> a.grad") + 1] == "a.grad = [36., 81.]"
 
 
 def test_backward_on_a_vector_gives_torchs_error_and_why() -> None:
@@ -69,6 +72,7 @@ def test_backward_on_a_vector_gives_torchs_error_and_why() -> None:
     result = note_lab().backward()
     assert result.code == "Q.backward()"
     assert result.error == expected
+    assert result.text().splitlines()[:2] == [">>> Q.backward()", expected]
     assert "grad can be implicitly created only for scalar outputs" in result.error
     assert "vector-Jacobian product" in result.explanation and "gradient=v" in result.explanation
     assert result.grads == {"a": None, "b": None}
@@ -95,7 +99,7 @@ def test_a_different_v_weights_the_rows_of_the_jacobian() -> None:
 
 def test_sum_backward_equals_the_ones_vector_case() -> None:
     result = note_lab().sum_backward()
-    assert result.code == "Q.sum().backward()"
+    assert result.code.splitlines()[0] == "Q.sum().backward()"
     assert result.grads["a"].tolist() == [36., 81.]
     assert torch.equal(result.values["a.grad with gradient=torch.ones_like(Q)"],
                        result.grads["a"])
@@ -441,7 +445,7 @@ def test_limits_on_length_depth_and_size() -> None:
 
 def test_the_output_name_follows_the_last_assignment() -> None:
     lab = Lab([TensorSpec("a", "[1., 2.]")], "L = sum(a**2)")
-    assert lab.q == "L" and lab.backward().code == "L.backward()"
+    assert lab.q == "L" and lab.backward().code.splitlines()[0] == "L.backward()"
     assert lab.program_lines() == ["L = sum(a**2)"]
     assert Lab([TensorSpec("a", "[1.]")], "h = a * 2; h + 1").program_lines() == \
         ["h = a * 2", "Q = h + 1"]
