@@ -116,14 +116,20 @@ def test_quitting_saves_the_session_then_ends_the_process_at_once(qtbot, setting
     monkeypatch.setattr(os, "_exit", fake_exit)
     windows = []
 
-    def window_that_quits_when_ready(**kwargs):
-        w = MainWindow(**kwargs)
-        qtbot.addWidget(w)
-        w.sigReady.connect(lambda: (w.controller.set_surface_name("booth"), QApplication.quit()))
-        windows.append(w)
-        return w
+    def recorded_window(**kwargs):
+        windows.append(MainWindow(**kwargs))
+        qtbot.addWidget(windows[-1])
+        return windows[-1]
 
-    monkeypatch.setattr(gui.app, "MainWindow", window_that_quits_when_ready)
+    def event_loop_until_ready(app):
+        # Instead of app.exec(), which a test must not end with quit() (it would leave the
+        # shared QApplication closing): the loop turns until the runs are there, as in the app.
+        qtbot.waitUntil(lambda: windows[0].ready, timeout=20000)
+        windows[0].controller.set_surface_name("booth")
+        return 0
+
+    monkeypatch.setattr(gui.app, "MainWindow", recorded_window)
+    monkeypatch.setattr(QApplication, "exec", event_loop_until_ready)
     with pytest.raises(SystemExit):
         gui.app.run_app([])
     assert exits == [0]
