@@ -82,7 +82,6 @@ class BackwardPanel(QWidget):
         self.grads_table.horizontalHeader().setSectionResizeMode(
             QHeaderView.ResizeMode.Stretch)
         self.grads_table.setFont(monospace())
-        self.grads_table.setMaximumHeight(150)
         self.grads_table.setToolTip("Each input's .grad after the last call; after "
                                     "backward(gradient=v), beside vᵀJ and the closed form")
 
@@ -123,6 +122,11 @@ class BackwardPanel(QWidget):
         self.v_error.clear()
         self.transcript.setPlainText(HINT)
         self.grads_table.setRowCount(0)
+        # As tall as one row per input needs (the transcript takes the rest), at most 5 rows.
+        rows = min(len(lab.names), 5)
+        self.grads_table.setFixedHeight(self.grads_table.horizontalHeader().sizeHint().height()
+                                        + rows * self.grads_table.verticalHeader()
+                                        .defaultSectionSize() + 4)
 
     def show_v_error(self, message: str) -> None:
         self.v_error.setText(message)
