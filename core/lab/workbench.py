@@ -515,7 +515,12 @@ class Lab:
         tangents = dict(tangents or {})
         ts = tuple(tangents.get(n, torch.ones_like(leaves[n].detach())) for n in names)
         primals = tuple(leaves[n].detach() for n in names)
-        value, forward = torch.func.jvp(self._function(), primals, ts)
+        with warnings.catch_warnings():
+            # torch.func's first jvp scripts a helper of torch's own and warns that
+            # torch.jit.script is deprecated: torch's internals, nothing the user did.
+            warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated",
+                                    category=DeprecationWarning)
+            value, forward = torch.func.jvp(self._function(), primals, ts)
         from_jacobian = torch.zeros(_numel(out_shape), dtype=torch.float64)
         for t, (matrix, _, _) in zip(ts, self.jacobian_matrices().values()):
             from_jacobian = from_jacobian + matrix @ t.reshape(-1)
