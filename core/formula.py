@@ -491,6 +491,17 @@ class Formula:
             f"{self.text[:REPR_CHARS - 3]}... ({len(self.text)} characters)"
         return f"Formula({text!r})"
 
+    # Immutable, so a copy is the formula itself; pickled as its text (closures do not pickle,
+    # and copying the tree node by node would recurse as deep as it is).
+    def __copy__(self) -> Formula:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> Formula:
+        return self
+
+    def __reduce__(self) -> tuple:
+        return (compile_formula, (self.text,))
+
     def __call__(self, x: Tensor, y: Tensor) -> Tensor:
         result = self._fn(x, y)
         # torch.broadcast_shapes is Python code (~13 us): skip it for the optimizer's case, two

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 import sys
 import time
 
@@ -447,6 +449,16 @@ def test_the_worst_legal_formulas_need_few_interpreter_frames(text) -> None:
         x = torch.tensor(0.9, dtype=F64, requires_grad=True)
         f(x, x).backward()
     _with_frames_to_spare(500, everything)
+
+
+@pytest.mark.parametrize("text", WORST_LEGAL[:3] + WORST_LEGAL[-4:], ids=_preview)
+def test_the_worst_legal_formulas_copy_and_pickle(text) -> None:
+    f = compile_formula(text)
+    assert copy.copy(f) is f and copy.deepcopy(f) is f
+    again = pickle.loads(pickle.dumps(f))
+    assert again == f and again.tree == f.tree
+    x, y = scalar(0.9), scalar(1.1)
+    assert float(again(x, y)) == float(f(x, y))
 
 
 def test_one_token_more_than_the_limit_is_a_clear_error() -> None:
