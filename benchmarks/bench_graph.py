@@ -1,26 +1,38 @@
-"""Autograd graph panel cost per refresh: graph extraction (forward + walk + hooked backward) and
-layered layout, median over repeats, for every built-in surface and a ~200-node formula.
+"""Autograd graph panel: what one refresh costs, and the longest GUI stall when a long formula is
+set with the panel open.
 
-The panel re-extracts on every refresh but re-lays-out only when the structure changes.
-Run: python benchmarks/bench_graph.py [--repeats N]
+    QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/bench_graph.py [--repeats N]
+        [--before REV] [--skip-table]
+
+Prints:
+(a) per surface (every built-in, a ~200-node formula and the 999-character x*y sum): graph
+    extraction (forward + walk + hooked backward) and the layered layout, median over repeats,
+    and extraction's ratio to a plain forward + backward in the same process (the baseline);
+(b) the longest GUI stall: a 1 ms QTimer in the real panel's event loop records the gaps
+    between its timeouts (a frame is ~16.7 ms) while the 999-character formula is set
+    (i) with the race paused and (ii) while it plays for 2 s (the panel refreshes 4 times a
+    second). With --before REV (e.g. 7080fc3, the commit before the worker), the same
+    measurement also runs on a copy of this checkout with REV's core/graph.py,
+    gui/graph_panel.py and gui/graph_view.py, in a child process, and the ratio is printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core.formula import compile_formula  # noqa: E402
-from core.graph import build_graph, compute_layout  # noqa: E402
-from core.surfaces import BUILTIN_SURFACES  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+GRAPH_FILES = ("core/graph.py", "gui/graph_panel.py", "gui/graph_view.py")
+LONG_FORMULA = "+".join(["x*y"] * 250)  # 999 characters, 999 tokens: legal, 501 nodes
 
 
 def big_formula(terms: int = 24) -> str:
@@ -39,31 +51,156 @@ def median_ms(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times) * 1000
 
 
-def plain_backward_ms(fn: Callable, x: float, y: float, repeats: int) -> float:
-    """The same forward + backward without the graph machinery: the baseline."""
-    def step() -> None:
-        xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
-        yt = torch.tensor(y, dtype=torch.float64, requires_grad=True)
-        fn(xt, yt).backward()
-    return median_ms(step, repeats)
+def cost_table(repeats: int) -> None:
+    """(a): extraction and layout per surface against a plain forward + backward."""
+    import torch
+
+    from core.formula import compile_formula
+    from core.graph import build_graph, compute_layout
+    from core.surfaces import BUILTIN_SURFACES
+
+    def plain_backward_ms(fn: Callable, x: float, y: float) -> float:
+        def step() -> None:
+            xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+            yt = torch.tensor(y, dtype=torch.float64, requires_grad=True)
+            fn(xt, yt).backward()
+        return median_ms(step, repeats)
+
+    torch.set_num_threads(1)
+    cases = [(s.name, s, s.start) for s in BUILTIN_SURFACES]
+    cases.append(("formula_200", compile_formula(big_formula()), (0.3, -0.2)))
+    cases.append(("x*y sum, 999 ch", compile_formula(LONG_FORMULA), (0.3, -0.2)))
+    print("(a) one refresh, median of", repeats)
+    print(f"{'surface':<18} {'nodes':>5} {'edges':>5} {'extract ms':>10} {'layout ms':>10} "
+          f"{'plain fwd+bwd ms':>16} {'ratio':>6}")
+    for name, fn, (x, y) in cases:
+        graph = build_graph(fn, x, y)
+        few = max(3, repeats // 10) if len(graph.nodes) > 300 else repeats
+        extract = median_ms(lambda fn=fn, x=x, y=y: build_graph(fn, x, y), few)
+        layout = median_ms(lambda graph=graph: compute_layout(graph), few)
+        plain = plain_backward_ms(fn, x, y)
+        print(f"{name:<18} {len(graph.nodes):>5} {len(graph.edges):>5} {extract:>10.2f} "
+              f"{layout:>10.2f} {plain:>16.3f} {extract / plain:>6.1f}")
+
+
+def stall_probe(play_s: float, with_panel: bool = True) -> dict[str, float]:
+    """(b), in this process: the longest gap between 1 ms timer ticks while LONG_FORMULA is set
+    in a shown GraphPanel (then, if play_s, while the race plays), until the panel is idle.
+    Without the panel: the same for the controller alone (the part that is not the panel's)."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from core.session import Session
+    from gui.controller import Controller
+    from gui.graph_panel import GraphPanel
+
+    app = QApplication.instance() or QApplication([])
+    controller = Controller(Session.default())
+    panel = GraphPanel(controller)
+    panel._lazy_measure.setInterval(10**8)  # the no_grad timing is another figure: not here
+    panel.resize(1100, 420)
+    if with_panel:
+        panel.show()
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    def idle() -> bool:
+        return not with_panel or (not getattr(panel, "busy", False) and not panel._dirty)
+
+    def run_until(done: Callable[[], bool], limit_s: float) -> None:
+        end = time.perf_counter() + limit_s
+        while time.perf_counter() < end and not done():
+            app.processEvents()
+            time.sleep(0.0005)
+
+    run_until(lambda: False, 0.5)  # the default graph, drawn
+    run_until(idle, 10)
+    timer = QTimer()
+    timer.setInterval(1)
+    timer.timeout.connect(tick)
+    timer.start()
+    run_until(lambda: False, 0.2)
+    gaps.clear()
+    last[0] = time.perf_counter()
+    start = time.perf_counter()
+    QTimer.singleShot(0, lambda: controller.set_formula(LONG_FORMULA))
+    if play_s:
+        QTimer.singleShot(0, controller.play)
+        run_until(lambda: False, play_s)
+        controller.pause()
+    run_until(lambda: time.perf_counter() - start > 0.3 and idle(), 60)
+    run_until(lambda: False, 0.3)
+    timer.stop()
+    drawn = getattr(panel, "too_big", False) is False and panel.graph is not None
+    result = {"longest_ms": max(gaps) * 1000, "median_ms": statistics.median(gaps) * 1000,
+              "until_idle_s": time.perf_counter() - start, "drawn": float(drawn),
+              "nodes": float(len(panel.graph.nodes)) if panel.graph is not None else 0.0}
+    if hasattr(panel, "shutdown"):
+        panel.shutdown()
+    controller.shutdown()
+    return result
+
+
+def probe_in(root: Path, play_s: float, with_panel: bool = True) -> dict[str, float]:
+    """stall_probe in a child process importing the app from `root`."""
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[2]);"
+            "import bench_graph; print(json.dumps(bench_graph.stall_probe(float(sys.argv[3]), "
+            "sys.argv[4] == '1')))")
+    child = subprocess.run([sys.executable, "-c", code, str(root), str(ROOT / "benchmarks"),
+                            str(play_s), "1" if with_panel else "0"], capture_output=True,
+                           text=True, timeout=600,
+                           env={**os.environ, "QT_QPA_PLATFORM": "offscreen"}, cwd=root)
+    if child.returncode != 0:
+        raise SystemExit(f"the probe failed in {root}:\n{child.stderr[-2000:]}")
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def tree_at(rev: str, into: Path) -> Path:
+    """This checkout (as it is on disk), with REV's versions of the graph files."""
+    with tempfile.TemporaryFile() as buffer:
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for folder in ("core", "gui"):
+                tar.add(ROOT / folder, arcname=folder,
+                        filter=lambda t: None if "__pycache__" in t.name else t)
+        buffer.seek(0)
+        with tarfile.open(fileobj=buffer) as tar:
+            tar.extractall(into, filter="data")
+    for name in GRAPH_FILES:
+        text = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{name}"],
+                              capture_output=True, text=True, check=True).stdout
+        (into / name).write_text(text)
+    return into
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--before", metavar="REV", help="also measure the stall at this commit")
+    parser.add_argument("--skip-table", action="store_true", help="only the stall figures")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    cases = [(s.name, s, s.start) for s in BUILTIN_SURFACES]
-    cases.append(("formula_200", compile_formula(big_formula()), (0.3, -0.2)))
-    print(f"{'surface':<18} {'nodes':>5} {'edges':>5} {'extract ms':>10} {'layout ms':>10} "
-          f"{'plain fwd+bwd ms':>16} {'ratio':>6}")
-    for name, fn, (x, y) in cases:
-        graph = build_graph(fn, x, y)
-        extract = median_ms(lambda fn=fn, x=x, y=y: build_graph(fn, x, y), args.repeats)
-        layout = median_ms(lambda graph=graph: compute_layout(graph), args.repeats)
-        plain = plain_backward_ms(fn, x, y, args.repeats)
-        print(f"{name:<18} {len(graph.nodes):>5} {len(graph.edges):>5} {extract:>10.2f} "
-              f"{layout:>10.2f} {plain:>16.3f} {extract / plain:>6.1f}")
+    if not args.skip_table:
+        cost_table(args.repeats)
+    print(f"\n(b) longest GUI stall while setting a {len(LONG_FORMULA)}-character formula "
+          "(1 ms timer; a frame is 16.7 ms)")
+    with tempfile.TemporaryDirectory() as tmp:
+        before_root = tree_at(args.before, Path(tmp)) if args.before else None
+        for label, play_s in (("race paused", 0.0), ("race playing 2 s", 2.0)):
+            alone = probe_in(ROOT, play_s, with_panel=False)
+            now = probe_in(ROOT, play_s)
+            line = (f"  {label:<17} controller alone (no panel): longest "
+                    f"{alone['longest_ms']:6.1f} ms | with the panel now: longest "
+                    f"{now['longest_ms']:6.1f} ms, idle after {now['until_idle_s']:.2f} s")
+            if before_root is not None:
+                old = probe_in(before_root, play_s)
+                line += (f" | at {args.before}: longest {old['longest_ms']:7.1f} ms, idle after "
+                         f"{old['until_idle_s']:.2f} s | ratio {old['longest_ms'] / now['longest_ms']:.0f}x")
+            print(line)
 
 
 if __name__ == "__main__":

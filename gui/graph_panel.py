@@ -43,8 +43,8 @@ from PySide6.QtWidgets import (
 
 from core.analysis import LocalAnalysis, grid_timing, local_analysis
 from core.errors import ExportError
-from core.graph import (AutogradGraph, GraphLayout, LossFn, build_graph, compute_layout,
-                        structure_key)
+from core.graph import (AutogradGraph, GraphLayout, GraphSize, LossFn, build_graph,
+                        compute_layout, graph_size, structure_key)
 from core.run import Run
 from core.surfaces import Surface
 from gui.controller import Controller
@@ -78,7 +78,8 @@ NOTE_STYLE = "color: #555;"
 
 def too_big_text(nodes: int) -> str:
     """What the panel says instead of drawing a graph with more than MAX_DRAWN_NODES nodes."""
-    return (f"This graph has {nodes} nodes; the panel draws at most {MAX_DRAWN_NODES}: a drawing "
+    return (f"This graph has {nodes} nodes (ops and leaves); the panel draws at most "
+            f"{MAX_DRAWN_NODES}: a drawing "
             "that big takes the window seconds to lay out and is unreadable anyway. The gradient "
             "and the Hessian are on the right; `main.py graph --formula ... --json` lists every "
             "node. A shorter formula, or a frozen coordinate, gives a smaller graph.")
@@ -88,13 +89,15 @@ def too_big_text(nodes: int) -> str:
 class GraphWork:
     """What the panel shows for one run at one point, computed off the GUI thread.
 
-    `layout` is None when the graph is too big to draw (`too_big`) or when its structure is the
-    one already drawn (`known_key` of compute_graph_work), so that only the texts change.
+    `graph` is None when the graph is too big to draw (`too_big`): then only its `size` (with
+    the loss and the gradient) was found, not extracted. `layout` is None then too, or when the
+    structure is the one already drawn (`known_key` of compute_graph_work): only texts change.
     """
 
-    graph: AutogradGraph
+    graph: AutogradGraph | None
+    size: GraphSize
     analysis: LocalAnalysis
-    key: tuple[Any, ...]
+    key: tuple[Any, ...] | None
     layout: GraphLayout | None
     too_big: bool
 
@@ -108,16 +111,18 @@ def compute_graph_work(fn: LossFn, x: float, y: float, frozen: frozenset[str],
     def cancelled() -> bool:
         return state is not None and state.is_interruption_requested()
 
-    graph = build_graph(fn, x, y, frozen)
-    if cancelled():
-        return None
+    size = graph_size(fn, x, y, frozen)  # cheap: decides whether to extract at all
     analysis = local_analysis(fn, x, y)
-    key = structure_key(graph)
-    too_big = len(graph.nodes) > MAX_DRAWN_NODES
+    if size.nodes > MAX_DRAWN_NODES:
+        return GraphWork(None, size, analysis, None, None, True)
     if cancelled():
         return None
-    layout = compute_layout(graph) if not too_big and key != known_key else None
-    return GraphWork(graph, analysis, key, layout, too_big)
+    graph = build_graph(fn, x, y, frozen)
+    key = structure_key(graph)
+    if cancelled():
+        return None
+    layout = compute_layout(graph) if key != known_key else None
+    return GraphWork(graph, size, analysis, key, layout, False)
 
 
 @dataclass
@@ -158,7 +163,7 @@ def _readable(color: str | None) -> str:
     return (c.darker(170) if c.lightnessF() > 0.6 else c).name()
 
 
-def gradient_text(graph: AutogradGraph, frozen: frozenset[str]) -> str:
+def gradient_text(graph: AutogradGraph | GraphSize, frozen: frozenset[str]) -> str:
     """The gradient as the real backward delivered it; a frozen coordinate has none."""
     lines = ["gradient ∇loss (the 1×2 Jacobian)"]
     for name, g in zip(("x", "y"), graph.gradient):
@@ -300,6 +305,7 @@ class GraphPanel(QWidget):
         self._auto_fit = True  # refit on resize until the user pans or zooms
         self._timing_surface: Surface | None = None  # the surface `timing` was measured on
         self.too_big = False
+        self.size: GraphSize | None = None  # of the graph at the point shown
         self._layout: GraphLayout | None = None  # the layout drawn (for exports)
         self._generation = 0  # bumped whenever what the graph depends on changes, but a step
         self._serial = 0  # of the last request
@@ -670,10 +676,11 @@ class GraphPanel(QWidget):
         self._shown_serial = request.serial
         self._run = run
         self.graph, self.analysis, self.too_big = graph, work.analysis, work.too_big
-        if work.too_big:
+        self.size = work.size
+        if graph is None:
             self._stop_stepping()
             self._key, self._layout = None, None
-            self.empty_label.setText(too_big_text(len(graph.nodes)))
+            self.empty_label.setText(too_big_text(work.size.nodes))
             self.graph_stack.setCurrentWidget(self.empty_label)
         else:
             if work.key != self._key:
@@ -683,8 +690,8 @@ class GraphPanel(QWidget):
             self.graph_stack.setCurrentWidget(self.view)
         for button in (self.png_button, self.svg_button, self.fit_button):
             button.setEnabled(not work.too_big)
-        self._show_header(request, graph.loss)
-        _set_text(self.gradient_label, gradient_text(graph, run.frozen))
+        self._show_header(request, work.size.loss)
+        _set_text(self.gradient_label, gradient_text(work.size, run.frozen))
         _set_text(self.hessian_label, hessian_text(work.analysis))
         _set_text(self.shape_label, shape_html(work.analysis, run.frozen))
         self._update_step_controls()
@@ -692,7 +699,7 @@ class GraphPanel(QWidget):
     def _show_empty(self, message: str) -> None:
         self._stop_stepping()
         self.graph, self.analysis, self._key, self._layout = None, None, None, None
-        self.too_big = False
+        self.too_big, self.size = False, None
         self.empty_label.setText(message)
         self.graph_stack.setCurrentWidget(self.empty_label)
         for button in (self.png_button, self.svg_button, self.fit_button):
@@ -797,13 +804,13 @@ class GraphPanel(QWidget):
         self.previous_button.setEnabled(k is not None and k > 0)
         self.play_button.setEnabled(bool(order))
         self.reset_button.setEnabled(k is not None)
-        if self.graph is None:
-            _set_text(self.step_label, "")
-            _set_text(self.explanation, "")
-        elif self.too_big:
+        if self.too_big:
             self.step_label.setStyleSheet(NOTE_STYLE)
             _set_text(self.step_label, "The graph is too big to draw, so there is nothing to "
                       "step through here.")
+            _set_text(self.explanation, "")
+        elif self.graph is None:
+            _set_text(self.step_label, "")
             _set_text(self.explanation, "")
         elif k is None:
             self.step_label.setStyleSheet(NOTE_STYLE)
@@ -923,13 +930,13 @@ class GraphPanel(QWidget):
         hidden (from a menu): the graph is brought up to date first."""
         if (self._dirty or self.busy) and self.step is None:
             self._refresh_now()
-        if self.graph is None:
-            self._show_message("Nothing to export: select a run first.", error=True)
-            return False
-        if self.too_big:
-            self._show_message(f"Nothing to export: the graph has {len(self.graph.nodes)} nodes "
+        if self.too_big and self.size is not None:
+            self._show_message(f"Nothing to export: the graph has {self.size.nodes} nodes "
                                f"and the panel draws at most {MAX_DRAWN_NODES} (main.py graph "
                                "--out draws any size).", error=True)
+            return False
+        if self.graph is None:
+            self._show_message("Nothing to export: select a run first.", error=True)
             return False
         try:
             out = render_graph(self.graph, path, layout=self._layout)

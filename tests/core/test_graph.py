@@ -13,7 +13,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from core.formula import compile_formula
-from core.graph import (AutogradGraph, build_graph, compute_layout, layered_layout,
+from core.graph import (AutogradGraph, build_graph, compute_layout, graph_size, layered_layout,
                         op_name, structure_key)
 from core.surfaces import BUILTIN_SURFACES, get_surface
 
@@ -400,3 +400,15 @@ def test_long_edges_from_one_input_share_their_bend_points() -> None:
     for e, bend in zip(g.edges, layout.bends):  # each edge still runs layer by layer
         ys = [pos[e.target][1], *[y for _, y in reversed(bend)], pos[e.source][1]]
         assert ys == sorted(ys) and len(set(ys)) == len(ys)
+
+
+@pytest.mark.parametrize("text, frozen", [("(x + y) * x", ()), ("sin(x) * y**2 + 3", ("y",)),
+                                          (" + ".join(["x*y"] * 50), ()), ("x + y", ("x", "y"))])
+def test_graph_size_counts_what_build_graph_extracts(text: str, frozen: tuple[str, ...]) -> None:
+    fn = compile_formula(text)
+    size = graph_size(fn, 0.7, -1.3, frozen)
+    graph = build_graph(fn, 0.7, -1.3, frozen)
+    autograd_nodes = [n for n in graph.nodes if n.kind != "constant"]
+    assert size.nodes == len(autograd_nodes)
+    assert size.loss == graph.loss and size.gradient == graph.gradient
+    assert size.point == graph.point and size.frozen == graph.frozen

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from core.graph import build_graph
+from core.graph import build_graph, graph_size
 from core.run import RunStatus
 import gui.graph_panel
 from gui.graph_panel import PAUSED, GraphPanel, _readable
@@ -408,16 +408,20 @@ def test_a_graph_too_big_to_draw_is_not_drawn_and_the_panel_says_so(qtbot, panel
                                                                     ) -> None:  # type: ignore[no-untyped-def]
     assert controller.set_formula(LONG_SUM) is None
     settle(qtbot, panel, timeout=20000)
-    nodes = len(expected_graph(controller.selected).nodes)
+    run = controller.selected
+    nodes = graph_size(run.surface, *run.last_point, run.frozen).nodes
     assert nodes > gui.graph_panel.MAX_DRAWN_NODES
-    assert panel.too_big and panel.graph is not None and len(panel.graph.nodes) == nodes
+    assert panel.too_big and panel.graph is None and panel.size.nodes == nodes
     assert panel.graph_stack.currentWidget() is panel.empty_label
     text = panel.empty_label.text()
     assert f"this graph has {nodes} nodes" in text.lower()
     assert f"draws at most {gui.graph_panel.MAX_DRAWN_NODES}" in text
-    assert panel.view.node_items == {} or len(panel.view.node_items) < nodes  # nothing laid out
-    # what does not need the drawing is still there
-    assert "∂loss/∂x" in panel.gradient_label.text() and panel.hessian_label.text()
+    assert len(panel.view.node_items) < nodes  # nothing laid out
+    # what does not need the drawing is still there: the gradient as backward gives it
+    grad_x = panel.size.gradient[0]
+    assert grad_x == pytest.approx(sum(run.last_point[1] for _ in range(200)))  # d/dx = 200 y
+    assert f"∂loss/∂x = {grad_x:.6g}" in panel.gradient_label.text()
+    assert panel.hessian_label.text() and f"{panel.size.loss:.6g}" in panel.header.text()
     assert not panel.next_button.isEnabled() and not panel.png_button.isEnabled()
     assert "too big" in panel.step_label.text()
     assert panel.export_graph("never.png") is False and "at most" in panel.message.text()
