@@ -48,6 +48,7 @@ SESSION_FILTER = "Session (*.json)"
 # height, a dock at the side at most this share of its width (a restored layout included).
 BOTTOM_DOCK_MAX = 0.38
 SIDE_DOCK_MAX = 0.35
+BOTTOM_DOCK_FIRST = 0.28  # the details dock's share of the height on a first start
 LOADER_DELAY_MS = 300
 # What the user is asked when a changed session would be replaced: one of these strings.
 SAVE, DISCARD, CANCEL = "save", "discard", "cancel"
@@ -212,6 +213,7 @@ class MainWindow(QMainWindow):
         self._layout_timer.setSingleShot(True)
         self._layout_timer.setInterval(0)
         self._layout_timer.timeout.connect(self.keep_surface_big)
+        self._first_layout = True  # no saved layout: the docks get their first-start sizes
 
         self._build_menus()
         self._build_shortcuts()
@@ -315,6 +317,11 @@ class MainWindow(QMainWindow):
     def keep_surface_big(self) -> None:
         """Shrink a dock that takes more than its share (BOTTOM_DOCK_MAX of the height below or
         above, SIDE_DOCK_MAX of the width at a side); floating and hidden docks take nothing."""
+        if self._first_layout and self.isVisible():
+            self._first_layout = False
+            if self.dockWidgetArea(self.bottom_dock) == Qt.DockWidgetArea.BottomDockWidgetArea:
+                self.resizeDocks([self.bottom_dock], [int(self.height() * BOTTOM_DOCK_FIRST)],
+                                 Qt.Orientation.Vertical)
         for dock in (self.runs_dock, self.bottom_dock):
             if dock.isFloating() or dock.isHidden():
                 continue
@@ -754,8 +761,8 @@ class MainWindow(QMainWindow):
         state = self.settings.value("window_state")
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
-        if isinstance(state, QByteArray):
-            self.restoreState(state)
+        if isinstance(state, QByteArray) and self.restoreState(state):
+            self._first_layout = False
         # A saved layout may hold a dock that had grown over the surface: it is capped as soon
         # as the window is laid out (keep_surface_big), whatever was saved.
         self._layout_timer.start()
