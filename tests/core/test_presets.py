@@ -26,7 +26,8 @@ def test_every_example_loads_has_a_title_and_a_description():
 
 def test_momentum_escapes_the_local_well_that_adam_settles_in():
     session = _load("01_momentum_escapes_a_well")
-    session.step(1500)
+    assert {session.steps_for(r) for r in session.runs} == {1500}  # as saved
+    session.play()
     sgd, momentum, adam = session.runs
     surface = session.surface
     assert momentum.trajectory.loss[-1] == pytest.approx(surface.min_value, abs=1e-6)
@@ -37,7 +38,8 @@ def test_momentum_escapes_the_local_well_that_adam_settles_in():
 
 def test_in_the_valley_momentum_beats_plain_sgd_at_its_stable_limit():
     session = _load("02_ill_conditioned_valley")
-    session.step(300)
+    assert {session.steps_for(r) for r in session.runs} == {300}  # as saved
+    session.play()
     sgd, momentum = session.runs[:2]
     assert all(r.status is not RunStatus.DIVERGED for r in session.runs)
     assert momentum.trajectory.loss[-1] < sgd.trajectory.loss[-1]
@@ -49,7 +51,8 @@ def test_in_the_valley_momentum_beats_plain_sgd_at_its_stable_limit():
 
 def test_learning_rates_from_too_small_to_too_big():
     session = _load("03_learning_rate_too_big")
-    session.step(400)
+    assert {session.steps_for(r) for r in session.runs} == {400}  # as saved
+    session.play()
     small, exact, overshoot, too_big = session.runs
     assert exact.converged_at == 1
     assert small.status is RunStatus.CONVERGED and overshoot.status is RunStatus.CONVERGED
@@ -61,7 +64,8 @@ def test_learning_rates_from_too_small_to_too_big():
 
 def test_every_optimizer_leaves_the_saddle():
     session = _load("04_saddle_point")
-    session.step(2000)
+    assert {session.steps_for(r) for r in session.runs} == {2000}  # as saved
+    session.play()
     for run in session.runs:
         assert run.status is RunStatus.DIVERGED or abs(run.trajectory.y[-1]) > 10 * abs(
             session.start[1])
@@ -69,7 +73,8 @@ def test_every_optimizer_leaves_the_saddle():
 
 def test_frozen_runs_move_along_one_axis_only():
     session = _load("05_freezing_a_parameter")
-    session.step(500)
+    assert {session.steps_for(r) for r in session.runs} == {500}  # as saved
+    session.play()
     free, y_frozen, x_frozen = session.runs
     assert (free.trajectory.x[-1], free.trajectory.y[-1]) == pytest.approx((1.0, 3.0), abs=1e-4)
     assert (y_frozen.trajectory.y == session.start[1]).all()
