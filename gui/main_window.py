@@ -320,7 +320,9 @@ class MainWindow(QMainWindow):
         if self._first_layout and self.isVisible():
             self._first_layout = False
             if self.dockWidgetArea(self.bottom_dock) == Qt.DockWidgetArea.BottomDockWidgetArea:
-                self.resizeDocks([self.bottom_dock], [int(self.height() * BOTTOM_DOCK_FIRST)],
+                share = (BOTTOM_DOCK_MAX if self.tabs.currentWidget() is self.graph_panel
+                         else BOTTOM_DOCK_FIRST)  # the graph needs the height
+                self.resizeDocks([self.bottom_dock], [int(self.height() * share)],
                                  Qt.Orientation.Vertical)
         for dock in (self.runs_dock, self.bottom_dock):
             if dock.isFloating() or dock.isHidden():
@@ -766,6 +768,9 @@ class MainWindow(QMainWindow):
         # A saved layout may hold a dock that had grown over the surface: it is capped as soon
         # as the window is laid out (keep_surface_big), whatever was saved.
         self._layout_timer.start()
+        tab = self.settings.value("details_tab")
+        if tab is not None and str(tab).isdigit() and int(tab) < self.tabs.count():
+            self.tabs.setCurrentIndex(int(tab))
         equal = self.settings.value("equal_aspect", False)
         if str(equal).lower() in ("true", "1"):
             self.set_equal_aspect(True)
@@ -774,6 +779,7 @@ class MainWindow(QMainWindow):
         """Layout, the last session and the typed formulas, for the next start."""
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("window_state", self.saveState())
+        self.settings.setValue("details_tab", self.tabs.currentIndex())
         if self.ready:  # before the runs are built there is nothing new to keep
             self.settings.setValue("last_session", json.dumps(self.controller.session.to_dict()))
         self.settings.setValue("formulas", json.dumps(self.controller.formulas))
