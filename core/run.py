@@ -34,7 +34,7 @@ from torch import Tensor
 
 from core.errors import OptimizerError
 from core.optimizers import OptimizerSpec, format_optimizer_call, get_spec
-from core.status import CONVERGENCE_WINDOW, StatusTracker, surface_scale
+from core.status import CONVERGENCE_WINDOW, HOPELESS_K, StatusTracker, surface_scale
 from core.surfaces import DTYPE, Point, Surface
 from core.trajectory import Trajectory
 
@@ -122,6 +122,13 @@ class Run:
         return surface_scale(self.surface).far_box(self.start)
 
     @property
+    def wall_box(self) -> tuple[float, float, float, float]:
+        """Past this the run is diverged at once: the caller's `bound`, or HOPELESS_K spans."""
+        if self.bound is not None:
+            return self.bound_box
+        return surface_scale(self.surface).far_box(self.start, HOPELESS_K)
+
+    @property
     def convergence_rule(self) -> str:
         """The rule in words, with this run's numbers (for a tooltip)."""
         return (f"converged: |grad| <= {self.grad_tolerance:.3g} and every step moves <= "
@@ -147,8 +154,9 @@ class Run:
         self.last_point: Point = (float(self.start[0]), float(self.start[1]))
         self.last_update: Point = (math.nan, math.nan)
         scale = surface_scale(self.surface)
+        self._wall = self.wall_box  # fixed until the next reset (surface and start)
         self._tracker = StatusTracker(self.grad_tolerance, self.move_tolerance, self.window,
-                                      None if self.bound is not None else self.bound_box,
+                                      self.bound_box if self.bound is None else None,
                                       far_loss_floor=scale.high)
         self._evaluate_and_record()
         if len(self.trajectory):  # the loss rules allow for a start above or below the region
@@ -275,10 +283,16 @@ class Run:
             which, value = ("x", xv) if not math.isfinite(xv) else ("y", yv)
             self._diverge(f"{which} became {value}", (xv, yv))
             return
-        if self.bound is not None and not (abs(xv) <= self.bound and abs(yv) <= self.bound):
-            # a bound the caller set is a wall: past it is diverged at once
-            which, value = ("x", xv) if not abs(xv) <= self.bound else ("y", yv)
-            self._diverge(f"{which} = {value:g} left |{which}| <= {self.bound:g}", (xv, yv))
+        wall = self._wall
+        if not (wall[0] <= xv <= wall[1] and wall[2] <= yv <= wall[3]):
+            # past a wall it is diverged at once: the caller's bound, or hopelessly far
+            if self.bound is not None:
+                which, value = ("x", xv) if not abs(xv) <= self.bound else ("y", yv)
+                reason = f"{which} = {value:g} left |{which}| <= {self.bound:g}"
+            else:
+                reason = (f"({xv:g}, {yv:g}) is more than {HOPELESS_K:g} times the region's "
+                          "size outside it")
+            self._diverge(reason, (xv, yv))
             return
         try:
             loss, gx, gy = self._forward_backward()

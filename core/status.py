@@ -27,6 +27,9 @@ Frozen: every coordinate is frozen. The point cannot move; that is not convergen
 
 Diverged (final: the run stops stepping), any of
     - a non-finite point, loss or gradient, or an error from torch in the step or the forward;
+    - hopelessly far: more than HOPELESS_K spans outside the rectangle below, at once, and the
+      point is not recorded (SGD at lr=1 on Rosenbrock is at x ~ -4e9 after two steps; nothing
+      comes back from there);
     - far away and not coming back: the point lies outside the rectangle that holds the region
       and the start, widened by REGION_K spans on every side, with a loss no lower than `high`
       (worse than 95% of the region), for DIVERGENCE_WINDOW steps in a row without reaching a
@@ -55,6 +58,7 @@ CONVERGENCE_WINDOW = 10
 GRAD_REL_TOL = 1e-4
 MOVE_REL_TOL = 1e-6
 REGION_K = 5.0
+HOPELESS_K = 1e6
 LOSS_K = 1e3
 DIVERGENCE_WINDOW = 10
 GRID_POINTS = 33
@@ -87,9 +91,9 @@ class SurfaceScale:
         """A step that moves at most this far has stayed put."""
         return MOVE_REL_TOL * self.span
 
-    def far_box(self, start: Point) -> tuple[float, float, float, float]:
-        """(x_low, x_high, y_low, y_high): the region and the start, widened by REGION_K spans."""
-        margin = REGION_K * self.span
+    def far_box(self, start: Point, k: float = REGION_K) -> tuple[float, float, float, float]:
+        """(x_low, x_high, y_low, y_high): the region and the start, widened by k spans."""
+        margin = k * self.span
         return (min(self.x_range[0], start[0]) - margin, max(self.x_range[1], start[0]) + margin,
                 min(self.y_range[0], start[1]) - margin, max(self.y_range[1], start[1]) + margin)
 
@@ -201,7 +205,6 @@ class StatusTracker:
     def observe_divergence(self, step: int, x: float, y: float, loss: float) -> str | None:
         """The reason the run has diverged by entry `step`, or None."""
         window = self.divergence_window
-        far = None
         if self.far_box is not None:
             x_lo, x_hi, y_lo, y_hi = self.far_box
             outside = not (x_lo <= x <= x_hi and y_lo <= y <= y_hi)

@@ -211,6 +211,18 @@ def test_rprop_flung_far_by_a_big_lr_that_comes_back_is_not_diverged(lr: float) 
     assert bowl.status is RunStatus.CONVERGED
 
 
+def test_hopelessly_far_is_diverged_at_once_and_not_recorded() -> None:
+    # SGD at lr=1 on Rosenbrock is at x ~ -4e9 after two steps: no window to wait for
+    run = Run(get_surface("rosenbrock"), "SGD", {"lr": 1.0})
+    run.step(20)
+    assert run.status is RunStatus.DIVERGED and run.diverged_at == 2 == run.steps
+    assert run.trajectory.step[-1] == 1
+    x_lo, x_hi, _, _ = run.wall_box
+    assert not x_lo <= run.diverged_point[0] <= x_hi
+    assert x_hi - x_lo > 1e6 * surface_scale(run.surface).span
+    assert "times the region's size" in run.divergence_reason
+
+
 def test_a_minimum_outside_the_region_is_not_divergence() -> None:
     # The region is only where the picture is: a run that goes far to a real minimum has a
     # loss lower than the region's and is converged there, not "diverged".
