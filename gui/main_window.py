@@ -533,7 +533,11 @@ class MainWindow(QMainWindow):
         index, run = self._removed_runs.pop()
         self.undo_remove_action.setEnabled(bool(self._removed_runs))
         if hasattr(self.controller, "insert_run"):
-            self.controller.insert_run(index, run)
+            try:
+                self.controller.insert_run(index, run)
+            except PlaygroundError as e:
+                self.show_status(f"Could not bring the run back: {e}")
+                return False
         else:
             if run.surface is not session.surface or run.start != session.start:
                 run.set_surface(session.surface, session.start)  # it restarts on today's surface
