@@ -356,7 +356,7 @@ class Run:
         if self.status is RunStatus.CONVERGED:
             return f"converged at step {self.converged_at}"
         if self.status is RunStatus.FROZEN:
-            return "frozen: x and y are both frozen"
+            return "frozen (x and y): it cannot move"
         return "running"
 
     @property
@@ -384,7 +384,8 @@ class Run:
 
     def to_dict(self) -> dict[str, Any]:
         """The config, the status and the whole trajectory (for JSON output)."""
-        return {**self.config(), "status": self.status.value, "steps": self.steps,
+        return {**self.config(), "status": self.status.value, "status_text": self.status_text,
+                "steps": self.steps,
                 "converged_at": self.converged_at, "diverged_at": self.diverged_at,
                 "divergence_reason": self.divergence_reason or None,
                 "trajectory": self.trajectory.to_dict()}
