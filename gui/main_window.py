@@ -536,6 +536,8 @@ class MainWindow(QMainWindow):
             try:
                 self.controller.insert_run(index, run)
             except PlaygroundError as e:
+                self._removed_runs.append((index, run))  # still there to undo later
+                self.undo_remove_action.setEnabled(True)
                 self.show_status(f"Could not bring the run back: {e}")
                 return False
         else:

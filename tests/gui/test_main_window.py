@@ -440,3 +440,16 @@ def test_image_export_asks_a_size_and_works_from_a_hidden_tab(window, tmp_path, 
                         lambda *a, **k: (str(tmp_path / "none"), ""))
     window.export_image_dialog(window.surface_view, "png")
     assert not (tmp_path / "none.png").exists()
+
+
+def test_undo_into_a_full_session_says_why_and_changes_nothing(window):
+    from core.session import MAX_RUNS
+
+    c = window.controller
+    removed = c.session.runs[0]
+    c.remove_run(removed)
+    while len(c.session.runs) < MAX_RUNS:
+        c.add_run("SGD")
+    assert not window.undo_remove_run()
+    assert removed not in c.session.runs and len(c.session.runs) == MAX_RUNS
+    assert str(MAX_RUNS) in window.statusBar().currentMessage()
