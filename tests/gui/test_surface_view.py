@@ -231,8 +231,11 @@ def test_diverged_run_shows_an_x_where_it_left(view, controller):
 
 def test_converged_run_says_at_which_step(view, controller):
     controller.set_surface_name("bowl")
-    run = controller.add_run("SGD", {"lr": 0.5})
-    controller.step_once()
+    run = controller.add_run("SGD", {"lr": 0.5})  # lands on the minimum in one step...
+    for _ in range(40):  # ...and is converged once it has stayed there a few steps
+        controller.step_once()
+        if run.status is RunStatus.CONVERGED:
+            break
     assert run.status is RunStatus.CONVERGED
     label = view.run_items[run].status_label
     assert label.isVisible()
@@ -444,9 +447,10 @@ def test_badges_legend_start_and_minima_do_not_overlap(view, controller):
     # Three identical runs leave the region at the same spot; one converges on the minimum.
     wild = [controller.add_run("SGD", {"lr": 3.0}) for _ in range(3)]  # x -> -5x each step
     calm = controller.add_run("SGD", {"lr": 0.5})
-    for _ in range(30):
+    for _ in range(60):
         controller.step_once()
-        if all(r.status is RunStatus.DIVERGED for r in wild):
+        if all(r.status is RunStatus.DIVERGED for r in wild) and \
+                calm.status is RunStatus.CONVERGED:
             break
     assert all(r.status is RunStatus.DIVERGED for r in wild)
     assert calm.status is RunStatus.CONVERGED
