@@ -231,7 +231,10 @@ class RunTable(QWidget):
         if status.text() != status_text:
             status.setText(status_text)
             status.setForeground(QBrush(QColor(status_colour(run))))
-        tip = run.status_text if run.enabled else f"disabled (was {run.status_text})"
+        # A disabled run's status_text is "disabled": the tip adds where it stood when switched off.
+        state = getattr(run, "state_text", run.status_text)
+        tip = run.status_text if run.enabled or state == run.status_text else (
+            f"{run.status_text} ({state} when switched off)")
         if status.toolTip() != tip:
             status.setToolTip(tip)
 
