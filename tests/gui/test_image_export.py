@@ -301,3 +301,25 @@ def test_failed_curves_export_keeps_the_old_file(qtbot, controller, tmp_path, mo
         export_widget_image(view, out)
     assert out.read_bytes() == b"old picture"
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+
+
+def test_a_very_wide_export_is_a_scaled_up_layout(qtbot, controller, tmp_path, monkeypatch):
+    for _ in range(10):
+        controller.step_once()
+    laid_out = []
+    original = image_export._write
+
+    def spy(path, w, h, logical, paint):
+        laid_out.append((logical.width(), logical.height()))
+        original(path, w, h, logical, paint)
+
+    monkeypatch.setattr(image_export, "_write", spy)
+    out = tmp_path / "wide.png"
+    image_export.render_curves_image(controller.session.runs, out, 3400, 850)
+    image = QImage(str(out))
+    assert (image.width(), image.height()) == (3400, 850)
+    # Laid out at most MAX_LAYOUT_SIDE wide, then drawn sharper: the text is not 2x too small.
+    (lw, lh), = laid_out
+    assert lw == pytest.approx(image_export.MAX_LAYOUT_SIDE) and lh == pytest.approx(400)
+    for run in controller.session.runs:
+        assert count_colour(pixels(out), run.color, tolerance=30) >= 100
