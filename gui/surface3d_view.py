@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtGui import QCloseEvent, QColor, QGuiApplication, QOpenGLContext
 from PySide6.QtWidgets import (QApplication, QCheckBox, QHBoxLayout, QLabel, QPushButton,
                                QVBoxLayout, QWidget)
@@ -55,6 +55,12 @@ DISABLED_ALPHA = 70 / 255
 CAMERA = {"distance": 3.7, "elevation": 30.0, "azimuth": -60.0}
 CAMERA_CENTRE = (0.0, 0.0, HEIGHT * 0.35)
 BACKGROUND = (255, 255, 255, 255)
+
+# pyqtgraph.opengl compiles each shader once per process and reuses it in every GL widget, which
+# only works when the widgets' contexts share objects. Qt shares them when this is set before the
+# QApplication exists: importing this module early (the main window does) sets it.
+if QCoreApplication.instance() is None:
+    QCoreApplication.setAttribute(Qt.ApplicationAttribute.AA_ShareOpenGLContexts)
 
 _NO_WINDOW_SYSTEM = {"offscreen", "minimal", "minimalegl", "vnc", "linuxfb"}
 _problem_cache: dict[str, str | None] = {}
@@ -151,6 +157,26 @@ def surface_reference(surface: Surface, z: np.ndarray) -> float:
     return min(surface.min_value, lowest) if surface.min_value is not None else lowest
 
 
+def _forget_compiled_shaders() -> None:
+    """Make pyqtgraph compile its shaders again, in the next context that draws.
+
+    Needed only where GL contexts are not shared (the QApplication was made before this module
+    was imported): the programs compiled in an earlier context are not valid in a new one.
+    """
+    from pyqtgraph.opengl import shaders
+    from pyqtgraph.opengl.items import GLImageItem, GLLinePlotItem, GLScatterPlotItem
+
+    for program in shaders.ShaderProgram.names.values():
+        program.prog = None
+        for shader in program.shaders:
+            shader.compiled = None
+    for module, name in ((GLScatterPlotItem, "GLScatterPlotItem"),
+                         (GLLinePlotItem, "GLLinePlotItem"), (GLImageItem, "GLImageItem")):
+        klass = getattr(module, name, None)
+        if klass is not None and hasattr(klass, "_shaderProgram"):
+            klass._shaderProgram = None
+
+
 def _lit_shader() -> str:
     """The name of the surface's shader: the vertex colour, dimmed at most 35 % where the surface
     turns away from a light above the camera, lit on both sides. pyqtgraph's own "shaded" is
@@ -202,6 +228,8 @@ class Surface3DScene:
         import pyqtgraph.opengl as gl
 
         self._gl = gl
+        if QOpenGLContext.globalShareContext() is None:
+            _forget_compiled_shaders()  # this widget's context cannot use earlier programs
         self.widget = widget
         self.grid_size = grid_size
         self.surface: Surface | None = None
