@@ -356,7 +356,7 @@ class Run:
         if self.status is RunStatus.CONVERGED:
             return f"converged at step {self.converged_at}"
         if self.status is RunStatus.FROZEN:
-            return "frozen (x and y): it cannot move"
+            return "frozen: x and y are both frozen"
         return "running"
 
     @property
