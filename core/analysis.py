@@ -145,8 +145,9 @@ def grid_timing(surface: LossFn, n: int = 300, repeats: int = 9,
     Memory is exact and the reliable part: with tracking on, autograd saves the inputs of every
     op for a backward pass the picture never needs; `grad_saved_bytes` counts them (each storage
     once) via saved_tensors_hooks. Time is noisy on a busy machine, so it is measured to be
-    stable: each sample repeats the evaluation until it lasts about SAMPLE_MS, the two modes
-    alternate sample by sample (a burst of other work hits both), and the figures are medians.
+    stable: on one intra-op thread, each sample repeats the evaluation until it lasts about
+    SAMPLE_MS, the two modes alternate sample by sample (a burst of other work hits both), and
+    the figures are medians.
 
     Safe on a worker thread: grad mode is per thread, so each evaluation sets it explicitly.
     `progress(fraction)` is called as the work advances and cancels it by returning False; a
@@ -190,6 +191,19 @@ def grid_timing(surface: LossFn, n: int = 300, repeats: int = 9,
         return (time.perf_counter() - start) * 1000 / evaluations
 
     report(0.0)
+    # Timed on one intra-op thread: on a shared machine a parallel op waits for its slowest
+    # thread, and a helper thread descheduled for a slice made ratios swing from 0.4x to 30x run
+    # to run. With OpenMP (torch's CPU build) the setting is per calling thread; restored after.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _grid_timing(evaluate, sample_ms, report, n, repeats)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _grid_timing(evaluate: Callable[[bool], Tensor], sample_ms: Callable[[bool, int], float],
+                 report: Callable[[float], None], n: int, repeats: int) -> dict[str, Any]:
     out: dict[str, Any] = {"n": float(n)}
     # Memory, once per mode (the hooks would slow the timed evaluations down).
     for track, prefix in ((False, "no_grad"), (True, "grad")):

@@ -197,3 +197,21 @@ def test_it_measures_the_same_on_a_worker_thread_in_no_grad_mode() -> None:
 def test_format_bytes() -> None:
     assert format_bytes(0) == "0 B" and format_bytes(999) == "999 B"
     assert format_bytes(1440000) == "1.44 MB" and format_bytes(4800) == "4.8 kB"
+
+
+def test_it_times_on_one_thread_and_restores_the_thread_count(monkeypatch) -> None:
+    # A parallel op waits for its slowest thread: on a shared machine that was most of the noise.
+    seen: set[int] = set()
+    real = get_surface("rotated_quadratic")
+
+    def surface(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        seen.add(torch.get_num_threads())
+        return real(x, y)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        grid_timing(surface, n=16, repeats=3)
+        assert seen == {1} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
