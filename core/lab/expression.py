@@ -39,15 +39,6 @@ MAX_NODE_ELEMENTS = 1024  # any intermediate, e.g. a (64, 1) tensor broadcast ag
 CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
 
 
-def _softmax(x: Tensor, dim: int = -1) -> Tensor:
-    return torch.softmax(x, dim=dim)
-
-
-def _reduce(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
-    # sum(x) reduces everything, sum(x, dim) one dimension: torch.sum(x) / torch.sum(x, dim).
-    return lambda x, dim=None: fn(x) if dim is None else fn(x, dim)
-
-
 def _transpose(x: Tensor) -> Tensor:
     # W.T for a matrix; a scalar or a vector is its own transpose (as torch.t says), and
     # Tensor.T on them is deprecated in torch.
@@ -56,33 +47,42 @@ def _transpose(x: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class Function:
-    """A function of the grammar: how many tensor arguments, whether a `dim` may follow."""
+    """A function of the grammar and the torch function it is.
+
+    `takes_dim`: a `dim` may follow, passed as torch's keyword `dim=` (positionally it would be
+    vector_norm's `ord`); `default_dim` is passed when none is given (softmax needs one).
+    """
 
     name: str
     arity: int
-    takes_dim: bool
-    torch_call: str  # what a PyTorch user writes, for the help text
+    torch_name: str  # as a PyTorch user writes it, for torch_code() and the help text
     apply: Callable[..., Tensor]
+    takes_dim: bool = False
+    default_dim: int | None = None
+
+    def __call__(self, *args: Tensor, dim: int | None = None) -> Tensor:
+        dim = self.default_dim if dim is None else dim
+        return self.apply(*args) if dim is None else self.apply(*args, dim=dim)
 
 
 FUNCTIONS: dict[str, Function] = {f.name: f for f in (
-    Function("exp", 1, False, "torch.exp(x)", torch.exp),
-    Function("log", 1, False, "torch.log(x)", torch.log),
-    Function("sin", 1, False, "torch.sin(x)", torch.sin),
-    Function("cos", 1, False, "torch.cos(x)", torch.cos),
-    Function("tan", 1, False, "torch.tan(x)", torch.tan),
-    Function("tanh", 1, False, "torch.tanh(x)", torch.tanh),
-    Function("sqrt", 1, False, "torch.sqrt(x)", torch.sqrt),
-    Function("abs", 1, False, "torch.abs(x)", torch.abs),
-    Function("sigmoid", 1, False, "torch.sigmoid(x)", torch.sigmoid),
-    Function("relu", 1, False, "torch.relu(x)", torch.relu),
-    Function("softmax", 1, True, "torch.softmax(x, dim=-1)", _softmax),
-    Function("sum", 1, True, "torch.sum(x) / torch.sum(x, dim)", _reduce(torch.sum)),
-    Function("mean", 1, True, "torch.mean(x) / torch.mean(x, dim)", _reduce(torch.mean)),
-    Function("prod", 1, True, "torch.prod(x) / torch.prod(x, dim)", _reduce(torch.prod)),
-    Function("norm", 1, True, "torch.linalg.vector_norm(x)", _reduce(torch.linalg.vector_norm)),
-    Function("dot", 2, False, "torch.dot(x, y)", torch.dot),
-    Function("T", 1, False, "x.T", _transpose),
+    Function("exp", 1, "torch.exp", torch.exp),
+    Function("log", 1, "torch.log", torch.log),
+    Function("sin", 1, "torch.sin", torch.sin),
+    Function("cos", 1, "torch.cos", torch.cos),
+    Function("tan", 1, "torch.tan", torch.tan),
+    Function("tanh", 1, "torch.tanh", torch.tanh),
+    Function("sqrt", 1, "torch.sqrt", torch.sqrt),
+    Function("abs", 1, "torch.abs", torch.abs),
+    Function("sigmoid", 1, "torch.sigmoid", torch.sigmoid),
+    Function("relu", 1, "torch.relu", torch.relu),
+    Function("softmax", 1, "torch.softmax", torch.softmax, True, -1),
+    Function("sum", 1, "torch.sum", torch.sum, True),
+    Function("mean", 1, "torch.mean", torch.mean, True),
+    Function("prod", 1, "torch.prod", torch.prod, True),
+    Function("norm", 1, "torch.linalg.vector_norm", torch.linalg.vector_norm, True),
+    Function("dot", 2, "torch.dot", torch.dot),
+    Function("T", 1, "x.T", _transpose),
 )}
 RESERVED = frozenset(FUNCTIONS) | frozenset(CONSTANTS)
 
@@ -489,8 +489,7 @@ def _eval_node(node: Node, env: Mapping[str, Tensor]) -> Value:
             if not -max(ndim, 1) <= node.dim < max(ndim, 1):
                 raise LabError(f"{fn.name}: dim {node.dim} is out of range for shape "
                                f"{_shape(args[0])}", node.column)
-            return fn.apply(*args, node.dim)
-        return fn.apply(*args)
+        return fn(*args, dim=node.dim)
     if isinstance(node, Index):
         value = _tensor(_eval(node.operand, env))
         if len(node.indices) > value.dim():
@@ -525,6 +524,87 @@ def run_program(program: Program, inputs: Mapping[str, Tensor]) -> tuple[Tensor,
     if program.statements[-1].target:
         del intermediates[program.statements[-1].target]
     return output, intermediates
+
+
+# --- the tree -> PyTorch code ------------------------------------------------------------------
+
+# Python's binding strength: + - < * / @ < unary - < ** < indexing, calls, names and numbers
+_LEVEL = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "**": 4}
+_F64 = "dtype=torch.float64"
+
+
+def _is_number(node: Node) -> bool:
+    """Whether the lab evaluates `node` to a Python number (not a tensor)."""
+    return isinstance(node, Num) or (isinstance(node, Neg) and _is_number(node.operand))
+
+
+def _as_tensor_code(node: Node, env: Mapping[str, Tensor]) -> str:
+    text, _ = _code(node, env)
+    return f"torch.tensor({text}, {_F64})" if _is_number(node) else text
+
+
+def _wrap(node: Node, env: Mapping[str, Tensor], level: int) -> str:
+    text, own = _code(node, env)
+    return text if own >= level else f"({text})"
+
+
+def _code(node: Node, env: Mapping[str, Tensor]) -> tuple[str, int]:
+    """(PyTorch code for `node`, its binding level), doing exactly what _eval does."""
+    if isinstance(node, Num):
+        return repr(node.value), 5
+    if isinstance(node, Ref):
+        return node.name, 5
+    if isinstance(node, Neg):
+        return "-" + _wrap(node.operand, env, 3), 3
+    if isinstance(node, BinOp):
+        level = _LEVEL[node.op]
+        if node.op == "**":  # right-associative: the base binds tighter than the exponent
+            left = _wrap(node.left, env, 5)
+            right = _wrap(node.right, env, 3)
+        else:
+            left = _wrap(node.left, env, level)
+            right = _wrap(node.right, env, level + 1)
+        if _is_number(node.left) and _is_number(node.right):
+            left = f"torch.tensor({_code(node.left, env)[0]}, {_F64})"  # as _eval computes it
+        return f"{left} {node.op} {right}", level
+    if isinstance(node, Call):
+        fn = FUNCTIONS[node.function]
+        args = [_as_tensor_code(a, env) for a in node.args]
+        if fn.name == "T":
+            return _transpose_code(node.args[0], env)
+        dim = fn.default_dim if node.dim is None else node.dim
+        if dim is not None:
+            args.append(f"dim={dim}")
+        return f"{fn.torch_name}({', '.join(args)})", 5
+    if isinstance(node, Index):
+        base = _wrap(node.operand, env, 5)
+        if _is_number(node.operand):
+            base = _as_tensor_code(node.operand, env)
+        return f"{base}[{', '.join(str(i) for i in node.indices)}]", 5
+    return _transpose_code(node.operand, env)
+
+
+def _transpose_code(operand: Node, env: Mapping[str, Tensor]) -> tuple[str, int]:
+    # x.T only for a matrix, as _transpose does: a vector or a scalar is its own transpose.
+    if _tensor(_eval(operand, env)).dim() != 2:
+        return (_as_tensor_code(operand, env), 5) if _is_number(operand) else _code(operand, env)
+    return _wrap(operand, env, 5) + ".T", 5
+
+
+def torch_lines(program: Program, inputs: Mapping[str, Tensor], output_name: str) -> list[str]:
+    """The program as the PyTorch lines a user would type: ['Q = 3.0 * a ** 3.0 - b ** 2.0'].
+
+    `inputs` give the shapes a transpose needs to know (a.T only for matrices).
+    """
+    env: dict[str, Tensor] = {k: v.detach() for k, v in inputs.items()}
+    lines = []
+    for i, statement in enumerate(program.statements):
+        target = statement.target or output_name
+        text = _as_tensor_code(statement.expr, env)
+        lines.append(f"{target} = {text}")
+        if i < len(program.statements) - 1 and statement.target:
+            env[statement.target] = _tensor(_eval(statement.expr, env))
+    return lines
 
 
 def help_text() -> str:

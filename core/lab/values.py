@@ -160,6 +160,22 @@ def _integer(node: ast.expr, what: str) -> int:
     raise LabError(f"{what}: sizes and seeds are whole numbers", node.col_offset + 1)
 
 
+def torch_code(spec: TensorSpec) -> str:
+    """The PyTorch line that makes `spec`'s tensor, e.g. a = torch.tensor([2., 3.], ...)."""
+    parse_value(spec.text, what=spec.name)  # only valid text is turned into code
+    node = ast.parse(spec.text.strip(), mode="eval").body
+    grad = f", requires_grad={spec.requires_grad}"
+    if not isinstance(node, ast.Call):
+        return f"{spec.name} = torch.tensor({spec.text.strip()}, dtype=torch.float64{grad})"
+    maker = node.func.id  # type: ignore[attr-defined]
+    sizes = ", ".join(str(_integer(a, spec.name)) for a in node.args)
+    extra = ""
+    if maker == "randn":
+        seed = next((_integer(k.value, spec.name) for k in node.keywords), 0)
+        extra = f", generator=torch.Generator().manual_seed({seed})"
+    return f"{spec.name} = torch.{maker}({sizes}, dtype=torch.float64{extra}{grad})"
+
+
 def check_name(name: str, reserved: set[str] | frozenset[str] = frozenset()) -> str:
     """`name` if it can name a tensor (an identifier, not a function or constant)."""
     name = name.strip()

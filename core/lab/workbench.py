@@ -137,6 +137,14 @@ class Lab:
             lines[-1] = f"{self.q} = {lines[-1]}"
         return lines
 
+    def torch_code(self) -> str:
+        """The whole lab as PyTorch code a user can run: the tensors, then Q."""
+        from core.lab.expression import torch_lines
+        from core.lab.values import torch_code
+
+        lines = ["import torch"] + [torch_code(s) for s in self.specs]
+        return "\n".join(lines + torch_lines(self.program, self.leaves(), self.q))
+
     # --- names -------------------------------------------------------------------------------
 
     @property

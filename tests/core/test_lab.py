@@ -375,6 +375,8 @@ def run(text: str) -> torch.Tensor:
     ("prod(a)", lambda a, b, W, s: a.prod()), ("norm(W)", lambda a, b, W, s: W.norm()),
     ("softmax(W, 0)", lambda a, b, W, s: torch.softmax(W, dim=0)),
     ("dot(a, b)", lambda a, b, W, s: torch.dot(a, b)),
+    ("norm(W, 0)", lambda a, b, W, s: W.norm(dim=0)),  # dim, not vector_norm's ord
+    ("norm(W, -1)", lambda a, b, W, s: W.norm(dim=1)),
     ("relu(a - 2.5) + sigmoid(b) / sqrt(abs(a)) * exp(-a) + log(b) * tanh(a)",
      lambda a, b, W, s: torch.relu(a - 2.5) + torch.sigmoid(b) / torch.sqrt(a.abs())
      * torch.exp(-a) + torch.log(b) * torch.tanh(a)),
@@ -441,6 +443,49 @@ def test_limits_on_length_depth_and_size() -> None:
         Lab([TensorSpec("a", "ones(64, 1)"), TensorSpec("b", "ones(1, 8)")], "a * b")
     with pytest.raises(LabError, match="empty"):
         parse_program("  ", ["a"])
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=[p.name for p in PRESETS])
+def test_each_presets_torch_code_runs_and_gives_the_same_grads(preset) -> None:  # type: ignore[no-untyped-def]
+    lab = preset.lab()
+    namespace: dict = {}  # type: ignore[type-arg]
+    exec(lab.torch_code(), namespace)  # test only: the code the lab shows the user
+    Q = namespace["Q"]
+    assert torch.equal(Q, lab.output().value) and Q.grad_fn.name() == lab.output().grad_fn
+    Q.backward(gradient=torch.ones_like(Q))
+    grads = lab.backward_with_gradient().grads
+    for spec in lab.specs:
+        leaf = namespace[spec.name]
+        assert (leaf.grad is None) == (grads[spec.name] is None)
+        if leaf.grad is not None:
+            assert torch.equal(leaf.grad, grads[spec.name])
+
+
+@pytest.mark.parametrize("text, code", [
+    ("3*a**3 - b**2", "Q = 3.0 * a ** 3.0 - b ** 2.0"),
+    ("-a**2", "Q = -a ** 2.0"), ("(-a)**2", "Q = (-a) ** 2.0"),
+    ("(a - b) - (a - b)", "Q = a - b - (a - b)"), ("a ** b ** 2", "Q = a ** b ** 2.0"),
+    ("(a ** b) ** 2", "Q = (a ** b) ** 2.0"), ("W.T @ a", "Q = W.T @ a"),
+    ("(W + 1).T", "Q = (W + 1.0).T"), ("a.T", "Q = a"), ("T(a + 1) * 2", "Q = (a + 1.0) * 2.0"),
+    ("sum(W, 0)", "Q = torch.sum(W, dim=0)"), ("softmax(a)", "Q = torch.softmax(a, dim=-1)"),
+    ("exp(2) * a", "Q = torch.exp(torch.tensor(2.0, dtype=torch.float64)) * a"),
+    ("1 / 0 + a", "Q = torch.tensor(1.0, dtype=torch.float64) / 0.0 + a"),
+])
+def test_torch_code_of_expressions(text: str, code: str) -> None:
+    lab = Lab([TensorSpec("a", "[2., 3.]"), TensorSpec("b", "[6., 4.]"),
+               TensorSpec("W", "[[1., 2.], [3., 4.]]")], text)
+    assert lab.torch_code().splitlines()[-1] == code
+
+
+def test_torch_code_of_tensors() -> None:
+    lab = Lab([TensorSpec("a", "randn(2, seed=3)"), TensorSpec("b", "ones(2)", False),
+               TensorSpec("c", "arange(1, 3)")], "a + b + c")
+    assert lab.torch_code().splitlines()[:4] == [
+        "import torch",
+        "a = torch.randn(2, dtype=torch.float64, generator=torch.Generator().manual_seed(3), "
+        "requires_grad=True)",
+        "b = torch.ones(2, dtype=torch.float64, requires_grad=False)",
+        "c = torch.arange(1, 3, dtype=torch.float64, requires_grad=True)"]
 
 
 def test_the_output_name_follows_the_last_assignment() -> None:
@@ -540,6 +585,13 @@ def test_many_expressions_match_plain_torch(expression, av, bv, mv, requires,  #
     specs = [TensorSpec("a", repr(av), requires[0]), TensorSpec("b", repr(bv), requires[1]),
              TensorSpec("M", repr(mv), requires[2])]
     lab = Lab(specs, text)
+    # the lab's own PyTorch code for it, run as a user would run it, gives the same Q
+    namespace: dict = {}  # type: ignore[type-arg]
+    exec(lab.torch_code(), namespace)  # test only: the code the lab shows the user
+    torch.testing.assert_close(namespace[lab.q], lab.output().value, rtol=0, atol=0,
+                               equal_nan=True)
+    assert (namespace[lab.q].grad_fn.name() if namespace[lab.q].grad_fn else None) == \
+        lab.output().grad_fn
 
     # plain torch, the way a PyTorch user writes it
     a, b, M = t(av, requires[0]), t(bv, requires[1]), t(mv, requires[2])

@@ -64,6 +64,11 @@ def test_starts_on_the_note_and_shows_q(lab) -> None:  # type: ignore[no-untyped
     assert lab.output_view.shape.text() == "(2,)"
     assert lab.output_view.grad_fn.text() == f"<{Q.grad_fn.name()}>"
     assert "PyTorch's own example" in lab.preset_bar.explanation.text()
+    code = lab.output_view.torch_code.toPlainText()
+    assert code.splitlines()[-1] == "Q = 3.0 * a ** 3.0 - b ** 2.0"
+    namespace: dict = {}  # type: ignore[type-arg]
+    exec(code, namespace)  # test only: the code shown gives the Q shown
+    assert format_tensor(namespace["Q"]) == lab.output_view.value.text()
 
 
 def test_backward_on_the_vector_shows_torchs_error(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
