@@ -164,9 +164,13 @@ def make_dataset(name: str, n: int | None = None, noise: float | None = None,
         y = np.concatenate([np.zeros(a), np.ones(b)])
         X = X + noise * rng.standard_normal(X.shape)
     elif key == "xor":
-        X = rng.uniform(-1.0, 1.0, (n, 2))
-        y = (X[:, 0] * X[:, 1] > 0).astype(np.float64)  # labels from the clean point
-        X = X + noise * rng.standard_normal(X.shape)
+        # half the points in the quadrants where x1 * x2 > 0 (class 1), half elsewhere
+        a, b = _halves(n)
+        y = np.concatenate([np.ones(a), np.zeros(b)])
+        first = rng.choice([-1.0, 1.0], n)
+        signs = np.stack([first, np.where(y == 1, first, -first)], 1)
+        X = signs * rng.uniform(0.0, 1.0, (n, 2))
+        X = X + noise * rng.standard_normal(X.shape)  # labels stay those of the clean point
     else:  # blobs: three centres on a circle of radius 2
         angles = np.array([0.5, 0.5 + 2 / 3, 0.5 + 4 / 3]) * math.pi
         centres = 2.0 * np.stack([np.cos(angles), np.sin(angles)], 1)
