@@ -62,6 +62,11 @@ SIDE_WIDTH = 380  # px: the side column's widest text (the timing table) and a s
 # built and painted on the GUI thread, and past this it takes more than a few frames.
 MAX_DRAWN_NODES = 300
 BUSY_DELAY_MS = 100  # a graph still being built after this long says so
+# While the race plays, a drawn graph with more nodes than this is brought up to date when it
+# pauses, not 4 times a second: its extraction (~0.1 ms a node) would take the GIL from the GUI
+# thread's own stepping, which waits for it at every torch call (a worker does not help there).
+LIVE_MAX_NODES = 100
+BIG_WHILE_PLAYING = "a big graph: brought up to date when the race pauses"
 BUSY_TEXT = "laying out the graph…"
 
 NO_RUN = "No run selected: select a run to see the autograd graph of its loss."
@@ -310,6 +315,7 @@ class GraphPanel(QWidget):
         self._generation = 0  # bumped whenever what the graph depends on changes, but a step
         self._serial = 0  # of the last request
         self._shown_serial = -1  # of the result shown
+        self._shown_request: _Request | None = None
         self._job: Job | None = None  # the graph job running, if any
         self._again = False  # a refresh was asked for while the job ran
         self._measure_job: Job | None = None
@@ -353,6 +359,7 @@ class GraphPanel(QWidget):
         controller.sigRunChanged.connect(self._on_run_change)
         controller.sigRunsChanged.connect(self._on_runs_change)
         controller.sigSurfaceChanged.connect(self._on_surface_change)
+        controller.sigPlayingChanged.connect(self._on_playing_change)
         self._update_step_controls()
         self._show_timing()
 
@@ -500,7 +507,18 @@ class GraphPanel(QWidget):
         """Rebuild now if the last rebuild is old enough, otherwise once the interval is up;
         hidden or stepping through backward: only note that the graph is out of date."""
         self._dirty = True
-        if self.step is None:
+        if self.step is None and not self._waits_for_pause():
+            self._throttle.request()
+
+    def _waits_for_pause(self) -> bool:
+        """A big drawn graph while the race plays: updated when it pauses (LIVE_MAX_NODES)."""
+        return (self.controller.playing and self.size is not None and not self.too_big
+                and self.size.nodes > LIVE_MAX_NODES)
+
+    def _on_playing_change(self, playing: bool) -> None:
+        if self._shown_request is not None and self.size is not None:
+            self._show_header(self._shown_request, self.size.loss)  # the note comes or goes
+        if not playing and self._dirty and self.step is None:
             self._throttle.request()
 
     def _on_selection_change(self, run: Run | None) -> None:
@@ -674,6 +692,7 @@ class GraphPanel(QWidget):
     def _show_work(self, request: _Request, work: GraphWork) -> None:
         run, graph = request.run, work.graph
         self._shown_serial = request.serial
+        self._shown_request = request
         self._run = run
         self.graph, self.analysis, self.too_big = graph, work.analysis, work.too_big
         self.size = work.size
@@ -724,6 +743,8 @@ class GraphPanel(QWidget):
             parts.append(f"loss = <b>{loss:.6g}</b>")
         if run.frozen:
             parts.append(" and ".join(sorted(run.frozen)) + " frozen")
+        if self._waits_for_pause():
+            parts.append(f'<span style="{NOTE_STYLE}">{BIG_WHILE_PLAYING}</span>')
         text = " &nbsp;·&nbsp; ".join(parts)
         if diverged:
             text += (f' &nbsp;<span style="{ERROR_STYLE}">{html.escape(run.status_text)}; '

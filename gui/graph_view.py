@@ -156,17 +156,23 @@ class NodeItem(QGraphicsItem):
 
 class EdgeItem(QGraphicsItem):
     """A polyline from the source box to the target box, an arrowhead at the target, and the
-    gradient backward sent along it written on the last segment, before the target."""
+    gradient backward sent along it written on the last segment, before the target.
 
-    def __init__(self, points: list[QPointF], constant: bool) -> None:
+    `points` is the whole route; only `points[drawn_from:]` is drawn: the long edges out of one
+    node run along one trunk (compute_layout shares their bend points), which the longest of
+    them draws, and each other one draws only its branch, from where it leaves the trunk.
+    """
+
+    def __init__(self, points: list[QPointF], constant: bool, drawn_from: int = 0) -> None:
         super().__init__()
         self.points = points
+        self.drawn_from = drawn_from
         self.constant = constant
         self.label = ""
         self.state = ""
         self.setZValue(1 if not constant else 0)
-        path = QPainterPath(points[0])
-        for p in points[1:]:
+        path = QPainterPath(points[drawn_from])
+        for p in points[drawn_from + 1:]:
             path.lineTo(p)
         self.path = path
         self._shape = QPainterPathStroker(QPen(Qt.PenStyle.SolidLine)).createStroke(path)
@@ -290,8 +296,18 @@ class GraphScene(QGraphicsScene):
             self.addItem(item)
             self.node_items[node.id] = item
         self.edge_items = []
-        for points, edge in zip(self._edge_points(graph, layout.bends), graph.edges):
-            arrow = EdgeItem(points, graph.node(edge.source).kind == "constant")
+        # Per source, the edge with the most bends draws the shared trunk; the others branch
+        # off it from their last bend (their bends are the first ones of the trunk).
+        longest: dict[str, int] = {}
+        for k, edge in enumerate(graph.edges):
+            other = longest.get(edge.source)
+            if other is None or len(layout.bends[k]) > len(layout.bends[other]):
+                longest[edge.source] = k
+        for k, (points, edge) in enumerate(zip(self._edge_points(graph, layout.bends),
+                                               graph.edges)):
+            bends = len(layout.bends[k])
+            drawn_from = 0 if longest[edge.source] == k or not bends else 2 * bends - 1
+            arrow = EdgeItem(points, graph.node(edge.source).kind == "constant", drawn_from)
             self.addItem(arrow)
             self.edge_items.append(arrow)
         self.setSceneRect(self.itemsBoundingRect().adjusted(-30, -30, 30, 30))
@@ -304,14 +320,22 @@ class GraphScene(QGraphicsScene):
         overlap nor cross there."""
         # A bend crosses its layer's band of boxes straight (horizontally, or vertically): slanted
         # segments then stay in the gaps between layers, where there are no boxes to cut through.
-        if self.horizontal:
-            half = BOX[0] / 2
-            paths = [[self._at(x, y) + QPointF(d, 0) for x, y in bend for d in (-half, half)]
-                     for bend in bends]
-        else:
-            half = BOX[1] / 2
-            paths = [[self._at(x, y) + QPointF(0, d) for x, y in bend for d in (half, -half)]
-                     for bend in bends]
+        # (A shared bend point is placed once: edges out of one node share their bends.)
+        crossing: dict[tuple[float, float], tuple[QPointF, QPointF]] = {}
+
+        def through(x: float, y: float) -> tuple[QPointF, QPointF]:
+            pair = crossing.get((x, y))
+            if pair is None:
+                at = self._at(x, y)
+                if self.horizontal:
+                    half = QPointF(BOX[0] / 2, 0)
+                    pair = crossing[(x, y)] = (at - half, at + half)
+                else:
+                    half = QPointF(0, BOX[1] / 2)
+                    pair = crossing[(x, y)] = (at + half, at - half)
+            return pair
+
+        paths = [[p for x, y in bend for p in through(x, y)] for bend in bends]
         ends: list[list[QPointF]] = [[QPointF(), QPointF()] for _ in graph.edges]
         for side in ("source", "target"):
             by_node: dict[str, list[int]] = {}

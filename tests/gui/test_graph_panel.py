@@ -516,3 +516,35 @@ def test_the_header_of_a_diverged_run_gives_the_step_its_status_gives(qtbot, pan
     assert html.escape(run.status_text) in header
     steps = {int(k) for k in re.findall(r"step (\d+)", header)}
     assert steps == {run.diverged_at}  # before: "step 3 ... diverged at step 4"
+
+
+def test_a_big_drawn_graph_is_updated_when_the_race_pauses_not_while_it_plays(
+        qtbot, panel, controller) -> None:  # type: ignore[no-untyped-def]
+    assert controller.set_formula(" + ".join(["x*y"] * 60)) is None  # 121 nodes: drawn
+    settle(qtbot, panel)
+    assert gui.graph_panel.LIVE_MAX_NODES < panel.size.nodes <= gui.graph_panel.MAX_DRAWN_NODES
+    shown = panel.graph
+    run = controller.selected
+    controller.play()
+    try:
+        qtbot.waitUntil(lambda: run.steps >= 3, timeout=5000)
+        qtbot.wait(2 * 1000 // gui.graph_panel.REFRESH_HZ)  # two live refreshes' time
+        assert panel.graph is shown and not panel.busy  # no extraction while it plays...
+        assert gui.graph_panel.BIG_WHILE_PLAYING in panel.header.text()  # ...and it says so
+    finally:
+        controller.pause()
+    settle(qtbot, panel)
+    assert panel.graph is not shown and panel.graph.point == run.last_point
+    assert gui.graph_panel.BIG_WHILE_PLAYING not in panel.header.text()
+
+
+def test_a_small_graph_stays_live_while_the_race_plays(qtbot, panel, controller
+                                                       ) -> None:  # type: ignore[no-untyped-def]
+    shown = panel.graph
+    controller.play()
+    try:
+        qtbot.waitUntil(lambda: panel.graph is not shown, timeout=5000)
+        assert gui.graph_panel.BIG_WHILE_PLAYING not in panel.header.text()
+    finally:
+        controller.pause()
+    settle(qtbot, panel)
