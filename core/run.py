@@ -18,9 +18,10 @@ gradient for a window of steps), frozen (every coordinate frozen) or diverged (f
 
 `diverged_at` has one meaning: the number of optimizer steps taken when the run was found
 diverged, counting the step that failed; it equals `run.steps` from then on. The trajectory keeps
-every finite point: it ends at step `diverged_at` when the last point was finite but too far away
-or too high for too long, and at `diverged_at - 1` when step `diverged_at` raised or gave a
-non-finite point, loss or gradient (`diverged_point` is that point when it is known).
+every point it can draw: it ends at step `diverged_at` when the last point was finite but too
+far away, or its loss too high or too low, for too long; and at `diverged_at - 1` when step
+`diverged_at` raised, gave a non-finite point, loss or gradient, or crossed a wall (the caller's
+`bound`, or HOPELESS_K region sizes out). `diverged_point` is that last point when it is known.
 """
 
 from __future__ import annotations
