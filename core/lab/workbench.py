@@ -114,7 +114,10 @@ class Lab:
             raise LabError(f"at most {MAX_TENSORS} tensors")
         names: list[str] = []
         for spec in tensors:
-            name = check_name(spec.name, RESERVED | {"v"})
+            name = check_name(spec.name, RESERVED)
+            if name == "v":  # the closed forms and the calls shown use v for backward's gradient
+                raise LabError("'v' is the gradient of Q.backward(gradient=v) here; pick "
+                               "another tensor name")
             if name in names:
                 raise LabError(f"two tensors are named {name!r}")
             names.append(name)

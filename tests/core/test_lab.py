@@ -337,7 +337,7 @@ def test_bad_values_are_one_line_errors(text: str, message: str) -> None:
 
 @pytest.mark.parametrize("specs, message", [
     ([("a", "[1.]"), ("a", "[2.]")], "two tensors"), ([("sum", "[1.]")], "function"),
-    ([("1a", "[1.]")], "letter"), ([("v", "[1.]")], "function or constant"),
+    ([("1a", "[1.]")], "letter"), ([("v", "[1.]")], "gradient of Q.backward"),
     ([("a", "[1., oops]")], "a:"),
 ])
 def test_bad_tensor_sets(specs: list[tuple[str, str]], message: str) -> None:
