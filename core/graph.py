@@ -90,11 +90,21 @@ class AutogradGraph:
 
     def inputs(self, node_id: str) -> list[GraphEdge]:
         """The edges into `node_id` (what it consumes)."""
-        return [e for e in self.edges if e.target == node_id]
+        return list(self._edges_at("target").get(node_id, ()))
 
     def outputs(self, node_id: str) -> list[GraphEdge]:
         """The edges out of `node_id` (the ops that consume it)."""
-        return [e for e in self.edges if e.source == node_id]
+        return list(self._edges_at("source").get(node_id, ()))
+
+    def _edges_at(self, end: str) -> dict[str, list[GraphEdge]]:
+        """Edges by their source or target, indexed once: explain() for every node of a big
+        graph would otherwise scan all edges for each."""
+        index = self.__dict__.get(f"_{end}s")
+        if index is None:
+            index = self.__dict__[f"_{end}s"] = {}
+            for e in self.edges:
+                index.setdefault(getattr(e, end), []).append(e)
+        return index
 
     def explain(self, node_id: str) -> str:
         """In words: upstream grad x local derivative = what this node sends to each input."""

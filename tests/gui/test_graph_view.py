@@ -189,7 +189,8 @@ def test_zoom_and_fit(view: GraphView, qtbot) -> None:  # type: ignore[no-untype
 
 def _non_white_fraction(image: QImage) -> float:
     step = 4
-    samples = [(x, y) for x in range(0, image.width(), step) for y in range(0, image.height(), step)]
+    samples = [(x, y) for x in range(0, image.width(), step)
+               for y in range(0, image.height(), step)]
     white = QColor("white").rgb()
     return sum(image.pixel(x, y) != white for x, y in samples) / len(samples)
 
@@ -262,3 +263,22 @@ def test_render_with_a_layout_done_elsewhere(qtbot, tmp_path: Path, monkeypatch
 def test_everything_frozen_renders_one_box(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     graph = build_graph(CAMEL, 0.1, 0.2, frozen=["x", "y"])
     assert render_graph(graph, tmp_path / "one.png").stat().st_size > 500
+
+
+def test_long_edges_out_of_one_node_draw_their_trunk_once(view: GraphView) -> None:
+    graph = build_graph(compile_formula(" + ".join(["x*y"] * 30)), 0.3, -0.2)
+    view.set_graph(graph)
+    for source in ("x", "y"):
+        arrows = [a for a, e in zip(view.edge_items, graph.edges) if e.source == source]
+        full = [a for a in arrows if a.drawn_from == 0 and len(a.points) > 2]
+        assert len(full) == 1  # the longest one draws the trunk...
+        trunk = {(p.x(), p.y()) for p in full[0].points}
+        for arrow in arrows:
+            drawn = arrow.points[arrow.drawn_from:]
+            assert drawn[-1] == arrow.points[-1]  # ...every one its arrow into its target...
+            if arrow is not full[0] and len(arrow.points) > 2:
+                assert len(drawn) == 3  # ...from where it leaves the trunk
+                assert (drawn[0].x(), drawn[0].y()) in trunk
+                assert {(p.x(), p.y()) for p in arrow.points[1:-1]} <= trunk
+        drawn_points = sum(len(a.points) - a.drawn_from for a in arrows)
+        assert drawn_points < sum(len(a.points) for a in arrows) / 4
