@@ -1,11 +1,12 @@
 # `make run` opens the app, `make test` runs every test, `make lint` runs ruff; each builds .venv
-# from nothing when needed.
+# from nothing when needed. `make test` also installs (as root, only what is missing) Xvfb and
+# Mesa, on which the 3-D view's tests draw for real (.ci/gl-deps).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench lint clean gl-deps
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,13 +16,17 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) main.py
 
-test: $(STAMP)
+gl-deps:
+	bash .ci/gl-deps
+
+test: $(STAMP) gl-deps
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
 bench: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_engine.py
 	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_gui.py
 	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_graph.py
+	$(PY) benchmarks/bench_surface3d.py
 
 # ruff over the whole tree (its settings are in pyproject.toml); a finding fails the build.
 lint: $(STAMP)
