@@ -79,9 +79,9 @@ class HessianOperator:
             if not torch.isfinite(loss):
                 raise CurvatureError(f"the loss is {float(loss)} here; no curvature to measure")
             grads = torch.autograd.grad(loss, self._leaves, create_graph=True, allow_unused=True)
+            self.gradient = torch.cat([(torch.zeros_like(leaf) if g is None else g).reshape(-1)
+                                       for g, leaf in zip(grads, self._leaves)])
         self.loss = float(loss.detach())
-        self.gradient = torch.cat([(torch.zeros_like(leaf) if g is None else g).reshape(-1)
-                                   for g, leaf in zip(grads, self._leaves)])
         self.size = int(self.gradient.numel())
         self.dtype = self.gradient.dtype
         self.products = 0  # how many H v were computed (the cost of an eigen-solve)
@@ -172,7 +172,8 @@ def lanczos(operator: Callable[[torch.Tensor], torch.Tensor], size: int, k: int 
     """The k largest (algebraic) eigenvalues of a symmetric operator, by Lanczos.
 
     Full reorthogonalisation (twice, so the basis stays orthonormal in floating point); a
-    breakdown (an invariant subspace) restarts from a fresh vector orthogonal to the basis.
+    breakdown (an invariant subspace) restarts from a fresh vector orthogonal to the basis, so
+    a repeated eigenvalue shows all its copies.
     Converged when each of the top k Ritz pairs has residual <= tol * the largest |Ritz value|.
     Returns (values descending, unit vectors as rows, iterations, converged).
     """
@@ -200,14 +201,19 @@ def lanczos(operator: Callable[[torch.Tensor], torch.Tensor], size: int, k: int 
         ritz, vectors_t = np.linalg.eigh(tridiagonal)
         scale = max(float(np.max(np.abs(ritz))), 1e-300)
         breakdown = beta <= 1e-12 * scale
-        if j + 1 >= k:
-            residuals = (0.0 if breakdown else beta) * np.abs(vectors_t[-1, -k:])
-            if np.all(residuals <= tol * scale) or j + 1 == size:
+        # After a breakdown the basis spans an invariant subspace whose Ritz values are exact
+        # but may miss a repeated eigenvalue's other copies: carry on before judging.
+        if j + 1 >= k and not breakdown:
+            residuals = beta * np.abs(vectors_t[-1, -k:])
+            if np.all(residuals <= tol * scale):
                 converged = True
                 break
+        if j + 1 == size:  # the basis spans the whole space: the values are exact
+            converged = True
+            break
         if j + 1 == steps:
             break
-        if breakdown:  # an invariant subspace: carry on in the rest of the space
+        if breakdown:  # carry on in the rest of the space
             w = torch.randn(size, generator=generator, dtype=dtype)
             for _ in range(2):
                 w = w - basis[:j + 1].T @ (basis[:j + 1] @ w)
