@@ -136,14 +136,20 @@ def surface_from_formula(text: str, x_range: Range = (-3.0, 3.0), y_range: Range
     st = _check_point("start", start)
     surface = Surface(name=name, title=formula.text, formula=formula, x_range=xr, y_range=yr,
                       start=st)  # the text as read: a pasted U+2212 minus shows as '-'
-    xs, ys, finite_value, usable = finite_grid(formula, xr, yr)
     region = f"x in [{xr[0]:g}, {xr[1]:g}], y in [{yr[0]:g}, {yr[1]:g}]"
-    if not finite_value.any():
-        raise FormulaError(f"the formula has no finite value anywhere in the region {region}")
-    if chosen or _differentiable_at(surface, st):
+    no_finite_value = f"the formula has no finite value anywhere in the region {region}"
+    if chosen:
         # A start the caller chose is kept as it is (a session's, the point `graph --at`
         # inspects): if f or its gradient is not finite there, the runs will say so.
+        _, _, z = surface.grid(nx=START_SEARCH_POINTS, ny=START_SEARCH_POINTS)
+        if not np.isfinite(z).any():
+            raise FormulaError(no_finite_value)
         return surface
+    if _differentiable_at(surface, st):
+        return surface  # the common case: one scalar forward and backward, no grid
+    xs, ys, finite_value, usable = finite_grid(formula, xr, yr)
+    if not finite_value.any():
+        raise FormulaError(no_finite_value)
     if not usable.any():
         raise SurfaceError(f"no point in the region {region} has a finite value and gradient: "
                            "an optimizer could not take a single step")
