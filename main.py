@@ -5,6 +5,8 @@
     python main.py run [options]        step optimizers headless and print the result
     python main.py export [options] --out FILE   write .json, .csv, .png or .svg
     python main.py graph [options] --at X,Y      the autograd graph of the loss at a point
+    python main.py autograd --tensor "a=[2., 3.]" --tensor "b=[6., 4.]" --expr "3*a**3 - b**2"
+                            --gradient "[1., 1.]" --json      the autograd lab: grads, Jacobian, VJP
 
 Exit status: 0 on success, 2 for bad usage or bad input (one line on stderr, no traceback).
 """
@@ -90,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     gfmt = graph.add_mutually_exclusive_group()
     gfmt.add_argument("--json", action="store_true", help="print nodes and edges as JSON")
     gfmt.add_argument("--out", metavar="FILE", help="render the graph to .png or .svg")
+    from core.lab.cli import add_autograd_arguments  # loads no torch
+
+    add_autograd_arguments(sub.add_parser(
+        "autograd", help="tensors and an expression: Q, its grads, the Jacobian and the VJP"))
     return parser
 
 
@@ -249,6 +255,12 @@ def cmd_graph(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def cmd_autograd(args: argparse.Namespace) -> str:
+    from core.lab.cli import run_autograd_command
+
+    return run_autograd_command(args)
+
+
 def _ensure_headless_qt() -> None:
     import os
 
@@ -311,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("export", "graph"):
             _ensure_headless_qt()
         handler: dict[str, Any] = {"list": lambda a: cmd_list(), "run": cmd_run,
-                                   "export": cmd_export, "graph": cmd_graph}
+                                   "export": cmd_export, "graph": cmd_graph,
+                                   "autograd": cmd_autograd}
         print(handler[args.command](args))
         return 0
     except UsageError as e:

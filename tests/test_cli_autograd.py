@@ -132,3 +132,38 @@ def test_building_the_parser_does_not_import_torch() -> None:
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+# --- through main.main, as a user types it ----------------------------------------------------------
+
+def test_main_autograd_prints_the_tutorial_json(capsys) -> None:
+    import main
+
+    assert main.main(["autograd", *NOTE, "--gradient", "[1., 1.]", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    a = torch.tensor([2.0, 3.0], dtype=F64, requires_grad=True)
+    b = torch.tensor([6.0, 4.0], dtype=F64, requires_grad=True)
+    Q = 3 * a**3 - b**2
+    Q.backward(gradient=torch.ones(2, dtype=F64))
+    assert data["grad"] == {"a": a.grad.tolist(), "b": b.grad.tolist()}
+    assert data["output"]["value"] == Q.tolist()
+
+
+def test_main_autograd_vector_without_gradient_exits_2_with_torchs_message(capsys) -> None:
+    import main
+
+    assert main.main(["autograd", *NOTE, "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1
+    assert "grad can be implicitly created only for scalar outputs" in lines[0]
+    assert "--gradient" in lines[0]
+
+
+def test_main_autograd_typo_in_expression_exits_2_with_the_column(capsys) -> None:
+    import main
+
+    assert main.main(["autograd", "--tensor", "a=[2., 3.]", "--expr", "3*a**3 - b**2"]) == 2
+    err = capsys.readouterr().err
+    assert "b" in err and "column" in err
