@@ -280,6 +280,8 @@ class MainWindow(QMainWindow):
         return False
 
     def _start_loader(self) -> None:
+        if self._build_session is None:  # closed before the first paint: nothing to load
+            return
         if self._loader is not None and not self._loader.isRunning() \
                 and not self._loader.isFinished():
             self.surface_view.viewport().removeEventFilter(self)
@@ -796,5 +798,6 @@ class MainWindow(QMainWindow):
         self._layout_timer.stop()
         if self._loader is not None:
             self._loader.wait()  # a QThread destroyed while running aborts the process
+            self._build_session = None  # closed before the runs came: nothing more to build
         self.save_state()
         super().closeEvent(event)

@@ -135,3 +135,17 @@ def test_quitting_saves_the_session_then_ends_the_process_at_once(qtbot, setting
     assert exits == [0]
     assert not windows[0].isVisible()  # closed (and saved) before the process ends
     assert json.loads(settings.value("last_session"))["surface"]["name"] == "booth"
+
+
+def test_closing_before_the_runs_arrive_keeps_the_saved_session(qtbot, settings):
+    saved = Session.default("beale")
+    settings.setValue("last_session", json.dumps(saved.to_dict()))
+    w = _deferred_window(qtbot, settings)
+    w.show()
+    w.close()  # at once, maybe before the import thread has started
+    assert not w.ready and w.controller.session.runs == []
+    w._start_loader()  # what the first paint or the fallback timer would do now
+    w._finish_loading()  # what the thread's queued "finished" would do
+    assert not w._loader.isRunning()  # no thread left running after the window
+    assert w.controller.session.runs == []
+    assert json.loads(settings.value("last_session"))["surface"]["name"] == "beale"
