@@ -7,10 +7,10 @@ pyqtgraph.opengl items into a GLViewWidget; `Surface3DView` is the live widget a
 display: under Xvfb, say).
 
 Coordinates are normalised so that any surface fits one box: x and y map onto [−1, 1] each, the
-height onto [0, HEIGHT]. Heights are log10(f − f_ref + ε) (as the colours, see
-`gui.surface_view.log_scale`) or, with "log height" off, f − f_ref; both are clipped at the
-colour scale's top so one tall ridge does not squash the valleys flat. Colours are always the
-heatmap's, so a point has the same colour in both views.
+height onto [0, HEIGHT]. Heights are f − f_ref (the picture learners draw) or, with "Log height"
+on, its log over LOG_HEIGHT_DECADES decades; both stop at the 99th percentile of the grid so one
+tall ridge does not squash the valleys flat. Colours are always the heatmap's log colours (see
+`gui.surface_view.log_scale`), so a point has the same colour in both views.
 
 Where OpenGL is missing (QT_QPA_PLATFORM=offscreen, a remote display without GLX, or no
 PyOpenGL) the view is a plain message and nothing else changes (`opengl_problem`).
@@ -42,6 +42,7 @@ from gui.throttle import Throttle
 GL_MISSING_TEXT = ("3-D view needs OpenGL, which this display does not provide; "
                    "everything else works.")
 GRID_3D = 150  # samples each way: 45 000 vertices, smooth enough, cheap under software Mesa
+LOG_HEIGHT_DECADES = 3.0  # "log height" spans this many decades of f − f_ref below the top
 HEIGHT = 0.9  # the box is 2 x 2 x HEIGHT: flat enough to see the valleys from above
 LIFT = 0.012  # lines and heads float this far above the surface so it does not hide them
 LINE_WIDTH = 2.0
@@ -101,15 +102,15 @@ def opengl_problem() -> str | None:
 class BoxScale:
     """How surface coordinates map into the unit-ish box: x, y onto [−1, 1], f onto [0, HEIGHT].
 
-    `colours` is the heatmap's transform (log10(f − floor + ε) between its levels); `log_height`
-    chooses whether the height follows that transform or f itself (linear, up to `linear_top`).
+    `colours` is the heatmap's transform (log10(f − floor + ε) between its levels); the height is
+    f − floor up to `linear_top`, on a log scale of LOG_HEIGHT_DECADES decades if `log_height`.
     """
 
     x_range: tuple[float, float]
     y_range: tuple[float, float]
     colours: LogScale
     linear_top: float
-    log_height: bool = True
+    log_height: bool = False
 
     def box_x(self, x: np.ndarray) -> np.ndarray:
         x0, x1 = self.x_range
@@ -130,18 +131,21 @@ class BoxScale:
 
     def box_z(self, f: np.ndarray) -> np.ndarray:
         """The height in the box of the values f (NaN stays NaN, +inf is the top)."""
+        f = np.asarray(f, dtype=float)
+        with np.errstate(invalid="ignore"):
+            above = np.clip((f - self.colours.floor) / self.linear_top, 0.0, 1.0)
         if self.log_height:
-            t = self.colour_value(f)
-        else:
-            f = np.asarray(f, dtype=float)
+            # log10 over LOG_HEIGHT_DECADES below the top: the colours' ε (6 decades) would
+            # turn every minimum into a bottomless needle.
+            eps = 10.0 ** -LOG_HEIGHT_DECADES
             with np.errstate(invalid="ignore"):
-                t = np.clip((f - self.colours.floor) / self.linear_top, 0.0, 1.0)
-            t = np.where(np.isposinf(f), 1.0, t)
-        return t * HEIGHT
+                above = (np.log10(above + eps) - np.log10(eps)) / (np.log10(1 + eps)
+                                                                   - np.log10(eps))
+        return np.where(np.isposinf(f), 1.0, above) * HEIGHT
 
 
 def box_scale(surface: Surface, z: np.ndarray, reference: float, *,
-              log_height: bool = True) -> BoxScale:
+              log_height: bool = False) -> BoxScale:
     """The box mapping for a grid z of `surface` (z as `Surface.grid` returns it)."""
     _, colours = log_scale(z, reference)
     finite = z[np.isfinite(z)]
@@ -233,7 +237,7 @@ class Surface3DScene:
         self.widget = widget
         self.grid_size = grid_size
         self.surface: Surface | None = None
-        self.log_height = True
+        self.log_height = False
         self.scale: BoxScale | None = None
         self.selected: Run | None = None
         self.run_items: dict[Run, Run3DItems] = {}
@@ -243,8 +247,8 @@ class Surface3DScene:
         self.surface_item = gl.GLSurfacePlotItem(shader=_lit_shader(), smooth=True,
                                                  computeNormals=True, glOptions="opaque")
         widget.addItem(self.surface_item)
-        # The minima are a white dot in a black ring (two scatters), drawn over everything: a
-        # minimum behind a ridge still shows where it is.
+        # The minima are a white dot in a black ring (two scatters; the dot a little higher, so the
+        # depth test lets it over the ring).
         self.minima_ring_item = gl.GLScatterPlotItem(pos=np.zeros((0, 3)), size=MINIMUM_SIZE_PX,
                                                      color=(0.0, 0.0, 0.0, 1.0), pxMode=True)
         self.minima_item = gl.GLScatterPlotItem(pos=np.zeros((0, 3)), size=MINIMUM_SIZE_PX - 6,
@@ -259,7 +263,7 @@ class Surface3DScene:
         markers = (self.local_minima_item, self.minima_ring_item, self.minima_item,
                    self.start_item, self.heads_item)
         for depth, item in enumerate(markers, start=10):
-            item.setGLOptions("translucent")  # no depth test: on top, in this order
+            item.setGLOptions("opaque")  # depth tested: hidden behind a ridge, as seen
             item.setDepthValue(depth)
             widget.addItem(item)
         self.reset_camera()
@@ -282,7 +286,7 @@ class Surface3DScene:
         self._apply_heights()
 
     def set_log_height(self, on: bool) -> None:
-        """Heights as log10(f − f_ref + ε) (on) or as f − f_ref (off); colours stay the same."""
+        """Heights on a log scale of f − f_ref (on) or f − f_ref itself (off); colours stay."""
         self.log_height = bool(on)
         if self._grid is not None:
             self._apply_heights()
@@ -306,7 +310,7 @@ class Surface3DScene:
                                   colors=np.ascontiguousarray(rgba.transpose(1, 0, 2)))
         minima = self._points(surface.minima)
         self.minima_ring_item.setData(pos=minima)
-        self.minima_item.setData(pos=minima)
+        self.minima_item.setData(pos=minima + np.float32([0.0, 0.0, LIFT / 2]))
         self.local_minima_item.setData(pos=self._points(surface.local_minima))
         self.update_runs(force=True)
 
@@ -407,8 +411,7 @@ class Surface3DView(QWidget):
     """The session's surface in 3-D, live: it redraws from the controller as the 2-D view does.
 
     Left drag orbits, the wheel zooms, a middle drag pans (GLViewWidget's own mouse); "Reset
-    view" returns the camera, "Log height" switches the heights between log10(f − f_ref + ε) and
-    f − f_ref. Without OpenGL it shows `GL_MISSING_TEXT` instead (`gl_widget` is then None).
+    view" returns the camera, "Log height" puts the heights on a log scale of f − f_ref. Without OpenGL it shows `GL_MISSING_TEXT` instead (`gl_widget` is then None).
 
     `scene` (a Surface3DScene, or None without OpenGL) holds the items: `surface_item`,
     `run_items` (run -> Run3DItems with `.line`), `heads_item`, `minima_item`.
@@ -425,9 +428,9 @@ class Surface3DView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         bar = QHBoxLayout()
         self.log_height_box = QCheckBox("Log height")
-        self.log_height_box.setChecked(True)
-        self.log_height_box.setToolTip("Heights as log10(f − f_ref + ε), as the colours; off: f "
-                                       "itself (clipped at the top of the colour scale)")
+        self.log_height_box.setChecked(False)
+        self.log_height_box.setToolTip("Heights on a log scale (3 decades of f − f_ref); off: f "
+                                       "itself. Colours are the 2-D view's either way.")
         self.reset_button = QPushButton("Reset view")
         self.reset_button.setToolTip("Back to the starting camera (left drag orbits, the wheel "
                                      "zooms, a middle drag pans)")

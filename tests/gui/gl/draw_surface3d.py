@@ -36,14 +36,14 @@ def main(out: Path) -> dict:
     facts["heads"] = len(view.scene.heads_item.pos)
     view.gl_widget.grabFramebuffer().save(str(out / "live.png"))
 
-    z_log = view.scene.surface_item._z.copy()
-    view.log_height_box.setChecked(False)
-    facts["log_height_changes_z"] = bool(abs(view.scene.surface_item._z - z_log).max() > 1e-3)
+    z_linear = view.scene.surface_item._z.copy()
     view.log_height_box.setChecked(True)
+    facts["log_height_changes_z"] = bool(abs(view.scene.surface_item._z - z_linear).max() > 1e-3)
+    view.log_height_box.setChecked(False)
 
     controller.set_surface_name("himmelblau")  # every run restarts on the new surface
     QCoreApplication.processEvents()
-    facts["new_surface_changes_z"] = bool(abs(view.scene.surface_item._z - z_log).max() > 1e-3)
+    facts["new_surface_changes_z"] = bool(abs(view.scene.surface_item._z - z_linear).max() > 1e-3)
     facts["line_points_after_restart"] = [len(i.line.pos) for i in view.run_items.values()]
     view.close()
     controller.shutdown()
