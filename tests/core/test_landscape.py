@@ -133,6 +133,18 @@ def test_slice_at_the_origin_is_the_centre_loss_and_elsewhere_the_plain_loss(mod
     np.testing.assert_allclose(unchunked.loss, grid.loss, rtol=1e-12)
 
 
+def test_float32_evaluation_is_close_to_float64_and_leaves_the_model_in_float64() -> None:
+    X, y, loss_fn = moons()
+    model = build_model("Linear(2, 8), Tanh(), BatchNorm1d(8), Linear(8, 1)", 2, seed=0)
+    directions = random_directions(model, seed=2)
+    exact = slice_surface(model, loss_fn, X, y, directions, grid=9)
+    single = slice_surface(model, loss_fn, X, y, directions, grid=9, dtype=torch.float32)
+    np.testing.assert_allclose(single.loss, exact.loss, rtol=1e-5)
+    assert not np.array_equal(single.loss, exact.loss)  # it really ran in float32
+    assert all(p.dtype == torch.float64 for p in model.parameters())
+    assert all(b.dtype != torch.float32 for b in model.buffers())
+
+
 def test_a_frozen_parameter_stays_at_the_centre_in_a_slice() -> None:
     X, y, loss_fn = moons()
     model = build_model("Linear(2, 4), Tanh(), Linear(4, 1)", 2, seed=0)
