@@ -63,7 +63,8 @@ SHORTCUTS = (
     ("Ctrl+N", "new session"),
     ("Ctrl+O / Ctrl+S", "open / save a session"),
     ("Ctrl+Q", "quit"),
-    ("mouse wheel", "scroll the runs list; a focused control takes the wheel"),
+    ("mouse wheel", "scroll the runs list (a focused control takes it)"),
+    ("Shift+drag", "on an lr slider: 10 times finer steps (Ctrl too)"),
     ("click / drag", "on the surface: move the start point"),
 )
 
