@@ -453,3 +453,10 @@ def test_undo_into_a_full_session_says_why_and_changes_nothing(window):
     assert not window.undo_remove_run()
     assert removed not in c.session.runs and len(c.session.runs) == MAX_RUNS
     assert str(MAX_RUNS) in window.statusBar().currentMessage()
+
+
+def test_equal_scale_locks_the_real_surface_views_aspect(window):
+    window.equal_aspect_action.trigger()
+    assert window.surface_view.view_box.state["aspectLocked"] == 1.0
+    window.equal_aspect_action.trigger()
+    assert not window.surface_view.view_box.state["aspectLocked"]
