@@ -7,11 +7,20 @@ Left, the graph (gui.graph_view.GraphView). Right, a column of sections:
 - "At this point": the gradient (the 1x2 Jacobian of the loss), the Hessian, its eigenvalues and
   condition number, and the shape they describe (bowl, valley, saddle, ...).
 - "torch.no_grad()": why the surface picture is computed without gradient tracking, and what
-  tracking would cost there (time and memory, measured on demand and once per surface).
+  tracking would cost there (time and memory, measured in the background with a progress bar
+  and Cancel, on demand and once per surface; worded from the memory, the reliable figure).
 
 Stepping can run at thousands of steps per second: the graph is rebuilt at most REFRESH_HZ times
 a second (a pending single-shot timer makes sure the last step is always shown), only while the
 panel is visible, and not while the user steps through backward.
+
+Nothing slow runs on the GUI thread: extraction, analysis and layout run in a worker
+(compute_graph_work, a plain function), whose results are dropped when they arrive for a run,
+surface or freeze no longer shown. A graph of more than MAX_DRAWN_NODES nodes is only counted
+(core.graph.graph_size) and the panel says it is too big to draw; a drawn graph of more than
+LIVE_MAX_NODES waits for the race to pause. Python threads share one GIL, so a worker keeps the
+window painting but still slows the GUI thread's own torch calls: bounding the work is what
+keeps the window responsive, the worker is what keeps it from freezing outright.
 """
 
 from __future__ import annotations
