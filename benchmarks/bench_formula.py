@@ -2,7 +2,7 @@
 surface (compile + the search for a default start), and to evaluate, against baselines measured
 in the same process.
 
-    .venv/bin/python benchmarks/bench_formula.py [--repeats N]
+    .venv/bin/python benchmarks/bench_formula.py [--repeats N] [--timing-runs N]
 
 For each worst case the limits allow (MAX_TOKENS tokens, MAX_DEPTH levels):
   compile      core.formula.compile_formula (tokenize, parse, build the closures); the baseline is
@@ -16,6 +16,10 @@ For each worst case the limits allow (MAX_TOKENS tokens, MAX_DEPTH levels):
   grid 101     Surface.grid(101, 101), what the surface view draws on a formula change
 Medians of interleaved repeats (engine, baseline, engine, ...). A frame is 16.7 ms; the target
 for anything on the GUI thread when a formula is typed is well under 30 ms.
+
+Then the no_grad read-out's stability: core.analysis.grid_timing run several times on the same
+surface, against the measurement it replaced (the best of 5 back-to-back evaluations of one mode,
+then of the other), in the same process: how far the reported time ratio moves from run to run.
 """
 
 from __future__ import annotations
@@ -33,9 +37,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from core.analysis import grid_timing  # noqa: E402
 from core.errors import PlaygroundError  # noqa: E402
 from core.formula import CONSTANTS, FUNCTIONS, compile_formula  # noqa: E402
-from core.surfaces import START_SEARCH_POINTS, Surface, surface_from_formula  # noqa: E402
+from core.surfaces import (  # noqa: E402
+    START_SEARCH_POINTS,
+    Surface,
+    get_surface,
+    surface_from_formula,
+)
 
 F64 = torch.float64
 DEFAULT_START = (-3.0 + 0.8 * 6.0, -3.0 + 0.8 * 6.0)  # surface_from_formula's, on (-3, 3)^2
@@ -120,7 +130,10 @@ def forward_backward(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--timing-runs", type=int, default=5,
+                        help="runs of the no_grad read-out per surface (0: skip)")
     args = parser.parse_args()
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     r = args.repeats
     print(f"{'case':<31}{'compile ms':>11}{'py ratio':>9}{'surface ms':>11}"
@@ -152,6 +165,47 @@ def main() -> None:
               f"{old}{speed_up}{fwd_ms:>11.3f}{fwd_ms / plain_ms:>6.2f}x{grid}")
     print(f"\nlongest formula change (surface + grid 101): {worst_gui:.1f} ms "
           f"= {worst_gui / 16.7:.2f} frames")
+    torch.set_num_threads(threads)  # the read-out sets its own; the old one used the default
+    if args.timing_runs:
+        timing_stability(args.timing_runs)
+
+
+def sequential_best_of_5_ratio(surface: Surface, n: int) -> float:
+    """The old read-out: best of 5 evaluations without tracking, then best of 5 with it (on
+    torch's default threads, as it was)."""
+    xs = torch.linspace(*surface.x_range, n, dtype=F64)
+    ys = torch.linspace(*surface.y_range, n, dtype=F64)
+
+    def best(track: bool) -> float:
+        def once() -> object:
+            x, y = xs.detach().requires_grad_(track), ys.detach().requires_grad_(track)
+            with torch.set_grad_enabled(track):
+                return surface(x.unsqueeze(0), y.unsqueeze(1))
+        once()
+        return min(timed_ms(once) for _ in range(5))
+    no_grad = best(False)
+    return best(True) / no_grad
+
+
+def timing_stability(runs: int) -> None:
+    print(f"\nno_grad read-out, {runs} runs each, 300 x 300 grid: time ratio (tracking / no_grad)")
+    print(f"{'surface':<18}{'new: min':>9}{'median':>8}{'max':>7}{'  old: min':>10}{'median':>8}"
+          f"{'max':>7}{'new s/run':>10}")
+    for name in ("rosenbrock", "goldstein_price", "rastrigin"):
+        surface = get_surface(name)
+        new: list[float] = []
+        old: list[float] = []
+        seconds: list[float] = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            new.append(grid_timing(surface, 300)["time_ratio"])
+            seconds.append(time.perf_counter() - start)
+            old.append(sequential_best_of_5_ratio(surface, 300))
+        print(f"{name:<18}{min(new):>9.2f}{statistics.median(new):>8.2f}{max(new):>7.2f}"
+              f"{min(old):>10.2f}{statistics.median(old):>8.2f}{max(old):>7.2f}"
+              f"{statistics.median(seconds):>10.2f}")
+    t = grid_timing(get_surface("rosenbrock"), 300)
+    print(f"rosenbrock conclusion: {t['conclusion']}")
 
 
 if __name__ == "__main__":
