@@ -756,7 +756,10 @@ class GraphPanel(QWidget):
             parts.append(f'<span style="{NOTE_STYLE}">{BIG_WHILE_PLAYING}</span>')
         text = " &nbsp;·&nbsp; ".join(parts)
         if diverged:
-            text += (f' &nbsp;<span style="{ERROR_STYLE}">{html.escape(run.status_text)}; '
+            # the state in words, as the card and the table word it (a disabled run's
+            # status_text is just "disabled": the divergence is still what the header explains)
+            state = getattr(run, "state_text", run.status_text)
+            text += (f' &nbsp;<span style="{ERROR_STYLE}">{html.escape(state)}; '
                      "the graph is at its last finite point</span>")
         self.header.setText(text)
         self.header.setToolTip(run.status_text if diverged else "")

@@ -516,6 +516,11 @@ def test_the_header_of_a_diverged_run_gives_the_step_its_status_gives(qtbot, pan
     assert html.escape(run.status_text) in header
     steps = {int(k) for k in re.findall(r"step (\d+)", header)}
     assert steps == {run.diverged_at}  # before: "step 3 ... diverged at step 4"
+    controller.set_enabled(run, False)  # disabled: its status reads "disabled"...
+    settle(qtbot, panel)
+    header = panel.header.text()
+    assert {int(k) for k in re.findall(r"step (\d+)", header)} == {run.diverged_at}
+    assert "diverged at step" in header  # ...and the header still says why it stopped
 
 
 def test_a_big_drawn_graph_is_updated_when_the_race_pauses_not_while_it_plays(
