@@ -423,6 +423,35 @@ class MinibatchSampler:
         self._position += self.batch_size
         return batch
 
+    def reset(self) -> None:
+        """Back to the first batch of the first epoch (as a new sampler with the same seed)."""
+        self.generator.manual_seed(self.seed)
+        self.epoch, self._order, self._position = 0, None, 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the sequence is, to carry on later (e.g. in a saved session)."""
+        return {"n": self.n, "batch_size": self.batch_size, "seed": self.seed,
+                "epoch": self.epoch, "position": self._position,
+                "order": None if self._order is None else self._order.tolist(),
+                "generator": self.generator.get_state().tolist()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Carry on from `state_dict()`; DataError if it belongs to other data or settings."""
+        try:
+            settings = (state["n"], state["batch_size"], state["seed"])
+            generator = torch.tensor(state["generator"], dtype=torch.uint8)
+            order = None if state["order"] is None else torch.tensor(state["order"],
+                                                                     dtype=torch.int64)
+            epoch, position = int(state["epoch"]), int(state["position"])
+        except (KeyError, TypeError, ValueError, RuntimeError):
+            raise DataError("the saved minibatch position cannot be read") from None
+        if settings != (self.n, self.batch_size, self.seed):
+            raise DataError("the saved minibatch position is for other data or settings")
+        if order is not None and sorted(order.tolist()) != list(range(self.n)):
+            raise DataError("the saved minibatch order is not a permutation of the rows")
+        self.generator.set_state(generator)
+        self.epoch, self._order, self._position = epoch, order, position
+
     def __iter__(self) -> Iterator[torch.Tensor]:
         while True:
             yield self.next_batch()
@@ -488,3 +517,21 @@ def accuracy(outputs: torch.Tensor, y: torch.Tensor, loss: str) -> float | None:
     else:
         predicted = outputs.argmax(dim=1)
     return float((predicted == labels).to(DTYPE).mean())
+
+
+def held_out_metrics(model: nn.Module, loss_fn: nn.Module, X: torch.Tensor, y: torch.Tensor,
+                     loss: str) -> tuple[float, float | None]:
+    """(loss, accuracy) on rows the model does not train on: under no_grad, in eval mode.
+
+    `y` is shaped for the loss (shape_targets); accuracy is None for regression. Each module's
+    training mode is restored afterwards.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        with torch.no_grad():
+            model.eval()
+            outputs = model(X)
+            return float(loss_fn(outputs, y)), accuracy(outputs, y, loss)
+    finally:
+        for module, training in modes:
+            module.training = training

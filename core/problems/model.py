@@ -16,7 +16,7 @@ import ast
 import difflib
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -159,7 +159,6 @@ class ModelSpec:
     in_features: int | None = None
     out_features: int | None = None
     parameter_count: int | None = None
-    extras: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def canonical(self) -> str:
@@ -509,3 +508,28 @@ class ParameterLayout:
 def parameters_vector(model: nn.Module) -> torch.Tensor:
     """All of the model's parameters in one flat float64 vector (a detached copy)."""
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()]).clone()
+
+
+def parameter_names_to_freeze(model: nn.Module, target: str | int) -> tuple[str, ...]:
+    """The parameter names `target` means: a name from `named_parameters()` ('2.weight'), or a
+    layer index (2 or '2') for all of that layer's parameters, as in "freeze all but the last".
+    """
+    names = [n for n, _ in model.named_parameters()]
+    text = str(target).strip()
+    if text in names:
+        return (text,)
+    if text.lstrip("-").isdigit():
+        index = int(text)
+        layers = list(model.children())
+        if not -len(layers) <= index < len(layers):
+            raise ModelError(f"there is no layer {index}; the model has layers 0 to "
+                             f"{len(layers) - 1}")
+        index %= len(layers)
+        found = tuple(f"{index}.{n}" for n, _ in layers[index].named_parameters())
+        if not found:
+            raise ModelError(f"layer {index} ({type(layers[index]).__name__}) has no parameters "
+                             "to freeze")
+        return found
+    close = difflib.get_close_matches(text, names, n=1)
+    hint = f"; did you mean {close[0]}?" if close else f"; parameters: {', '.join(names)}"
+    raise ModelError(f"no parameter {text!r}{hint}")

@@ -12,8 +12,9 @@ from torch import nn
 from core.errors import PlaygroundError
 from core.problems import data as data_module
 from core.problems.data import (
-    GENERATED, DataError, MinibatchSampler, accuracy, check_loss, default_loss, make_dataset,
-    make_loss, output_width, parse_csv, read_csv_file, shape_targets, train_test_split,
+    GENERATED, DataError, MinibatchSampler, accuracy, check_loss, default_loss,
+    held_out_metrics, make_dataset, make_loss, output_width, parse_csv, read_csv_file,
+    shape_targets, train_test_split,
 )
 from core.problems.model import build_model
 
@@ -247,6 +248,38 @@ def test_minibatches_equal_a_plain_randperm_loop(batch_size: int) -> None:
     assert [twin.next_batch().tolist() for _ in range(len(expected))] == got
     other = MinibatchSampler(n, batch_size, seed=seed + 1)
     assert [other.next_batch().tolist() for _ in range(len(expected))] != got
+
+
+def test_sampler_resets_and_carries_on_from_a_saved_position() -> None:
+    sampler = MinibatchSampler(7, 3, seed=11)
+    first = [sampler.next_batch().tolist() for _ in range(8)]
+    sampler.reset()
+    assert [sampler.next_batch().tolist() for _ in range(8)] == first
+    sampler.reset()
+    for _ in range(4):
+        sampler.next_batch()
+    saved = sampler.state_dict()
+    later = MinibatchSampler(7, 3, seed=11)
+    later.load_state_dict(saved)
+    assert [later.next_batch().tolist() for _ in range(4)] == first[4:]
+    assert later.epoch == sampler.epoch + 1
+    with pytest.raises(DataError, match="other data or settings"):
+        MinibatchSampler(8, 3, seed=11).load_state_dict(saved)
+    with pytest.raises(DataError, match="not a permutation"):
+        MinibatchSampler(7, 3, seed=11).load_state_dict({**saved, "order": [0] * 7})
+
+
+def test_held_out_metrics_are_taken_without_grad_in_eval_mode() -> None:
+    data = make_dataset("moons", n=30, seed=0)
+    model = build_model("Linear(2, 4), Dropout(p=0.5), Linear(4, 1)", 2, seed=0)
+    targets = shape_targets(data.y, "BCEWithLogitsLoss")
+    loss, acc = held_out_metrics(model, nn.BCEWithLogitsLoss(), data.X, targets,
+                                 "BCEWithLogitsLoss")
+    assert model.training and all(p.grad is None for p in model.parameters())
+    with torch.no_grad():
+        outputs = model.eval()(data.X)
+        assert loss == float(nn.BCEWithLogitsLoss()(outputs, targets))
+    assert acc == float(((outputs[:, 0] > 0).long() == data.y).double().mean())
 
 
 def test_bad_batch_settings_are_refused() -> None:

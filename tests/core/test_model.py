@@ -8,8 +8,8 @@ from torch import nn
 
 from core.errors import PlaygroundError
 from core.problems.model import (
-    LAYERS, MAX_LAYERS, PRESETS, ModelError, ParameterLayout, build_model, parse_model,
-    parameters_vector, preset_text, resolve_model_text,
+    LAYERS, MAX_LAYERS, PRESETS, ModelError, ParameterLayout, build_model,
+    parameter_names_to_freeze, parameters_vector, parse_model, preset_text, resolve_model_text,
 )
 
 
@@ -167,3 +167,17 @@ def test_parameter_layout_round_trips_and_follows_freezing() -> None:
     assert ParameterLayout.of(build_model("Linear(1, 1)", 1)).scalar_names() == [
         "0.weight", "0.bias"]
     assert layout.scalar_names()[:2] == ["0.weight[0, 0]", "0.weight[0, 1]"]
+
+
+def test_freeze_targets_by_name_or_layer_index() -> None:
+    model = build_model("Linear(2, 4), Tanh(), LayerNorm(4), Linear(4, 1)", 2)
+    assert parameter_names_to_freeze(model, "3.bias") == ("3.bias",)
+    assert parameter_names_to_freeze(model, 0) == ("0.weight", "0.bias")
+    assert parameter_names_to_freeze(model, "-1") == ("3.weight", "3.bias")
+    assert parameter_names_to_freeze(model, "2") == ("2.weight", "2.bias")
+    with pytest.raises(ModelError, match=r"layer 1 \(Tanh\) has no parameters"):
+        parameter_names_to_freeze(model, 1)
+    with pytest.raises(ModelError, match="there is no layer 7; the model has layers 0 to 3"):
+        parameter_names_to_freeze(model, 7)
+    with pytest.raises(ModelError, match="did you mean 0.weight"):
+        parameter_names_to_freeze(model, "0.weigth")
