@@ -294,3 +294,21 @@ def test_bad_grid_settings_are_refused(kwargs, message) -> None:
     model = build_model("Linear(2, 4), Tanh(), Linear(4, 1)", 2)
     with pytest.raises(LandscapeError, match=message):
         slice_surface(model, loss_fn, X, y, random_directions(model), **kwargs)
+
+
+@pytest.mark.parametrize("dataset, loss_fn, outputs", [
+    ("sine", nn.MSELoss(), 1), ("blobs", nn.CrossEntropyLoss(), 3),
+    ("xor", nn.BCEWithLogitsLoss(), 1),
+])
+def test_slices_work_for_every_loss(dataset: str, loss_fn: nn.Module, outputs: int) -> None:
+    data = make_dataset(dataset, n=60, seed=0)
+    y = data.y if outputs == 3 else data.y.double().unsqueeze(1)
+    model = build_model(f"Linear({data.n_features}, 5), SiLU(), Linear(5, {outputs})",
+                        data.n_features, seed=0)
+    directions = random_directions(model, seed=0)
+    grid = slice_surface(model, loss_fn, data.X, y, directions, grid=3, span=0.5)
+    with torch.no_grad():
+        assert grid.loss[1, 1] == pytest.approx(float(loss_fn(model(data.X), y)), rel=1e-12)
+    flat = directions.centre + 0.5 * directions.d1 - 0.5 * directions.d2
+    assert grid.loss[0, 2] == pytest.approx(plain_loss_at(model, flat, loss_fn, data.X, y),
+                                            rel=1e-12)
