@@ -8,8 +8,8 @@ display: under Xvfb, say).
 
 Coordinates are normalised so that any surface fits one box: x and y map onto [−1, 1] each, the
 height onto [0, HEIGHT]. Heights are f − f_ref (the picture learners draw) or, with "Log height"
-on, its log over LOG_HEIGHT_DECADES decades; both stop at the 99th percentile of the grid so one
-tall ridge does not squash the valleys flat. Colours are always the heatmap's log colours (see
+on, its log over LOG_HEIGHT_DECADES decades; both stop at the grid's highest value, or at its
+99th percentile where a few cells tower over the rest, so a pole does not squash the valleys. Colours are always the heatmap's log colours (see
 `gui.surface_view.log_scale`), so a point has the same colour in both views.
 
 Where OpenGL is missing (QT_QPA_PLATFORM=offscreen, a remote display without GLX, or no
@@ -19,6 +19,7 @@ PyOpenGL) the view is a plain message and nothing else changes (`opengl_problem`
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,7 @@ from gui.throttle import Throttle
 
 GL_MISSING_TEXT = ("3-D view needs OpenGL, which this display does not provide; "
                    "everything else works.")
-GRID_3D = 150  # samples each way: 45 000 vertices, smooth enough, cheap under software Mesa
+GRID_3D = 120  # samples each way: smooth enough; 150 costs ~1.5x the frame under software Mesa
 LOG_HEIGHT_DECADES = 3.0  # "log height" spans this many decades of f − f_ref below the top
 HEIGHT = 0.9  # the box is 2 x 2 x HEIGHT: flat enough to see the valleys from above
 LIFT = 0.012  # lines and heads float this far above the surface so it does not hide them
@@ -51,6 +52,10 @@ HEAD_SIZE_PX = 11
 MINIMUM_SIZE_PX = 13
 THIN_CELLS = 2000  # a long line keeps one point per 1/2000 of the box (as the 2-D view per pixel)
 REDRAW_HZ = 30
+# Software OpenGL (Mesa's llvmpipe, a remote desktop) can take tens of ms a frame: then redraw
+# less often, so drawing takes at most a third of the GUI thread's time.
+REDRAW_SHARE = 1 / 3
+SLOWEST_REDRAW_MS = 1000
 DISABLED_ALPHA = 70 / 255
 # The camera "Reset view" returns to: from the front-left, a little above, the whole box in view.
 CAMERA = {"distance": 3.7, "elevation": 30.0, "azimuth": -60.0}
@@ -149,7 +154,13 @@ def box_scale(surface: Surface, z: np.ndarray, reference: float, *,
     """The box mapping for a grid z of `surface` (z as `Surface.grid` returns it)."""
     _, colours = log_scale(z, reference)
     finite = z[np.isfinite(z)]
-    top = float(np.percentile(finite - colours.floor, 99.0)) if finite.size else 1.0
+    top = 1.0
+    if finite.size:
+        # The highest cell, unless it towers over nearly all the rest (a pole, 1/x say): then
+        # the 99th percentile, and the few cells above it are clipped flat.
+        above = finite - colours.floor
+        highest, p99 = float(above.max()), float(np.percentile(above, 99.0))
+        top = highest if highest <= 10 * p99 else p99
     return BoxScale(surface.x_range, surface.y_range, colours, top if top > 0 else 1.0,
                     log_height)
 
@@ -204,6 +215,34 @@ def _lit_shader() -> str:
     return name
 
 
+def redraw_interval_ms(frame_seconds: float) -> int:
+    """How long to wait between redraws when one frame took `frame_seconds` to draw."""
+    fastest = 1000.0 / REDRAW_HZ
+    return int(min(SLOWEST_REDRAW_MS, max(fastest, 1000.0 * frame_seconds / REDRAW_SHARE)))
+
+
+def _timed_gl_view_widget() -> Any:
+    """A GLViewWidget that measures each frame: from paintGL to the frame on screen."""
+    import pyqtgraph.opengl as gl
+
+    class TimedGLViewWidget(gl.GLViewWidget):
+        def __init__(self) -> None:
+            super().__init__()
+            self.frame_seconds = 0.0  # the last frame's cost, paint and composition
+            self._paint_started = 0.0
+            self.frameSwapped.connect(self._on_frame_swapped)
+
+        def paintGL(self, *args: Any, **kwargs: Any) -> None:
+            self._paint_started = time.perf_counter()
+            super().paintGL(*args, **kwargs)
+
+        def _on_frame_swapped(self) -> None:
+            if self._paint_started:
+                self.frame_seconds = time.perf_counter() - self._paint_started
+
+    return TimedGLViewWidget()
+
+
 def _rgba(color: str | None, alpha: float = 1.0) -> tuple[float, float, float, float]:
     c = QColor(color or "#000000")
     return (c.redF(), c.greenF(), c.blueF(), alpha)
@@ -228,14 +267,14 @@ class Surface3DScene:
     scatter for all heads, one for the global and one for the local minima, one for the start.
     """
 
-    def __init__(self, widget: Any, *, grid_size: int = GRID_3D) -> None:
+    def __init__(self, widget: Any, *, grid_size: int | None = None) -> None:
         import pyqtgraph.opengl as gl
 
         self._gl = gl
         if QOpenGLContext.globalShareContext() is None:
             _forget_compiled_shaders()  # this widget's context cannot use earlier programs
         self.widget = widget
-        self.grid_size = grid_size
+        self.grid_size = grid_size or GRID_3D
         self.surface: Surface | None = None
         self.log_height = False
         self.scale: BoxScale | None = None
@@ -450,10 +489,8 @@ class Surface3DView(QWidget):
             self._connections: list[tuple[Any, Any]] = []
             return
 
-        import pyqtgraph.opengl as gl
-
         self.message = None
-        self.gl_widget = gl.GLViewWidget()
+        self.gl_widget = _timed_gl_view_widget()
         layout.addWidget(self.gl_widget, 1)
         self.scene = Surface3DScene(self.gl_widget)
         self._throttle = Throttle(self._redraw_runs, REDRAW_HZ, self)
@@ -519,6 +556,7 @@ class Surface3DView(QWidget):
     def _redraw_runs(self) -> None:
         if self.scene is not None:
             self.scene.update_runs()
+            self._throttle.interval_ms = redraw_interval_ms(self.gl_widget.frame_seconds)
 
 
 # --- headless -------------------------------------------------------------------------------------

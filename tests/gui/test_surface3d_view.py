@@ -13,8 +13,9 @@ import pytest
 from core.errors import ExportError
 from core.session import Session
 from core.surfaces import get_surface
-from gui.surface3d_view import (GL_MISSING_TEXT, HEIGHT, Surface3DView, _thin_indices, box_scale,
-                                opengl_problem, render_surface3d_image, surface_reference)
+from gui.surface3d_view import (GL_MISSING_TEXT, HEIGHT, REDRAW_HZ, Surface3DView, _thin_indices,
+                                box_scale, opengl_problem, redraw_interval_ms,
+                                render_surface3d_image, surface_reference)
 from gui.surface_view import log_scale
 
 
@@ -113,3 +114,24 @@ def test_importing_the_module_loads_no_opengl():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[2], timeout=120, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_pole_does_not_flatten_the_rest_but_ordinary_ridges_are_not_clipped():
+    surface = get_surface("bowl")
+    _, _, z = surface.grid(nx=51, ny=51)
+    plain = box_scale(surface, z, 0.0)
+    assert plain.linear_top == pytest.approx(float(z.max()))  # the whole bowl, nothing flat
+    spiked = z.copy()
+    spiked[25, 25] = 1e9  # one cell of a pole
+    scale = box_scale(surface, spiked, 0.0)
+    assert scale.linear_top < 100
+    assert scale.box_z(np.array([1e9]))[0] == HEIGHT
+    assert np.ptp(scale.box_z(z)) > 0.5 * HEIGHT  # the bowl keeps its shape
+
+
+def test_slow_frames_are_redrawn_less_often_so_the_window_stays_responsive():
+    fast = redraw_interval_ms(0.002)  # a GPU
+    assert fast == int(1000 / REDRAW_HZ)
+    slow = redraw_interval_ms(0.040)  # software OpenGL at a large size
+    assert slow >= 3 * 40  # drawing takes at most a third of the time
+    assert redraw_interval_ms(5.0) <= 1000  # still moves, if slowly

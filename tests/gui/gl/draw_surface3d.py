@@ -3,6 +3,7 @@ headless, writes the pictures to the folder given, and prints what it saw as one
 
 import json
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
@@ -34,6 +35,12 @@ def main(out: Path) -> dict:
     facts["line_points"] = [len(items.line.pos) for items in view.run_items.values()]
     facts["trajectory_lengths"] = [len(r.trajectory) for r in controller.session.runs]
     facts["heads"] = len(view.scene.heads_item.pos)
+    deadline = time.monotonic() + 10
+    while view.gl_widget.frame_seconds == 0 and time.monotonic() < deadline:
+        QCoreApplication.processEvents()  # until a frame reached the screen and was timed
+    controller.sigStepped.emit()
+    QCoreApplication.processEvents()
+    facts["frame_seconds"] = view.gl_widget.frame_seconds
     view.gl_widget.grabFramebuffer().save(str(out / "live.png"))
 
     z_linear = view.scene.surface_item._z.copy()

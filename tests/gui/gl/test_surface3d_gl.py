@@ -59,6 +59,7 @@ def test_the_live_view_follows_the_race(drawn):
     assert facts["line_points"] == facts["trajectory_lengths"]
     assert all(n > 100 for n in facts["line_points"])
     assert facts["heads"] == len(facts["line_points"])
+    assert 0 < facts["frame_seconds"] < 10  # frames are timed (the redraw rate follows them)
     assert facts["log_height_changes_z"] and facts["new_surface_changes_z"]
     assert facts["line_points_after_restart"] == [1] * len(facts["line_points"])
 
