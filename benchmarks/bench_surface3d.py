@@ -5,9 +5,9 @@ OpenGL (llvmpipe), against the 2-D surface view and a bare GL baseline in the sa
 
 Without a display of its own it starts Xvfb (tests/gl_display.py) and runs itself there. Each
 frame steps every run once, then the view takes the new tails (`update_runs`: setData on what
-changed) and draws it (grabFramebuffer: paintGL now, and read back). Printed per frame (median and worst, stepping
-excluded): the 3-D view; a bare GLViewWidget with the same surface mesh and six plain
-GLLinePlotItems given the same points (the least pyqtgraph.opengl can do); and the 2-D
+changed) and draws it (grabFramebuffer: paintGL now, and read back). Printed per frame (median
+and worst, stepping excluded): the 3-D view; a bare GLViewWidget with the same surface mesh
+and six plain GLLinePlotItems given the same points (the least pyqtgraph.opengl can do); and the 2-D
 SurfaceView's update and repaint. Run once with short trajectories and once with long ones
 (--points: points per run before timing starts; long lines are thinned in the view).
 """

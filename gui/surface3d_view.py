@@ -9,8 +9,9 @@ display: under Xvfb, say).
 Coordinates are normalised so that any surface fits one box: x and y map onto [−1, 1] each, the
 height onto [0, HEIGHT]. Heights are f − f_ref (the picture learners draw) or, with "Log height"
 on, its log over LOG_HEIGHT_DECADES decades; both stop at the grid's highest value, or at its
-99th percentile where a few cells tower over the rest, so a pole does not squash the valleys. Colours are always the heatmap's log colours (see
-`gui.surface_view.log_scale`), so a point has the same colour in both views.
+99th percentile where a few cells tower over the rest, so a pole does not squash the valleys.
+Colours are always the heatmap's log colours (see `gui.surface_view.log_scale`), so a point has
+the same colour in both views.
 
 Where OpenGL is missing (QT_QPA_PLATFORM=offscreen, a remote display without GLX, or no
 PyOpenGL) the view is a plain message and nothing else changes (`opengl_problem`).
@@ -450,7 +451,8 @@ class Surface3DView(QWidget):
     """The session's surface in 3-D, live: it redraws from the controller as the 2-D view does.
 
     Left drag orbits, the wheel zooms, a middle drag pans (GLViewWidget's own mouse); "Reset
-    view" returns the camera, "Log height" puts the heights on a log scale of f − f_ref. Without OpenGL it shows `GL_MISSING_TEXT` instead (`gl_widget` is then None).
+    view" returns the camera, "Log height" puts the heights on a log scale of f − f_ref.
+    Without OpenGL it shows `GL_MISSING_TEXT` instead (`gl_widget` is then None).
 
     `scene` (a Surface3DScene, or None without OpenGL) holds the items: `surface_item`,
     `run_items` (run -> Run3DItems with `.line`), `heads_item`, `minima_item`.

@@ -39,7 +39,8 @@ def xvfb_display(screen: str = XVFB_SCREEN) -> Iterator[dict[str, str]]:
         if not number.isdigit():
             server.kill()
             err = server.communicate(timeout=5)[1].decode(errors="replace").strip()
-            raise DisplayError(f"Xvfb did not start: {err.splitlines()[-1] if err else 'no display'}")
+            why = err.splitlines()[-1] if err else "no display number"
+            raise DisplayError(f"Xvfb did not start: {why}")
         env = dict(os.environ)
         env.pop("WAYLAND_DISPLAY", None)
         env.update(DISPLAY=f":{number}", QT_QPA_PLATFORM="xcb", LIBGL_ALWAYS_SOFTWARE="1")
