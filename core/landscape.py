@@ -302,6 +302,9 @@ def pca_directions(model: nn.Module, paths: Sequence[np.ndarray | torch.Tensor],
     else:
         theta0 = parameters_vector(model) if centre is None else torch.as_tensor(
             centre, dtype=torch.float64).clone()
+    if theta0.shape != (layout.size,):
+        raise LandscapeError(f"the centre has shape {tuple(theta0.shape)}; expected "
+                             f"({layout.size},)")
     offsets = (snapshots - theta0) * mask
     _, singular, vh = torch.linalg.svd(offsets, full_matrices=False)
     total = float((singular ** 2).sum())

@@ -215,6 +215,10 @@ def test_pca_of_a_straight_path_completes_the_plane() -> None:
     assert directions.explained_variance_ratio == pytest.approx((1.0, 0.0), abs=1e-12)
     with pytest.raises(LandscapeError, match="do not move"):
         pca_directions(model, [np.stack([theta, theta])])
+    with pytest.raises(LandscapeError, match="expected \\(3,\\)"):
+        pca_directions(model, [line], centre=torch.zeros(4, dtype=torch.float64))
+    with pytest.raises(LandscapeError, match=r"\(steps, 3\)"):
+        pca_directions(model, [line[:, :2]])
     with pytest.raises(LandscapeError, match="non-finite"):
         pca_directions(model, [np.stack([theta, theta * np.nan])])
 
