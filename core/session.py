@@ -34,14 +34,13 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from core.atomic import write_atomic
 from core.errors import PlaygroundError, SessionError, SurfaceError
 from core.run import COORDINATES, Run
-from core.surfaces import BUILTIN_SURFACES, SURFACES, Point, Surface, get_surface, \
+from core.surfaces import SURFACES, Point, Surface, get_surface, \
     surface_from_formula
 
 FORMAT = "optimizer-playground-session"
@@ -412,14 +411,18 @@ RUN_FIELDS = (
 )
 
 
-@cache
+# Fields an export writes that loading ignores: what Run.to_dict and Surface.describe add to the
+# loadable ones. Spelled out (building a Run to read them would import torch._dynamo, ~1 s, on the
+# first load); tests/core/test_session.py checks them against what those methods write today.
+OUTPUT_ONLY_FIELDS: dict[str, frozenset[str]] = {
+    "surface": frozenset({"title", "minima", "local_minima", "min_value"}),
+    "run": frozenset({"status", "status_text", "converged_at", "diverged_at",
+                      "divergence_reason", "trajectory"}),
+}
+
+
 def _output_only_fields() -> dict[str, frozenset[str]]:
-    """Fields an export writes that loading ignores (status, trajectory, a surface's minima):
-    taken from what Run.to_dict and Surface.describe write today, so an export always loads."""
-    surface = BUILTIN_SURFACES[0]
-    run_keys = set(Run(surface, "SGD").to_dict())
-    return {"surface": frozenset(set(surface.describe()) - {f.name for f in SURFACE_FIELDS}),
-            "run": frozenset(run_keys - {f.name for f in RUN_FIELDS})}
+    return OUTPUT_ONLY_FIELDS
 
 
 def _check_keys(data: dict[str, Any], fields: tuple[FieldSpec, ...], where: str,

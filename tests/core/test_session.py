@@ -569,3 +569,16 @@ def test_the_app_never_writes_a_file_it_would_refuse(tmp_path: Path) -> None:
     assert validate_label("fine") == "fine" and validate_label(None) is None
     with pytest.raises(SessionError, match="one line"):
         validate_label("two\nlines")
+
+
+def test_output_only_fields_are_what_an_export_adds_to_the_loadable_ones():
+    # The session schema spells these out; they must follow what Run.to_dict and
+    # Surface.describe really write, or an export would not load again.
+    from core.session import OUTPUT_ONLY_FIELDS, RUN_FIELDS, SURFACE_FIELDS
+    from core.surfaces import BUILTIN_SURFACES
+
+    surface = BUILTIN_SURFACES[0]
+    run_keys = set(Run(surface, "SGD").to_dict())
+    assert OUTPUT_ONLY_FIELDS["run"] == run_keys - {f.name for f in RUN_FIELDS}
+    assert OUTPUT_ONLY_FIELDS["surface"] == set(surface.describe()) - {
+        f.name for f in SURFACE_FIELDS}
