@@ -71,6 +71,7 @@ if QCoreApplication.instance() is None:
 
 _NO_WINDOW_SYSTEM = {"offscreen", "minimal", "minimalegl", "vnc", "linuxfb"}
 _problem_cache: dict[str, str | None] = {}
+_app: QApplication | None = None  # the one render_surface3d_image made, kept alive
 
 
 def opengl_problem() -> str | None:
@@ -568,8 +569,9 @@ def render_surface3d_image(session: Session, path: str | Path, width: int = 1200
                            height: int = 900) -> None:
     """Draw a session's surface, trajectories, heads and minima in 3-D into a PNG.
 
-    Needs a QApplication on a display with OpenGL (under Xvfb with Mesa, say); without one it
-    raises ExportError with one line. The file is written atomically.
+    Needs a display with OpenGL (under Xvfb with Mesa, say); without one it raises ExportError
+    with one line. Makes a QApplication if none runs yet (on the platform QT_QPA_PLATFORM or
+    DISPLAY says). The file is written atomically.
     """
     path = Path(path)
     if path.suffix.lower() != ".png":
@@ -584,8 +586,11 @@ def render_surface3d_image(session: Session, path: str | Path, width: int = 1200
     if not (16 <= w <= 8000 and 16 <= h <= 8000):
         raise ExportError(f"the image size must be between 16 and 8000 pixels each way, "
                           f"got {w} x {h}")
+    global _app
+    if QCoreApplication.instance() is None:  # headless (the command line): make one, keep it
+        _app = QApplication([])
     if not isinstance(QApplication.instance(), QApplication):
-        raise ExportError("the 3-D picture needs a QApplication")
+        raise ExportError("the 3-D picture needs a QApplication (a QCoreApplication is running)")
     problem = opengl_problem()
     if problem is not None:
         raise ExportError(f"the 3-D picture needs OpenGL, and {problem} (run it under Xvfb)")

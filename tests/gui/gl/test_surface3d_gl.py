@@ -81,3 +81,19 @@ def test_headless_pictures_are_whole_pngs_written_atomically(drawn):
     assert facts["files"] == ["empty3d.png", "live.png", "race3d.png"]  # no temporary left
     image = QImage(str(out / "race3d.png"))
     assert (image.width(), image.height()) == (640, 480)
+
+
+def test_the_command_lines_picture_needs_no_window_and_no_app_of_its_own(gl_env, tmp_path):
+    # As `main.py export --view 3d` does it: a fresh process, no QApplication made beforehand.
+    out = tmp_path / "race3d.png"
+    code = ("import sys; from core.session import Session; "
+            "from gui.surface3d_view import render_surface3d_image; "
+            "s = Session.default('himmelblau'); s.step(60); "
+            "render_surface3d_image(s, sys.argv[1], 320, 240)")
+    done = subprocess.run([sys.executable, "-c", code, str(out)], env=gl_env, timeout=120,
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[3])
+    assert done.returncode == 0, done.stderr[-2000:]
+    rgb = _pixels(out)
+    assert rgb.shape == (240, 320, 3)
+    assert _surface_fraction(rgb) > 0.15
+    assert [p.name for p in tmp_path.iterdir()] == ["race3d.png"]
