@@ -31,7 +31,6 @@ slider is its `base_lr` (likewise). Moving it from `old` to `new`:
 from __future__ import annotations
 
 import ast
-import bisect
 import inspect
 import math
 import weakref
@@ -461,6 +460,25 @@ def scheduler_call_text(name: str, kwargs: dict[str, Any], only_changed: bool = 
     return f"{spec.name}({', '.join(parts)})"
 
 
+def scheduler_code(name: str, kwargs: dict[str, Any], optimizer: str = "optimizer",
+                   module: str = "torch.optim.lr_scheduler") -> str:
+    """The constructor call a PyTorch script writes, every argument spelled out:
+    `torch.optim.lr_scheduler.StepLR(optimizer, step_size=50, gamma=0.1)`; SequentialLR's
+    phases are built on the same optimizer inside it. For exports."""
+    spec = get_scheduler_spec(name)
+    parts = [optimizer]
+    for a in spec.arguments:
+        value = kwargs.get(a.name, a.default)
+        if a.kind == "schedulers":
+            nested = _validate_nested(spec.name, a.name, value, lambda: SchedulerError("bad"))
+            value_text = "[" + ", ".join(scheduler_code(n, k, optimizer, module)
+                                         for n, k in nested) + "]"
+        else:
+            value_text = repr(value)
+        parts.append(f"{a.name}={value_text}")
+    return f"{module}.{spec.name}({', '.join(parts)})"
+
+
 # The (name, kwargs) each scheduler was built from, for set_base_lr's rebuild at step 0.
 _BUILT_FROM: weakref.WeakKeyDictionary[Any, tuple[str, dict[str, Any]]] = (
     weakref.WeakKeyDictionary())
@@ -595,50 +613,71 @@ def base_lr_of(scheduler: Any, optimizer: torch.optim.Optimizer) -> float:
 def set_base_lr(scheduler: Any, optimizer: torch.optim.Optimizer, lr: float) -> None:
     """Move a scheduled run's base lr to `lr` (the lr slider), by the module docstring's rule.
 
-    Before the scheduler's first step this equals building it afresh with that lr; later, every
-    lr the scheduler holds is scaled by lr / base_lr_of(scheduler), keeping its shape.
+    Before the scheduler's first step this equals building it afresh with that lr (a scheduler
+    made by build_scheduler is rebuilt); later it is `scale_base_lr`: every lr the scheduler
+    holds is scaled by lr / base_lr_of(scheduler), keeping its shape. Raises SchedulerError for
+    an lr that is not a number > 0, changing nothing.
     """
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+    if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and math.isfinite(lr)
+                                    and lr > 0):
         raise SchedulerError(f"the base lr must be a number > 0, got {lr!r}")
-    old = base_lr_of(scheduler, optimizer)
     built = _BUILT_FROM.get(scheduler)
     if built is not None and getattr(scheduler, "last_epoch", 0) == 0 and not isinstance(
             scheduler, lr_scheduler.ReduceLROnPlateau):
-        _rebuild_at_step_zero(scheduler, optimizer, built, old, float(lr))
+        _rebuild_at_step_zero(scheduler, optimizer, built, base_lr_of(scheduler, optimizer),
+                              float(lr))
         return
-    ratio = float(lr) / old
-    _scale_lrs(scheduler, ratio)
-    # a cosine's floor eta_min stays: its distance above the floor scales, so the rest of the
-    # curve is the one the run would have had with the new base lr
-    floor = float(getattr(_active(scheduler), "eta_min", 0.0))
-    above = (float(lr) - floor) / (old - floor) if old != floor else ratio
+    scale_base_lr(scheduler, optimizer, float(lr))
+
+
+def scale_base_lr(scheduler, optimizer, lr):  # type: ignore[no-untyped-def]
+    """Scale every lr a running scheduler holds so that its base lr becomes `lr`.
+
+    Self-contained on purpose (torch only, no annotations): an exported script pastes this very
+    function (`SCALE_BASE_LR_SOURCE`), so it replays an lr move mid-run bit for bit.
+    """
+    import bisect
+
+    from torch.optim import lr_scheduler
+
+    first = optimizer.param_groups[0]
+    if isinstance(scheduler, lr_scheduler.OneCycleLR):
+        old = first["max_lr"]  # OneCycleLR's own lr limits replace the optimizer's lr
+    elif isinstance(scheduler, lr_scheduler.CyclicLR):
+        old = scheduler.base_lrs[0]
+    else:
+        old = first.get("initial_lr", first["lr"])
+    ratio = lr / old
+
+    def scaled(value):  # the slider's own value exactly, every other lr by the ratio
+        return lr if value == old else value * ratio
+
+    def scale_lists(s):
+        for name in ("base_lrs", "max_lrs", "_last_lr"):
+            if hasattr(s, name):
+                setattr(s, name, [scaled(v) for v in getattr(s, name)])
+        for inner in getattr(s, "_schedulers", ()):
+            scale_lists(inner)
+
+    active = scheduler  # the phase that sets the lr now (SequentialLR's current one)
+    while getattr(active, "_schedulers", None):
+        active = active._schedulers[bisect.bisect_right(active._milestones, active.last_epoch)]
+    # a cosine's floor eta_min is the user's absolute number: the height above it scales, so
+    # the rest of the curve is the one the run would have had with the new base lr
+    floor = getattr(active, "eta_min", 0.0)
+    above = (lr - floor) / (old - floor) if floor and old != floor else ratio
+    scale_lists(scheduler)
     for group in optimizer.param_groups:
-        group["lr"] = floor + (group["lr"] - floor) * above if floor else group["lr"] * ratio
+        group["lr"] = floor + (group["lr"] - floor) * above if floor else scaled(group["lr"])
         for key in ("initial_lr", "max_lr", "min_lr"):
             if key in group:
-                group[key] = group[key] * ratio
-        if isinstance(scheduler, lr_scheduler.OneCycleLR):
-            group["max_lr"] = float(lr)  # the slider's value itself, not old * ratio
+                group[key] = scaled(group[key])
     if hasattr(scheduler, "_last_lr"):
         scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
 
 
-def _active(scheduler: Any) -> Any:
-    """The scheduler that sets the lr now (SequentialLR's current phase, else itself)."""
-    inner = getattr(scheduler, "_schedulers", None)
-    if not inner:
-        return scheduler
-    return _active(inner[bisect.bisect_right(scheduler._milestones, scheduler.last_epoch)])
-
-
-def _scale_lrs(scheduler: Any, ratio: float) -> None:
-    for attribute in ("base_lrs", "max_lrs"):
-        if hasattr(scheduler, attribute):
-            setattr(scheduler, attribute, [v * ratio for v in getattr(scheduler, attribute)])
-    for inner in getattr(scheduler, "_schedulers", ()):
-        _scale_lrs(inner, ratio)
-        if hasattr(inner, "_last_lr"):
-            inner._last_lr = [v * ratio for v in inner._last_lr]
+SCALE_BASE_LR_SOURCE: str = inspect.getsource(scale_base_lr).replace(
+    "  # type: ignore[no-untyped-def]", "")
 
 
 def _rebuild_at_step_zero(scheduler: Any, optimizer: torch.optim.Optimizer,

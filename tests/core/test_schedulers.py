@@ -13,12 +13,14 @@ from torch.optim import lr_scheduler as ls
 from core.errors import OptimizerError
 from core.schedulers import (
     CATALOGUE,
+    SCALE_BASE_LR_SOURCE,
     SchedulerError,
     base_lr_of,
     build_scheduler,
     parse_scheduler_call,
     preview_lr,
     scheduler_call_text,
+    scheduler_code,
     set_base_lr,
     step_scheduler,
 )
@@ -310,7 +312,39 @@ def test_moving_the_base_lr_mid_run_scales_the_rest_of_the_schedule(case: tuple)
 
 def test_bad_base_lr_changes_nothing() -> None:
     optimizer, scheduler = _fresh(CASES[0], 0.01)
-    for bad in (0.0, -1.0, float("nan"), "0.1"):
+    for bad in (0.0, -1.0, float("nan"), "0.1", True):
         with pytest.raises(SchedulerError, match="base lr must be a number > 0"):
             set_base_lr(scheduler, optimizer, bad)  # type: ignore[arg-type]
     assert optimizer.param_groups[0]["lr"] == 0.01 and scheduler.base_lrs == [0.01]
+
+
+def test_attribute_spelling_is_read_and_others_refused() -> None:
+    assert parse_scheduler_call("torch.optim.lr_scheduler.StepLR(step_size=5)")[0] == "StepLR"
+    assert parse_scheduler_call("lr_scheduler.StepLR(step_size=5)")[0] == "StepLR"
+    with pytest.raises(SchedulerError, match="unknown scheduler 'torch.nn.StepLR'"):
+        parse_scheduler_call("torch.nn.StepLR(step_size=5)")
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_scheduler_code_for_scripts_builds_the_same_schedule(case: tuple) -> None:
+    text, _, optimizer_name, optimizer_kwargs = case
+    name, kwargs = parse_scheduler_call(text)
+    code = scheduler_code(name, kwargs)
+    assert code.startswith(f"torch.optim.lr_scheduler.{name}(optimizer, ")
+    lrs, losses, _ = _plain_loop(optimizer_name, optimizer_kwargs,
+                                 lambda o: eval(code, {"torch": torch, "optimizer": o}), STEPS)
+    preview = preview_lr(optimizer_name, optimizer_kwargs, name, kwargs, STEPS,
+                         losses=losses if name == "ReduceLROnPlateau" else None)
+    assert preview.lr == lrs
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_the_pasted_scaling_source_replays_a_mid_run_move_bit_for_bit(case: tuple) -> None:
+    namespace: dict = {}
+    exec(SCALE_BASE_LR_SOURCE, namespace)  # the text an exported script contains; torch only
+    ours, theirs = _fresh(case, 0.01), _fresh(case, 0.01)
+    _lrs(*ours, 9)
+    _lrs(*theirs, 9)
+    set_base_lr(ours[1], ours[0], 0.004)
+    namespace["scale_base_lr"](theirs[1], theirs[0], 0.004)
+    assert _lrs(*ours, STEPS - 9) == _lrs(*theirs, STEPS - 9)
