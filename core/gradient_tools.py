@@ -108,17 +108,22 @@ class GradientClipping:
     def clip(self, parameters: Iterable[Tensor]) -> ClipResult:
         """Clip the gradients in place; parameters with no gradient are left alone."""
         params = _with_grad(parameters)
-        before = [p.grad.clone() for p in params]  # type: ignore[union-attr]
-        norm_before = total_norm(params, self.norm_type)
+        if not params:
+            return ClipResult(0.0, 0.0, False)
+        grads = [p.grad for p in params]
         if self.kind == "norm":
-            torch.nn.utils.clip_grad_norm_(params, max_norm=self.threshold,
-                                           norm_type=self.norm_type)
+            before = [g.clone() for g in grads]  # type: ignore[union-attr]
+            # torch's own total norm, as it measured it to decide the scale
+            norm_before = float(torch.nn.utils.clip_grad_norm_(
+                params, max_norm=self.threshold, norm_type=self.norm_type))
+            # torch always scales, by min(1, max_norm / (norm + 1e-6)): whether that changed
+            # the gradient is read from the gradient, not re-derived from torch's formula
+            clipped = any(not torch.equal(b, p.grad) for b, p in zip(before, params))
+            clipped = clipped and math.isfinite(norm_before)  # NaN != NaN: diverged, not clipped
         else:
+            norm_before = total_norm(params, self.norm_type)
+            clipped = any(bool((g.abs() > self.threshold).any()) for g in grads)  # type: ignore
             torch.nn.utils.clip_grad_value_(params, clip_value=self.threshold)
-        # torch scales by min(1, max_norm / (norm + 1e-6)): compare what it did, not a guess
-        # (NaN == NaN here: a NaN gradient is not "clipped", it is a diverged run)
-        clipped = any(not torch.allclose(b, p.grad, rtol=0.0, atol=0.0, equal_nan=True)
-                      for b, p in zip(before, params))  # type: ignore[arg-type]
         return ClipResult(norm_before, total_norm(params, self.norm_type) if clipped
                           else norm_before, clipped)
 
