@@ -22,12 +22,19 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import Tensor
 
+# The race's formula grammar knows which characters look like ours and what to type instead;
+# the lab reads them the same way. (_LOOKALIKES and _unicode_name are private to core.formula.)
+from core.formula import _LOOKALIKES as LOOKALIKES
+from core.formula import UNICODE_MINUS
+from core.formula import _unicode_name
 from core.lab.values import DTYPE, LabError
 
 MAX_LENGTH = 2000
@@ -86,15 +93,18 @@ FUNCTIONS: dict[str, Function] = {f.name: f for f in (
 )}
 RESERVED = frozenset(FUNCTIONS) | frozenset(CONSTANTS)
 
+# [0-9], not \d: \d also matches Arabic-Indic, Devanagari, fullwidth... digits, which float()
+# would then read as numbers the user may not have meant (a*\u0663 is a*3).
 _TOKEN = re.compile(
     r"""
     (?P<space>\s+)
-  | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<number>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<name>[A-Za-z_][A-Za-z_0-9]*)
   | (?P<op>\*\*|[-+*/@()\[\],;=.])
     """,
     re.VERBOSE,
 )
+_WHOLE_NUMBER = re.compile(r"[0-9]+")  # an index or a dim: str.isdigit() would take ² and ٣
 
 
 @dataclass(frozen=True)
@@ -104,24 +114,39 @@ class Token:
     column: int  # 1-based
 
 
+def _hint(ch: str) -> str:
+    """Why `ch` is not in the grammar, and what to type instead (or "")."""
+    if ch == "^":
+        return ": write ** for a power (^ is XOR in Python)"
+    if ch in "'\"":
+        return ": strings are not allowed"
+    if ch in "{}":
+        return ": only ( ) and [ ] brackets are allowed"
+    if ch == ":":
+        return ": slices are not supported; index one element like a[0]"
+    if ch in LOOKALIKES:
+        return f" ({_unicode_name(ch)}): {LOOKALIKES[ch]}"
+    if ch.isdecimal():  # a digit of another script: 0-9 only, so no number is misread
+        return f" ({_unicode_name(ch)}): write digits as 0-9 (here {unicodedata.decimal(ch)})"
+    if not ch.isascii() and ch.isprintable():
+        return f" ({_unicode_name(ch)}): expressions are written in plain ASCII"
+    return ""
+
+
 def tokenize(text: str) -> list[Token]:
-    """Split `text` into tokens; raise LabError at the first character outside the grammar."""
+    """Split `text` into tokens; raise LabError at the first character outside the grammar.
+
+    The minus sign U+2212 (a paste of "a \u2212 b") is read as '-', as core/formula.py reads it;
+    one character for one, so the columns stay right.
+    """
+    text = text.replace(UNICODE_MINUS, "-")
     tokens: list[Token] = []
     pos = 0
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if m is None:
             ch = text[pos]
-            hint = ""
-            if ch == "^":
-                hint = ": write ** for a power (^ is XOR in Python)"
-            elif ch in "'\"":
-                hint = ": strings are not allowed"
-            elif ch in "{}":
-                hint = ": only ( ) and [ ] brackets are allowed"
-            elif ch == ":":
-                hint = ": slices are not supported; index one element like a[0]"
-            raise LabError(f"unexpected character {ch!r}{hint}", pos + 1)
+            raise LabError(f"unexpected character {ch!r}{_hint(ch)}", pos + 1)
         kind = m.lastgroup or ""
         if kind != "space":
             tokens.append(Token(kind, m.group(), pos + 1))
@@ -135,56 +160,145 @@ def tokenize(text: str) -> list[Token]:
 # --- the tree -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Num:
+class _TreeNode:
+    """What every node of the tree shares: `==`, `hash` and `repr` that never recurse.
+
+    A dataclass's own `==`, `hash` and `repr` recurse through the children, several interpreter
+    frames a level; a walk with an explicit stack keeps them flat whatever the program. A tree
+    never changes, so a copy is the tree itself (copying node by node would recurse too).
+    """
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _TreeNode):
+            return NotImplemented
+        return _flatten(self) == _flatten(other)  # type: ignore[arg-type]
+
+    def __hash__(self) -> int:
+        return hash(_flatten(self))  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(<{len(_postorder(self))} nodes>)"  # type: ignore[arg-type]
+
+    def __copy__(self) -> _TreeNode:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> _TreeNode:  # type: ignore[type-arg]
+        return self
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Num(_TreeNode):
     value: float
     column: int
 
 
-@dataclass(frozen=True)
-class Ref:
+@dataclass(frozen=True, eq=False, repr=False)
+class Ref(_TreeNode):
     """A named tensor or an earlier intermediate."""
 
     name: str
     column: int
 
 
-@dataclass(frozen=True)
-class Neg:
+@dataclass(frozen=True, eq=False, repr=False)
+class Neg(_TreeNode):
     operand: Node
     column: int
 
 
-@dataclass(frozen=True)
-class BinOp:
-    op: str  # one of + - * / ** @
+@dataclass(frozen=True, eq=False, repr=False)
+class BinOp(_TreeNode):
+    op: str  # "**" (sums and products are Chains)
     left: Node
     right: Node
     column: int
 
 
-@dataclass(frozen=True)
-class Call:
+@dataclass(frozen=True, eq=False, repr=False)
+class Chain(_TreeNode):
+    """`first op1 t1 op2 t2 ...`, evaluated left to right: ((first op1 t1) op2 t2) ...
+
+    The ops are all + / - (a sum) or all * / / / @ (a product); each step keeps its operator's
+    column for torch's errors. Flat, so that a 500-term sum is one level deep, not 500.
+    """
+
+    first: Node
+    rest: tuple[tuple[str, Node, int], ...]  # (op, term, the op's column)
+    column: int  # the first operator's
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Call(_TreeNode):
     function: str
     args: tuple[Node, ...]
     dim: int | None
     column: int
 
 
-@dataclass(frozen=True)
-class Index:
+@dataclass(frozen=True, eq=False, repr=False)
+class Postfix(_TreeNode):
+    """`operand[i, j].T[0]...`: indexings (a tuple of ints) and transposes (None), left to right.
+
+    Flat for the same reason as Chain: `W.T.T.T...` is one node, however many there are.
+    """
+
     operand: Node
-    indices: tuple[int, ...]
-    column: int
+    steps: tuple[tuple[tuple[int, ...] | None, int], ...]  # (indices or None for .T, column)
+    column: int  # the first step's
 
 
-@dataclass(frozen=True)
-class Transpose:
-    operand: Node
-    column: int
+Node = Num | Ref | Neg | BinOp | Chain | Call | Postfix
 
 
-Node = Num | Ref | Neg | BinOp | Call | Index | Transpose
+def _children(node: Node) -> tuple[Node, ...]:
+    if isinstance(node, (Num, Ref)):
+        return ()
+    if isinstance(node, (Neg, Postfix)):
+        return (node.operand,)
+    if isinstance(node, BinOp):
+        return (node.left, node.right)
+    if isinstance(node, Chain):
+        return (node.first, *(term for _, term, _ in node.rest))
+    return node.args
+
+
+def _postorder(tree: Node) -> list[Node]:
+    """Every node of `tree`, children (left to right) before their parent, without recursion."""
+    order: list[Node] = []
+    stack: list[Node] = [tree]
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        stack.extend(_children(node))
+    order.reverse()  # node, last child's subtree, ..., first child's, reversed: post-order
+    return order
+
+
+def _own_data(node: Node) -> tuple[object, ...]:
+    """A node's kind and data, without its children."""
+    if isinstance(node, Num):
+        return ("num", node.value, node.column)
+    if isinstance(node, Ref):
+        return ("ref", node.name, node.column)
+    if isinstance(node, Neg):
+        return ("neg", node.column)
+    if isinstance(node, BinOp):
+        return ("binop", node.op, node.column)
+    if isinstance(node, Chain):
+        return ("chain", tuple((op, col) for op, _, col in node.rest), node.column)
+    if isinstance(node, Call):
+        return ("call", node.function, len(node.args), node.dim, node.column)
+    return ("postfix", node.steps, node.column)
+
+
+def _flatten(tree: Node) -> tuple[object, ...]:
+    """The tree in post-order as one flat tuple: equal trees, equal tuples.
+
+    Each node's data includes how many children it has, so the flattening is unambiguous.
+    """
+    return tuple(_own_data(node) for node in _postorder(tree))
 
 
 @dataclass(frozen=True)
@@ -210,6 +324,14 @@ class Program:
     def intermediates(self) -> list[str]:
         """Names given to values before the output (candidates for retain_grad())."""
         return [s.target for s in self.statements[:-1] if s.target]
+
+    # Immutable: a copy is the program itself (a node-by-node copy would recurse as deep as
+    # the tree).
+    def __copy__(self) -> Program:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> Program:  # type: ignore[type-arg]
+        return self
 
 
 class _Parser:
@@ -278,19 +400,21 @@ class _Parser:
 
     def expr(self) -> Node:
         self.enter()
-        node = self.term()
+        first = self.term()
+        rest: list[tuple[str, Node, int]] = []
         while self.tok.text in ("+", "-"):
             t = self.advance()
-            node = BinOp(t.text, node, self.term(), t.column)
+            rest.append((t.text, self.term(), t.column))
         self.depth -= 1
-        return node
+        return Chain(first, tuple(rest), rest[0][2]) if rest else first
 
     def term(self) -> Node:
-        node = self.unary()
+        first = self.unary()
+        rest: list[tuple[str, Node, int]] = []
         while self.tok.text in ("*", "/", "@"):
             t = self.advance()
-            node = BinOp(t.text, node, self.unary(), t.column)
-        return node
+            rest.append((t.text, self.unary(), t.column))
+        return Chain(first, tuple(rest), rest[0][2]) if rest else first
 
     def unary(self) -> Node:
         if self.tok.text in ("-", "+"):
@@ -312,7 +436,8 @@ class _Parser:
         return base
 
     def postfix(self) -> Node:
-        node = self.atom()
+        operand = self.atom()
+        steps: list[tuple[tuple[int, ...] | None, int]] = []
         while self.tok.text in ("[", "."):
             t = self.advance()
             if t.text == ".":
@@ -320,7 +445,7 @@ class _Parser:
                     raise LabError("after '.' only T (transpose) is allowed: write a.T; "
                                    "methods and attributes are not", self.tok.column)
                 self.advance()
-                node = Transpose(node, t.column)
+                steps.append((None, t.column))
                 continue
             indices = [self.integer("an index")]
             while self.tok.text == ",":
@@ -330,8 +455,8 @@ class _Parser:
                 raise LabError(f"missing ']' to close the '[' at column {t.column}",
                                self.tok.column)
             self.advance()
-            node = Index(node, tuple(indices), t.column)
-        return node
+            steps.append((tuple(indices), t.column))
+        return Postfix(operand, tuple(steps), steps[0][1]) if steps else operand
 
     def integer(self, what: str) -> int:
         sign = 1
@@ -339,7 +464,7 @@ class _Parser:
             self.advance()
             sign = -1
         t = self.tok
-        if t.kind != "number" or not t.text.isdigit():
+        if t.kind != "number" or not _WHOLE_NUMBER.fullmatch(t.text):
             hint = " (slices are not supported)" if t.text in (":", "]") else ""
             raise LabError(f"{what} must be a whole number like 0 or -1, found {_describe(t)}"
                            f"{hint}", t.column)
@@ -440,67 +565,120 @@ _BINARY: dict[str, Callable[[Value, Value], Value]] = {
     "**": lambda a, b: a**b,
     "@": lambda a, b: a @ b,  # type: ignore[operator]
 }
-_OP_NAMES = {"+": "+", "-": "-", "*": "*", "/": "/", "**": "**", "@": "@ (matmul)"}
 
 
 def _shape(v: Value) -> str:
     return str(tuple(v.shape)) if isinstance(v, Tensor) else "()"
 
 
-def _eval(node: Node, env: Mapping[str, Tensor]) -> Value:
-    try:
-        value = _eval_node(node, env)
-    except (RuntimeError, IndexError) as e:  # torch's own message: shapes that do not broadcast
-        raise LabError(_torch_message(e), node.column) from None
+def _checked(value: Value, column: int) -> Value:
+    """`value`, if it is within the lab's size limit."""
     if isinstance(value, Tensor) and value.numel() > MAX_NODE_ELEMENTS:
         raise LabError(f"a value with shape {tuple(value.shape)} has {value.numel()} elements; "
-                       f"the lab allows at most {MAX_NODE_ELEMENTS}", node.column)
+                       f"the lab allows at most {MAX_NODE_ELEMENTS}", column)
     return value
 
 
-def _eval_node(node: Node, env: Mapping[str, Tensor]) -> Value:
+def _binary(op: str, left: Value, right: Value, column: int) -> Value:
+    """`left op right` as torch computes it; torch's errors are LabErrors at the operator."""
+    if not isinstance(left, Tensor) and not isinstance(right, Tensor):
+        # Two Python numbers: compute as torch would on 0-d tensors (no ZeroDivisionError,
+        # no complex powers), so every value of the program is a tensor op.
+        left = _tensor(left)
+    if op == "@":
+        for side in (left, right):
+            if not isinstance(side, Tensor) or side.dim() == 0:
+                raise LabError("@ (matmul) needs vectors or matrices on both sides, not "
+                               "scalars (use * for a scalar)", column)
+    try:
+        return _checked(_BINARY[op](left, right), column)
+    except (RuntimeError, IndexError) as e:  # torch's own message: shapes that do not broadcast
+        raise LabError(_torch_message(e), column) from None
+
+
+def _call(node: Call, args: list[Tensor]) -> Tensor:
+    fn = FUNCTIONS[node.function]
+    if fn.name == "dot" and any(a.dim() != 1 for a in args):
+        shapes = " and ".join(_shape(a) for a in args)
+        raise LabError(f"dot takes two vectors (1-D), got shapes {shapes}; use @ for "
+                       f"matrices", node.column)
+    if node.dim is not None:
+        ndim = args[0].dim()
+        if not -max(ndim, 1) <= node.dim < max(ndim, 1):
+            raise LabError(f"{fn.name}: dim {node.dim} is out of range for shape "
+                           f"{_shape(args[0])}", node.column)
+    try:
+        return _checked(fn(*args, dim=node.dim), node.column)  # type: ignore[return-value]
+    except (RuntimeError, IndexError) as e:
+        raise LabError(_torch_message(e), node.column) from None
+
+
+def _index(value: Tensor, indices: tuple[int, ...], column: int) -> Tensor:
+    if len(indices) > value.dim():
+        raise LabError(f"{len(indices)} indices for a value of shape {_shape(value)}", column)
+    for k, (i, size) in enumerate(zip(indices, value.shape)):
+        if not -size <= i < size:
+            raise LabError(f"index {i} is out of range for dimension {k} of size {size} "
+                           f"(shape {_shape(value)})", column)
+    return value[indices]
+
+
+def _apply(node: Node, args: list[Value], env: Mapping[str, Tensor]) -> Value:
+    """One node's value from its children's values (`args`, in order); not a Chain's (_walk
+    folds a chain's terms in one by one)."""
     if isinstance(node, Num):
         return node.value
     if isinstance(node, Ref):
         return env[node.name]
     if isinstance(node, Neg):
-        return -_eval(node.operand, env)
+        return -args[0]
     if isinstance(node, BinOp):
-        left, right = _eval(node.left, env), _eval(node.right, env)
-        if not isinstance(left, Tensor) and not isinstance(right, Tensor):
-            # Two Python numbers: compute as torch would on 0-d tensors (no ZeroDivisionError,
-            # no complex powers), so every value of the program is a tensor op.
-            left = _tensor(left)
-        if node.op == "@":
-            for side in (left, right):
-                if not isinstance(side, Tensor) or side.dim() == 0:
-                    raise LabError("@ (matmul) needs vectors or matrices on both sides, not "
-                                   "scalars (use * for a scalar)", node.column)
-        return _BINARY[node.op](left, right)
+        return _binary(node.op, args[0], args[1], node.column)
     if isinstance(node, Call):
-        fn = FUNCTIONS[node.function]
-        args = [_tensor(_eval(a, env)) for a in node.args]
-        if fn.name == "dot" and any(a.dim() != 1 for a in args):
-            shapes = " and ".join(_shape(a) for a in args)
-            raise LabError(f"dot takes two vectors (1-D), got shapes {shapes}; use @ for "
-                           f"matrices", node.column)
-        if node.dim is not None:
-            ndim = args[0].dim()
-            if not -max(ndim, 1) <= node.dim < max(ndim, 1):
-                raise LabError(f"{fn.name}: dim {node.dim} is out of range for shape "
-                               f"{_shape(args[0])}", node.column)
-        return fn(*args, dim=node.dim)
-    if isinstance(node, Index):
-        value = _tensor(_eval(node.operand, env))
-        if len(node.indices) > value.dim():
-            raise LabError(f"{len(node.indices)} indices for a value of shape "
-                           f"{_shape(value)}", node.column)
-        for k, (i, size) in enumerate(zip(node.indices, value.shape)):
-            if not -size <= i < size:
-                raise LabError(f"index {i} is out of range for dimension {k} of size {size} "
-                               f"(shape {_shape(value)})", node.column)
-        return value[node.indices]
-    return _transpose(_tensor(_eval(node.operand, env)))
+        return _call(node, [_tensor(a) for a in args])
+    value = _tensor(args[0])
+    for indices, column in node.steps:
+        value = _transpose(value) if indices is None else _index(value, indices, column)
+    return value
+
+
+R = TypeVar("R")
+
+
+def _walk(tree: Node, combine: Callable[[Node, list[R]], R],
+          step: Callable[[str, R, R, int], R]) -> R:
+    """`tree` computed bottom-up with an explicit stack (no recursion, however deep the tree):
+    `combine(node, its children's results)` for every node but a Chain, whose terms are folded
+    in one by one with `step(op, so far, term, the op's column)`.
+
+    The order is Python's own for the same code: children left to right, and `a + b*c + d`
+    adds a and b*c before it computes d. So torch records the operations in the order the
+    lab's PyTorch code would, and autograd sums a leaf's gradients in the same order, bit for
+    bit.
+    """
+    stack: list[list] = [[tree, _children(tree), 0, []]]  # type: ignore[type-arg]
+    while True:
+        frame = stack[-1]
+        node, kids, started, results = frame
+        if started < len(kids):
+            frame[2] = started + 1
+            stack.append([kids[started], _children(kids[started]), 0, []])
+            continue
+        stack.pop()
+        result = results[0] if isinstance(node, Chain) else combine(node, results)
+        if not stack:
+            return result  # type: ignore[no-any-return]
+        parent, _, parent_started, parent_results = stack[-1]
+        if isinstance(parent, Chain) and parent_results:
+            op, _, column = parent.rest[parent_started - 2]  # child k >= 1 is rest[k - 1]
+            parent_results[0] = step(op, parent_results[0], result, column)
+        else:
+            parent_results.append(result)
+
+
+def _eval(tree: Node, env: Mapping[str, Tensor]) -> Value:
+    """The value of `tree` (see _walk: no recursion, Python's order)."""
+    return _walk(tree, lambda node, args: _apply(node, args, env), _binary)
 
 
 def _torch_message(e: BaseException) -> str:
@@ -533,62 +711,81 @@ _LEVEL = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "**": 4}
 _F64 = "dtype=torch.float64"
 
 
-def _is_number(node: Node) -> bool:
-    """Whether the lab evaluates `node` to a Python number (not a tensor)."""
-    return isinstance(node, Num) or (isinstance(node, Neg) and _is_number(node.operand))
+@dataclass(frozen=True)
+class _Code:
+    """A node as PyTorch code: its text, its binding level, and the value _eval gives it (the
+    code must do exactly what _eval does: a Python number stays one, x.T only for matrices)."""
+
+    text: str
+    level: int
+    value: Value
+
+    def wrapped(self, level: int) -> str:
+        """The text, in parentheses unless it binds at least as tightly as `level`."""
+        return self.text if self.level >= level else f"({self.text})"
+
+    def as_tensor(self) -> str:
+        """The text as a tensor: a Python number becomes torch.tensor(...), as _tensor does."""
+        return self.text if isinstance(self.value, Tensor) else \
+            f"torch.tensor({self.text}, {_F64})"
 
 
-def _as_tensor_code(node: Node, env: Mapping[str, Tensor]) -> str:
-    text, _ = _code(node, env)
-    return f"torch.tensor({text}, {_F64})" if _is_number(node) else text
-
-
-def _wrap(node: Node, env: Mapping[str, Tensor], level: int) -> str:
-    text, own = _code(node, env)
-    return text if own >= level else f"({text})"
-
-
-def _code(node: Node, env: Mapping[str, Tensor]) -> tuple[str, int]:
-    """(PyTorch code for `node`, its binding level), doing exactly what _eval does."""
+def _code_of(node: Node, args: list[_Code], env: Mapping[str, Tensor]) -> _Code:
+    """One node's code from its children's (not a Chain's: _walk folds it with _code_step)."""
+    value = _apply(node, [a.value for a in args], env)
     if isinstance(node, Num):
-        return repr(node.value), 5
+        return _Code(repr(node.value), 5, value)
     if isinstance(node, Ref):
-        return node.name, 5
+        return _Code(node.name, 5, value)
     if isinstance(node, Neg):
-        return "-" + _wrap(node.operand, env, 3), 3
+        return _Code("-" + args[0].wrapped(3), 3, value)
     if isinstance(node, BinOp):
-        level = _LEVEL[node.op]
-        if node.op == "**":  # right-associative: the base binds tighter than the exponent
-            left = _wrap(node.left, env, 5)
-            right = _wrap(node.right, env, 3)
-        else:
-            left = _wrap(node.left, env, level)
-            right = _wrap(node.right, env, level + 1)
-        if _is_number(node.left) and _is_number(node.right):
-            left = f"torch.tensor({_code(node.left, env)[0]}, {_F64})"  # as _eval computes it
-        return f"{left} {node.op} {right}", level
+        return _code_step(node.op, args[0], args[1], node.column)
     if isinstance(node, Call):
         fn = FUNCTIONS[node.function]
-        args = [_as_tensor_code(a, env) for a in node.args]
         if fn.name == "T":
-            return _transpose_code(node.args[0], env)
+            return _transpose_code(args[0], value)
+        texts = [a.as_tensor() for a in args]
         dim = fn.default_dim if node.dim is None else node.dim
         if dim is not None:
-            args.append(f"dim={dim}")
-        return f"{fn.torch_name}({', '.join(args)})", 5
-    if isinstance(node, Index):
-        base = _wrap(node.operand, env, 5)
-        if _is_number(node.operand):
-            base = _as_tensor_code(node.operand, env)
-        return f"{base}[{', '.join(str(i) for i in node.indices)}]", 5
-    return _transpose_code(node.operand, env)
+            texts.append(f"dim={dim}")
+        return _Code(f"{fn.torch_name}({', '.join(texts)})", 5, value)
+    code = args[0]
+    for indices, _ in node.steps:
+        if indices is None:
+            code = _transpose_code(code, _transpose(_tensor(code.value)))
+        else:
+            base = code.wrapped(5) if isinstance(code.value, Tensor) else code.as_tensor()
+            code = _Code(f"{base}[{', '.join(str(i) for i in indices)}]", 5,
+                         _tensor(code.value)[indices])
+    return _Code(code.text, code.level, value)
 
 
-def _transpose_code(operand: Node, env: Mapping[str, Tensor]) -> tuple[str, int]:
+def _code_step(op: str, left: _Code, right: _Code, column: int) -> _Code:
+    """`left op right` as code, with the value _binary gives it."""
+    level = _LEVEL[op]
+    if op == "**":  # right-associative: the base binds tighter than the exponent
+        left_text, right_text = left.wrapped(5), right.wrapped(3)
+    else:
+        left_text, right_text = left.wrapped(level), right.wrapped(level + 1)
+    if not isinstance(left.value, Tensor) and not isinstance(right.value, Tensor):
+        left_text = left.as_tensor()  # two numbers: the left one is a tensor, as _binary does
+    return _Code(f"{left_text} {op} {right_text}", level,
+                 _binary(op, left.value, right.value, column))
+
+
+def _transpose_code(operand: _Code, value: Value) -> _Code:
     # x.T only for a matrix, as _transpose does: a vector or a scalar is its own transpose.
-    if _tensor(_eval(operand, env)).dim() != 2:
-        return (_as_tensor_code(operand, env), 5) if _is_number(operand) else _code(operand, env)
-    return _wrap(operand, env, 5) + ".T", 5
+    if not isinstance(operand.value, Tensor):
+        return _Code(operand.as_tensor(), 5, value)
+    if operand.value.dim() != 2:
+        return _Code(operand.text, operand.level, value)
+    return _Code(operand.wrapped(5) + ".T", 5, value)
+
+
+def _code(tree: Node, env: Mapping[str, Tensor]) -> _Code:
+    """PyTorch code for `tree`, and its value (see _walk: no recursion, Python's order)."""
+    return _walk(tree, lambda node, args: _code_of(node, args, env), _code_step)
 
 
 def torch_lines(program: Program, inputs: Mapping[str, Tensor], output_name: str) -> list[str]:
@@ -598,12 +795,12 @@ def torch_lines(program: Program, inputs: Mapping[str, Tensor], output_name: str
     """
     env: dict[str, Tensor] = {k: v.detach() for k, v in inputs.items()}
     lines = []
-    for i, statement in enumerate(program.statements):
+    for statement in program.statements:
         target = statement.target or output_name
-        text = _as_tensor_code(statement.expr, env)
-        lines.append(f"{target} = {text}")
-        if i < len(program.statements) - 1 and statement.target:
-            env[statement.target] = _tensor(_eval(statement.expr, env))
+        code = _code(statement.expr, env)
+        lines.append(f"{target} = {code.as_tensor()}")
+        if statement.target:
+            env[statement.target] = _tensor(code.value)
     return lines
 
 

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from core.errors import PlaygroundError
+from core.formula import UNICODE_MINUS
 
 DTYPE = torch.float64
 MAX_VALUE_LENGTH = 2000
@@ -66,10 +67,10 @@ def parse_value(text: str, *, what: str = "value") -> Tensor:
     if not text.strip():
         raise LabError(f"{what} is empty: write numbers like [2., 3.] or zeros(2)")
     try:
-        node = ast.parse(text.strip(), mode="eval").body
-    except SyntaxError as e:
+        node = ast.parse(_normalised(text), mode="eval").body
+    except (SyntaxError, RecursionError, MemoryError) as e:  # the last two: too deep for Python
         raise LabError(f"{what}: cannot read {text.strip()!r} (write numbers like [2., 3.] or "
-                       f"a maker like ones(2, 3))", e.offset) from None
+                       f"a maker like ones(2, 3))", getattr(e, "offset", None)) from None
     if isinstance(node, ast.Call):
         tensor = _make(node, what)
     else:
@@ -82,13 +83,26 @@ def parse_value(text: str, *, what: str = "value") -> Tensor:
     return tensor
 
 
-def _literal(node: ast.expr, what: str) -> float | list:  # type: ignore[type-arg]
-    """Nested lists of numbers, checked to be rectangular; nothing else is accepted."""
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        inner = _literal(node.operand, what)
-        if isinstance(inner, list):
-            raise LabError(f"{what}: a sign goes on a number, not a list", node.col_offset + 1)
-        return -inner if isinstance(node.op, ast.USub) else inner
+def _normalised(text: str) -> str:
+    # The minus sign U+2212 (a paste of "[\u22121., 2.]") is '-', as in the expression grammar.
+    return text.strip().replace(UNICODE_MINUS, "-")
+
+
+def _literal(node: ast.expr, what: str, depth: int = 0) -> float | list:  # type: ignore[type-arg]
+    """Nested lists of numbers, checked to be rectangular; nothing else is accepted.
+
+    Recursion is bounded: signs are read in a loop (----1 is 1), and lists nested deeper than
+    MAX_DIMS are refused before they are read.
+    """
+    sign, signed = 1.0, node
+    while isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        if isinstance(node.op, ast.USub):
+            sign = -sign
+        node = node.operand
+    if node is not signed:
+        if isinstance(node, (ast.List, ast.Tuple)):
+            raise LabError(f"{what}: a sign goes on a number, not a list", signed.col_offset + 1)
+        return sign * _literal(node, what, depth)  # type: ignore[operator]
     if isinstance(node, ast.Constant):
         value = node.value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -97,7 +111,11 @@ def _literal(node: ast.expr, what: str) -> float | list:  # type: ignore[type-ar
             raise LabError(f"{what}: {value!r} is not a finite number", node.col_offset + 1)
         return float(value)
     if isinstance(node, (ast.List, ast.Tuple)):
-        items = [_literal(e, what) for e in node.elts]
+        if depth >= MAX_DIMS:
+            raise LabError(f"{what} has more than {MAX_DIMS} dimensions (lists in lists in "
+                           f"lists); the lab takes scalars, vectors and matrices",
+                           node.col_offset + 1)
+        items = [_literal(e, what, depth + 1) for e in node.elts]
         if not items:
             raise LabError(f"{what}: an empty list has no values", node.col_offset + 1)
         kinds = {type(i) for i in items}
@@ -163,10 +181,11 @@ def _integer(node: ast.expr, what: str) -> int:
 def torch_code(spec: TensorSpec) -> str:
     """The PyTorch line that makes `spec`'s tensor, e.g. a = torch.tensor([2., 3.], ...)."""
     parse_value(spec.text, what=spec.name)  # only valid text is turned into code
-    node = ast.parse(spec.text.strip(), mode="eval").body
+    text = _normalised(spec.text)
+    node = ast.parse(text, mode="eval").body
     grad = f", requires_grad={spec.requires_grad}"
     if not isinstance(node, ast.Call):
-        return f"{spec.name} = torch.tensor({spec.text.strip()}, dtype=torch.float64{grad})"
+        return f"{spec.name} = torch.tensor({text}, dtype=torch.float64{grad})"
     maker = node.func.id  # type: ignore[attr-defined]
     sizes = ", ".join(str(_integer(a, spec.name)) for a in node.args)
     extra = ""

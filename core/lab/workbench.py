@@ -111,7 +111,8 @@ class Lab:
     def __init__(self, tensors: list[TensorSpec], expression: str,
                  closed_forms: Mapping[str, str] | None = None) -> None:
         if len(tensors) > MAX_TENSORS:
-            raise LabError(f"at most {MAX_TENSORS} tensors")
+            raise LabError(f"at most {MAX_TENSORS} tensors (got {len(tensors)}); remove "
+                           f"{len(tensors) - MAX_TENSORS}")
         names: list[str] = []
         for spec in tensors:
             name = check_name(spec.name, RESERVED)
@@ -306,7 +307,9 @@ class Lab:
             result.printed(f"{name}.grad", grad)
             if name in vjps:
                 result.printed(f"vᵀJ for {name}", vjps[name])
-                agree.append(grad is not None and torch.allclose(grad, vjps[name]))
+                # .grad stays None for an input Q does not use: its vᵀJ is zeros, which agrees
+                agree.append(bool(torch.allclose(grad, vjps[name])) if grad is not None
+                             else not bool(vjps[name].any()))
             if name in closed:
                 result.printed(self.closed_form_label(name), closed[name])
         verdict = "equal" if all(agree) else "NOT equal"

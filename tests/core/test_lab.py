@@ -6,6 +6,8 @@ in the test: the lab must reproduce torch's numbers, grad_fn names and error mes
 
 from __future__ import annotations
 
+import copy
+import sys
 import warnings
 
 import pytest
@@ -17,7 +19,7 @@ from core.errors import PlaygroundError
 from core.lab.expression import parse_program, run_program
 from core.lab.presets import PRESETS, get_preset
 from core.lab.values import LabError, TensorSpec, format_tensor, parse_value
-from core.lab.workbench import Lab
+from core.lab.workbench import MAX_TENSORS, Lab
 
 F64 = torch.float64
 
@@ -630,3 +632,157 @@ def test_many_expressions_match_plain_torch(expression, av, bv, mv, requires,  #
     for name, vjp in lab.vjp_from_jacobian(v).items():
         grad = values[name].grad  # None: Q does not use it, and vᵀJ is zeros
         torch.testing.assert_close(vjp, torch.zeros_like(vjp) if grad is None else grad)
+
+
+# --- characters: ASCII digits only, the minus sign, look-alikes ----------------------------------
+
+
+@pytest.mark.parametrize("text, column, digit", [
+    ("a*\u0663", 3, 3),            # Arabic-Indic three: \d took it, float() read it as 3
+    ("a + \uff12", 5, 2),          # fullwidth two
+    ("a[\u0661]", 3, 1),           # an index: isdigit() took it
+    ("sum(W, \u0967)", 8, 1),      # a dim, in Devanagari
+    ("2\u0660 * a", 2, 0),         # a number with an Arabic-Indic zero in it
+])
+def test_digits_are_ascii_only_with_a_hint(text: str, column: int, digit: int) -> None:
+    with pytest.raises(LabError, match=f"write digits as 0-9 \\(here {digit}\\)") as info:
+        parse_program(text, list(ENV))
+    assert info.value.column == column and "\n" not in str(info.value)
+
+
+def test_the_unicode_minus_sign_is_minus_and_columns_stay_right() -> None:
+    assert torch.equal(run("a \u2212 b"), run("a - b"))
+    assert torch.equal(run("\u2212a**2 \u2212 W[0, \u22121]"), run("-a**2 - W[0, -1]"))
+    with pytest.raises(LabError, match="unknown name 'c'") as info:
+        parse_program("a \u2212 c", list(ENV))
+    assert info.value.column == 5
+    lab = Lab([TensorSpec("a", "[\u22122., 3.]")], "a \u2212 1")  # in a tensor's value too
+    assert lab.output().value.tolist() == [-3., 2.]
+    namespace: dict = {}  # type: ignore[type-arg]
+    exec(lab.torch_code(), namespace)  # test only: the code shown is plain ASCII Python
+    assert torch.equal(namespace["Q"], lab.output().value)
+
+
+@pytest.mark.parametrize("text, hint, column", [
+    ("a \u00d7 b", "write \\* for a product", 3), ("a \u00f7 b", "write / for a division", 3),
+    ("a\u00b2", "for a power", 2), ("\u221aa", "write sqrt", 1), ("a \u2013 b", "write - ", 3),
+    ("2*\u03c0*a", "write pi", 3), ("a \u00e9", "plain ASCII", 3),
+])
+def test_look_alike_characters_say_what_to_type(text: str, hint: str, column: int) -> None:
+    with pytest.raises(LabError, match=hint) as info:
+        parse_program(text, list(ENV))
+    assert info.value.column == column and "\n" not in str(info.value)
+
+
+# --- the longest and deepest legal programs -------------------------------------------------------
+
+# The worst cases the limits allow (1000 tokens, 60 levels, 20 statements): long chains, which
+# the old tree made as deep as they were long, and the deepest nestings of every kind.
+WORST_LEGAL = [
+    "a" + "+a" * 499,
+    "a" + "-b" * 499,
+    "a" + "*a" * 499,
+    "a" + "/b" * 499,
+    "W" + "@W" * 499,
+    "W" + ".T" * 499,
+    "W" + ".T[0]" * 1 + ".T" * 496,
+    "-" * 59 + "a",
+    "(" * 59 + "a" + ")" * 59,
+    "sin(" * 59 + "a" + ")" * 59,
+    "sin(1+2*" * 59 + "a" + ")" * 59,
+    "(1+2*W@(" * 29 + "a" + "))" * 29,
+    "1+2*a**(" * 29 + "b" + ")" * 29,
+    "a" + "**-a" * 29,
+    "; ".join(f"h{i} = " + "+".join([f"h{i - 1}" if i else "a"] * 23) for i in range(19))
+    + "; sum(h18)",
+]
+WORST_SPECS = [TensorSpec("a", "[0.9, 0.8]"), TensorSpec("b", "[1.1, 0.9]"),
+               TensorSpec("W", "[[0.5, 0.1], [0.2, 0.3]]")]
+
+
+def _preview(text: str) -> str:
+    return text if len(text) < 30 else f"{text[:24]}...{len(text)}"
+
+
+def _frames_below_here() -> int:
+    frame, n = sys._getframe(), 0
+    while frame is not None:
+        frame, n = frame.f_back, n + 1  # type: ignore[assignment]
+    return n
+
+
+def _with_frames_to_spare(frames: int, fn):  # type: ignore[no-untyped-def]
+    """Run fn with at most `frames` interpreter frames left before RecursionError: a caller deep
+    in Qt or pytest must still be able to use the lab."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(_frames_below_here() + frames)
+    try:
+        return fn()
+    finally:
+        sys.setrecursionlimit(old)
+
+
+@pytest.mark.parametrize("text", WORST_LEGAL, ids=[_preview(t) for t in WORST_LEGAL])
+def test_the_worst_legal_programs_compare_hash_print_and_copy(text: str) -> None:
+    names = [s.name for s in WORST_SPECS]
+    program, again = parse_program(text, names), parse_program(text, names)
+    assert program == again and hash(program) == hash(again)
+    assert program.statements[-1].expr == again.statements[-1].expr
+    assert program != parse_program("a + 1", names)
+    assert len(repr(program.statements[-1].expr)) < 100
+    assert {program: 1}[again] == 1
+    assert copy.deepcopy(program) == program and copy.copy(program) is program
+
+
+@pytest.mark.parametrize("text", WORST_LEGAL, ids=[_preview(t) for t in WORST_LEGAL])
+def test_the_worst_legal_programs_run_as_torch_does_in_few_interpreter_frames(text: str) -> None:
+    # 500 frames to spare is half the default limit: parsing, comparing, evaluating, the torch
+    # code, backward, the Jacobian and the JVP must all fit.
+    def everything() -> tuple[Lab, torch.Tensor, dict[str, torch.Tensor | None], str]:
+        lab = Lab(WORST_SPECS, text)
+        assert lab.program == parse_program(text, lab.names) and hash(lab.program)
+        result = lab.backward_with_gradient()
+        assert result.ok and "NOT" not in result.explanation  # backward's grads equal vᵀJ
+        lab.jvp()
+        return lab, lab.output().value, result.grads, lab.torch_code()
+
+    lab, q, grads, code = _with_frames_to_spare(500, everything)
+    # the lab's PyTorch code, run by Python itself, gives the same Q and the same grads
+    namespace: dict = {}  # type: ignore[type-arg]
+    exec(code, namespace)  # test only: the code the lab shows the user
+    assert torch.equal(namespace["Q"], q)
+    namespace["Q"].backward(gradient=torch.ones_like(namespace["Q"]))
+    for name, grad in grads.items():
+        want = namespace[name].grad
+        assert (grad is None) == (want is None)
+        if grad is not None:
+            assert torch.equal(grad, want)
+
+
+def test_a_value_deep_in_signs_is_read_without_recursion() -> None:
+    assert parse_value("-" * 1999 + "1").item() == -1.0
+    assert parse_value("[" + "-" * 1990 + "2., 3.]").tolist() == [2., 3.]
+    with pytest.raises(LabError, match="dimensions"):
+        parse_value("[" * 100 + "1." + "]" * 100)
+    with pytest.raises(LabError, match="a sign goes on a number"):
+        parse_value("-" * 50 + "[1.]")
+    with pytest.raises(LabError, match="finite"):
+        parse_value("[-inf]")
+
+
+def test_one_step_past_each_limit_is_a_clear_error() -> None:
+    names = [s.name for s in WORST_SPECS]
+    with pytest.raises(LabError, match="more than 1000 tokens"):
+        parse_program("a" + "+a" * 500, names)  # 1001 tokens, 1001 characters
+    with pytest.raises(LabError, match="nested too deeply"):
+        parse_program("-" * 60 + "a", names)
+    with pytest.raises(LabError, match=r"2001 characters; at most 2000"):
+        parse_program("a" + " " * 1998 + "+a", names)
+    with pytest.raises(LabError, match="at most 20 statements"):
+        parse_program("; ".join(f"h{i} = a" for i in range(20)) + "; a", names)
+    nine = [TensorSpec(f"t{i}", "1.") for i in range(MAX_TENSORS + 1)]
+    with pytest.raises(LabError, match=f"at most {MAX_TENSORS} tensors \\(got 9\\)"):
+        Lab(nine, "t0")
+    Lab(nine[:MAX_TENSORS], "t0")  # the limit itself is fine
+    with pytest.raises(LabError, match="at most 64"):
+        Lab([TensorSpec("a", "ones(5, 13)")], "a")
