@@ -319,7 +319,7 @@ class GraphPanel(QWidget):
         self._auto_fit = True  # refit on resize until the user pans or zooms
         self._timing_surface: Surface | None = None  # the surface `timing` was measured on
         self.too_big = False
-        self.size: GraphSize | None = None  # of the graph at the point shown
+        self.graph_size: GraphSize | None = None  # of the graph at the point shown
         self._layout: GraphLayout | None = None  # the layout drawn (for exports)
         self._generation = 0  # bumped whenever what the graph depends on changes, but a step
         self._serial = 0  # of the last request
@@ -521,12 +521,12 @@ class GraphPanel(QWidget):
 
     def _waits_for_pause(self) -> bool:
         """A big drawn graph while the race plays: updated when it pauses (LIVE_MAX_NODES)."""
-        return (self.controller.playing and self.size is not None and not self.too_big
-                and self.size.nodes > LIVE_MAX_NODES)
+        return (self.controller.playing and self.graph_size is not None and not self.too_big
+                and self.graph_size.nodes > LIVE_MAX_NODES)
 
     def _on_playing_change(self, playing: bool) -> None:
-        if self._shown_request is not None and self.size is not None:
-            self._show_header(self._shown_request, self.size.loss)  # the note comes or goes
+        if self._shown_request is not None and self.graph_size is not None:
+            self._show_header(self._shown_request, self.graph_size.loss)  # the note comes or goes
         if not playing and self._dirty and self.step is None:
             self._throttle.request()
 
@@ -704,7 +704,7 @@ class GraphPanel(QWidget):
         self._shown_request = request
         self._run = run
         self.graph, self.analysis, self.too_big = graph, work.analysis, work.too_big
-        self.size = work.size
+        self.graph_size = work.size
         if graph is None:
             self._stop_stepping()
             self._key, self._layout = None, None
@@ -727,7 +727,7 @@ class GraphPanel(QWidget):
     def _show_empty(self, message: str) -> None:
         self._stop_stepping()
         self.graph, self.analysis, self._key, self._layout = None, None, None, None
-        self.too_big, self.size = False, None
+        self.too_big, self.graph_size = False, None
         self.empty_label.setText(message)
         self.graph_stack.setCurrentWidget(self.empty_label)
         for button in (self.png_button, self.svg_button, self.fit_button):
@@ -957,14 +957,15 @@ class GraphPanel(QWidget):
             path += "." + fmt
         return self.export_graph(path)
 
-    def export_graph(self, path: str | Path) -> bool:
-        """Write the graph shown to a .png or .svg file. On failure the panel shows why (and
-        nothing else changes); returns whether the file was written. Works while the panel is
-        hidden (from a menu): the graph is brought up to date first."""
+    def export_graph(self, path: str | Path, size: tuple[int, int] | None = None) -> bool:
+        """Write the graph shown to a .png or .svg file (`size`: (width, height) in pixels, the
+        graph fitted in it). On failure the panel shows why (and nothing else changes); returns
+        whether the file was written. Works while the panel is hidden (from a menu): the graph
+        is brought up to date first."""
         if (self._dirty or self.busy) and self.step is None:
             self._refresh_now()
-        if self.too_big and self.size is not None:
-            self._show_message(f"Nothing to export: the graph has {self.size.nodes} nodes "
+        if self.too_big and self.graph_size is not None:
+            self._show_message(f"Nothing to export: the graph has {self.graph_size.nodes} nodes "
                                f"and the panel draws at most {MAX_DRAWN_NODES} (main.py graph "
                                "--out draws any size).", error=True)
             return False
@@ -972,7 +973,7 @@ class GraphPanel(QWidget):
             self._show_message("Nothing to export: select a run first.", error=True)
             return False
         try:
-            out = render_graph(self.graph, path, layout=self._layout)
+            out = render_graph(self.graph, path, layout=self._layout, size=size)
         except ExportError as e:
             self._show_message(f"Export failed: {e}", error=True)
             return False

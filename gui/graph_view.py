@@ -474,10 +474,13 @@ def _ensure_app() -> None:
 
 
 def render_graph(graph: AutogradGraph, path: str | Path, scale: float = 1.5, *,
-                 orientation: str = "horizontal", layout: GraphLayout | None = None) -> Path:
+                 orientation: str = "horizontal", layout: GraphLayout | None = None,
+                 size: tuple[int, int] | None = None) -> Path:
     """Write the drawing of `graph` to a .png or .svg file; works headless (offscreen Qt).
     `orientation` as for GraphScene: "horizontal" (inputs left, loss right) or "vertical";
-    `layout`: the graph's compute_layout if it is at hand (else it is laid out here).
+    `layout`: the graph's compute_layout if it is at hand (else it is laid out here);
+    `size`: the picture's (width, height) in pixels, the graph fitted and centred in it
+    (default: the graph's own size times `scale`).
 
     The file is written atomically: when writing fails, an older file at `path` stays as it was.
     Raises ExportError for another extension or a path that cannot be written, ValueError for
@@ -493,11 +496,18 @@ def render_graph(graph: AutogradGraph, path: str | Path, scale: float = 1.5, *,
     scene = GraphScene(orientation=orientation)
     scene.set_graph(graph, layout)
     source = scene.itemsBoundingRect().adjusted(-20, -20, 20, 20)
-    scale = min(scale, 8000 / max(source.width(), source.height()))  # keep images sane
-    size = QSize(math.ceil(source.width() * scale), math.ceil(source.height() * scale))
+    if size is not None:
+        width, height = (int(v) for v in size)
+        if not (16 <= width <= 10000 and 16 <= height <= 10000):
+            raise ExportError(f"the picture must be 16 to 10000 pixels each way, got {width} x "
+                              f"{height}")
+        picture = QSize(width, height)
+    else:
+        scale = min(scale, 8000 / max(source.width(), source.height()))  # keep images sane
+        picture = QSize(math.ceil(source.width() * scale), math.ceil(source.height() * scale))
     try:
         with atomic_path(path) as tmp:
-            _paint_to(scene, source, size, tmp, suffix)
+            _paint_to(scene, source, picture, tmp, suffix)
     except OSError as e:
         raise ExportError(f"cannot write {path}: {e.strerror or e}") from None
     return path

@@ -63,6 +63,7 @@ SHORTCUTS = (
     ("Ctrl+N", "new session"),
     ("Ctrl+O / Ctrl+S", "open / save a session"),
     ("Ctrl+Q", "quit"),
+    ("Ctrl+1 / Ctrl+2", "the surface race / the autograd lab"),
     ("mouse wheel", "scroll the runs list (a focused control takes it)"),
     ("Shift+drag", "on an lr slider: 10 times finer steps (Ctrl too)"),
     ("click / drag", "on the surface: move the start point"),
@@ -180,7 +181,21 @@ class MainWindow(QMainWindow):
         self.surface_view = SurfaceView(controller)
         # A click on the surface takes the focus out of any text field, so Space / → / R work.
         self.surface_view.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.setCentralWidget(self.surface_view)
+        # The workspaces: the race (the surface, with its docks and bars) and the autograd lab,
+        # which is built the first time it is opened (nothing of it delays the first paint).
+        self.workspace_tabs = QTabWidget()
+        self.workspace_tabs.setObjectName("workspaceTabs")
+        self.workspace_tabs.setDocumentMode(True)
+        self.workspace_tabs.addTab(self.surface_view, "Surface race")
+        self.lab_workspace: QWidget | None = None
+        self._lab_page = QWidget()
+        self._lab_page.setLayout(QVBoxLayout())
+        self._lab_page.layout().setContentsMargins(0, 0, 0, 0)
+        self.workspace_tabs.addTab(self._lab_page, "Autograd lab")
+        self.workspace_tabs.setTabToolTip(1, "Tensors and one expression: Q.backward(gradient=v), "
+                                             "the Jacobian, VJP and JVP")
+        self._race_chrome: dict[QWidget, bool] = {}  # what the lab hid, and whether it was shown
+        self.setCentralWidget(self.workspace_tabs)
         self.run_list = RunList(controller)
         self.run_table = RunTable(controller)
         self.curves_view = CurvesView(controller)
@@ -191,8 +206,10 @@ class MainWindow(QMainWindow):
         if hasattr(self.surface_bar, "sigDone"):
             self.surface_bar.sigDone.connect(self.leave_text_field)
 
+        self.race_toolbars: list[QToolBar] = []
         for name, bar_widget in (("Transport", self.transport_bar), ("Surface", self.surface_bar)):
             bar = QToolBar(name)
+            self.race_toolbars.append(bar)
             bar.setObjectName(f"{name}Toolbar")
             bar.setMovable(False)
             bar.addWidget(bar_widget)
@@ -218,6 +235,7 @@ class MainWindow(QMainWindow):
 
         self._build_menus()
         self._build_shortcuts()
+        self.workspace_tabs.currentChanged.connect(self._on_workspace_change)
         controller.sigError.connect(self.show_error)
         for signal in (controller.sigRunsChanged, controller.sigRunChanged,
                        controller.sigSurfaceChanged):
@@ -417,6 +435,10 @@ class MainWindow(QMainWindow):
         self.equal_aspect_action = self._action(self.view_menu, "&Equal x/y scale",
                                                 self.set_equal_aspect)
         self.equal_aspect_action.setCheckable(True)
+        self.view_menu.addSeparator()
+        self._action(self.view_menu, "Surface &race",
+                     lambda: self.workspace_tabs.setCurrentWidget(self.surface_view), "Ctrl+1")
+        self._action(self.view_menu, "Autograd &lab", lambda: self.show_lab(), "Ctrl+2")
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&Keyboard shortcuts", self.show_shortcuts)
         self._action(help_menu, "&About Optimizer Playground", self.show_about)
@@ -435,10 +457,45 @@ class MainWindow(QMainWindow):
         # and Escape leaves the field so they work again.
         for key, slot in ((Qt.Key.Key_Space, self.controller.toggle_play),
                           (Qt.Key.Key_Right, self.controller.step_once),
-                          (Qt.Key.Key_R, self.controller.reset),
-                          (Qt.Key.Key_Escape, self.leave_text_field)):
+                          (Qt.Key.Key_R, self.controller.reset)):
             shortcut = QShortcut(QKeySequence(key), self)
-            shortcut.activated.connect(slot)
+            # The race's keys drive the race only while it is on screen.
+            shortcut.activated.connect(lambda slot=slot: self.in_race() and slot())
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self).activated.connect(self.leave_text_field)
+
+    def in_race(self) -> bool:
+        """Whether the surface race (not the autograd lab) is the workspace on screen."""
+        return self.workspace_tabs.currentWidget() is self.surface_view
+
+    def show_lab(self) -> QWidget:
+        """Open the autograd lab (built on first use) and return its workspace."""
+        self.workspace_tabs.setCurrentWidget(self._lab_page)
+        assert self.lab_workspace is not None
+        return self.lab_workspace
+
+    def _on_workspace_change(self, _index: int) -> None:
+        if not self.in_race():
+            if self.lab_workspace is None:
+                from gui.lab.workspace import LabWorkspace
+
+                self.lab_workspace = LabWorkspace()
+                self._lab_page.layout().addWidget(self.lab_workspace)
+                self.lab_workspace.show()  # added to a visible page: Qt would show it later
+            self.controller.pause()  # a race nobody sees should not take the machine
+            if not self._race_chrome:
+                self._race_chrome = {w: w.isVisible() for w in
+                                     (self.runs_dock, self.bottom_dock, *self.race_toolbars)}
+            for widget in self._race_chrome:
+                widget.hide()
+            self.lab_workspace.setFocus()
+        else:
+            self._restore_race_chrome()
+            self.surface_view.setFocus()
+
+    def _restore_race_chrome(self) -> None:
+        for widget, shown in self._race_chrome.items():
+            widget.setVisible(shown)
+        self._race_chrome = {}
 
     def leave_text_field(self) -> None:
         """Focus back on the surface (from a text field or any control)."""
@@ -722,11 +779,16 @@ class MainWindow(QMainWindow):
 
     def export_graph_dialog(self, kind: str) -> None:
         path = self._ask_save_path("Export autograd graph", kind, f"{kind.upper()} image")
-        if path:
-            self.export_graph(path)
+        if not path:
+            return
+        size = self.ask_image_size(self.default_export_size(self.graph_panel))
+        if size is not None:
+            self.export_graph(path, size)
 
-    def export_graph(self, path: str | Path) -> bool:
-        if not self.graph_panel.export_graph(path):
+    def export_graph(self, path: str | Path, size: QSize | None = None) -> bool:
+        """Write the autograd graph (fitted into `size` if given), whatever tab is on screen."""
+        wanted = (size.width(), size.height()) if size is not None else None
+        if not self.graph_panel.export_graph(path, wanted):
             self.show_error(f"Could not export the graph.\n\n{self.graph_panel.message.text()}")
             return False
         self.statusBar().showMessage(f"Wrote {path}", 5000)
@@ -780,6 +842,9 @@ class MainWindow(QMainWindow):
         tab = self.settings.value("details_tab")
         if tab is not None and str(tab).isdigit() and int(tab) < self.tabs.count():
             self.tabs.setCurrentIndex(int(tab))
+        workspace = self.settings.value("workspace")
+        if workspace is not None and str(workspace) == "1":
+            QTimer.singleShot(0, lambda: self.workspace_tabs.setCurrentIndex(1))
         equal = self.settings.value("equal_aspect", False)
         if str(equal).lower() in ("true", "1"):
             self.set_equal_aspect(True)
@@ -787,7 +852,14 @@ class MainWindow(QMainWindow):
     def save_state(self) -> None:
         """Layout, the last session and the typed formulas, for the next start."""
         self.settings.setValue("geometry", self.saveGeometry())
+        hidden_by_lab = dict(self._race_chrome)
+        self._restore_race_chrome()  # save the docks as the user had them in the race
         self.settings.setValue("window_state", self.saveState())
+        self.settings.setValue("workspace", self.workspace_tabs.currentIndex())
+        if hidden_by_lab:
+            self._race_chrome = hidden_by_lab
+            for widget in hidden_by_lab:
+                widget.hide()
         self.settings.setValue("details_tab", self.tabs.currentIndex())
         if self.ready:  # before the runs are built there is nothing new to keep
             self.settings.setValue("last_session", json.dumps(self.controller.session.to_dict()))
@@ -796,6 +868,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.controller.shutdown()
+        self.graph_panel.shutdown()  # a child widget gets no closeEvent: stop its jobs here
         self._layout_timer.stop()
         if self._loader is not None:
             self._loader.wait()  # a QThread destroyed while running aborts the process

@@ -411,17 +411,17 @@ def test_a_graph_too_big_to_draw_is_not_drawn_and_the_panel_says_so(qtbot, panel
     run = controller.selected
     nodes = graph_size(run.surface, *run.last_point, run.frozen).nodes
     assert nodes > gui.graph_panel.MAX_DRAWN_NODES
-    assert panel.too_big and panel.graph is None and panel.size.nodes == nodes
+    assert panel.too_big and panel.graph is None and panel.graph_size.nodes == nodes
     assert panel.graph_stack.currentWidget() is panel.empty_label
     text = panel.empty_label.text()
     assert f"this graph has {nodes} nodes" in text.lower()
     assert f"draws at most {gui.graph_panel.MAX_DRAWN_NODES}" in text
     assert len(panel.view.node_items) < nodes  # nothing laid out
     # what does not need the drawing is still there: the gradient as backward gives it
-    grad_x = panel.size.gradient[0]
+    grad_x = panel.graph_size.gradient[0]
     assert grad_x == pytest.approx(sum(run.last_point[1] for _ in range(200)))  # d/dx = 200 y
     assert f"∂loss/∂x = {grad_x:.6g}" in panel.gradient_label.text()
-    assert panel.hessian_label.text() and f"{panel.size.loss:.6g}" in panel.header.text()
+    assert panel.hessian_label.text() and f"{panel.graph_size.loss:.6g}" in panel.header.text()
     assert not panel.next_button.isEnabled() and not panel.png_button.isEnabled()
     assert "too big" in panel.step_label.text()
     assert panel.export_graph("never.png") is False and "at most" in panel.message.text()
@@ -527,7 +527,8 @@ def test_a_big_drawn_graph_is_updated_when_the_race_pauses_not_while_it_plays(
         qtbot, panel, controller) -> None:  # type: ignore[no-untyped-def]
     assert controller.set_formula(" + ".join(["x*y"] * 60)) is None  # 121 nodes: drawn
     settle(qtbot, panel)
-    assert gui.graph_panel.LIVE_MAX_NODES < panel.size.nodes <= gui.graph_panel.MAX_DRAWN_NODES
+    nodes = panel.graph_size.nodes
+    assert gui.graph_panel.LIVE_MAX_NODES < nodes <= gui.graph_panel.MAX_DRAWN_NODES
     shown = panel.graph
     run = controller.selected
     controller.play()

@@ -460,3 +460,65 @@ def test_equal_scale_locks_the_real_surface_views_aspect(window):
     assert window.surface_view.view_box.state["aspectLocked"] == 1.0
     window.equal_aspect_action.trigger()
     assert not window.surface_view.view_box.state["aspectLocked"]
+
+
+# --- the autograd lab as a workspace ----------------------------------------------------------
+
+def test_the_lab_tab_builds_the_lab_hides_the_race_and_comes_back(window, qtbot):
+    from gui.lab.workspace import LabWorkspace
+
+    assert window.lab_workspace is None  # not built before it is opened
+    assert window.runs_dock.isVisible() and window.bottom_dock.isVisible()
+    window.controller.play()
+    window.workspace_tabs.setCurrentIndex(1)
+    assert isinstance(window.lab_workspace, LabWorkspace)
+    assert window.lab_workspace.isVisible()
+    assert not window.controller.playing  # the hidden race does not run on
+    assert not window.runs_dock.isVisible() and not window.bottom_dock.isVisible()
+    assert not any(bar.isVisible() for bar in window.race_toolbars)
+    steps = [r.steps for r in window.controller.session.runs]
+    window.lab_workspace.setFocus()
+    qtbot.keyClick(window, Qt.Key.Key_Right)  # the race's keys do nothing in the lab
+    assert [r.steps for r in window.controller.session.runs] == steps
+    window.workspace_tabs.setCurrentIndex(0)
+    assert window.runs_dock.isVisible() and window.bottom_dock.isVisible()
+    assert all(bar.isVisible() for bar in window.race_toolbars)
+    qtbot.keyClick(window, Qt.Key.Key_Right)
+    assert [r.steps for r in window.controller.session.runs] == [s + 1 for s in steps]
+
+
+def test_a_dock_the_user_closed_stays_closed_after_the_lab(window, qtbot):
+    window.bottom_dock.hide()
+    window.show_lab()
+    window.workspace_tabs.setCurrentIndex(0)
+    assert window.runs_dock.isVisible() and not window.bottom_dock.isVisible()
+
+
+def test_leaving_from_the_lab_saves_the_race_layout_and_reopens_the_lab(qtbot, settings):
+    first = MainWindow(Controller(Session.default()), settings=settings, restore=False)
+    qtbot.addWidget(first)
+    first.show()
+    qtbot.waitExposed(first)
+    first.show_lab()
+    first.save_state()
+    assert not first.runs_dock.isVisible()  # saving did not bring the race back on screen
+    first.controller.shutdown()
+    again = MainWindow(Controller(Session.default()), settings=settings, restore=True)
+    qtbot.addWidget(again)
+    again.show()
+    qtbot.waitExposed(again)
+    qtbot.waitUntil(lambda: again.workspace_tabs.currentIndex() == 1, timeout=3000)
+    again.workspace_tabs.setCurrentIndex(0)
+    assert again.runs_dock.isVisible() and again.bottom_dock.isVisible()
+    again.controller.shutdown()
+
+
+def test_graph_export_takes_the_size_asked_for(window, qtbot, tmp_path):
+    from PySide6.QtCore import QSize
+
+    window.ask_image_size = lambda size: QSize(640, 360)
+    path = tmp_path / "graph.png"
+    window._ask_save_path = lambda *a: str(path)
+    window.export_graph_dialog("png")
+    image = QImage(str(path))
+    assert (image.width(), image.height()) == (640, 360)
