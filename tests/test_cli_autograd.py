@@ -106,6 +106,10 @@ def test_each_field_equals_plain_torch(expr: str, tensors: dict[str, list], grad
     (["--tensor", "a=[2., 3.]", "--expr", "a", "--gradient", "[1.]"], "shape"),
     (["--tensor", "a=[2., 3.]", "--expr", "sum(a)", "--no-grad", "a"], "does not require grad"),
     (["--tensor", "a=open('x')", "--expr", "a"], "unknown maker"),
+    (["--tensor", "a=[2., 3.]", "--expr", "a \u00d7 2"], "write \\* for a product"),
+    (["--tensor", "a=[2., 3.]", "--expr", "a * \u0662"], "write digits as 0-9"),
+    ([*(x for i in range(9) for x in ("--tensor", f"t{i}=1.")), "--expr", "t0"],
+     "at most 8 tensors \\(got 9\\)"),
 ])
 def test_bad_input_is_one_line(argv: list[str], message: str) -> None:
     with pytest.raises(PlaygroundError, match=message) as info:
@@ -134,7 +138,7 @@ def test_building_the_parser_does_not_import_torch() -> None:
     assert proc.stdout.strip() == "False"
 
 
-# --- through main.main, as a user types it ----------------------------------------------------------
+# --- through main.main, as a user types it ------------------------------------------------------
 
 def test_main_autograd_prints_the_tutorial_json(capsys) -> None:
     import main
@@ -167,3 +171,17 @@ def test_main_autograd_typo_in_expression_exits_2_with_the_column(capsys) -> Non
     assert main.main(["autograd", "--tensor", "a=[2., 3.]", "--expr", "3*a**3 - b**2"]) == 2
     err = capsys.readouterr().err
     assert "b" in err and "column" in err
+
+
+def test_the_longest_legal_chain_and_a_pasted_minus_sign_work() -> None:
+    expr = "a" + "\u2212b" * 499  # 999 tokens; U+2212 as a web page or a PDF gives it
+    data = json.loads(cli("--tensor", "a=[2., 3.]", "--tensor", "b=[0.5, 0.25]", "--expr", expr,
+                          "--gradient", "[1., 1.]", "--json"))
+    a = torch.tensor([2., 3.], dtype=F64, requires_grad=True)
+    b = torch.tensor([0.5, 0.25], dtype=F64, requires_grad=True)
+    Q = a
+    for _ in range(499):
+        Q = Q - b
+    Q.backward(gradient=torch.ones_like(Q))
+    assert data["output"]["value"] == Q.tolist()
+    assert data["grad"] == {"a": a.grad.tolist(), "b": b.grad.tolist()}

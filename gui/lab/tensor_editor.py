@@ -7,9 +7,10 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QPus
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from core.lab.values import TensorSpec
+from core.lab.workbench import MAX_TENSORS
 
 NAME, VALUE, GRAD = 0, 1, 2
-MAX_ROWS = 8
+MAX_ROWS = MAX_TENSORS  # one row per tensor the lab takes: "+" is disabled at its limit
 
 
 class TensorEditor(QWidget):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from PySide6.QtCore import Qt
@@ -251,3 +253,58 @@ def test_the_largest_jacobian_shows_every_cell(qtbot, lab) -> None:  # type: ign
     assert header(model, 255, Qt.Orientation.Vertical) == "Q[63, 3]"
     jac = lab.controller.lab.jacobian_matrices()["a"][0]
     assert float(model.cell(255, 63)) == pytest.approx(jac[255, 63].item(), rel=1e-5, abs=1e-12)
+
+
+def paste_into(qtbot, edit, text: str) -> None:  # type: ignore[no-untyped-def]
+    """As a paste then Enter: one setText, not a key a character (a 999-character program)."""
+    edit.setText(text)
+    qtbot.keyClick(edit, Qt.Key.Key_Return)
+
+
+def test_the_longest_legal_program_shows_torchs_q_and_grads(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
+    text = "a" + "*b" * 249 + "+a" * 250  # 999 tokens: a chain the old tree made 500 deep
+    with qtbot.waitSignal(lab.controller.sigLabChanged, timeout=10000):
+        paste_into(qtbot, lab.expression_box.edit, text)
+    assert lab.expression_box.error.text() == ""
+    a = torch.tensor([2., 3.], dtype=F64, requires_grad=True)
+    b = torch.tensor([6., 4.], dtype=F64, requires_grad=True)
+    Q = a
+    for _ in range(249):
+        Q = Q * b
+    for _ in range(250):
+        Q = Q + a
+    assert lab.output_view.value.text() == format_tensor(Q)
+    Q.backward(gradient=torch.ones_like(Q))
+    text = click(qtbot, lab, "backward_with_gradient")
+    assert f"a.grad = {format_tensor(a.grad)}" in text
+    assert f"b.grad = {format_tensor(b.grad)}" in text
+
+
+@pytest.mark.parametrize("typed, message, column", [
+    ("3*a**3 \u00d7 b", "write \\* for a product", 8),
+    ("3*a**\u0663 - b**2", "write digits as 0-9", 6),
+])
+def test_a_look_alike_character_says_what_to_type(qtbot, lab, typed, message, column) -> None:  # type: ignore[no-untyped-def]
+    with qtbot.waitSignal(lab.controller.sigInputError, timeout=5000):
+        paste_into(qtbot, lab.expression_box.edit, typed)
+    assert re.search(message, lab.expression_box.error.text())
+    assert f"(column {column})" in lab.expression_box.error.text()
+    assert lab.expression_box.edit.cursorPosition() == column - 1
+    assert lab.controller.lab.program.text == "3*a**3 - b**2"  # the last good lab stays
+
+
+def test_a_pasted_minus_sign_is_minus(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
+    with qtbot.waitSignal(lab.controller.sigLabChanged, timeout=5000):
+        paste_into(qtbot, lab.expression_box.edit, "sum(a \u2212 b)")
+    assert lab.expression_box.error.text() == ""
+    assert lab.output_view.value.text() == "-5."
+
+
+def test_the_add_button_stops_at_the_labs_tensor_limit(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
+    from core.lab.workbench import MAX_TENSORS
+
+    editor = lab.tensor_editor
+    while editor.add_button.isEnabled():
+        with qtbot.waitSignal(lab.controller.sigLabChanged, timeout=5000):
+            qtbot.mouseClick(editor.add_button, Qt.MouseButton.LeftButton)
+    assert editor.table.rowCount() == MAX_TENSORS == len(lab.controller.lab.specs)
