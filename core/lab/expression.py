@@ -16,6 +16,16 @@ does with them: broadcasting, reductions, `@`, indexing and transpose.
 The last statement is the output: `h = a * b; Q = sum(h)` or just `sum(a * b)`. Every operation
 is the torch call a PyTorch user would write (`a * b`, `torch.softmax(a, -1)`, `W.T`), on
 float64 tensors, so the values and `grad_fn` names are torch's own.
+
+Digits are ASCII 0-9 only; the minus sign U+2212 (a paste from a web page or a PDF) reads as
+`-`, and characters that look like the grammar's (a multiplication or division sign, a
+superscript 2, a root sign...) get a hint saying what to type instead.
+
+Nothing here recurses as deep as the program is long: a chain `a + b - c + ...` (or
+`a * b / c @ ...`, or `W.T[0].T...`) is one flat node; the tree's `==`, `hash` and `repr` walk it
+with an explicit stack; and a statement is evaluated (and turned into PyTorch code) as a flat
+list of stack-machine steps. Only the parser recurses, and only as deep as the nesting
+(MAX_DEPTH).
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import torch
@@ -303,9 +313,16 @@ def _flatten(tree: Node) -> tuple[object, ...]:
 
 @dataclass(frozen=True)
 class Statement:
-    target: str | None  # None: the bare output expression
+    """`target = expr` (target None: the bare output expression)."""
+
+    target: str | None
     expr: Node
     column: int
+    steps: tuple[Step, ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Flattened once here: every forward pass (and a Jacobian runs several) reuses it.
+        object.__setattr__(self, "steps", _steps(self.expr))
 
 
 @dataclass(frozen=True)
@@ -624,8 +641,8 @@ def _index(value: Tensor, indices: tuple[int, ...], column: int) -> Tensor:
 
 
 def _apply(node: Node, args: list[Value], env: Mapping[str, Tensor]) -> Value:
-    """One node's value from its children's values (`args`, in order); not a Chain's (_walk
-    folds a chain's terms in one by one)."""
+    """One node's value from its children's values (`args`, in order); not a Chain's (its
+    terms are folded in one by one: see _steps)."""
     if isinstance(node, Num):
         return node.value
     if isinstance(node, Ref):
@@ -643,42 +660,59 @@ def _apply(node: Node, args: list[Value], env: Mapping[str, Tensor]) -> Value:
 
 
 R = TypeVar("R")
+# One step of a statement's evaluation: (node, how many values it takes from the stack), or
+# (None, (op, column)) to fold the top value into the one below it as a chain's next term.
+Step = tuple[Node, int] | tuple[None, tuple[str, int]]
 
 
-def _walk(tree: Node, combine: Callable[[Node, list[R]], R],
-          step: Callable[[str, R, R, int], R]) -> R:
-    """`tree` computed bottom-up with an explicit stack (no recursion, however deep the tree):
-    `combine(node, its children's results)` for every node but a Chain, whose terms are folded
-    in one by one with `step(op, so far, term, the op's column)`.
+def _steps(tree: Node) -> tuple[Step, ...]:
+    """`tree` as a flat list of stack-machine steps, in Python's order for the same code.
 
-    The order is Python's own for the same code: children left to right, and `a + b*c + d`
-    adds a and b*c before it computes d. So torch records the operations in the order the
-    lab's PyTorch code would, and autograd sums a leaf's gradients in the same order, bit for
-    bit.
+    Children left to right before their parent; a chain `a + b*c + d` adds a and b*c before it
+    computes d, as Python does. So torch records the operations in the order the lab's PyTorch
+    code would, and autograd sums a leaf's gradients in the same order, bit for bit. Built with
+    an explicit stack: no recursion, however deep the tree.
     """
-    stack: list[list] = [[tree, _children(tree), 0, []]]  # type: ignore[type-arg]
-    while True:
-        frame = stack[-1]
-        node, kids, started, results = frame
-        if started < len(kids):
-            frame[2] = started + 1
-            stack.append([kids[started], _children(kids[started]), 0, []])
-            continue
-        stack.pop()
-        result = results[0] if isinstance(node, Chain) else combine(node, results)
-        if not stack:
-            return result  # type: ignore[no-any-return]
-        parent, _, parent_started, parent_results = stack[-1]
-        if isinstance(parent, Chain) and parent_results:
-            op, _, column = parent.rest[parent_started - 2]  # child k >= 1 is rest[k - 1]
-            parent_results[0] = step(op, parent_results[0], result, column)
+    steps: list[Step] = []
+    todo: list[Node | Step] = [tree]  # nodes to expand, or finished steps to emit
+    while todo:
+        item = todo.pop()
+        if isinstance(item, tuple):
+            steps.append(item)
+        elif isinstance(item, Chain):
+            later: list[Node | Step] = [item.first]
+            for op, term, column in item.rest:
+                later += (term, (None, (op, column)))
+            todo.extend(reversed(later))
         else:
-            parent_results.append(result)
+            children = _children(item)
+            todo.append((item, len(children)))
+            todo.extend(reversed(children))
+    return tuple(steps)
 
 
-def _eval(tree: Node, env: Mapping[str, Tensor]) -> Value:
-    """The value of `tree` (see _walk: no recursion, Python's order)."""
-    return _walk(tree, lambda node, args: _apply(node, args, env), _binary)
+def _run(steps: tuple[Step, ...], combine: Callable[[Node, list[R]], R],
+         fold: Callable[[str, R, R, int], R]) -> R:
+    """Run `steps` on a stack: `combine(node, its children's results)` for a node, and
+    `fold(op, so far, term, the op's column)` for a chain's next term."""
+    stack: list[R] = []
+    for node, arg in steps:
+        if node is None:
+            op, column = arg  # type: ignore[misc]
+            term = stack.pop()
+            stack[-1] = fold(op, stack[-1], term, column)
+        elif arg:
+            args = stack[-arg:]  # type: ignore[index]
+            del stack[-arg:]  # type: ignore[index]
+            stack.append(combine(node, args))
+        else:
+            stack.append(combine(node, []))
+    return stack[0]
+
+
+def _eval(steps: tuple[Step, ...], env: Mapping[str, Tensor]) -> Value:
+    """The value of a statement's steps (see _steps)."""
+    return _run(steps, lambda node, args: _apply(node, args, env), _binary)
 
 
 def _torch_message(e: BaseException) -> str:
@@ -694,7 +728,7 @@ def run_program(program: Program, inputs: Mapping[str, Tensor]) -> tuple[Tensor,
     intermediates: dict[str, Tensor] = {}
     output: Tensor | None = None
     for statement in program.statements:
-        output = _tensor(_eval(statement.expr, env))
+        output = _tensor(_eval(statement.steps, env))
         if statement.target:
             env[statement.target] = output
             intermediates[statement.target] = output
@@ -731,7 +765,7 @@ class _Code:
 
 
 def _code_of(node: Node, args: list[_Code], env: Mapping[str, Tensor]) -> _Code:
-    """One node's code from its children's (not a Chain's: _walk folds it with _code_step)."""
+    """One node's code from its children's (a Chain's terms fold with _code_step)."""
     value = _apply(node, [a.value for a in args], env)
     if isinstance(node, Num):
         return _Code(repr(node.value), 5, value)
@@ -783,9 +817,9 @@ def _transpose_code(operand: _Code, value: Value) -> _Code:
     return _Code(operand.wrapped(5) + ".T", 5, value)
 
 
-def _code(tree: Node, env: Mapping[str, Tensor]) -> _Code:
-    """PyTorch code for `tree`, and its value (see _walk: no recursion, Python's order)."""
-    return _walk(tree, lambda node, args: _code_of(node, args, env), _code_step)
+def _code(steps: tuple[Step, ...], env: Mapping[str, Tensor]) -> _Code:
+    """PyTorch code for a statement's steps, and its value (see _steps: Python's order)."""
+    return _run(steps, lambda node, args: _code_of(node, args, env), _code_step)
 
 
 def torch_lines(program: Program, inputs: Mapping[str, Tensor], output_name: str) -> list[str]:
@@ -797,7 +831,7 @@ def torch_lines(program: Program, inputs: Mapping[str, Tensor], output_name: str
     lines = []
     for statement in program.statements:
         target = statement.target or output_name
-        code = _code(statement.expr, env)
+        code = _code(statement.steps, env)
         lines.append(f"{target} = {code.as_tensor()}")
         if statement.target:
             env[statement.target] = _tensor(code.value)
