@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -40,12 +39,8 @@ from typing import TypeVar
 import torch
 from torch import Tensor
 
-# The race's formula grammar knows which characters look like ours and what to type instead;
-# the lab reads them the same way. (_LOOKALIKES and _unicode_name are private to core.formula.)
-from core.formula import _LOOKALIKES as LOOKALIKES
 from core.formula import UNICODE_MINUS
-from core.formula import _unicode_name
-from core.lab.values import DTYPE, LabError
+from core.lab.values import DTYPE, LabError, character_hint
 
 MAX_LENGTH = 2000
 MAX_DEPTH = 60
@@ -134,13 +129,7 @@ def _hint(ch: str) -> str:
         return ": only ( ) and [ ] brackets are allowed"
     if ch == ":":
         return ": slices are not supported; index one element like a[0]"
-    if ch in LOOKALIKES:
-        return f" ({_unicode_name(ch)}): {LOOKALIKES[ch]}"
-    if ch.isdecimal():  # a digit of another script: 0-9 only, so no number is misread
-        return f" ({_unicode_name(ch)}): write digits as 0-9 (here {unicodedata.decimal(ch)})"
-    if not ch.isascii() and ch.isprintable():
-        return f" ({_unicode_name(ch)}): expressions are written in plain ASCII"
-    return ""
+    return character_hint(ch)
 
 
 def tokenize(text: str) -> list[Token]:

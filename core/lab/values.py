@@ -17,13 +17,19 @@ from __future__ import annotations
 import ast
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from core.errors import PlaygroundError
+
+# The race's formula grammar knows which characters look like ours and what to type instead;
+# the lab reads them the same way. (_LOOKALIKES and _unicode_name are private to core.formula.)
+from core.formula import _LOOKALIKES as LOOKALIKES
 from core.formula import UNICODE_MINUS
+from core.formula import _unicode_name
 
 DTYPE = torch.float64
 MAX_VALUE_LENGTH = 2000
@@ -66,6 +72,7 @@ def parse_value(text: str, *, what: str = "value") -> Tensor:
         raise LabError(f"{what} is too long ({len(text)} characters; at most {MAX_VALUE_LENGTH})")
     if not text.strip():
         raise LabError(f"{what} is empty: write numbers like [2., 3.] or zeros(2)")
+    _check_ascii(text.replace(UNICODE_MINUS, "-"), f"{what}: ")
     try:
         node = ast.parse(_normalised(text), mode="eval").body
     except (SyntaxError, RecursionError, MemoryError) as e:  # the last two: too deep for Python
@@ -81,6 +88,31 @@ def parse_value(text: str, *, what: str = "value") -> Tensor:
     if tensor.numel() > MAX_ELEMENTS:
         raise LabError(f"{what} has {tensor.numel()} elements; at most {MAX_ELEMENTS}")
     return tensor
+
+
+def character_hint(ch: str) -> str:
+    """What to type instead of a non-ASCII `ch` (a look-alike of *, /, -, **, ...; a digit of
+    another script), as ": ..." after its name; "" for an ASCII character."""
+    if ch.isascii():
+        return ""
+    if ch in LOOKALIKES:
+        return f" ({_unicode_name(ch)}): {LOOKALIKES[ch]}"
+    if ch.isdecimal():  # a digit of another script: 0-9 only, so no number is misread
+        return f" ({_unicode_name(ch)}): write digits as 0-9 (here {unicodedata.decimal(ch)})"
+    if ch.isprintable():
+        return f" ({_unicode_name(ch)}): write plain ASCII"
+    return ""
+
+
+def _check_ascii(text: str, prefix: str = "") -> None:
+    """Raise LabError at the first character that is not ASCII, with character_hint's advice.
+
+    Python would read some of them (identifiers are NFKC-normalised: a fullwidth zeros is
+    zeros) and refuse others with a bare syntax error; the lab refuses all, saying why.
+    """
+    for i, ch in enumerate(text):
+        if not ch.isascii():
+            raise LabError(f"{prefix}unexpected character {ch!r}{character_hint(ch)}", i + 1)
 
 
 def _normalised(text: str) -> str:

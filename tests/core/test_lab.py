@@ -330,6 +330,9 @@ def test_randn_is_seeded_and_leaves_the_global_generator_alone() -> None:
     ("zeros(2.5)", "whole numbers"), ("zeros(0)", "at least 1"), ("ones(2, seed=1)", "keyword"),
     ("arange(0)", "elements"), ("arange(1, 2, 0)", "step"), ("[[[1.]]]", "dimensions"),
     ("1+2j", "only numbers"), ("x" * 3000, "too long"),
+    ("[1., \u0663.]", "write digits as 0-9 \\(here 3\\)"),  # Python: a bare syntax error
+    ("\uff5a\uff45\uff52\uff4f\uff53(2)", "plain ASCII"),  # Python: NFKC makes it zeros(2)
+    ("[1., 2.] \u00d7 2", "write \\* for a product"),
 ])
 def test_bad_values_are_one_line_errors(text: str, message: str) -> None:
     with pytest.raises(LabError, match=message) as info:
