@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="run, then write .json, .csv, .png or .svg")
     _add_problem_options(export)
     export.add_argument("--out", required=True, metavar="FILE", help="the file to write")
+    export.add_argument("--view", choices=("2d", "3d"), default="2d",
+                        help="the picture: the 2-D heatmap (default) or the surface in 3-D (.png; "
+                             "needs an OpenGL display, e.g. under xvfb-run)")
     export.add_argument("--size", default="1200,900", metavar="W,H",
                         help="image size in pixels for .png/.svg (default 1200,900)")
     graph = sub.add_parser("graph", help="the autograd graph of the loss at a point")
@@ -212,6 +215,8 @@ def cmd_export(args: argparse.Namespace) -> str:
     suffix = out.suffix.lower()
     if suffix not in (".json", ".csv", ".png", ".svg"):
         raise UsageError(f"--out must end in .json, .csv, .png or .svg (got {out.name!r})")
+    if args.view == "3d" and suffix != ".png":
+        raise UsageError(f"--view 3d writes a .png (got {out.name!r})")
     session = build_session(args)
     session.play(args.steps)  # each run its own count; disabled runs stay at the start
     if suffix in (".png", ".svg"):
@@ -220,7 +225,12 @@ def cmd_export(args: argparse.Namespace) -> str:
         width, height = _pair(args.size, "--size")
         if not (16 <= width <= 10000 and 16 <= height <= 10000):
             raise UsageError("--size must be between 16 and 10000 pixels each way")
-        render_session_image(session, out, int(width), int(height))
+        if args.view == "3d":
+            from gui.surface3d_view import render_surface3d_image
+
+            render_surface3d_image(session, out, int(width), int(height))
+        else:
+            render_session_image(session, out, int(width), int(height))
     else:
         export_data(session, out)
     return f"wrote {out}"

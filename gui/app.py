@@ -16,7 +16,7 @@ import sys
 import time
 from typing import NoReturn
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QCoreApplication, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
 from gui.main_window import MainWindow
@@ -26,6 +26,8 @@ LAUNCH_PROBE = "OPTIMIZER_PLAYGROUND_LAUNCH_PROBE"
 
 def run_app(argv: list[str] | None = None) -> NoReturn:
     """Open the window and run the app; the process ends with the app's exit code."""
+    # One OpenGL context shared by every GL widget: the 3-D view's dock can float and re-dock.
+    QCoreApplication.setAttribute(Qt.ApplicationAttribute.AA_ShareOpenGLContexts)
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
     app.setApplicationName("Optimizer Playground")
     app.setOrganizationName("OptimizerPlayground")

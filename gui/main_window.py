@@ -195,6 +195,7 @@ class MainWindow(QMainWindow):
         self.workspace_tabs.setTabToolTip(1, "Tensors and one expression: Q.backward(gradient=v), "
                                              "the Jacobian, VJP and JVP")
         self._race_chrome: dict[QWidget, bool] = {}  # what the lab hid, and whether it was shown
+        self.surface3d_dock: QDockWidget | None = None  # built when first asked for (View > 3-D)
         self.setCentralWidget(self.workspace_tabs)
         self.run_list = RunList(controller)
         self.run_table = RunTable(controller)
@@ -435,6 +436,9 @@ class MainWindow(QMainWindow):
         self.equal_aspect_action = self._action(self.view_menu, "&Equal x/y scale",
                                                 self.set_equal_aspect)
         self.equal_aspect_action.setCheckable(True)
+        self.surface3d_action = self._action(self.view_menu, "&3-D view",
+                                             lambda on: self.show_surface3d(on))
+        self.surface3d_action.setCheckable(True)
         self.view_menu.addSeparator()
         self._action(self.view_menu, "Surface &race",
                      lambda: self.workspace_tabs.setCurrentWidget(self.surface_view), "Ctrl+1")
@@ -463,6 +467,26 @@ class MainWindow(QMainWindow):
             shortcut.activated.connect(lambda slot=slot: self.in_race() and slot())
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self).activated.connect(self.leave_text_field)
 
+    def show_surface3d(self, on: bool = True) -> None:
+        """The surface in 3-D beside the 2-D view, in a dock (float it, drag it, close it)."""
+        if self.surface3d_dock is None:
+            if not on:
+                return
+            from gui.surface3d_view import Surface3DView  # GL costs nothing until asked for
+
+            self.surface3d_view = Surface3DView(self.controller)
+            self.surface3d_dock = self._dock("3-D view", self.surface3d_view,
+                                             Qt.DockWidgetArea.LeftDockWidgetArea)
+            self.surface3d_dock.visibilityChanged.connect(self._on_surface3d_visibility)
+            self.resizeDocks([self.surface3d_dock], [int(self.width() * 0.35)],
+                             Qt.Orientation.Horizontal)
+        self.surface3d_dock.setVisible(on)
+        self.settings.setValue("surface3d", bool(on))
+
+    def _on_surface3d_visibility(self, shown: bool) -> None:
+        if self.surface3d_action.isChecked() != shown and self.in_race():
+            self.surface3d_action.setChecked(shown)
+
     def in_race(self) -> bool:
         """Whether the surface race (not the autograd lab) is the workspace on screen."""
         return self.workspace_tabs.currentWidget() is self.surface_view
@@ -483,8 +507,10 @@ class MainWindow(QMainWindow):
                 self.lab_workspace.show()  # added to a visible page: Qt would show it later
             self.controller.pause()  # a race nobody sees should not take the machine
             if not self._race_chrome:
-                self._race_chrome = {w: w.isVisible() for w in
-                                     (self.runs_dock, self.bottom_dock, *self.race_toolbars)}
+                race = [self.runs_dock, self.bottom_dock, *self.race_toolbars]
+                if self.surface3d_dock is not None:
+                    race.append(self.surface3d_dock)
+                self._race_chrome = {w: w.isVisible() for w in race}
             for widget in self._race_chrome:
                 widget.hide()
             self.lab_workspace.setFocus()
@@ -842,6 +868,8 @@ class MainWindow(QMainWindow):
         tab = self.settings.value("details_tab")
         if tab is not None and str(tab).isdigit() and int(tab) < self.tabs.count():
             self.tabs.setCurrentIndex(int(tab))
+        if str(self.settings.value("surface3d", False)).lower() in ("true", "1"):
+            QTimer.singleShot(0, lambda: self.show_surface3d(True))
         workspace = self.settings.value("workspace")
         if workspace is not None and str(workspace) == "1":
             QTimer.singleShot(0, lambda: self.workspace_tabs.setCurrentIndex(1))

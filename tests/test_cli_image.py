@@ -53,3 +53,17 @@ def test_unwritable_image_path_is_one_clear_line(target, capsys, qapp):
     err = capsys.readouterr().err
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_export_view_3d_refuses_another_format_and_a_display_without_gl(tmp_path, capsys):
+    import main
+
+    assert main.main(["export", "--surface", "bowl", "--view", "3d", "--out",
+                      str(tmp_path / "a.svg")]) == 2
+    assert "--view 3d writes a .png" in capsys.readouterr().err
+    # The test process runs Qt offscreen: no OpenGL there, and the command says so in one line.
+    assert main.main(["export", "--surface", "bowl", "--steps", "5", "--view", "3d", "--out",
+                      str(tmp_path / "a.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "OpenGL" in err[0]
+    assert list(tmp_path.iterdir()) == []

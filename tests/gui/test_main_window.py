@@ -522,3 +522,20 @@ def test_graph_export_takes_the_size_asked_for(window, qtbot, tmp_path):
     window.export_graph_dialog("png")
     image = QImage(str(path))
     assert (image.width(), image.height()) == (640, 360)
+
+
+def test_view_3d_opens_a_dock_that_says_why_without_opengl_and_steps_aside_for_the_lab(window):
+    from gui.surface3d_view import GL_MISSING_TEXT
+
+    assert window.surface3d_dock is None  # nothing of OpenGL until asked for
+    window.surface3d_action.trigger()
+    assert window.surface3d_dock is not None and window.surface3d_dock.isVisible()
+    assert window.surface3d_action.isChecked()
+    # The tests run Qt offscreen: no OpenGL, and the view says so; the rest of the window works.
+    assert window.surface3d_view.message.text() == GL_MISSING_TEXT
+    window.show_lab()
+    assert not window.surface3d_dock.isVisible()
+    window.workspace_tabs.setCurrentIndex(0)
+    assert window.surface3d_dock.isVisible()
+    window.surface3d_action.trigger()
+    assert not window.surface3d_dock.isVisible() and not window.surface3d_action.isChecked()

@@ -97,3 +97,17 @@ def test_the_command_lines_picture_needs_no_window_and_no_app_of_its_own(gl_env,
     assert rgb.shape == (240, 320, 3)
     assert _surface_fraction(rgb) > 0.15
     assert [p.name for p in tmp_path.iterdir()] == ["race3d.png"]
+
+
+def test_main_export_view_3d_writes_the_picture_on_a_gl_display(gl_env, tmp_path):
+    out = tmp_path / "race3d.png"
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run([sys.executable, str(root / "main.py"), "export", "--surface",
+                           "himmelblau", "--steps", "60", "--view", "3d", "--size", "400,300",
+                           "--out", str(out)], env=gl_env, timeout=120, capture_output=True,
+                          text=True, cwd=root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == f"wrote {out}"
+    rgb = _pixels(out)
+    assert rgb.shape == (300, 400, 3)
+    assert _surface_fraction(rgb) > 0.15
