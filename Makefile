@@ -26,6 +26,10 @@ bench: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_engine.py
 	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_gui.py
 	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_graph.py
+	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_surface_view.py
+	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_launch.py
+	$(PY) benchmarks/bench_formula.py
+	$(PY) benchmarks/bench_model.py
 	$(PY) benchmarks/bench_surface3d.py
 
 # ruff over the whole tree (its settings are in pyproject.toml); a finding fails the build.
