@@ -25,7 +25,11 @@ slider is its `base_lr` (likewise). Moving it from `old` to `new`:
     (new - eta_min) / (old - eta_min) instead) and ReduceLROnPlateau's min_lr. So the schedule
     keeps its position, and from there on gives the lrs the run would have had with the new
     base lr from the start (equal up to rounding). ReduceLROnPlateau has no base: its current
-    lr is scaled, keeping the reductions made so far.
+    lr is scaled, keeping the reductions made so far. `scale_base_lr` is self-contained so an
+    exported script can paste it (SCALE_BASE_LR_SOURCE) and replay the move bit for bit.
+
+A changed scheduler argument, or another scheduler, mid-run: `rebuild_scheduler` starts the new
+schedule at step 0 from the run's base lr (every argument is `live=False` for that reason).
 """
 
 from __future__ import annotations
@@ -243,6 +247,13 @@ def _signature_default(cls: type, name: str) -> tuple[Any, bool]:
     return parameter.default, False
 
 
+# torch reads some arguments only when it builds the scheduler (CyclicLR's total_size,
+# OneCycleLR's phases): a change goes through rebuild_scheduler, which starts the schedule again
+# at step 0 from the run's base lr, the same for every scheduler.
+NOT_LIVE_REASON = ("a change builds the scheduler afresh, starting its schedule again from the "
+                   "base lr")
+
+
 def _spec(name: str, help: str, *arguments: tuple[Any, ...], **flags: Any) -> SchedulerSpec:
     """A SchedulerSpec whose defaults and required flags come from the torch class itself.
 
@@ -253,7 +264,8 @@ def _spec(name: str, help: str, *arguments: tuple[Any, ...], **flags: Any) -> Sc
     for arg_name, kind, low, high, arg_help, extra in arguments:
         default, required = _signature_default(cls, arg_name)
         built.append(SchedulerArgument(arg_name, default, kind, low, high, help=arg_help,
-                                       required=required, **extra))
+                                       required=required, live=False,
+                                       not_live_reason=NOT_LIVE_REASON, **extra))
     return SchedulerSpec(name, cls, tuple(built), help, **flags)
 
 
@@ -690,9 +702,22 @@ def _rebuild_at_step_zero(scheduler: Any, optimizer: torch.optim.Optimizer,
     elif name == "CyclicLR":
         kwargs["base_lr"] = lr
         kwargs["max_lr"] = kwargs.get("max_lr", scheduler.max_lrs[0]) * (lr / old)
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-        group.pop("initial_lr", None)  # torch keeps an existing initial_lr (setdefault)
-    fresh = build_scheduler(optimizer, name, kwargs)
+    fresh = rebuild_scheduler(optimizer, name, kwargs, lr)
     scheduler.load_state_dict(fresh.state_dict())
     _BUILT_FROM[scheduler] = (name, kwargs)
+
+
+def rebuild_scheduler(optimizer: torch.optim.Optimizer, name: str, kwargs: dict[str, Any],
+                      base_lr: float) -> Any:
+    """A new scheduler on a running optimizer whose schedule starts again at step 0 from
+    `base_lr` (the run's own lr, e.g. its hyperparameters["lr"]).
+
+    For a changed argument or a different scheduler mid-run. Each group's lr is set to base_lr
+    and its initial_lr dropped first: torch keeps an existing initial_lr, and chainable
+    schedulers would start from the current, already scheduled lr. A script writes the same:
+    `for g in optimizer.param_groups: g["lr"] = base_lr; g.pop("initial_lr", None)`.
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = base_lr
+        group.pop("initial_lr", None)
+    return build_scheduler(optimizer, name, kwargs)

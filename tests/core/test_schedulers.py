@@ -21,6 +21,7 @@ from core.schedulers import (
     preview_lr,
     scheduler_call_text,
     scheduler_code,
+    rebuild_scheduler,
     set_base_lr,
     step_scheduler,
 )
@@ -348,3 +349,18 @@ def test_the_pasted_scaling_source_replays_a_mid_run_move_bit_for_bit(case: tupl
     set_base_lr(ours[1], ours[0], 0.004)
     namespace["scale_base_lr"](theirs[1], theirs[0], 0.004)
     assert _lrs(*ours, STEPS - 9) == _lrs(*theirs, STEPS - 9)
+
+
+def test_a_scheduler_built_again_mid_run_starts_its_schedule_from_the_base_lr() -> None:
+    """What NOT_LIVE_REASON promises for a changed argument, or another scheduler."""
+    assert all(not a.live and a.not_live_reason for s in CATALOGUE.values() for a in s.arguments)
+    w = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.SGD([w], lr=0.2, momentum=0.5)
+    scheduler = build_scheduler(optimizer, "OneCycleLR", {"max_lr": 1.0, "total_steps": 10})
+    _lrs(optimizer, scheduler, 5)
+    again = rebuild_scheduler(optimizer, "StepLR", {"step_size": 3, "gamma": 0.5}, 0.2)
+    assert _lrs(optimizer, again, 4) == [0.2, 0.2, 0.2, 0.1]
+    # the same as a PyTorch user's fresh optimizer and scheduler
+    fresh = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.2)
+    third = rebuild_scheduler(optimizer, "CosineAnnealingLR", {"T_max": 7}, 0.2)
+    assert _lrs(optimizer, third, 9) == _lrs(fresh, ls.CosineAnnealingLR(fresh, T_max=7), 9)
