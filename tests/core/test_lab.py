@@ -789,3 +789,19 @@ def test_one_step_past_each_limit_is_a_clear_error() -> None:
     Lab(nine[:MAX_TENSORS], "t0")  # the limit itself is fine
     with pytest.raises(LabError, match="at most 64"):
         Lab([TensorSpec("a", "ones(5, 13)")], "a")
+
+
+def test_q_is_computed_once_per_mode_and_each_caller_gets_its_own_copy(monkeypatch) -> None:
+    import core.lab.workbench as workbench
+
+    lab = note_lab()
+    runs: list[int] = []
+    real = workbench.run_program
+    monkeypatch.setattr(workbench, "run_program", lambda *a: runs.append(1) or real(*a))
+    first = lab.output()
+    first.value.zero_()  # a caller's copy: changing it changes nothing in the lab
+    again = lab.output()
+    assert again.value.tolist() == [-12., 65.] and again.grad_fn == "SubBackward0"
+    assert lab.output().shape == (2,) and lab.ones_gradient().shape == (2,)
+    assert lab.output("no_grad").grad_fn is None and lab.output("no_grad").grad_fn is None
+    assert len(runs) == 1  # only the no_grad pass ran; grad mode was computed on construction
