@@ -94,7 +94,7 @@ class Token:
 UNICODE_MINUS = "\u2212"
 
 # Characters that look like the grammar's but are not: what to type instead.
-_LOOKALIKES: dict[str, str] = {
+LOOKALIKES: dict[str, str] = {
     **dict.fromkeys("\u00d7\u22c5\u00b7\u2219\u2217\uff0a", "write * for a product"),
     **dict.fromkeys("\u00f7\u2215\uff0f", "write / for a division"),
     **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\ufe63\uff0d",
@@ -115,16 +115,16 @@ def _hint(ch: str) -> str:
         return ": strings are not allowed"
     if ch in "[]{}":
         return ": only ( ) brackets are allowed"
-    if ch in _LOOKALIKES:
-        return f" ({_unicode_name(ch)}): {_LOOKALIKES[ch]}"
+    if ch in LOOKALIKES:
+        return f" ({unicode_name(ch)}): {LOOKALIKES[ch]}"
     if ch.isdecimal():  # a digit of another script: 0-9 only, so no number is misread
-        return f" ({_unicode_name(ch)}): write digits as 0-9 (here {unicodedata.decimal(ch)})"
+        return f" ({unicode_name(ch)}): write digits as 0-9 (here {unicodedata.decimal(ch)})"
     if not ch.isascii() and ch.isprintable():
-        return f" ({_unicode_name(ch)}): formulas are written in plain ASCII"
+        return f" ({unicode_name(ch)}): formulas are written in plain ASCII"
     return ""
 
 
-def _unicode_name(ch: str) -> str:
+def unicode_name(ch: str) -> str:
     return unicodedata.name(ch, f"U+{ord(ch):04X}").lower()
 
 

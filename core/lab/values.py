@@ -26,10 +26,8 @@ from torch import Tensor
 from core.errors import PlaygroundError
 
 # The race's formula grammar knows which characters look like ours and what to type instead;
-# the lab reads them the same way. (_LOOKALIKES and _unicode_name are private to core.formula.)
-from core.formula import _LOOKALIKES as LOOKALIKES
-from core.formula import UNICODE_MINUS
-from core.formula import _unicode_name
+# the lab reads them the same way.
+from core.formula import LOOKALIKES, UNICODE_MINUS, unicode_name
 
 DTYPE = torch.float64
 MAX_VALUE_LENGTH = 2000
@@ -96,11 +94,11 @@ def character_hint(ch: str) -> str:
     if ch.isascii():
         return ""
     if ch in LOOKALIKES:
-        return f" ({_unicode_name(ch)}): {LOOKALIKES[ch]}"
+        return f" ({unicode_name(ch)}): {LOOKALIKES[ch]}"
     if ch.isdecimal():  # a digit of another script: 0-9 only, so no number is misread
-        return f" ({_unicode_name(ch)}): write digits as 0-9 (here {unicodedata.decimal(ch)})"
+        return f" ({unicode_name(ch)}): write digits as 0-9 (here {unicodedata.decimal(ch)})"
     if ch.isprintable():
-        return f" ({_unicode_name(ch)}): write plain ASCII"
+        return f" ({unicode_name(ch)}): write plain ASCII"
     return ""
 
 
