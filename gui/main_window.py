@@ -48,6 +48,7 @@ SESSION_FILTER = "Session (*.json)"
 # height, a dock at the side at most this share of its width (a restored layout included).
 BOTTOM_DOCK_MAX = 0.38
 SIDE_DOCK_MAX = 0.35
+SIDE_DOCKS_MAX = 0.55  # all side docks together (the runs at the right, the 3-D view at the left)
 BOTTOM_DOCK_FIRST = 0.28  # the details dock's share of the height on a first start
 LOADER_DELAY_MS = 300
 # What the user is asked when a changed session would be replaced: one of these strings.
@@ -338,7 +339,8 @@ class MainWindow(QMainWindow):
 
     def keep_surface_big(self) -> None:
         """Shrink a dock that takes more than its share (BOTTOM_DOCK_MAX of the height below or
-        above, SIDE_DOCK_MAX of the width at a side); floating and hidden docks take nothing."""
+        above, SIDE_DOCK_MAX of the width at a side, SIDE_DOCKS_MAX for all side docks
+        together); floating and hidden docks take nothing."""
         if self._first_layout and self.isVisible():
             self._first_layout = False
             if self.dockWidgetArea(self.bottom_dock) == Qt.DockWidgetArea.BottomDockWidgetArea:
@@ -346,19 +348,29 @@ class MainWindow(QMainWindow):
                          else BOTTOM_DOCK_FIRST)  # the graph needs the height
                 self.resizeDocks([self.bottom_dock], [int(self.height() * share)],
                                  Qt.Orientation.Vertical)
-        for dock in (self.runs_dock, self.bottom_dock):
+        docks = [self.runs_dock, self.bottom_dock]
+        if self.surface3d_dock is not None:
+            docks.append(self.surface3d_dock)
+        side: list[tuple[QDockWidget, int]] = []  # docks at the sides and the widths they keep
+        for dock in docks:
             if dock.isFloating() or dock.isHidden():
                 continue
             area = self.dockWidgetArea(dock)
             if area in (Qt.DockWidgetArea.LeftDockWidgetArea,
                         Qt.DockWidgetArea.RightDockWidgetArea):
-                cap, size, orientation = (int(self.width() * SIDE_DOCK_MAX), dock.width(),
-                                          Qt.Orientation.Horizontal)
-            else:
-                cap, size, orientation = (int(self.height() * BOTTOM_DOCK_MAX), dock.height(),
-                                          Qt.Orientation.Vertical)
-            if size > cap:
-                self.resizeDocks([dock], [cap], orientation)
+                side.append((dock, min(dock.width(), int(self.width() * SIDE_DOCK_MAX))))
+            elif dock.height() > int(self.height() * BOTTOM_DOCK_MAX):
+                self.resizeDocks([dock], [int(self.height() * BOTTOM_DOCK_MAX)],
+                                 Qt.Orientation.Vertical)
+        # Docks on both sides (the runs and the 3-D view) share SIDE_DOCKS_MAX of the width.
+        total = sum(width for _, width in side)
+        room = int(self.width() * SIDE_DOCKS_MAX)
+        if total > room:
+            side = [(dock, int(width * room / total)) for dock, width in side]
+        shrink = [(dock, width) for dock, width in side if dock.width() > width]
+        if shrink:
+            self.resizeDocks([d for d, _ in shrink], [w for _, w in shrink],
+                             Qt.Orientation.Horizontal)
 
     def _on_tab_change(self, index: int) -> None:
         # The graph needs more height than the table: give it the most a dock may have.
@@ -478,9 +490,10 @@ class MainWindow(QMainWindow):
             self.surface3d_dock = self._dock("3-D view", self.surface3d_view,
                                              Qt.DockWidgetArea.LeftDockWidgetArea)
             self.surface3d_dock.visibilityChanged.connect(self._on_surface3d_visibility)
-            self.resizeDocks([self.surface3d_dock], [int(self.width() * 0.35)],
+            self.resizeDocks([self.surface3d_dock], [int(self.width() * 0.3)],
                              Qt.Orientation.Horizontal)
         self.surface3d_dock.setVisible(on)
+        self._layout_timer.start()  # the surface keeps its share beside both side docks
         self.settings.setValue("surface3d", bool(on))
 
     def _on_surface3d_visibility(self, shown: bool) -> None:

@@ -533,7 +533,7 @@ class SurfacePicture:
         user dragged it. With `like` (another picture, e.g. the live view for an export), it goes
         where that picture's user put it, at the same relative place."""
         w, h = self.view_box.width(), self.view_box.height()
-        self._fit_legend_columns(h)
+        self._fit_legend_columns(h, w)
         size = self.legend.boundingRect().size()  # (LegendItem.size is an attribute)
         if like is not None and like.legend.moved_by_user:
             self._put_legend_like(like)
@@ -588,12 +588,15 @@ class SurfacePicture:
         self.legend.anchor(itemPos=anchor, parentPos=anchor,
                            offset=(-margin if right else margin, -margin if bottom else margin))
 
-    def _fit_legend_columns(self, view_height: float) -> None:
-        """Two columns when one would cover more than a third of the plot's height."""
+    def _fit_legend_columns(self, view_height: float, view_width: float | None = None) -> None:
+        """Two columns when one would cover more than a third of the plot's height, unless two
+        would not fit the plot's width."""
         n = len(self.legend.items)
         row = self.legend.boundingRect().height() / max(1, -(-n // self.legend.columnCount))
         columns = 2 if n > 3 and row * n > view_height / 3 else 1
         set_legend_columns(self.legend, columns)
+        if columns == 2 and view_width and self.legend.boundingRect().width() > view_width - 20:
+            set_legend_columns(self.legend, 1)
 
     def _put_legend_like(self, other: SurfacePicture) -> None:
         """The legend at the place, relative to the view, where it is in the other picture."""

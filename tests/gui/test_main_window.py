@@ -539,3 +539,20 @@ def test_view_3d_opens_a_dock_that_says_why_without_opengl_and_steps_aside_for_t
     assert window.surface3d_dock.isVisible()
     window.surface3d_action.trigger()
     assert not window.surface3d_dock.isVisible() and not window.surface3d_action.isChecked()
+
+
+def test_with_the_3d_dock_open_the_surface_keeps_its_share_of_the_width(window, qtbot):
+    from gui.main_window import SIDE_DOCKS_MAX
+
+    window.resize(1280, 800)
+    qtbot.waitUntil(lambda: window.width() == 1280)
+    window.resizeDocks([window.runs_dock], [int(0.35 * 1280)], Qt.Orientation.Horizontal)
+    window.show_surface3d(True)
+    window.resizeDocks([window.surface3d_dock], [int(0.35 * 1280)], Qt.Orientation.Horizontal)
+    window.keep_surface_big()
+
+    def sides() -> int:
+        return window.runs_dock.width() + window.surface3d_dock.width()
+
+    qtbot.waitUntil(lambda: sides() <= SIDE_DOCKS_MAX * window.width() + 12, timeout=3000)
+    assert window.surface_view.width() >= 0.4 * window.width()

@@ -538,3 +538,15 @@ def test_equal_aspect_keeps_x_and_y_at_one_scale(view, qtbot, controller):
     view.set_equal_aspect(False)
     view.resize(900, 500)
     qtbot.waitUntil(lambda: abs(pixels_per_unit()[0] / pixels_per_unit()[1] - 1) > 0.1)
+
+
+def test_in_a_narrow_view_the_legend_keeps_to_one_column_and_fits(view, controller, qtbot):
+    # The default four runs' legend goes to two columns in a short view; beside the 3-D view
+    # and the runs the plot is narrow, and two columns stuck out of its left edge.
+    for width in (420, 900):
+        view.resize(width, 420)
+        qtbot.waitUntil(lambda width=width: abs(view.width() - width) < 2)
+        view.picture.place_legend()
+        legend = view.picture.legend.sceneBoundingRect()
+        plot = view.view_box.sceneBoundingRect()
+        assert plot.left() <= legend.left() and legend.right() <= plot.right() + 1, width
