@@ -1,0 +1,426 @@
+"""Many runs stepped as one batch: N starts (or N settings) of one torch.optim optimizer at once.
+
+x and y are float64 tensors of shape (n,) per param group, and the loss is the sum over the
+batch. Every operation of the formula grammar is element-wise, so the gradient of the sum is each
+element's own gradient, and the element-wise optimizers (ELEMENTWISE: SGD, Adam, AdamW, RMSprop,
+Adagrad, Adadelta, Adamax, NAdam, RAdam, Rprop, ASGD) update each element exactly as they update
+the scalar leaves of a single `core.run.Run`: their per-tensor state (Adam's `step`, ASGD's `eta`
+and `mu`, NAdam's `mu_product`) depends only on the step count, which all elements share. Tests
+check it bit for bit against single Runs (point, loss, status, converged_at, diverged_at).
+
+The optimizer is built exactly as `Run` builds it (no `foreach` argument: on CPU torch then picks
+its single-tensor implementation for both), unless the caller asks for `foreach`.
+
+Different hyperparameters in one batch are separate param groups, each with its own x and y
+leaves (one group per setting; a group holds one or many starts). The leaves of all groups are
+views into one buffer per coordinate, so the whole batch is read and written in one operation.
+
+L-BFGS shares one curvature history and one line search across all its parameters: batched, the
+elements would steer each other. It is refused (LBFGS_REFUSED); run it start by start.
+
+Status per element follows `core.status`'s rules (its constants and `surface_scale`), evaluated
+on arrays after every step, in the same order as `Run._evaluate_and_record`. A diverged element
+is masked: after every optimizer step its x and y are written back to its last recorded point
+(torch's update for it is computed and discarded; element-wise optimizers never mix elements,
+so the others are unaffected, which a test checks bit for bit) and its record stops.
+
+Memory is bounded: per element only the last point, loss, gradient and the status counters are
+kept, not trajectories; `paths` asks for the trajectories of a few chosen elements.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from core.errors import PlaygroundError
+from core.optimizers import OptimizerSpec, get_spec
+from core.status import (CONVERGENCE_WINDOW, DIVERGENCE_WINDOW, HOPELESS_K, LOSS_K, REGION_K,
+                         SurfaceScale, surface_scale)
+from core.surfaces import DTYPE, Surface
+
+ELEMENTWISE = ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam",
+               "RAdam", "Rprop", "ASGD")
+LBFGS_REFUSED = ("L-BFGS shares one history and line search across the batch; run it start by "
+                 "start")
+
+# What a status code means (the `status` array holds these indices).
+STATUSES = ("running", "converged", "frozen", "diverged")
+RUNNING, CONVERGED, FROZEN, DIVERGED = range(4)
+
+# Why an element diverged (the `reason` array holds these indices; 0: it did not).
+REASONS = ("", "the point became non-finite",
+           f"the point went more than {HOPELESS_K:g} times the region's size outside it",
+           "the loss became non-finite", "the gradient became non-finite",
+           "it stayed far outside the region without a lower loss: not coming back",
+           "the loss exploded", "the surface falls away without bound out there",
+           "optimizer.step() failed", "evaluating the surface failed")
+(NOT_DIVERGED, NONFINITE_POINT, PAST_WALL, NONFINITE_LOSS, NONFINITE_GRAD, FAR_AWAY, EXPLODED,
+ FELL_AWAY, STEP_FAILED, EVALUATION_FAILED) = range(len(REASONS))
+
+
+class BatchError(PlaygroundError):
+    """A batch that cannot be built: an optimizer that couples elements, bad starts or settings."""
+
+
+class BatchCancelled(Exception):
+    """The caller's state asked to stop."""
+
+
+class ProgressState(Protocol):
+    """What a long batch reports to and asks of its caller (gui/worker.JobState fits)."""
+
+    def set_progress(self, fraction: float) -> None: ...
+
+    def is_interruption_requested(self) -> bool: ...
+
+
+@dataclass
+class BatchResult:
+    """Per element, copied numpy arrays (n,): where each run ended and how.
+
+    final_x, final_y, final_loss: the last recorded point and its loss (the start and NaN if
+    even the start could not be evaluated); grad_norm: |grad f| there over the free coordinates;
+    status: an index into STATUSES; steps: optimizer steps taken (the step count of a diverged
+    element is its diverged_at, as for a Run); converged_at, diverged_at: -1 for None; reason: an
+    index into REASONS. paths: for the elements asked for, arrays (k, 4) of step, x, y, loss.
+    """
+
+    final_x: np.ndarray
+    final_y: np.ndarray
+    final_loss: np.ndarray
+    grad_norm: np.ndarray
+    status: np.ndarray
+    steps: np.ndarray
+    converged_at: np.ndarray
+    diverged_at: np.ndarray
+    reason: np.ndarray
+    paths: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.final_x.shape[0])
+
+    def status_names(self) -> list[str]:
+        return [STATUSES[s] for s in self.status]
+
+    def steps_to_converge(self) -> list[int | None]:
+        """converged_at per element, None where it has not converged (the JSON's value)."""
+        return [None if c < 0 else int(c) for c in self.converged_at]
+
+
+def check_batchable(spec: OptimizerSpec) -> None:
+    """Raise BatchError unless the optimizer updates each element on its own."""
+    if spec.needs_closure:
+        raise BatchError(LBFGS_REFUSED)
+    if spec.name not in ELEMENTWISE:
+        raise BatchError(f"{spec.name} is not known to update each element on its own; "
+                         "run it start by start")
+
+
+def far_boxes(scale: SurfaceScale, sx: np.ndarray, sy: np.ndarray, k: float
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """SurfaceScale.far_box for many starts at once (the same min/max, as arrays)."""
+    margin = k * scale.span
+    return (np.minimum(scale.x_range[0], sx) - margin, np.maximum(scale.x_range[1], sx) + margin,
+            np.minimum(scale.y_range[0], sy) - margin, np.maximum(scale.y_range[1], sy) + margin)
+
+
+def _inside(box: tuple[np.ndarray, ...], x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return (box[0] <= x) & (x <= box[1]) & (box[2] <= y) & (y <= box[3])
+
+
+class BatchRun:
+    """One optimizer class stepping many runs at once; each element as its own `Run` would.
+
+    groups: a sequence of (hyperparameters, starts), starts an array (n, 2) of x, y; each group
+    is one torch param group. Elements are numbered in group order. frozen: coordinates frozen
+    in every element. paths: element indices whose trajectories are kept. foreach: passed to the
+    optimizer when not None (None: torch's default, as `Run`). dtype: float64 (exact, as `Run`)
+    or float32 when the caller allows it.
+    """
+
+    def __init__(self, surface: Surface, optimizer: str,
+                 groups: Sequence[tuple[dict[str, Any] | None, Any]],
+                 frozen: Sequence[str] = (), paths: Sequence[int] = (),
+                 grad_tolerance: float | None = None, move_tolerance: float | None = None,
+                 window: int = CONVERGENCE_WINDOW, foreach: bool | None = None,
+                 dtype: torch.dtype = DTYPE) -> None:
+        self.spec = get_spec(optimizer)
+        check_batchable(self.spec)
+        for c in frozen:
+            if c not in ("x", "y"):
+                raise BatchError(f"cannot freeze {c!r}: the parameters are x and y")
+        if not groups:
+            raise BatchError("a batch needs at least one group of starts")
+        self.surface = surface
+        self.frozen = frozenset(frozen)
+        self.dtype = dtype
+        validated: dict[str, dict[str, Any]] = {}  # equal settings are checked once
+        settings, starts = [], []
+        for hyperparameters, group_starts in groups:
+            key = repr(sorted((hyperparameters or {}).items()))
+            if key not in validated:
+                validated[key] = self.spec.validate(hyperparameters)
+            settings.append(validated[key])
+            array = np.asarray(group_starts, dtype=np.float64).reshape(-1, 2)
+            if array.shape[0] == 0:
+                raise BatchError("a group of the batch has no starts")
+            if not np.isfinite(array).all():
+                raise BatchError("every start must be finite")
+            starts.append(array)
+        self.hyperparameters: list[dict[str, Any]] = settings
+        self.sizes = [a.shape[0] for a in starts]
+        all_starts = np.concatenate(starts)
+        self.n = int(all_starts.shape[0])
+        for i in paths:
+            if not 0 <= i < self.n:
+                raise BatchError(f"path index {i} is outside the batch of {self.n}")
+        self.start_x = all_starts[:, 0].copy()
+        self.start_y = all_starts[:, 1].copy()
+        scale = surface_scale(surface)
+        self._scale = scale
+        self.grad_tolerance = scale.grad_tolerance if grad_tolerance is None else grad_tolerance
+        self.move_tolerance = scale.move_tolerance if move_tolerance is None else move_tolerance
+        self.window = window
+        self._far = far_boxes(scale, self.start_x, self.start_y, REGION_K)
+        self._wall = far_boxes(scale, self.start_x, self.start_y, HOPELESS_K)
+        self._weight_decay = np.concatenate([
+            np.full(size, self.spec.weight_decay_in_gradient(hp))
+            for size, hp in zip(self.sizes, settings, strict=True)])
+        # One buffer per coordinate; each group's leaves are views into it, so torch's in-place
+        # updates land in the buffer and the whole batch is read (and masked) at once.
+        self._x_all = torch.tensor(self.start_x, dtype=dtype)
+        self._y_all = torch.tensor(self.start_y, dtype=dtype)
+        self._xs: list[torch.Tensor] = []
+        self._ys: list[torch.Tensor] = []
+        param_groups = []
+        offset = 0
+        for size, hp in zip(self.sizes, settings, strict=True):
+            x = self._x_all.narrow(0, offset, size).detach().requires_grad_("x" not in frozen)
+            y = self._y_all.narrow(0, offset, size).detach().requires_grad_("y" not in frozen)
+            self._xs.append(x)
+            self._ys.append(y)
+            group = dict(hp)
+            if foreach is not None:
+                group["foreach"] = foreach
+            param_groups.append({"params": [x, y], **group})
+            offset += size
+        defaults = dict(settings[0])
+        if foreach is not None:
+            defaults["foreach"] = foreach
+        self.optimizer: torch.optim.Optimizer = self.spec.cls(param_groups, **defaults)
+        self._path_indices = tuple(dict.fromkeys(int(i) for i in paths))
+        self._paths: dict[int, list[tuple[float, float, float, float]]] = {
+            i: [] for i in self._path_indices}
+        self._init_status()
+        self._record_paths()
+
+    # --- the record per element -----------------------------------------------------------------
+
+    def _init_status(self) -> None:
+        n = self.n
+        self.steps = 0
+        self.last_x = self.start_x.copy()
+        self.last_y = self.start_y.copy()
+        self.last_loss = np.full(n, math.nan)
+        self.last_grad_norm = np.full(n, math.nan)
+        self.recorded = np.zeros(n, dtype=bool)  # has at least one entry (the start's)
+        self.done = np.zeros(n, dtype=bool)  # diverged: masked from now on
+        self.diverged_at = np.full(n, -1, dtype=np.int64)
+        self.reason = np.zeros(n, dtype=np.int8)
+        self.settled_since = np.full(n, -1, dtype=np.int64)
+        self._far_since = np.full(n, -1, dtype=np.int64)
+        self._far_best = np.full(n, math.inf)
+        self._high_since = np.full(n, -1, dtype=np.int64)
+        self._high_best = np.full(n, math.inf)
+        self._low_since = np.full(n, -1, dtype=np.int64)
+        # As in Run.reset: the loss thresholds are set from the start's loss after it is seen.
+        self._explosion = np.full(n, math.inf)
+        self._plunge = np.full(n, -math.inf)
+        self._evaluate_and_record()
+        start_loss = np.where(self.recorded, self.last_loss, 0.0)
+        scale = self._scale  # SurfaceScale.explosion_threshold / plunge_threshold, as arrays
+        self._explosion = np.where(self.recorded, np.maximum(scale.top, start_loss)
+                                   + LOSS_K * scale.spread, math.inf)
+        self._plunge = np.where(self.recorded, np.minimum(scale.bottom, start_loss)
+                                - LOSS_K * scale.spread, -math.inf)
+
+    def _diverge(self, mask: np.ndarray, reason: int) -> None:
+        self.done |= mask
+        self.diverged_at[mask] = self.steps
+        self.reason[mask] = reason
+
+    def _forward_backward(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Loss and gradient of every element, at the current points, as numpy copies."""
+        self.optimizer.zero_grad()
+        single = len(self._xs) == 1
+        x = self._xs[0] if single else torch.cat(self._xs)
+        y = self._ys[0] if single else torch.cat(self._ys)
+        loss = torch.broadcast_to(self.surface(x, y), (self.n,))
+        if loss.requires_grad:
+            loss.sum().backward()
+        return (loss.detach().numpy().astype(np.float64), self._grads(self._xs, "x"),
+                self._grads(self._ys, "y"))
+
+    def _grads(self, leaves: list[torch.Tensor], coordinate: str) -> np.ndarray:
+        if coordinate in self.frozen:
+            return np.full(self.n, math.nan)  # frozen: there is no gradient (as Run)
+        parts = [leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)
+                 for leaf in leaves]  # unused by the formula: zero (as Run)
+        grad = parts[0] if len(parts) == 1 else torch.cat(parts)
+        return grad.numpy().astype(np.float64)
+
+    def _evaluate_and_record(self) -> None:
+        """Run._evaluate_and_record for every element still running, on arrays."""
+        k = self.steps
+        xv = self._x_all.numpy().astype(np.float64)  # a copy
+        yv = self._y_all.numpy().astype(np.float64)
+        active = ~self.done
+        finite_point = np.isfinite(xv) & np.isfinite(yv)
+        self._diverge(active & ~finite_point, NONFINITE_POINT)
+        self._diverge(active & finite_point & ~_inside(self._wall, xv, yv), PAST_WALL)
+        self._mask_diverged()
+        try:
+            loss, gx, gy = self._forward_backward()
+        except Exception:  # one forward for the whole batch: its failure fails every element
+            self._diverge(~self.done, EVALUATION_FAILED)
+            return
+        active = ~self.done
+        finite_loss = np.isfinite(loss)
+        self._diverge(active & ~finite_loss, NONFINITE_LOSS)
+        x_free, y_free = "x" not in self.frozen, "y" not in self.frozen
+        bad_grad = np.isinf(gx) | np.isinf(gy)
+        if x_free:
+            bad_grad |= np.isnan(gx)
+        if y_free:
+            bad_grad |= np.isnan(gy)
+        self._diverge(active & finite_loss & bad_grad, NONFINITE_GRAD)
+        rec = ~self.done  # recorded at this step
+        moved = np.where(self.recorded, np.hypot(xv - self.last_x, yv - self.last_y), math.nan)
+        np.copyto(self.last_x, xv, where=rec)
+        np.copyto(self.last_y, yv, where=rec)
+        np.copyto(self.last_loss, loss, where=rec)
+        wd = self._weight_decay
+        sx = np.where(np.isnan(gx), 0.0, gx + wd * xv)  # a frozen coordinate's NaN counts as 0
+        sy = np.where(np.isnan(gy), 0.0, gy + wd * yv)
+        stationarity = np.hypot(np.where(np.isnan(sx), 0.0, sx), np.where(np.isnan(sy), 0.0, sy))
+        np.copyto(self.last_grad_norm,
+                  np.hypot(np.where(np.isnan(gx), 0.0, gx), np.where(np.isnan(gy), 0.0, gy)),
+                  where=rec)
+        self.recorded |= rec
+        # core.status.StatusTracker.observe_divergence, element by element: far, high, low.
+        outside = ~_inside(self._far, xv, yv)
+        far = _streak(rec & outside & (loss >= self._scale.high), k, loss, self._far_since,
+                      self._far_best)
+        high = _streak(rec & (loss > self._explosion), k, loss, self._high_since, self._high_best)
+        low = _streak(rec & (loss < self._plunge), k, None, self._low_since, None)
+        far_out = rec & (far >= DIVERGENCE_WINDOW)
+        high_out = rec & ~far_out & (high >= DIVERGENCE_WINDOW)
+        low_out = rec & ~far_out & ~high_out & (low >= DIVERGENCE_WINDOW)
+        self._diverge(far_out, FAR_AWAY)
+        self._diverge(high_out, EXPLODED)
+        self._diverge(low_out, FELL_AWAY)
+        # StatusTracker.observe_convergence for those still running.
+        going = rec & ~self.done
+        small = stationarity <= self.grad_tolerance  # (NaN is not small)
+        self.settled_since[going & ~small] = -1
+        # moved is NaN at the first entry (Run's None), and NaN > tolerance is False
+        restart = going & small & ((self.settled_since < 0) | (moved > self.move_tolerance))
+        self.settled_since[restart] = k
+
+    def _mask_diverged(self) -> None:
+        """Write every diverged element's last recorded point back into x and y."""
+        if self.done.any():
+            with torch.no_grad():
+                idx = torch.from_numpy(np.flatnonzero(self.done))
+                self._x_all[idx] = torch.from_numpy(self.last_x[self.done]).to(self.dtype)
+                self._y_all[idx] = torch.from_numpy(self.last_y[self.done]).to(self.dtype)
+
+    def _record_paths(self) -> None:
+        for i in self._path_indices:
+            if self.recorded[i] and (not self.done[i] or self.diverged_at[i] == self.steps
+                                     and self.reason[i] in (FAR_AWAY, EXPLODED, FELL_AWAY)):
+                path = self._paths[i]
+                if not path or path[-1][0] != self.steps:
+                    path.append((float(self.steps), float(self.last_x[i]), float(self.last_y[i]),
+                                 float(self.last_loss[i])))
+
+    # --- stepping -------------------------------------------------------------------------------
+
+    def step(self, n: int = 1, state: ProgressState | None = None) -> int:
+        """Take n optimizer steps (fewer if every element diverged); return how many.
+
+        `state` gets set_progress(fraction of n) and is asked is_interruption_requested() every
+        few steps; a cancel raises BatchCancelled (the batch stays usable where it stopped).
+        """
+        done = 0
+        report_every = max(1, n // 100)
+        while done < n and not self.done.all():
+            if state is not None and done % report_every == 0:
+                if state.is_interruption_requested():
+                    raise BatchCancelled("the batch was cancelled")
+                state.set_progress(done / n)
+            self.steps += 1
+            done += 1
+            try:
+                self.optimizer.step()
+            except Exception:  # a torch error mid-step fails every element still running
+                self._diverge(~self.done, STEP_FAILED)
+                break
+            self._evaluate_and_record()
+            if self._path_indices:
+                self._record_paths()
+        if state is not None:
+            state.set_progress(1.0)
+        return done
+
+    # --- reading --------------------------------------------------------------------------------
+
+    @property
+    def converged_at(self) -> np.ndarray:
+        """Per element, StatusTracker.converged_at (-1 for None)."""
+        since = self.settled_since
+        ok = (since >= 0) & (self.steps - np.maximum(since, 0) >= self.window) & ~self.done
+        return np.where(ok, since, -1)
+
+    @property
+    def status(self) -> np.ndarray:
+        if self.frozen >= {"x", "y"}:
+            status = np.full(self.n, FROZEN, dtype=np.int8)
+        else:
+            status = np.where(self.converged_at >= 0, CONVERGED, RUNNING).astype(np.int8)
+        status[self.done] = DIVERGED
+        return status
+
+    def result(self) -> BatchResult:
+        """The summary per element, as copied arrays (the batch can go on stepping)."""
+        status = self.status
+        converged_at = np.where(status == CONVERGED, self.converged_at, -1)
+        steps = np.where(self.done, self.diverged_at, self.steps)
+        return BatchResult(
+            final_x=self.last_x.copy(), final_y=self.last_y.copy(),
+            final_loss=self.last_loss.copy(), grad_norm=self.last_grad_norm.copy(),
+            status=status, steps=steps.astype(np.int64), converged_at=converged_at,
+            diverged_at=self.diverged_at.copy(), reason=self.reason.copy(),
+            paths={i: np.array(p, dtype=np.float64).reshape(-1, 4)
+                   for i, p in self._paths.items()})
+
+
+def _streak(holds: np.ndarray, step: int, loss: np.ndarray | None, since: np.ndarray,
+            best: np.ndarray | None) -> np.ndarray:
+    """core.status._Streak.update for every element: how many entries in a row `holds`.
+
+    Updates `since` (and `best`) in place; with `loss`, a lower loss restarts the count.
+    """
+    since[~holds] = -1
+    restart = holds & (since < 0)
+    if loss is not None and best is not None:
+        restart |= holds & (loss < best)
+        best[restart] = loss[restart]
+    since[restart] = step
+    return np.where(holds, step - since + 1, 0)
