@@ -492,9 +492,18 @@ class MainWindow(QMainWindow):
             self.surface3d_dock.visibilityChanged.connect(self._on_surface3d_visibility)
             self.resizeDocks([self.surface3d_dock], [int(self.width() * 0.3)],
                              Qt.Orientation.Horizontal)
+            # The first OpenGL widget makes Qt recreate the window's native surface, and the
+            # window loses its activation (the keys went nowhere): take it and the focus back.
+            QTimer.singleShot(0, self._take_focus_back)
         self.surface3d_dock.setVisible(on)
         self._layout_timer.start()  # the surface keeps its share beside both side docks
         self.settings.setValue("surface3d", bool(on))
+
+    def _take_focus_back(self) -> None:
+        if self.isVisible():
+            self.activateWindow()
+            if self.in_race():
+                self.surface_view.setFocus()
 
     def _on_surface3d_visibility(self, shown: bool) -> None:
         if self.surface3d_action.isChecked() != shown and self.in_race():

@@ -111,3 +111,15 @@ def test_main_export_view_3d_writes_the_picture_on_a_gl_display(gl_env, tmp_path
     rgb = _pixels(out)
     assert rgb.shape == (300, 400, 3)
     assert _surface_fraction(rgb) > 0.15
+
+
+def test_a_restored_3d_view_leaves_the_window_active_and_space_plays(gl_env, tmp_path):
+    # The first GL widget makes Qt recreate the window's native surface; the window lost its
+    # activation and Space / → / R went nowhere until it was clicked.
+    script = Path(__file__).with_name("window_keys_3d.py")
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "settings.ini")],
+                          env=gl_env, timeout=120, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines == ["3d shown: True", "active: True", "focus on surface: True",
+                     "playing: True"], done.stdout + done.stderr[-1000:]
