@@ -3,7 +3,8 @@
     python main.py                      open the app
     python main.py list                 surfaces and optimizers
     python main.py run [options]        step optimizers headless and print the result
-    python main.py export [options] --out FILE   write .json, .csv, .png or .svg
+    python main.py export [options] --out FILE   write .json, .csv, .png or .svg, or the race as
+                            .gif, .mp4, .webp or .apng [--fps N] [--steps-per-frame K] [--frames N]
     python main.py graph [options] --at X,Y      the autograd graph of the loss at a point
     python main.py autograd --tensor "a=[2., 3.]" --tensor "b=[6., 4.]" --expr "3*a**3 - b**2"
                             --gradient "[1., 1.]" --json      the autograd lab: grads, Jacobian, VJP
@@ -87,8 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--view", choices=("2d", "3d"), default="2d",
                         help="the picture: the 2-D heatmap (default) or the surface in 3-D (.png; "
                              "needs an OpenGL display, e.g. under xvfb-run)")
-    export.add_argument("--size", default="1200,900", metavar="W,H",
-                        help="image size in pixels for .png/.svg (default 1200,900)")
+    export.add_argument("--size", default=None, metavar="W,H",
+                        help="image size in pixels (W,H or WxH) for .png/.svg (default 1200,900) "
+                             "and animations (default 800,600)")
+    export.add_argument("--fps", type=int, default=None, metavar="N",
+                        help="animations: frames per second (default 10; a GIF at most 50)")
+    export.add_argument("--steps-per-frame", type=int, default=None, metavar="K",
+                        help="animations: optimizer steps between frames (default: about 100 "
+                             "frames for the race)")
+    export.add_argument("--frames", type=int, default=None, metavar="N",
+                        help="animations: the number of frames, the start included")
     graph = sub.add_parser("graph", help="the autograd graph of the loss at a point")
     _add_problem_options(graph, with_runs=False)
     graph.add_argument("--at", metavar="X,Y", help="the point (default: the surface's start)")
@@ -213,8 +222,15 @@ def cmd_export(args: argparse.Namespace) -> str:
 
     out = Path(args.out)
     suffix = out.suffix.lower()
+    if suffix in _ANIMATION_SUFFIXES:
+        return _export_animation(args, out)
+    for option in ("fps", "steps_per_frame", "frames"):
+        if getattr(args, option) is not None:
+            raise UsageError(f"--{option.replace('_', '-')} goes with an animation (--out "
+                             f"{', '.join(_ANIMATION_SUFFIXES)}), not {suffix or out.name!r}")
     if suffix not in (".json", ".csv", ".png", ".svg"):
-        raise UsageError(f"--out must end in .json, .csv, .png or .svg (got {out.name!r})")
+        raise UsageError(f"--out must end in .json, .csv, .png, .svg, "
+                         f"{', '.join(_ANIMATION_SUFFIXES)} (got {out.name!r})")
     if args.view == "3d" and suffix != ".png":
         raise UsageError(f"--view 3d writes a .png (got {out.name!r})")
     session = build_session(args)
@@ -222,7 +238,7 @@ def cmd_export(args: argparse.Namespace) -> str:
     if suffix in (".png", ".svg"):
         from gui.image_export import render_session_image
 
-        width, height = _pair(args.size, "--size")
+        width, height = _size(args.size or "1200,900")
         if not (16 <= width <= 10000 and 16 <= height <= 10000):
             raise UsageError("--size must be between 16 and 10000 pixels each way")
         if args.view == "3d":
@@ -234,6 +250,44 @@ def cmd_export(args: argparse.Namespace) -> str:
     else:
         export_data(session, out)
     return f"wrote {out}"
+
+
+_ANIMATION_SUFFIXES = (".gif", ".mp4", ".webp", ".apng")
+
+
+def _size(text: str) -> tuple[int, int]:
+    """--size as W,H or WxH, in whole pixels."""
+    parts = text.lower().replace(" ", "").replace("x", ",").split(",")
+    try:
+        width, height = (int(v) for v in parts)
+    except ValueError:
+        raise UsageError(f"--size must be two whole numbers like 800,600 or 800x600 "
+                         f"(got {text!r})") from None
+    return width, height
+
+
+def _export_animation(args: argparse.Namespace, out: Path) -> str:
+    """The race from its start, stepped and drawn frame by frame (gui/animation_export.py)."""
+    from core.animation import check_plan, plan_animation
+
+    if args.view == "3d":
+        raise UsageError(f"--view 3d writes a .png (got {out.name!r})")
+    width, height = _size(args.size or "800,600")
+    fps = 10 if args.fps is None else args.fps
+    if fps < 1:
+        raise UsageError(f"--fps must be 1 or more (got {fps})")
+    if args.steps_per_frame is not None and args.steps_per_frame < 1:
+        raise UsageError(f"--steps-per-frame must be 1 or more (got {args.steps_per_frame})")
+    session = build_session(args)  # not played: the animation steps a copy from the start
+    plan = plan_animation(session, fps=fps, steps_per_frame=args.steps_per_frame,
+                          steps=args.steps, frames=args.frames)
+    check_plan(session, plan, width, height, out.suffix)  # before any drawing
+    from gui.animation_export import export_race_animation
+
+    export_race_animation(session, out, width, height, fps=fps,
+                          steps_per_frame=plan.steps_per_frame, steps=args.steps,
+                          frames=args.frames)
+    return f"wrote {out} ({plan.frame_count} frames, {plan.steps_per_frame} steps per frame)"
 
 
 def cmd_graph(args: argparse.Namespace) -> str:

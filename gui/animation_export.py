@@ -1,0 +1,460 @@
+"""The race as an animation (GIF, MP4, WebP, APNG), drawn from the data, never from the screen.
+
+A copy of the session is stepped from its start (core.animation.RaceStepper) and each frame is
+drawn by the picture every export uses (gui.surface_view.SurfacePicture in a never-shown layout,
+painted by gui.image_export's offscreen painter): the surface, the growing trajectories, the
+heads, the legend, the status badges, and a step counter under the plot. So the same race
+exported headless (`main.py export --out race.gif`) or from File > Export > Animation… gives the
+same frames, every time.
+
+The legend is placed once for the whole race (where it hides least of the finished paths) and
+stays there: a legend jumping between corners would be the loudest thing in the film.
+
+pyqtgraph's scene is not thread-safe, so the drawing stays on the GUI thread, in pieces:
+`AnimationExport.work()` does one piece (a frame), `AnimationExportTask` runs pieces from a
+QTimer for ~25 ms a tick (the window stays responsive), with progress and cancel, and encodes the
+last part (Pillow's GIF/WebP/APNG writers, pure C) in a gui.worker Job.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QImage, QPainter
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QProgressDialog,
+    QSpinBox,
+    QWidget,
+)
+
+from core.animation import (
+    FORMATS,
+    MAX_FPS,
+    MAX_SIDE,
+    MIN_SIDE,
+    AnimationCancelled,
+    AnimationError,
+    AnimationPlan,
+    AnimationWriter,
+    ProgressState,
+    RaceStepper,
+    check_plan,
+    default_length,
+    plan_animation,
+)
+from core.session import Session
+from gui.image_export import (
+    BACKGROUND,
+    MAX_LAYOUT_SIDE,
+    _lay_out_now,
+    _scene_painter,
+    ensure_app,
+)
+from gui.surface_view import SurfacePicture
+from gui.worker import Job
+
+DEFAULT_SIZE = (800, 600)
+DEFAULT_FPS = 10
+TICK_BUDGET_S = 0.025  # drawing per timer tick: the window still gets most of each 40 ms
+
+
+class RaceAnimation:
+    """Frames of a session's race at width x height, drawn offscreen from a stepped copy.
+
+    `frame(k)` returns frame k as a height x width x 3 uint8 array (any k; an earlier one
+    restarts the copy). `close()` frees the offscreen canvas.
+    """
+
+    def __init__(self, session: Session, plan: AnimationPlan, width: int, height: int) -> None:
+        ensure_app()
+        self.plan = plan
+        self.width, self.height = int(width), int(height)
+        self.stepper = RaceStepper(session, plan)
+        # Laid out at most MAX_LAYOUT_SIDE logical pixels, as every export: a big film is a
+        # sharper copy of the picture, not tiny text in a vast plot.
+        scale = max(1.0, max(self.width, self.height) / MAX_LAYOUT_SIDE)
+        self.area = QRectF(0, 0, self.width / scale, self.height / scale)
+        self.canvas = pg.GraphicsLayoutWidget()  # never shown
+        self.canvas.ci.setGeometry(self.area)
+        scene = self.canvas.scene()
+        _lay_out_now(scene)
+        self.picture = SurfacePicture(self.canvas.ci, interactive=False, cached=False,
+                                      line_width=2)
+        self.counter = pg.LabelItem("", color="k", size="10pt", justify="left")
+        self.canvas.ci.addItem(self.counter, row=1, col=0)
+        self._set_counter(plan.last_step)  # its row gets its height from the widest text
+        self.picture.show_session(self.stepper.session)
+        _lay_out_now(scene)
+        self._paint = _scene_painter(scene, self.area)
+        self._legend_placed = False
+
+    def _set_counter(self, step: int) -> None:
+        total = self.plan.last_step
+        self.counter.setText(f"step {step:>{len(str(total))}} of {total}")
+
+    def place_legend(self) -> None:
+        """Put the legend where it hides least of the whole race (at its last frame), for good."""
+        self.stepper.go_to(self.plan.frame_count - 1)
+        self.picture.update_runs(force=True)
+        self.picture.legend.moved_by_user = False
+        self.picture.arrange_labels()
+        self.picture.legend.moved_by_user = True  # placed: no later frame moves it
+        self._legend_placed = True
+
+    def frame(self, k: int) -> np.ndarray:
+        """Frame k: every run stepped to what it shows, drawn, as RGB pixels."""
+        if not self._legend_placed:
+            self.place_legend()
+        self.stepper.go_to(k)
+        self.picture.update_runs(force=True)
+        self._set_counter(self.plan.step_at(k))
+        return self._render()
+
+    def _render(self) -> np.ndarray:
+        image = QImage(self.width, self.height, QImage.Format.Format_RGB32)
+        if image.isNull():
+            raise AnimationError(f"cannot make a {self.width} x {self.height} image "
+                                 f"(out of memory?)")
+        image.setDevicePixelRatio(self.width / self.area.width())
+        image.fill(BACKGROUND)
+        painter = QPainter(image)
+        try:
+            self._paint(painter, QRectF(0, 0, self.area.width(), self.area.height()), False)
+        finally:
+            painter.end()
+        image.setDevicePixelRatio(1.0)
+        rgb = image.convertToFormat(QImage.Format.Format_RGB888)
+        stride = rgb.bytesPerLine()
+        raw = np.frombuffer(rgb.constBits(), dtype=np.uint8, count=stride * self.height)
+        return raw.reshape(self.height, stride)[:, :3 * self.width].reshape(
+            self.height, self.width, 3).copy()
+
+    def close(self) -> None:
+        self.canvas.close()
+        self.canvas.deleteLater()
+
+
+class AnimationExport:
+    """One export in pieces: `work()` draws and adds the next frame (True when all are in),
+    `finish()` encodes the rest and puts the file in place, `abort()` leaves nothing behind.
+    `progress` is the share of frames done. Raises AnimationError (one line)."""
+
+    def __init__(self, session: Session, path: str | Path, width: int, height: int,
+                 plan: AnimationPlan) -> None:
+        self.path = Path(path)
+        check_plan(session, plan, int(width), int(height), self.path.suffix)
+        self.plan = plan
+        self.width, self.height = int(width), int(height)
+        self._session = session
+        self._animation: RaceAnimation | None = None
+        self._writer: AnimationWriter | None = None
+        self.frames_done = 0
+
+    @property
+    def frame_count(self) -> int:
+        return self.plan.frame_count
+
+    def _exact_colours(self) -> list[tuple[int, int, int]]:
+        """Colours a GIF's palette keeps exactly: each run's, black (text, outlines), white."""
+        colours = [(0, 0, 0), (255, 255, 255)]
+        for run in self._session.runs:
+            c = QColor(run.color or "#000000")
+            colours.append((c.red(), c.green(), c.blue()))
+        return colours
+
+    @property
+    def progress(self) -> float:
+        return self.frames_done / self.frame_count
+
+    def work(self) -> bool:
+        """Do the next piece; True once every frame has been added."""
+        if self.frames_done >= self.frame_count:
+            return True
+        try:
+            if self._animation is None:
+                self._animation = RaceAnimation(self._session, self.plan, self.width,
+                                                self.height)
+            if self._writer is None:
+                # The GIF's palette from the last frame (every path drawn) and the first.
+                last = self._animation.frame(self.frame_count - 1)
+                first = self._animation.frame(0)
+                self._writer = AnimationWriter(self.path, self.width, self.height, self.plan.fps,
+                                               palette_frames=[first, last],
+                                               exact_colours=self._exact_colours())
+                self._writer.add(first)
+            else:
+                self._writer.add(self._animation.frame(self.frames_done))
+        except Exception:
+            self.abort()
+            raise
+        self.frames_done += 1
+        if self.frames_done >= self.frame_count:
+            self._close_canvas()
+        return self.frames_done >= self.frame_count
+
+    def finish(self) -> Path:
+        """Encode and write the file."""
+        self.encode()
+        return self.commit()
+
+    def encode(self) -> None:
+        """Encode into the temporary file (no Qt: may run on a worker thread)."""
+        if self._writer is None or self.frames_done < self.frame_count:
+            raise AnimationError("the animation is not drawn yet")
+        self._writer.encode()
+
+    def commit(self) -> Path:
+        """Put the encoded file in place (atomically)."""
+        assert self._writer is not None
+        return self._writer.commit()
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
+        self._close_canvas()
+
+    def _close_canvas(self) -> None:
+        if self._animation is not None:
+            self._animation.close()
+            self._animation = None
+
+
+def export_race_animation(session: Session, path: str | Path, width: int = DEFAULT_SIZE[0],
+                          height: int = DEFAULT_SIZE[1], *, fps: int = DEFAULT_FPS,
+                          steps_per_frame: int | None = None, frames: int | None = None,
+                          steps: int | None = None,
+                          state: ProgressState | None = None) -> Path:
+    """Write the session's race from its start as an animation (.gif, .mp4, .webp, .apng), on
+    this thread; `state` gets progress and may cancel (AnimationCancelled, nothing written).
+    See core.animation.plan_animation for steps, frames and steps_per_frame."""
+    plan = plan_animation(session, fps=fps, steps_per_frame=steps_per_frame, steps=steps,
+                          frames=frames)
+    export = AnimationExport(session, path, width, height, plan)
+    try:
+        while not export.work():
+            if state is not None:
+                if state.is_interruption_requested():
+                    raise AnimationCancelled()
+                state.set_progress(0.95 * export.progress)
+        if state is not None and state.is_interruption_requested():
+            raise AnimationCancelled()
+        done = export.finish()
+    except BaseException:
+        export.abort()
+        raise
+    if state is not None:
+        state.set_progress(1.0)
+    return done
+
+
+class AnimationExportTask(QObject):
+    """Runs an AnimationExport from a QTimer, ~25 ms of drawing a tick, then encodes the end
+    in a gui.worker Job. Exactly one of sigFinished, sigFailed, sigCancelled ends it.
+
+    Signals
+    -------
+    sigProgress(float)   a fraction from 0 to 1
+    sigFinished(str)     the file written
+    sigFailed(str)       a one-line message; nothing was written
+    sigCancelled()       cancel() was called; nothing was written
+    """
+
+    sigProgress = Signal(float)
+    sigFinished = Signal(str)
+    sigFailed = Signal(str)
+    sigCancelled = Signal()
+
+    def __init__(self, export: AnimationExport, *, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.export = export
+        self._timer = QTimer(self)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self._on_tick)
+        self._job: Job | None = None
+        self.running = False
+
+    def start(self) -> None:
+        self.running = True
+        self._timer.start()
+
+    def cancel(self) -> None:
+        """Stop now: the timer stops, the encoding's result (if it comes) is dropped, and no file
+        is left. sigCancelled follows (at once, or when the encoding has stopped)."""
+        if not self.running:
+            return
+        self._timer.stop()
+        if self._job is not None:
+            self._job.cancel()  # its sigCancelled ends the task, once the work has returned
+            return
+        self.export.abort()
+        self._end(self.sigCancelled)
+
+    def _on_tick(self) -> None:
+        deadline = time.perf_counter() + TICK_BUDGET_S
+        try:
+            done = self.export.work()
+            while not done and time.perf_counter() < deadline:
+                done = self.export.work()
+        except Exception as e:
+            self._timer.stop()
+            self._end(self.sigFailed, str(e).splitlines()[0] if str(e) else type(e).__name__)
+            return
+        self.sigProgress.emit(0.95 * self.export.progress)
+        if done:
+            self._timer.stop()
+            self._encode()
+
+    def _encode(self) -> None:
+        export = self.export
+
+        def encode(state) -> None:  # type: ignore[no-untyped-def]
+            if not state.is_interruption_requested():
+                export.encode()
+
+        job = self._job = Job(encode, parent=self)
+        job.sigFinished.connect(self._on_encoded)
+        job.sigFailed.connect(lambda message: self._end(self.sigFailed, message))
+        job.sigCancelled.connect(self._on_encode_cancelled)
+        job.start()
+
+    def _on_encoded(self, _: object) -> None:
+        # Renamed into place here, on the GUI thread, only if no cancel came first.
+        try:
+            path = self.export.commit()
+        except AnimationError as e:
+            self.export.abort()
+            self._end(self.sigFailed, str(e))
+            return
+        self.sigProgress.emit(1.0)
+        self._end(self.sigFinished, str(path))
+
+    def _on_encode_cancelled(self) -> None:
+        # The encoding has returned (a Job says so only then): its temporary file goes.
+        self.export.abort()
+        self._end(self.sigCancelled)
+
+    def _end(self, signal, *args) -> None:  # type: ignore[no-untyped-def]
+        self.running = False
+        self._job = None
+        signal.emit(*args)
+
+
+class AnimationDialog(QDialog):
+    """Size, frames per second, steps per frame, length (steps) and format of an animation.
+
+    It shows the frame count and the film's length as the values change, and what is wrong
+    (too big, too many frames) before anything is drawn."""
+
+    def __init__(self, session: Session, *, size: tuple[int, int] = DEFAULT_SIZE,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export animation")
+        self.session = session
+        form = QFormLayout(self)
+        self.format_box = QComboBox()
+        for suffix, name in FORMATS.items():
+            self.format_box.addItem(f"{name} ({suffix})", suffix)
+        self.width_box, self.height_box = QSpinBox(), QSpinBox()
+        for box, value in ((self.width_box, size[0]), (self.height_box, size[1])):
+            box.setRange(MIN_SIDE, MAX_SIDE)
+            box.setSuffix(" px")
+            box.setValue(value)
+        self.fps_box = QSpinBox()
+        self.fps_box.setRange(1, MAX_FPS)
+        self.fps_box.setValue(DEFAULT_FPS)
+        self.fps_box.setToolTip("GIF plays at most 50 frames per second (20 ms a frame)")
+        self.length_box = QSpinBox()
+        self.length_box.setRange(1, 1_000_000)
+        self.length_box.setValue(default_length(session))
+        self.length_box.setSuffix(" steps")
+        self.length_box.setToolTip("Every run is replayed from the start for this many steps "
+                                   "(fewer if it diverges; disabled runs stay at the start)")
+        self.steps_per_frame_box = QSpinBox()
+        self.steps_per_frame_box.setRange(1, 1_000_000)
+        self.steps_per_frame_box.setValue(max(1, -(-self.length_box.value() // 100)))
+        self.summary = QLabel()
+        self.summary.setObjectName("animationSummary")
+        form.addRow("Format", self.format_box)
+        form.addRow("Width", self.width_box)
+        form.addRow("Height", self.height_box)
+        form.addRow("Frames per second", self.fps_box)
+        form.addRow("Length", self.length_box)
+        form.addRow("Steps per frame", self.steps_per_frame_box)
+        form.addRow(self.summary)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                        | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        form.addRow(self.buttons)
+        for box in (self.width_box, self.height_box, self.fps_box, self.length_box,
+                    self.steps_per_frame_box):
+            box.valueChanged.connect(self._on_value_change)
+        self.format_box.currentIndexChanged.connect(self._on_value_change)
+        self._on_value_change()
+
+    @property
+    def suffix(self) -> str:
+        return str(self.format_box.currentData())
+
+    @property
+    def chosen_size(self) -> tuple[int, int]:
+        return self.width_box.value(), self.height_box.value()
+
+    def plan(self) -> AnimationPlan:
+        """The plan the values describe (raises AnimationError for a bad one)."""
+        return plan_animation(self.session, fps=self.fps_box.value(),
+                              steps_per_frame=self.steps_per_frame_box.value(),
+                              steps=self.length_box.value())
+
+    def problem(self) -> str:
+        """What is wrong with the values, in one line ('' when nothing is)."""
+        try:
+            check_plan(self.session, self.plan(), *self.chosen_size, self.suffix)
+        except AnimationError as e:
+            return str(e)
+        return ""
+
+    def _on_value_change(self) -> None:
+        problem = self.problem()
+        ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        ok.setEnabled(not problem)
+        if problem:
+            self.summary.setText(problem)
+        else:
+            plan = self.plan()
+            self.summary.setText(f"{plan.frame_count} frames, {plan.seconds:.1f} s")
+        self.summary.setWordWrap(True)
+
+
+def start_animation_export(session: Session, path: str | Path, width: int, height: int,
+                           plan: AnimationPlan, *, parent: QWidget) -> AnimationExportTask:
+    """Start exporting with a progress dialog (a bar and Cancel) that leaves the window usable;
+    returns the task (its signals say how it ended). Raises AnimationError before anything is
+    drawn when the export cannot be made."""
+    task = AnimationExportTask(AnimationExport(session, path, width, height, plan),
+                               parent=parent)
+    dialog = QProgressDialog(f"Drawing {Path(path).name}…", "Cancel", 0, 1000, parent)
+    dialog.setObjectName("animationProgress")
+    dialog.setWindowTitle("Export animation")
+    dialog.setWindowModality(Qt.WindowModality.NonModal)
+    dialog.setAutoClose(False)
+    dialog.setAutoReset(False)
+    dialog.setMinimumDuration(0)
+    dialog.canceled.connect(task.cancel)
+    task.sigProgress.connect(lambda f: dialog.setValue(int(1000 * f)))
+    for signal in (task.sigFinished, task.sigFailed, task.sigCancelled):
+        signal.connect(dialog.close)
+        signal.connect(dialog.deleteLater)
+    task.progress_dialog = dialog  # type: ignore[attr-defined]
+    dialog.show()
+    task.start()
+    return task
