@@ -1,0 +1,345 @@
+"""Many runs at once: basins of attraction, learning-rate sweeps and trainability maps.
+
+Plain functions over core.batch.BatchRun that take a `state` (set_progress(fraction),
+is_interruption_requested(); None for none, as core.landscape) and return copied numpy arrays,
+so the GUI runs them in a gui/worker Job and the command line calls them directly. A cancel
+raises BatchCancelled. Every cell is one element of a batch, which equals, bit for bit, the
+single `core.run.Run` (what `main.py run` steps) from that start with that setting.
+
+- basins: a grid of starts, one optimizer setting; per cell where it ended, its status, the
+  minimum it reached and the step it converged at. Cells are stepped in chunks of
+  BASIN_CHUNK starts, so memory stays bounded up to MAX_GRID x MAX_GRID.
+- lr_sweep: one start, one param group per learning rate; the best lr is the one with the
+  lowest final loss among those that did not diverge (BEST_LR_RULE).
+- trainability_map: one start, one param group per (value, lr) cell of a second
+  hyperparameter (momentum, beta1, ...) against the lr.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from core.batch import (CONVERGED, DIVERGED, STATUSES, BatchCancelled, BatchError, BatchResult,
+                        BatchRun, ProgressState)
+from core.optimizers import format_optimizer_call, get_spec, parse_optimizer_call
+from core.status import surface_scale
+from core.surfaces import Point, Range, Surface
+
+MAX_GRID = 512
+BASIN_CHUNK = 65_536  # starts per batch: ~30 float64 arrays of this size, a few MB each
+MAX_SWEEP_CELLS = 16_384  # one param group per cell, and torch steps groups one by one
+MAX_WORK = 300_000_000  # cell-steps one call may ask for (a 512 x 512 grid of 1000 steps)
+MINIMUM_REL_TOL = 0.02  # an end point within this fraction of the region's span is "at" a minimum
+MAX_CLUSTERS = 256  # end points that gather elsewhere: at most this many found minima
+BEST_LR_RULE = "the lowest final loss among the learning rates that did not diverge"
+
+
+class _Chunk:
+    """The caller's state, seen from one chunk of the work: progress scaled into its share."""
+
+    def __init__(self, state: ProgressState | None, start: float, share: float) -> None:
+        self.state, self.start, self.share = state, start, share
+
+    def set_progress(self, fraction: float) -> None:
+        if self.state is not None:
+            self.state.set_progress(self.start + self.share * fraction)
+
+    def is_interruption_requested(self) -> bool:
+        return self.state is not None and self.state.is_interruption_requested()
+
+
+def _optimizer(call: str | tuple[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    if isinstance(call, str):
+        return parse_optimizer_call(call)
+    name, hyperparameters = call
+    spec = get_spec(name)
+    return spec.name, spec.validate(hyperparameters)
+
+
+def _check_steps(steps: int, cells: int) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise BatchError(f"steps must be a whole number, 0 or more (got {steps!r})")
+    if cells * steps > MAX_WORK:
+        raise BatchError(f"{cells} cells x {steps} steps is more than the {MAX_WORK:.3g} "
+                         "cell-steps one call may take; use fewer cells or steps")
+
+
+def _number(v: float) -> float | str:
+    """A float for strict JSON: finite as is, else "nan", "inf" or "-inf" (as graph --json)."""
+    v = float(v)
+    if math.isfinite(v):
+        return v
+    return "nan" if math.isnan(v) else "inf" if v > 0 else "-inf"
+
+
+def _concat(results: list[BatchResult]) -> BatchResult:
+    if len(results) == 1:
+        return results[0]
+    fields = ("final_x", "final_y", "final_loss", "grad_norm", "status", "steps",
+              "converged_at", "diverged_at", "reason")
+    return BatchResult(**{f: np.concatenate([getattr(r, f) for r in results]) for f in fields})
+
+
+# --- basins of attraction -----------------------------------------------------------------------
+
+@dataclass
+class Basins:
+    """A grid of starts and where each went. Cells are row-major, y then x: cell j * nx + i
+    started at (x[i], y[j]). minima: the surface's known minima (global, then local), then the
+    centres of clusters of converged end points away from them (`known` says how many are known);
+    minimum: per cell an index into minima, or -1 (diverged, or not near any)."""
+
+    surface: Surface
+    optimizer: str
+    steps: int
+    x: np.ndarray
+    y: np.ndarray
+    cells: BatchResult
+    minima: np.ndarray  # (m, 2)
+    known: int
+    minimum: np.ndarray
+    tolerance: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON `main.py basins --json` prints (non-finite numbers as strings)."""
+        c = self.cells
+        return {"surface": self.surface.name, "formula": self.surface.text,
+                "optimizer": self.optimizer, "steps": self.steps,
+                "x": self.x.tolist(), "y": self.y.tolist(),
+                "minima": self.minima.tolist(), "known_minima": self.known,
+                "minimum_tolerance": self.tolerance,
+                "final_x": [_number(v) for v in c.final_x],
+                "final_y": [_number(v) for v in c.final_y],
+                "final_loss": [_number(v) for v in c.final_loss],
+                "status": c.status_names(), "minimum": self.minimum.tolist(),
+                "steps_to_converge": c.steps_to_converge()}
+
+    def to_csv(self) -> str:
+        """A row per cell: row, column, start, where it ended, status, minimum, convergence."""
+        c = self.cells
+        nx = len(self.x)
+        lines = ["row,column,start_x,start_y,final_x,final_y,final_loss,status,minimum,"
+                 "steps_to_converge"]
+        converged = c.steps_to_converge()
+        for k in range(len(c)):
+            j, i = divmod(k, nx)
+            lines.append(f"{j},{i},{self.x[i]!r},{self.y[j]!r},{float(c.final_x[k])!r},"
+                         f"{float(c.final_y[k])!r},{float(c.final_loss[k])!r},"
+                         f"{STATUSES[c.status[k]]},{int(self.minimum[k])},"
+                         f"{'' if converged[k] is None else converged[k]}")
+        return "\n".join(lines) + "\n"
+
+
+def basins(surface: Surface, optimizer_call: str | tuple[str, dict[str, Any]], grid_n: int,
+           steps: int, x_range: Range | None = None, y_range: Range | None = None,
+           state: ProgressState | None = None, frozen: Sequence[str] = ()) -> Basins:
+    """Step a grid_n x grid_n grid of starts over the region (or the ranges given) `steps`
+    times each; say which minimum each reached. Raises BatchError / OptimizerError (one line)."""
+    if isinstance(grid_n, bool) or not isinstance(grid_n, int) or not 2 <= grid_n <= MAX_GRID:
+        raise BatchError(f"the grid must be from 2 to {MAX_GRID} starts a side (got {grid_n!r})")
+    _check_steps(steps, grid_n * grid_n)
+    name, hyperparameters = _optimizer(optimizer_call)
+    (x0, x1) = _range("x range", x_range or surface.x_range)
+    (y0, y1) = _range("y range", y_range or surface.y_range)
+    xs, ys = np.linspace(x0, x1, grid_n), np.linspace(y0, y1, grid_n)
+    starts = np.column_stack([np.tile(xs, grid_n), np.repeat(ys, grid_n)])  # row-major
+    chunks = range(0, len(starts), BASIN_CHUNK)
+    results = []
+    for number, lo in enumerate(chunks):
+        part = _Chunk(state, number / len(chunks), 1 / len(chunks))
+        if part.is_interruption_requested():
+            raise BatchCancelled("the basins were cancelled")
+        batch = BatchRun(surface, name, [(hyperparameters, starts[lo:lo + BASIN_CHUNK])],
+                         frozen=frozen)
+        batch.step(steps, part)
+        results.append(batch.result())
+        del batch  # the next chunk's tensors replace this one's
+    cells = _concat(results)
+    tolerance = MINIMUM_REL_TOL * surface_scale(surface).span
+    known = [*surface.minima, *surface.local_minima]
+    minima, minimum = assign_minima(cells, known, tolerance)
+    return Basins(surface, format_optimizer_call(name, hyperparameters), steps, xs, ys, cells,
+                  minima, len(known), minimum, tolerance)
+
+
+def _range(label: str, r: Range) -> Range:
+    lo, hi = float(r[0]), float(r[1])
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise BatchError(f"{label} must be two finite numbers with low < high, got {r!r}")
+    return lo, hi
+
+
+def assign_minima(cells: BatchResult, known: Sequence[Point], tolerance: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(minima (m, 2), index per cell or -1): the nearest known minimum within `tolerance`;
+    converged end points near none of them are clustered greedily (the first unassigned end
+    point is a centre, every end point within `tolerance` of it joins; at most MAX_CLUSTERS)
+    and the centres are appended as found minima. Diverged cells get -1."""
+    fx, fy = cells.final_x, cells.final_y
+    alive = cells.status != DIVERGED
+    index = np.full(len(cells), -1, dtype=np.int64)
+    best = np.full(len(cells), np.inf)
+    centres = [(float(a), float(b)) for a, b in known]
+    for m, (mx, my) in enumerate(centres):
+        d = np.hypot(fx - mx, fy - my)
+        take = alive & (d <= tolerance) & (d < best)
+        index[take], best[take] = m, d[take]
+    free = alive & (index < 0) & (cells.status == CONVERGED)
+    while free.any() and len(centres) - len(known) < MAX_CLUSTERS:
+        k = int(np.flatnonzero(free)[0])
+        cx, cy = float(fx[k]), float(fy[k])
+        members = free & (np.hypot(fx - cx, fy - cy) <= tolerance)
+        index[members] = len(centres)
+        free &= ~members
+        centres.append((cx, cy))
+    # Cells still running but already near a found centre belong to it too.
+    for m in range(len(known), len(centres)):
+        d = np.hypot(fx - centres[m][0], fy - centres[m][1])
+        take = alive & (index < 0) & (d <= tolerance)
+        index[take] = m
+    return np.array(centres, dtype=np.float64).reshape(-1, 2), index
+
+
+# --- learning-rate sweeps and trainability maps -------------------------------------------------
+
+@dataclass
+class Sweep:
+    """Cells of one start under many settings. lrs: the columns; values (of `param`): the
+    rows (one row of None for a plain lr sweep); cells row-major, values then lrs. best: the
+    cell with the lowest final loss that did not diverge (BEST_LR_RULE), or None."""
+
+    surface: Surface
+    optimizer: str
+    start: Point
+    steps: int
+    lrs: np.ndarray
+    param: str | None
+    values: np.ndarray | None
+    cells: BatchResult
+    best: int | None
+
+    def best_setting(self) -> dict[str, float] | None:
+        if self.best is None:
+            return None
+        j, i = divmod(self.best, len(self.lrs))
+        setting = {"lr": float(self.lrs[i])}
+        if self.param is not None and self.values is not None:
+            setting[self.param] = float(self.values[j])
+        return setting
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON `main.py sweep --json` prints (non-finite numbers as strings)."""
+        c = self.cells
+        data: dict[str, Any] = {
+            "surface": self.surface.name, "formula": self.surface.text,
+            "optimizer": self.optimizer, "start": list(self.start), "steps": self.steps,
+            "lr": self.lrs.tolist()}
+        if self.param is not None and self.values is not None:
+            data["param"] = self.param
+            data[self.param] = self.values.tolist()
+        best = self.best_setting()
+        data.update({"final_loss": [_number(v) for v in c.final_loss],
+                     "status": c.status_names(), "steps_to_converge": c.steps_to_converge(),
+                     "best": best, "best_lr": None if best is None else best["lr"],
+                     "best_rule": BEST_LR_RULE})
+        return data
+
+    def to_csv(self) -> str:
+        c = self.cells
+        head = ["lr"] + ([self.param] if self.param else []) + [
+            "final_x", "final_y", "final_loss", "status", "steps_to_converge", "best"]
+        lines = [",".join(head)]
+        converged = c.steps_to_converge()
+        for k in range(len(c)):
+            j, i = divmod(k, len(self.lrs))
+            row = [repr(float(self.lrs[i]))]
+            if self.param and self.values is not None:
+                row.append(repr(float(self.values[j])))
+            row += [repr(float(c.final_x[k])), repr(float(c.final_y[k])),
+                    repr(float(c.final_loss[k])), STATUSES[c.status[k]],
+                    "" if converged[k] is None else str(converged[k]),
+                    "1" if k == self.best else ""]
+            lines.append(",".join(row))
+        return "\n".join(lines) + "\n"
+
+
+def _best(cells: BatchResult) -> int | None:
+    ok = (cells.status != DIVERGED) & np.isfinite(cells.final_loss)
+    if not ok.any():
+        return None
+    losses = np.where(ok, cells.final_loss, np.inf)
+    return int(np.argmin(losses))  # the first of equal losses: the smallest lr in its row
+
+
+def _with(spec_name: str, base: dict[str, Any], param: str, value: float) -> dict[str, Any]:
+    """base with one hyperparameter set; beta1 / beta2 are the elements of betas."""
+    if param in ("beta1", "beta2"):
+        if "betas" not in base:
+            raise BatchError(f"{spec_name} has no betas, so no {param}")
+        betas = list(base["betas"])
+        betas[0 if param == "beta1" else 1] = value
+        return {**base, "betas": tuple(betas)}
+    get_spec(spec_name).hyperparameter(param)  # raises OptimizerError naming the ones it has
+    return {**base, param: value}
+
+
+def _sweep(surface: Surface, optimizer_call: str | tuple[str, dict[str, Any]],
+           lrs: Sequence[float], param: str | None, values: Sequence[float] | None,
+           steps: int, start: Point | None, state: ProgressState | None,
+           frozen: Sequence[str]) -> Sweep:
+    name, base = _optimizer(optimizer_call)
+    lr_axis = np.asarray(list(lrs), dtype=np.float64)
+    rows = [None] if param is None else list(np.asarray(list(values if values is not None else ()),
+                                                        dtype=np.float64))
+    if lr_axis.size == 0 or not rows:
+        raise BatchError("a sweep needs at least one learning rate and one value")
+    cells = lr_axis.size * len(rows)
+    if cells > MAX_SWEEP_CELLS:
+        raise BatchError(f"{cells} settings is more than the {MAX_SWEEP_CELLS} one sweep may "
+                         "take (one param group each)")
+    _check_steps(steps, cells)
+    point = start if start is not None else surface.start
+    groups = []
+    for value in rows:
+        row = base if param is None or value is None else _with(name, base, param, float(value))
+        for lr in lr_axis:
+            groups.append(({**row, "lr": float(lr)}, [point]))
+    batch = BatchRun(surface, name, groups, frozen=frozen)
+    batch.step(steps, state)
+    result = batch.result()
+    return Sweep(surface, format_optimizer_call(name, base), (float(point[0]), float(point[1])),
+                 steps, lr_axis, param, None if param is None else np.array(rows), result,
+                 _best(result))
+
+
+def lr_sweep(surface: Surface, optimizer_call: str | tuple[str, dict[str, Any]],
+             lrs: Sequence[float], steps: int, start: Point | None = None,
+             state: ProgressState | None = None, frozen: Sequence[str] = ()) -> Sweep:
+    """One run per learning rate from one start (the surface's if None), one param group each:
+    final loss, status and convergence step per lr, and the best lr (BEST_LR_RULE)."""
+    return _sweep(surface, optimizer_call, lrs, None, None, steps, start, state, frozen)
+
+
+def trainability_map(surface: Surface, optimizer_call: str | tuple[str, dict[str, Any]],
+                     param_name: str, values: Sequence[float], lrs: Sequence[float], steps: int,
+                     start: Point | None = None, state: ProgressState | None = None,
+                     frozen: Sequence[str] = ()) -> Sweep:
+    """One run per (value of `param_name`, lr) cell from one start, one param group each; rows
+    are the values, columns the lrs. param_name: a hyperparameter (momentum, alpha, ...), or
+    beta1 / beta2 for an element of betas."""
+    return _sweep(surface, optimizer_call, lrs, param_name, values, steps, start, state, frozen)
+
+
+def log_spaced(low: float, high: float, count: int) -> np.ndarray:
+    """count values from low to high, evenly spaced on a log axis (the lr axis)."""
+    return np.geomspace(low, high, count)
+
+
+def linear_spaced(low: float, high: float, count: int) -> np.ndarray:
+    """count values from low to high, evenly spaced (every other hyperparameter's axis)."""
+    return np.linspace(low, high, count)
