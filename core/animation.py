@@ -386,8 +386,12 @@ class AnimationWriter:
         common = {"save_all": True, "append_images": rest, "duration": self.delay_ms,
                   "loop": 0}
         if self.suffix == ".gif":
-            # optimize=False: keep the shared palette as it is (no per-file reordering).
-            first.save(self.tmp, format="GIF", optimize=False, disposal=1, **common)
+            # palette=: written once as the global colour table, and no frame gets its own
+            # (without it Pillow repeats the table in every frame); optimize=False keeps it as
+            # it is, unreordered.
+            palette = bytes(self._palette.getpalette() or []) if self._palette else None
+            first.save(self.tmp, format="GIF", optimize=False, disposal=1, palette=palette,
+                       **common)
         elif self.suffix == ".webp":
             first.save(self.tmp, format="WEBP", lossless=True, quality=50, method=3, **common)
         else:

@@ -158,6 +158,9 @@ class MainWindow(QMainWindow):
         self.restore_message = ""
         self.ask_unsaved: Callable[[], str] = self._ask_unsaved_dialog
         self.ask_image_size: Callable[[QSize], QSize | None] = self._ask_image_size_dialog
+        # (path, (width, height), AnimationPlan) or None; replaceable, for tests
+        self.ask_animation: Callable[[], tuple | None] = self._ask_animation_dialog
+        self.animation_task = None  # the animation export running or last run
         self._build_session: Callable[[], Session] | None = None
         self._loader: _OptimizerImport | None = None
         self._saved_config: dict | None = None
@@ -421,6 +424,7 @@ class MainWindow(QMainWindow):
                      lambda: self.export_image_dialog(self.surface_view, "png"))
         self._action(export, "Surface and trajectories as &SVG…",
                      lambda: self.export_image_dialog(self.surface_view, "svg"))
+        self._action(export, "&Animation of the race (GIF, MP4)…", self.export_animation_dialog)
         self._action(export, "&Curves as PNG…",
                      lambda: self.export_image_dialog(self.curves_view, "png"))
         self._action(export, "Autograd &graph as PNG…", lambda: self.export_graph_dialog("png"))
@@ -825,6 +829,44 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Wrote {path}", 5000)
         return True
 
+    def export_animation_dialog(self) -> None:
+        """File > Export > Animation…: the settings, then the file, then drawing with progress."""
+        chosen = self.ask_animation()
+        if chosen is not None:
+            path, (width, height), plan = chosen
+            self.export_animation(path, width, height, plan)
+
+    def _ask_animation_dialog(self):  # type: ignore[no-untyped-def]
+        from gui.animation_export import AnimationDialog
+
+        dialog = AnimationDialog(self.controller.session, parent=self)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return None
+        suffix = dialog.suffix.lstrip(".")
+        path = self._ask_save_path("Export animation", suffix, f"{suffix.upper()} animation")
+        return (path, dialog.chosen_size, dialog.plan()) if path else None
+
+    def export_animation(self, path: str | Path, width: int, height: int,
+                         plan):  # type: ignore[no-untyped-def]
+        """Replay the race from its start into an animation file, drawn in pieces on a timer
+        (the window stays usable) with a progress dialog and Cancel; returns the task (its
+        signals say how it ended), or None when it could not start (the error is shown)."""
+        from gui.animation_export import start_animation_export
+
+        try:
+            task = start_animation_export(self.controller.session, path, width, height, plan,
+                                          parent=self)
+        except PlaygroundError as e:
+            self.show_error(f"Could not export the animation.\n\n{e}")
+            return None
+        task.sigFinished.connect(lambda p: self.statusBar().showMessage(f"Wrote {p}", 5000))
+        task.sigFailed.connect(lambda m: self.show_error(f"Could not export the animation."
+                                                         f"\n\n{m}"))
+        task.sigCancelled.connect(lambda: self.statusBar().showMessage(
+            "Animation export cancelled; nothing was written", 5000))
+        self.animation_task = task
+        return task
+
     def export_graph_dialog(self, kind: str) -> None:
         path = self._ask_save_path("Export autograd graph", kind, f"{kind.upper()} image")
         if not path:
@@ -919,6 +961,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.controller.shutdown()
         self.graph_panel.shutdown()  # a child widget gets no closeEvent: stop its jobs here
+        if self.animation_task is not None and self.animation_task.running:
+            self.animation_task.cancel()  # no timer left drawing into a closed window
         self._layout_timer.stop()
         if self._loader is not None:
             self._loader.wait()  # a QThread destroyed while running aborts the process
