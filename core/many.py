@@ -128,8 +128,9 @@ class Basins:
         converged = c.steps_to_converge()
         for k in range(len(c)):
             j, i = divmod(k, nx)
-            lines.append(f"{j},{i},{self.x[i]!r},{self.y[j]!r},{float(c.final_x[k])!r},"
-                         f"{float(c.final_y[k])!r},{float(c.final_loss[k])!r},"
+            lines.append(f"{j},{i},{float(self.x[i])!r},{float(self.y[j])!r},"
+                         f"{float(c.final_x[k])!r},{float(c.final_y[k])!r},"
+                         f"{float(c.final_loss[k])!r},"
                          f"{STATUSES[c.status[k]]},{int(self.minimum[k])},"
                          f"{'' if converged[k] is None else converged[k]}")
         return "\n".join(lines) + "\n"

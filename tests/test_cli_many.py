@@ -1,0 +1,161 @@
+"""`main.py basins` and `main.py sweep` through the functions main.py wires in (core/many_cli.py).
+
+main.py turns a ValueError (BatchError is a PlaygroundError) into one line on stderr and exit
+status 2; these tests check the text and the errors the functions give it. Through main.main
+itself: tests/test_cli_many_main.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.errors import PlaygroundError
+from core.many_cli import (add_basins_arguments, add_sweep_arguments, run_basins_command,
+                           run_sweep_command)
+from core.run import Run
+from core.surfaces import get_surface
+
+
+def basins_cli(*argv: str) -> str:
+    p = argparse.ArgumentParser(prog="basins")
+    add_basins_arguments(p)
+    return run_basins_command(p.parse_args(list(argv)))
+
+
+def sweep_cli(*argv: str) -> str:
+    p = argparse.ArgumentParser(prog="sweep")
+    add_sweep_arguments(p)
+    return run_sweep_command(p.parse_args(list(argv)))
+
+
+def single(surface, call: tuple[str, dict], start, steps: int) -> Run:
+    run = Run(surface, call[0], call[1], start=(float(start[0]), float(start[1])))
+    run.step(steps)
+    return run
+
+
+def test_basins_json_has_the_issues_keys_and_each_cell_is_main_py_run() -> None:
+    data = json.loads(basins_cli("--surface", "himmelblau", "--optimizer", "Adam(lr=0.1)",
+                                 "--grid", "6", "--steps", "150", "--json"))
+    assert {"x", "y", "final_x", "final_y", "final_loss", "status", "minimum",
+            "steps_to_converge"} <= set(data)
+    assert len(data["x"]) == len(data["y"]) == 6 and len(data["status"]) == 36
+    surface = get_surface("himmelblau")
+    for k in (0, 14, 35):
+        j, i = divmod(k, 6)  # row-major: y then x
+        run = single(surface, ("Adam", {"lr": 0.1}), (data["x"][i], data["y"][j]), 150)
+        assert data["final_x"][k] == run.last_point[0]
+        assert data["final_loss"][k] == run.trajectory.loss[-1]
+        assert data["status"][k] == run.status.value
+        assert data["steps_to_converge"][k] == run.converged_at
+    assert all(-1 <= m < len(data["minima"]) for m in data["minimum"])
+
+
+def test_basins_ranges_csv_written_atomically(tmp_path: Path) -> None:
+    out = tmp_path / "b.csv"
+    text = basins_cli("--surface", "bowl", "--optimizer", "SGD(lr=0.1)", "--grid", "4",
+                      "--steps", "50", "--x-range=-1,1", "--y-range=0,2", "--out", str(out))
+    assert text == f"wrote {out}"
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert len(rows) == 16
+    assert float(rows[0]["start_x"]) == -1.0 and float(rows[-1]["start_y"]) == 2.0
+    assert {r["status"] for r in rows} <= {"running", "converged", "diverged", "frozen"}
+    assert list(tmp_path.iterdir()) == [out]  # no temporary file left
+
+
+def test_basins_summary_names_the_minima() -> None:
+    text = basins_cli("--surface", "himmelblau", "--optimizer", "Adam(lr=0.1)", "--grid", "5",
+                      "--steps", "100")
+    assert "minimum 0 (known) at (3, 2)" in text and "converged" in text
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg"])
+def test_basins_pictures_are_refused_before_any_work(tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"b{suffix}"
+    with pytest.raises(PlaygroundError, match="not yet available") as info:
+        basins_cli("--surface", "bowl", "--optimizer", "SGD", "--grid", "512", "--steps",
+                   "1000", "--out", str(out))
+    assert "\n" not in str(info.value) and not out.exists()
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--optimizer", "LBFGS"], "L-BFGS shares one history"),
+    (["--optimizer", "SGD", "--grid", "1"], "grid"),
+    (["--optimizer", "SGD", "--x-range=2,1"], "x range"),
+    (["--optimizer", "SGD", "--x-range", "a,b"], "--x-range"),
+    (["--optimizer", "Sgd(lr=-1)"], "lr"),
+    (["--optimizer", "SGD", "--out", "b.txt"], ".json or .csv"),
+])
+def test_bad_basins_input_is_one_line(argv: list[str], match: str, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(PlaygroundError, match=match) as info:
+        basins_cli("--surface", "bowl", "--steps", "5", "--grid", "4", *argv)
+    assert "\n" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sweep_json_is_log_spaced_and_cells_are_main_py_run() -> None:
+    data = json.loads(sweep_cli("--surface", "rosenbrock", "--optimizer", "SGD",
+                                "--lr", "1e-5:1:6", "--steps", "100", "--json"))
+    assert np.allclose(data["lr"], [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0], rtol=1e-12)
+    surface = get_surface("rosenbrock")
+    for k in range(6):
+        run = single(surface, ("SGD", {"lr": data["lr"][k]}), surface.start, 100)
+        assert data["status"][k] == run.status.value
+        if len(run.trajectory):
+            assert data["final_loss"][k] == run.trajectory.loss[-1]
+    ok = [k for k in range(6) if data["status"][k] != "diverged"]
+    best = min(ok, key=lambda k: data["final_loss"][k])
+    assert data["best_lr"] == data["lr"][best] and data["best"] == {"lr": data["lr"][best]}
+
+
+def test_sweep_with_a_param_is_a_linear_trainability_map(tmp_path: Path) -> None:
+    out = tmp_path / "map.json"
+    sweep_cli("--surface", "bowl", "--optimizer", "SGD", "--lr", "0.01:1.5:5",
+              "--param", "momentum=0:0.9:4", "--steps", "60", "--start=-2,1", "--out", str(out))
+    data = json.loads(out.read_text())
+    assert data["param"] == "momentum" and np.allclose(data["momentum"], [0, 0.3, 0.6, 0.9])
+    assert len(data["final_loss"]) == 20
+    run = single(get_surface("bowl"), ("SGD", {"lr": data["lr"][2], "momentum": 0.6}),
+                 (-2.0, 1.0), 60)
+    assert data["status"][2 * 5 + 2] == run.status.value
+    assert data["final_loss"][2 * 5 + 2] == run.trajectory.loss[-1]
+
+
+def test_sweep_table_marks_the_best() -> None:
+    text = sweep_cli("--surface", "bowl", "--optimizer", "SGD", "--lr", "0.01:1:3",
+                     "--steps", "40")
+    assert text.count("<- best") == 1 and "lowest final loss" in text
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--lr", "0:1:5"], "logarithmically"),
+    (["--lr", "1e-3:1"], "LOW:HIGH:COUNT"),
+    (["--lr", "1e-3:1:5", "--param", "momentum"], "NAME=LOW:HIGH:COUNT"),
+    (["--lr", "1e-3:1:5", "--param", "rho=0:1:3"], "no hyperparameter"),
+    (["--lr", "1e-3:1:5", "--start", "1"], "--start"),
+    (["--lr", "1e-3:1:5", "--out", "s.svg"], "not yet available"),
+])
+def test_bad_sweep_input_is_one_line(argv: list[str], match: str) -> None:
+    with pytest.raises(PlaygroundError, match=match) as info:
+        sweep_cli("--surface", "bowl", "--optimizer", "SGD", "--steps", "5", *argv)
+    assert "\n" not in str(info.value)
+
+
+def test_importing_the_cli_loads_no_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, core.many_cli; print('torch' in sys.modules)"
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "False"
