@@ -290,7 +290,7 @@ class AnimationWriter:
             ffmpeg = _import_ffmpeg()
         else:
             import PIL  # noqa: F401  (a missing Pillow is said now, not after the drawing)
-        _check_folder(self.path)
+        check_writable(self.path)
         self._stack = ExitStack()
         try:
             self.tmp = self._stack.enter_context(atomic_path(self.path))
@@ -418,7 +418,8 @@ class AnimationWriter:
             self.abort()
 
 
-def _check_folder(path: Path) -> None:
+def check_writable(path: Path) -> None:
+    """Refuse (AnimationError) a target whose folder is missing or not writable, or a folder."""
     folder = path.parent
     if not folder.is_dir():
         raise AnimationError(f"cannot write {path}: the folder {folder} does not exist")

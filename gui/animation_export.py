@@ -48,6 +48,7 @@ from core.animation import (
     ProgressState,
     RaceStepper,
     check_plan,
+    check_writable,
     default_length,
     plan_animation,
 )
@@ -64,6 +65,7 @@ from gui.worker import Job
 
 DEFAULT_SIZE = (800, 600)
 DEFAULT_FPS = 10
+MIN_LAYOUT_SIDE = 640
 TICK_BUDGET_S = 0.025  # drawing per timer tick: the window still gets most of each 40 ms
 
 
@@ -80,8 +82,12 @@ class RaceAnimation:
         self.width, self.height = int(width), int(height)
         self.stepper = RaceStepper(session, plan)
         # Laid out at most MAX_LAYOUT_SIDE logical pixels, as every export: a big film is a
-        # sharper copy of the picture, not tiny text in a vast plot.
-        scale = max(1.0, max(self.width, self.height) / MAX_LAYOUT_SIDE)
+        # sharper copy of the picture, not tiny text in a vast plot. And at least
+        # MIN_LAYOUT_SIDE: films are often small, and at 400 px the legend would cover a third
+        # of the race; smaller text is the better trade.
+        side = max(self.width, self.height)
+        scale = max(1.0, side / MAX_LAYOUT_SIDE) if side >= MIN_LAYOUT_SIDE else (
+            side / MIN_LAYOUT_SIDE)
         self.area = QRectF(0, 0, self.width / scale, self.height / scale)
         self.canvas = pg.GraphicsLayoutWidget()  # never shown
         self.canvas.ci.setGeometry(self.area)
@@ -91,6 +97,7 @@ class RaceAnimation:
                                       line_width=2)
         self.counter = pg.LabelItem("", color="k", size="10pt", justify="left")
         self.canvas.ci.addItem(self.counter, row=1, col=0)
+        self.counter.setMaximumHeight(20)  # one line of text, not a share of the height
         self._set_counter(plan.last_step)  # its row gets its height from the widest text
         self.picture.show_session(self.stepper.session)
         _lay_out_now(scene)
@@ -152,6 +159,7 @@ class AnimationExport:
                  plan: AnimationPlan) -> None:
         self.path = Path(path)
         check_plan(session, plan, int(width), int(height), self.path.suffix)
+        check_writable(self.path)  # said now, not after the drawing
         self.plan = plan
         self.width, self.height = int(width), int(height)
         self._session = session
@@ -263,12 +271,14 @@ class AnimationExportTask(QObject):
     Signals
     -------
     sigProgress(float)   a fraction from 0 to 1
+    sigEncoding()        every frame is drawn; the file is being encoded (off the GUI thread)
     sigFinished(str)     the file written
     sigFailed(str)       a one-line message; nothing was written
     sigCancelled()       cancel() was called; nothing was written
     """
 
     sigProgress = Signal(float)
+    sigEncoding = Signal()
     sigFinished = Signal(str)
     sigFailed = Signal(str)
     sigCancelled = Signal()
@@ -325,6 +335,7 @@ class AnimationExportTask(QObject):
         job.sigFailed.connect(lambda message: self._end(self.sigFailed, message))
         job.sigCancelled.connect(self._on_encode_cancelled)
         job.start()
+        self.sigEncoding.emit()
 
     def _on_encoded(self, _: object) -> None:
         # Renamed into place here, on the GUI thread, only if no cancel came first.
@@ -451,6 +462,7 @@ def start_animation_export(session: Session, path: str | Path, width: int, heigh
     dialog.setMinimumDuration(0)
     dialog.canceled.connect(task.cancel)
     task.sigProgress.connect(lambda f: dialog.setValue(int(1000 * f)))
+    task.sigEncoding.connect(lambda: dialog.setLabelText(f"Encoding {Path(path).name}…"))
     for signal in (task.sigFinished, task.sigFailed, task.sigCancelled):
         signal.connect(dialog.close)
         signal.connect(dialog.deleteLater)
