@@ -192,6 +192,7 @@ class BatchRun:
         self._weight_decay = np.concatenate([
             np.full(size, self.spec.weight_decay_in_gradient(hp))
             for size, hp in zip(self.sizes, settings, strict=True)])
+        self._any_weight_decay = bool(self._weight_decay.any())
         # One buffer per coordinate; each group's leaves are views into it, so torch's in-place
         # updates land in the buffer and the whole batch is read (and masked) at once.
         self._x_all = torch.tensor(self.start_x, dtype=dtype)
@@ -251,12 +252,14 @@ class BatchRun:
                                 - LOSS_K * scale.spread, -math.inf)
 
     def _diverge(self, mask: np.ndarray, reason: int) -> None:
-        self.done |= mask
-        self.diverged_at[mask] = self.steps
-        self.reason[mask] = reason
+        if mask.any():  # (most steps nothing diverges: one cheap test instead of three writes)
+            self.done |= mask
+            self.diverged_at[mask] = self.steps
+            self.reason[mask] = reason
 
     def _forward_backward(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Loss and gradient of every element, at the current points, as numpy copies."""
+        """Loss and gradient of every element at the current points, as float64 arrays (views of
+        this step's tensors when the batch is float64; read them before the next step)."""
         self.optimizer.zero_grad()
         single = len(self._xs) == 1
         x = self._xs[0] if single else torch.cat(self._xs)
@@ -264,22 +267,20 @@ class BatchRun:
         loss = torch.broadcast_to(self.surface(x, y), (self.n,))
         if loss.requires_grad:
             loss.sum().backward()
-        return (loss.detach().numpy().astype(np.float64), self._grads(self._xs, "x"),
-                self._grads(self._ys, "y"))
+        return (_float64(loss.detach()), self._grads(self._xs, "x"), self._grads(self._ys, "y"))
 
     def _grads(self, leaves: list[torch.Tensor], coordinate: str) -> np.ndarray:
         if coordinate in self.frozen:
             return np.full(self.n, math.nan)  # frozen: there is no gradient (as Run)
         parts = [leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)
                  for leaf in leaves]  # unused by the formula: zero (as Run)
-        grad = parts[0] if len(parts) == 1 else torch.cat(parts)
-        return grad.numpy().astype(np.float64)
+        return _float64(parts[0] if len(parts) == 1 else torch.cat(parts))
 
     def _evaluate_and_record(self) -> None:
         """Run._evaluate_and_record for every element still running, on arrays."""
         k = self.steps
-        xv = self._x_all.numpy().astype(np.float64)  # a copy
-        yv = self._y_all.numpy().astype(np.float64)
+        xv = _float64(self._x_all)  # (views; a masked element's entry is rewritten below)
+        yv = _float64(self._y_all)
         active = ~self.done
         finite_point = np.isfinite(xv) & np.isfinite(yv)
         self._diverge(active & ~finite_point, NONFINITE_POINT)
@@ -301,32 +302,43 @@ class BatchRun:
             bad_grad |= np.isnan(gy)
         self._diverge(active & finite_loss & bad_grad, NONFINITE_GRAD)
         rec = ~self.done  # recorded at this step
-        moved = np.where(self.recorded, np.hypot(xv - self.last_x, yv - self.last_y), math.nan)
+        moved = np.hypot(xv - self.last_x, yv - self.last_y)
+        if not self.recorded.all():
+            moved[~self.recorded] = math.nan  # the first entry has no move (Run's None)
         np.copyto(self.last_x, xv, where=rec)
         np.copyto(self.last_y, yv, where=rec)
         np.copyto(self.last_loss, loss, where=rec)
-        wd = self._weight_decay
-        sx = np.where(np.isnan(gx), 0.0, gx + wd * xv)  # a frozen coordinate's NaN counts as 0
-        sy = np.where(np.isnan(gy), 0.0, gy + wd * yv)
-        stationarity = np.hypot(np.where(np.isnan(sx), 0.0, sx), np.where(np.isnan(sy), 0.0, sy))
-        np.copyto(self.last_grad_norm,
-                  np.hypot(np.where(np.isnan(gx), 0.0, gx), np.where(np.isnan(gy), 0.0, gy)),
-                  where=rec)
+        # |grad| over the free coordinates (a frozen one's NaN counts as 0), and the same
+        # with weight_decay * w where torch adds it to the gradient (Run._stationarity)
+        fx = gx if x_free else np.zeros(self.n)
+        fy = gy if y_free else np.zeros(self.n)
+        grad_norm = np.hypot(fx, fy)
+        np.copyto(self.last_grad_norm, grad_norm, where=rec)
+        if self._any_weight_decay:
+            wd = self._weight_decay
+            stationarity = np.hypot(fx + wd * xv if x_free else fx,
+                                    fy + wd * yv if y_free else fy)
+        else:
+            stationarity = grad_norm
         self.recorded |= rec
         # core.status.StatusTracker.observe_divergence, element by element: far, high, low.
-        outside = ~_inside(self._far, xv, yv)
-        far = _streak(rec & outside & (loss >= self._scale.high), k, loss, self._far_since,
-                      self._far_best)
-        high = _streak(rec & (loss > self._explosion), k, loss, self._high_since, self._high_best)
-        low = _streak(rec & (loss < self._plunge), k, None, self._low_since, None)
-        far_out = rec & (far >= DIVERGENCE_WINDOW)
-        high_out = rec & ~far_out & (high >= DIVERGENCE_WINDOW)
-        low_out = rec & ~far_out & ~high_out & (low >= DIVERGENCE_WINDOW)
-        self._diverge(far_out, FAR_AWAY)
-        self._diverge(high_out, EXPLODED)
-        self._diverge(low_out, FELL_AWAY)
+        window = DIVERGENCE_WINDOW
+        out = np.zeros(self.n, dtype=bool)
+        for holds, since, best, lowest, reason in (
+                (~_inside(self._far, xv, yv) & (loss >= self._scale.high), self._far_since,
+                 self._far_best, True, FAR_AWAY),
+                (loss > self._explosion, self._high_since, self._high_best, True, EXPLODED),
+                (loss < self._plunge, self._low_since, None, False, FELL_AWAY)):
+            holds &= rec
+            if not holds.any():
+                since.fill(-1)  # no streak anywhere (the common case: one fill)
+                continue
+            count = _streak(holds, k, loss if lowest else None, since, best)
+            newly = rec & ~out & (count >= window)
+            self._diverge(newly, reason)
+            out |= newly
         # StatusTracker.observe_convergence for those still running.
-        going = rec & ~self.done
+        going = rec & ~out
         small = stationarity <= self.grad_tolerance  # (NaN is not small)
         self.settled_since[going & ~small] = -1
         # moved is NaN at the first entry (Run's None), and NaN > tolerance is False
@@ -409,6 +421,12 @@ class BatchRun:
             diverged_at=self.diverged_at.copy(), reason=self.reason.copy(),
             paths={i: np.array(p, dtype=np.float64).reshape(-1, 4)
                    for i, p in self._paths.items()})
+
+
+def _float64(t: torch.Tensor) -> np.ndarray:
+    """A tensor as a float64 numpy array: a view when it already is float64, else a copy."""
+    array = t.detach().numpy()
+    return array if array.dtype == np.float64 else array.astype(np.float64)
 
 
 def _streak(holds: np.ndarray, step: int, loss: np.ndarray | None, since: np.ndarray,

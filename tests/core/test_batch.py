@@ -201,3 +201,35 @@ def test_float32_is_close_but_only_when_asked() -> None:
     fast.step(40)
     assert exact.dtype == torch.float64
     assert np.allclose(exact.result().final_x, fast.result().final_x, atol=1e-3)
+
+
+def test_weight_decay_in_some_groups_converges_as_single_runs_do() -> None:
+    # With L2 weight decay torch settles where f + wd/2 |w|^2 is stationary: the status must use
+    # that gradient for the groups that have it, and f's for the others.
+    surface = get_surface("booth")
+    settings = [{"lr": 0.02, "weight_decay": 0.5}, {"lr": 0.02}, {"lr": 0.05, "momentum": 0.5,
+                                                                 "weight_decay": 0.1}]
+    starts = np.array([[-7.0, 8.0], [4.0, -2.0]])
+    batch = BatchRun(surface, "SGD", [(hp, starts) for hp in settings], paths=range(6))
+    batch.step(400)
+    runs = []
+    for hp in settings:
+        for sx, sy in starts:
+            run = Run(surface, "SGD", hp, start=(float(sx), float(sy)))
+            run.step(400)
+            runs.append(run)
+    assert_matches_runs(batch, runs)
+    assert batch.result().status_names().count("converged") >= 4
+
+
+def test_both_frozen_is_frozen_as_a_run_is() -> None:
+    surface = get_surface("bowl")
+    batch = BatchRun(surface, "Adam", [(None, [[1.0, 2.0], [0.5, 0.5]])], frozen=("x", "y"),
+                     paths=[0, 1])
+    batch.step(20)
+    run = Run(surface, "Adam", start=(1.0, 2.0), frozen=("x", "y"))
+    run.step(20)
+    other = Run(surface, "Adam", start=(0.5, 0.5), frozen=("x", "y"))
+    other.step(20)
+    assert_matches_runs(batch, [run, other])
+    assert batch.result().status_names() == ["frozen", "frozen"]
