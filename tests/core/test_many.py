@@ -144,3 +144,19 @@ def test_a_cancel_stops_basins_and_sweeps() -> None:
         basins(get_surface("bowl"), "SGD", 16, 1000, state=_CancelAfter(5))
     with pytest.raises(BatchCancelled):
         lr_sweep(get_surface("bowl"), "SGD", [0.1, 0.2], 1000, state=_CancelAfter(5))
+
+
+def test_a_512_grid_is_stepped_in_bounded_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes: list[int] = []
+    real = many.BatchRun
+
+    def counting(surface, optimizer, groups, **kwargs):
+        sizes.append(sum(len(starts) for _, starts in groups))
+        return real(surface, optimizer, groups, **kwargs)
+
+    monkeypatch.setattr(many, "BatchRun", counting)
+    result = basins(get_surface("bowl"), "SGD(lr=0.5)", 512, 2)
+    assert len(result.cells) == 512 * 512 and max(sizes) <= many.BASIN_CHUNK
+    assert sum(sizes) == 512 * 512
+    # SGD at lr 0.5 on the bowl lands on the minimum in one step from anywhere
+    assert (result.minimum == 0).all()
