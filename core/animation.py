@@ -243,6 +243,34 @@ def shared_palette(frames: Sequence[np.ndarray],
     return palette
 
 
+def _exact_lookup(palette: Any) -> np.ndarray:
+    """A table from a colour (r << 16 | g << 8 | b) to its palette entry, -1 for none (16 MB,
+    made once per GIF)."""
+    entries = np.array(palette.getpalette()[:3 * PALETTE_COLOURS], np.uint32).reshape(-1, 3)
+    lookup = np.full(1 << 24, -1, np.int16)
+    codes = (entries[:, 0] << 16) | (entries[:, 1] << 8) | entries[:, 2]
+    lookup[codes[::-1]] = np.arange(len(codes) - 1, -1, -1, dtype=np.int16)  # first entry wins
+    return lookup
+
+
+def _quantize(frame: np.ndarray, image: Any, palette: Any, lookup: np.ndarray) -> Any:
+    """The frame in the palette's colours, without dithering. Pillow maps each colour through a
+    cache of coarse colour boxes, which is close but not exact (white came out as 251, 251,
+    251); pixels whose colour is in the palette get exactly that entry (`_exact_lookup`)."""
+    from PIL import Image
+
+    mapped = image.quantize(palette=palette, dither=Image.Dither.NONE)
+    codes = ((frame[..., 0].astype(np.uint32) << 16) | (frame[..., 1].astype(np.uint32) << 8)
+             | frame[..., 2])
+    exact = lookup[codes]
+    hit = exact >= 0
+    indices = np.asarray(mapped).copy()
+    indices[hit] = exact[hit]
+    out = Image.fromarray(indices, "P")
+    out.putpalette(palette.getpalette())
+    return out
+
+
 def _import_ffmpeg() -> Any:
     try:
         import imageio_ffmpeg
@@ -282,6 +310,7 @@ class AnimationWriter:
         self.frames_added = 0
         self._images: list[Any] = []  # Pillow images, for the formats written at the end
         self._palette = None
+        self._lookup: np.ndarray | None = None
         self._video: Any = None
         self._done = False
         self._encoded = False
@@ -337,7 +366,9 @@ class AnimationWriter:
                     self._palette = shared_palette([frame], self._exact)
                 # The same palette and no dithering: a pixel that did not change keeps its
                 # index, so still parts do not shimmer and Pillow stores only what moved.
-                image = image.quantize(palette=self._palette, dither=Image.Dither.NONE)
+                if self._lookup is None:
+                    self._lookup = _exact_lookup(self._palette)
+                image = _quantize(frame, image, self._palette, self._lookup)
             self._images.append(image)
         self.frames_added += 1
 
@@ -390,13 +421,14 @@ class AnimationWriter:
             # (without it Pillow repeats the table in every frame); optimize=False keeps it as
             # it is, unreordered.
             palette = bytes(self._palette.getpalette() or []) if self._palette else None
-            first.save(self.tmp, format="GIF", optimize=False, disposal=1, palette=palette,
+            first.save(self.tmp, format="GIF", optimize=True, disposal=1, palette=palette,
                        **common)
         elif self.suffix == ".webp":
             first.save(self.tmp, format="WEBP", lossless=True, quality=50, method=3, **common)
         else:
             first.save(self.tmp, format="PNG", default_image=False, **common)
         self._images = []
+        self._lookup = None
 
     def abort(self) -> None:
         """Stop and remove the temporary file; the target is left as it was. Safe to repeat."""
@@ -404,6 +436,7 @@ class AnimationWriter:
             return
         self._done = True
         self._images = []
+        self._lookup = None
         if self._video is not None:
             video, self._video = self._video, None
             with contextlib.suppress(Exception):  # ffmpeg may be gone; the file goes anyway

@@ -203,13 +203,27 @@ def test_gif_decodes_with_one_palette_delays_loop_and_moving_frames(tmp_path):
     assert np.abs(decoded[4].astype(int) - frames[4]).mean() < 4
 
 
-def test_shared_palette_keeps_rare_exact_colours():
+def test_gif_keeps_white_and_rare_run_colours_exact(tmp_path):
     frames = _moving_frames(2, 200, 200)
     rare = (0, 114, 178)
-    frames[0][0, 0] = rare  # one pixel: median cut alone would merge it into the gradient
+    for f in frames:
+        f[150:, :] = 255  # a white margin, as around the plot
+        f[0, 0] = rare  # one pixel: median cut alone would merge it into the gradient
+    out = tmp_path / "race.gif"
+    write_animation(out, frames, count=2, width=200, height=200, fps=10,
+                    exact_colours=[(255, 255, 255), rare])
+    decoded = _gif_frames(out)
+    for d in decoded:
+        assert tuple(d[0, 0]) == rare
+        assert (d[150:] == 255).all()  # Pillow's own mapping gave (251, 251, 251)
+    # and the palette alone keeps an entry for it
     palette = shared_palette(frames, [rare])
-    mapped = Image.fromarray(frames[0]).quantize(palette=palette, dither=Image.Dither.NONE)
-    assert tuple(np.asarray(mapped.convert("RGB"))[0, 0]) == rare
+    assert rare in {tuple(palette.getpalette()[i:i + 3]) for i in range(0, 768, 3)}
+
+
+def _gif_frames(path) -> list[np.ndarray]:
+    with Image.open(path) as gif:
+        return [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(gif)]
 
 
 def test_mp4_is_h264_yuv420p_with_odd_sides_padded_to_even(tmp_path):
