@@ -206,6 +206,11 @@ class Run:
                 name not in self._frozen)
             for name in self.problem.parameter_names}
         self._scalar = {name: p.dim() == 0 for name, p in self.parameters.items()}
+        # The race's hot path works on the two leaves and the surface directly (a step there
+        # is ~70 us, so dict walks per step would show in the steps per second).
+        self._surface_fn: Surface | None = (self.problem.surface if isinstance(
+            self.problem, SurfaceProblem) else None)
+        self._xy = (self.parameters["x"], self.parameters["y"]) if self._surface_fn else ()
         self.optimizer: torch.optim.Optimizer = self.spec.cls(self._leaves(),
                                                               **self.hyperparameters)
         self.trajectory = Trajectory(self.capacity,
@@ -218,9 +223,10 @@ class Run:
         self.diverged_point: Point | None = None  # where it left, when that point is known
         self.last_point: Point = self._point()
         self.last_update: Point = tuple(math.nan for _ in self.last_point)  # type: ignore
-        self.last_update_norms: dict[str, float] = {n: math.nan for n in self.parameters}
+        self._update_norms: dict[str, float] = {n: math.nan for n in self.parameters}
         self._previous: dict[str, float | Tensor] = {}
         self._last_grads: dict[str, Figure] = {}
+        self._last_gxy: tuple[float, float] = (math.nan, math.nan)
         if isinstance(self.problem, SurfaceProblem):
             scale = surface_scale(self.problem.surface)
             self._wall: tuple[float, float, float, float] | None = self.wall_box
@@ -301,9 +307,8 @@ class Run:
         if len(self.trajectory):
             self.trajectory.set_last(lr=float(merged["lr"]))
         if changed:
-            if len(self.trajectory) and self._last_grads:
-                # weight decay changes the gradient the optimizer follows
-                self._tracker.regrade(self._stationarity(self._last_grads))
+            if len(self.trajectory):  # weight decay changes the gradient the optimizer follows
+                self._tracker.regrade(self._stationarity(self._current_grads()))
             self._tracker.settings_changed()
             self._update_status()
 
@@ -337,6 +342,8 @@ class Run:
                 self._diverge(f"evaluating {what} failed: {e}", self._known_point())
                 return
             self._last_grads = grads
+            if self._surface_fn is not None:
+                self._last_gxy = (grads["x"], grads["y"])  # type: ignore[assignment]
             self.trajectory.set_last_fields(self._grad_fields(grads))
             self._tracker.regrade(self._stationarity(grads))
         self._tracker.settings_changed()
@@ -369,12 +376,28 @@ class Run:
     def _closure(self) -> Tensor:
         # The batch of the step being taken: the one whose gradient the step starts from.
         self.optimizer.zero_grad()
-        loss = self.problem.loss(self.parameters, self.steps)
+        if self._surface_fn is not None:
+            loss = self._surface_fn(*self._xy)
+        else:
+            loss = self.problem.loss(self.parameters, self.steps)
         if loss.requires_grad:
             loss.backward()
         return loss
 
+    def _forward_backward_xy(self) -> tuple[float, float, float]:
+        """The race's forward/backward: loss, grad x, grad y as floats."""
+        assert self._surface_fn is not None
+        self.optimizer.zero_grad()
+        x, y = self._xy
+        loss = self._surface_fn(x, y)
+        if loss.requires_grad:
+            loss.backward()
+        return loss.item(), _grad_value(x), _grad_value(y)
+
     def _forward_backward(self) -> tuple[float, dict[str, Figure]]:
+        if self._surface_fn is not None:
+            loss, gx, gy = self._forward_backward_xy()
+            return loss, {"x": gx, "y": gy}
         self.optimizer.zero_grad()
         loss = self.problem.loss(self.parameters, self.steps)
         if loss.requires_grad:
@@ -400,7 +423,8 @@ class Run:
 
     def _evaluate_and_record_surface(self) -> None:
         """The race's own checks and messages, in terms of the point (x, y)."""
-        xv, yv = self.x.item(), self.y.item()
+        x, y = self._xy
+        xv, yv = x.item(), y.item()
         if not (math.isfinite(xv) and math.isfinite(yv)):
             which, value = ("x", xv) if not math.isfinite(xv) else ("y", yv)
             self._diverge(f"{which} became {value}", (xv, yv))
@@ -418,12 +442,10 @@ class Run:
             self._diverge(reason, (xv, yv))
             return
         try:
-            loss, grads = self._forward_backward()
+            loss, gx, gy = self._forward_backward_xy()
         except Exception as e:
             self._diverge(f"evaluating the surface failed: {e}", (xv, yv))
             return
-        gx, gy = grads["x"], grads["y"]
-        assert isinstance(gx, float) and isinstance(gy, float)
         if not math.isfinite(loss):
             self._diverge(f"loss became {loss} at ({xv:g}, {yv:g})", (xv, yv))
             return
@@ -431,12 +453,27 @@ class Run:
                 or (math.isnan(gy) and "y" not in self._frozen):
             self._diverge(f"gradient became ({gx}, {gy}) at ({xv:g}, {yv:g})", (xv, yv))
             return
-        self._record(loss, grads, (xv, yv))
+        moved = None
+        if len(self.trajectory):
+            self.last_update = (xv - self.last_point[0], yv - self.last_point[1])
+            moved = math.hypot(*self.last_update)
+        self.last_point = (xv, yv)
+        self._last_gxy = (gx, gy)
+        self.trajectory.append(self.steps, xv, yv, loss, gx, gy,
+                               float(self.optimizer.param_groups[0]["lr"]))
         reason = self._tracker.observe_divergence(self.steps, xv, yv, loss)
         if reason is not None:
             self._diverge(reason, (xv, yv))
             return
-        self._observe_convergence(grads)
+        self._tracker.observe_convergence(self.steps, self._stationarity_xy(gx, gy), moved)
+        self._update_status()
+
+    def _stationarity_xy(self, gx: float, gy: float) -> float:
+        """The race's `_stationarity`, on floats."""
+        wd = self.spec.weight_decay_in_gradient(self.hyperparameters)
+        if wd:
+            gx, gy = gx + wd * self.last_point[0], gy + wd * self.last_point[1]
+        return math.hypot(0.0 if math.isnan(gx) else gx, 0.0 if math.isnan(gy) else gy)
 
     def _evaluate_and_record_problem(self) -> None:
         """Any problem: the same checks over every named parameter."""
@@ -491,7 +528,7 @@ class Run:
         if not first and point and self.last_point:
             self.last_update = tuple(a - b for a, b in zip(point, self.last_point))  # type: ignore
         self.last_point = point
-        self.last_update_norms = updates
+        self._update_norms = updates
         self._previous = current
         self._last_grads = grads
         self._moved = None if first else math.hypot(*updates.values())
@@ -526,7 +563,27 @@ class Run:
         self._tracker.observe_convergence(self.steps, self._stationarity(grads), self._moved)
         self._update_status()
 
+    def _current_grads(self) -> dict[str, Figure]:
+        """The gradients of the newest entry, by name."""
+        if self._surface_fn is not None:
+            return {"x": self._last_gxy[0], "y": self._last_gxy[1]}
+        return self._last_grads
+
+    @property
+    def last_update_norms(self) -> dict[str, float]:
+        """|change| of each parameter in the last step (NaN before the first)."""
+        if self._surface_fn is not None:
+            return {"x": abs(self.last_update[0]), "y": abs(self.last_update[1])}
+        return dict(self._update_norms)
+
     def _stationarity(self, grads: dict[str, Figure]) -> float:
+        if self._surface_fn is not None:
+            gx, gy = grads["x"], grads["y"]
+            assert isinstance(gx, float) and isinstance(gy, float)
+            return self._stationarity_xy(gx, gy)
+        return self._stationarity_any(grads)
+
+    def _stationarity_any(self, grads: dict[str, Figure]) -> float:
         """|gradient| of what the optimizer minimises, over the free parameters: the loss's,
         plus weight_decay * w where torch adds that L2 term to the gradient (SGD, Adam, ...)."""
         wd = self.spec.weight_decay_in_gradient(self.hyperparameters)
