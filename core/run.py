@@ -404,9 +404,7 @@ class Run:
             loss.backward()
         grads: dict[str, Figure] = {}
         for name, leaf in self.parameters.items():
-            if self._scalar[name]:
-                grads[name] = _grad_value(leaf)
-            elif not leaf.requires_grad:
+            if not leaf.requires_grad:
                 grads[name] = None  # frozen: there is no gradient
             else:  # unused by the loss: zero, as for a scalar
                 grads[name] = torch.zeros_like(leaf) if leaf.grad is None else leaf.grad.detach()
@@ -476,13 +474,18 @@ class Run:
         return math.hypot(0.0 if math.isnan(gx) else gx, 0.0 if math.isnan(gy) else gy)
 
     def _evaluate_and_record_problem(self) -> None:
-        """Any problem: the same checks over every named parameter."""
-        for name, p in self.parameters.items():
-            if not bool(torch.isfinite(p.detach()).all()):
-                self._diverge(f"{name} became non-finite ({_first_bad(p)})", self._known_point())
+        """Any problem: the same checks over every named parameter. The norms are taken once
+        per step and read back in one `tolist()` (each `.item()` is a synchronisation); a
+        non-finite norm is then checked element-wise (a huge finite tensor can overflow it)."""
+        params = self.parameters
+        values = {name: p.detach() for name, p in params.items()}
+        value_norms = dict(zip(values, _norms(values.values())))
+        for name, v in values.items():
+            if not math.isfinite(value_norms[name]) and not bool(torch.isfinite(v).all()):
+                self._diverge(f"{name} became non-finite ({_first_bad(v)})", self._known_point())
                 return
             if self.bound is not None:
-                largest = p.detach().abs().max().item()
+                largest = v.abs().max().item()
                 if largest > self.bound:
                     self._diverge(f"{name} reached {largest:g}, past the bound {self.bound:g}",
                                   self._known_point())
@@ -495,56 +498,54 @@ class Run:
         if not math.isfinite(loss):
             self._diverge(f"loss became {loss} at step {self.steps}", self._known_point())
             return
-        for name, g in grads.items():
-            if g is None or (isinstance(g, float) and math.isnan(g) and name in self._frozen):
-                continue
-            finite = math.isfinite(g) if isinstance(g, float) else bool(torch.isfinite(g).all())
-            if not finite:
+        free = {name: g for name, g in grads.items() if isinstance(g, Tensor)}
+        grad_norms = {name: math.nan for name in grads}
+        grad_norms.update(zip(free, _norms(free.values())))
+        for name, g in free.items():
+            if not math.isfinite(grad_norms[name]) and not bool(torch.isfinite(g).all()):
                 self._diverge(f"the gradient of {name} became non-finite at step {self.steps}",
                               self._known_point())
                 return
-        point = self._point()
-        self._record(loss, grads, point)
+        self._record(loss, grads, values, value_norms, grad_norms)
         reason = self._tracker.observe_divergence(self.steps, math.nan, math.nan, loss)
         if reason is not None:
             self._diverge(reason, self._known_point())
             return
-        self._observe_convergence(grads)
+        if self.spec.weight_decay_in_gradient(self.hyperparameters):
+            stationarity = self._stationarity_any(grads)
+        else:  # the gradient norms are at hand
+            stationarity = math.hypot(*(g for g in grad_norms.values() if not math.isnan(g)))
+        self._tracker.observe_convergence(self.steps, stationarity, self._moved)
+        self._update_status()
 
-    def _record(self, loss: float, grads: dict[str, Figure], point: Point) -> None:
-        """Append the entry for the current parameters; update last_point / last_update."""
+    def _record(self, loss: float, grads: dict[str, Figure], values: dict[str, Tensor],
+                value_norms: dict[str, float], grad_norms: dict[str, float]) -> None:
+        """Append the entry for the current parameters; update last_point and the updates."""
         first = not len(self.trajectory)
-        updates: dict[str, float] = {}
-        current: dict[str, float | Tensor] = {}
-        for name, p in self.parameters.items():
-            # a scalar's previous value is a float: no tensor copy per step in the race
-            current[name] = p.item() if self._scalar[name] else p.detach().clone()
-            if first:
-                updates[name] = math.nan
-            elif self._scalar[name]:
-                updates[name] = abs(current[name] - self._previous[name])  # type: ignore
-            else:
-                updates[name] = (current[name] - self._previous[name]).norm().item()  # type: ignore
+        current = {name: v.clone() for name, v in values.items()}
+        if first:
+            updates = {name: math.nan for name in values}
+        else:
+            moves = torch._foreach_sub(list(current.values()),
+                                       [self._previous[n] for n in values])  # type: ignore
+            updates = dict(zip(values, _norms(moves)))
+        point = self._point()
         if not first and point and self.last_point:
             self.last_update = tuple(a - b for a, b in zip(point, self.last_point))  # type: ignore
         self.last_point = point
         self._update_norms = updates
-        self._previous = current
+        self._previous = current  # type: ignore[assignment]
         self._last_grads = grads
         self._moved = None if first else math.hypot(*updates.values())
-        row: list[float] = [float(self.steps)]
         t = self.trajectory
-        for name in t.stored:
-            p = self.parameters[name]
-            value = current[name]
-            row += [value] if isinstance(value, float) else value.flatten().tolist()
-        row.append(loss)
-        for name in t.stored:
-            row += _grad_elements(grads[name], self.parameters[name])
-        row.append(float(self.optimizer.param_groups[0]["lr"]))
+        stored = [values[name].flatten() for name in t.stored]
+        stored += [_grad_tensor(grads[name], values[name]).flatten() for name in t.stored]
+        elements = torch.cat(stored).tolist() if stored else []
+        n = len(elements) // 2
+        row: list[float] = [float(self.steps), *elements[:n], loss, *elements[n:],
+                            float(self.optimizer.param_groups[0]["lr"])]
         for name in t.normed:
-            row += [self.parameters[name].detach().norm().item(), _figure_norm(grads[name], True),
-                    updates[name]]
+            row += [value_norms[name], grad_norms[name], updates[name]]
         t.append(*row)
 
     def _grad_fields(self, grads: dict[str, Figure]) -> dict[str, float]:
@@ -694,6 +695,22 @@ def _figure_norm(grad: Figure, frozen_is_nan: bool = False) -> float:
     if isinstance(grad, float):
         return (math.nan if frozen_is_nan else 0.0) if math.isnan(grad) else abs(grad)
     return grad.norm().item()
+
+
+def _norms(tensors: Any) -> list[float]:
+    """The 2-norm of each tensor (as Tensor.norm() computes it), read back all at once.
+    torch._foreach_norm (what clip_grad_norm_ uses) is one call for the whole list."""
+    tensors = list(tensors)
+    return torch.stack(torch._foreach_norm(tensors)).tolist() if tensors else []
+
+
+def _grad_tensor(grad: Figure, value: Tensor) -> Tensor:
+    """A gradient as a tensor of the value's shape, NaN where the parameter is frozen."""
+    if grad is None:
+        return torch.full_like(value, math.nan)
+    if isinstance(grad, float):
+        return torch.tensor(grad, dtype=value.dtype)
+    return grad
 
 
 def _first_bad(p: Tensor) -> str:
