@@ -12,6 +12,8 @@ gradients and the per-parameter norms the trajectory records.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 
 import numpy as np
@@ -261,3 +263,19 @@ def test_status_of_a_problem_without_a_region() -> None:
     walled.step(50)
     assert walled.status is RunStatus.DIVERGED and "past the bound 100" in \
         walled.divergence_reason
+
+
+def test_csv_export_has_a_column_per_recorded_field_of_a_problem() -> None:
+    from types import SimpleNamespace
+
+    from core.export import CSV_COLUMNS, to_csv
+
+    run = Run(ToyProblem(), "SGD", {"lr": 0.01}, frozen=("b",))
+    run.step(3)
+    lines = list(csv.reader(io.StringIO(to_csv(SimpleNamespace(runs=[run])))))  # type: ignore
+    header = lines[0]
+    assert header[:4] == list(CSV_COLUMNS[:4]) and tuple(header[4:]) == run.trajectory.fields
+    assert len(lines) == 1 + 4
+    last = dict(zip(header, lines[-1], strict=True))
+    assert last["step"] == "3" and last["grad_b"] == "" and last["grad_norm:W"] != ""
+    assert float(last["M[1,0]"]) == run.parameters["M"][1, 0].item()
