@@ -474,39 +474,82 @@ class Run:
         return math.hypot(0.0 if math.isnan(gx) else gx, 0.0 if math.isnan(gy) else gy)
 
     def _evaluate_and_record_problem(self) -> None:
-        """Any problem: the same checks over every named parameter. The norms are taken once
-        per step and read back in one `tolist()` (each `.item()` is a synchronisation); a
-        non-finite norm is then checked element-wise (a huge finite tensor can overflow it)."""
-        params = self.parameters
-        values = {name: p.detach() for name, p in params.items()}
-        value_norms = dict(zip(values, _norms(values.values())))
-        for name, v in values.items():
-            if not math.isfinite(value_norms[name]) and not bool(torch.isfinite(v).all()):
-                self._diverge(f"{name} became non-finite ({_first_bad(v)})", self._known_point())
-                return
-            if self.bound is not None:
+        """Any problem: the same checks over every named parameter.
+
+        Every figure of the entry (the small parameters' elements and gradients, the norms of
+        values, gradients and updates) is computed with a few whole-list torch calls
+        (`torch._foreach_norm`, what clip_grad_norm_ uses) and read back with one `tolist()`:
+        per-tensor `.item()` calls would cost more than a small model's step. A non-finite
+        norm is then checked element-wise (a huge finite tensor can overflow its norm).
+        """
+        values = {name: p.detach() for name, p in self.parameters.items()}
+        if self.bound is not None:
+            for name, v in values.items():
                 largest = v.abs().max().item()
-                if largest > self.bound:
-                    self._diverge(f"{name} reached {largest:g}, past the bound {self.bound:g}",
-                                  self._known_point())
+                if largest > self.bound or largest != largest:
+                    if largest == largest:
+                        self._diverge(f"{name} reached {largest:g}, past the bound "
+                                      f"{self.bound:g}", self._known_point())
+                    else:
+                        self._diverge(f"{name} became non-finite ({_first_bad(v)})",
+                                      self._known_point())
                     return
         try:
             loss, grads = self._forward_backward()
         except Exception as e:
+            if not self._values_finite(values):
+                return
             self._diverge(f"evaluating the loss failed: {e}", self._known_point())
+            return
+        first = not len(self.trajectory)
+        current = list(values.values())
+        previous = list(self._previous.values())
+        moves = [] if first else torch._foreach_sub(current, previous)  # type: ignore
+        free = [name for name, g in grads.items() if isinstance(g, Tensor)]
+        t = self.trajectory
+        parts = [values[name].flatten() for name in t.stored]
+        parts += [_grad_tensor(grads[name], values[name]).flatten() for name in t.stored]
+        norms = torch._foreach_norm([*values.values(), *(grads[n] for n in free), *moves])
+        figures = torch.cat([*parts, torch.stack(norms)]).tolist()
+        n_elements = sum(p.numel() for p in parts)
+        elements, rest = figures[:n_elements], figures[n_elements:]
+        k = len(values)
+        value_norms = dict(zip(values, rest[:k]))
+        grad_norms = {name: math.nan for name in grads}
+        grad_norms.update(zip(free, rest[k:k + len(free)]))
+        updates = dict(zip(values, rest[k + len(free):])) if not first else {
+            name: math.nan for name in values}
+        if not all(math.isfinite(v) for v in value_norms.values()) \
+                and not self._values_finite(values):
             return
         if not math.isfinite(loss):
             self._diverge(f"loss became {loss} at step {self.steps}", self._known_point())
             return
-        free = {name: g for name, g in grads.items() if isinstance(g, Tensor)}
-        grad_norms = {name: math.nan for name in grads}
-        grad_norms.update(zip(free, _norms(free.values())))
-        for name, g in free.items():
+        for name in free:
+            g = grads[name]
+            assert isinstance(g, Tensor)
             if not math.isfinite(grad_norms[name]) and not bool(torch.isfinite(g).all()):
                 self._diverge(f"the gradient of {name} became non-finite at step {self.steps}",
                               self._known_point())
                 return
-        self._record(loss, grads, values, value_norms, grad_norms)
+        # the entry
+        point = self._point()
+        if not first and point and self.last_point:
+            self.last_update = tuple(a - b for a, b in zip(point, self.last_point))  # type: ignore
+        self.last_point = point
+        self._update_norms = updates
+        if first:  # buffers for the values before the next step, refilled in one call
+            self._previous = {name: v.clone() for name, v in values.items()}
+        else:
+            torch._foreach_copy_(previous, current)  # type: ignore[arg-type]
+        self._last_grads = grads
+        self._moved = None if first else math.hypot(*updates.values())
+        half = n_elements // 2
+        row: list[float] = [float(self.steps), *elements[:half], loss, *elements[half:],
+                            float(self.optimizer.param_groups[0]["lr"])]
+        for name in t.normed:
+            row += [value_norms[name], grad_norms[name], updates[name]]
+        t.append(*row)
         reason = self._tracker.observe_divergence(self.steps, math.nan, math.nan, loss)
         if reason is not None:
             self._diverge(reason, self._known_point())
@@ -518,35 +561,13 @@ class Run:
         self._tracker.observe_convergence(self.steps, stationarity, self._moved)
         self._update_status()
 
-    def _record(self, loss: float, grads: dict[str, Figure], values: dict[str, Tensor],
-                value_norms: dict[str, float], grad_norms: dict[str, float]) -> None:
-        """Append the entry for the current parameters; update last_point and the updates."""
-        first = not len(self.trajectory)
-        current = {name: v.clone() for name, v in values.items()}
-        if first:
-            updates = {name: math.nan for name in values}
-        else:
-            moves = torch._foreach_sub(list(current.values()),
-                                       [self._previous[n] for n in values])  # type: ignore
-            updates = dict(zip(values, _norms(moves)))
-        point = self._point()
-        if not first and point and self.last_point:
-            self.last_update = tuple(a - b for a, b in zip(point, self.last_point))  # type: ignore
-        self.last_point = point
-        self._update_norms = updates
-        self._previous = current  # type: ignore[assignment]
-        self._last_grads = grads
-        self._moved = None if first else math.hypot(*updates.values())
-        t = self.trajectory
-        stored = [values[name].flatten() for name in t.stored]
-        stored += [_grad_tensor(grads[name], values[name]).flatten() for name in t.stored]
-        elements = torch.cat(stored).tolist() if stored else []
-        n = len(elements) // 2
-        row: list[float] = [float(self.steps), *elements[:n], loss, *elements[n:],
-                            float(self.optimizer.param_groups[0]["lr"])]
-        for name in t.normed:
-            row += [value_norms[name], grad_norms[name], updates[name]]
-        t.append(*row)
+    def _values_finite(self, values: dict[str, Tensor]) -> bool:
+        """False (and the run diverged, naming the parameter) if any value is not finite."""
+        for name, v in values.items():
+            if not bool(torch.isfinite(v).all()):
+                self._diverge(f"{name} became non-finite ({_first_bad(v)})", self._known_point())
+                return False
+        return True
 
     def _grad_fields(self, grads: dict[str, Figure]) -> dict[str, float]:
         """The trajectory fields that hold the gradients (after a freeze changed them)."""
