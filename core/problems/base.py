@@ -41,7 +41,9 @@ class Problem(ABC):
     def loss(self, params: dict[str, Tensor], step: int = 0) -> Tensor:
         """The scalar loss at `params`. `step` is the number of optimizer steps taken so far:
         a problem that draws minibatches uses it to pick the batch, so every run sees the same
-        sequence (and L-BFGS's closure sees the same batch within one step)."""
+        sequence (and L-BFGS's closure sees the same batch within one step). It must be a
+        function of (params, step) alone: the engine may evaluate the same step more than once
+        (at a reset it measures the start; after a freeze it takes the gradient again)."""
 
     def scale(self) -> Any | None:
         """What the status rules scale their tolerances by; None for the relative rules."""
