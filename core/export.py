@@ -8,12 +8,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from core.atomic import write_atomic
 from core.errors import ExportError
 from core.session import Session
 from core.trajectory import FIELDS
 
-CSV_COLUMNS = ("run", "optimizer", "label", "status") + FIELDS
+CSV_COLUMNS = ("run", "optimizer", "label", "status") + FIELDS  # the race's header
 
 
 def result_dict(session: Session) -> dict[str, Any]:
@@ -30,16 +32,29 @@ def to_json(session: Session) -> str:
     return json.dumps(result_dict(session), indent=1, allow_nan=False)
 
 
+def trajectory_fields(session: Session) -> tuple[str, ...]:
+    """The trajectory columns of a CSV export: the race's FIELDS, or per parameter (values
+    where small, norms) in the order of the first run's record, then any other run's extras."""
+    fields: list[str] = []
+    for run in session.runs:
+        fields += [f for f in run.trajectory.fields if f not in fields]
+    return tuple(fields) if fields else FIELDS
+
+
 def to_csv(session: Session) -> str:
-    """A row per run and recorded step. A frozen coordinate's gradient is an empty cell."""
+    """A row per run and recorded step. A frozen parameter's gradient is an empty cell, and so
+    is a column a run does not record."""
+    fields = trajectory_fields(session)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(("run", "optimizer", "label", "status") + fields)
     for number, run in enumerate(session.runs, start=1):
-        columns = [run.trajectory.column(f) for f in FIELDS]
+        t = run.trajectory
+        missing = np.full(len(t), np.nan)
+        columns = [t.column(f) if f in t.fields else missing for f in fields]
         head = (number, run.optimizer_name, run.title, run.status.value)
         for values in zip(*columns):
-            writer.writerow(head + tuple(_cell(f, v) for f, v in zip(FIELDS, values)))
+            writer.writerow(head + tuple(_cell(f, v) for f, v in zip(fields, values)))
     return out.getvalue()
 
 

@@ -1,20 +1,24 @@
-"""A Run: one torch.optim optimizer on one surface from one start point.
+"""A Run: one torch.optim optimizer on one Problem (core/problems): named float64 parameters.
 
-x and y are separate float64 leaf tensors, so either can be frozen (requires_grad=False): a frozen
-leaf gets no gradient, torch's optimizer skips it, and it stays exactly where it is.
+Each parameter is its own leaf tensor, handed to the optimizer in the problem's order, so any of
+them can be frozen by name (requires_grad=False): a frozen leaf gets no gradient, torch's
+optimizer skips it, and it stays bit for bit where it is. The surface race is the problem with
+the scalars x and y (`Run(surface, ...)` wraps the surface in a SurfaceProblem); everything the
+race reads (`run.x`, `run.y`, `run.surface`, `run.start`, `last_point`, ...) works as before.
 
 One step, as the engine does it (the forward/backward at the new point is done right after the
 update, so the trajectory entry for a point always carries the loss and gradient there):
 
-    optimizer.step()              # torch's own update, from the gradient already in x.grad, y.grad
+    optimizer.step()              # torch's own update, from the gradients already in .grad
     optimizer.zero_grad()
-    loss = surface(x, y)          # forward: autograd records the DAG
-    loss.backward()               # backward: fills x.grad, y.grad
-    record(x, y, loss, x.grad, y.grad, lr)
+    loss = problem.loss(params, step)   # forward: autograd records the DAG (step: the batch)
+    loss.backward()               # backward: fills every free parameter's .grad
+    record(params, loss, grads, lr)
 
 The status is re-evaluated after every step and every change, from the recent state, by the rules
-in core/status.py (tolerances scaled to the surface): running, converged (stayed put with a small
-gradient for a window of steps), frozen (every coordinate frozen) or diverged (final).
+in core/status.py (tolerances scaled to the surface; for a problem with no region, such as a
+model, to the run's own start: `RelativeScale`): running, converged (stayed put with a small
+gradient for a window of steps), frozen (every parameter frozen) or diverged (final).
 
 `diverged_at` has one meaning: the number of optimizer steps taken when the run was found
 diverged, counting the step that failed; it equals `run.steps` from then on. The trajectory keeps
@@ -35,11 +39,18 @@ from torch import Tensor
 
 from core.errors import OptimizerError
 from core.optimizers import OptimizerSpec, format_optimizer_call, get_spec
-from core.status import CONVERGENCE_WINDOW, HOPELESS_K, StatusTracker, surface_scale
+from core.problems.base import Problem
+from core.problems.surface import COORDINATES, SurfaceProblem
+from core.status import CONVERGENCE_WINDOW, HOPELESS_K, RelativeScale, StatusTracker, \
+    surface_scale
 from core.surfaces import DTYPE, Point, Surface
 from core.trajectory import Trajectory
 
-COORDINATES = ("x", "y")
+__all__ = ["COORDINATES", "Run", "RunStatus"]
+
+# A gradient or value as the record holds it: a float for a scalar parameter, else a tensor
+# (None: a frozen parameter has no gradient).
+Figure = float | Tensor | None
 
 
 class RunStatus(StrEnum):
@@ -47,21 +58,24 @@ class RunStatus(StrEnum):
 
     RUNNING = "running"
     CONVERGED = "converged"
-    FROZEN = "frozen"  # every coordinate is frozen: it cannot move, which is not convergence
+    FROZEN = "frozen"  # every parameter is frozen: it cannot move, which is not convergence
     DIVERGED = "diverged"
 
 
 class Run:
-    """One optimizer on one surface. `step()` never raises: a blow-up marks the run diverged.
+    """One optimizer on one problem. `step()` never raises: a blow-up marks the run diverged.
 
+    `problem` is a Problem (core/problems), or a Surface, which is wrapped in a SurfaceProblem
+    from `start` (the surface's own start if None); `start` is only for surfaces.
     grad_tolerance / move_tolerance: what counts as a small gradient and a step that stays put;
-    None scales them to the surface (core/status.py). window: how many steps the run must stay
-    put to be converged. bound: None judges "too far" by the surface's region (REGION_K spans
-    beyond it, for DIVERGENCE_WINDOW steps without a lower loss, see core/status.py); a number
-    is a wall instead: |x| or |y| beyond it is diverged at once.
+    None scales them to the surface (core/status.py), or for other problems to the run's start
+    (`RelativeScale`). window: how many steps the run must stay put to be converged. bound:
+    None judges "too far" by the surface's region (REGION_K spans beyond it, for
+    DIVERGENCE_WINDOW steps without a lower loss, see core/status.py); a number is a wall
+    instead: any parameter element beyond it in absolute value is diverged at once.
     """
 
-    def __init__(self, surface: Surface, optimizer: str = "SGD",
+    def __init__(self, problem: Surface | Problem, optimizer: str = "SGD",
                  hyperparameters: dict[str, Any] | None = None, start: Point | None = None,
                  frozen: tuple[str, ...] | frozenset[str] | list[str] = (),
                  label: str | None = None, color: str | None = None, enabled: bool = True,
@@ -70,11 +84,13 @@ class Run:
                  window: int = CONVERGENCE_WINDOW) -> None:
         self.spec: OptimizerSpec = get_spec(optimizer)
         self.hyperparameters: dict[str, Any] = self.spec.validate(hyperparameters)
-        for c in frozen:
-            if c not in COORDINATES:
-                raise OptimizerError(f"cannot freeze {c!r}: the parameters are x and y")
-        self.surface = surface
-        self.start: Point = start if start is not None else surface.start
+        if isinstance(problem, Surface):
+            problem = SurfaceProblem(problem, start)
+        elif start is not None:
+            raise OptimizerError("a start point is only for a surface; a problem's start is "
+                                 "its initial_parameters()")
+        problem.check_names(frozen)
+        self.problem: Problem = problem
         self.label = label
         self.color = color
         self.enabled = enabled
@@ -89,6 +105,33 @@ class Run:
     # --- set-up ---------------------------------------------------------------------------------
 
     @property
+    def is_surface(self) -> bool:
+        """True for the race's problem: x and y on a surface."""
+        return isinstance(self.problem, SurfaceProblem)
+
+    @property
+    def surface(self) -> Surface | None:
+        """The race's surface (None for another kind of problem)."""
+        return self.problem.surface if isinstance(self.problem, SurfaceProblem) else None
+
+    @property
+    def start(self) -> Point | None:
+        """The race's start point (None for another kind of problem)."""
+        return self.problem.start if isinstance(self.problem, SurfaceProblem) else None
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return self.problem.parameter_names
+
+    @property
+    def x(self) -> Tensor:
+        return self.parameters["x"]
+
+    @property
+    def y(self) -> Tensor:
+        return self.parameters["y"]
+
+    @property
     def optimizer_name(self) -> str:
         return self.spec.name
 
@@ -101,33 +144,47 @@ class Run:
     def frozen(self) -> frozenset[str]:
         return frozenset(self._frozen)
 
+    def _scale(self) -> Any:
+        if isinstance(self.problem, SurfaceProblem):
+            return surface_scale(self.problem.surface)
+        return self._relative_scale
+
     @property
     def grad_tolerance(self) -> float:
-        """|grad f| at or below this is small (scaled to the surface unless given)."""
+        """|gradient| at or below this is small (scaled to the problem unless given)."""
         if self._grad_tolerance is not None:
             return self._grad_tolerance
-        return surface_scale(self.surface).grad_tolerance
+        return float(self._scale().grad_tolerance)
 
     @property
     def move_tolerance(self) -> float:
-        """A step that moves at most this far has stayed put (scaled to the surface if None)."""
+        """A step that moves at most this far has stayed put (scaled to the problem if None)."""
         if self._move_tolerance is not None:
             return self._move_tolerance
-        return surface_scale(self.surface).move_tolerance
+        return float(self._scale().move_tolerance)
 
     @property
     def bound_box(self) -> tuple[float, float, float, float]:
         """(x_low, x_high, y_low, y_high): the region's far box, or the wall at `bound`."""
         if self.bound is not None:
             return (-self.bound, self.bound, -self.bound, self.bound)
-        return surface_scale(self.surface).far_box(self.start)
+        return self._surface_scale().far_box(self._point_start())
 
     @property
     def wall_box(self) -> tuple[float, float, float, float]:
         """Past this the run is diverged at once: the caller's `bound`, or HOPELESS_K spans."""
         if self.bound is not None:
             return self.bound_box
-        return surface_scale(self.surface).far_box(self.start, HOPELESS_K)
+        return self._surface_scale().far_box(self._point_start(), HOPELESS_K)
+
+    def _surface_scale(self) -> Any:
+        if not isinstance(self.problem, SurfaceProblem):
+            raise OptimizerError("only a surface has a region")
+        return surface_scale(self.problem.surface)
+
+    def _point_start(self) -> Point:
+        assert isinstance(self.problem, SurfaceProblem)
+        return self.problem.start
 
     @property
     def convergence_rule(self) -> str:
@@ -136,38 +193,88 @@ class Run:
                 f"{self.move_tolerance:.3g}, for {self.window} steps in a row")
 
     def reset(self, start: Point | None = None) -> None:
-        """Back to the start (a new one if given) with a fresh optimizer and an empty record."""
+        """Back to the start (a new one if given, for a surface) with a fresh optimizer and an
+        empty record."""
         if start is not None:
-            self.start = (float(start[0]), float(start[1]))
-        self.x = torch.tensor(float(self.start[0]), dtype=DTYPE,
-                              requires_grad="x" not in self._frozen)
-        self.y = torch.tensor(float(self.start[1]), dtype=DTYPE,
-                              requires_grad="y" not in self._frozen)
-        self.optimizer: torch.optim.Optimizer = self.spec.cls([self.x, self.y],
+            if not isinstance(self.problem, SurfaceProblem):
+                raise OptimizerError("a start point is only for a surface")
+            self.problem = SurfaceProblem(self.problem.surface,
+                                          (float(start[0]), float(start[1])))
+        initial = self.problem.initial_parameters()
+        self.parameters: dict[str, Tensor] = {
+            name: initial[name].detach().to(DTYPE).clone().requires_grad_(
+                name not in self._frozen)
+            for name in self.problem.parameter_names}
+        self._scalar = {name: p.dim() == 0 for name, p in self.parameters.items()}
+        # The race's hot path works on the two leaves and the surface directly (a step there
+        # is ~70 us, so dict walks per step would show in the steps per second).
+        self._surface_fn: Surface | None = (self.problem.surface if isinstance(
+            self.problem, SurfaceProblem) else None)
+        self._xy = (self.parameters["x"], self.parameters["y"]) if self._surface_fn else ()
+        self.optimizer: torch.optim.Optimizer = self.spec.cls(self._leaves(),
                                                               **self.hyperparameters)
-        self.trajectory = Trajectory(self.capacity)
+        self.trajectory = Trajectory(self.capacity,
+                                     {n: tuple(p.shape) for n, p in self.parameters.items()})
         self.steps = 0
         self.status = RunStatus.RUNNING
         self.converged_at: int | None = None
         self.diverged_at: int | None = None
         self.divergence_reason = ""
         self.diverged_point: Point | None = None  # where it left, when that point is known
-        self.last_point: Point = (float(self.start[0]), float(self.start[1]))
-        self.last_update: Point = (math.nan, math.nan)
-        scale = surface_scale(self.surface)
-        self._wall = self.wall_box  # fixed until the next reset (surface and start)
+        self.last_point: Point = self._point()
+        self.last_update: Point = tuple(math.nan for _ in self.last_point)  # type: ignore
+        self._update_norms: dict[str, float] = {n: math.nan for n in self.parameters}
+        self._previous: dict[str, float | Tensor] = {}
+        self._last_grads: dict[str, Figure] = {}
+        self._last_gxy: tuple[float, float] = (math.nan, math.nan)
+        if isinstance(self.problem, SurfaceProblem):
+            scale = surface_scale(self.problem.surface)
+            self._wall: tuple[float, float, float, float] | None = self.wall_box
+            far = self.bound_box if self.bound is None else None
+        else:
+            self._relative_scale = self._measure_start()
+            scale, self._wall, far = self._relative_scale, None, None
         self._tracker = StatusTracker(self.grad_tolerance, self.move_tolerance, self.window,
-                                      self.bound_box if self.bound is None else None,
-                                      far_loss_floor=scale.high)
+                                      far, far_loss_floor=scale.high)
         self._evaluate_and_record()
         if len(self.trajectory):  # the loss rules allow for a start above or below the region
             start_loss = float(self.trajectory.loss[0])
             self._tracker.explosion_threshold = scale.explosion_threshold(start_loss)
             self._tracker.plunge_threshold = scale.plunge_threshold(start_loss)
 
+    def _measure_start(self) -> RelativeScale:
+        """|loss|, |gradient| and |parameters| at the start: the scale of a problem without a
+        region. A start that cannot be evaluated gets unit scales (it diverges at once)."""
+        values = math.hypot(*(p.detach().norm().item() for p in self.parameters.values()))
+        try:
+            loss, grads = self._forward_backward()
+            grad = math.hypot(*(_figure_norm(g) for g in grads.values()))
+        except Exception:
+            loss, grad = 1.0, 1.0
+        finite = [v if math.isfinite(v) else 1.0 for v in (abs(loss), grad, values)]
+        return RelativeScale(*finite)
+
+    def _leaves(self) -> list[Tensor]:
+        return [self.parameters[name] for name in self.problem.parameter_names]
+
+    def _point(self) -> Point:
+        """The scalar parameters' values as a tuple ((x, y) in the race); () if any is not a
+        scalar."""
+        if not all(self._scalar.values()):
+            return ()  # type: ignore[return-value]
+        return tuple(p.item() for p in self._leaves())  # type: ignore[return-value]
+
     def set_surface(self, surface: Surface, start: Point | None = None) -> None:
-        self.surface = surface
-        self.reset(start if start is not None else self.start)
+        """A new surface (the race), from `start` or the current start; the run restarts."""
+        start = start if start is not None else self.start
+        self.problem = SurfaceProblem(surface, start)
+        self.reset()
+
+    def set_problem(self, problem: Problem) -> None:
+        """A new problem; the frozen names it lacks are dropped and the run restarts."""
+        self._frozen &= set(problem.parameter_names)
+        self.problem = problem
+        self.reset()
 
     # --- changes in the middle of a run ---------------------------------------------------------
 
@@ -190,7 +297,7 @@ class Run:
         changed = merged != self.hyperparameters
         self.hyperparameters = merged
         if rebuild:
-            self.optimizer = self.spec.cls([self.x, self.y], **merged)
+            self.optimizer = self.spec.cls(self._leaves(), **merged)
         # Settings torch derives from others at construction (LBFGS: max_eval = max_iter * 5 // 4)
         # must follow them, as in a fresh optimizer: take the group defaults torch itself builds.
         derived = self.spec.cls([torch.zeros((), dtype=DTYPE, requires_grad=True)],
@@ -201,27 +308,27 @@ class Run:
             self.trajectory.set_last(lr=float(merged["lr"]))
         if changed:
             if len(self.trajectory):  # weight decay changes the gradient the optimizer follows
-                last = self.trajectory.last()
-                self._tracker.regrade(self._stationarity(last["grad_x"], last["grad_y"]))
+                self._tracker.regrade(self._stationarity(self._current_grads()))
             self._tracker.settings_changed()
             self._update_status()
 
-    def set_frozen(self, coordinate: str, frozen: bool) -> None:
-        """Freeze (requires_grad=False) or unfreeze x or y, from the next step on.
+    def set_frozen(self, name: str, frozen: bool) -> None:
+        """Freeze (requires_grad=False) or unfreeze one parameter by name, from the next step on.
 
-        The status follows at once: "frozen" when both are frozen; after an unfreeze the run
-        has to stay put for a whole window again before it is converged.
+        A frozen parameter gets no .grad, torch's optimizer skips it, and it stays bit for bit
+        where it is. The status follows at once: "frozen" when every parameter is frozen; after
+        an unfreeze the run has to stay put for a whole window again before it is converged.
+        Raises OptimizerError for a name the problem does not have.
         """
-        if coordinate not in COORDINATES:
-            raise OptimizerError(f"cannot freeze {coordinate!r}: the parameters are x and y")
-        if frozen == (coordinate in self._frozen):
+        self.problem.check_names([name])
+        if frozen == (name in self._frozen):
             return
-        (self._frozen.add if frozen else self._frozen.discard)(coordinate)
-        leaf = self.x if coordinate == "x" else self.y
+        (self._frozen.add if frozen else self._frozen.discard)(name)
+        leaf = self.parameters[name]
         leaf.requires_grad_(not frozen)
         leaf.grad = None
         if self.spec.needs_closure:
-            # L-BFGS's curvature history mixes both coordinates: kept, it would still move a
+            # L-BFGS's curvature history mixes every parameter: kept, it would still move a
             # frozen one. It describes the old parameter space, so start it afresh.
             self.optimizer.state.clear()
         if self.status is RunStatus.DIVERGED:
@@ -229,12 +336,16 @@ class Run:
         if len(self.trajectory):
             # The gradient at the current point changes with what is frozen: take it again.
             try:
-                _, gx, gy = self._forward_backward()
+                _, grads = self._forward_backward()
             except Exception as e:  # it worked a moment ago; if not now, the run cannot go on
-                self._diverge(f"evaluating the surface failed: {e}", self.last_point)
+                what = "the surface" if self.is_surface else "the loss"
+                self._diverge(f"evaluating {what} failed: {e}", self._known_point())
                 return
-            self.trajectory.set_last(grad_x=gx, grad_y=gy)
-            self._tracker.regrade(self._stationarity(gx, gy))
+            self._last_grads = grads
+            if self._surface_fn is not None:
+                self._last_gxy = (grads["x"], grads["y"])  # type: ignore[assignment]
+            self.trajectory.set_last_fields(self._grad_fields(grads))
+            self._tracker.regrade(self._stationarity(grads))
         self._tracker.settings_changed()
         self._update_status()
 
@@ -263,28 +374,61 @@ class Run:
         return done
 
     def _closure(self) -> Tensor:
+        # The batch of the step being taken: the one whose gradient the step starts from.
         self.optimizer.zero_grad()
-        loss = self.surface(self.x, self.y)
+        if self._surface_fn is not None:
+            loss = self._surface_fn(*self._xy)
+        else:
+            loss = self.problem.loss(self.parameters, self.steps)
         if loss.requires_grad:
             loss.backward()
         return loss
 
-    def _forward_backward(self) -> tuple[float, float, float]:
+    def _forward_backward_xy(self) -> tuple[float, float, float]:
+        """The race's forward/backward: loss, grad x, grad y as floats."""
+        assert self._surface_fn is not None
         self.optimizer.zero_grad()
-        loss = self.surface(self.x, self.y)
+        x, y = self._xy
+        loss = self._surface_fn(x, y)
         if loss.requires_grad:
             loss.backward()
-        gx = _grad_value(self.x)
-        gy = _grad_value(self.y)
-        return loss.item(), gx, gy
+        return loss.item(), _grad_value(x), _grad_value(y)
+
+    def _forward_backward(self) -> tuple[float, dict[str, Figure]]:
+        if self._surface_fn is not None:
+            loss, gx, gy = self._forward_backward_xy()
+            return loss, {"x": gx, "y": gy}
+        self.optimizer.zero_grad()
+        loss = self.problem.loss(self.parameters, self.steps)
+        if loss.requires_grad:
+            loss.backward()
+        grads: dict[str, Figure] = {}
+        for name, leaf in self.parameters.items():
+            if not leaf.requires_grad:
+                grads[name] = None  # frozen: there is no gradient
+            else:  # unused by the loss: zero, as for a scalar
+                grads[name] = torch.zeros_like(leaf) if leaf.grad is None else leaf.grad.detach()
+        return loss.item(), grads
+
+    def _known_point(self) -> Point | None:
+        return self.last_point if self.last_point else None
 
     def _evaluate_and_record(self) -> None:
-        xv, yv = self.x.item(), self.y.item()
+        if isinstance(self.problem, SurfaceProblem):
+            self._evaluate_and_record_surface()
+        else:
+            self._evaluate_and_record_problem()
+
+    def _evaluate_and_record_surface(self) -> None:
+        """The race's own checks and messages, in terms of the point (x, y)."""
+        x, y = self._xy
+        xv, yv = x.item(), y.item()
         if not (math.isfinite(xv) and math.isfinite(yv)):
             which, value = ("x", xv) if not math.isfinite(xv) else ("y", yv)
             self._diverge(f"{which} became {value}", (xv, yv))
             return
         wall = self._wall
+        assert wall is not None
         if not (wall[0] <= xv <= wall[1] and wall[2] <= yv <= wall[3]):
             # past a wall it is diverged at once: the caller's bound, or hopelessly far
             if self.bound is not None:
@@ -296,7 +440,7 @@ class Run:
             self._diverge(reason, (xv, yv))
             return
         try:
-            loss, gx, gy = self._forward_backward()
+            loss, gx, gy = self._forward_backward_xy()
         except Exception as e:
             self._diverge(f"evaluating the surface failed: {e}", (xv, yv))
             return
@@ -312,28 +456,175 @@ class Run:
             self.last_update = (xv - self.last_point[0], yv - self.last_point[1])
             moved = math.hypot(*self.last_update)
         self.last_point = (xv, yv)
+        self._last_gxy = (gx, gy)
         self.trajectory.append(self.steps, xv, yv, loss, gx, gy,
                                float(self.optimizer.param_groups[0]["lr"]))
         reason = self._tracker.observe_divergence(self.steps, xv, yv, loss)
         if reason is not None:
             self._diverge(reason, (xv, yv))
             return
-        self._tracker.observe_convergence(self.steps, self._stationarity(gx, gy), moved)
+        self._tracker.observe_convergence(self.steps, self._stationarity_xy(gx, gy), moved)
         self._update_status()
 
-    def _stationarity(self, gx: float, gy: float) -> float:
-        """|gradient| of what the optimizer minimises, over the free coordinates: f's, plus
-        weight_decay * w where torch adds that L2 term to the gradient (SGD, Adam, ...)."""
+    def _stationarity_xy(self, gx: float, gy: float) -> float:
+        """The race's `_stationarity`, on floats."""
         wd = self.spec.weight_decay_in_gradient(self.hyperparameters)
         if wd:
             gx, gy = gx + wd * self.last_point[0], gy + wd * self.last_point[1]
-        return _norm(gx, gy)
+        return math.hypot(0.0 if math.isnan(gx) else gx, 0.0 if math.isnan(gy) else gy)
+
+    def _evaluate_and_record_problem(self) -> None:
+        """Any problem: the same checks over every named parameter.
+
+        Every figure of the entry (the small parameters' elements and gradients, the norms of
+        values, gradients and updates) is computed with a few whole-list torch calls
+        (`torch._foreach_norm`, what clip_grad_norm_ uses) and read back with one `tolist()`:
+        per-tensor `.item()` calls would cost more than a small model's step. A non-finite
+        norm is then checked element-wise (a huge finite tensor can overflow its norm).
+        """
+        values = {name: p.detach() for name, p in self.parameters.items()}
+        if self.bound is not None:
+            for name, v in values.items():
+                largest = v.abs().max().item()
+                if largest > self.bound or largest != largest:
+                    if largest == largest:
+                        self._diverge(f"{name} reached {largest:g}, past the bound "
+                                      f"{self.bound:g}", self._known_point())
+                    else:
+                        self._diverge(f"{name} became non-finite ({_first_bad(v)})",
+                                      self._known_point())
+                    return
+        try:
+            loss, grads = self._forward_backward()
+        except Exception as e:
+            if not self._values_finite(values):
+                return
+            self._diverge(f"evaluating the loss failed: {e}", self._known_point())
+            return
+        first = not len(self.trajectory)
+        current = list(values.values())
+        previous = list(self._previous.values())
+        moves = [] if first else torch._foreach_sub(current, previous)  # type: ignore
+        free = [name for name, g in grads.items() if isinstance(g, Tensor)]
+        t = self.trajectory
+        parts = [values[name].flatten() for name in t.stored]
+        parts += [_grad_tensor(grads[name], values[name]).flatten() for name in t.stored]
+        norms = torch._foreach_norm([*values.values(), *(grads[n] for n in free), *moves])
+        figures = torch.cat([*parts, torch.stack(norms)]).tolist()
+        n_elements = sum(p.numel() for p in parts)
+        elements, rest = figures[:n_elements], figures[n_elements:]
+        k = len(values)
+        value_norms = dict(zip(values, rest[:k]))
+        grad_norms = {name: math.nan for name in grads}
+        grad_norms.update(zip(free, rest[k:k + len(free)]))
+        updates = dict(zip(values, rest[k + len(free):])) if not first else {
+            name: math.nan for name in values}
+        if not all(math.isfinite(v) for v in value_norms.values()) \
+                and not self._values_finite(values):
+            return
+        if not math.isfinite(loss):
+            self._diverge(f"loss became {loss} at step {self.steps}", self._known_point())
+            return
+        for name in free:
+            g = grads[name]
+            assert isinstance(g, Tensor)
+            if not math.isfinite(grad_norms[name]) and not bool(torch.isfinite(g).all()):
+                self._diverge(f"the gradient of {name} became non-finite at step {self.steps}",
+                              self._known_point())
+                return
+        # the entry
+        point = self._point()
+        if not first and point and self.last_point:
+            self.last_update = tuple(a - b for a, b in zip(point, self.last_point))  # type: ignore
+        self.last_point = point
+        self._update_norms = updates
+        if first:  # buffers for the values before the next step, refilled in one call
+            self._previous = {name: v.clone() for name, v in values.items()}
+        else:
+            torch._foreach_copy_(previous, current)  # type: ignore[arg-type]
+        self._last_grads = grads
+        self._moved = None if first else math.hypot(*updates.values())
+        half = n_elements // 2
+        row: list[float] = [float(self.steps), *elements[:half], loss, *elements[half:],
+                            float(self.optimizer.param_groups[0]["lr"])]
+        for name in t.normed:
+            row += [value_norms[name], grad_norms[name], updates[name]]
+        t.append(*row)
+        reason = self._tracker.observe_divergence(self.steps, math.nan, math.nan, loss)
+        if reason is not None:
+            self._diverge(reason, self._known_point())
+            return
+        if self.spec.weight_decay_in_gradient(self.hyperparameters):
+            stationarity = self._stationarity_any(grads)
+        else:  # the gradient norms are at hand
+            stationarity = math.hypot(*(g for g in grad_norms.values() if not math.isnan(g)))
+        self._tracker.observe_convergence(self.steps, stationarity, self._moved)
+        self._update_status()
+
+    def _values_finite(self, values: dict[str, Tensor]) -> bool:
+        """False (and the run diverged, naming the parameter) if any value is not finite."""
+        for name, v in values.items():
+            if not bool(torch.isfinite(v).all()):
+                self._diverge(f"{name} became non-finite ({_first_bad(v)})", self._known_point())
+                return False
+        return True
+
+    def _grad_fields(self, grads: dict[str, Figure]) -> dict[str, float]:
+        """The trajectory fields that hold the gradients (after a freeze changed them)."""
+        fields: dict[str, float] = {}
+        t = self.trajectory
+        for name in t.stored:
+            for column, value in zip(t.stored[name],
+                                     _grad_elements(grads[name], self.parameters[name])):
+                fields["grad_" + column] = value
+        for name in t.normed:
+            fields[f"grad_norm:{name}"] = _figure_norm(grads[name], True)
+        return fields
+
+    def _observe_convergence(self, grads: dict[str, Figure]) -> None:
+        self._tracker.observe_convergence(self.steps, self._stationarity(grads), self._moved)
+        self._update_status()
+
+    def _current_grads(self) -> dict[str, Figure]:
+        """The gradients of the newest entry, by name."""
+        if self._surface_fn is not None:
+            return {"x": self._last_gxy[0], "y": self._last_gxy[1]}
+        return self._last_grads
+
+    @property
+    def last_update_norms(self) -> dict[str, float]:
+        """|change| of each parameter in the last step (NaN before the first)."""
+        if self._surface_fn is not None:
+            return {"x": abs(self.last_update[0]), "y": abs(self.last_update[1])}
+        return dict(self._update_norms)
+
+    def _stationarity(self, grads: dict[str, Figure]) -> float:
+        if self._surface_fn is not None:
+            gx, gy = grads["x"], grads["y"]
+            assert isinstance(gx, float) and isinstance(gy, float)
+            return self._stationarity_xy(gx, gy)
+        return self._stationarity_any(grads)
+
+    def _stationarity_any(self, grads: dict[str, Figure]) -> float:
+        """|gradient| of what the optimizer minimises, over the free parameters: the loss's,
+        plus weight_decay * w where torch adds that L2 term to the gradient (SGD, Adam, ...)."""
+        wd = self.spec.weight_decay_in_gradient(self.hyperparameters)
+        norms = []
+        for name, g in grads.items():
+            p = self.parameters[name]
+            if isinstance(g, float):
+                if wd:
+                    g = g + wd * p.item()
+                norms.append(0.0 if math.isnan(g) else abs(g))
+            elif g is not None:
+                norms.append((g + wd * p.detach() if wd else g).norm().item())
+        return math.hypot(*norms)
 
     def _update_status(self) -> None:
         """The status from the tracker's evidence (a diverged run stays diverged)."""
         if self.status is RunStatus.DIVERGED:
             return
-        if self._frozen >= set(COORDINATES):
+        if self._frozen >= set(self.problem.parameter_names):
             self._tracker.clear_convergence()
             self.status, self.converged_at = RunStatus.FROZEN, None
             return
@@ -357,7 +648,9 @@ class Run:
         if self.status is RunStatus.CONVERGED:
             return f"converged at step {self.converged_at}"
         if self.status is RunStatus.FROZEN:
-            return "frozen: x and y are both frozen"
+            if self.is_surface:
+                return "frozen: x and y are both frozen"
+            return "frozen: every parameter is frozen"
         return "running"
 
     @property
@@ -371,17 +664,26 @@ class Run:
         return "disabled" if not self.enabled else self.state_text
 
     def optimizer_state(self) -> dict[str, dict[str, Any]]:
-        """The optimizer's own per-parameter state (momentum_buffer, exp_avg, ...), as numbers."""
+        """The optimizer's own per-parameter state (momentum_buffer, exp_avg, ...), as numbers,
+        keyed by parameter name."""
         return {name: {key: _plain(value) for key, value in self.optimizer.state.get(p, {}).items()}
-                for name, p in (("x", self.x), ("y", self.y))}
+                for name, p in self.parameters.items()}
+
+    def optimizer_state_norms(self) -> dict[str, dict[str, float]]:
+        """The 2-norm of each tensor in the optimizer's state, per parameter name (for a model's
+        per-tensor table, where the full state is too large to show)."""
+        return {name: {key: value.detach().norm().item()
+                       for key, value in self.optimizer.state.get(p, {}).items()
+                       if isinstance(value, Tensor) and value.is_floating_point()}
+                for name, p in self.parameters.items()}
 
     def config(self) -> dict[str, Any]:
         """What a session file stores about this run."""
         return {"optimizer": self.spec.name,
                 "hyperparameters": {k: list(v) if isinstance(v, tuple) else v
                                     for k, v in self.hyperparameters.items()},
-                "frozen": sorted(self._frozen), "label": self.label, "color": self.color,
-                "enabled": self.enabled}
+                "frozen": [n for n in self.problem.parameter_names if n in self._frozen],
+                "label": self.label, "color": self.color, "enabled": self.enabled}
 
     def to_dict(self) -> dict[str, Any]:
         """The config, the status and the whole trajectory (for JSON output)."""
@@ -398,6 +700,45 @@ def _grad_value(leaf: Tensor) -> float:
     return 0.0 if leaf.grad is None else leaf.grad.item()  # unused by the formula: zero
 
 
+def _grad_elements(grad: Figure, leaf: Tensor) -> list[float]:
+    """A stored parameter's gradient as floats, NaN for each element of a frozen one."""
+    if isinstance(grad, float):
+        return [grad]
+    if grad is None:
+        return [math.nan] * leaf.numel()
+    return grad.flatten().tolist()
+
+
+def _figure_norm(grad: Figure, frozen_is_nan: bool = False) -> float:
+    """|gradient| of one parameter; a frozen one's is 0 (or NaN, as the record shows it)."""
+    if grad is None:
+        return math.nan if frozen_is_nan else 0.0
+    if isinstance(grad, float):
+        return (math.nan if frozen_is_nan else 0.0) if math.isnan(grad) else abs(grad)
+    return grad.norm().item()
+
+
+def _norms(tensors: Any) -> list[float]:
+    """The 2-norm of each tensor (as Tensor.norm() computes it), read back all at once.
+    torch._foreach_norm (what clip_grad_norm_ uses) is one call for the whole list."""
+    tensors = list(tensors)
+    return torch.stack(torch._foreach_norm(tensors)).tolist() if tensors else []
+
+
+def _grad_tensor(grad: Figure, value: Tensor) -> Tensor:
+    """A gradient as a tensor of the value's shape, NaN where the parameter is frozen."""
+    if grad is None:
+        return torch.full_like(value, math.nan)
+    if isinstance(grad, float):
+        return torch.tensor(grad, dtype=value.dtype)
+    return grad
+
+
+def _first_bad(p: Tensor) -> str:
+    bad = p.detach()[~torch.isfinite(p.detach())]
+    return f"{bad.flatten()[0].item()}" if bad.numel() else "?"
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, Tensor):
         return value.item() if value.numel() == 1 else value.detach().flatten().tolist()
@@ -405,7 +746,3 @@ def _plain(value: Any) -> Any:
         return f"{len(value)} stored vectors"
     return value
 
-
-def _norm(gx: float, gy: float) -> float:
-    """|grad f| over the free coordinates (a frozen one's NaN counts as no gradient)."""
-    return math.hypot(0.0 if math.isnan(gx) else gx, 0.0 if math.isnan(gy) else gy)

@@ -39,7 +39,8 @@ from typing import Any
 
 from core.atomic import write_atomic
 from core.errors import PlaygroundError, SessionError, SurfaceError
-from core.run import COORDINATES, Run
+from core.problems.surface import COORDINATES, SurfaceProblem
+from core.run import Run
 from core.surfaces import SURFACES, Point, Surface, get_surface, \
     surface_from_formula
 
@@ -475,6 +476,22 @@ def _one_line(value: Any, field: str, where: str, limit: int) -> str:
     return value
 
 
+def validate_frozen(frozen: Any, parameter_names: tuple[str, ...], where: str) -> list[str]:
+    """A run's 'frozen' field: a list of the problem's parameter names.
+    Raises SessionError naming the field and the names it may hold."""
+    if parameter_names == COORDINATES:  # the race's words, as they always were
+        allowed = "'x' and/or 'y'"
+    else:
+        shown = ", ".join(repr(n) for n in parameter_names[:8])
+        more = f", ... ({len(parameter_names)} in all)" if len(parameter_names) > 8 else ""
+        allowed = f"parameter names ({shown}{more})"
+    if not isinstance(frozen, list) or not all(isinstance(c, str) and c in parameter_names
+                                               for c in frozen):
+        raise SessionError(f"{where}: 'frozen' must be a list of {allowed}, got "
+                           f"{_short(frozen)}")
+    return list(frozen)
+
+
 def validate_label(label: str | None) -> str | None:
     """A run's label as a session file holds it (None, or one line of at most MAX_LABEL
     characters); raises SessionError otherwise. For editors of labels, so a typed label can
@@ -537,9 +554,7 @@ def _run_from_dict(surface: Surface, start: Point, number: int,
         raise SessionError(f"{where}: 'optimizer' must be a torch.optim class name")
     if not isinstance(hps, dict):
         raise SessionError(f"{where}: 'hyperparameters' must be an object")
-    if not isinstance(frozen, list) or not all(c in COORDINATES for c in frozen):
-        raise SessionError(f"{where}: 'frozen' must be a list of 'x' and/or 'y', got "
-                           f"{_short(frozen)}")
+    validate_frozen(frozen, SurfaceProblem(surface, start).parameter_names, where)
     if label is not None:
         _one_line(label, "label", where, MAX_LABEL)
     if color is not None and not (isinstance(color, str) and _COLOR.fullmatch(color)):

@@ -106,6 +106,40 @@ class SurfaceScale:
         return min(self.bottom, start_loss) - LOSS_K * self.spread
 
 
+@dataclass(frozen=True)
+class RelativeScale:
+    """The looser scale for a problem with no region (a model on data): the run's own start.
+
+    loss_scale, grad_scale, value_scale: |loss|, |gradient| and |parameters| at the start.
+    Converged: |grad| <= GRAD_REL_TOL * |grad at the start| (a relative drop of 10^4) while
+    every step moves at most MOVE_REL_TOL * max(1, |parameters at the start|). Exploded: the
+    loss stays above its start + LOSS_K * max(1, |loss at the start|); fell away: below its
+    start - LOSS_K * max(1, |loss at the start|). There is no region, so no "far away" rule.
+    """
+
+    loss_scale: float
+    grad_scale: float
+    value_scale: float
+
+    @property
+    def grad_tolerance(self) -> float:
+        return GRAD_REL_TOL * (self.grad_scale if self.grad_scale > 0 else 1.0)
+
+    @property
+    def move_tolerance(self) -> float:
+        return MOVE_REL_TOL * max(1.0, self.value_scale)
+
+    @property
+    def high(self) -> float:
+        return math.inf
+
+    def explosion_threshold(self, start_loss: float) -> float:
+        return start_loss + LOSS_K * max(1.0, abs(start_loss))
+
+    def plunge_threshold(self, start_loss: float) -> float:
+        return start_loss - LOSS_K * max(1.0, abs(start_loss))
+
+
 # Keyed by id() with a weak reference: Surface is a frozen dataclass whose hash and == walk
 # the whole formula, which is both slow and not what "this surface" means here.
 _SCALES: dict[int, tuple[weakref.ref, SurfaceScale]] = {}
