@@ -8,9 +8,10 @@ import torch
 
 from core.batch import (DIVERGED, ELEMENTWISE, LBFGS_REFUSED, STATUSES, BatchCancelled,
                         BatchError, BatchRun, far_boxes)
+import core.batch as batch_module
 from core.run import Run
 from core.status import HOPELESS_K, REGION_K, surface_scale
-from core.surfaces import get_surface
+from core.surfaces import get_surface, surface_from_formula
 
 # Settings that give each optimizer some movement in 60 steps (and some divergence on
 # Rosenbrock, whose scale makes a large step explode).
@@ -81,7 +82,10 @@ def test_frozen_y_matches_single_runs_and_y_never_moves(optimizer: str) -> None:
     assert np.array_equal(batch.result().final_y, starts[:, 1])
 
 
-def test_one_param_group_per_lr_matches_single_runs_with_converged_and_diverged() -> None:
+@pytest.mark.parametrize("packed", [True, False])
+def test_one_param_group_per_lr_matches_single_runs_with_converged_and_diverged(
+        packed: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(batch_module, "PACK_MAX_GROUP", 16 if packed else 0)
     # SGD on the bowl: lr 0.5 lands on the minimum in one step (converged), 0.1 converges
     # slowly, 1.2 oscillates outwards until the loss explodes.
     surface = get_surface("bowl")
@@ -99,6 +103,40 @@ def test_one_param_group_per_lr_matches_single_runs_with_converged_and_diverged(
     statuses = set(batch.result().status_names())
     assert {"converged", "diverged", "running"} <= statuses
     assert len(batch.optimizer.param_groups) == len(lrs)
+    assert batch.packed is packed
+
+
+@pytest.mark.parametrize("optimizer", ELEMENTWISE)
+def test_packed_sweeps_match_single_runs_for_every_optimizer(optimizer: str) -> None:
+    surface = get_surface("rastrigin")
+    lrs = [SETTINGS[optimizer]["lr"] * f for f in (0.3, 1.0, 3.0)]
+    groups = [({**SETTINGS[optimizer], "lr": lr}, [[2.2, 2.8]]) for lr in lrs]
+    batch = BatchRun(surface, optimizer, groups, paths=range(3))
+    assert batch.packed
+    batch.step(STEPS)
+    runs = []
+    for lr in lrs:
+        run = Run(surface, optimizer, {**SETTINGS[optimizer], "lr": lr}, start=(2.2, 2.8))
+        run.step(STEPS)
+        runs.append(run)
+    assert_matches_runs(batch, runs)
+
+
+def test_a_formula_without_y_is_not_packed_and_y_stays_put_under_adamw() -> None:
+    # Run skips y (its grad is None); packed, y would get a zero grad and AdamW's decoupled
+    # weight decay would still shrink it.
+    surface = surface_from_formula("(x - 1)**2", (-3.0, 3.0), (-3.0, 3.0))
+    groups = [({"lr": lr}, [[2.0, 2.5]]) for lr in (0.01, 0.1)]
+    batch = BatchRun(surface, "AdamW", groups, paths=range(2))
+    assert not batch.packed
+    batch.step(30)
+    runs = []
+    for lr in (0.01, 0.1):
+        run = Run(surface, "AdamW", {"lr": lr}, start=(2.0, 2.5))
+        run.step(30)
+        runs.append(run)
+    assert_matches_runs(batch, runs)
+    assert (batch.result().final_y == 2.5).all()
 
 
 def test_a_diverged_element_is_masked_and_the_others_are_unaffected_bit_for_bit() -> None:
