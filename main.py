@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "frames for the race)")
     export.add_argument("--frames", type=int, default=None, metavar="N",
                         help="animations: the number of frames, the start included")
+    export.add_argument("--curves", action="store_true",
+                        help="animations: the loss and gradient-norm curves under the surface")
     graph = sub.add_parser("graph", help="the autograd graph of the loss at a point")
     _add_problem_options(graph, with_runs=False)
     graph.add_argument("--at", metavar="X,Y", help="the point (default: the surface's start)")
@@ -224,8 +226,8 @@ def cmd_export(args: argparse.Namespace) -> str:
     suffix = out.suffix.lower()
     if suffix in _ANIMATION_SUFFIXES:
         return _export_animation(args, out)
-    for option in ("fps", "steps_per_frame", "frames"):
-        if getattr(args, option) is not None:
+    for option in ("fps", "steps_per_frame", "frames", "curves"):
+        if getattr(args, option) not in (None, False):
             raise UsageError(f"--{option.replace('_', '-')} goes with an animation (--out "
                              f"{', '.join(_ANIMATION_SUFFIXES)}), not {suffix or out.name!r}")
     if suffix not in (".json", ".csv", ".png", ".svg"):
@@ -286,7 +288,7 @@ def _export_animation(args: argparse.Namespace, out: Path) -> str:
 
     export_race_animation(session, out, width, height, fps=fps,
                           steps_per_frame=plan.steps_per_frame, steps=args.steps,
-                          frames=args.frames)
+                          frames=args.frames, curves=args.curves)
     return f"wrote {out} ({plan.frame_count} frames, {plan.steps_per_frame} steps per frame)"
 
 

@@ -26,6 +26,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -60,6 +61,7 @@ from gui.image_export import (
     _scene_painter,
     ensure_app,
 )
+from gui.curves_view import CurvesPicture
 from gui.surface_view import SurfacePicture
 from gui.worker import Job
 
@@ -73,10 +75,13 @@ class RaceAnimation:
     """Frames of a session's race at width x height, drawn offscreen from a stepped copy.
 
     `frame(k)` returns frame k as a height x width x 3 uint8 array (any k; an earlier one
-    restarts the copy). `close()` frees the offscreen canvas.
+    restarts the copy). `close()` frees the offscreen canvas. With `curves`, the loss and
+    gradient-norm curves (gui.curves_view.CurvesPicture) grow under the surface, on axes fixed
+    to the whole race (steps 0 to the end, the race's loss range), so only the curves move.
     """
 
-    def __init__(self, session: Session, plan: AnimationPlan, width: int, height: int) -> None:
+    def __init__(self, session: Session, plan: AnimationPlan, width: int, height: int, *,
+                 curves: bool = False) -> None:
         ensure_app()
         self.plan = plan
         self.width, self.height = int(width), int(height)
@@ -96,9 +101,20 @@ class RaceAnimation:
         self.picture = SurfacePicture(self.canvas.ci, interactive=False, cached=False,
                                       line_width=2)
         self.counter = pg.LabelItem("", color="k", size="10pt", justify="left")
-        self.canvas.ci.addItem(self.counter, row=1, col=0)
+        self.canvas.ci.addItem(self.counter, row=2 if curves else 1, col=0)
         self.counter.setMaximumHeight(20)  # one line of text, not a share of the height
         self._set_counter(plan.last_step)  # its row gets its height from the widest text
+        self.curves: CurvesPicture | None = None
+        if curves:
+            grid = self.canvas.ci.layout
+            curves_layout = self.canvas.ci.addLayout(row=1, col=0)
+            self.curves = CurvesPicture(curves_layout)
+            # The surface's legend names the runs: the plots get the curves' legend column.
+            curves_layout.removeItem(self.curves.legend_area)
+            self.curves.legend_area.hide()
+            grid.setRowStretchFactor(0, 5)
+            grid.setRowStretchFactor(1, 2)
+            self.curves.set_runs(self.stepper.session.runs)
         self.picture.show_session(self.stepper.session)
         _lay_out_now(scene)
         self._paint = _scene_painter(scene, self.area)
@@ -115,7 +131,20 @@ class RaceAnimation:
         self.picture.legend.moved_by_user = False
         self.picture.arrange_labels()
         self.picture.legend.moved_by_user = True  # placed: no later frame moves it
+        if self.curves is not None:
+            # The axes of the whole race, kept: a film whose axes rescale every frame is hard
+            # to read.
+            self._draw_curves()
+            for plot in (self.curves.loss_plot, self.curves.grad_plot):
+                self.curves.auto_y[plot] = False
+                plot.enableAutoRange(x=False, y=False)
+                plot.setXRange(0, max(1, self.plan.last_step), padding=0.02)
         self._legend_placed = True
+
+    def _draw_curves(self) -> None:
+        assert self.curves is not None
+        self.curves.draw(force=True)
+        self.curves.legend_area.hide()  # (a rebuilt legend shows itself again)
 
     def frame(self, k: int) -> np.ndarray:
         """Frame k: every run stepped to what it shows, drawn, as RGB pixels."""
@@ -123,6 +152,8 @@ class RaceAnimation:
             self.place_legend()
         self.stepper.go_to(k)
         self.picture.update_runs(force=True)
+        if self.curves is not None:
+            self._draw_curves()
         self._set_counter(self.plan.step_at(k))
         return self._render()
 
@@ -156,8 +187,9 @@ class AnimationExport:
     `progress` is the share of frames done. Raises AnimationError (one line)."""
 
     def __init__(self, session: Session, path: str | Path, width: int, height: int,
-                 plan: AnimationPlan) -> None:
+                 plan: AnimationPlan, *, curves: bool = False) -> None:
         self.path = Path(path)
+        self.curves = curves
         check_plan(session, plan, int(width), int(height), self.path.suffix)
         check_writable(self.path)  # said now, not after the drawing
         self.plan = plan
@@ -190,7 +222,7 @@ class AnimationExport:
         try:
             if self._animation is None:
                 self._animation = RaceAnimation(self._session, self.plan, self.width,
-                                                self.height)
+                                                self.height, curves=self.curves)
             if self._writer is None:
                 # The GIF's palette from the last frame (every path drawn) and the first.
                 last = self._animation.frame(self.frame_count - 1)
@@ -239,14 +271,15 @@ class AnimationExport:
 def export_race_animation(session: Session, path: str | Path, width: int = DEFAULT_SIZE[0],
                           height: int = DEFAULT_SIZE[1], *, fps: int = DEFAULT_FPS,
                           steps_per_frame: int | None = None, frames: int | None = None,
-                          steps: int | None = None,
+                          steps: int | None = None, curves: bool = False,
                           state: ProgressState | None = None) -> Path:
     """Write the session's race from its start as an animation (.gif, .mp4, .webp, .apng), on
     this thread; `state` gets progress and may cancel (AnimationCancelled, nothing written).
-    See core.animation.plan_animation for steps, frames and steps_per_frame."""
+    See core.animation.plan_animation for steps, frames and steps_per_frame; `curves`: the loss
+    curves under the surface."""
     plan = plan_animation(session, fps=fps, steps_per_frame=steps_per_frame, steps=steps,
                           frames=frames)
-    export = AnimationExport(session, path, width, height, plan)
+    export = AnimationExport(session, path, width, height, plan, curves=curves)
     try:
         while not export.work():
             if state is not None:
@@ -392,6 +425,7 @@ class AnimationDialog(QDialog):
         self.steps_per_frame_box = QSpinBox()
         self.steps_per_frame_box.setRange(1, 1_000_000)
         self.steps_per_frame_box.setValue(max(1, -(-self.length_box.value() // 100)))
+        self.curves_box = QCheckBox("Loss and gradient-norm curves under the surface")
         self.summary = QLabel()
         self.summary.setObjectName("animationSummary")
         form.addRow("Format", self.format_box)
@@ -400,6 +434,7 @@ class AnimationDialog(QDialog):
         form.addRow("Frames per second", self.fps_box)
         form.addRow("Length", self.length_box)
         form.addRow("Steps per frame", self.steps_per_frame_box)
+        form.addRow(self.curves_box)
         form.addRow(self.summary)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                         | QDialogButtonBox.StandardButton.Cancel)
@@ -447,12 +482,13 @@ class AnimationDialog(QDialog):
 
 
 def start_animation_export(session: Session, path: str | Path, width: int, height: int,
-                           plan: AnimationPlan, *, parent: QWidget) -> AnimationExportTask:
+                           plan: AnimationPlan, *, parent: QWidget,
+                           curves: bool = False) -> AnimationExportTask:
     """Start exporting with a progress dialog (a bar and Cancel) that leaves the window usable;
     returns the task (its signals say how it ended). Raises AnimationError before anything is
     drawn when the export cannot be made."""
-    task = AnimationExportTask(AnimationExport(session, path, width, height, plan),
-                               parent=parent)
+    task = AnimationExportTask(AnimationExport(session, path, width, height, plan,
+                                               curves=curves), parent=parent)
     dialog = QProgressDialog(f"Drawing {Path(path).name}…", "Cancel", 0, 1000, parent)
     dialog.setObjectName("animationProgress")
     dialog.setWindowTitle("Export animation")

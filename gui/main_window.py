@@ -158,7 +158,7 @@ class MainWindow(QMainWindow):
         self.restore_message = ""
         self.ask_unsaved: Callable[[], str] = self._ask_unsaved_dialog
         self.ask_image_size: Callable[[QSize], QSize | None] = self._ask_image_size_dialog
-        # (path, (width, height), AnimationPlan) or None; replaceable, for tests
+        # (path, (width, height), AnimationPlan[, curves]) or None; replaceable, for tests
         self.ask_animation: Callable[[], tuple | None] = self._ask_animation_dialog
         self.animation_task = None  # the animation export running or last run
         self._build_session: Callable[[], Session] | None = None
@@ -833,8 +833,8 @@ class MainWindow(QMainWindow):
         """File > Export > Animation…: the settings, then the file, then drawing with progress."""
         chosen = self.ask_animation()
         if chosen is not None:
-            path, (width, height), plan = chosen
-            self.export_animation(path, width, height, plan)
+            path, (width, height), plan, *options = chosen
+            self.export_animation(path, width, height, plan, curves=bool(options and options[0]))
 
     def _ask_animation_dialog(self):  # type: ignore[no-untyped-def]
         from gui.animation_export import AnimationDialog
@@ -844,10 +844,11 @@ class MainWindow(QMainWindow):
             return None
         suffix = dialog.suffix.lstrip(".")
         path = self._ask_save_path("Export animation", suffix, f"{suffix.upper()} animation")
-        return (path, dialog.chosen_size, dialog.plan()) if path else None
+        return (path, dialog.chosen_size, dialog.plan(),
+                dialog.curves_box.isChecked()) if path else None
 
     def export_animation(self, path: str | Path, width: int, height: int,
-                         plan):  # type: ignore[no-untyped-def]
+                         plan, *, curves: bool = False):  # type: ignore[no-untyped-def]
         """Replay the race from its start into an animation file, drawn in pieces on a timer
         (the window stays usable) with a progress dialog and Cancel; returns the task (its
         signals say how it ended), or None when it could not start (the error is shown)."""
@@ -855,7 +856,7 @@ class MainWindow(QMainWindow):
 
         try:
             task = start_animation_export(self.controller.session, path, width, height, plan,
-                                          parent=self)
+                                          parent=self, curves=curves)
         except PlaygroundError as e:
             self.show_error(f"Could not export the animation.\n\n{e}")
             return None

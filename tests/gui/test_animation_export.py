@@ -188,3 +188,37 @@ def test_webp_and_apng_from_the_race(tmp_path, qapp, suffix):
                                 fps=10, steps=20, steps_per_frame=10)
     with Image.open(out) as image:
         assert image.n_frames == 3 and image.size == (160, 120)
+
+
+def test_curves_grow_under_the_surface_on_fixed_axes(qapp):
+    session = Session.default()
+    plan = plan_animation(session, fps=10, steps=200, steps_per_frame=100)
+    plain = RaceAnimation(session, plan, 400, 400)
+    with_curves = RaceAnimation(session, plan, 400, 400, curves=True)
+    try:
+        a, b = with_curves.frame(1), with_curves.frame(2)
+        surface_only = plain.frame(2)
+    finally:
+        plain.close()
+        with_curves.close()
+    lower = slice(280, 380)  # where the curves are (the counter is below them)
+    changed = np.abs(a[lower].astype(int) - b[lower]).max(axis=2) > 40
+    assert changed.sum() > 200  # the curves grew from step 100 to 200
+    # the orange curve is in the lower part only with curves on
+    assert _near(b[lower], PALETTE[1]) > 5 * max(1, _near(surface_only[lower], PALETTE[1]))
+
+
+def test_window_passes_the_curves_choice_on(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(Controller(Session.default()), settings=settings, restore=False)
+    qtbot.addWidget(window)
+    out = tmp_path / "curves.gif"
+    plan = plan_animation(window.controller.session, fps=10, steps=20, steps_per_frame=10)
+    window.ask_animation = lambda: (str(out), (300, 300), plan, True)
+    window.export_animation_dialog()
+    task = window.animation_task
+    assert task.export.curves
+    with qtbot.waitSignal(task.sigFinished, timeout=30_000):
+        pass
+    assert wait_for_jobs() and len(_gif_frames(out)) == 3
+    window.controller.shutdown()
