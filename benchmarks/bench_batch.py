@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+import core.batch as batch_module  # noqa: E402
 from core.batch import BatchRun  # noqa: E402
 from core.many import basins, linear_spaced, log_spaced, trainability_map  # noqa: E402
 from core.run import Run  # noqa: E402
@@ -157,14 +158,22 @@ def main() -> None:
     few = 10 if quick else 20
     t = median_of(repeats, {
         "default": lambda: _groups_step(quad, groups, few, None),
+        "unpacked": lambda: _groups_step(quad, groups, few, None, pack=False),
         "foreach": lambda: _groups_step(quad, groups, few, True)})
-    print(f"  per step with {len(groups)} groups: default {t['default'] * 1e3:.1f} ms, "
-          f"foreach=True {t['foreach'] * 1e3:.1f} ms (/ default "
-          f"{t['foreach'] / t['default']:.2f})")
+    print(f"  per step with {len(groups)} groups: default (x, y packed in one leaf per group) "
+          f"{t['default'] * 1e3:.1f} ms; two leaves per group {t['unpacked'] * 1e3:.1f} ms "
+          f"(/ packed {t['unpacked'] / t['default']:.2f}); foreach=True "
+          f"{t['foreach'] * 1e3:.1f} ms (/ default {t['foreach'] / t['default']:.2f})")
 
 
-def _groups_step(surface, groups: list, steps: int, foreach: bool | None) -> float:
-    batch = BatchRun(surface, "SGD", groups, foreach=foreach)
+def _groups_step(surface, groups: list, steps: int, foreach: bool | None,
+                 pack: bool = True) -> float:
+    saved = batch_module.PACK_MAX_GROUP
+    batch_module.PACK_MAX_GROUP = saved if pack else 0
+    try:
+        batch = BatchRun(surface, "SGD", groups, foreach=foreach)
+    finally:
+        batch_module.PACK_MAX_GROUP = saved
     batch.step(2)
     t0 = time.perf_counter()
     batch.step(steps)

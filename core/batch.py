@@ -13,7 +13,9 @@ its single-tensor implementation for both), unless the caller asks for `foreach`
 
 Different hyperparameters in one batch are separate param groups, each with its own x and y
 leaves (one group per setting; a group holds one or many starts). The leaves of all groups are
-views into one buffer per coordinate, so the whole batch is read and written in one operation.
+views into one buffer, so the whole batch is read and written in one operation. Many small
+groups (a sweep) are packed: one (n, 2) leaf of x and y per group (PACK_MAX_GROUP), which halves
+the tensors torch loops over, wherever that cannot change a number (tested for every optimizer).
 
 L-BFGS shares one curvature history and one line search across all its parameters: batched, the
 elements would steer each other. It is refused (LBFGS_REFUSED); run it start by start.
