@@ -281,7 +281,14 @@ class BatchRun:
 
     def _forward_backward(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Loss and gradient of every element at the current points, as float64 arrays (views of
-        this step's tensors when the batch is float64; read them before the next step)."""
+        this step's tensors when the batch is float64; read them before the next step).
+
+        Under enable_grad: grad mode is per thread, and a caller (or a worker) may be in no_grad.
+        """
+        with torch.enable_grad():
+            return self._forward_backward_with_grad()
+
+    def _forward_backward_with_grad(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         self.optimizer.zero_grad()
         if self.packed:
             xy = torch.cat(self._leaves)

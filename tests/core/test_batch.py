@@ -271,3 +271,15 @@ def test_both_frozen_is_frozen_as_a_run_is() -> None:
     other.step(20)
     assert_matches_runs(batch, [run, other])
     assert batch.result().status_names() == ["frozen", "frozen"]
+
+
+def test_a_caller_in_no_grad_still_gets_gradients() -> None:
+    # grad mode is per thread: a worker thread, or a caller, may be inside torch.no_grad()
+    surface = get_surface("bowl")
+    with torch.no_grad():
+        batch = BatchRun(surface, "SGD", [({"lr": 0.5}, [[-2.5, 2.0]])])
+        batch.step(15)
+    run = Run(surface, "SGD", {"lr": 0.5}, start=(-2.5, 2.0))
+    run.step(15)
+    assert batch.result().final_x[0] == run.last_point[0] == 0.0
+    assert batch.result().status_names() == [run.status.value] == ["converged"]
