@@ -197,6 +197,7 @@ class AnimationExport:
         self._session = session
         self._animation: RaceAnimation | None = None
         self._writer: AnimationWriter | None = None
+        self._last_frame: np.ndarray | None = None
         self.frames_done = 0
 
     @property
@@ -211,25 +212,35 @@ class AnimationExport:
             colours.append((c.red(), c.green(), c.blue()))
         return colours
 
-    @property
-    def progress(self) -> float:
-        return self.frames_done / self.frame_count
-
     def work(self) -> bool:
-        """Do the next piece; True once every frame has been added."""
+        """Do the next piece; True once every frame has been added.
+
+        The pieces, each bounded (the GUI thread runs them between its own events): build the
+        picture; step the copy to the end a frame's steps at a time; place the legend for the
+        whole race and draw the last frame; draw the first and choose the GIF's palette from
+        the two; then one frame a piece."""
         if self.frames_done >= self.frame_count:
             return True
         try:
             if self._animation is None:
                 self._animation = RaceAnimation(self._session, self.plan, self.width,
                                                 self.height, curves=self.curves)
+                return False
+            stepper = self._animation.stepper
+            last = self.frame_count - 1
+            if self._writer is None and self._last_frame is None:
+                if stepper.frame < last:
+                    stepper.go_to(stepper.frame + 1)
+                    return False
+                self._last_frame = self._animation.frame(last)  # places the legend
+                return False
             if self._writer is None:
                 # The GIF's palette from the last frame (every path drawn) and the first.
-                last = self._animation.frame(self.frame_count - 1)
                 first = self._animation.frame(0)
                 self._writer = AnimationWriter(self.path, self.width, self.height, self.plan.fps,
-                                               palette_frames=[first, last],
+                                               palette_frames=[first, self._last_frame],
                                                exact_colours=self._exact_colours())
+                self._last_frame = None
                 self._writer.add(first)
             else:
                 self._writer.add(self._animation.frame(self.frames_done))
@@ -240,6 +251,16 @@ class AnimationExport:
         if self.frames_done >= self.frame_count:
             self._close_canvas()
         return self.frames_done >= self.frame_count
+
+    @property
+    def progress(self) -> float:
+        """The share of the work done: stepping to the end counts as one frame in ten."""
+        if self.frames_done >= self.frame_count:
+            return 1.0
+        if self._animation is None:
+            return 0.0
+        stepped = self._animation.stepper.frame if self._writer is None else self.frame_count
+        return (0.1 * stepped + self.frames_done) / (1.1 * self.frame_count)
 
     def finish(self) -> Path:
         """Encode and write the file."""

@@ -222,3 +222,22 @@ def test_window_passes_the_curves_choice_on(qtbot, tmp_path):
         pass
     assert wait_for_jobs() and len(_gif_frames(out)) == 3
     window.controller.shutdown()
+
+
+def test_each_piece_of_work_is_bounded_to_one_frames_steps(qapp, tmp_path):
+    session = Session.default()
+    plan = plan_animation(session, fps=10, steps=1000, steps_per_frame=100)
+    export = AnimationExport(session, tmp_path / "race.gif", 200, 150, plan)
+    assert not export.work()  # the picture
+    stepper = export._animation.stepper
+    for frame in (1, 2, 3):
+        assert not export.work()
+        assert stepper.frame == frame  # one frame's steps, not the whole race at once
+        assert all(run.steps == 100 * frame for run in stepper.session.runs)
+    progress = [export.progress]
+    while not export.work():
+        progress.append(export.progress)
+    assert progress == sorted(progress) and export.progress == 1.0
+    assert list(tmp_path.iterdir()) != []  # the temporary file, until finish() or abort()
+    export.abort()
+    assert list(tmp_path.iterdir()) == []
