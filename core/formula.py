@@ -130,19 +130,28 @@ def unicode_name(ch: str) -> str:
 
 def tokenize(text: str) -> list[Token]:
     """Split `text` into tokens; raise FormulaError at the first character outside the grammar."""
+    return scan(text, _TOKEN, FormulaError, _hint, MAX_TOKENS, "formula")
+
+
+def scan(text: str, pattern: re.Pattern[str], error: Callable[[str, int], Exception],
+         hint: Callable[[str], str], max_tokens: int, what: str) -> list[Token]:
+    """Tokens of `text` by `pattern` (named groups: the token kinds; "space" is dropped), ending
+    with an "end" token. The minus sign U+2212 is read as '-', one character for one, so columns
+    stay right. Raises `error(message, column)` at a character outside the grammar (with
+    `hint(ch)`) or past `max_tokens`. Shared by formulas and the autograd lab's expressions."""
     text = text.replace(UNICODE_MINUS, "-")
     tokens: list[Token] = []
     pos = 0
     while pos < len(text):
-        m = _TOKEN.match(text, pos)
+        m = pattern.match(text, pos)
         if m is None:
             ch = text[pos]
-            raise FormulaError(f"unexpected character {ch!r}{_hint(ch)}", pos + 1)
+            raise error(f"unexpected character {ch!r}{hint(ch)}", pos + 1)
         kind = m.lastgroup or ""
         if kind != "space":
             tokens.append(Token(kind, m.group(), pos + 1))
-            if len(tokens) > MAX_TOKENS:
-                raise FormulaError(f"formula is too long (more than {MAX_TOKENS} tokens)", pos + 1)
+            if len(tokens) > max_tokens:
+                raise error(f"{what} is too long (more than {max_tokens} tokens)", pos + 1)
         pos = m.end()
     tokens.append(Token("end", "", len(text) + 1))
     return tokens

@@ -39,7 +39,7 @@ from typing import TypeVar
 import torch
 from torch import Tensor
 
-from core.formula import UNICODE_MINUS
+from core.formula import Token, scan
 from core.lab.values import DTYPE, LabError, character_hint
 
 MAX_LENGTH = 2000
@@ -112,13 +112,6 @@ _TOKEN = re.compile(
 _WHOLE_NUMBER = re.compile(r"[0-9]+")  # an index or a dim: str.isdigit() would take ² and ٣
 
 
-@dataclass(frozen=True)
-class Token:
-    kind: str  # "number", "name", "op", "end"
-    text: str
-    column: int  # 1-based
-
-
 def _hint(ch: str) -> str:
     """Why `ch` is not in the grammar, and what to type instead (or "")."""
     if ch == "^":
@@ -138,22 +131,7 @@ def tokenize(text: str) -> list[Token]:
     The minus sign U+2212 (a paste of "a \u2212 b") is read as '-', as core/formula.py reads it;
     one character for one, so the columns stay right.
     """
-    text = text.replace(UNICODE_MINUS, "-")
-    tokens: list[Token] = []
-    pos = 0
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if m is None:
-            ch = text[pos]
-            raise LabError(f"unexpected character {ch!r}{_hint(ch)}", pos + 1)
-        kind = m.lastgroup or ""
-        if kind != "space":
-            tokens.append(Token(kind, m.group(), pos + 1))
-            if len(tokens) > MAX_TOKENS:
-                raise LabError(f"expression is too long (more than {MAX_TOKENS} tokens)", pos + 1)
-        pos = m.end()
-    tokens.append(Token("end", "", len(text) + 1))
-    return tokens
+    return scan(text, _TOKEN, LabError, _hint, MAX_TOKENS, "expression")
 
 
 # --- the tree -----------------------------------------------------------------------------------
