@@ -241,3 +241,48 @@ def test_each_piece_of_work_is_bounded_to_one_frames_steps(qapp, tmp_path):
     assert list(tmp_path.iterdir()) != []  # the temporary file, until finish() or abort()
     export.abort()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_menu_asks_settings_then_the_file_and_writes_it(qtbot, tmp_path, monkeypatch):
+    import imageio_ffmpeg
+    from PySide6.QtWidgets import QDialog, QFileDialog
+
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(Controller(Session.default()), settings=settings, restore=False)
+    qtbot.addWidget(window)
+
+    def choose(dialog):  # what a user would set in the dialog, then OK
+        dialog.format_box.setCurrentIndex(dialog.format_box.findData(".mp4"))
+        dialog.width_box.setValue(321)
+        dialog.height_box.setValue(241)
+        dialog.length_box.setValue(30)
+        dialog.steps_per_frame_box.setValue(10)
+        return QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(AnimationDialog, "exec", choose)
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        lambda *a, **k: asked.append(a[3]) or (str(tmp_path / "race"), ""))
+    window.export_animation_dialog()
+    assert "*.mp4" in asked[0]  # the file dialog offers the chosen format
+    with qtbot.waitSignal(window.animation_task.sigFinished, timeout=30_000):
+        pass
+    assert wait_for_jobs()
+    reader = imageio_ffmpeg.read_frames(str(tmp_path / "race.mp4"))  # the extension was added
+    assert next(reader)["size"] == (322, 242) and sum(1 for _ in reader) == 4
+    window.controller.shutdown()
+
+
+def test_closing_the_window_stops_the_export_and_leaves_no_file(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(Controller(Session.default()), settings=settings, restore=False)
+    qtbot.addWidget(window)
+    (tmp_path / "films").mkdir()
+    plan = plan_animation(window.controller.session, fps=10, steps=400, steps_per_frame=2)
+    task = window.export_animation(tmp_path / "films" / "race.gif", 320, 240, plan)
+    with qtbot.waitSignal(task.sigProgress, timeout=10_000):
+        pass
+    with qtbot.waitSignal(task.sigCancelled, timeout=10_000):
+        window.close()
+    assert wait_for_jobs() and not task.running
+    assert list((tmp_path / "films").iterdir()) == []
