@@ -152,6 +152,9 @@ def check_plan(session: Session, plan: AnimationPlan, width: int, height: int,
         raise AnimationError(f"a GIF plays at most {MAX_GIF_FPS} frames per second (a delay of "
                              f"{10 * MIN_GIF_DELAY_CS} ms), got {plan.fps}")
     n = plan.frame_count
+    if n < 2:
+        raise AnimationError("nothing moves: every run takes 0 steps; make the race at least "
+                             "1 step long")
     if n > MAX_FRAMES:
         raise AnimationError(f"too many frames: {n} (at most {MAX_FRAMES}); take more steps per "
                              f"frame (now {plan.steps_per_frame}) or fewer steps")

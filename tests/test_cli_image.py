@@ -112,6 +112,7 @@ def test_frames_option_sets_the_length(tmp_path, capsys, qapp):
     (["--out", "race.gif", "--view", "3d"], "--view 3d writes a .png"),
     (["--out", "race.gif", "--frames", "1"], "number of frames"),
     (["--out", "race.svg", "--curves"], "--curves goes with an animation"),
+    (["--out", "race.gif", "--steps", "0"], "nothing moves"),
 ])
 def test_bad_animation_options_exit_2_with_one_line(tmp_path, capsys, qapp, argv, words,
                                                      monkeypatch):
