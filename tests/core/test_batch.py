@@ -283,3 +283,19 @@ def test_a_caller_in_no_grad_still_gets_gradients() -> None:
     run.step(15)
     assert batch.result().final_x[0] == run.last_point[0] == 0.0
     assert batch.result().status_names() == [run.status.value] == ["converged"]
+
+
+def test_starts_where_f_is_not_finite_diverge_at_step_0_as_runs_do() -> None:
+    surface = surface_from_formula("log(x) + y**2", (-1.0, 2.0), (-1.0, 1.0), start=(1.0, 0.5))
+    starts = np.array([[-0.5, 0.5], [0.0, 0.2], [1.5, -0.5], [0.01, 0.9]])
+    batch = BatchRun(surface, "Adam", [({"lr": 0.05}, starts)], paths=range(4))
+    batch.step(40)
+    runs = []
+    for sx, sy in starts:
+        run = Run(surface, "Adam", {"lr": 0.05}, start=(float(sx), float(sy)))
+        run.step(40)
+        runs.append(run)
+    assert_matches_runs(batch, runs)
+    result = batch.result()
+    assert result.diverged_at[0] == result.diverged_at[1] == 0 and np.isnan(result.final_loss[0])
+    assert result.paths[0].shape == (0, 4)
