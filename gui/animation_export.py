@@ -19,6 +19,7 @@ last part (Pillow's GIF/WebP/APNG writers, pure C) in a gui.worker Job.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -62,13 +63,30 @@ from gui.image_export import (
     ensure_app,
 )
 from gui.curves_view import CurvesPicture
-from gui.surface_view import SurfacePicture
+from gui.surface_view import SurfacePicture, SurfaceView
 from gui.worker import Job
 
 DEFAULT_SIZE = (800, 600)
 DEFAULT_FPS = 10
 MIN_LAYOUT_SIDE = 640
 TICK_BUDGET_S = 0.025  # drawing per timer tick: the window still gets most of each 40 ms
+
+
+@dataclass(frozen=True)
+class ViewSettings:
+    """What the window's surface view adds to the picture: its zoom (the region shown), equal
+    x/y scale, and whether the −∇f arrows are on. None (the default everywhere) is the
+    surface's own region with arrows, as the command line draws it."""
+
+    x_range: tuple[float, float]
+    y_range: tuple[float, float]
+    equal_aspect: bool = False
+    arrows: bool = True
+
+    @classmethod
+    def of(cls, view: SurfaceView) -> ViewSettings:
+        x_range, y_range = view.view_range()
+        return cls(x_range, y_range, view.picture.equal_aspect, view.show_gradient_arrows)
 
 
 class RaceAnimation:
@@ -81,7 +99,7 @@ class RaceAnimation:
     """
 
     def __init__(self, session: Session, plan: AnimationPlan, width: int, height: int, *,
-                 curves: bool = False) -> None:
+                 curves: bool = False, view: ViewSettings | None = None) -> None:
         ensure_app()
         self.plan = plan
         self.width, self.height = int(width), int(height)
@@ -115,7 +133,17 @@ class RaceAnimation:
             grid.setRowStretchFactor(0, 5)
             grid.setRowStretchFactor(1, 2)
             self.curves.set_runs(self.stepper.session.runs)
-        self.picture.show_session(self.stepper.session)
+        if view is None:
+            self.picture.show_session(self.stepper.session)
+        else:  # as gui.image_export.export_surface_view draws the window's view
+            picture = self.picture
+            picture.set_equal_aspect(view.equal_aspect)
+            picture.set_surface(session.surface)
+            picture.set_view(view.x_range, view.y_range)
+            picture.show_region(*picture.view_range())  # no margin: nothing outside the axes
+            picture.set_start(session.start)
+            picture.show_gradient_arrows = view.arrows
+            picture.set_runs(self.stepper.session.runs, None)
         _lay_out_now(scene)
         self._paint = _scene_painter(scene, self.area)
         self._legend_placed = False
@@ -187,9 +215,11 @@ class AnimationExport:
     `progress` is the share of frames done. Raises AnimationError (one line)."""
 
     def __init__(self, session: Session, path: str | Path, width: int, height: int,
-                 plan: AnimationPlan, *, curves: bool = False) -> None:
+                 plan: AnimationPlan, *, curves: bool = False,
+                 view: ViewSettings | None = None) -> None:
         self.path = Path(path)
         self.curves = curves
+        self.view = view
         check_plan(session, plan, int(width), int(height), self.path.suffix)
         check_writable(self.path)  # said now, not after the drawing
         self.plan = plan
@@ -224,7 +254,7 @@ class AnimationExport:
         try:
             if self._animation is None:
                 self._animation = RaceAnimation(self._session, self.plan, self.width,
-                                                self.height, curves=self.curves)
+                                                self.height, curves=self.curves, view=self.view)
                 return False
             stepper = self._animation.stepper
             last = self.frame_count - 1
@@ -447,6 +477,9 @@ class AnimationDialog(QDialog):
         self.steps_per_frame_box.setRange(1, 1_000_000)
         self.steps_per_frame_box.setValue(max(1, -(-self.length_box.value() // 100)))
         self.curves_box = QCheckBox("Loss and gradient-norm curves under the surface")
+        self.view_box = QCheckBox("As the view is now (zoom, equal x/y scale, −∇f arrows)")
+        self.view_box.setToolTip("Off: the surface's whole region with the arrows, as "
+                                 "'main.py export' draws it")
         self.summary = QLabel()
         self.summary.setObjectName("animationSummary")
         form.addRow("Format", self.format_box)
@@ -456,6 +489,7 @@ class AnimationDialog(QDialog):
         form.addRow("Length", self.length_box)
         form.addRow("Steps per frame", self.steps_per_frame_box)
         form.addRow(self.curves_box)
+        form.addRow(self.view_box)
         form.addRow(self.summary)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                         | QDialogButtonBox.StandardButton.Cancel)
@@ -503,13 +537,13 @@ class AnimationDialog(QDialog):
 
 
 def start_animation_export(session: Session, path: str | Path, width: int, height: int,
-                           plan: AnimationPlan, *, parent: QWidget,
-                           curves: bool = False) -> AnimationExportTask:
+                           plan: AnimationPlan, *, parent: QWidget, curves: bool = False,
+                           view: ViewSettings | None = None) -> AnimationExportTask:
     """Start exporting with a progress dialog (a bar and Cancel) that leaves the window usable;
     returns the task (its signals say how it ended). Raises AnimationError before anything is
     drawn when the export cannot be made."""
     task = AnimationExportTask(AnimationExport(session, path, width, height, plan,
-                                               curves=curves), parent=parent)
+                                               curves=curves, view=view), parent=parent)
     dialog = QProgressDialog(f"Drawing {Path(path).name}…", "Cancel", 0, 1000, parent)
     dialog.setObjectName("animationProgress")
     dialog.setWindowTitle("Export animation")

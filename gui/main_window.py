@@ -158,7 +158,7 @@ class MainWindow(QMainWindow):
         self.restore_message = ""
         self.ask_unsaved: Callable[[], str] = self._ask_unsaved_dialog
         self.ask_image_size: Callable[[QSize], QSize | None] = self._ask_image_size_dialog
-        # (path, (width, height), AnimationPlan[, curves]) or None; replaceable, for tests
+        # (path, (width, height), AnimationPlan[, curves[, as the view]]) or None; replaceable
         self.ask_animation: Callable[[], tuple | None] = self._ask_animation_dialog
         self.animation_task = None  # the animation export running or last run
         self._build_session: Callable[[], Session] | None = None
@@ -833,8 +833,9 @@ class MainWindow(QMainWindow):
         """File > Export > Animation…: the settings, then the file, then drawing with progress."""
         chosen = self.ask_animation()
         if chosen is not None:
-            path, (width, height), plan, *options = chosen
-            self.export_animation(path, width, height, plan, curves=bool(options and options[0]))
+            path, (width, height), plan, *options = chosen  # options: [curves[, as the view]]
+            self.export_animation(path, width, height, plan, curves=bool(options and options[0]),
+                                  as_view=len(options) > 1 and bool(options[1]))
 
     def _ask_animation_dialog(self):  # type: ignore[no-untyped-def]
         from gui.animation_export import AnimationDialog
@@ -844,19 +845,23 @@ class MainWindow(QMainWindow):
             return None
         suffix = dialog.suffix.lstrip(".")
         path = self._ask_save_path("Export animation", suffix, f"{suffix.upper()} animation")
-        return (path, dialog.chosen_size, dialog.plan(),
-                dialog.curves_box.isChecked()) if path else None
+        return (path, dialog.chosen_size, dialog.plan(), dialog.curves_box.isChecked(),
+                dialog.view_box.isChecked()) if path else None
 
     def export_animation(self, path: str | Path, width: int, height: int,
-                         plan, *, curves: bool = False):  # type: ignore[no-untyped-def]
+                         plan, *, curves: bool = False,
+                         as_view: bool = False):  # type: ignore[no-untyped-def]
         """Replay the race from its start into an animation file, drawn in pieces on a timer
         (the window stays usable) with a progress dialog and Cancel; returns the task (its
-        signals say how it ended), or None when it could not start (the error is shown)."""
-        from gui.animation_export import start_animation_export
+        signals say how it ended), or None when it could not start (the error is shown).
+        `as_view`: with the surface view's zoom, equal scale and arrows setting; else as the
+        command line draws it."""
+        from gui.animation_export import ViewSettings, start_animation_export
 
+        view = ViewSettings.of(self.surface_view) if as_view else None
         try:
             task = start_animation_export(self.controller.session, path, width, height, plan,
-                                          parent=self, curves=curves)
+                                          parent=self, curves=curves, view=view)
         except PlaygroundError as e:
             self.show_error(f"Could not export the animation.\n\n{e}")
             return None

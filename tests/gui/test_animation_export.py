@@ -286,3 +286,28 @@ def test_closing_the_window_stops_the_export_and_leaves_no_file(qtbot, tmp_path)
         window.close()
     assert wait_for_jobs() and not task.running
     assert list((tmp_path / "films").iterdir()) == []
+
+
+def test_as_the_view_is_now_uses_its_zoom_and_arrows(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(Controller(Session.default()), settings=settings, restore=False)
+    qtbot.addWidget(window)
+    view = window.surface_view
+    view.set_view((-1.5, 0.0), (0.0, 1.5))  # zoomed in around the start
+    view.set_gradient_arrows(False)
+    from gui.animation_export import ViewSettings
+
+    chosen = ViewSettings.of(view)
+    assert not chosen.arrows and chosen.x_range[0] == pytest.approx(-1.5, abs=0.01)
+    plan = plan_animation(window.controller.session, fps=10, steps=20, steps_per_frame=10)
+    files = {}
+    for as_view in (False, True):
+        out = files[as_view] = tmp_path / f"view_{as_view}.gif"
+        task = window.export_animation(out, 320, 240, plan, as_view=as_view)
+        with qtbot.waitSignal(task.sigFinished, timeout=30_000):
+            pass
+    assert wait_for_jobs()
+    plain, zoomed = _gif_frames(files[False]), _gif_frames(files[True])
+    assert len(plain) == len(zoomed) == 3
+    assert np.abs(plain[0].astype(int) - zoomed[0]).max(axis=2).mean() > 10  # another region
+    window.controller.shutdown()
