@@ -1,0 +1,377 @@
+"""`main.py train` and `main.py landscape`: model mode headless, as argparse wiring.
+
+main.py needs only a few lines: `add_train_arguments(sub.add_parser("train"))`,
+`add_landscape_arguments(sub.add_parser("landscape"))`, and `run_train_command(args)` /
+`run_landscape_command(args)` as the handlers, which return the text to print. Importing this
+module loads no torch; the run_* functions do. Bad input raises a PlaygroundError (a ValueError)
+with one line, which main.py prints with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+MAX_TRAIN_STEPS = 100_000   # per run; the trajectory keeps every step up to 200,000 entries
+DIRECTIONS = ("random", "pca", "hessian", "exact")
+LANDSCAPE_SUFFIXES = (".json", ".csv")
+PICTURE_SUFFIXES = (".png", ".svg")
+
+
+def _add_model_options(parser: argparse.ArgumentParser, default_steps: int) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--dataset", metavar="NAME",
+                       help="a generated dataset: line, sine, moons, circles, spirals, xor, "
+                            "blobs (default moons)")
+    where.add_argument("--data", metavar="FILE.csv",
+                       help="your CSV: a header, feature columns and a target column")
+    parser.add_argument("--target", metavar="COLUMN",
+                        help="the CSV's target column (default: the last)")
+    parser.add_argument("--n", type=int, default=None, metavar="N",
+                        help="points of the generated dataset (default 200)")
+    parser.add_argument("--noise", type=float, default=None, metavar="X",
+                        help="noise of the generated dataset (default: the dataset's own)")
+    parser.add_argument("--model", default="small-mlp", metavar="LAYERS",
+                        help='layers as in PyTorch, e.g. "Linear(2, 16), Tanh(), Linear(16, 1)", '
+                             "or a preset: linear-regression, logistic-regression, small-mlp "
+                             "(default), deep-mlp (adapted to the data's features and classes)")
+    parser.add_argument("--loss", metavar="NAME",
+                        help="MSELoss, BCEWithLogitsLoss or CrossEntropyLoss (default: the one "
+                             "that fits the target)")
+    parser.add_argument("--batch-size", type=int, default=0, metavar="N",
+                        help="rows per minibatch, drawn from --seed (0, the default: full batch)")
+    parser.add_argument("--test-fraction", type=float, default=None, metavar="F",
+                        help="the held-out share of rows (default 0.2; 0 trains on every row, "
+                             "in file order)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S",
+                        help="the seed of the generated data, the split, the initial weights and "
+                             "the minibatches (default 0)")
+    parser.add_argument("--optimizer", action="append", default=[], metavar="CALL",
+                        help='e.g. "Adam(lr=0.01)"; repeatable (default: SGD(lr=0.1) and '
+                             "Adam(lr=0.01))")
+    parser.add_argument("--freeze", action="append", default=[], metavar="NAME",
+                        help="freeze a parameter (a name from model.named_parameters(), e.g. "
+                             "0.weight) or a layer index (all its parameters) in every run; "
+                             "repeatable")
+    parser.add_argument("--steps", type=int, default=default_steps, metavar="N",
+                        help=f"optimizer steps per run (default {default_steps})")
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `train`: data, model, loss, batches, split, seed, runs, steps, --json."""
+    _add_model_options(parser, 200)
+    parser.add_argument("--eval-every", type=int, default=1, metavar="K",
+                        help="test loss and accuracy every K steps (default 1: every step), "
+                             "under torch.no_grad(); null in between")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def add_landscape_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `landscape`: the same model and data, --directions, --grid, --span,
+    --steps (train first: PCA's paths), --out."""
+    _add_model_options(parser, 0)
+    parser.add_argument("--directions", choices=DIRECTIONS, default="random",
+                        help="random: filter-normalised (Li et al., 2018); pca: the top two of "
+                             "the runs' paths (needs --steps); hessian: the top two "
+                             "eigenvectors at the centre; exact: the loss over the model's two "
+                             "trainable scalars (freeze the rest)")
+    parser.add_argument("--grid", type=int, default=51, metavar="N",
+                        help="N x N points (default 51), rows along y")
+    parser.add_argument("--span", type=float, default=1.0, metavar="S",
+                        help="each axis from -S to S around the centre (default 1)")
+    fmt = parser.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print one JSON object (the default)")
+    fmt.add_argument("--out", metavar="FILE", help="write .json or .csv")
+
+
+# --- shared ------------------------------------------------------------------------------------
+
+
+def _error(message: str) -> Exception:
+    from core.errors import PlaygroundError
+
+    return PlaygroundError(message)
+
+
+def _session(args: argparse.Namespace, default_fraction: float) -> Any:
+    """The ModelSession the options describe (runs included, freezes resolved to names)."""
+    from core.model_session import DEFAULT_RUNS, DataSpec, ModelSession
+    from core.optimizers import parse_optimizer_call
+    from core.problems.data import MAX_CSV_BYTES, DataError
+
+    if args.steps < 0 or args.steps > MAX_TRAIN_STEPS:
+        raise _error(f"--steps must be from 0 to {MAX_TRAIN_STEPS:,} (got {args.steps})")
+    if args.data is not None:
+        if args.n is not None or args.noise is not None:
+            raise _error("--n and --noise go with --dataset, not with --data")
+        path = Path(args.data)
+        try:
+            with open(path, "rb") as f:
+                raw = f.read(MAX_CSV_BYTES + 1)
+        except OSError as e:
+            raise DataError(f"cannot read {args.data!r}: {e.strerror or e}") from None
+        if len(raw) > MAX_CSV_BYTES:
+            raise DataError(f"{path.name}: the file is larger than {MAX_CSV_BYTES:,} bytes")
+        from core.problems.data import _decode
+        try:
+            text = _decode(raw)
+        except DataError as e:
+            raise DataError(f"{path.name}: {e}") from None
+        data = DataSpec(dataset=None, csv=text, name=path.name, target=args.target)
+    else:
+        if args.target is not None:
+            raise _error("--target goes with --data FILE.csv")
+        data = DataSpec(dataset=args.dataset or "moons", n=args.n, noise=args.noise)
+    fraction = default_fraction if args.test_fraction is None else args.test_fraction
+    session = ModelSession(args.model, data, args.loss, args.batch_size, fraction, args.seed)
+    try:
+        frozen = session.freeze_names(args.freeze) if args.freeze else []
+    except DataError as e:
+        if data.csv is not None:
+            raise DataError(f"{data.name}: {e}") from None
+        raise
+    calls = [parse_optimizer_call(text) for text in args.optimizer] or list(DEFAULT_RUNS)
+    for name, hps in calls:
+        session.add_run(name, hps, frozen=list(frozen), steps=args.steps)
+    return session
+
+
+def _build(session: Any) -> Any:
+    from core.problems.data import DataError
+
+    try:
+        return session.build()
+    except DataError as e:  # a CSV's message names the line; say which file too
+        if session.data.csv is not None and not str(e).startswith(session.data.name):
+            raise DataError(f"{session.data.name}: {e}") from None
+        raise
+
+
+def _finite(value: Any) -> Any:
+    """Nested lists with non-finite numbers as None (strict JSON)."""
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _column(values: Any) -> list[float | None]:
+    return [float(v) if math.isfinite(v) else None for v in values]
+
+
+def grad_norm(trajectory: Any) -> Any:
+    """|gradient| over every parameter per entry (a frozen one counts as none).
+
+    Computed here from the columns because Trajectory.grad_norm looks for 'grad_NAME' for a
+    one-element tensor of shape (1,), whose column is 'grad_NAME[0]' (a Linear(16, 1)'s bias).
+    """
+    import numpy as np
+
+    squares = np.zeros(len(trajectory))
+    for name in trajectory.shapes:
+        if name in trajectory.normed:
+            squares += np.nan_to_num(trajectory.column(f"grad_norm:{name}")) ** 2
+        else:
+            for column in trajectory.stored[name]:
+                squares += np.nan_to_num(trajectory.column("grad_" + column)) ** 2
+    return np.sqrt(squares)
+
+
+# --- train -------------------------------------------------------------------------------------
+
+
+def train_report(session: Any, built: Any, records: list[Any], eval_every: int
+                 ) -> dict[str, Any]:
+    """The JSON object of `train --json` (see run_train_command)."""
+    frozen_everywhere = set.intersection(*(set(r.frozen) for r in built.runs)) if built.runs \
+        else set()
+    shapes = built.problem.shapes()
+    split = built.split
+    test_rows = 0 if split.test is None else split.test.n
+    if test_rows:
+        metrics = (f"test_loss and accuracy: on the {test_rows} held-out rows, under "
+                   f"torch.no_grad() in eval mode, at step 0, every {eval_every} step"
+                   f"{'s' if eval_every != 1 else ''} and the last; null elsewhere")
+    else:
+        metrics = "test_loss and accuracy: null (test fraction 0: no held-out rows)"
+    if built.loss_name == "MSELoss" and test_rows:
+        metrics += " (accuracy is null for regression)"
+    dataset = built.dataset
+    data = {"name": dataset.name, "task": dataset.task, "rows": dataset.n,
+            "features": list(dataset.feature_names), "target": dataset.target_name,
+            "classes": list(dataset.class_names), "settings": dict(dataset.settings),
+            "train_rows": split.train.n, "test_rows": test_rows,
+            "test_fraction": session.test_fraction, "loss": built.loss_name,
+            "batch_size": 0 if built.problem.full_batch else built.problem.batch_size,
+            "seed": session.seed, "metrics": metrics}
+    runs = []
+    initial = built.problem.initial_parameters()
+    for run, record in zip(built.runs, records):
+        t = run.trajectory
+        steps = [int(s) for s in t.step]
+        config = run.config()
+        runs.append({
+            "optimizer": run.optimizer_name, "call": run.title,
+            "hyperparameters": config["hyperparameters"], "frozen": config["frozen"],
+            "label": run.label, "color": run.color, "enabled": run.enabled,
+            "status": run.status.value, "status_text": run.status_text, "steps": run.steps,
+            "initial_parameters": {n: _finite(initial[n].tolist()) for n in run.parameter_names},
+            "final_parameters": {n: _finite(run.parameters[n].detach().tolist())
+                                 for n in run.parameter_names},
+            "trajectory": {"step": steps, "loss": _column(t.loss),
+                           "test_loss": [record.test_loss.get(s) for s in steps],
+                           "accuracy": [record.accuracy.get(s) for s in steps],
+                           "grad_norm": _column(grad_norm(t)), "lr": _column(t.lr)}})
+    return {"model": {"spec": built.model_text,
+                      "parameters": [{"name": n, "shape": list(shapes[n]),
+                                      "trainable": n not in frozen_everywhere}
+                                     for n in built.problem.parameter_names]},
+            "data": data, "runs": runs}
+
+
+def run_train_command(args: argparse.Namespace) -> str:
+    """The text `train` prints: with --json one object {"model": {"spec", "parameters"},
+    "data": {...}, "runs": [{..., "initial_parameters", "final_parameters", "trajectory":
+    {"step", "loss", "test_loss", "accuracy", "grad_norm", "lr"}}]}; else a short table.
+
+    Raises a PlaygroundError (a ValueError) with one line for bad input.
+    """
+    from core.model_session import DEFAULT_TEST_FRACTION, train
+
+    if isinstance(args.eval_every, bool) or args.eval_every < 1:
+        raise _error(f"--eval-every must be 1 or more (got {args.eval_every})")
+    session = _session(args, DEFAULT_TEST_FRACTION)
+    built = _build(session)
+    records = train(built, [r.steps for r in session.runs], args.eval_every)
+    report = train_report(session, built, records, args.eval_every)
+    if args.json:
+        return json.dumps(report, indent=1, allow_nan=False)
+    return _train_table(report)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+def _train_table(report: dict[str, Any]) -> str:
+    model, data = report["model"], report["data"]
+    count = sum(math.prod(p["shape"]) for p in model["parameters"])
+    frozen = [p["name"] for p in model["parameters"] if not p["trainable"]]
+    batch = "full batch" if data["batch_size"] == 0 else f"batches of {data['batch_size']}"
+    lines = [f"model: {model['spec']} ({count} parameters"
+             + (f"; frozen: {', '.join(frozen)})" if frozen else ")"),
+             f"data: {data['name']}, {data['rows']} rows ({data['train_rows']} train, "
+             f"{data['test_rows']} test), {data['task']}, {data['loss']}, {batch}", "",
+             f"{'optimizer':<34} {'status':<10} {'steps':>6} {'loss':>12} {'test loss':>12} "
+             f"{'accuracy':>9}"]
+    for run in report["runs"]:
+        t = run["trajectory"]
+        tests = [v for v in t["test_loss"] if v is not None]
+        accuracies = [v for v in t["accuracy"] if v is not None]
+        lines.append(f"{run['call'][:34]:<34} {run['status']:<10} {run['steps']:>6} "
+                     f"{_fmt(t['loss'][-1] if t['loss'] else None):>12} "
+                     f"{_fmt(tests[-1] if tests else None):>12} "
+                     f"{_fmt(accuracies[-1] if accuracies else None):>9}")
+    return "\n".join(lines)
+
+
+# --- landscape ---------------------------------------------------------------------------------
+
+
+def _landscape_out(args: argparse.Namespace) -> Path | None:
+    if not args.out:
+        return None
+    out = Path(args.out)
+    suffix = out.suffix.lower()
+    if suffix in PICTURE_SUFFIXES:
+        raise _error(f"{suffix} pictures of the landscape are made by the app (File > Export "
+                     "in model mode), not yet from the command line; write .json or .csv")
+    if suffix not in LANDSCAPE_SUFFIXES:
+        raise _error(f"--out must end in .json or .csv (got {out.name!r})")
+    return out
+
+
+def landscape_report(args: argparse.Namespace) -> dict[str, Any]:
+    """The JSON object of `landscape`: {"kind", "x": {"name", "values"}, "y": {...}, "loss":
+    [[...]] (rows along y), "centre_loss", "directions": {...}, "paths": [...]}."""
+    import torch
+
+    from core.landscape import exact_surface, hessian_directions, pca_directions, \
+        project_paths, random_directions, slice_surface, two_scalars
+    from core.model_session import train
+
+    kind = args.directions
+    if kind == "pca" and args.steps < 1:
+        raise _error("pca directions come from the runs' paths: train first with --steps N "
+                     "(N >= 1)")
+    if not (math.isfinite(args.span) and args.span > 0):
+        raise _error(f"--span must be a positive number (got {args.span})")
+    session = _session(args, 0.0)
+    built = _build(session)
+    model = built.model  # at the initial weights, where every run starts: the centre
+    frozen = set(session.runs[0].frozen) if session.runs else set()
+    for name, p in model.named_parameters():
+        p.requires_grad_(name not in frozen)
+    X, y, loss_fn = built.problem.X, built.problem.y, built.loss_fn
+    records = train(built, [r.steps for r in session.runs], 10 ** 9, keep_paths=args.steps > 0)
+    paths = [torch.stack(r.path).numpy() for r in records if len(r.path) > 0]
+    directions: dict[str, Any] = {"kind": kind, "centre": "the initial weights"}
+    projected: list[dict[str, Any]] = []
+    if kind == "exact":
+        grid = exact_surface(model, loss_fn, X, y, grid=args.grid, span=args.span)
+        i, j, _, _ = two_scalars(model)
+        if args.steps > 0:
+            projected = [{"x": _column(p[:, i]), "y": _column(p[:, j]), "captured": 1.0}
+                         for p in paths]
+    else:
+        if kind == "random":
+            d = random_directions(model, seed=session.seed)
+        elif kind == "hessian":
+            d = hessian_directions(model, loss_fn, X, y, seed=session.seed)
+            directions["eigenvalues"] = list(d.eigenvalues or ())
+        else:
+            d = pca_directions(model, paths)
+            directions["explained_variance_ratio"] = list(d.explained_variance_ratio or ())
+        grid = slice_surface(model, loss_fn, X, y, d, grid=args.grid, span=args.span)
+        if args.steps > 0:
+            projected = [{"x": _column(p.alpha), "y": _column(p.beta),
+                          "captured": p.captured} for p in project_paths(paths, d)]
+    report = grid.to_json()
+    report["directions"] = directions
+    report["rows"] = f"{len(X)} training rows, {built.loss_name}, under torch.no_grad()"
+    if projected:
+        titles = [r.title for r, rec in zip(built.runs, records) if len(rec.path) > 0]
+        report["paths"] = [{"run": title, **p} for title, p in zip(titles, projected)]
+    return report
+
+
+def _landscape_csv(report: dict[str, Any]) -> str:
+    x, y = report["x"], report["y"]
+    lines = [f"{x['name']},{y['name']},loss"]
+    for i, b in enumerate(y["values"]):
+        for j, a in enumerate(x["values"]):
+            value = report["loss"][i][j]
+            lines.append(f"{a!r},{b!r},{'' if value is None else repr(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def run_landscape_command(args: argparse.Namespace) -> str:
+    """The text `landscape` prints: the grid as JSON, or "wrote FILE" with --out (.json/.csv).
+
+    Raises a PlaygroundError (a ValueError) with one line for bad input.
+    """
+    from core.atomic import write_atomic
+
+    out = _landscape_out(args)  # a wrong suffix is refused before any work
+    report = landscape_report(args)
+    if out is None:
+        return json.dumps(report, indent=1, allow_nan=False)
+    if out.suffix.lower() == ".json":
+        write_atomic(out, json.dumps(report, indent=1, allow_nan=False) + "\n")
+    else:
+        write_atomic(out, _landscape_csv(report))
+    return f"wrote {out}"
