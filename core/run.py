@@ -10,10 +10,23 @@ One step, as the engine does it (the forward/backward at the new point is done r
 update, so the trajectory entry for a point always carries the loss and gradient there):
 
     optimizer.step()              # torch's own update, from the gradients already in .grad
+    step_scheduler(scheduler, loss of the previous entry)   # if the run has a scheduler
     optimizer.zero_grad()
     loss = problem.loss(params, step)   # forward: autograd records the DAG (step: the batch)
     loss.backward()               # backward: fills every free parameter's .grad
+    process_gradients(params, noise, clipping)   # if set: noise, then torch's clipping
     record(params, loss, grads, lr)
+
+Scheduler, clipping and noise (issue 11; core/schedulers.py, core/gradient_tools.py) are the
+real torch pieces in the plain loop's order (`zero_grad; backward; noise; clip; step;
+scheduler.step`), only shifted like the rest. L-BFGS re-evaluates inside its step, so there the
+noise and clipping happen in its closure (every evaluation), and the first evaluation of a step,
+at the newest entry's point, fills that entry's noise and clipping columns. The record keeps the
+noise-free gradient in its grad columns (what the surface has there; the status rules read it)
+and adds the noisy one and the clipping figures in columns of their own (core/trajectory.py).
+The lr column is the lr the next step uses, so the schedule shows exactly as torch applied it.
+The lr slider of a scheduled run moves the scheduler's base lr (`set_base_lr`, the rule is in
+core/schedulers.py) and `hyperparameters["lr"]` is always `base_lr_of(scheduler)`.
 
 The status is re-evaluated after every step and every change, from the recent state, by the rules
 in core/status.py (tolerances scaled to the surface; for a problem with no region, such as a
@@ -38,9 +51,13 @@ import torch
 from torch import Tensor
 
 from core.errors import OptimizerError
+from core.gradient_tools import GradientClipping, GradientNoise, GradientStep, \
+    process_gradients
 from core.optimizers import OptimizerSpec, format_optimizer_call, get_spec
 from core.problems.base import Problem
 from core.problems.surface import COORDINATES, SurfaceProblem
+from core.schedulers import base_lr_of, build_scheduler, get_scheduler_spec, \
+    parse_scheduler_call, rebuild_scheduler, scheduler_call_text, set_base_lr, step_scheduler
 from core.status import CONVERGENCE_WINDOW, HOPELESS_K, RelativeScale, StatusTracker, \
     surface_scale
 from core.surfaces import DTYPE, Point, Surface
@@ -51,6 +68,24 @@ __all__ = ["COORDINATES", "Run", "RunStatus"]
 # A gradient or value as the record holds it: a float for a scalar parameter, else a tensor
 # (None: a frozen parameter has no gradient).
 Figure = float | Tensor | None
+# A run's scheduler as its settings hold it: torch's class name and its (validated) keywords.
+SchedulerSetting = tuple[str, dict[str, Any]]
+
+CLIP_FIELDS = ("clipped", "grad_norm_before_clip", "grad_norm_after_clip")
+
+
+def scheduler_setting(value: Any) -> SchedulerSetting | None:
+    """(name, kwargs) from a call text ("CosineAnnealingLR(T_max=200)"), a (name, kwargs)
+    pair or None; every argument validated (SchedulerError, one line, otherwise)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return parse_scheduler_call(value)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and isinstance(value[0], str):
+        spec = get_scheduler_spec(value[0])
+        return spec.name, spec.validate(dict(value[1] or {}))
+    raise OptimizerError(f"a scheduler is a call like CosineAnnealingLR(T_max=200) or a "
+                         f"(name, kwargs) pair, got {value!r}")
 
 
 class RunStatus(StrEnum):
@@ -73,6 +108,8 @@ class Run:
     None judges "too far" by the surface's region (REGION_K spans beyond it, for
     DIVERGENCE_WINDOW steps without a lower loss, see core/status.py); a number is a wall
     instead: any parameter element beyond it in absolute value is diverged at once.
+    scheduler: a torch.optim.lr_scheduler class as (name, kwargs) or call text; clipping and
+    noise: what happens to each gradient before the optimizer uses it (module docstring).
     """
 
     def __init__(self, problem: Surface | Problem, optimizer: str = "SGD",
@@ -81,7 +118,10 @@ class Run:
                  label: str | None = None, color: str | None = None, enabled: bool = True,
                  grad_tolerance: float | None = None, bound: float | None = None,
                  capacity: int = 200_000, move_tolerance: float | None = None,
-                 window: int = CONVERGENCE_WINDOW) -> None:
+                 window: int = CONVERGENCE_WINDOW,
+                 scheduler: SchedulerSetting | str | None = None,
+                 clipping: GradientClipping | None = None,
+                 noise: GradientNoise | None = None) -> None:
         self.spec: OptimizerSpec = get_spec(optimizer)
         self.hyperparameters: dict[str, Any] = self.spec.validate(hyperparameters)
         if isinstance(problem, Surface):
@@ -100,6 +140,9 @@ class Run:
         self.bound = bound
         self.capacity = capacity
         self._frozen = set(frozen)
+        self.scheduler_setting: SchedulerSetting | None = scheduler_setting(scheduler)
+        self.clipping = clipping
+        self.noise = noise
         self.reset()
 
     # --- set-up ---------------------------------------------------------------------------------
@@ -213,8 +256,19 @@ class Run:
         self._xy = (self.parameters["x"], self.parameters["y"]) if self._surface_fn else ()
         self.optimizer: torch.optim.Optimizer = self.spec.cls(self._leaves(),
                                                               **self.hyperparameters)
+        self.scheduler: Any = None
+        if self.scheduler_setting is not None:
+            self.scheduler = build_scheduler(self.optimizer, *self.scheduler_setting,
+                                             validated=True)
+            self.hyperparameters["lr"] = base_lr_of(self.scheduler, self.optimizer)
+        if self.noise is not None:
+            self.noise.reset()
+        self._noise_state: Tensor | None = None  # the generator before the newest entry's draw
+        self._closure_calls = 0
         self.trajectory = Trajectory(self.capacity,
-                                     {n: tuple(p.shape) for n, p in self.parameters.items()})
+                                     {n: tuple(p.shape) for n, p in self.parameters.items()},
+                                     extra=self._tool_fields())
+        self._base_fields = len(self.trajectory.fields) - len(self._tool_fields())
         self.steps = 0
         self.status = RunStatus.RUNNING
         self.converged_at: int | None = None
@@ -295,6 +349,7 @@ class Run:
         rebuild = any(not h.live and merged[h.name] != self.hyperparameters[h.name]
                       for h in self.spec.hyperparameters)
         changed = merged != self.hyperparameters
+        old = self.hyperparameters
         self.hyperparameters = merged
         if rebuild:
             self.optimizer = self.spec.cls(self._leaves(), **merged)
@@ -302,15 +357,166 @@ class Run:
         # must follow them, as in a fresh optimizer: take the group defaults torch itself builds.
         derived = self.spec.cls([torch.zeros((), dtype=DTYPE, requires_grad=True)],
                                 **merged).defaults
-        for group in self.optimizer.param_groups:
-            group.update(derived)
+        if self.scheduler is None:
+            for group in self.optimizer.param_groups:
+                group.update(derived)
+        else:
+            # The scheduler owns the group's lr (and a cycled momentum): only what the user
+            # changed goes in, and the lr moves the scheduler's base lr.
+            before = self.spec.cls([torch.zeros((), dtype=DTYPE, requires_grad=True)],
+                                   **old).defaults
+            changed_keys = {k: v for k, v in derived.items()
+                            if k != "lr" and before.get(k) != v}
+            for group in self.optimizer.param_groups:
+                group.update(changed_keys)
+            if rebuild:  # a fresh optimizer needs a fresh scheduler (its schedule restarts)
+                self.scheduler = rebuild_scheduler(self.optimizer, *self.scheduler_setting,
+                                                   float(merged["lr"]))
+            elif merged["lr"] != old["lr"]:
+                self._move_base_lr(float(merged["lr"]))
+            self.hyperparameters["lr"] = base_lr_of(self.scheduler, self.optimizer)
         if len(self.trajectory):
-            self.trajectory.set_last(lr=float(merged["lr"]))
+            self.trajectory.set_last(lr=float(self.optimizer.param_groups[0]["lr"]))
         if changed:
             if len(self.trajectory):  # weight decay changes the gradient the optimizer follows
                 self._tracker.regrade(self._stationarity(self._current_grads()))
             self._tracker.settings_changed()
             self._update_status()
+
+    def _move_base_lr(self, lr: float) -> None:
+        """The lr slider on a scheduled run: set_base_lr, and the setting follows (OneCycleLR's
+        max_lr, CyclicLR's base_lr and max_lr), so a reset replays the run built with it."""
+        assert self.scheduler is not None and self.scheduler_setting is not None
+        old = base_lr_of(self.scheduler, self.optimizer)
+        set_base_lr(self.scheduler, self.optimizer, lr)
+        name, kwargs = self.scheduler_setting
+        kwargs = dict(kwargs)
+        if name == "OneCycleLR":
+            kwargs["max_lr"] = lr
+        elif name == "CyclicLR":
+            kwargs["base_lr"] = lr
+            kwargs["max_lr"] = kwargs["max_lr"] * (lr / old)
+        self.scheduler_setting = (name, kwargs)
+
+    def set_scheduler(self, scheduler: SchedulerSetting | str | None) -> None:
+        """Another scheduler (or none) from the next step on. The new schedule starts at step 0
+        from the run's base lr (`rebuild_scheduler`); None goes back to the plain lr."""
+        setting = scheduler_setting(scheduler)
+        base = float(self.hyperparameters["lr"])
+        if setting is None:
+            self.scheduler = None
+            for group in self.optimizer.param_groups:
+                group["lr"] = base
+                group.pop("initial_lr", None)
+                # a cycling scheduler moved the momentum: back to the run's own
+                for key in ("momentum", "betas"):
+                    if key in self.hyperparameters and key in group:
+                        group[key] = self.hyperparameters[key]
+        else:
+            self.scheduler = rebuild_scheduler(self.optimizer, *setting, base)
+            self.hyperparameters["lr"] = base_lr_of(self.scheduler, self.optimizer)
+        self.scheduler_setting = setting
+        if len(self.trajectory):
+            self.trajectory.set_last(lr=float(self.optimizer.param_groups[0]["lr"]))
+        self._tracker.settings_changed()
+        self._update_status()
+
+    def set_clipping(self, clipping: GradientClipping | None) -> None:
+        """Clip (or stop clipping) from the gradient the next step uses on."""
+        self.clipping = clipping
+        self._tools_changed()
+
+    def set_noise(self, noise: GradientNoise | None) -> None:
+        """Gradient noise (or none) from the gradient the next step uses on; a new noise starts
+        at its seed's first draw."""
+        self.noise = noise
+        self._noise_state = None
+        self._tools_changed()
+
+    def _tool_fields(self) -> tuple[str, ...]:
+        """The trajectory columns the gradient tools add (core/trajectory.py)."""
+        fields: list[str] = []
+        if self.noise is not None:
+            stored = [c for name, cols in _stored_columns(self.parameters).items() for c in cols]
+            fields += ["noisy_grad_" + c for c in stored]
+            fields += [f"noisy_grad_norm:{n}" for n, p in self.parameters.items()
+                       if p.numel() > 1]
+        if self.clipping is not None:
+            fields += CLIP_FIELDS
+        return tuple(fields)
+
+    def _tools_changed(self) -> None:
+        self.trajectory.add_fields(self._tool_fields())
+        if self.status is not RunStatus.DIVERGED and len(self.trajectory):
+            self._regrade()
+        self._tracker.settings_changed()
+        self._update_status()
+
+    def _regrade(self) -> None:
+        """The gradient at the newest entry again, after a change to what shapes it (a freeze,
+        the clipping, the noise), as the plain loop computes it with the change in place. The
+        noise draw of this entry is taken again from the same generator state."""
+        if self.noise is not None and self._noise_state is not None:
+            self.noise.set_state(self._noise_state)
+        try:
+            _, grads = self._forward_backward()
+        except Exception as e:  # it worked a moment ago; if not now, the run cannot go on
+            what = "the surface" if self.is_surface else "the loss"
+            self._diverge(f"evaluating {what} failed: {e}", self._known_point())
+            return
+        self._last_grads = grads
+        if self._surface_fn is not None:
+            self._last_gxy = (grads["x"], grads["y"])  # type: ignore[assignment]
+        fields = self._grad_fields(grads)
+        if self._processes_outside_closure():
+            fields.update(zip(self._tool_fields(), self._process(grads)))
+        self.trajectory.set_last_fields(fields)
+        self._tracker.regrade(self._stationarity(grads))
+
+    def _extra_row(self, grads: dict[str, Figure]) -> list[float]:
+        """The tool columns of a new entry in the trajectory's order: this step's noise and
+        clipping (L-BFGS: NaN until its next step's first closure call), NaN in a column of a
+        tool the run no longer has."""
+        values: dict[str, float] = {}
+        if self._processes_outside_closure():
+            values = dict(zip(self._tool_fields(), self._process(grads)))
+        return [values.get(f, math.nan) for f in self.trajectory.fields[self._base_fields:]]
+
+    def _processes_outside_closure(self) -> bool:
+        return (self.noise is not None or self.clipping is not None) \
+            and not self.spec.needs_closure
+
+    def _process(self, grads: dict[str, Figure]) -> list[float]:
+        """Noise then clipping on the .grad backward left (what the next step uses); the clean
+        gradients in `grads` are replaced by copies, since .grad changes in place. Returns the
+        tool columns' values for the entry, in `_tool_fields` order."""
+        if self.noise is not None:
+            self._noise_state = self.noise.get_state()
+        leaves = self._leaves()
+        result = process_gradients(leaves, self.noise, self.clipping)
+        for name, clean in zip(self.problem.parameter_names, result.clean):
+            if isinstance(grads.get(name), Tensor) and clean is not None:
+                grads[name] = clean
+        return self._tool_values(result)
+
+    def _tool_values(self, result: GradientStep) -> list[float]:
+        values: list[float] = []
+        if self.noise is not None:
+            stored = _stored_columns(self.parameters)
+            entries = list(zip(self.problem.parameter_names, self._leaves(), result.noisy))
+            for name, leaf, noisy in entries:  # a frozen one has none; an unused one is zero
+                if name in stored:
+                    values += ([math.nan if not leaf.requires_grad else 0.0] * leaf.numel()
+                               if noisy is None else noisy.flatten().tolist())
+            for name, leaf, noisy in entries:
+                if leaf.numel() > 1:
+                    values.append((math.nan if not leaf.requires_grad else 0.0)
+                                  if noisy is None else noisy.norm().item())
+        if self.clipping is not None:
+            clip = result.clip
+            assert clip is not None
+            values += [float(clip.clipped), clip.norm_before, clip.norm_after]
+        return values
 
     def set_frozen(self, name: str, frozen: bool) -> None:
         """Freeze (requires_grad=False) or unfreeze one parameter by name, from the next step on.
@@ -335,17 +541,9 @@ class Run:
             return
         if len(self.trajectory):
             # The gradient at the current point changes with what is frozen: take it again.
-            try:
-                _, grads = self._forward_backward()
-            except Exception as e:  # it worked a moment ago; if not now, the run cannot go on
-                what = "the surface" if self.is_surface else "the loss"
-                self._diverge(f"evaluating {what} failed: {e}", self._known_point())
+            self._regrade()
+            if self.status is RunStatus.DIVERGED:
                 return
-            self._last_grads = grads
-            if self._surface_fn is not None:
-                self._last_gxy = (grads["x"], grads["y"])  # type: ignore[assignment]
-            self.trajectory.set_last_fields(self._grad_fields(grads))
-            self._tracker.regrade(self._stationarity(grads))
         self._tracker.settings_changed()
         self._update_status()
 
@@ -360,9 +558,14 @@ class Run:
         while done < n and self.status is not RunStatus.DIVERGED:
             try:
                 if self.spec.needs_closure:
+                    self._closure_calls = 0
                     self.optimizer.step(self._closure)
                 else:
                     self.optimizer.step()
+                if self.scheduler is not None:
+                    # after optimizer.step(), as torch requires; ReduceLROnPlateau is given the
+                    # training loss of the point the step started from
+                    step_scheduler(self.scheduler, float(self.trajectory.loss[-1]))
             except Exception as e:  # a torch error mid-step is a failed run, not a crash
                 self.steps += 1
                 done += 1
@@ -382,6 +585,17 @@ class Run:
             loss = self.problem.loss(self.parameters, self.steps)
         if loss.requires_grad:
             loss.backward()
+        if self.noise is not None or self.clipping is not None:
+            first = self._closure_calls == 0 and len(self.trajectory)
+            self._closure_calls += 1
+            if first:  # at the newest entry's point: its noise and clipping columns
+                grads = {name: (p.grad.detach().clone() if p.grad is not None else None)
+                         for name, p in self.parameters.items()}
+                values = self._process(grads)  # type: ignore[arg-type]
+                names = self._tool_fields()
+                self.trajectory.set_last_fields(dict(zip(names, values)))
+            else:
+                process_gradients(self._leaves(), self.noise, self.clipping)
         return loss
 
     def _forward_backward_xy(self) -> tuple[float, float, float]:
@@ -457,8 +671,13 @@ class Run:
             moved = math.hypot(*self.last_update)
         self.last_point = (xv, yv)
         self._last_gxy = (gx, gy)
-        self.trajectory.append(self.steps, xv, yv, loss, gx, gy,
-                               float(self.optimizer.param_groups[0]["lr"]))
+        if len(self.trajectory.fields) == self._base_fields:
+            self.trajectory.append(self.steps, xv, yv, loss, gx, gy,
+                                   float(self.optimizer.param_groups[0]["lr"]))
+        else:
+            self.trajectory.append(self.steps, xv, yv, loss, gx, gy,
+                                   float(self.optimizer.param_groups[0]["lr"]),
+                                   *self._extra_row({"x": gx, "y": gy}))
         reason = self._tracker.observe_divergence(self.steps, xv, yv, loss)
         if reason is not None:
             self._diverge(reason, (xv, yv))
@@ -532,6 +751,7 @@ class Run:
                 self._diverge(f"the gradient of {name} became non-finite at step {self.steps}",
                               self._known_point())
                 return
+        extra = self._extra_row(grads) if len(t.fields) > self._base_fields else []
         # the entry
         point = self._point()
         if not first and point and self.last_point:
@@ -549,7 +769,7 @@ class Run:
                             float(self.optimizer.param_groups[0]["lr"])]
         for name in t.normed:
             row += [value_norms[name], grad_norms[name], updates[name]]
-        t.append(*row)
+        t.append(*row, *extra)
         reason = self._tracker.observe_divergence(self.steps, math.nan, math.nan, loss)
         if reason is not None:
             self._diverge(reason, self._known_point())
@@ -683,7 +903,21 @@ class Run:
                 "hyperparameters": {k: list(v) if isinstance(v, tuple) else v
                                     for k, v in self.hyperparameters.items()},
                 "frozen": [n for n in self.problem.parameter_names if n in self._frozen],
-                "label": self.label, "color": self.color, "enabled": self.enabled}
+                "label": self.label, "color": self.color, "enabled": self.enabled,
+                **self.tool_config()}
+
+    def tool_config(self) -> dict[str, Any]:
+        """The scheduler, clipping and noise as a session stores them; only those the run has,
+        so a run without them is written exactly as before."""
+        config: dict[str, Any] = {}
+        if self.scheduler_setting is not None:
+            config["scheduler"] = scheduler_call_text(*self.scheduler_setting)
+        if self.clipping is not None:
+            key = "clip_norm" if self.clipping.kind == "norm" else "clip_value"
+            config[key] = self.clipping.threshold
+        if self.noise is not None:
+            config["noise"] = {"sigma": self.noise.sigma, "seed": self.noise.seed}
+        return config
 
     def to_dict(self) -> dict[str, Any]:
         """The config, the status and the whole trajectory (for JSON output)."""
@@ -692,6 +926,14 @@ class Run:
                 "converged_at": self.converged_at, "diverged_at": self.diverged_at,
                 "divergence_reason": self.divergence_reason or None,
                 "trajectory": self.trajectory.to_dict()}
+
+
+def _stored_columns(parameters: dict[str, Tensor]) -> dict[str, list[str]]:
+    """The element columns of the parameters a trajectory stores in full, by name."""
+    from core.trajectory import SMALL_NUMEL, element_names
+
+    return {name: element_names(name, tuple(p.shape)) for name, p in parameters.items()
+            if p.numel() <= SMALL_NUMEL}
 
 
 def _grad_value(leaf: Tensor) -> float:

@@ -11,6 +11,15 @@ holds what a user needs, in columns named after the parameter:
         change of x between entries, read from its own column, so the race's record holds
         exactly the columns `step, x, y, loss, grad_x, grad_y, lr` as it always has).
 
+A run with gradient tools (core/gradient_tools.py, issue 11) has extra columns at the end, only
+then (a run without them keeps exactly the columns above): with noise, "noisy_grad_" + each
+stored gradient column and "noisy_grad_norm:NAME" for the others, the gradient the optimizer was
+given (the plain "grad_" columns stay the noise-free gradient of the loss, which the status rules
+read); with clipping, "clipped" (1 when torch's clip changed the gradient, else 0),
+"grad_norm_before_clip" and "grad_norm_after_clip" (the whole gradient's norm as torch measured
+it). They describe the gradient at the entry's point that the next step uses. `add_fields` adds
+such columns mid-run (NaN for the entries before).
+
 A frozen parameter's gradient is NaN (it has none), so are its gradient norms. Memory is bounded:
 once `capacity` entries are held, every second older entry is dropped (the first and the newest
 are always kept), so a long run keeps an ever sparser sample of its past and the full detail of
@@ -46,7 +55,8 @@ class Trajectory:
     """
 
     def __init__(self, capacity: int = 200_000,
-                 parameters: Mapping[str, tuple[int, ...]] | None = None) -> None:
+                 parameters: Mapping[str, tuple[int, ...]] | None = None,
+                 extra: tuple[str, ...] = ()) -> None:
         if capacity < 4:
             raise ValueError("capacity must be at least 4")
         self.capacity = capacity
@@ -60,7 +70,9 @@ class Trajectory:
         self.normed = tuple(n for n, s in self.shapes.items() if math.prod(s) > 1)
         norms = [f"{kind}:{n}" for n in self.normed
                  for kind in ("value_norm", "grad_norm", "update_norm")]
-        self.fields: tuple[str, ...] = ("step", *values, "loss", *grads, "lr", *norms)
+        self.fields: tuple[str, ...] = ("step", *values, "loss", *grads, "lr", *norms, *extra)
+        if len(set(self.fields)) != len(self.fields):
+            raise ValueError("a trajectory's fields must be distinct")
         self._index = {name: i for i, name in enumerate(self.fields)}
         self._size = 0
         self._buf = np.empty((len(self.fields), min(1024, capacity)), dtype=np.float64)
@@ -94,6 +106,17 @@ class Trajectory:
         self._buf[:, :n] = self._buf[:, keep]
         self._size = n
         self.thinned += 1
+        self.revision += 1
+
+    def add_fields(self, names: tuple[str, ...] | list[str]) -> None:
+        """Add columns at the end (those not there yet); earlier entries hold NaN in them."""
+        new = [n for n in names if n not in self._index]
+        if not new:
+            return
+        self.fields = (*self.fields, *new)
+        self._index = {name: i for i, name in enumerate(self.fields)}
+        self._buf = np.concatenate(
+            [self._buf, np.full((len(new), self._buf.shape[1]), np.nan)], axis=0)
         self.revision += 1
 
     def set_last(self, **values: float) -> None:
