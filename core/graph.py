@@ -65,18 +65,15 @@ class GraphEdge:
     input_index: int | None = None
 
 
-@dataclass
-class AutogradGraph:
-    """The loss's autograd graph at one point, with forward values and backward gradients."""
+class GraphIndex:
+    """Look-ups shared by the graphs: a node by id, the edges into and out of a node.
+
+    Indexes are built on first use and kept in the instance's __dict__ (a graph never changes
+    once built), so explain() for every node of a big graph does not scan all edges each time.
+    """
 
     nodes: list[GraphNode]
     edges: list[GraphEdge]
-    root: str
-    loss: float
-    gradient: tuple[float | None, float | None]  # (d loss/dx, d loss/dy); None when frozen
-    backward_order: list[str]
-    point: tuple[float, float] = (0.0, 0.0)
-    frozen: tuple[str, ...] = ()  # the coordinates built with requires_grad=False, sorted
 
     def node(self, node_id: str) -> GraphNode:
         return self._by_id[node_id]
@@ -105,6 +102,20 @@ class AutogradGraph:
             for e in self.edges:
                 index.setdefault(getattr(e, end), []).append(e)
         return index
+
+
+@dataclass
+class AutogradGraph(GraphIndex):
+    """The loss's autograd graph at one point, with forward values and backward gradients."""
+
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+    root: str
+    loss: float
+    gradient: tuple[float | None, float | None]  # (d loss/dx, d loss/dy); None when frozen
+    backward_order: list[str]
+    point: tuple[float, float] = (0.0, 0.0)
+    frozen: tuple[str, ...] = ()  # the coordinates built with requires_grad=False, sorted
 
     def explain(self, node_id: str) -> str:
         """In words: upstream grad x local derivative = what this node sends to each input."""
@@ -199,7 +210,7 @@ class _ForwardRecorder(TorchFunctionMode):
 
     def __init__(self, frozen: dict[str, Tensor]) -> None:
         super().__init__()
-        self.calls: dict[Node, tuple[float, tuple[Any, ...]]] = {}
+        self.calls: dict[Node, tuple[Any, tuple[Any, ...]]] = {}
         self.frozen = frozen
         self.from_frozen: dict[int, tuple[Tensor, str]] = {}  # id -> (tensor kept alive, name)
 
@@ -207,13 +218,20 @@ class _ForwardRecorder(TorchFunctionMode):
         out = func(*args, **(kwargs or {}))
         if not isinstance(out, Tensor):
             return out
-        if out.grad_fn is not None and out.grad_fn not in self.calls and out.numel() == 1:
-            self.calls[out.grad_fn] = (float(out.detach()), tuple(args))
-        elif out.grad_fn is None and self.frozen:
+        if out.grad_fn is not None:
+            if out.grad_fn not in self.calls:
+                value = self.value_of(out)
+                if value is not None:
+                    self.calls[out.grad_fn] = (value, tuple(args))
+        elif self.frozen:
             names = {self.frozen_name(a) for a in args} - {None}
             if names:
                 self.from_frozen[id(out)] = (out, " and ".join(sorted(names)))  # type: ignore
         return out
+
+    def value_of(self, out: Tensor) -> Any:
+        """What is kept of a node's output: the number of a scalar (None: nothing kept)."""
+        return float(out.detach()) if out.numel() == 1 else None
 
     def frozen_name(self, a: Any) -> str | None:
         if not isinstance(a, Tensor):
@@ -253,25 +271,8 @@ def build_graph(fn: LossFn, x: float, y: float, frozen: Iterable[str] = ()) -> A
     # Walk the real DAG from the loss, breadth first: ids follow discovery order, so the same
     # formula always gets the same ids.
     root_fn = loss.grad_fn or get_gradient_edge(loss).node
-    ids: dict[Node, str] = {}
-    order: list[Node] = []
-    edges: list[GraphEdge] = []
-    edge_of: list[tuple[Node, int]] = []  # for each edge: (consumer autograd node, slot)
-
-    def visit(fn_node: Node) -> str:
-        if fn_node not in ids:
-            variable = getattr(fn_node, "variable", None)
-            ids[fn_node] = _leaf_name(variable, leaves) if variable is not None \
-                else f"n{len(order)}"
-            order.append(fn_node)
-        return ids[fn_node]
-
-    visit(root_fn)
-    for fn_node in order:  # grows while we walk
-        for slot, (nxt, _) in enumerate(fn_node.next_functions):
-            if nxt is not None:
-                edges.append(GraphEdge(visit(nxt), ids[fn_node], input_index=slot))
-                edge_of.append((fn_node, slot))
+    ids, order, edge_of = _walk(root_fn, leaves)
+    edges = [GraphEdge(ids[nxt], ids[f], input_index=slot) for f, slot, nxt in edge_of]
 
     nodes = [_make_node(f, ids[f], recorder) for f in order]
     constants, constant_edges = _constant_inputs(order, ids, recorder)
@@ -307,12 +308,37 @@ def build_graph(fn: LossFn, x: float, y: float, frozen: Iterable[str] = ()) -> A
     for i, node in enumerate(nodes):
         node.grad = reached.get(i)
     position = {f: i for i, f in enumerate(order)}
-    for edge, (f, slot) in zip(edges, edge_of):
+    for edge, (f, slot, _) in zip(edges, edge_of):
         g = sent.get(position[f], ())
         edge.grad = g[slot] if slot < len(g) else None
     return AutogradGraph(nodes + constants, edges + constant_edges, ids[root_fn], loss_value,
                          _leaf_grads(leaves, frozen), [nodes[i].id for i in visited],
                          (float(x), float(y)), tuple(sorted(frozen)))
+
+
+def _walk(root_fn: Node, leaves: dict[str, Tensor]
+          ) -> tuple[dict[Node, str], list[Node], list[tuple[Node, int, Node]]]:
+    """The real DAG from the root, breadth first: ids follow discovery order, so the same
+    formula always gets the same ids (a leaf's id is its name). Returns (ids, the nodes in
+    discovery order, the edges as (consumer, slot in its next_functions, input))."""
+    ids: dict[Node, str] = {}
+    order: list[Node] = []
+    edge_of: list[tuple[Node, int, Node]] = []
+
+    def visit(fn_node: Node) -> None:
+        if fn_node not in ids:
+            variable = getattr(fn_node, "variable", None)
+            ids[fn_node] = _leaf_name(variable, leaves) if variable is not None \
+                else f"n{len(order)}"
+            order.append(fn_node)
+
+    visit(root_fn)
+    for fn_node in order:  # grows while we walk
+        for slot, (nxt, _) in enumerate(fn_node.next_functions):
+            if nxt is not None:
+                visit(nxt)
+                edge_of.append((fn_node, slot, nxt))
+    return ids, order, edge_of
 
 
 @dataclass
@@ -354,7 +380,8 @@ def graph_size(fn: LossFn, x: float, y: float, frozen: Iterable[str] = ()) -> Gr
 
 
 def _leaf_name(variable: Tensor, leaves: dict[str, Tensor]) -> str:
-    return next(name for name, t in leaves.items() if t is variable)
+    # (a leaf made inside the function, not one of `leaves`: named by its place)
+    return next((name for name, t in leaves.items() if t is variable), f"leaf@{id(variable)}")
 
 
 def _leaf_grads(leaves: dict[str, Tensor], frozen: set[str]) -> tuple[float | None, float | None]:
@@ -393,14 +420,17 @@ def _local_jacobian(f: Node) -> list[float | None]:
     return [float(g) if isinstance(g, Tensor) and g.numel() == 1 else None for g in out]
 
 
-def _constant_inputs(order: list[Node], ids: dict[Node, str], recorder: _ForwardRecorder
-                     ) -> tuple[list[GraphNode], list[GraphEdge]]:
+def _constant_inputs(order: list[Node], ids: dict[Node, str], recorder: _ForwardRecorder,
+                     tensors: bool = False) -> tuple[list[GraphNode], list[GraphEdge]]:
     """Constant nodes for each op's arguments that need no gradient: numbers, no-grad tensors
     (e.g. cos(pi/6) already computed) and frozen leaves (one shared node per frozen leaf).
 
     When the call has as many arguments as the node has next_functions, argument i is slot i
     (x*2.0: MulBackward0 has (AccumulateGrad, None)); otherwise the constant has no slot
     (x**2: PowBackward0 has a single next_function, for x).
+
+    `tensors`: constants of any size, as TensorGraphNode/TensorGraphEdge (the lab's graph);
+    otherwise only one-element ones (the race's graph of numbers).
     """
     nodes: dict[str, GraphNode] = {}
     edges: list[GraphEdge] = []
@@ -413,21 +443,356 @@ def _constant_inputs(order: list[Node], ids: dict[Node, str], recorder: _Forward
         for pos, a in enumerate(args):
             if isinstance(a, bool) or not isinstance(a, Tensor | int | float):
                 continue
-            if isinstance(a, Tensor) and (a.requires_grad or a.numel() != 1):
+            if isinstance(a, Tensor) and (a.requires_grad or (a.numel() != 1 and not tensors)):
                 continue
-            value = float(a.detach()) if isinstance(a, Tensor) else float(a)
+            one = not isinstance(a, Tensor) or a.numel() == 1
+            value = (float(a.detach()) if isinstance(a, Tensor) else float(a)) if one else None
             name = recorder.frozen_name(a)
             if name is not None and a is recorder.frozen[name]:
-                node_id = name
-                node = GraphNode(name, "constant", f"{name} (frozen)", value=value, frozen=True)
+                node_id, label, frozen = name, f"{name} (frozen)", True
             else:
-                node_id = f"c{len(nodes)}"
-                label = f"from {name} (frozen)" if name else f"{value:.6g}"
-                node = GraphNode(node_id, "constant", label, value=value)
-            nodes.setdefault(node_id, node)
+                node_id, frozen = f"c{len(nodes)}", False
+                label = f"from {name} (frozen)" if name else \
+                    f"{value:.6g}" if value is not None else tensor_text(_nested(a), 4)
+            if node_id not in nodes:
+                if tensors:
+                    t = a.detach() if isinstance(a, Tensor) else torch.tensor(float(a))
+                    nodes[node_id] = TensorGraphNode(node_id, "constant", label, value=value,
+                                                     frozen=frozen, shape=tuple(t.shape),
+                                                     tensor=_nested(t))
+                else:
+                    nodes[node_id] = GraphNode(node_id, "constant", label, value=value,
+                                               frozen=frozen)
             slot = pos if aligned and slots[pos][0] is None else None
-            edges.append(GraphEdge(node_id, ids[f], None, slot))
+            edge_class = TensorGraphEdge if tensors else GraphEdge
+            edges.append(edge_class(node_id, ids[f], None, slot))
     return list(nodes.values()), edges
+
+
+# --- the lab's graph: tensors -------------------------------------------------------------------
+
+Nested = Any  # a tensor as nested lists of floats (a float for a 0-d tensor)
+LOCAL_JACOBIAN_MAX = 36  # an op's local Jacobian is kept up to this many outputs and inputs
+SHOWN_NUMBERS = 6  # tensor_text's default: a box shows this many numbers, then "…"
+
+
+def _nested(t: Tensor) -> Nested:
+    return t.detach().cpu().tolist()
+
+
+def _flat(values: Nested) -> list[float]:
+    if not isinstance(values, list):
+        return [float(values)]
+    out: list[float] = []
+    todo = [values]
+    while todo:  # an explicit stack: no recursion on nesting depth
+        item = todo.pop()
+        if isinstance(item, list):
+            todo.extend(reversed(item))
+        else:
+            out.append(float(item))
+    return out
+
+
+def _number_text(v: float, digits: int) -> str:
+    text = f"{v:.{digits}g}"
+    return text + "." if re.fullmatch(r"-?\d+", text) else text  # as torch prints 36.
+
+
+def tensor_text(values: Nested | None, limit: int = SHOWN_NUMBERS, digits: int = 4) -> str:
+    """A tensor (nested lists) in a few characters: [36., 81.], [[1., 2.], [3., 4.]]; past
+    `limit` numbers only the first ones, flat, then "…": [1., 2., 3., …]. None: "-"."""
+    if values is None:
+        return "-"
+    if not isinstance(values, list):
+        return _number_text(float(values), digits)
+    flat = _flat(values)
+    if len(flat) > limit:
+        return "[" + ", ".join(_number_text(v, digits) for v in flat[:limit]) + ", …]"
+
+    def fmt(v: Nested) -> str:
+        if isinstance(v, list):
+            return "[" + ", ".join(fmt(x) for x in v) + "]"
+        return _number_text(float(v), digits)
+
+    return fmt(values)
+
+
+def shape_text(shape: tuple[int, ...] | None) -> str:
+    """(2,) / (2, 3) / () as Python writes a tuple."""
+    return "?" if shape is None else str(tuple(shape))
+
+
+def matrix_text(matrix: list[list[float]] | None, digits: int = 4) -> str:
+    """A local Jacobian in a line: diag([12., 27.]) when it is diagonal, else its rows."""
+    if matrix is None:
+        return "(too big to show)"
+    square = len(matrix) == len(matrix[0]) if matrix else False
+    if square and len(matrix) > 1 and all(v == 0 for i, row in enumerate(matrix)
+                                         for j, v in enumerate(row) if i != j):
+        return f"diag({tensor_text([row[i] for i, row in enumerate(matrix)], 99, digits)})"
+    return tensor_text(matrix, 99, digits)
+
+
+@dataclass
+class TensorGraphNode(GraphNode):
+    """A node of the lab's graph: a GraphNode whose value and gradient are tensors.
+
+    `tensor` is the forward value as nested lists (None: autograd kept nothing), `shape` its
+    shape; `grad_tensor` the gradient backward delivered to it, d(vᵀQ)/d(this). For a one-element
+    tensor `value` and `grad` hold the same numbers as floats. `local_jacobians[i]` is
+    d(output)/d(input i) as a matrix (output elements x input i's elements), None where it is
+    unknown or bigger than LOCAL_JACOBIAN_MAX either way.
+    """
+
+    shape: tuple[int, ...] | None = None
+    tensor: Nested | None = None
+    grad_tensor: Nested | None = None
+    local_jacobians: list[list[list[float]] | None] = field(default_factory=list)
+
+
+@dataclass
+class TensorGraphEdge(GraphEdge):
+    """An edge of the lab's graph: `grad_tensor` is what backward sent along it (the VJP:
+    grad_inputs[input_index] of the consumer's autograd node), `shape` its shape."""
+
+    grad_tensor: Nested | None = None
+    shape: tuple[int, ...] | None = None
+
+
+@dataclass
+class TensorGraph(GraphIndex):
+    """The autograd graph of the lab's Q, with every node's value and the gradients of
+    Q.backward(gradient=v) (v None for a scalar Q: backward starts from 1).
+
+    `grads[name]` is each input's .grad after that backward (None: frozen, or not used);
+    `node_count` counts the autograd nodes (ops and AccumulateGrad). A graph with more nodes
+    than build_tensor_graph's `max_nodes` is `too_big`: then it is only counted, and `nodes`,
+    `edges` and `backward_order` are empty.
+    """
+
+    nodes: list[TensorGraphNode]  # type: ignore[assignment]
+    edges: list[TensorGraphEdge]  # type: ignore[assignment]
+    root: str
+    backward_order: list[str]
+    output: Nested
+    output_shape: tuple[int, ...]
+    gradient: Nested | None
+    grads: dict[str, Nested | None]
+    frozen: tuple[str, ...] = ()
+    grad_fn: str | None = None
+    node_count: int = 0
+    too_big: bool = False
+    q: str = "Q"
+
+    def explain(self, node_id: str) -> str:
+        """In words: the gradient that reached the node, times its local Jacobian, is what it
+        sends to each input (a vector-Jacobian product); a leaf adds up what it received."""
+        n = self.node(node_id)
+        q = self.q
+        if n.kind == "constant":
+            if node_id == self.root:
+                return (f"{q} = {tensor_text(n.tensor)} needs no gradient: nothing it depends "
+                        "on requires grad, so autograd recorded no graph.")
+            if n.frozen or n.label.startswith("from "):
+                return (f"{n.label} = {tensor_text(n.tensor)}: requires_grad=False, so autograd "
+                        "records no AccumulateGrad for it and its .grad stays None.")
+            return f"constant {n.label}: needs no gradient, so backward sends nothing to it."
+        if n.kind == "leaf":
+            parts = [tensor_text(e.grad_tensor) for e in self.outputs(node_id)
+                     if isinstance(e, TensorGraphEdge)]
+            how = " + ".join(parts) if len(parts) > 1 else "what its one consumer sent"
+            return (f"leaf {n.label} {shape_text(n.shape)} = {tensor_text(n.tensor)}: "
+                    f"AccumulateGrad stores {n.label}.grad = {how} = {tensor_text(n.grad_tensor)}.")
+        if node_id == self.root:
+            upstream = (f"1 ({q} itself: backward of a scalar starts from 1)"
+                        if self.gradient is None
+                        else f"v = {tensor_text(self.gradient)} (the gradient argument)")
+        else:
+            upstream = tensor_text(n.grad_tensor)
+        lines = [f"{n.op} ({n.torch_name}) {shape_text(n.shape)} = {tensor_text(n.tensor)}",
+                 f"upstream grad d(vᵀ{q})/d({n.op}) = {upstream}"]
+        for e in sorted(self.inputs(node_id), key=lambda e: (e.input_index is None,
+                                                             e.input_index or 0)):
+            src = self.node(e.source)
+            if e.input_index is None or not isinstance(e, TensorGraphEdge) \
+                    or e.grad_tensor is None:
+                lines.append(f"  -> {src.label}: constant, nothing sent")
+                continue
+            local = n.local_jacobians[e.input_index] if e.input_index < len(n.local_jacobians) \
+                else None
+            lines.append(f"  -> {src.label}: {tensor_text(n.grad_tensor)} · "
+                         f"d({n.op})/d({src.label}) {matrix_text(local)} = "
+                         f"{tensor_text(e.grad_tensor)}")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        """A strict-JSON dict; tensors as nested lists, non-finite numbers as "nan"/"inf"."""
+        def safe(v: Any) -> Any:
+            if isinstance(v, float):
+                return json_number(v)
+            if isinstance(v, list):
+                return [safe(x) for x in v]
+            if isinstance(v, tuple):
+                return [safe(x) for x in v]
+            if isinstance(v, dict):
+                return {k: safe(x) for k, x in v.items()}
+            return v
+
+        return safe({"nodes": [asdict(n) for n in self.nodes],
+                     "edges": [asdict(e) for e in self.edges], "root": self.root,
+                     "backward_order": list(self.backward_order), "output": self.output,
+                     "output_shape": list(self.output_shape), "gradient": self.gradient,
+                     "grads": dict(self.grads), "frozen": list(self.frozen),
+                     "grad_fn": self.grad_fn, "node_count": self.node_count,
+                     "too_big": self.too_big})
+
+
+class _TensorRecorder(_ForwardRecorder):
+    """_ForwardRecorder keeping each node's whole output (a detached copy), not only numbers."""
+
+    def value_of(self, out: Tensor) -> Any:
+        return out.detach().clone()
+
+
+def build_tensor_graph(fn: Callable[[dict[str, Tensor]], Tensor], leaves: dict[str, Tensor],
+                       v: Tensor | None = None, *, q: str = "Q",
+                       max_nodes: int | None = None) -> TensorGraph:
+    """Run Q = fn(leaves), then Q.backward(gradient=v), and return Q's autograd graph: every
+    node's output (recorded under a TorchFunctionMode), what backward sent along each edge
+    (hooks on torch's nodes: grad_inputs[i] goes to next_functions[i]; removed afterwards) and
+    the order backward visited the nodes in.
+
+    `leaves` are fresh tensors: an input with requires_grad=False is a constant (no
+    AccumulateGrad). `v` must have Q's shape; it may be None only for a scalar Q. A graph with
+    more than `max_nodes` autograd nodes is only counted (TensorGraph.too_big). Raises ValueError
+    for a missing or misshapen v.
+    """
+    frozen = {n: t for n, t in leaves.items() if not t.requires_grad}
+    recorder = _TensorRecorder({n: frozen[n] for n in sorted(frozen)})
+    with torch.enable_grad(), recorder:
+        out = fn(leaves)
+    output, shape = _nested(out), tuple(out.shape)
+    if v is not None:
+        if tuple(v.shape) != shape:
+            raise ValueError(f"v has shape {tuple(v.shape)} but {q} has shape {shape}: "
+                             f"gradient=v must have {q}'s shape")
+        v = v.detach().to(out.dtype)
+    elif out.dim() > 0 and out.requires_grad:
+        raise ValueError(f"{q} has shape {shape}, not a scalar: backward needs "
+                         f"gradient=v of {q}'s shape")
+    gradient = None if v is None else _nested(v)
+    no_grads: dict[str, Nested | None] = dict.fromkeys(leaves)
+    common = dict(output=output, output_shape=shape, gradient=gradient,
+                  frozen=tuple(sorted(frozen)), q=q)
+    if not out.requires_grad:  # everything frozen, or no input used
+        root = TensorGraphNode("c0", "constant", q, value=_one(out), shape=shape,
+                               tensor=output)
+        return TensorGraph([root], [], "c0", [], grads=no_grads, **common)  # type: ignore[arg-type]
+
+    root_fn = out.grad_fn or get_gradient_edge(out).node
+    ids, order, edge_of = _walk(root_fn, leaves)
+    grad_fn = type(root_fn).__name__
+    if max_nodes is not None and len(order) > max_nodes:
+        out.backward(gradient=v)  # the gradients are still torch's, for the caller to show
+        grads = {n: None if t.grad is None else _nested(t.grad) for n, t in leaves.items()}
+        return TensorGraph([], [], ids[root_fn], [], grads=grads, grad_fn=grad_fn,  # type: ignore[arg-type]
+                           node_count=len(order), too_big=True, **common)
+
+    nodes = [_make_tensor_node(f, ids[f], recorder) for f in order]
+    edges = [TensorGraphEdge(ids[nxt], ids[f], input_index=slot) for f, slot, nxt in edge_of]
+    constants, constant_edges = _constant_inputs(order, ids, recorder, tensors=True)
+
+    reached: dict[int, Tensor] = {}  # by position in `order`
+    sent: dict[int, tuple[Tensor | None, ...]] = {}
+    visited: list[int] = []
+
+    # As in build_graph: hooks know their node by position (a hook holding its node would make
+    # a cycle through torch's C++ node that gc cannot see), and are removed after backward.
+    def on_op(i: int) -> Callable[..., None]:
+        def hook(grad_inputs: tuple[Tensor | None, ...], grad_outputs: tuple[Tensor, ...]) -> None:
+            visited.append(i)
+            reached[i] = grad_outputs[0].detach().clone()
+            sent[i] = tuple(None if g is None else g.detach().clone() for g in grad_inputs)
+        return hook
+
+    def on_leaf(i: int) -> Callable[..., None]:
+        def hook(grad_outputs: tuple[Tensor, ...]) -> None:
+            visited.append(i)
+            reached[i] = grad_outputs[0].detach().clone()
+        return hook
+
+    handles = [f.register_prehook(on_leaf(i)) if hasattr(f, "variable")
+               else f.register_hook(on_op(i)) for i, f in enumerate(order)]
+    try:
+        out.backward(gradient=v)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+    for i, node in enumerate(nodes):
+        if i in reached:
+            node.grad_tensor, node.grad = _nested(reached[i]), _one(reached[i])
+    position = {f: i for i, f in enumerate(order)}
+    for edge, (f, slot, _) in zip(edges, edge_of):
+        g = sent.get(position[f], ())
+        t = g[slot] if slot < len(g) else None
+        if t is not None:
+            edge.grad_tensor, edge.grad, edge.shape = _nested(t), _one(t), tuple(t.shape)
+    grads = {n: None if t.grad is None else _nested(t.grad) for n, t in leaves.items()}
+    return TensorGraph(nodes + constants, edges + constant_edges,  # type: ignore[arg-type]
+                       ids[root_fn], [nodes[i].id for i in visited], grads=grads,
+                       grad_fn=grad_fn, node_count=len(order), **common)  # type: ignore[arg-type]
+
+
+def _one(t: Tensor) -> float | None:
+    """The number in a one-element tensor (None for any other)."""
+    return float(t.detach()) if t.numel() == 1 else None
+
+
+def _make_tensor_node(f: Node, node_id: str, recorder: _ForwardRecorder) -> TensorGraphNode:
+    torch_name = type(f).__name__
+    variable = getattr(f, "variable", None)
+    if variable is not None:
+        value = variable.detach()
+        return TensorGraphNode(node_id, "leaf", node_id, torch_name=torch_name,
+                               value=_one(value), shape=tuple(value.shape),
+                               tensor=_nested(value))
+    call = recorder.calls.get(f)
+    out: Tensor | None = call[0] if call is not None else None
+    if out is None:  # made inside another op: what autograd saved, if it saved the result
+        saved = getattr(f, "_saved_result", None)
+        out = saved.detach() if isinstance(saved, Tensor) else None
+    name = op_name(torch_name)
+    return TensorGraphNode(node_id, "op", name, op=name, torch_name=torch_name,
+                           value=None if out is None else _one(out),
+                           shape=None if out is None else tuple(out.shape),
+                           tensor=None if out is None else _nested(out),
+                           local_jacobians=_local_jacobians(f, out))
+
+
+def _local_jacobians(f: Node, out: Tensor | None) -> list[list[list[float]] | None]:
+    """d(output)/d(input i) of one op, row by row: the autograd node itself called on each
+    basis vector of its output (a node is its own VJP), before backward frees what it saved."""
+    unknown: list[list[list[float]] | None] = [None] * len(f.next_functions)
+    if out is None or out.numel() > LOCAL_JACOBIAN_MAX:
+        return unknown
+    rows: list[tuple[Any, ...]] = []
+    try:
+        with torch.no_grad():
+            for k in range(max(out.numel(), 1)):
+                basis = torch.zeros(out.numel(), dtype=out.dtype)
+                basis[k] = 1.0
+                got = f(basis.reshape(out.shape))  # type: ignore[operator]  # Nodes are callable
+                rows.append(got if isinstance(got, tuple) else (got,))
+    except (RuntimeError, TypeError):  # a node that cannot be called on its own
+        return unknown
+    result = list(unknown)
+    for i in range(len(f.next_functions)):
+        column = [r[i] if i < len(r) else None for r in rows]
+        if all(isinstance(g, Tensor) and g.numel() <= LOCAL_JACOBIAN_MAX for g in column):
+            result[i] = [g.reshape(-1).tolist() for g in column]  # type: ignore[union-attr]
+    return result
 
 
 # --- layout -------------------------------------------------------------------------------------

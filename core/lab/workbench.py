@@ -17,6 +17,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from core.graph import TensorGraph, build_tensor_graph
 from core.lab.expression import RESERVED, Program, parse_program, run_program
 from core.lab.values import LabError, TensorSpec, check_name, format_tensor, parse_value, shape_text
 
@@ -490,6 +491,17 @@ class Lab:
                               f"go back through and backward fails. Use this for evaluation, "
                               f"not for training.")
         return result
+
+    # --- the autograd graph ---------------------------------------------------------------------
+
+    def graph(self, v: Tensor | None = None, max_nodes: int | None = None) -> TensorGraph:
+        """Q's autograd graph for Q.backward(gradient=v) (v None: ones for a vector Q, nothing
+        for a scalar one): each node's value, what backward sent along each edge, its order.
+        More than `max_nodes` autograd nodes: only counted (TensorGraph.too_big)."""
+        if v is None and not self.output().is_scalar:
+            v = self.ones_gradient()
+        return build_tensor_graph(lambda env: run_program(self.program, env)[0], self.leaves(),
+                                  v, q=self.q, max_nodes=max_nodes)
 
     # --- Jacobian, VJP, JVP --------------------------------------------------------------------
 

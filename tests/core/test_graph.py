@@ -412,3 +412,15 @@ def test_graph_size_counts_what_build_graph_extracts(text: str, frozen: tuple[st
     assert size.nodes == len(autograd_nodes)
     assert size.loss == graph.loss and size.gradient == graph.gradient
     assert size.point == graph.point and size.frozen == graph.frozen
+
+
+def test_the_races_graph_is_untouched_by_the_labs_tensor_graph() -> None:
+    """build_graph still makes plain GraphNode/GraphEdge with numbers (the tensor graph's
+    subclasses and fields stay out of the race's JSON)."""
+    from core.graph import TensorGraphEdge, TensorGraphNode
+    g = build_graph(compile_formula("x**2 * y + 3"), 1.5, -2.0)
+    assert all(type(n) is not TensorGraphNode for n in g.nodes)
+    assert all(type(e) is not TensorGraphEdge for e in g.edges)
+    assert set(g.to_json()["nodes"][0]) == {"id", "kind", "label", "op", "torch_name", "value",
+                                             "grad", "local_jacobian", "frozen"}
+    assert all(isinstance(n.value, float) for n in g.nodes)
