@@ -299,3 +299,16 @@ def test_starts_where_f_is_not_finite_diverge_at_step_0_as_runs_do() -> None:
     result = batch.result()
     assert result.diverged_at[0] == result.diverged_at[1] == 0 and np.isnan(result.final_loss[0])
     assert result.paths[0].shape == (0, 4)
+
+
+def test_norm_above_decides_as_math_hypot_does_near_the_tolerance() -> None:
+    import math
+
+    rng = np.random.default_rng(0)
+    tol = 1e-4
+    angle = rng.uniform(0, 2 * np.pi, 4000)
+    radius = tol * rng.choice([0.3, 0.6, 0.999999, 1.0, 1.000001, 1.5], 4000)
+    a, b = radius * np.cos(angle), radius * np.sin(angle)
+    a[:3], b[:3] = [math.nan, tol, 0.0], [0.0, 0.0, tol]
+    expected = [not math.hypot(p, q) <= tol for p, q in zip(a, b, strict=True)]
+    assert batch_module._norm_above(a, b, tol).tolist() == expected
