@@ -9,6 +9,9 @@ The file format (version 1), every field declared in SCHEMA below:
      "start": [x, y],
      "runs": [{"optimizer": "Adam", "hyperparameters": {...}, "frozen": ["y"],
                "label": null, "color": "#1f77b4", "enabled": true, "steps": 200,
+               "scheduler": "CosineAnnealingLR(T_max=200)",   # optional, as in PyTorch
+               "clip_norm": 1.0,                             # optional, or "clip_value"
+               "noise": {"sigma": 0.5, "seed": 0},           # optional
                "trajectory": {...}}],                        # optional; ignored on load
      "extra": {...}}                                         # optional: the app's own state
 
@@ -39,6 +42,7 @@ from typing import Any
 
 from core.atomic import write_atomic
 from core.errors import PlaygroundError, SessionError, SurfaceError
+from core.gradient_tools import GradientClipping, GradientNoise, clipping_from_settings
 from core.problems.surface import COORDINATES, SurfaceProblem
 from core.run import Run
 from core.surfaces import SURFACES, Point, Surface, get_surface, \
@@ -117,14 +121,21 @@ class Session:
 
     def add_run(self, optimizer: str, hyperparameters: dict[str, Any] | None = None,
                 frozen: Iterable[str] = (), label: str | None = None, color: str | None = None,
-                enabled: bool = True) -> Run:
+                enabled: bool = True, *, scheduler: Any = None,
+                clipping: GradientClipping | None = None,
+                noise: GradientNoise | None = None) -> Run:
+        """A new run on the session's surface and start. scheduler: call text or (name,
+        kwargs); clipping and noise: core/gradient_tools.py (each run needs its own noise)."""
         return self._adopt(Run(self.surface, optimizer, hyperparameters, self.start,
-                               tuple(frozen), label, color, enabled))
+                               tuple(frozen), label, color, enabled, scheduler=scheduler,
+                               clipping=clipping, noise=noise))
 
     def duplicate_run(self, run: Run) -> Run:
         c = run.config()
+        noise = GradientNoise(run.noise.sigma, run.noise.seed) if run.noise else None
         return self.add_run(c["optimizer"], c["hyperparameters"], c["frozen"], run.label,
-                            None, run.enabled)
+                            None, run.enabled, scheduler=run.scheduler_setting,
+                            clipping=run.clipping, noise=noise)
 
     def remove_run(self, run: Run) -> None:
         self.runs.remove(run)
@@ -409,7 +420,12 @@ RUN_FIELDS = (
     FieldSpec("color", "null or #rrggbb"),
     FieldSpec("enabled", "true or false"),
     FieldSpec("steps", f"the steps the run was saved at, a whole number from 0 to {MAX_STEPS}"),
+    FieldSpec("scheduler", "a torch.optim.lr_scheduler call, e.g. 'CosineAnnealingLR(T_max=200)'"),
+    FieldSpec("clip_norm", "clip_grad_norm_'s max_norm, a number > 0"),
+    FieldSpec("clip_value", "clip_grad_value_'s clip_value, a number > 0"),
+    FieldSpec("noise", "gradient noise {\"sigma\": a number >= 0, \"seed\": a whole number >= 0}"),
 )
+NOISE_FIELDS = ("sigma", "seed")
 
 
 # Fields an export writes that loading ignores: what Run.to_dict and Surface.describe add to the
@@ -565,11 +581,45 @@ def _run_from_dict(surface: Surface, start: Point, number: int,
                               or not 0 <= steps <= MAX_STEPS):
         raise SessionError(f"{where}: 'steps' must be a whole number from 0 to {MAX_STEPS}, "
                            f"got {_short(steps)}")
+    tools = gradient_tools_from_dict(data, where)
     try:
-        run = Run(surface, data["optimizer"], hps, start, tuple(frozen), label, color, enabled)
+        run = Run(surface, data["optimizer"], hps, start, tuple(frozen), label, color, enabled,
+                  **tools)
     except PlaygroundError as e:
         raise SessionError(f"{where}: {e}") from None
     return run, steps
+
+
+def gradient_tools_from_dict(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """A run's 'scheduler', 'clip_norm' / 'clip_value' and 'noise', validated, as Run's keyword
+    arguments. Raises SessionError naming the field (for model sessions too)."""
+    from core.run import scheduler_setting
+
+    tools: dict[str, Any] = {}
+    if "scheduler" in data:
+        text = data["scheduler"]
+        if not isinstance(text, str):
+            raise SessionError(f"{where}: 'scheduler' must be a scheduler call as text, e.g. "
+                               f"'CosineAnnealingLR(T_max=200)', got {_short(text)}")
+        try:
+            tools["scheduler"] = scheduler_setting(text)
+        except PlaygroundError as e:
+            raise SessionError(f"{where}: 'scheduler': {e}") from None
+    try:
+        tools["clipping"] = clipping_from_settings(data.get("clip_norm"), data.get("clip_value"))
+    except PlaygroundError as e:
+        raise SessionError(f"{where}: {e}") from None
+    if "noise" in data:
+        noise = data["noise"]
+        shape = '{"sigma": a number >= 0, "seed": a whole number >= 0}'
+        if not isinstance(noise, dict) or "sigma" not in noise or any(
+                k not in NOISE_FIELDS for k in noise):
+            raise SessionError(f"{where}: 'noise' must be {shape}, got {_short(noise)}")
+        try:
+            tools["noise"] = GradientNoise(noise["sigma"], noise.get("seed", 0))
+        except PlaygroundError as e:
+            raise SessionError(f"{where}: 'noise': {e}") from None
+    return tools
 
 
 _EXTRA_TEXT_FIELDS = ("title", "description")  # shown by the window: text, if present

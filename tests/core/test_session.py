@@ -582,3 +582,64 @@ def test_output_only_fields_are_what_an_export_adds_to_the_loadable_ones():
     assert OUTPUT_ONLY_FIELDS["run"] == run_keys - {f.name for f in RUN_FIELDS}
     assert OUTPUT_ONLY_FIELDS["surface"] == set(surface.describe()) - {
         f.name for f in SURFACE_FIELDS}
+
+
+# --- issue 11: a run's scheduler, clipping and noise --------------------------------------------
+
+
+def test_scheduler_clipping_and_noise_round_trip(tmp_path: Path) -> None:
+    from core.gradient_tools import GradientClipping, GradientNoise
+
+    session = Session(get_surface("rosenbrock"))
+    session.add_run("SGD", {"lr": 1e-3, "momentum": 0.9},
+                    scheduler="SequentialLR(schedulers=[LinearLR(start_factor=0.1, "
+                              "total_iters=10), CosineAnnealingLR(T_max=50)], milestones=[10])",
+                    clipping=GradientClipping("norm", 5.0), noise=GradientNoise(2.0, seed=9))
+    session.add_run("Adam", {"lr": 0.05}, scheduler="ReduceLROnPlateau(patience=3)",
+                    clipping=GradientClipping("value", 0.5))
+    session.add_run("SGD", {"lr": 1e-3})  # nothing: written exactly as before
+    session.play(40)
+    path = tmp_path / "s.json"
+    session.save(path)
+    data = json.loads(path.read_text())
+    assert data["runs"][0]["noise"] == {"sigma": 2.0, "seed": 9}
+    assert data["runs"][0]["clip_norm"] == 5.0 and data["runs"][1]["clip_value"] == 0.5
+    assert data["runs"][1]["scheduler"] == "ReduceLROnPlateau(patience=3)"
+    assert not {"scheduler", "clip_norm", "clip_value", "noise"} & set(data["runs"][2])
+    loaded = Session.load(path)
+    assert configs(loaded) == configs(session)
+    loaded.play()
+    for a, b in zip(session.runs, loaded.runs):  # the same runs again, bit for bit
+        assert a.trajectory.fields == b.trajectory.fields
+        for f in a.trajectory.fields:
+            assert a.trajectory.column(f).tobytes() == b.trajectory.column(f).tobytes(), f
+    # a run's duplicate has its own noise generator, from the same seed
+    twin = session.duplicate_run(session.runs[0])
+    assert twin.noise is not session.runs[0].noise
+    assert twin.config() | {"color": None} == session.runs[0].config() | {"color": None}
+
+
+@pytest.mark.parametrize("field,value,words", [
+    ("scheduler", "StepLR(step_size=0)", "run 1: 'scheduler': StepLR: step_size must be"),
+    ("scheduler", "Cosine(T_max=3)", "run 1: 'scheduler': unknown scheduler 'Cosine'"),
+    ("scheduler", 5, "run 1: 'scheduler' must be a scheduler call as text"),
+    ("clip_norm", -1, "run 1: clip_norm must be a number > 0, got -1"),
+    ("clip_value", True, "run 1: clip_value must be a number > 0, got True"),
+    ("noise", 0.5, "run 1: 'noise' must be {\"sigma\""),
+    ("noise", {"sigma": 0.5, "seeds": 1}, "run 1: 'noise' must be"),
+    ("noise", {"sigma": -0.5}, "run 1: 'noise': noise must be a number >= 0"),
+    ("noise", {"sigma": 0.5, "seed": 1.5}, "run 1: 'noise': seed must be a whole number"),
+])
+def test_bad_scheduler_clipping_or_noise_names_the_field(field: str, value, words: str) -> None:
+    data = good_data()
+    data["runs"][0][field] = value
+    with pytest.raises(SessionError) as e:
+        Session.from_dict(data)
+    assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_both_clippings_are_refused() -> None:
+    data = good_data()
+    data["runs"][0].update(clip_norm=1.0, clip_value=1.0)
+    with pytest.raises(SessionError, match="run 1: give clip_norm or clip_value, not both"):
+        Session.from_dict(data)
