@@ -1,0 +1,1 @@
+"""Model mode: several torch.optim optimizers train copies of one torch.nn model on data."""

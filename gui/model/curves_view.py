@@ -1,0 +1,112 @@
+"""ModelCurves: training and test loss of every run, and the selected run's gradient norm per
+tensor on a log scale (vanishing and exploding gradients show as lines falling or rising)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from core.run import Run
+from gui.model.controller import ModelController, parameter_grad_norm
+from gui.throttle import Throttle
+
+REDRAW_HZ = 8
+TENSOR_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                  "#7f7f7f", "#bcbd22", "#17becf")
+
+
+def _positive(values: np.ndarray) -> np.ndarray:
+    """A log axis cannot show 0 or NaN (a frozen tensor's gradient): leave gaps there."""
+    out = np.asarray(values, dtype=float).copy()
+    out[~(out > 0)] = np.nan
+    return out
+
+
+class ModelCurves(QWidget):
+    """Loss (train solid, test dashed) per run; |grad| per tensor of the selected run."""
+
+    def __init__(self, controller: ModelController, *, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.loss_plot = pg.PlotWidget()
+        self.loss_plot.setBackground("w")
+        self.loss_plot.setLogMode(x=False, y=True)
+        self.loss_plot.setLabel("left", "loss")
+        self.loss_plot.setLabel("bottom", "step")
+        self.loss_plot.addLegend(offset=(-10, 10), brush=pg.mkBrush(255, 255, 255, 200))
+        self.grad_plot = pg.PlotWidget()
+        self.grad_plot.setBackground("w")
+        self.grad_plot.setLogMode(x=False, y=True)
+        self.grad_plot.setLabel("left", "|grad|")
+        for plot in (self.loss_plot, self.grad_plot):  # "(x0.001)" on a log axis misleads
+            plot.getAxis("left").enableAutoSIPrefix(False)
+        self.grad_plot.setLabel("bottom", "step")
+        # the tensors' names in a row along the top, on white, so they hide no curve's start
+        self.grad_legend = self.grad_plot.addLegend(offset=(30, 2), colCount=4,
+                                                    brush=pg.mkBrush(255, 255, 255, 200))
+        note = QLabel("solid: training loss (the batch each step used); dashed: test loss on "
+                      "the held-out rows, computed under torch.no_grad()")
+        note.setWordWrap(True)
+        note.setStyleSheet("color: #555;")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.loss_plot, 3)
+        layout.addWidget(note)
+        layout.addWidget(self.grad_plot, 2)
+        self.train_curves: dict[Run, pg.PlotDataItem] = {}
+        self.test_curves: dict[Run, pg.PlotDataItem] = {}
+        self.grad_curves: dict[str, pg.PlotDataItem] = {}
+        self._throttle = Throttle(self.refresh, REDRAW_HZ, self)
+        controller.sigRunsChanged.connect(self._on_runs_change)
+        controller.sigProblemChanged.connect(self._on_problem_change)
+        controller.sigSelectionChanged.connect(lambda _run: self.refresh())
+        controller.sigStepped.connect(self._throttle.request)
+        controller.sigRunChanged.connect(lambda _run: self._throttle.request())
+        self._on_problem_change()
+
+    def _on_runs_change(self) -> None:
+        runs = self.controller.runs
+        for store in (self.train_curves, self.test_curves):
+            for run in [r for r in store if r not in runs]:
+                self.loss_plot.removeItem(store.pop(run))
+        for run in runs:
+            if run not in self.train_curves:
+                colour = run.color or "k"
+                self.train_curves[run] = self.loss_plot.plot(
+                    pen=pg.mkPen(colour, width=1.5), name=run.label or run.optimizer_name)
+                self.test_curves[run] = self.loss_plot.plot(
+                    pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine))
+        self.refresh()
+
+    def _on_problem_change(self) -> None:
+        for item in self.grad_curves.values():
+            self.grad_plot.removeItem(item)
+        self.grad_curves = {}
+        for i, name in enumerate(self.controller.problem.parameter_names):
+            self.grad_curves[name] = self.grad_plot.plot(
+                pen=pg.mkPen(TENSOR_COLOURS[i % len(TENSOR_COLOURS)], width=1.5), name=name)
+        self._on_runs_change()
+
+    def refresh(self) -> None:
+        c = self.controller
+        for run, item in self.train_curves.items():
+            t = run.trajectory
+            item.setData(t.step.astype(float), _positive(t.loss), connect="finite")
+            extras = c.extras.get(run)
+            if extras is not None:
+                self.test_curves[run].setData(np.asarray(extras.test_steps, dtype=float),
+                                              _positive(np.asarray(extras.test_loss)),
+                                              connect="finite")
+        run = c.selected
+        self.grad_plot.setTitle("selected run: " + (run.label or run.optimizer_name)
+                                if run is not None else "no run selected")
+        for name, item in self.grad_curves.items():
+            if run is None or name not in run.parameter_names:
+                item.setData([], [])
+            else:
+                t = run.trajectory
+                item.setData(t.step.astype(float), _positive(parameter_grad_norm(t, name)),
+                             connect="finite")
+        self._throttle.drawn()

@@ -1,0 +1,211 @@
+"""Model mode's workspace driven through its real widgets (pytest-qt)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import Qt
+
+from core.problems.model import preset_text
+from gui.model.controller import ModelController, ModelSettings
+from gui.model.workspace import ModelWorkspace
+from gui.worker import wait_for_jobs
+
+
+@pytest.fixture
+def workspace(qtbot):
+    """An empty workspace (no runs yet) on the default settings."""
+    controller = ModelController(ModelSettings(dataset="line", n=60, noise=0.1,
+                                               model_text="Linear(1, 1)", preset=None,
+                                               loss="MSELoss"))
+    w = ModelWorkspace(controller=controller)
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    left_running = controller.playing
+    assert controller.shutdown(2.0)
+    assert wait_for_jobs(2.0)
+    assert not left_running, "the test left the controller's timer running"
+
+
+def _pick(qtbot, combo, data) -> None:
+    """Choose an entry of a combo box as the user does (activated, not just currentIndex)."""
+    index = combo.findData(data) if data is not None else combo.findText(data)
+    assert index >= 0
+    combo.setCurrentIndex(index)
+    combo.activated.emit(index)
+
+
+def _pick_text(combo, text) -> None:
+    index = combo.findText(text)
+    assert index >= 0
+    combo.setCurrentIndex(index)
+    combo.activated.emit(index)
+
+
+def _moons_small_mlp_sgd_adam(qtbot, w: ModelWorkspace) -> None:
+    bar, panel = w.setup_bar, w.run_panel
+    _pick(qtbot, bar.dataset_combo, "moons")
+    _pick(qtbot, bar.preset_combo, "small-mlp")
+    for name in ("SGD", "Adam"):
+        _pick_text(panel.optimizer_combo, name)
+        qtbot.mouseClick(panel.add_button, Qt.MouseButton.LeftButton)
+
+
+def test_two_moons_small_mlp_sgd_and_adam_step_n_times(qtbot, workspace):
+    w, c = workspace, workspace.controller
+    _moons_small_mlp_sgd_adam(qtbot, w)
+    assert c.settings.dataset == "moons" and c.settings.loss == "BCEWithLogitsLoss"
+    assert c.settings.model_text == preset_text("small-mlp", 2, 1)
+    assert [r.optimizer_name for r in c.runs] == ["SGD", "Adam"]
+    steps = 7
+    for _ in range(steps):
+        qtbot.mouseClick(w.setup_bar.step_button, Qt.MouseButton.LeftButton)
+    assert [r.steps for r in c.runs] == [steps, steps]
+    assert all(len(r.trajectory) == steps + 1 for r in c.runs)
+    # the table shows the selected run's tensors (Adam, the last added), in model order
+    assert c.selected is c.runs[1]
+    w.tensor_table.refresh()
+    assert w.tensor_table.names() == list(c.problem.parameter_names) == [
+        "0.weight", "0.bias", "2.weight", "2.bias"]
+    # both runs start from the same weights, and SGD and Adam really went different ways
+    a, b = c.runs
+    first_a = a.trajectory.parameter_value_norm("0.weight")[0]
+    assert first_a == b.trajectory.parameter_value_norm("0.weight")[0]
+    assert not torch.equal(a.parameters["0.weight"], b.parameters["0.weight"])
+    # the loss curve has N+1 points, the same as the engine's record
+    w.curves.refresh()
+    for run in c.runs:
+        xs, ys = w.curves.train_curves[run].getOriginalDataset()
+        assert len(xs) == steps + 1
+        np.testing.assert_array_equal(ys, run.trajectory.loss)
+        assert len(c.extras[run].test_loss) == steps + 1
+    # selecting SGD in the list switches the table's run
+    w.run_panel.run_list.setCurrentRow(0)
+    assert c.selected is a
+
+
+def test_freezing_a_tensor_keeps_it_bitwise(qtbot, workspace):
+    w, c = workspace, workspace.controller
+    _moons_small_mlp_sgd_adam(qtbot, w)
+    adam = c.selected
+    qtbot.mouseClick(w.setup_bar.step_button, Qt.MouseButton.LeftButton)
+    w.run_panel.freeze_checks["0.weight"].click()
+    assert "0.weight" in adam.frozen and not adam.parameters["0.weight"].requires_grad
+    before = adam.parameters["0.weight"].detach().clone()
+    other_before = adam.parameters["2.weight"].detach().clone()
+    for _ in range(5):
+        qtbot.mouseClick(w.setup_bar.step_button, Qt.MouseButton.LeftButton)
+    assert torch.equal(adam.parameters["0.weight"], before)
+    assert adam.parameters["0.weight"].grad is None
+    assert not torch.equal(adam.parameters["2.weight"], other_before)
+    assert "0.weight" not in c.runs[0].frozen  # only the selected run's tensor
+    w.tensor_table.refresh()
+    row = w.tensor_table.names().index("0.weight")
+    assert w.tensor_table.item(row, 5).text() == "frozen"
+
+
+def test_a_model_typo_shows_an_error_and_changes_nothing(qtbot, workspace):
+    w, c = workspace, workspace.controller
+    _moons_small_mlp_sgd_adam(qtbot, w)
+    for _ in range(3):
+        qtbot.mouseClick(w.setup_bar.step_button, Qt.MouseButton.LeftButton)
+    problem, runs, settings = c.problem, list(c.runs), c.settings
+    height = w.setup_bar.height()
+    edit = w.setup_bar.model_edit
+    edit.setText("Linear(2, 16), Tahn(), Linear(16, 1)")
+    qtbot.keyClick(edit, Qt.Key.Key_Return)
+    message = w.setup_bar.error_label.text()
+    assert "Tahn" in message and "column 16" in message
+    assert c.problem is problem and c.runs == runs and c.settings == settings
+    assert [r.steps for r in c.runs] == [3, 3]
+    assert edit.text() == "Linear(2, 16), Tahn(), Linear(16, 1)"  # left for the user to fix
+    assert w.setup_bar.height() == height
+    # a model that does not fit the data is refused too, naming why
+    edit.setText("Linear(2, 16), Tanh(), Linear(16, 2)")
+    qtbot.keyClick(edit, Qt.Key.Key_Return)
+    assert "BCEWithLogitsLoss" in w.setup_bar.error_label.text()
+    assert c.problem is problem
+    # a good model is taken, the runs restart on it, and the message goes
+    edit.setText("Linear(2, 8), ReLU(), Linear(8, 1)")
+    qtbot.keyClick(edit, Qt.Key.Key_Return)
+    assert w.setup_bar.error_label.text() == ""
+    assert c.problem is not problem and c.settings.preset is None
+    assert [r.steps for r in c.runs] == [0, 0]
+    assert c.runs[0].problem is c.problem
+    assert w.setup_bar.preset_combo.currentText() == "Custom"
+
+
+def test_decision_regions_change_after_training(qtbot, workspace):
+    w, c = workspace, workspace.controller
+    _moons_small_mlp_sgd_adam(qtbot, w)
+    assert w.data_view.image.isVisible()
+    w.data_view.refresh_prediction()
+    before = w.data_view.region_image.copy()
+    assert before.shape[2] == 3
+    c.step_once()  # the run list's lr box keeps Adam at its model default
+    for _ in range(30):
+        qtbot.mouseClick(w.setup_bar.step_button, Qt.MouseButton.LeftButton)
+    w.data_view.refresh_prediction()
+    after = w.data_view.region_image
+    assert np.abs(after.astype(int) - before.astype(int)).max() > 10
+    np.testing.assert_array_equal(w.data_view.image.image, after)
+
+
+def test_regression_draws_the_fitted_curve(qtbot, workspace):
+    w, c = workspace, workspace.controller
+    c.add_run("SGD")
+    assert w.data_view.curve.isVisible() and not w.data_view.image.isVisible()
+    w.data_view.refresh_prediction()
+    xs, ys = w.data_view.curve.getData()
+    run = c.runs[0]
+    weight, bias = run.parameters["0.weight"].item(), run.parameters["0.bias"].item()
+    np.testing.assert_allclose(ys, weight * xs + bias, rtol=1e-12, atol=1e-12)
+
+
+def test_play_steps_on_the_timer_and_pause_stops(qtbot, workspace):
+    w, c = workspace, workspace.controller
+    c.add_run("SGD")
+    qtbot.mouseClick(w.setup_bar.play_button, Qt.MouseButton.LeftButton)
+    assert c.playing and w.setup_bar.play_button.text() == "Pause"
+    qtbot.waitUntil(lambda: c.runs[0].steps >= 20, timeout=5000)
+    qtbot.mouseClick(w.setup_bar.play_button, Qt.MouseButton.LeftButton)
+    assert not c.playing
+    steps = c.runs[0].steps
+    qtbot.mouseClick(w.setup_bar.reset_button, Qt.MouseButton.LeftButton)
+    assert c.runs[0].steps == 0 and steps >= 20
+    assert len(c.extras[c.runs[0]].test_loss) == 1
+
+
+def test_sharpness_is_measured_and_drawn_against_two_over_lr(qtbot, workspace):
+    w, c = workspace, workspace.controller
+    run = c.add_run("SGD", lr=0.05)
+    c.sharpness_every = 2
+    with qtbot.waitSignal(c.sigSharpness, timeout=5000):
+        c.step_once()
+    extras = c.extras[run]
+    assert extras.sharpness_steps == [1] and extras.sharpness_lr == [0.05]
+    # linear regression with MSE: the Hessian is 2 X^T X / n over (w, b), so the top
+    # eigenvalue is known in closed form
+    X = torch.cat([c.problem.X, torch.ones(len(c.problem.X), 1, dtype=c.problem.X.dtype)], 1)
+    exact = torch.linalg.eigvalsh(2 * X.T @ X / len(X)).max().item()
+    assert extras.sharpness[0] == pytest.approx(exact, rel=1e-6)
+    _, edge = w.sharpness_view.edge_curves[run].getOriginalDataset()
+    assert edge[0] == pytest.approx(2 / 0.05)
+
+
+def test_other_data_that_the_own_model_does_not_fit_takes_the_preset_and_says_so(qtbot,
+                                                                                 workspace):
+    w, c = workspace, workspace.controller
+    run = c.add_run("Adam")
+    _pick(qtbot, w.setup_bar.dataset_combo, "blobs")
+    assert c.settings.dataset == "blobs" and c.settings.loss == "CrossEntropyLoss"
+    assert c.settings.preset == "small-mlp"
+    assert c.settings.model_text == preset_text("small-mlp", 2, 3)
+    assert "Linear(1, 1) does not fit" in w.setup_bar.error_label.text()
+    assert w.setup_bar.preset_combo.currentData() == "small-mlp"
+    assert run.problem is c.problem and run.parameters["2.bias"].shape == (3,)
+    assert w.setup_bar.noise_spin.value() == pytest.approx(0.5)  # the blobs' usual noise
