@@ -58,8 +58,8 @@ from core.session import Session
 from gui.image_export import (
     BACKGROUND,
     MAX_LAYOUT_SIDE,
-    _lay_out_now,
-    _scene_painter,
+    lay_out_now,
+    scene_painter,
     ensure_app,
 )
 from gui.curves_view import CurvesPicture
@@ -115,7 +115,7 @@ class RaceAnimation:
         self.canvas = pg.GraphicsLayoutWidget()  # never shown
         self.canvas.ci.setGeometry(self.area)
         scene = self.canvas.scene()
-        _lay_out_now(scene)
+        lay_out_now(scene)
         self.picture = SurfacePicture(self.canvas.ci, interactive=False, cached=False,
                                       line_width=2)
         self.counter = pg.LabelItem("", color="k", size="10pt", justify="left")
@@ -144,8 +144,8 @@ class RaceAnimation:
             picture.set_start(session.start)
             picture.show_gradient_arrows = view.arrows
             picture.set_runs(self.stepper.session.runs, None)
-        _lay_out_now(scene)
-        self._paint = _scene_painter(scene, self.area)
+        lay_out_now(scene)
+        self._paint = scene_painter(scene, self.area)
         self._legend_placed = False
 
     def _set_counter(self, step: int) -> None:

@@ -144,10 +144,10 @@ def _render_offscreen(build: Callable[[pg.GraphicsLayout], None], path: Path, w:
     canvas = pg.GraphicsLayoutWidget()  # never shown: it only gives the scene a view to map with
     try:
         canvas.ci.setGeometry(area)
-        _lay_out_now(canvas.scene())  # arrows and labels are sized in pixels of this area
+        lay_out_now(canvas.scene())  # arrows and labels are sized in pixels of this area
         build(canvas.ci)
-        _lay_out_now(canvas.scene())  # what the build changed (a colour bar's label, a legend)
-        _write(path, w, h, area.size(), _scene_painter(canvas.scene(), area))
+        lay_out_now(canvas.scene())  # what the build changed (a colour bar's label, a legend)
+        _write(path, w, h, area.size(), scene_painter(canvas.scene(), area))
     finally:
         canvas.close()
         canvas.deleteLater()
@@ -188,13 +188,13 @@ def export_widget_image(target: QWidget | QGraphicsScene | QGraphicsItem, path: 
     scale = min(w / source.width(), h / source.height())
     logical = QSizeF(w / scale, h / scale)
     if scene is not None:
-        paint = _scene_painter(scene, source)
+        paint = scene_painter(scene, source)
     else:
         paint = _widget_painter(target)  # type: ignore[arg-type]
     _write(path, w, h, logical, paint)
 
 
-def _lay_out_now(scene: QGraphicsScene) -> None:
+def lay_out_now(scene: QGraphicsScene) -> None:
     """Apply every pending layout of the scene's widgets now. Shown on screen, Qt does it at the
     next event-loop turn; an offscreen picture is painted before that turn comes."""
     for _ in range(3):  # outer layouts first; an inner one may be resized by its parent's
@@ -284,7 +284,7 @@ def _export_mode(scenes: list[QGraphicsScene], opts: dict) -> Iterator[None]:
             item.setCacheMode(mode)
 
 
-def _scene_painter(scene: QGraphicsScene, source: QRectF) -> Painter:
+def scene_painter(scene: QGraphicsScene, source: QRectF) -> Painter:
     def paint(painter: QPainter, target: QRectF, vector: bool) -> None:
         box = _fitted(source, target)
         opts = {"antialias": True, "background": BACKGROUND, "painter": painter,
