@@ -41,7 +41,7 @@ from core.problems.data import GENERATED, MAX_CSV_BYTES, Dataset, Split, check_l
 from core.problems.model import ModelError, build_model, parameter_names_to_freeze, parse_model, \
     resolve_model_text
 from core.problems.training import ModelProblem
-from core.run import Run
+from core.run import Run, RunStatus
 from core.session import MAX_LABEL, MAX_RUNS, MAX_STEPS, PALETTE, _one_line, \
     _reject_unreadable_numbers, parse_json, validate_frozen
 
@@ -457,23 +457,22 @@ def train(built: BuiltModelSession, steps: list[int], eval_every: int = 1,
     records = []
     for run, count in zip(built.runs, steps):
         record = TrainingRecord()
-
-        def measure() -> None:
-            if built.X_test is not None and run.status.value != "diverged":
-                record.test_loss[run.steps], record.accuracy[run.steps] = built.held_out(run)
-
-        measure()
+        _measure(built, run, record)
         if keep_paths:
             record.path.append(flat_parameters(run))
         if run.enabled:
             for k in range(1, count + 1):
-                if run.step(1) == 0:
-                    break
-                if run.status.value == "diverged":
+                run.step(1)
+                if run.status is RunStatus.DIVERGED:  # its last parameters may not be finite
                     break
                 if k % eval_every == 0 or k == count:
-                    measure()
+                    _measure(built, run, record)
                 if keep_paths:
                     record.path.append(flat_parameters(run))
         records.append(record)
     return records
+
+
+def _measure(built: BuiltModelSession, run: Run, record: TrainingRecord) -> None:
+    if built.X_test is not None and run.status is not RunStatus.DIVERGED:
+        record.test_loss[run.steps], record.accuracy[run.steps] = built.held_out(run)

@@ -313,3 +313,12 @@ def test_bad_landscape_input_gives_one_line(argv, message) -> None:
     with pytest.raises(PlaygroundError) as caught:
         landscape("--dataset", "moons", "--n", "20", *argv)
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_diverged_run_stops_and_its_json_stays_strict() -> None:
+    report = train("--dataset", "line", "--model", "small-mlp", "--steps", "50",
+                   "--optimizer", "SGD(lr=1e6)", "--optimizer", "Adam(lr=0.01)")
+    diverged, fine = report["runs"]
+    assert diverged["status"] == "diverged" and diverged["steps"] < 50
+    assert fine["status"] != "diverged" and fine["steps"] == 50
+    assert len(diverged["trajectory"]["loss"]) <= diverged["steps"] + 1
