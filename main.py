@@ -67,10 +67,84 @@ def _add_problem_options(p: argparse.ArgumentParser, with_runs: bool = True) -> 
     p.add_argument("--steps", type=int, default=None, metavar="N",
                    help="steps for every run (default: each run's own count in --session, "
                         "else 200)")
-    p.add_argument("--optimizer", action="append", default=[], metavar="CALL",
+    p.add_argument("--optimizer", action=_InOrder, default=[], metavar="CALL",
                    help="e.g. 'Adam(lr=0.05, betas=(0.9, 0.99))'; repeatable "
                         "(default: SGD, SGD with momentum, RMSprop, Adam)")
+    # Each of these belongs to the --optimizer before it, or to every run when given before
+    # any (_InOrder records the order): `--optimizer SGD(lr=0.001) --scheduler "StepLR(...)"`
+    p.add_argument("--scheduler", action=_InOrder, default=[], metavar="SPEC",
+                   help="a torch.optim.lr_scheduler, e.g. 'CosineAnnealingLR(T_max=200)'")
+    p.add_argument("--clip-norm", action=_InOrder, default=[], type=float, metavar="X",
+                   help="clip each gradient with torch.nn.utils.clip_grad_norm_(max_norm=X)")
+    p.add_argument("--clip-value", action=_InOrder, default=[], type=float, metavar="X",
+                   help="clip each gradient with torch.nn.utils.clip_grad_value_(clip_value=X)")
+    p.add_argument("--noise", action=_InOrder, default=[], type=float, metavar="SIGMA",
+                   help="add seeded Gaussian noise of this standard deviation to each gradient")
+    p.add_argument("--seed", action=_InOrder, default=[], type=int, metavar="N",
+                   help="the seed of --noise (default 0)")
     p.add_argument("--session", metavar="FILE.json", help="load a saved session first")
+
+
+class _InOrder(argparse.Action):
+    """`append`, and also the (option, value) pair in command-line order in `args.in_order`,
+    so each --scheduler / --clip-norm / --clip-value / --noise / --seed knows which
+    --optimizer it follows."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest, None) or []), values])
+        ordered = [*(getattr(namespace, "in_order", None) or []), (self.dest, values)]
+        namespace.in_order = ordered
+
+
+RUN_SETTINGS = ("scheduler", "clip_norm", "clip_value", "noise", "seed")
+
+
+def _run_settings(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The settings for every run (given before any --optimizer) and for each --optimizer's
+    run (given after it). The same option twice for one run is refused."""
+    shared: dict[str, Any] = {}
+    per_run: list[dict[str, Any]] = []
+    for dest, value in getattr(args, "in_order", None) or []:
+        if dest == "optimizer":
+            per_run.append({})
+            continue
+        target = per_run[-1] if per_run else shared
+        option = "--" + dest.replace("_", "-")
+        if dest in target:
+            whose = f"--optimizer {len(per_run)}" if per_run else "every run"
+            raise UsageError(f"{option} is given twice for {whose}")
+        target[dest] = value
+    return shared, per_run
+
+
+def _gradient_tools(settings: dict[str, Any]) -> dict[str, Any]:
+    """Run keyword arguments (scheduler, clipping, noise) from one run's options; a bad one is
+    a UsageError of one line naming the option, the scheduler, the argument and the value."""
+    from core.errors import PlaygroundError
+    from core.gradient_tools import GradientClipping, GradientNoise
+    from core.run import scheduler_setting
+
+    tools: dict[str, Any] = {}
+    if "scheduler" in settings:
+        try:
+            tools["scheduler"] = scheduler_setting(settings["scheduler"])
+        except PlaygroundError as e:
+            raise UsageError(f"--scheduler {settings['scheduler']!r}: {e}") from None
+    try:
+        if "clip_norm" in settings and "clip_value" in settings:
+            raise UsageError("give --clip-norm or --clip-value for a run, not both")
+        if "clip_norm" in settings:
+            tools["clipping"] = GradientClipping("norm", settings["clip_norm"])
+        elif "clip_value" in settings:
+            tools["clipping"] = GradientClipping("value", settings["clip_value"])
+        if "noise" in settings:
+            tools["noise"] = GradientNoise(settings["noise"], settings.get("seed", 0))
+        elif "seed" in settings:
+            raise UsageError("--seed goes with --noise (it seeds the gradient noise)")
+    except PlaygroundError as e:
+        raise UsageError(f"--{str(e).replace('_', '-', 1)}") from None
+    return tools
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,10 +221,27 @@ def build_session(args: argparse.Namespace):  # -> Session
     if args.start:
         session.set_start(_pair(args.start, "--start"))
     calls = [parse_optimizer_call(text) for text in args.optimizer]
+    shared, per_run = _run_settings(args)
     if calls or not args.session:
         session.runs.clear()
-        for name, hps in calls or DEFAULT_RUNS:
-            session.add_run(name, hps)
+        for number, (name, hps) in enumerate(calls or DEFAULT_RUNS):
+            own = per_run[number] if number < len(per_run) else {}
+            if "clip_norm" in own or "clip_value" in own:  # its own clipping replaces all's
+                base = {k: v for k, v in shared.items() if k not in ("clip_norm", "clip_value")}
+            else:
+                base = shared
+            session.add_run(name, hps, **_gradient_tools({**base, **own}))
+    elif shared:  # a loaded session's runs take the options given (noise, clipping, schedule)
+        from core.gradient_tools import GradientNoise
+
+        tools = _gradient_tools(shared)
+        for run in session.runs:
+            if "noise" in tools:  # each run its own generator
+                run.set_noise(GradientNoise(tools["noise"].sigma, tools["noise"].seed))
+            if "clipping" in tools:
+                run.set_clipping(tools["clipping"])
+            if "scheduler" in tools:
+                run.set_scheduler(tools["scheduler"])
     for run in session.runs:
         for c in args.freeze:
             run.set_frozen(c, True)

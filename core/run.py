@@ -508,7 +508,7 @@ class Run:
                 if name in stored:
                     values += ([math.nan if not leaf.requires_grad else 0.0] * leaf.numel()
                                if noisy is None else noisy.flatten().tolist())
-            for name, leaf, noisy in entries:
+            for _name, leaf, noisy in entries:
                 if leaf.numel() > 1:
                     values.append((math.nan if not leaf.requires_grad else 0.0)
                                   if noisy is None else noisy.norm().item())

@@ -538,3 +538,61 @@ def test_graph_at_a_point_of_a_formula_with_no_finite_gradient_elsewhere(capsys)
     assert data["loss"] == pytest.approx(2.0)
     code, out, err = cli(capsys, "run", "--formula", "sqrt(x - x) + x * y", "--steps", "1")
     assert code == 2 and "finite" in err and len(err.strip().splitlines()) == 1
+
+
+# --- issue 11: --scheduler, --clip-norm, --clip-value, --noise and --seed ------------------------
+
+
+def test_settings_apply_to_the_optimizer_before_them_or_to_all(capsys) -> None:
+    data = run_json(capsys, "--steps", "20", "--clip-value", "3",
+                    "--optimizer", "SGD(lr=0.001)", "--scheduler", "StepLR(step_size=5)",
+                    "--optimizer", "Adam(lr=0.01)", "--noise", "0.5", "--seed", "4",
+                    "--optimizer", "SGD(lr=0.001)", "--clip-norm", "7")
+    first, second, third = data["runs"]
+    assert first["scheduler"] == "StepLR(step_size=5)" and "noise" not in first
+    assert "scheduler" not in second and second["noise"] == {"sigma": 0.5, "seed": 4}
+    assert first["clip_value"] == second["clip_value"] == 3.0  # given before any: every run
+    assert third["clip_norm"] == 7.0 and "clip_value" not in third  # its own replaces it
+    assert first["trajectory"]["lr"][4:6] == [0.001, 0.0001]  # StepLR's gamma=0.1 at step 5
+    assert "noisy_grad_x" in second["trajectory"] and "noisy_grad_x" not in first["trajectory"]
+
+
+def test_a_scheduled_run_on_the_command_line_is_the_engines(capsys) -> None:
+    from core.gradient_tools import GradientClipping, GradientNoise
+    from core.run import Run
+
+    data = run_json(capsys, "--steps", "30", "--optimizer", "SGD(lr=0.001, momentum=0.9)",
+                    "--scheduler", "CosineAnnealingLR(T_max=30)", "--clip-norm", "20",
+                    "--noise", "2", "--seed", "1")
+    run = Run(get_surface("rosenbrock"), "SGD", {"lr": 0.001, "momentum": 0.9},
+              scheduler="CosineAnnealingLR(T_max=30)", clipping=GradientClipping("norm", 20.0),
+              noise=GradientNoise(2.0, 1))
+    run.step(30)
+    assert data["runs"][0]["trajectory"] == run.trajectory.to_dict()
+
+
+def test_a_session_with_settings_runs_again_the_same(capsys, tmp_path: Path) -> None:
+    out = tmp_path / "s.json"
+    ok(capsys, "export", "--out", str(out), "--steps", "15", "--optimizer", "Adam(lr=0.05)",
+       "--scheduler", "ReduceLROnPlateau(patience=1)", "--noise", "1", "--clip-norm", "5")
+    saved = json.loads(out.read_text())
+    again = run_json(capsys, "--session", str(out))
+    assert again["runs"][0]["trajectory"] == saved["runs"][0]["trajectory"]
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["--optimizer", "SGD", "--scheduler", "StepLR(step_size=0)"],
+     "--scheduler 'StepLR(step_size=0)': StepLR: step_size must be a whole number >= 1, got 0"),
+    (["--scheduler", "CosineAnnealingLR(T_max='a')"], "CosineAnnealingLR: T_max must be"),
+    (["--scheduler", "Bogus(x=1)"], "unknown scheduler 'Bogus'"),
+    (["--clip-norm", "-1"], "--clip-norm must be a number > 0, got -1.0"),
+    (["--noise", "-2"], "--noise must be a number >= 0, got -2.0"),
+    (["--seed", "3"], "--seed goes with --noise"),
+    (["--clip-norm", "1", "--clip-value", "1"], "not both"),
+    (["--optimizer", "SGD", "--noise", "1", "--noise", "2"],
+     "--noise is given twice for --optimizer 1"),
+])
+def test_bad_run_settings_exit_2_with_one_line(capsys, argv: list[str], words: str) -> None:
+    code, out, err = cli(capsys, "run", "--steps", "2", *argv)
+    assert code == 2 and out == ""
+    assert words in err and err.count("\n") == 1
