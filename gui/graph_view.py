@@ -25,7 +25,9 @@ from PySide6.QtWidgets import (QApplication, QGraphicsItem, QGraphicsScene, QGra
 
 from core.errors import ExportError
 from core.atomic import atomic_path
-from core.graph import AutogradGraph, GraphLayout, GraphNode, compute_layout, structure_key
+from core.graph import (AutogradGraph, GraphEdge, GraphLayout, GraphNode, TensorGraph,
+                        TensorGraphEdge, TensorGraphNode, compute_layout, matrix_text, shape_text,
+                        structure_key, tensor_text)
 
 BOX = (104.0, 54.0)  # op, leaf and frozen boxes: three lines
 SMALL_BOX = (64.0, 24.0)  # a plain number: one line
@@ -39,6 +41,17 @@ ROW_UNIT = 72.0
 LAYER_UNIT = 168.0
 ORIENTATIONS = ("horizontal", "vertical")
 HEAD = 9.0  # arrowhead length
+# The lab's graph of tensors: a box shows up to SHOWN numbers of its value and gradient, an edge
+# label EDGE_SHOWN of what it carries; boxes are as wide as the widest text (up to MAX_BOX_WIDTH,
+# in steps of WIDTH_STEP so a new v rarely changes the drawing), and the gap between layers as
+# wide as the widest edge label.
+SHOWN = 6
+EDGE_SHOWN = 4
+TOOLTIP_SHOWN = 36
+MAX_BOX_WIDTH = 320.0
+WIDTH_STEP = 16.0
+GAP = LAYER_UNIT - BOX[0]  # between two layers' boxes, drawn horizontally
+ACROSS_GAP = X_UNIT - BOX[0]  # between two boxes of a layer, drawn vertically
 
 # kind -> (fill, border)
 STYLE = {
@@ -70,7 +83,10 @@ def _font(bold: bool = False) -> QFont:
 
 
 def node_lines(node: GraphNode) -> list[str]:
-    """What a box shows: the op (or label), its value and the gradient that reached it."""
+    """What a box shows: the op (or label), its value and the gradient that reached it.
+    A tensor node (the lab's graph) shows its shape by its name, and up to SHOWN numbers."""
+    if isinstance(node, TensorGraphNode):
+        return _tensor_lines(node)
     if node.kind == "constant" and not node.frozen and not node.label.startswith("from ") \
             and node.label != "loss":  # a plain number (the loss itself, all frozen, is not)
         return [node.label]
@@ -79,7 +95,47 @@ def node_lines(node: GraphNode) -> list[str]:
     return [node.label, f"v={_fmt(node.value)}", f"\u2202={_fmt(node.grad)}"]
 
 
+def _tensor_lines(node: TensorGraphNode) -> list[str]:
+    plain = node.kind == "constant" and not node.frozen and not node.label.startswith("from ")
+    number = None if node.value is None else f"{node.value:.6g}"
+    if plain and node.label in (number, tensor_text(node.tensor, 4)):
+        return [node.label]  # a number (the 3 of 3*a), or a constant tensor written out
+    value = f"v={tensor_text(node.tensor, SHOWN)}"
+    title = f"{node.label} {shape_text(node.shape)}" if node.shape else node.label
+    if node.kind == "constant":
+        return [("\u2744 " if node.frozen else "") + title, value, "no grad"]
+    return [title, value, f"\u2202={tensor_text(node.grad_tensor, SHOWN)}"]
+
+
+def _tensor_tooltip(graph: TensorGraph, node: TensorGraphNode) -> str:
+    head = [f"{node.label}  ({node.torch_name or node.kind})  shape {shape_text(node.shape)}",
+            f"value = {tensor_text(node.tensor, TOOLTIP_SHOWN, 6)}"]
+    if node.kind != "constant":
+        head.append(f"grad d(vᵀ{graph.q})/d(this) = "
+                    f"{tensor_text(node.grad_tensor, TOOLTIP_SHOWN, 6)}")
+    if node.kind == "op":
+        head += [f"local Jacobian d(out)/d(input {i}) = {matrix_text(j, 6)}"
+                 for i, j in enumerate(node.local_jacobians)]
+    return "\n".join(head) + "\n\n" + graph.explain(node.id)
+
+
+def edge_text(edge: GraphEdge) -> str:
+    """An edge's label: the gradient backward sent along it ("" for nothing)."""
+    if isinstance(edge, TensorGraphEdge):
+        return "" if edge.grad_tensor is None else tensor_text(edge.grad_tensor, EDGE_SHOWN)
+    return "" if edge.grad is None else f"{edge.grad:.3g}"
+
+
+def _carries(edge: GraphEdge) -> bool:
+    """Backward sent something along the edge."""
+    if isinstance(edge, TensorGraphEdge):
+        return edge.grad_tensor is not None
+    return edge.grad is not None
+
+
 def node_tooltip(graph: AutogradGraph, node: GraphNode) -> str:
+    if isinstance(node, TensorGraphNode) and isinstance(graph, TensorGraph):
+        return _tensor_tooltip(graph, node)
     head = [f"{node.label}  ({node.torch_name or node.kind})",
             f"value = {_precise(node.value)}", f"grad d(loss)/d(this) = {_precise(node.grad)}"]
     if node.kind == "op":
@@ -95,11 +151,17 @@ class NodeItem(QGraphicsItem):
     or "pending" (not reached yet: its gradient is not known yet, so it is not shown).
     """
 
-    def __init__(self, node: GraphNode, is_root: bool) -> None:
+    def __init__(self, node: GraphNode, is_root: bool, width: float | None = None) -> None:
         super().__init__()
         self.kind = "frozen" if node.kind == "constant" and len(node_lines(node)) > 1 else node.kind
         self.width, self.height = SMALL_BOX if self.kind == "constant" else BOX
+        if width is not None and self.kind != "constant":  # the lab's tensors: one width
+            self.width = max(self.width, width)
+        elif width is not None:  # a plain constant: as wide as its own label
+            label = QFontMetricsF(_font()).horizontalAdvance(node_lines(node)[0])
+            self.width = max(self.width, min(width, math.ceil(label / 8) * 8 + 16))
         self.is_root = is_root
+        self.root_title = "loss"  # what the root is called above its box
         self.frozen = node.frozen
         self.lines: list[str] = []
         self.state = ""
@@ -151,7 +213,7 @@ class NodeItem(QGraphicsItem):
         if self.is_root:
             painter.setFont(_font(bold=True))
             painter.drawText(QRectF(box.left(), box.top() - 16, box.width(), 14),
-                             Qt.AlignmentFlag.AlignCenter, "loss")
+                             Qt.AlignmentFlag.AlignCenter, self.root_title)
 
 
 class EdgeItem(QGraphicsItem):
@@ -185,6 +247,19 @@ class EdgeItem(QGraphicsItem):
     def set_grad(self, grad: float | None) -> None:
         self.label = "" if grad is None else f"{grad:.3g}"
         self.setToolTip("" if grad is None else f"backward sent {_precise(grad)} along this edge")
+        self.update()
+
+    def set_edge(self, edge: GraphEdge) -> None:
+        """Label the edge with what backward sent along it (a number, or a tensor's first
+        numbers; the tooltip has more of them)."""
+        if not isinstance(edge, TensorGraphEdge):
+            self.set_grad(edge.grad)
+            return
+        self.label = edge_text(edge)
+        self.setToolTip("" if edge.grad_tensor is None else
+                        f"backward sent {shape_text(edge.shape)} "
+                        f"{tensor_text(edge.grad_tensor, TOOLTIP_SHOWN, 6)} along this edge "
+                        "(the vector-Jacobian product)")
         self.update()
 
     def set_state(self, state: str) -> None:
@@ -225,6 +300,24 @@ class EdgeItem(QGraphicsItem):
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, self.label)
 
 
+def _tensor_sizes(graph: AutogradGraph) -> tuple[float, float] | None:
+    """(box width, gap between layers) that fit the lab graph's texts, in WIDTH_STEP steps;
+    None for the race's graph of numbers, which keeps its fixed sizes."""
+    if not isinstance(graph, TensorGraph):
+        return None
+    bold, plain = QFontMetricsF(_font(bold=True)), QFontMetricsF(_font())
+    text = max((max([bold.horizontalAdvance(lines[0])]
+                    + [plain.horizontalAdvance(t) for t in lines[1:]])
+                for lines in map(node_lines, graph.nodes)), default=0.0)
+    label = max((bold.horizontalAdvance(edge_text(e)) for e in graph.edges), default=0.0)
+
+    def step(width: float) -> float:
+        return math.ceil(width / WIDTH_STEP) * WIDTH_STEP
+
+    return (min(MAX_BOX_WIDTH, max(BOX[0], step(text + 14))),
+            max(GAP, step(label + 2 * HEAD + 24)))
+
+
 def _check_orientation(orientation: str) -> str:
     if orientation not in ORIENTATIONS:
         raise ValueError(f"orientation must be 'horizontal' or 'vertical', not {orientation!r}")
@@ -247,6 +340,8 @@ class GraphScene(QGraphicsScene):
         self.highlighted: str | None = None
         self._key: tuple[Any, ...] | None = None
         self._step: int | None = None
+        self._box_width = BOX[0]  # the widest box, and the gap between layers (horizontal)
+        self._gap = GAP
 
     def set_graph(self, graph: AutogradGraph, layout: GraphLayout | None = None) -> bool:
         """Show `graph`; returns True when the structure changed and the layout was redone.
@@ -254,16 +349,18 @@ class GraphScene(QGraphicsScene):
         `layout`, if given, is compute_layout(graph) done elsewhere (a worker thread): it is used
         when the structure changed instead of laying the graph out here.
         """
-        key = structure_key(graph)
+        sizes = _tensor_sizes(graph)
+        key = (structure_key(graph), sizes)
         relaid = key != self._key
         if relaid:
+            self._box_width, self._gap = sizes or (BOX[0], GAP)
             self._build(graph, layout)
             self._key = key
         self.graph = graph
         for node in graph.nodes:
             self.node_items[node.id].set_node(graph, node)
         for item, edge in zip(self.edge_items, graph.edges):
-            item.set_grad(edge.grad)
+            item.set_edge(edge)
         self.highlight_step(self._step)
         return relaid
 
@@ -283,15 +380,18 @@ class GraphScene(QGraphicsScene):
     def _at(self, x: float, layer: float) -> QPointF:
         """Scene point of layout position x (across the layer) in `layer` (the loss is 0)."""
         if self.horizontal:
-            return QPointF(-layer * LAYER_UNIT, x * ROW_UNIT)
-        return QPointF(x * X_UNIT, layer * Y_UNIT)
+            return QPointF(-layer * (self._box_width + self._gap), x * ROW_UNIT)
+        return QPointF(x * (self._box_width + ACROSS_GAP), layer * Y_UNIT)
 
     def _build(self, graph: AutogradGraph, layout: GraphLayout | None = None) -> None:
         self.clear()
         layout = layout if layout is not None else compute_layout(graph)
         self.node_items = {}
+        wide = self._box_width if isinstance(graph, TensorGraph) else None
         for node in graph.nodes:
-            item = NodeItem(node, node.id == graph.root)
+            item = NodeItem(node, node.id == graph.root, wide)
+            if isinstance(graph, TensorGraph):
+                item.root_title = graph.q
             item.setPos(self._at(*layout.positions[node.id]))
             self.addItem(item)
             self.node_items[node.id] = item
@@ -328,7 +428,7 @@ class GraphScene(QGraphicsScene):
             if pair is None:
                 at = self._at(x, y)
                 if self.horizontal:
-                    half = QPointF(BOX[0] / 2, 0)
+                    half = QPointF(self._box_width / 2, 0)
                     pair = crossing[(x, y)] = (at - half, at + half)
                 else:
                     half = QPointF(0, BOX[1] / 2)
@@ -388,7 +488,7 @@ class GraphScene(QGraphicsScene):
         if self.graph is not None:  # an edge is drawn with the node that sends along it
             for arrow, edge in zip(self.edge_items, self.graph.edges):
                 sender = state(edge.target)
-                arrow.set_state(sender if edge.grad is not None and sender != "visited" else "")
+                arrow.set_state(sender if _carries(edge) and sender != "visited" else "")
         self.highlighted = current
         return current
 

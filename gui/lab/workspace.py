@@ -1,20 +1,22 @@
 """LabWorkspace: the autograd lab in one widget; tensors and an expression in, torch's numbers out.
 
 Top: the preset and its explanation, the expression. Left: the tensors and the output Q. Middle:
-the backward calls, v, the transcript of the last call and the gradients. Right: the Jacobian as a
-labelled table, and the JVP (forward mode) beside the VJP. A LabController holds the state;
-core.lab computes every number.
+the backward calls, v, the transcript of the last call and the gradients. Right, two tabs: the
+Jacobian as a labelled table with the JVP (forward mode) beside the VJP, and Q's autograd graph
+for the current v with backward step by step. A LabController holds the state; core.lab computes
+every number.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGroupBox, QLabel, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGroupBox, QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from core.lab.workbench import CallResult
 from gui.lab.backward_panel import BackwardPanel
 from gui.lab.controller import LabController
 from gui.lab.expression_box import ExpressionBox
+from gui.lab.graph_tab import LabGraphTab
 from gui.lab.jacobian_view import JacobianView
 from gui.lab.output_view import OutputView
 from gui.lab.preset_bar import PresetBar
@@ -51,6 +53,7 @@ class LabWorkspace(QWidget):
         self.output_view = OutputView()
         self.backward_panel = BackwardPanel()
         self.jacobian_view = JacobianView()
+        self.graph_tab = LabGraphTab()
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -58,7 +61,11 @@ class LabWorkspace(QWidget):
         left_layout.addWidget(_group("Tensors", self.tensor_editor, self.tensor_error), 1)
         left_layout.addWidget(_group("Output", self.output_view))
         middle = _group("Backward", self.backward_panel)
-        right = _group("Jacobian", self.jacobian_view)
+        # The Jacobian and the graph share the right pane as tabs: both want its whole height.
+        self.right_tabs = QTabWidget()
+        self.right_tabs.addTab(self.jacobian_view, "Jacobian")
+        self.right_tabs.addTab(self.graph_tab, "Graph")
+        right = self.right_tabs
         splitter = QSplitter(Qt.Orientation.Horizontal)
         for pane in (left, middle, right):
             splitter.addWidget(pane)
@@ -88,6 +95,15 @@ class LabWorkspace(QWidget):
         c.sigCallDone.connect(self._on_call_done)
         c.set_preset(FIRST_PRESET)
 
+    def show_graph(self) -> LabGraphTab:
+        """Bring the graph tab to the front (it builds Q's graph when shown)."""
+        self.right_tabs.setCurrentWidget(self.graph_tab)
+        return self.graph_tab
+
+    def shutdown(self) -> None:
+        """Ask background work (the graph's worker) to stop; for the window's close."""
+        self.graph_tab.shutdown()
+
     def _apply_inputs(self) -> None:
         self.controller.set_inputs(self.tensor_editor.specs(), self.expression_box.text())
 
@@ -110,12 +126,14 @@ class LabWorkspace(QWidget):
         self.output_view.show_lab(lab)
         self.backward_panel.show_lab(lab, self.controller.v_text)
         self.jacobian_view.show_lab(lab, self.controller.v_text, self.controller.tangent_texts)
+        self.graph_tab.show_lab(lab, self.controller.v_text)
 
     def _on_products_change(self) -> None:
         lab = self.controller.lab
         if lab is not None:
             self.jacobian_view.show_products(lab, self.controller.v_text,
                                              self.controller.tangent_texts)
+            self.graph_tab.show_lab(lab, self.controller.v_text)  # (a new v: new gradients)
 
     def _on_input_error(self, where: str, message: str, column: int) -> None:
         if where == "expression":

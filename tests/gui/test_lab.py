@@ -308,3 +308,131 @@ def test_the_add_button_stops_at_the_labs_tensor_limit(qtbot, lab) -> None:  # t
         with qtbot.waitSignal(lab.controller.sigLabChanged, timeout=5000):
             qtbot.mouseClick(editor.add_button, Qt.MouseButton.LeftButton)
     assert editor.table.rowCount() == MAX_TENSORS == len(lab.controller.lab.specs)
+
+
+# --- the graph tab: Q's autograd graph, step through backward ---------------------------------
+
+
+def open_graph_tab(qtbot, w: LabWorkspace):  # type: ignore[no-untyped-def]
+    """Click the 'Graph' tab and wait for the graph its worker builds."""
+    bar = w.right_tabs.tabBar()
+    index = next(i for i in range(bar.count()) if bar.tabText(i) == "Graph")
+    qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(index).center())
+    tab = w.graph_tab
+    qtbot.waitUntil(lambda: tab.graph is not None and not tab.busy, timeout=5000)
+    return tab
+
+
+def note_tensors(v: list[float]):  # type: ignore[no-untyped-def]
+    """The note's Q with retain_grad on every intermediate, after Q.backward(gradient=v)."""
+    a = torch.tensor([2., 3.], dtype=F64, requires_grad=True)
+    b = torch.tensor([6., 4.], dtype=F64, requires_grad=True)
+    a3, b2 = a ** 3, b ** 2
+    m = 3 * a3
+    q = m - b2
+    for t in (a3, b2, m):
+        t.retain_grad()
+    q.backward(gradient=torch.tensor(v, dtype=F64))
+    return {"a": a, "b": b, "a3": a3, "b2": b2, "m": m, "q": q}
+
+
+def test_the_graph_tab_shows_the_notes_nodes(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
+    from core.graph import tensor_text
+    pick_preset(qtbot, lab, "note")
+    tab = open_graph_tab(qtbot, lab)
+    scene_items = tab.view.node_items
+    graph = tab.graph
+    assert set(scene_items) == {n.id for n in graph.nodes}
+    names = sorted(n.torch_name for n in graph.nodes if n.torch_name)
+    assert names == ["AccumulateGrad", "AccumulateGrad", "MulBackward0", "PowBackward0",
+                     "PowBackward0", "SubBackward0"]
+    t = note_tensors([1., 1.])
+    text = {item.text() for item in scene_items.values()}
+    # the boxes: a leaf with its .grad, and Q with its value and v
+    assert f"a (2,)\nv={tensor_text(t['a'].tolist())}\n∂={tensor_text(t['a'].grad.tolist())}" \
+        in text
+    assert f"sub (2,)\nv={tensor_text(t['q'].tolist())}\n∂=[1., 1.]" in text
+    assert tab.stack.currentWidget() is tab.view
+
+
+def test_stepping_through_backward_follows_torchs_order(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
+    tab = open_graph_tab(qtbot, lab)
+    # torch's own order: prehooks on a plain run of the same Q
+    a = torch.tensor([2., 3.], dtype=F64, requires_grad=True)
+    b = torch.tensor([6., 4.], dtype=F64, requires_grad=True)
+    q = 3 * a ** 3 - b ** 2
+    todo, nodes, seen = [q.grad_fn], [], []
+    while todo:
+        f = todo.pop()
+        if f not in nodes:
+            nodes.append(f)
+            todo.extend(n for n, _ in f.next_functions if n is not None)
+    handles = [f.register_prehook(lambda g, f=f: seen.append(type(f).__name__)) for f in nodes]
+    q.backward(gradient=torch.ones(2, dtype=F64))
+    for h in handles:
+        h.remove()
+
+    width = tab.step_button.width()
+    visited = []
+    for k in range(len(seen)):
+        qtbot.mouseClick(tab.step_button, Qt.MouseButton.LeftButton)
+        node_id = tab.view.highlighted
+        visited.append(tab.graph.node(node_id).torch_name)
+        assert tab.view.node_items[node_id].state == "active"
+        assert tab.step_label.text().startswith(f"{k + 1} of {len(seen)}")
+        assert tab.step_button.width() == width  # fixed: nothing moves under the pointer
+    assert visited == seen
+    assert not tab.step_button.isEnabled()  # the last node: a's or b's AccumulateGrad
+    pow_a = next(n.id for n in tab.graph.nodes if n.torch_name == "PowBackward0"
+                 and tab.graph.inputs(n.id)[0].source == "a")
+    tab.show_step(tab.graph.backward_order.index(pow_a))
+    assert "[3., 3.] · d(pow)/d(a) diag([12., 27.]) = [36., 81.]" in tab.explanation.text()
+    qtbot.mouseClick(tab.reset_button, Qt.MouseButton.LeftButton)
+    assert tab.step is None and tab.view.highlighted is None
+    assert all(item.state == "" for item in tab.view.node_items.values())
+
+
+def test_a_new_v_changes_the_edge_gradients(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
+    from core.graph import tensor_text
+    tab = open_graph_tab(qtbot, lab)
+    first = tab.graph
+    labels = [item.label for item in tab.view.edge_items]
+    with qtbot.waitSignal(lab.controller.sigProductsChanged, timeout=5000):
+        type_into(qtbot, lab.backward_panel.v_edit, "[0.5, -2.]")
+    qtbot.waitUntil(lambda: tab.graph is not first and not tab.busy, timeout=5000)
+    new_labels = [item.label for item in tab.view.edge_items]
+    assert new_labels != labels
+    t = note_tensors([0.5, -2.])
+    # every edge's label is the gradient torch gives its source, for the new v
+    by_source = {"a": t["a"].grad, "b": t["b"].grad}
+    for edge in tab.graph.edges:
+        src = tab.graph.node(edge.source)
+        if src.torch_name == "MulBackward0":
+            by_source[src.id] = t["m"].grad
+        elif src.torch_name == "PowBackward0":
+            by_source[src.id] = t["a3"].grad if tab.graph.inputs(src.id)[0].source == "a" \
+                else t["b2"].grad
+    for item, edge in zip(tab.view.edge_items, tab.graph.edges):
+        if edge.source in by_source:
+            assert item.label == tensor_text(by_source[edge.source].tolist(), 4)
+    assert tab.graph.grads == {"a": t["a"].grad.tolist(), "b": t["b"].grad.tolist()}
+
+
+def test_the_freeze_preset_draws_b_as_a_constant(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
+    pick_preset(qtbot, lab, "freeze")
+    tab = open_graph_tab(qtbot, lab)
+    qtbot.waitUntil(lambda: "b" in tab.view.node_items, timeout=5000)
+    b = tab.view.node_items["b"]
+    assert b.kind == "frozen" and b.text().startswith("❄ b (frozen)")
+    assert "AccumulateGrad" not in {tab.graph.node(i).torch_name for i in tab.graph.backward_order
+                                    if i == "b"}
+    assert "b" not in tab.graph.backward_order
+
+
+def test_a_graph_too_big_to_draw_says_so(qtbot, lab, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import gui.lab.graph_tab as graph_tab
+    monkeypatch.setattr(graph_tab, "MAX_DRAWN_NODES", 5)  # the note's Q has 6
+    tab = open_graph_tab(qtbot, lab)
+    assert tab.too_big and tab.stack.currentWidget() is tab.empty_label
+    assert "6 autograd nodes" in tab.empty_label.text() and "at most 5" in tab.empty_label.text()
+    assert not tab.step_button.isEnabled()
