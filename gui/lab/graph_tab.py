@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QStackedWidget, QVBoxLayout,
                                QWidget)
@@ -93,7 +93,13 @@ class LabGraphTab(QWidget):
         self._job: Job | None = None
         self._serial = 0
 
-        self.view = GraphView()
+        self.view = GraphView(orientation="vertical")  # the pane is tall and narrow
+        # As in the race's panel: no scroll bars (dragging pans), the fitted graph gets every
+        # pixel, and it is fitted again as the pane resizes until the user zooms or pans.
+        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.view.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.view.viewport().installEventFilter(self)
+        self._auto_fit = True
         self.empty_label = QLabel()
         self.empty_label.setObjectName("graphEmpty")
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -196,6 +202,7 @@ class LabGraphTab(QWidget):
         else:
             if work.key != self._key:  # a new structure: stepping starts again
                 self.step = None
+                self._auto_fit = True
                 self._key, self._layout = work.key, work.layout
             self.view.graph_scene.root_title = graph.q
             self.view.set_graph(graph, self._layout)
@@ -220,6 +227,16 @@ class LabGraphTab(QWidget):
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         self.refresh()  # built only when seen: a lab edited behind another tab costs nothing
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Keep the whole graph in view as the pane resizes, until the user pans or zooms."""
+        kind = event.type()
+        if watched is self.view.viewport():
+            if kind == QEvent.Type.Resize and self._auto_fit:
+                self.view.fit()
+            elif kind in (QEvent.Type.Wheel, QEvent.Type.MouseButtonPress):
+                self._auto_fit = False
+        return super().eventFilter(watched, event)
 
     def shutdown(self) -> None:
         """Ask the worker to stop (its result is dropped)."""
