@@ -49,6 +49,10 @@ TICK_MS = 16  # one frame at ~60 Hz
 SLICE_S = 0.006  # stepping time per tick, leaving the rest of the frame for drawing
 TEST_FRACTION = 0.25
 SHARPNESS_EVERY = 10  # steps between two sharpness measurements of a run
+# A measurement is mostly Python (Lanczos over Hessian-vector products), so while it runs it
+# takes the GIL from the GUI thread about half the time: after one that took d seconds, the
+# next waits SHARPNESS_REST x d, keeping the worker busy at most 1 / (1 + SHARPNESS_REST).
+SHARPNESS_REST = 3.0
 MAX_RUNS = 8
 FALLBACK_PRESET = "small-mlp"  # for data the user's own model does not fit
 SHUTDOWN_WAIT_S = 0.5
@@ -110,6 +114,8 @@ class ModelController(QObject):
         self._timer.timeout.connect(self.tick)
         self._sharpness_job: Job | None = None
         self._sharpness_run: Run | None = None
+        self._sharpness_started = 0.0
+        self._sharpness_next_at = -math.inf  # no measurement starts before this (clock)
         self._generation = 0  # bumped at every rebuild/reset: late measurements are dropped
         self._build(settings or ModelSettings())
 
@@ -303,6 +309,7 @@ class ModelController(QObject):
         """Every run back to the shared initial weights, with a fresh optimizer and record."""
         self.pause()
         self._forget_sharpness_job()
+        self._sharpness_next_at = -math.inf
         for run in self.runs:
             run.reset()
             self.extras[run] = RunExtras()
@@ -337,6 +344,8 @@ class ModelController(QObject):
         """Start one measurement on a worker for the run furthest behind, if none is running."""
         if self._sharpness_job is not None or not self.runs:
             return
+        if self._clock() < self._sharpness_next_at:
+            return
         due = []
         for run in self.runs:
             extras = self.extras[run]
@@ -366,14 +375,14 @@ class ModelController(QObject):
                                                                   math.nan))
         job.sigCancelled.connect(lambda: self._on_sharpness_cancelled(generation))
         self._sharpness_job, self._sharpness_run = job, run
+        self._sharpness_started = self._clock()
         job.start()
 
     def _on_sharpness(self, ref: weakref.ref, generation: int, step: int, lr: float,
                       value: float) -> None:
         if generation != self._generation:  # a measurement of a problem or record now gone
             return
-        self._sharpness_job = None
-        self._sharpness_run = None
+        self._sharpness_ended()
         run = ref()
         if run is None or run not in self.runs:
             return
@@ -386,8 +395,13 @@ class ModelController(QObject):
     def _on_sharpness_cancelled(self, generation: int) -> None:
         if generation != self._generation:
             return
+        self._sharpness_ended()
+
+    def _sharpness_ended(self) -> None:
         self._sharpness_job = None
         self._sharpness_run = None
+        now = self._clock()
+        self._sharpness_next_at = now + SHARPNESS_REST * (now - self._sharpness_started)
 
     def _forget_sharpness_job(self) -> None:
         self._generation += 1

@@ -8,7 +8,7 @@ import torch
 from PySide6.QtCore import Qt
 
 from core.problems.model import preset_text
-from gui.model.controller import ModelController, ModelSettings
+from gui.model.controller import SHARPNESS_REST, ModelController, ModelSettings
 from gui.model.workspace import ModelWorkspace
 from gui.worker import wait_for_jobs
 
@@ -209,3 +209,25 @@ def test_other_data_that_the_own_model_does_not_fit_takes_the_preset_and_says_so
     assert w.setup_bar.preset_combo.currentData() == "small-mlp"
     assert run.problem is c.problem and run.parameters["2.bias"].shape == (3,)
     assert w.setup_bar.noise_spin.value() == pytest.approx(0.5)  # the blobs' usual noise
+
+
+def test_sharpness_rests_after_a_measurement_so_the_worker_cannot_hog_the_gil(qtbot):
+    now = [100.0]
+    c = ModelController(ModelSettings(dataset="line", n=40, model_text="Linear(1, 1)",
+                                      preset=None, loss="MSELoss"), clock=lambda: now[0])
+    try:
+        run = c.add_run("SGD")
+        c.sharpness_every = 1
+        with qtbot.waitSignal(c.sigSharpness, timeout=5000):
+            c.step_once()  # starts at clock 100.0 ...
+            now[0] = 100.5  # ... and (on this clock) takes half a second
+        assert len(c.extras[run].sharpness) == 1
+        for _ in range(3):
+            c.step_once()
+        assert c._sharpness_job is None  # resting: SHARPNESS_REST x 0.5 s after the end
+        now[0] = 100.5 + SHARPNESS_REST * 0.5 + 0.01
+        with qtbot.waitSignal(c.sigSharpness, timeout=5000):
+            c.step_once()
+        assert c.extras[run].sharpness_steps == [1, 5]
+    finally:
+        assert c.shutdown(2.0)
