@@ -56,8 +56,9 @@ from core.gradient_tools import GradientClipping, GradientNoise, GradientStep, \
 from core.optimizers import OptimizerSpec, format_optimizer_call, get_spec
 from core.problems.base import Problem
 from core.problems.surface import COORDINATES, SurfaceProblem
-from core.schedulers import base_lr_of, build_scheduler, get_scheduler_spec, \
-    parse_scheduler_call, rebuild_scheduler, scheduler_call_text, set_base_lr, step_scheduler
+from core.schedulers import base_lr_of, build_scheduler, current_momentum, \
+    get_scheduler_spec, momentum_name, parse_scheduler_call, rebuild_scheduler, \
+    scheduler_call_text, set_base_lr, step_scheduler
 from core.status import CONVERGENCE_WINDOW, HOPELESS_K, RelativeScale, StatusTracker, \
     surface_scale
 from core.surfaces import DTYPE, Point, Surface
@@ -267,8 +268,9 @@ class Run:
         self._closure_calls = 0
         self.trajectory = Trajectory(self.capacity,
                                      {n: tuple(p.shape) for n, p in self.parameters.items()},
-                                     extra=self._tool_fields())
-        self._base_fields = len(self.trajectory.fields) - len(self._tool_fields())
+                                     extra=self._tool_fields() + self._schedule_fields())
+        self._base_fields = len(self.trajectory.fields) - len(self._tool_fields()) - len(
+            self._schedule_fields())
         self.steps = 0
         self.status = RunStatus.RUNNING
         self.converged_at: int | None = None
@@ -416,8 +418,12 @@ class Run:
             self.scheduler = rebuild_scheduler(self.optimizer, *setting, base)
             self.hyperparameters["lr"] = base_lr_of(self.scheduler, self.optimizer)
         self.scheduler_setting = setting
+        self.trajectory.add_fields(self._schedule_fields())
         if len(self.trajectory):
             self.trajectory.set_last(lr=float(self.optimizer.param_groups[0]["lr"]))
+            self.trajectory.set_last_fields({
+                which: float(current_momentum(self.optimizer, which))  # type: ignore[arg-type]
+                for which in self._schedule_fields()})
         self._tracker.settings_changed()
         self._update_status()
 
@@ -444,6 +450,12 @@ class Run:
         if self.clipping is not None:
             fields += CLIP_FIELDS
         return tuple(fields)
+
+    def _schedule_fields(self) -> tuple[str, ...]:
+        """A column for the momentum or beta1 a scheduler cycles (CyclicLR, OneCycleLR): the
+        value the next step uses, as the lr column."""
+        which = momentum_name(self.scheduler) if self.scheduler is not None else None
+        return (which,) if which else ()
 
     def _tools_changed(self) -> None:
         self.trajectory.add_fields(self._tool_fields())
@@ -480,6 +492,8 @@ class Run:
         values: dict[str, float] = {}
         if self._processes_outside_closure():
             values = dict(zip(self._tool_fields(), self._process(grads)))
+        for which in self._schedule_fields():
+            values[which] = float(current_momentum(self.optimizer, which))  # type: ignore
         return [values.get(f, math.nan) for f in self.trajectory.fields[self._base_fields:]]
 
     def _processes_outside_closure(self) -> bool:

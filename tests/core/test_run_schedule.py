@@ -150,7 +150,9 @@ def test_scheduled_race_equals_the_plain_loop(name: str) -> None:
     run.step(STEPS)
     ref = plain_race("rosenbrock", "SGD", hps, STEPS, make)
     assert_race_equal(run, ref)
-    assert run.trajectory.fields == FIELDS  # a scheduler adds no column
+    # a scheduler adds no column, except the momentum (or beta1) it cycles
+    cycled = ("momentum",) if name in ("CyclicLR", "OneCycleLR") else ()
+    assert run.trajectory.fields == (*FIELDS, *cycled)
     assert len(set(ref["lr"])) > 1  # the schedule really moved the lr
 
 
@@ -346,3 +348,32 @@ def test_a_bad_scheduler_is_one_line_naming_it_and_builds_nothing() -> None:
     with pytest.raises(SchedulerError):
         run.set_scheduler("CosineAnnealingLR(T_max=-1)")
     assert run.scheduler is None and run.scheduler_setting is None
+
+
+@pytest.mark.parametrize("optimizer,hps,name,column,read", [
+    ("Adam", {"lr": 0.01}, "OneCycleLR", "beta1", lambda g: g["betas"][0]),
+    ("SGD", {"lr": 1e-3, "momentum": 0.9}, "CyclicLR", "momentum", lambda g: g["momentum"]),
+])
+def test_a_cycled_momentum_has_its_own_column(optimizer, hps, name, column, read) -> None:
+    text, make = CASES[name]
+    run = Run(get_surface("rosenbrock"), optimizer, hps, scheduler=text)
+    run.step(20)
+    surface = get_surface("rosenbrock")
+    x = torch.tensor(surface.start[0], dtype=F64, requires_grad=True)
+    y = torch.tensor(surface.start[1], dtype=F64, requires_grad=True)
+    opt = getattr(torch.optim, optimizer)([x, y], **hps)
+    sched = make(opt)
+    expected = []
+    for k in range(21):
+        opt.zero_grad()
+        surface(x, y).backward()
+        expected.append(float(read(opt.param_groups[0])))
+        if k < 20:
+            opt.step()
+            sched.step()
+    assert run.trajectory.fields == (*FIELDS, column)
+    np.testing.assert_array_equal(run.trajectory.column(column), expected)
+    assert len(set(expected)) > 1
+    run.set_scheduler(None)  # the column stays, the momentum is the run's own again
+    run.step(1)
+    assert np.isnan(run.trajectory.column(column)[-1])
