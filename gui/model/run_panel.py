@@ -14,6 +14,9 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSp
 from core.errors import PlaygroundError
 from core.run import Run
 from gui.model.controller import ModelController, optimizer_names
+from gui.throttle import Throttle
+
+STATUS_HZ = 4
 
 
 class RunPanel(QWidget):
@@ -64,6 +67,8 @@ class RunPanel(QWidget):
         controller.sigProblemChanged.connect(self._on_problem_change)
         controller.sigSelectionChanged.connect(self._on_selection_change)
         controller.sigRunChanged.connect(self._on_run_change)
+        self._status_throttle = Throttle(self._show_statuses, STATUS_HZ, self)
+        controller.sigStepped.connect(self._status_throttle.request)
         self._on_problem_change()
         self._on_runs_change()
 
@@ -117,11 +122,25 @@ class RunPanel(QWidget):
         self.run_list.blockSignals(True)
         self.run_list.clear()
         for run in self.controller.runs:
-            item = QListWidgetItem(run.label or run.optimizer_name)
+            item = QListWidgetItem(self._run_text(run))
             item.setForeground(QColor(run.color or "black"))
             self.run_list.addItem(item)
         self.run_list.blockSignals(False)
         self._on_selection_change(self.controller.selected)
+
+    @staticmethod
+    def _run_text(run: Run) -> str:
+        return f"{run.label or run.optimizer_name}: {run.status_text}"
+
+    def _show_statuses(self) -> None:
+        for row, run in enumerate(self.controller.runs):
+            item = self.run_list.item(row)
+            if item is not None:
+                text = self._run_text(run)
+                if item.text() != text:
+                    item.setText(text)
+                    item.setToolTip(text)
+        self._status_throttle.drawn()
 
     def _on_selection_change(self, run: Run | None) -> None:
         runs = self.controller.runs
@@ -133,6 +152,7 @@ class RunPanel(QWidget):
         self._show_run_settings(run)
 
     def _on_run_change(self, run: Run) -> None:
+        self._show_statuses()  # a freeze can change the status ("frozen")
         if run is self.controller.selected:
             self._show_run_settings(run)
 

@@ -59,7 +59,9 @@ class TensorTable(QTableWidget):
             p = run.parameters[name]
             grad = (float(parameter_grad_norm(trajectory, name)[-1]) if len(trajectory)
                     else math.nan)
-            state = ", ".join(f"{k} {_number(v)}" for k, v in states.get(name, {}).items())
+            # "step" is a counter torch keeps as a tensor, not a state to take the norm of
+            state = ", ".join(f"|{k}| {_number(v)}" for k, v in states.get(name, {}).items()
+                              if k != "step")
             cells = (name, " × ".join(str(d) for d in p.shape) or "scalar",
                      _number(float(p.detach().norm())), _number(grad),
                      _number(updates.get(name, math.nan)),

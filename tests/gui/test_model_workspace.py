@@ -231,3 +231,32 @@ def test_sharpness_rests_after_a_measurement_so_the_worker_cannot_hog_the_gil(qt
         assert c.extras[run].sharpness_steps == [1, 5]
     finally:
         assert c.shutdown(2.0)
+
+
+def test_the_run_list_says_when_a_run_diverges_or_is_all_frozen(qtbot, workspace):
+    w, c = workspace, workspace.controller
+    calm = c.add_run("SGD", lr=0.01)
+    wild = c.add_run("SGD", lr=1000.0)
+    for _ in range(50):
+        qtbot.mouseClick(w.setup_bar.step_button, Qt.MouseButton.LeftButton)
+        if wild.status.value == "diverged":
+            break
+    assert wild.status.value == "diverged" and calm.status.value == "running"
+    qtbot.waitUntil(lambda: "diverged" in w.run_panel.run_list.item(1).text(), timeout=2000)
+    assert "running" in w.run_panel.run_list.item(0).text()
+    c.select(calm)
+    for name in c.problem.parameter_names:
+        w.run_panel.freeze_checks[name].click()
+    assert "frozen" in w.run_panel.run_list.item(0).text()
+
+
+def test_the_tensor_table_shows_the_optimizer_state_norms_but_not_its_step_counter(qtbot,
+                                                                                    workspace):
+    w, c = workspace, workspace.controller
+    run = c.add_run("Adam")
+    c.step_once()
+    w.tensor_table.refresh()
+    row = w.tensor_table.names().index("0.weight")
+    text = w.tensor_table.item(row, 6).text()
+    exp_avg = run.optimizer.state[run.parameters["0.weight"]]["exp_avg"].norm().item()
+    assert f"|exp_avg| {exp_avg:.4g}" in text and "step" not in text
