@@ -260,3 +260,47 @@ def test_the_tensor_table_shows_the_optimizer_state_norms_but_not_its_step_count
     text = w.tensor_table.item(row, 6).text()
     exp_avg = run.optimizer.state[run.parameters["0.weight"]]["exp_avg"].norm().item()
     assert f"|exp_avg| {exp_avg:.4g}" in text and "step" not in text
+
+
+def test_the_other_runs_draw_their_boundaries_as_lines(qtbot, workspace):
+    w, c = workspace, workspace.controller
+    _moons_small_mlp_sgd_adam(qtbot, w)
+    sgd, adam = c.runs
+    for _ in range(5):
+        c.step_once()
+    w.data_view.refresh_prediction()
+    sgd_lines, adam_lines = w.data_view.other_items[sgd], w.data_view.other_items[adam]
+    assert len(sgd_lines) == 1  # one logit: one boundary, where it is 0
+    assert sgd_lines[0].isVisible() and not adam_lines[0].isVisible()  # Adam fills regions
+    logits = c.predict(sgd, w.data_view._grid).reshape(w.data_view.region_image.shape[:2])
+    np.testing.assert_array_equal(sgd_lines[0].data, logits.numpy())
+    w.run_panel.run_list.setCurrentRow(0)
+    assert adam_lines[0].isVisible() and not sgd_lines[0].isVisible()
+
+
+def test_batch_size_loss_and_lr_from_the_controls(qtbot, workspace):
+    w, c = workspace, workspace.controller
+    _moons_small_mlp_sgd_adam(qtbot, w)
+    sgd, adam = c.runs
+    bar = w.setup_bar
+    bar.batch_spin.setValue(16)
+    bar.batch_spin.editingFinished.emit()
+    assert c.problem.batch_size == 16 and not c.problem.full_batch
+    assert sgd.problem is c.problem and adam.problem is c.problem
+    # the loss of step k is on batch k of the seeded sequence, the same for every run
+    rows = c.problem.batch(0)
+    assert len(rows) == 16
+    with torch.no_grad():
+        first = c.loss_fn(c.predict(sgd, c.problem.X[rows]), c.problem.y[rows]).item()
+    assert sgd.trajectory.loss[0] == pytest.approx(first, rel=1e-12)
+    assert adam.trajectory.loss[0] == sgd.trajectory.loss[0]
+    # CrossEntropyLoss on two classes: the preset grows a second output
+    _pick_text(bar.loss_combo, "CrossEntropyLoss")
+    assert c.settings.loss == "CrossEntropyLoss"
+    assert sgd.parameters["2.bias"].shape == (2,)
+    assert len(w.data_view.other_items[sgd]) == 2  # an outline per class
+    # the lr box sets the selected run's learning rate, in torch's param group
+    w.run_panel.run_list.setCurrentRow(0)
+    w.run_panel.lr_spin.setValue(0.25)
+    w.run_panel.lr_spin.editingFinished.emit()
+    assert sgd.optimizer.param_groups[0]["lr"] == 0.25 and adam.hyperparameters["lr"] == 0.01
