@@ -322,3 +322,15 @@ def test_a_diverged_run_stops_and_its_json_stays_strict() -> None:
     assert diverged["status"] == "diverged" and diverged["steps"] < 50
     assert fine["status"] != "diverged" and fine["steps"] == 50
     assert len(diverged["trajectory"]["loss"]) <= diverged["steps"] + 1
+
+
+def test_exact_landscape_paths_are_the_runs_two_scalars() -> None:
+    report = landscape("--dataset", "line", "--model", "linear-regression", "--directions",
+                       "exact", "--grid", "3", "--steps", "6", "--optimizer", "Adam(lr=0.1)")
+    train_report = train("--dataset", "line", "--model", "linear-regression", "--steps", "6",
+                         "--optimizer", "Adam(lr=0.1)", "--test-fraction", "0")
+    path = report["paths"][0]
+    assert (path["x"][0], path["y"][0]) == (report["x"]["values"][1], report["y"]["values"][1])
+    final = train_report["runs"][0]["final_parameters"]
+    assert (path["x"][-1], path["y"][-1]) == (final["0.weight"][0][0], final["0.bias"][0])
+    assert len(path["x"]) == 7 and path["captured"] == 1.0
