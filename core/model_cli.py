@@ -21,7 +21,8 @@ LANDSCAPE_SUFFIXES = (".json", ".csv")
 PICTURE_SUFFIXES = (".png", ".svg")
 
 
-def _add_model_options(parser: argparse.ArgumentParser, default_steps: int) -> None:
+def _add_model_options(parser: argparse.ArgumentParser, default_steps: int,
+                       default_fraction: float) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--dataset", metavar="NAME",
                        help="a generated dataset: line, sine, moons, circles, spirals, xor, "
@@ -44,8 +45,8 @@ def _add_model_options(parser: argparse.ArgumentParser, default_steps: int) -> N
     parser.add_argument("--batch-size", type=int, default=0, metavar="N",
                         help="rows per minibatch, drawn from --seed (0, the default: full batch)")
     parser.add_argument("--test-fraction", type=float, default=None, metavar="F",
-                        help="the held-out share of rows (default 0.2; 0 trains on every row, "
-                             "in file order)")
+                        help=f"the held-out share of rows (default {default_fraction:g}; 0 "
+                             "trains on every row, in file order)")
     parser.add_argument("--seed", type=int, default=0, metavar="S",
                         help="the seed of the generated data, the split, the initial weights and "
                              "the minibatches (default 0)")
@@ -62,7 +63,7 @@ def _add_model_options(parser: argparse.ArgumentParser, default_steps: int) -> N
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `train`: data, model, loss, batches, split, seed, runs, steps, --json."""
-    _add_model_options(parser, 200)
+    _add_model_options(parser, 200, 0.2)
     parser.add_argument("--eval-every", type=int, default=1, metavar="K",
                         help="test loss and accuracy every K steps (default 1: every step), "
                              "under torch.no_grad(); null in between")
@@ -72,7 +73,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 def add_landscape_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `landscape`: the same model and data, --directions, --grid, --span,
     --steps (train first: PCA's paths), --out."""
-    _add_model_options(parser, 0)
+    _add_model_options(parser, 0, 0.0)  # the landscape is over every row unless asked
     parser.add_argument("--directions", choices=DIRECTIONS, default="random",
                         help="random: filter-normalised (Li et al., 2018); pca: the top two of "
                              "the runs' paths (needs --steps); hessian: the top two "
