@@ -8,6 +8,10 @@
     python main.py graph [options] --at X,Y      the autograd graph of the loss at a point
     python main.py autograd --tensor "a=[2., 3.]" --tensor "b=[6., 4.]" --expr "3*a**3 - b**2"
                             --gradient "[1., 1.]" --json      the autograd lab: grads, Jacobian, VJP
+    python main.py train [options]      train torch.nn models on data (model mode, headless)
+    python main.py landscape [options]  a model's loss landscape as JSON or CSV
+    python main.py basins [options]     basins of attraction of a grid of starts (one batch)
+    python main.py sweep [options]      final loss against the learning rate
 
 Exit status: 0 on success, 2 for bad usage or bad input (one line on stderr, no traceback).
 """
@@ -184,6 +188,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_autograd_arguments(sub.add_parser(
         "autograd", help="tensors and an expression: Q, its grads, the Jacobian and the VJP"))
+    from core.model_cli import add_landscape_arguments, add_train_arguments  # loads no torch
+
+    add_train_arguments(sub.add_parser(
+        "train", help="train torch.nn models on data with several optimizers, headless"))
+    add_landscape_arguments(sub.add_parser(
+        "landscape", help="the loss landscape of a model: exact over two scalars, or a 2-D slice"))
+    from core.many_cli import add_basins_arguments, add_sweep_arguments  # loads no torch
+
+    add_basins_arguments(sub.add_parser(
+        "basins", help="a grid of starts: which minimum each reaches, stepped as one batch"))
+    add_sweep_arguments(sub.add_parser(
+        "sweep", help="final loss against the learning rate (and another hyperparameter)"))
     return parser
 
 
@@ -412,6 +428,30 @@ def cmd_graph(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def cmd_train(args: argparse.Namespace) -> str:
+    from core.model_cli import run_train_command
+
+    return run_train_command(args)
+
+
+def cmd_landscape(args: argparse.Namespace) -> str:
+    from core.model_cli import run_landscape_command
+
+    return run_landscape_command(args)
+
+
+def cmd_basins(args: argparse.Namespace) -> str:
+    from core.many_cli import run_basins_command
+
+    return run_basins_command(args)
+
+
+def cmd_sweep(args: argparse.Namespace) -> str:
+    from core.many_cli import run_sweep_command
+
+    return run_sweep_command(args)
+
+
 def cmd_autograd(args: argparse.Namespace) -> str:
     from core.lab.cli import run_autograd_command
 
@@ -481,7 +521,9 @@ def main(argv: list[str] | None = None) -> int:
             _ensure_headless_qt()
         handler: dict[str, Any] = {"list": lambda a: cmd_list(), "run": cmd_run,
                                    "export": cmd_export, "graph": cmd_graph,
-                                   "autograd": cmd_autograd}
+                                   "autograd": cmd_autograd, "train": cmd_train,
+                                   "landscape": cmd_landscape, "basins": cmd_basins,
+                                   "sweep": cmd_sweep}
         print(handler[args.command](args))
         return 0
     except UsageError as e:
