@@ -204,7 +204,6 @@ class LabGraphTab(QWidget):
                 self.step = None
                 self._auto_fit = True
                 self._key, self._layout = work.key, work.layout
-            self.view.graph_scene.root_title = graph.q
             self.view.set_graph(graph, self._layout)
             self.view.highlight_step(self.step)
             self.stack.setCurrentWidget(self.view)
