@@ -154,6 +154,9 @@ def test_scheduled_race_equals_the_plain_loop(name: str) -> None:
     cycled = ("momentum",) if name in ("CyclicLR", "OneCycleLR") else ()
     assert run.trajectory.fields == (*FIELDS, *cycled)
     assert len(set(ref["lr"])) > 1  # the schedule really moved the lr
+    run.reset()  # a fresh scheduler: the same run again
+    run.step(STEPS)
+    assert_race_equal(run, ref)
 
 
 @pytest.mark.parametrize("optimizer,hps,name", [
