@@ -184,21 +184,27 @@ class Trajectory:
         """|value| of one parameter per entry (torch's 2-norm)."""
         if name in self.normed:
             return self.column(f"value_norm:{name}")
-        return np.abs(self.column(name))
+        return np.abs(self.column(self._single_column(name)))
 
     def parameter_grad_norm(self, name: str) -> np.ndarray:
         """|gradient| of one parameter per entry; NaN while it is frozen."""
         if name in self.normed:
             return self.column(f"grad_norm:{name}")
-        return np.abs(self.column("grad_" + name))
+        return np.abs(self.column("grad_" + self._single_column(name)))
 
     def parameter_update_norm(self, name: str) -> np.ndarray:
         """|change| of one parameter from the step before (NaN for the first entry). For a
         scalar it is read off its values, so after thinning it spans the entries dropped."""
         if name in self.normed:
             return self.column(f"update_norm:{name}")
-        values = self.column(name)
+        values = self.column(self._single_column(name))
         return np.concatenate([[math.nan], np.abs(np.diff(values))])[: self._size]
+
+    def _single_column(self, name: str) -> str:
+        """The one value column of a one-element parameter: `x` for a scalar, `b[0]` for a
+        tensor of shape (1,) (a Linear(16, 1)'s bias)."""
+        columns = self.stored.get(name)
+        return columns[0] if columns else name
 
     def last(self) -> dict[str, float]:
         return {name: float(self._buf[i, self._size - 1]) for i, name in enumerate(self.fields)}

@@ -279,3 +279,37 @@ def test_csv_export_has_a_column_per_recorded_field_of_a_problem() -> None:
     last = dict(zip(header, lines[-1], strict=True))
     assert last["step"] == "3" and last["grad_b"] == "" and last["grad_norm:W"] != ""
     assert float(last["M[1,0]"]) == run.parameters["M"][1, 0].item()
+
+
+def test_norms_of_a_one_element_tensor_are_read_off_its_single_column():
+    # A Linear(16, 1)'s bias has shape (1,): one value column 'b[0]', no norm columns; its
+    # norms were looked up under 'b' and 'grad_b' and raised KeyError.
+    import torch
+
+    from core.problems.base import Problem
+    from core.run import Run
+
+    class OneBias(Problem):
+        parameter_names = ("w", "b")
+
+        def initial_parameters(self):
+            return {"w": torch.tensor([1.0, -2.0], dtype=torch.float64),
+                    "b": torch.tensor([0.5], dtype=torch.float64)}
+
+        def loss(self, params, step=0):
+            return (params["w"] ** 2).sum() + 3 * (params["b"] ** 2).sum()
+
+        def scale(self):
+            return None
+
+        def describe(self):
+            return {"name": "one bias"}
+
+    run = Run(OneBias(), "SGD", {"lr": 0.1})
+    run.step(3)
+    t = run.trajectory
+    b = t.values("b")[:, 0]
+    assert np.array_equal(t.parameter_value_norm("b"), np.abs(b))
+    assert np.array_equal(t.parameter_grad_norm("b"), np.abs(6 * b))
+    assert np.array_equal(t.parameter_update_norm("b")[1:], np.abs(np.diff(b)))
+    assert np.isfinite(t.grad_norm).all()
