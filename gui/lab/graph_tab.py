@@ -86,11 +86,12 @@ class LabGraphTab(QWidget):
         self.step: int | None = None
         self._lab: Lab | None = None
         self._v_text = ""
-        self._wanted: tuple[int, str] | None = None  # (id of the lab, v text) to show
-        self._shown: tuple[int, str] | None = None  # ... and the one shown
+        # The (lab, v text) drawn: held, not its id, which a new Lab could reuse once freed.
+        self._shown: tuple[Lab, str] | None = None
         self._key: tuple[object, ...] | None = None
         self._layout: GraphLayout | None = None
         self._job: Job | None = None
+        self._asked: tuple[Lab, str] | None = None  # what the job running was asked for
         self._serial = 0
 
         self.view = GraphView(orientation="vertical")  # the pane is tall and narrow
@@ -160,15 +161,17 @@ class LabGraphTab(QWidget):
         """The lab and the v of Q.backward(gradient=v) to draw the graph for (built when the
         tab is on screen; the same lab and v again change nothing)."""
         self._lab, self._v_text = lab, v_text
-        self._wanted = (id(lab), v_text)
         if self.isVisible():
             self.refresh()
 
     def refresh(self) -> None:
         """Build the graph for the lab and v shown, in a worker, unless it is drawn already."""
         lab = self._lab
-        if lab is None or self._wanted == self._shown:
-            return
+        def same(pair: tuple[Lab, str] | None) -> bool:
+            return pair is not None and pair[0] is lab and pair[1] == self._v_text
+
+        if lab is None or same(self._shown) or (self._job is not None and same(self._asked)):
+            return  # drawn already, or on its way
         try:
             v = None if lab.output().is_scalar and not self._v_text.strip() else \
                 lab.parse_gradient(self._v_text)
@@ -178,15 +181,15 @@ class LabGraphTab(QWidget):
         if self._job is not None:
             self._job.cancel()  # its result is dropped: a newer one is on its way
         self._serial += 1
-        serial, wanted, key = self._serial, self._wanted, self._key
+        serial, wanted, key = self._serial, (lab, self._v_text), self._key
         job = Job(lambda state: lab_graph_work(lab, v, key, state), parent=self)
         job.sigFinished.connect(lambda work: self._on_graph_done(serial, wanted, work))
         job.sigFailed.connect(lambda message: self._on_graph_failed(serial, message))
-        self._job = job
+        self._job, self._asked = job, wanted
         self.busy_label.setText(BUSY_TEXT)
         job.start()
 
-    def _on_graph_done(self, serial: int, wanted: tuple[int, str] | None,
+    def _on_graph_done(self, serial: int, wanted: tuple[Lab, str],
                        work: LabGraphWork | None) -> None:
         if serial != self._serial or work is None:
             return  # for a lab or a v no longer wanted

@@ -436,3 +436,41 @@ def test_a_graph_too_big_to_draw_says_so(qtbot, lab, monkeypatch) -> None:  # ty
     assert tab.too_big and tab.stack.currentWidget() is tab.empty_label
     assert "6 autograd nodes" in tab.empty_label.text() and "at most 5" in tab.empty_label.text()
     assert not tab.step_button.isEnabled()
+
+
+def test_a_long_tensor_shows_six_numbers_then_an_ellipsis(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
+    from gui.graph_view import MAX_BOX_WIDTH
+    lab.tensor_editor.set_specs([TensorSpec("a", "arange(10)")])
+    lab.expression_box.set_text("softmax(a * 0.5)")
+    with qtbot.waitSignal(lab.controller.sigLabChanged, timeout=5000):
+        lab._apply_inputs()
+    tab = open_graph_tab(qtbot, lab)
+    qtbot.waitUntil(lambda: "a" in tab.view.node_items, timeout=5000)
+    a = torch.arange(10, dtype=F64, requires_grad=True)
+    s = torch.softmax(a * 0.5, dim=-1)
+    root = tab.view.node_items[tab.graph.root]
+    title, value, grad = root.text().split("\n")
+    assert title == "softmax (10,)"
+    shown = [f"{x:.4g}" for x in s.tolist()[:6]]
+    assert value == "v=[" + ", ".join(shown) + ", …]"
+    assert grad == "∂=[1., 1., 1., 1., 1., 1., …]"
+    assert f"{s.tolist()[9]:.6g}" in root.toolTip()  # the tooltip has all ten
+    # boxes of one layer side by side, none overlapping, none wider than the limit
+    items = list(tab.view.node_items.values())
+    assert all(item.width <= MAX_BOX_WIDTH for item in items)
+    for i, p in enumerate(items):
+        for q in items[i + 1:]:
+            if abs(p.pos().y() - q.pos().y()) < 1:
+                assert abs(p.pos().x() - q.pos().x()) >= (p.width + q.width) / 2
+
+
+def test_a_scalar_q_starts_backward_from_one(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
+    pick_preset(qtbot, lab, "dot")
+    tab = open_graph_tab(qtbot, lab)
+    qtbot.waitUntil(lambda: tab.graph.output_shape == (), timeout=5000)
+    assert tab.graph.gradient is None  # Q.backward(), no gradient argument
+    qtbot.mouseClick(tab.step_button, Qt.MouseButton.LeftButton)
+    assert tab.view.highlighted == tab.graph.root
+    assert "starts from 1" in tab.explanation.text()
+    assert tab.graph.grads == {"a": [4., 5., 6.], "b": [1., 2., 3.]}  # a.grad = b, b.grad = a
+
