@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from core.run import RunStatus
@@ -81,3 +82,19 @@ def test_frozen_runs_move_along_one_axis_only():
     assert (x_frozen.trajectory.x == session.start[0]).all()
     assert y_frozen.trajectory.x[-1] != session.start[0]
     assert x_frozen.trajectory.y[-1] != session.start[1]
+
+
+def test_a_cosine_schedule_lets_sgd_settle_where_a_constant_lr_swings():
+    session = _load("06_cosine_schedule_settles_sgd")
+    scheduled, constant = session.runs
+    assert scheduled.scheduler_setting is not None and constant.scheduler_setting is None
+    assert {session.steps_for(r) for r in session.runs} == {300}  # as saved
+    session.play()
+    assert scheduled.status is RunStatus.CONVERGED
+    assert constant.status is RunStatus.RUNNING
+    # the constant lr still moves across the valley over the last 20 steps; the scheduled one
+    # does not move at all
+    tail = slice(-20, None)
+    assert np.ptp(constant.trajectory.x[tail]) > 0.1
+    assert np.ptp(scheduled.trajectory.x[tail]) < 1e-9
+    assert scheduled.trajectory.lr[-1] < 1e-3 * scheduled.trajectory.lr[0]
