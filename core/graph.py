@@ -526,7 +526,7 @@ def shape_text(shape: tuple[int, ...] | None) -> str:
 def matrix_text(matrix: list[list[float]] | None, digits: int = 4) -> str:
     """A local Jacobian in a line: diag([12., 27.]) when it is diagonal, else its rows."""
     if matrix is None:
-        return "(too big to show)"
+        return "J (not shown: too big, or unknown)"
     square = len(matrix) == len(matrix[0]) if matrix else False
     if square and len(matrix) > 1 and all(v == 0 for i, row in enumerate(matrix)
                                          for j, v in enumerate(row) if i != j):
@@ -768,12 +768,26 @@ def _make_tensor_node(f: Node, node_id: str, recorder: _ForwardRecorder) -> Tens
                            value=None if out is None else _one(out),
                            shape=None if out is None else tuple(out.shape),
                            tensor=None if out is None else _nested(out),
-                           local_jacobians=_local_jacobians(f, out))
+                           local_jacobians=_local_jacobians(f, out, recorder))
 
 
-def _local_jacobians(f: Node, out: Tensor | None) -> list[list[list[float]] | None]:
+def _shape_of(f: Node | None, recorder: _ForwardRecorder) -> tuple[int, ...] | None:
+    """The shape of the tensor autograd node `f` made (a leaf's, for AccumulateGrad)."""
+    variable = getattr(f, "variable", None)
+    if variable is not None:
+        return tuple(variable.shape)
+    call = recorder.calls.get(f) if f is not None else None
+    return tuple(call[0].shape) if call is not None and isinstance(call[0], Tensor) else None
+
+
+def _local_jacobians(f: Node, out: Tensor | None, recorder: _ForwardRecorder
+                     ) -> list[list[list[float]] | None]:
     """d(output)/d(input i) of one op, row by row: the autograd node itself called on each
-    basis vector of its output (a node is its own VJP), before backward frees what it saved."""
+    basis vector of its output (a node is its own VJP), before backward frees what it saved.
+
+    A node called directly returns broadcast gradients unreduced (the engine sums them to the
+    input's shape afterwards, as for a scalar times a vector): they are summed here the same way.
+    """
     unknown: list[list[list[float]] | None] = [None] * len(f.next_functions)
     if out is None or out.numel() > LOCAL_JACOBIAN_MAX:
         return unknown
@@ -788,9 +802,17 @@ def _local_jacobians(f: Node, out: Tensor | None) -> list[list[list[float]] | No
     except (RuntimeError, TypeError):  # a node that cannot be called on its own
         return unknown
     result = list(unknown)
-    for i in range(len(f.next_functions)):
+    for i, (nxt, _) in enumerate(f.next_functions):
+        shape = _shape_of(nxt, recorder)
         column = [r[i] if i < len(r) else None for r in rows]
-        if all(isinstance(g, Tensor) and g.numel() <= LOCAL_JACOBIAN_MAX for g in column):
+        if shape is None or not all(isinstance(g, Tensor) for g in column):
+            continue
+        try:
+            column = [g if tuple(g.shape) == shape else g.sum_to_size(shape)  # type: ignore
+                      for g in column]
+        except RuntimeError:  # not a broadcast: leave it unknown rather than guess
+            continue
+        if all(g.numel() <= LOCAL_JACOBIAN_MAX for g in column):  # type: ignore[union-attr]
             result[i] = [g.reshape(-1).tolist() for g in column]  # type: ignore[union-attr]
     return result
 

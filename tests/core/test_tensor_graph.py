@@ -236,3 +236,33 @@ def test_building_again_and_again_keeps_nothing_alive() -> None:
     gc.collect()
     assert len(gc.get_objects()) - objects < 30
     assert _live_autograd_nodes() == nodes
+
+
+@pytest.mark.parametrize("expression", ["a * a", "W @ a + b", "softmax(W @ a)[1] * b",
+                                        "norm(a) * sum(b)", "h = relu(W @ a); Q = dot(h, b)",
+                                        "mean(W.T @ b) + prod(a)"])
+def test_each_leaf_gets_the_sum_of_what_its_consumers_sent(expression: str) -> None:
+    """AccumulateGrad adds up its in-edges: the edges' VJPs sum to torch's .grad, and each
+    op's local Jacobian times its upstream gradient is what it sent."""
+    lab = Lab([TensorSpec("W", "[[1., 2.], [-3., 0.5], [0.2, 4.]]"), TensorSpec("a", "[0.5, -1.]"),
+               TensorSpec("b", "[2., -0.5, 1.5]")], expression)
+    v = torch.linspace(0.5, 2, lab.output().value.numel(), dtype=F64).reshape(lab.output().shape)
+    g = lab.graph(v)
+    grads = lab.backward_with_gradient(v).grads
+    for leaf in ("W", "a", "b"):
+        edges = [e for e in g.outputs(leaf)] if leaf in {n.id for n in g.nodes} else []
+        if grads[leaf] is None:
+            assert g.grads[leaf] is None and not edges
+            continue
+        total = sum(torch.tensor(e.grad_tensor, dtype=F64) for e in edges)
+        assert torch.allclose(total, grads[leaf]), leaf
+        assert torch.allclose(torch.tensor(g.grads[leaf], dtype=F64), grads[leaf])
+    for n in g.nodes:
+        for e in g.inputs(n.id):
+            if e.grad_tensor is None or n.local_jacobians[e.input_index] is None:
+                continue
+            local = torch.tensor(n.local_jacobians[e.input_index], dtype=F64)
+            upstream = torch.tensor(n.grad_tensor, dtype=F64).reshape(1, -1)
+            assert torch.allclose((upstream @ local).reshape(-1),
+                                  torch.tensor(e.grad_tensor, dtype=F64).reshape(-1))
+    assert sorted(g.backward_order) == sorted(n.id for n in g.nodes if n.kind != "constant")
