@@ -99,28 +99,33 @@ def main() -> None:
           f"(with test loss): {stepped:7.0f} steps/s per run; ratio {stepped / plain:.2f}")
     controller.shutdown()
 
-    workspace = ModelWorkspace()
-    workspace.resize(1280, 800)
-    for name in SIX[2:]:
-        workspace.controller.add_run(name)
-    workspace.show()
-    app.processEvents()
-    idle = frame_gaps(app, args.seconds / 2)
-    c = workspace.controller
-    before = sum(r.steps for r in c.runs)
-    start = time.perf_counter()
-    c.play()
-    live = frame_gaps(app, args.seconds)
-    c.pause()
-    rate = (sum(r.steps for r in c.runs) - before) / len(c.runs) / (time.perf_counter() - start)
-    c.wait_for_sharpness()
-    measured = sum(len(c.extras[r].sharpness) for r in c.runs)
-    print(f"(b) live workspace, 6 runs: {rate:7.0f} steps/s per run (ratio to the plain loop "
-          f"{rate / plain:.2f}); {measured} sharpness measurements")
-    print(f"    frame gaps idle:    {describe(idle)}")
-    print(f"    frame gaps playing: {describe(live)}")
-    workspace.shutdown()
-    workspace.close()
+    for sharpness in (True, False):
+        workspace = ModelWorkspace()
+        workspace.resize(1280, 800)
+        c = workspace.controller
+        for name in SIX[2:]:
+            c.add_run(name)
+        if not sharpness:
+            c.sharpness_every = 10 ** 9
+        workspace.show()
+        app.processEvents()
+        idle = frame_gaps(app, args.seconds / 2)
+        before = sum(r.steps for r in c.runs)
+        start = time.perf_counter()
+        c.play()
+        live = frame_gaps(app, args.seconds)
+        c.pause()
+        rate = (sum(r.steps for r in c.runs) - before) / len(c.runs) / (
+            time.perf_counter() - start)
+        c.wait_for_sharpness()
+        measured = sum(len(c.extras[r].sharpness) for r in c.runs)
+        print(f"(b) live workspace, 6 runs, sharpness {'on' if sharpness else 'off'}: "
+              f"{rate:5.0f} steps/s per run (ratio to the plain loop {rate / plain:.2f}); "
+              f"{measured} sharpness measurements")
+        print(f"    frame gaps idle:    {describe(idle)}")
+        print(f"    frame gaps playing: {describe(live)}")
+        workspace.shutdown()
+        workspace.close()
 
 
 if __name__ == "__main__":

@@ -46,7 +46,12 @@ from core.run import Run
 from gui.worker import Job
 
 TICK_MS = 16  # one frame at ~60 Hz
+FRAME_S = 1 / 60
 SLICE_S = 0.006  # stepping time per tick, leaving the rest of the frame for drawing
+# The slice grows while ticks keep to about a frame apart and shrinks when they do not (as the
+# race's controller does at "max"): a model step costs ~0.5 ms, so six runs fit only one round
+# in a 6 ms slice, and the frame usually has room for more.
+MAX_SLICE_S = 0.012
 TEST_FRACTION = 0.25
 SHARPNESS_EVERY = 10  # steps between two sharpness measurements of a run
 # A measurement is mostly Python (Lanczos over Hessian-vector products), so while it runs it
@@ -109,6 +114,8 @@ class ModelController(QObject):
         self.extras: weakref.WeakKeyDictionary[Run, RunExtras] = weakref.WeakKeyDictionary()
         self.sharpness_every = SHARPNESS_EVERY
         self._clock = clock
+        self.slice_s = SLICE_S
+        self._last_tick = clock()
         self._timer = QTimer(self)
         self._timer.setInterval(TICK_MS)
         self._timer.timeout.connect(self.tick)
@@ -259,6 +266,7 @@ class ModelController(QObject):
 
     def play(self) -> None:
         if not self.playing and self.runs:
+            self._last_tick = self._clock()
             self._timer.start()
             self.sigPlayingChanged.emit(True)
 
@@ -278,13 +286,20 @@ class ModelController(QObject):
             self._maybe_measure_sharpness()
 
     def tick(self) -> None:
-        """Step the active runs round-robin for about SLICE_S; a round that would end past the
-        slice is not begun (at least one always runs)."""
+        """Step the active runs round-robin for about one slice (SLICE_S to MAX_SLICE_S, adapted
+        to what the frame leaves); a round that would end past the slice is not begun (at least
+        one always runs)."""
+        now = self._clock()
+        elapsed, self._last_tick = now - self._last_tick, now
+        if elapsed <= FRAME_S * 1.25:
+            self.slice_s = min(MAX_SLICE_S, self.slice_s + 0.0005)
+        elif elapsed > FRAME_S * 1.6:
+            self.slice_s = max(SLICE_S, self.slice_s * 0.75)
         runs = self.active_runs
         if not runs:
             self.pause()
             return
-        deadline = self._clock() + SLICE_S
+        deadline = now + self.slice_s
         round_time = 0.0
         taken = 0
         while runs:

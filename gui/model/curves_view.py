@@ -12,7 +12,7 @@ from core.run import Run
 from gui.model.controller import ModelController, parameter_grad_norm
 from gui.throttle import Throttle
 
-REDRAW_HZ = 8
+REDRAW_HZ = 5
 TENSOR_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                   "#7f7f7f", "#bcbd22", "#17becf")
 
@@ -22,6 +22,13 @@ def _positive(values: np.ndarray) -> np.ndarray:
     out = np.asarray(values, dtype=float).copy()
     out[~(out > 0)] = np.nan
     return out
+
+
+def _light(item: pg.PlotDataItem) -> None:
+    """Long histories draw as many points as the plot has pixels (x is the step: sorted, so
+    clipping to the view is safe)."""
+    item.setDownsampling(auto=True, method="peak")
+    item.setClipToView(True)
 
 
 class ModelCurves(QWidget):
@@ -78,6 +85,8 @@ class ModelCurves(QWidget):
                     pen=pg.mkPen(colour, width=1.5), name=run.label or run.optimizer_name)
                 self.test_curves[run] = self.loss_plot.plot(
                     pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine))
+                for item in (self.train_curves[run], self.test_curves[run]):
+                    _light(item)
         self.refresh()
 
     def _on_problem_change(self) -> None:
@@ -87,6 +96,7 @@ class ModelCurves(QWidget):
         for i, name in enumerate(self.controller.problem.parameter_names):
             self.grad_curves[name] = self.grad_plot.plot(
                 pen=pg.mkPen(TENSOR_COLOURS[i % len(TENSOR_COLOURS)], width=1.5), name=name)
+            _light(self.grad_curves[name])
         self._on_runs_change()
 
     def refresh(self) -> None:

@@ -15,7 +15,7 @@ from gui.model.controller import ModelController, parameter_grad_norm
 from gui.throttle import Throttle
 
 COLUMNS = ("name", "shape", "|value|", "|grad|", "|update|", "frozen", "optimizer state")
-REDRAW_HZ = 8
+REDRAW_HZ = 4
 
 
 def _number(value: float) -> str:

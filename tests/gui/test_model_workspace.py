@@ -8,7 +8,8 @@ import torch
 from PySide6.QtCore import Qt
 
 from core.problems.model import preset_text
-from gui.model.controller import SHARPNESS_REST, ModelController, ModelSettings
+from gui.model.controller import (MAX_SLICE_S, SHARPNESS_REST, SLICE_S, ModelController,
+                                 ModelSettings)
 from gui.model.workspace import ModelWorkspace
 from gui.worker import wait_for_jobs
 
@@ -304,3 +305,30 @@ def test_batch_size_loss_and_lr_from_the_controls(qtbot, workspace):
     w.run_panel.lr_spin.setValue(0.25)
     w.run_panel.lr_spin.editingFinished.emit()
     assert sgd.optimizer.param_groups[0]["lr"] == 0.25 and adam.hyperparameters["lr"] == 0.01
+
+
+def test_the_stepping_slice_grows_while_frames_keep_time_and_shrinks_when_they_do_not(qtbot):
+    now = [0.0]
+
+    def clock() -> float:  # every reading takes half a millisecond of this clock's time
+        now[0] += 0.0005
+        return now[0]
+
+    c = ModelController(ModelSettings(dataset="line", n=40, model_text="Linear(1, 1)",
+                                      preset=None, loss="MSELoss"), clock=clock)
+    try:
+        c.sharpness_every = 10 ** 9
+        run = c.add_run("SGD", lr=0.01)
+        for _ in range(40):  # ticks that end well within a frame of each other
+            now[0] += 0.002
+            c.tick()
+        assert c.slice_s == MAX_SLICE_S
+        steps = run.steps
+        c.tick()
+        assert run.steps - steps > 1  # several rounds in one slice
+        for _ in range(10):  # each tick comes late: the slice gives the frame back
+            now[0] += 0.05
+            c.tick()
+        assert c.slice_s == SLICE_S
+    finally:
+        assert c.shutdown(2.0)
