@@ -53,6 +53,7 @@ SLICE_S = 0.006  # stepping time per tick, leaving the rest of the frame for dra
 # in a 6 ms slice, and the frame usually has room for more.
 MAX_SLICE_S = 0.012
 TEST_FRACTION = 0.25
+TEST_CAPACITY = 100_000  # test-loss entries kept per run before thinning
 SHARPNESS_EVERY = 10  # steps between two sharpness measurements of a run
 # A measurement is mostly Python (Lanczos over Hessian-vector products), so while it runs it
 # takes the GIL from the GUI thread about half the time: after one that took d seconds, the
@@ -113,6 +114,7 @@ class ModelController(QObject):
         self.selected: Run | None = None
         self.extras: weakref.WeakKeyDictionary[Run, RunExtras] = weakref.WeakKeyDictionary()
         self.sharpness_every = SHARPNESS_EVERY
+        self.test_capacity = TEST_CAPACITY
         self._clock = clock
         self.slice_s = SLICE_S
         self._last_tick = clock()
@@ -354,6 +356,12 @@ class ModelController(QObject):
             value = math.nan
         extras.test_steps.append(run.steps)
         extras.test_loss.append(value)
+        if len(extras.test_steps) > self.test_capacity:
+            # as the Trajectory thins its rows: every other one goes, the first and the newest
+            # stay, so a long run keeps a sparser past at a bounded cost
+            keep = list(range(0, len(extras.test_steps) - 1, 2)) + [len(extras.test_steps) - 1]
+            extras.test_steps[:] = [extras.test_steps[i] for i in keep]
+            extras.test_loss[:] = [extras.test_loss[i] for i in keep]
 
     def _maybe_measure_sharpness(self) -> None:
         """Start one measurement on a worker for the run furthest behind, if none is running."""

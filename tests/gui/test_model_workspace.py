@@ -332,3 +332,23 @@ def test_the_stepping_slice_grows_while_frames_keep_time_and_shrinks_when_they_d
         assert c.slice_s == SLICE_S
     finally:
         assert c.shutdown(2.0)
+
+
+def test_a_long_runs_test_loss_record_is_thinned_keeping_the_first_and_newest(qtbot):
+    c = ModelController(ModelSettings(dataset="line", n=40, model_text="Linear(1, 1)",
+                                      preset=None, loss="MSELoss"))
+    try:
+        c.sharpness_every = 10 ** 9
+        c.test_capacity = 8
+        run = c.add_run("SGD", lr=0.01)
+        for _ in range(30):
+            c.step_once()
+        extras = c.extras[run]
+        assert len(extras.test_steps) <= 8 and len(extras.test_steps) == len(extras.test_loss)
+        assert extras.test_steps[0] == 0 and extras.test_steps[-1] == 30
+        assert extras.test_steps == sorted(set(extras.test_steps))
+        with torch.no_grad():
+            newest = c.loss_fn(c.predict(run, c.test_X), c.test_y).item()
+        assert extras.test_loss[-1] == newest
+    finally:
+        assert c.shutdown(2.0)
