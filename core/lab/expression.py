@@ -563,11 +563,30 @@ def _checked(value: Value, column: int) -> Value:
     return value
 
 
+def _python_number(op: str, left: float, right: float) -> float | None:
+    """`left op right` as Python computes it on two floats, or None where Python would raise
+    (1 / 0, 0 ** -1, an overflowing power) or give a complex number ((-8) ** (1/3))."""
+    if op == "@":
+        return None
+    try:
+        value = _BINARY[op](left, right)
+    except (ArithmeticError, ValueError):  # ZeroDivisionError, OverflowError
+        return None
+    return value if isinstance(value, float) else None
+
+
 def _binary(op: str, left: Value, right: Value, column: int) -> Value:
     """`left op right` as torch computes it; torch's errors are LabErrors at the operator."""
     if not isinstance(left, Tensor) and not isinstance(right, Tensor):
-        # Two Python numbers: compute as torch would on 0-d tensors (no ZeroDivisionError,
-        # no complex powers), so every value of the program is a tensor op.
+        # Two Python numbers: Python's own float arithmetic, as the same code would do, so the
+        # result stays a Python number. That matters later: `(2.0 + 2.0) / t` is then
+        # `4.0 / t`, torch's __rtruediv__ (t.reciprocal() * 4.0), not a tensor division by a
+        # 0-d tensor(4.), whose backward rounds differently. Only where Python would raise or
+        # go complex (1 / 0, (-8) ** (1/3)) is it computed as torch does on 0-d tensors
+        # (inf, nan), and the code shown says so (torch.tensor(1.0) / 0.0).
+        number = _python_number(op, left, right)
+        if number is not None:
+            return number
         left = _tensor(left)
     if op == "@":
         for side in (left, right):
@@ -769,10 +788,13 @@ def _code_step(op: str, left: _Code, right: _Code, column: int) -> _Code:
         left_text, right_text = left.wrapped(5), right.wrapped(3)
     else:
         left_text, right_text = left.wrapped(level), right.wrapped(level + 1)
-    if not isinstance(left.value, Tensor) and not isinstance(right.value, Tensor):
-        left_text = left.as_tensor()  # two numbers: the left one is a tensor, as _binary does
-    return _Code(f"{left_text} {op} {right_text}", level,
-                 _binary(op, left.value, right.value, column))
+    value = _binary(op, left.value, right.value, column)
+    if isinstance(value, Tensor) and not isinstance(left.value, Tensor) \
+            and not isinstance(right.value, Tensor):
+        # two numbers that Python cannot combine (1 / 0): the left one is a tensor, as
+        # _binary does; otherwise they stay Python numbers, as in _binary
+        left_text = left.as_tensor()
+    return _Code(f"{left_text} {op} {right_text}", level, value)
 
 
 def _transpose_code(operand: _Code, value: Value) -> _Code:
