@@ -3,6 +3,8 @@ tensor on a log scale (vanishing and exploding gradients show as lines falling o
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
@@ -22,6 +24,27 @@ def _positive(values: np.ndarray) -> np.ndarray:
     out = np.asarray(values, dtype=float).copy()
     out[~(out > 0)] = np.nan
     return out
+
+
+def log_axis_style(axis: pg.AxisItem) -> None:
+    """Label a log axis at its decades only, when it spans two or more: on a short axis
+    pyqtgraph puts the decades and 2..9 x each decade in one level and labels them all, and
+    they run into each other. No SI prefix either ("(x0.001)" on a log axis misleads)."""
+    axis.enableAutoSIPrefix(False)
+    axis.setStyle(maxTextLevel=0)
+    default = axis.logTickValues
+
+    def decade_ticks(low: float, high: float, size: float, std_ticks: list) -> list:
+        decades = [float(v) for v in range(math.floor(low), math.ceil(high) + 1)
+                   if low <= v <= high]
+        if len(decades) < 2:
+            return default(low, high, size, std_ticks)  # under a decade: 2..9 are needed
+        decades = decades[::max(1, math.ceil(len(decades) / 6))]
+        minor = [v + math.log10(k) for v in range(math.floor(low), math.ceil(high))
+                 for k in range(2, 10) if low < v + math.log10(k) < high]
+        return [(1.0, decades), (None, minor)]
+
+    axis.logTickValues = decade_ticks
 
 
 def _light(item: pg.PlotDataItem) -> None:
@@ -47,8 +70,8 @@ class ModelCurves(QWidget):
         self.grad_plot.setBackground("w")
         self.grad_plot.setLogMode(x=False, y=True)
         self.grad_plot.setLabel("left", "|grad|")
-        for plot in (self.loss_plot, self.grad_plot):  # "(x0.001)" on a log axis misleads
-            plot.getAxis("left").enableAutoSIPrefix(False)
+        for plot in (self.loss_plot, self.grad_plot):
+            log_axis_style(plot.getAxis("left"))
         self.grad_plot.setLabel("bottom", "step")
         # the tensors' names in a row along the top, on white, so they hide no curve's start
         self.grad_legend = self.grad_plot.addLegend(offset=(30, 2), colCount=4,

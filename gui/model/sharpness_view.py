@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from core.run import Run
 from gui.model.controller import ModelController
+from gui.model.curves_view import log_axis_style
 
 
 class SharpnessView(QWidget):
@@ -22,7 +23,7 @@ class SharpnessView(QWidget):
         self.plot.setBackground("w")
         self.plot.setLogMode(x=False, y=True)
         self.plot.setLabel("left", "sharpness")
-        self.plot.getAxis("left").enableAutoSIPrefix(False)
+        log_axis_style(self.plot.getAxis("left"))
         note = QLabel("dots: the top eigenvalue of the full-batch training loss's Hessian "
                       "(Lanczos on Hessian-vector products), every few steps; dotted: 2 / lr, "
                       "the edge of stability for gradient descent")

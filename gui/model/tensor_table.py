@@ -69,7 +69,10 @@ class TensorTable(QTableWidget):
             for column, text in enumerate(cells):
                 item = self.item(row, column)
                 if item is None:
-                    self.setItem(row, column, QTableWidgetItem(text))
+                    item = QTableWidgetItem(text)
+                    self.setItem(row, column, item)
                 elif item.text() != text:
                     item.setText(text)
+                if column == len(cells) - 1:
+                    item.setToolTip(text)  # the state column is often wider than the table
         self._throttle.drawn()

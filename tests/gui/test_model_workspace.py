@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -352,3 +354,14 @@ def test_a_long_runs_test_loss_record_is_thinned_keeping_the_first_and_newest(qt
         assert extras.test_loss[-1] == newest
     finally:
         assert c.shutdown(2.0)
+
+
+def test_log_axes_label_decades_only_so_short_axes_stay_readable(qtbot, workspace):
+    axis = workspace.curves.loss_plot.getAxis("left")
+    levels = axis.tickValues(math.log10(0.007), math.log10(0.7), 200)
+    assert levels[0] == (1.0, [-2.0, -1.0])  # 0.01 and 0.1 get labels ...
+    assert axis.style["maxTextLevel"] == 0  # ... and the minor ticks (2..9 x) get none
+    assert math.log10(0.02) in levels[1][1]
+    assert not axis.autoSIPrefix
+    short = axis.tickValues(math.log10(0.02), math.log10(0.09), 200)  # under one decade
+    assert any(math.log10(0.05) == pytest.approx(v) for v in short[0][1])
