@@ -365,3 +365,29 @@ def test_log_axes_label_decades_only_so_short_axes_stay_readable(qtbot, workspac
     assert not axis.autoSIPrefix
     short = axis.tickValues(math.log10(0.02), math.log10(0.09), 200)  # under one decade
     assert any(math.log10(0.05) == pytest.approx(v) for v in short[0][1])
+
+
+def test_removing_a_run_drops_it_from_every_view(qtbot):
+    w = ModelWorkspace()  # its own controller: SGD and Adam on two moons, the small MLP
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    c = w.controller
+    try:
+        assert [r.optimizer_name for r in c.runs] == ["SGD", "Adam"]
+        assert c.settings.dataset == "moons" and c.settings.preset == "small-mlp"
+        sgd, adam = c.runs
+        c.select(adam)
+        qtbot.mouseClick(w.run_panel.remove_button, Qt.MouseButton.LeftButton)
+        assert c.runs == [sgd] and c.selected is sgd
+        assert w.run_panel.run_list.count() == 1
+        for store in (w.curves.train_curves, w.curves.test_curves, w.data_view.other_items,
+                      w.sharpness_view.sharpness_curves):
+            assert adam not in store and sgd in store
+        qtbot.mouseClick(w.run_panel.remove_button, Qt.MouseButton.LeftButton)
+        assert c.runs == [] and c.selected is None
+        assert w.tensor_table.rowCount() == 0 and w.data_view.region_image is None
+        qtbot.mouseClick(w.setup_bar.play_button, Qt.MouseButton.LeftButton)
+        assert not c.playing  # nothing to play
+    finally:
+        assert c.shutdown(2.0)
