@@ -967,6 +967,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.controller.shutdown()
         self.graph_panel.shutdown()  # a child widget gets no closeEvent: stop its jobs here
+        if self.lab_workspace is not None:
+            self.lab_workspace.shutdown()
         if self.animation_task is not None and self.animation_task.running:
             self.animation_task.cancel()  # no timer left drawing into a closed window
         self._layout_timer.stop()
