@@ -52,6 +52,7 @@ SLICE_S = 0.006  # stepping time per tick, leaving the rest of the frame for dra
 # race's controller does at "max"): a model step costs ~0.5 ms, so six runs fit only one round
 # in a 6 ms slice, and the frame usually has room for more.
 MAX_SLICE_S = 0.012
+MAX_STEPS_PER_TICK = 100_000  # a guard only: the slice ends a tick long before
 TEST_FRACTION = 0.25
 TEST_CAPACITY = 100_000  # test-loss entries kept per run before thinning
 SHARPNESS_EVERY = 10  # steps between two sharpness measurements of a run
@@ -117,6 +118,8 @@ class ModelController(QObject):
         self.test_capacity = TEST_CAPACITY
         self._clock = clock
         self.slice_s = SLICE_S
+        self._cursor = 0  # the next run a tick steps (round-robin over the active runs)
+        self._step_cost: weakref.WeakKeyDictionary[Run, float] = weakref.WeakKeyDictionary()
         self._last_tick = clock()
         self._timer = QTimer(self)
         self._timer.setInterval(TICK_MS)
@@ -288,31 +291,46 @@ class ModelController(QObject):
             self._maybe_measure_sharpness()
 
     def tick(self) -> None:
-        """Step the active runs round-robin for about one slice (SLICE_S to MAX_SLICE_S, adapted
-        to what the frame leaves); a round that would end past the slice is not begun (at least
-        one always runs)."""
+        """Step the active runs one step at a time, round-robin, for about one slice (SLICE_S
+        to MAX_SLICE_S, adapted to what the frame leaves).
+
+        A step that its run's last step says would end past the slice is not begun (the first
+        one always is); the other runs go on while theirs fit, and the next tick begins with
+        the first run that was left out. So an L-BFGS run whose step takes 10 ms costs a frame
+        at most one step, the fast runs are not held to its pace, and it still gets its turn.
+        """
         now = self._clock()
         elapsed, self._last_tick = now - self._last_tick, now
         if elapsed <= FRAME_S * 1.25:
             self.slice_s = min(MAX_SLICE_S, self.slice_s + 0.0005)
         elif elapsed > FRAME_S * 1.6:
             self.slice_s = max(SLICE_S, self.slice_s * 0.75)
-        runs = self.active_runs
-        if not runs:
+        if not self.active_runs:
             self.pause()
             return
         deadline = now + self.slice_s
-        round_time = 0.0
         taken = 0
-        while runs:
-            started = self._clock()
-            if taken and started + round_time > deadline:
-                break
-            if not sum(self._step(run) for run in runs):
-                break
-            round_time = self._clock() - started
-            taken += 1
+        skipped: set[int] = set()  # ids of the runs whose next step no longer fits this slice
+        first_skipped: int | None = None
+        while taken < MAX_STEPS_PER_TICK:
             runs = self.active_runs
+            if not runs or len(skipped) >= len(runs):
+                break
+            index = self._cursor % len(runs)
+            self._cursor = index + 1
+            run = runs[index]
+            if id(run) in skipped:
+                continue
+            started = self._clock()
+            if taken and started + self._step_cost.get(run, 0.0) > deadline:
+                skipped.add(id(run))  # the others may still fit
+                first_skipped = index if first_skipped is None else first_skipped
+                continue
+            self._step(run)
+            self._step_cost[run] = self._clock() - started
+            taken += 1
+        if first_skipped is not None:
+            self._cursor = first_skipped  # the next tick begins with it: it keeps its turn
         self.sigStepped.emit()
         self._maybe_measure_sharpness()
 

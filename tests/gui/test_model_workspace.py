@@ -391,3 +391,37 @@ def test_removing_a_run_drops_it_from_every_view(qtbot):
         assert not c.playing  # nothing to play
     finally:
         assert c.shutdown(2.0)
+
+
+def test_a_slow_run_costs_a_tick_one_step_and_every_run_keeps_its_turn(qtbot):
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 0.0001
+        return now[0]
+
+    c = ModelController(ModelSettings(dataset="line", n=40, model_text="Linear(1, 1)",
+                                      preset=None, loss="MSELoss"), clock=clock)
+    try:
+        c.sharpness_every = 10 ** 9
+        fast = c.add_run("SGD", lr=0.01)
+        slow = c.add_run("Adam", lr=0.01)
+        real_step = slow.step
+
+        def slow_step(n: int = 1) -> int:  # as an L-BFGS step with many evaluations would be
+            now[0] += 0.02
+            return real_step(n)
+
+        slow.step = slow_step
+        spans = []
+        for _ in range(6):
+            now[0] += 0.016
+            start = now[0]
+            c.tick()
+            spans.append(now[0] - start)
+        # never a second slow step in one tick: at most one 20 ms step past the slice
+        assert max(spans) < MAX_SLICE_S + 0.02 + 0.002
+        assert 2 <= slow.steps <= 6  # it kept its turn ...
+        assert fast.steps > 3 * slow.steps  # ... and the fast run used the rest of the slices
+    finally:
+        assert c.shutdown(2.0)
