@@ -65,7 +65,8 @@ class ModelCurves(QWidget):
         self.loss_plot.setLogMode(x=False, y=True)
         self.loss_plot.setLabel("left", "loss")
         self.loss_plot.setLabel("bottom", "step")
-        self.loss_plot.addLegend(offset=(-10, 10), brush=pg.mkBrush(255, 255, 255, 200))
+        # bottom left: a falling loss leaves that corner empty
+        self.loss_plot.addLegend(offset=(10, -10), brush=pg.mkBrush(255, 255, 255, 200))
         self.grad_plot = pg.PlotWidget()
         self.grad_plot.setBackground("w")
         self.grad_plot.setLogMode(x=False, y=True)
