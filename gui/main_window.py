@@ -64,7 +64,7 @@ SHORTCUTS = (
     ("Ctrl+N", "new session"),
     ("Ctrl+O / Ctrl+S", "open / save a session"),
     ("Ctrl+Q", "quit"),
-    ("Ctrl+1 / Ctrl+2", "the surface race / the autograd lab"),
+    ("Ctrl+1 / 2 / 3", "the surface race / the autograd lab / the model workspace"),
     ("mouse wheel", "scroll the runs list (a focused control takes it)"),
     ("Shift+drag", "on an lr slider: 10 times finer steps (Ctrl too)"),
     ("click / drag", "on the surface: move the start point"),
@@ -198,6 +198,13 @@ class MainWindow(QMainWindow):
         self.workspace_tabs.addTab(self._lab_page, "Autograd lab")
         self.workspace_tabs.setTabToolTip(1, "Tensors and one expression: Q.backward(gradient=v), "
                                              "the Jacobian, VJP and JVP")
+        self.model_workspace: QWidget | None = None  # built the first time it is opened
+        self._model_page = QWidget()
+        self._model_page.setLayout(QVBoxLayout())
+        self._model_page.layout().setContentsMargins(0, 0, 0, 0)
+        self.workspace_tabs.addTab(self._model_page, "Model")
+        self.workspace_tabs.setTabToolTip(2, "torch.optim optimizers train one torch.nn model "
+                                             "on data, side by side")
         self._race_chrome: dict[QWidget, bool] = {}  # what the lab hid, and whether it was shown
         self.surface3d_dock: QDockWidget | None = None  # built when first asked for (View > 3-D)
         self.setCentralWidget(self.workspace_tabs)
@@ -459,6 +466,7 @@ class MainWindow(QMainWindow):
         self._action(self.view_menu, "Surface &race",
                      lambda: self.workspace_tabs.setCurrentWidget(self.surface_view), "Ctrl+1")
         self._action(self.view_menu, "Autograd &lab", lambda: self.show_lab(), "Ctrl+2")
+        self._action(self.view_menu, "&Model", lambda: self.show_model(), "Ctrl+3")
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&Keyboard shortcuts", self.show_shortcuts)
         self._action(help_menu, "&About Optimizer Playground", self.show_about)
@@ -523,14 +531,27 @@ class MainWindow(QMainWindow):
         assert self.lab_workspace is not None
         return self.lab_workspace
 
+    def show_model(self) -> QWidget:
+        """Open the model workspace (built on first use) and return it."""
+        self.workspace_tabs.setCurrentWidget(self._model_page)
+        assert self.model_workspace is not None
+        return self.model_workspace
+
     def _on_workspace_change(self, _index: int) -> None:
         if not self.in_race():
-            if self.lab_workspace is None:
+            page = self.workspace_tabs.currentWidget()
+            if page is self._lab_page and self.lab_workspace is None:
                 from gui.lab.workspace import LabWorkspace
 
                 self.lab_workspace = LabWorkspace()
                 self._lab_page.layout().addWidget(self.lab_workspace)
                 self.lab_workspace.show()  # added to a visible page: Qt would show it later
+            if page is self._model_page and self.model_workspace is None:
+                from gui.model.workspace import ModelWorkspace
+
+                self.model_workspace = ModelWorkspace()
+                self._model_page.layout().addWidget(self.model_workspace)
+                self.model_workspace.show()
             self.controller.pause()  # a race nobody sees should not take the machine
             if not self._race_chrome:
                 race = [self.runs_dock, self.bottom_dock, *self.race_toolbars]
@@ -539,7 +560,7 @@ class MainWindow(QMainWindow):
                 self._race_chrome = {w: w.isVisible() for w in race}
             for widget in self._race_chrome:
                 widget.hide()
-            self.lab_workspace.setFocus()
+            (self.lab_workspace if page is self._lab_page else self.model_workspace).setFocus()
         else:
             self._restore_race_chrome()
             self.surface_view.setFocus()
@@ -941,8 +962,8 @@ class MainWindow(QMainWindow):
         if str(self.settings.value("surface3d", False)).lower() in ("true", "1"):
             QTimer.singleShot(0, lambda: self.show_surface3d(True))
         workspace = self.settings.value("workspace")
-        if workspace is not None and str(workspace) == "1":
-            QTimer.singleShot(0, lambda: self.workspace_tabs.setCurrentIndex(1))
+        if workspace is not None and str(workspace) in ("1", "2"):
+            QTimer.singleShot(0, lambda: self.workspace_tabs.setCurrentIndex(int(workspace)))
         equal = self.settings.value("equal_aspect", False)
         if str(equal).lower() in ("true", "1"):
             self.set_equal_aspect(True)
@@ -969,6 +990,8 @@ class MainWindow(QMainWindow):
         self.graph_panel.shutdown()  # a child widget gets no closeEvent: stop its jobs here
         if self.lab_workspace is not None:
             self.lab_workspace.shutdown()
+        if self.model_workspace is not None:
+            self.model_workspace.shutdown()  # its timer and its sharpness worker
         if self.animation_task is not None and self.animation_task.running:
             self.animation_task.cancel()  # no timer left drawing into a closed window
         self._layout_timer.stop()

@@ -556,3 +556,19 @@ def test_with_the_3d_dock_open_the_surface_keeps_its_share_of_the_width(window, 
 
     qtbot.waitUntil(lambda: sides() <= SIDE_DOCKS_MAX * window.width() + 12, timeout=3000)
     assert window.surface_view.width() >= 0.4 * window.width()
+
+
+def test_the_model_tab_builds_the_model_workspace_and_pauses_it_when_left(window, qtbot):
+    from gui.model.workspace import ModelWorkspace
+
+    assert window.model_workspace is None
+    workspace = window.show_model()
+    assert isinstance(workspace, ModelWorkspace) and workspace.isVisible()
+    assert not window.runs_dock.isVisible()  # the race's docks step aside here too
+    workspace.controller.play()
+    assert workspace.controller.playing
+    window.workspace_tabs.setCurrentIndex(0)
+    assert not workspace.controller.playing  # a hidden workspace does not train on
+    assert window.runs_dock.isVisible()
+    window.show_lab()
+    assert window.lab_workspace is not None and window.model_workspace is workspace
