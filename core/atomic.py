@@ -18,6 +18,12 @@ class AtomicWriteError(OSError):
     """Writing failed; the target was left untouched. `path` is the target."""
 
 
+# The process's umask, read once: reading it means setting it, and the umask is process-wide
+# (a thread creating a file in between would get the wrong mode).
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 @contextmanager
 def atomic_path(path: str | Path, *, allow_empty: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path`, on error it goes.
@@ -27,7 +33,11 @@ def atomic_path(path: str | Path, *, allow_empty: bool = False) -> Iterator[Path
     that leaves the file empty counts as a failure unless `allow_empty`.
     """
     path = Path(path)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
+                                    dir=path.parent or ".")
+    except OSError as e:  # no such folder, no permission: the error names the target
+        raise AtomicWriteError(e.errno, e.strerror or str(e), str(path)) from None
     os.close(fd)
     tmp = Path(name)
     try:
@@ -35,9 +45,7 @@ def atomic_path(path: str | Path, *, allow_empty: bool = False) -> Iterator[Path
         if not tmp.is_file() or (tmp.stat().st_size == 0 and not allow_empty):
             raise AtomicWriteError(f"nothing was written to {path}")
         # mkstemp makes the file 0600; give it the mode a plain open() would have.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -113,12 +113,12 @@ def _out_path(args: argparse.Namespace) -> Path | None:
 
 
 def _write(out: Path, result: Any) -> str:
-    from core.atomic import write_atomic
+    from core.export import write_text  # atomic; an OS failure is one line naming the file
 
     if out.suffix.lower() == ".json":
-        write_atomic(out, json.dumps(result.to_json(), indent=1, allow_nan=False) + "\n")
+        write_text(out, json.dumps(result.to_json(), indent=1, allow_nan=False) + "\n")
     else:
-        write_atomic(out, result.to_csv())
+        write_text(out, result.to_csv())
     return f"wrote {out}"
 
 

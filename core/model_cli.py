@@ -365,14 +365,14 @@ def run_landscape_command(args: argparse.Namespace) -> str:
 
     Raises a PlaygroundError (a ValueError) with one line for bad input.
     """
-    from core.atomic import write_atomic
+    from core.export import write_text  # atomic; an OS failure is one line naming the file
 
     out = _landscape_out(args)  # a wrong suffix is refused before any work
     report = landscape_report(args)
     if out is None:
         return json.dumps(report, indent=1, allow_nan=False)
     if out.suffix.lower() == ".json":
-        write_atomic(out, json.dumps(report, indent=1, allow_nan=False) + "\n")
+        write_text(out, json.dumps(report, indent=1, allow_nan=False) + "\n")
     else:
-        write_atomic(out, _landscape_csv(report))
+        write_text(out, _landscape_csv(report))
     return f"wrote {out}"

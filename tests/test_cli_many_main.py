@@ -50,3 +50,11 @@ def test_bad_input_through_main_is_exit_2_and_one_line(capsys: pytest.CaptureFix
     code, out, err = run_main(capsys, *argv)
     assert code == 2 and out == ""
     assert err.startswith("optimizer-playground: error: ") and err.count("\n") == 1
+
+
+def test_basins_out_into_a_missing_folder_is_one_line_naming_the_file(capsys, tmp_path):
+    target = tmp_path / "no" / "such" / "basins.json"
+    code, out, err = run_main(capsys, "basins", "--surface", "himmelblau", "--optimizer",
+                              "Adam(lr=0.1)", "--grid", "2", "--steps", "5", "--out", str(target))
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and f"cannot write {target}" in err and ".tmp" not in err

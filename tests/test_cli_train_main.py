@@ -47,3 +47,14 @@ def test_bad_input_exits_2_with_one_line(capsys: pytest.CaptureFixture[str], arg
     code, out, err = run_main(capsys, *argv)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("optimizer-playground: error: ")
+
+
+def test_landscape_out_into_a_missing_folder_is_one_line_naming_the_file(capsys, tmp_path):
+    import main
+
+    target = tmp_path / "no" / "such" / "landscape.csv"
+    code = main.main(["landscape", "--dataset", "line", "--model", "Linear(1, 1)",
+                      "--directions", "exact", "--grid", "5", "--out", str(target)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and f"cannot write {target}" in err and ".tmp" not in err
