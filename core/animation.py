@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from core.atomic import atomic_path
-from core.errors import ExportError
+from core.errors import ExportError, first_line
 from core.run import Run, RunStatus
 from core.session import DEFAULT_STEPS, MAX_EVALUATIONS, Session, evaluations_per_step
 
@@ -284,7 +284,8 @@ def _import_ffmpeg() -> Any:
     try:
         imageio_ffmpeg.get_ffmpeg_exe()
     except RuntimeError as e:
-        raise AnimationError(f"MP4 export: imageio-ffmpeg has no ffmpeg here ({e})") from None
+        raise AnimationError("MP4 export: imageio-ffmpeg has no ffmpeg here "
+                             f"({first_line(e)})") from None
     return imageio_ffmpeg
 
 
@@ -346,7 +347,8 @@ class AnimationWriter:
                 self._video.send(None)  # starts ffmpeg
             except Exception as e:
                 self.abort()
-                raise AnimationError(f"cannot start ffmpeg for {self.path.name}: {e}") from None
+                raise AnimationError(f"cannot start ffmpeg for {self.path.name}: "
+                                     f"{first_line(e)}") from None
 
     def add(self, frame: np.ndarray) -> None:
         """Append one frame (height x width x 3 uint8)."""
@@ -360,7 +362,8 @@ class AnimationWriter:
                 self._video.send(frame.tobytes())
             except Exception as e:
                 self.abort()
-                raise AnimationError(f"cannot write {self.path}: ffmpeg failed ({e})") from None
+                raise AnimationError(f"cannot write {self.path}: ffmpeg failed "
+                                     f"({first_line(e)})") from None
         else:
             from PIL import Image
 
@@ -401,7 +404,7 @@ class AnimationWriter:
             raise
         except Exception as e:
             self.abort()
-            reason = e.strerror if isinstance(e, OSError) and e.strerror else e
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else first_line(e)
             raise AnimationError(f"cannot write {self.path}: {reason}") from None
         self._encoded = True
 

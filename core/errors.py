@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 
+def first_line(error: BaseException | str) -> str:
+    """The first non-empty line of an error's text: torch's and ffmpeg's messages can run to
+    pages (ffmpeg's carry its command and its whole output), and ours are one line."""
+    for line in str(error).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(error).__name__ if isinstance(error, BaseException) else ""
+
+
 class PlaygroundError(ValueError):
     """Base class of every user-facing error the engine raises."""
 

@@ -50,7 +50,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from core.errors import OptimizerError
+from core.errors import OptimizerError, first_line
 from core.gradient_tools import GradientClipping, GradientNoise, GradientStep, \
     process_gradients
 from core.optimizers import OptimizerSpec, format_optimizer_call, get_spec
@@ -869,7 +869,7 @@ class Run:
         self.status = RunStatus.DIVERGED
         self.converged_at = None
         self.diverged_at = self.steps
-        self.divergence_reason = reason
+        self.divergence_reason = first_line(reason)  # torch's messages can run to pages
         self.diverged_point = point
 
     # --- reading --------------------------------------------------------------------------------

@@ -593,3 +593,17 @@ def test_changing_a_stateful_hyperparameter_mid_run_equals_a_fresh_optimizer_the
         points.append((x.item(), y.item()))
     np.testing.assert_array_equal(np.column_stack([run.trajectory.x, run.trajectory.y]),
                                   np.array(points))
+
+
+def test_a_torch_error_of_many_lines_is_one_line_in_the_status():
+    # torch's messages can run to pages (a traceback of a failed kernel, a list of options);
+    # the status and the CLI show one line.
+    from core.errors import first_line
+    from core.surfaces import get_surface
+
+    run = Run(get_surface("bowl"), "SGD", {"lr": 0.1})
+    run._diverge("optimizer.step() failed: something broke\n\nDETAILS:\n  a\n  b")
+    assert run.divergence_reason == "optimizer.step() failed: something broke"
+    assert "\n" not in run.status_text
+    assert first_line(ValueError("\n\n  second\nthird")) == "second"
+    assert first_line(ValueError("")) == "ValueError"
