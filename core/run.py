@@ -815,10 +815,6 @@ class Run:
             fields[f"grad_norm:{name}"] = _figure_norm(grads[name], True)
         return fields
 
-    def _observe_convergence(self, grads: dict[str, Figure]) -> None:
-        self._tracker.observe_convergence(self.steps, self._stationarity(grads), self._moved)
-        self._update_status()
-
     def _current_grads(self) -> dict[str, Figure]:
         """The gradients of the newest entry, by name."""
         if self._surface_fn is not None:
@@ -972,13 +968,6 @@ def _figure_norm(grad: Figure, frozen_is_nan: bool = False) -> float:
     if isinstance(grad, float):
         return (math.nan if frozen_is_nan else 0.0) if math.isnan(grad) else abs(grad)
     return grad.norm().item()
-
-
-def _norms(tensors: Any) -> list[float]:
-    """The 2-norm of each tensor (as Tensor.norm() computes it), read back all at once.
-    torch._foreach_norm (what clip_grad_norm_ uses) is one call for the whole list."""
-    tensors = list(tensors)
-    return torch.stack(torch._foreach_norm(tensors)).tolist() if tensors else []
 
 
 def _grad_tensor(grad: Figure, value: Tensor) -> Tensor:

@@ -121,8 +121,7 @@ class Trajectory:
 
     def set_last(self, **values: float) -> None:
         """Overwrite fields of the newest entry (e.g. its gradient after a freeze)."""
-        for name, value in values.items():
-            self._buf[self._index[name], self._size - 1] = value
+        self.set_last_fields(values)
 
     def set_last_fields(self, values: Mapping[str, float]) -> None:
         """`set_last` for field names that are not Python identifiers ("grad_w[0]")."""
