@@ -29,7 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from PySide6.QtCore import QObject, QTimer, Signal
 from torch import Tensor
@@ -468,14 +467,3 @@ def optimizer_names() -> list[str]:
     """The optimizers a run can use, as torch.optim's class names."""
     return list(CATALOGUE)
 
-
-def parameter_grad_norm(trajectory: Any, name: str) -> np.ndarray:
-    """|gradient| of one parameter per entry (NaN while frozen).
-
-    Trajectory.parameter_grad_norm reads a one-element tensor of shape (1,) (a Linear(16, 1)'s
-    bias) from a column "grad_<name>" that is not there: such a tensor is stored as
-    "<name>[0]" and has no norm columns. Read its element column instead (until core's fix).
-    """
-    if name in trajectory.normed or trajectory.shapes[name] == ():
-        return trajectory.parameter_grad_norm(name)
-    return np.abs(trajectory.column("grad_" + trajectory.stored[name][0]))

@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from core.run import Run
-from gui.model.controller import ModelController, parameter_grad_norm
+from gui.model.controller import ModelController
 from gui.throttle import Throttle
 
 REDRAW_HZ = 5
@@ -141,6 +141,6 @@ class ModelCurves(QWidget):
                 item.setData([], [])
             else:
                 t = run.trajectory
-                item.setData(t.step.astype(float), _positive(parameter_grad_norm(t, name)),
+                item.setData(t.step.astype(float), _positive(t.parameter_grad_norm(name)),
                              connect="finite")
         self._throttle.drawn()

@@ -11,7 +11,7 @@ import math
 from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
 from core.run import Run
-from gui.model.controller import ModelController, parameter_grad_norm
+from gui.model.controller import ModelController
 from gui.throttle import Throttle
 
 COLUMNS = ("name", "shape", "|value|", "|grad|", "|update|", "frozen", "optimizer state")
@@ -57,7 +57,7 @@ class TensorTable(QTableWidget):
         states = run.optimizer_state_norms()
         for row, name in enumerate(names):
             p = run.parameters[name]
-            grad = (float(parameter_grad_norm(trajectory, name)[-1]) if len(trajectory)
+            grad = (float(trajectory.parameter_grad_norm(name)[-1]) if len(trajectory)
                     else math.nan)
             # "step" is a counter torch keeps as a tensor, not a state to take the norm of
             state = ", ".join(f"|{k}| {_number(v)}" for k, v in states.get(name, {}).items()
