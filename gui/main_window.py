@@ -215,8 +215,7 @@ class MainWindow(QMainWindow):
         self.transport_bar = TransportBar(controller)
         self.transport_bar.sigArrowsToggled.connect(self.surface_view.set_gradient_arrows)
         self.surface_bar = SurfaceBar(controller)
-        if hasattr(self.surface_bar, "sigDone"):
-            self.surface_bar.sigDone.connect(self.leave_text_field)
+        self.surface_bar.sigDone.connect(self.leave_text_field)
 
         self.race_toolbars: list[QToolBar] = []
         for name, bar_widget in (("Transport", self.transport_bar), ("Surface", self.surface_bar)):
@@ -252,8 +251,7 @@ class MainWindow(QMainWindow):
         for signal in (controller.sigRunsChanged, controller.sigRunChanged,
                        controller.sigSurfaceChanged):
             signal.connect(self._on_session_change)
-        if hasattr(controller, "sigModified"):  # the controller engineer's hook, when it lands
-            controller.sigModified.connect(self._on_session_change)
+        controller.sigModified.connect(self._on_session_change)
         if restore:
             self._restore_layout()
         self.controller.formulas = self._stored_list("formulas")
@@ -405,10 +403,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("equal_aspect", bool(on))
         if self.equal_aspect_action.isChecked() != bool(on):
             self.equal_aspect_action.setChecked(bool(on))
-        if hasattr(self.surface_view, "set_equal_aspect"):
-            self.surface_view.set_equal_aspect(bool(on))
-        else:  # until the surface view has its own switch: the view box's aspect lock
-            self.surface_view.view_box.setAspectLocked(bool(on), ratio=1.0)
+        self.surface_view.set_equal_aspect(bool(on))
 
     # --- menus and shortcuts ----------------------------------------------------------------------
 
@@ -665,20 +660,13 @@ class MainWindow(QMainWindow):
             return False
         index, run = self._removed_runs.pop()
         self.undo_remove_action.setEnabled(bool(self._removed_runs))
-        if hasattr(self.controller, "insert_run"):
-            try:
-                self.controller.insert_run(index, run)
-            except PlaygroundError as e:
-                self._removed_runs.append((index, run))  # still there to undo later
-                self.undo_remove_action.setEnabled(True)
-                self.show_status(f"Could not bring the run back: {e}")
-                return False
-        else:
-            if run.surface is not session.surface or run.start != session.start:
-                run.set_surface(session.surface, session.start)  # it restarts on today's surface
-            session.runs.insert(min(index, len(session.runs)), run)
-            self._known_runs = list(session.runs)
-            self.controller.sigRunsChanged.emit()
+        try:
+            self.controller.insert_run(index, run)  # it restarts if the surface changed since
+        except PlaygroundError as e:
+            self._removed_runs.append((index, run))  # still there to undo later
+            self.undo_remove_action.setEnabled(True)
+            self.show_status(f"Could not bring the run back: {e}")
+            return False
         self.controller.select(run)
         self.show_status(f"Brought back {run.title}")
         return True
