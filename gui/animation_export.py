@@ -392,6 +392,15 @@ class AnimationExportTask(QObject):
         self.export.abort()
         self._end(self.sigCancelled)
 
+    def shutdown(self, timeout_s: float = 3.0) -> None:
+        """Cancel and, if the encoding is under way, wait for it (at most `timeout_s`) so that
+        its temporary file is removed before the window closes: the app's process ends at once
+        after that, with no event loop left to deliver the cancel."""
+        job = self._job
+        self.cancel()
+        if job is not None:
+            job.finish(timeout_s)  # delivers sigCancelled now: the temporary file goes
+
     def _on_tick(self) -> None:
         deadline = time.perf_counter() + TICK_BUDGET_S
         try:

@@ -981,7 +981,7 @@ class MainWindow(QMainWindow):
         if self.model_workspace is not None:
             self.model_workspace.shutdown()  # its timer and its sharpness worker
         if self.animation_task is not None and self.animation_task.running:
-            self.animation_task.cancel()  # no timer left drawing into a closed window
+            self.animation_task.shutdown()  # no timer drawing, no temporary file left behind
         self._layout_timer.stop()
         if self._loader is not None:
             self._loader.wait()  # a QThread destroyed while running aborts the process

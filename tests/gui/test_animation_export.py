@@ -311,3 +311,20 @@ def test_as_the_view_is_now_uses_its_zoom_and_arrows(qtbot, tmp_path):
     assert len(plain) == len(zoomed) == 3
     assert np.abs(plain[0].astype(int) - zoomed[0]).max(axis=2).mean() > 10  # another region
     window.controller.shutdown()
+
+
+def test_closing_while_encoding_removes_the_temporary_file_before_the_window_is_gone(
+        qtbot, tmp_path):
+    # The app's process ends right after the window closes (os._exit): a cancel delivered
+    # later by the event loop would never remove the encoder's temporary file.
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(Controller(Session.default()), settings=settings, restore=False)
+    qtbot.addWidget(window)
+    (tmp_path / "films").mkdir()
+    plan = plan_animation(window.controller.session, fps=10, steps=200, steps_per_frame=4)
+    task = window.export_animation(tmp_path / "films" / "race.gif", 480, 360, plan)
+    with qtbot.waitSignal(task.sigEncoding, timeout=30_000):
+        pass
+    window.close()  # no event processing after this line before the checks
+    assert not task.running
+    assert list((tmp_path / "films").iterdir()) == []
