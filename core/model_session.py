@@ -47,7 +47,9 @@ from core.session import MAX_LABEL, MAX_RUNS, MAX_STEPS, PALETTE, _one_line, \
 
 FORMAT = "optimizer-playground-model-session"
 VERSION = 1
-MAX_FILE_BYTES = MAX_CSV_BYTES + 1_000_000  # the CSV's text plus everything else
+# The CSV's text as JSON writes it (a tab or a newline takes 2 bytes, another non-ASCII
+# character up to 12 as \uXXXX pairs: 6 per byte of UTF-8 at worst) plus everything else.
+MAX_FILE_BYTES = 6 * MAX_CSV_BYTES + 1_000_000
 DEFAULT_MODEL = "small-mlp"
 DEFAULT_DATASET = "moons"
 DEFAULT_TEST_FRACTION = 0.2
@@ -242,8 +244,17 @@ class ModelSession:
         return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
 
     def save(self, path: str | Path) -> None:
-        """Write the session atomically (the old file stays whole if writing fails)."""
-        write_atomic(path, self.to_json())
+        """Write the session atomically (the old file stays whole if writing fails). Raises
+        SessionError, in one line naming the file, for a file the app could not open again or
+        one that cannot be written."""
+        text = self.to_json()
+        if len(text.encode("utf-8")) > MAX_FILE_BYTES:
+            raise SessionError(f"cannot save {Path(path).name}: the session would be larger than "
+                               f"{MAX_FILE_BYTES:,} bytes")
+        try:
+            write_atomic(path, text)
+        except OSError as e:
+            raise SessionError(f"cannot write {path}: {e.strerror or e}") from None
 
     @classmethod
     def from_dict(cls, data: Any) -> ModelSession:

@@ -186,3 +186,34 @@ def test_default_session_trains() -> None:
     built = session.build()
     assert built.loss_name == "BCEWithLogitsLoss" and built.X_test is not None
     assert isinstance(session.runs[0], RunSpec)
+
+
+def test_the_file_limit_covers_a_csv_as_json_escapes_it(tmp_path, monkeypatch) -> None:
+    # JSON writes a tab as 2 bytes and a non-ASCII letter as \\uXXXX: a CSV within every data
+    # limit grew past the loader's old limit (the CSV's size + 1 MB), so the app could not open
+    # its own file. The limit now covers the worst case, and save refuses what load would.
+    import core.model_session as ms
+    from core.problems.data import MAX_CSV_BYTES
+
+    assert ms.MAX_FILE_BYTES >= 6 * MAX_CSV_BYTES
+    csv = "x1,x2,kind\n" + "".join(f"{i * 0.1:.1f},{(i % 4) * 0.5},{'éü'[i % 2]}\n"
+                                    for i in range(24))
+    session = ModelSession("logistic-regression", DataSpec(dataset=None, csv=csv,
+                                                           name="accents.csv", target="kind"),
+                           test_fraction=0)
+    session.add_run("Adam", {"lr": 0.1})
+    path = tmp_path / "accents.json"
+    session.save(path)
+    assert ModelSession.load(path).to_dict()["data"]["csv"] == csv
+    size = path.stat().st_size
+    monkeypatch.setattr(ms, "MAX_FILE_BYTES", size - 1)
+    before = path.read_bytes()
+    with pytest.raises(SessionError, match="would be larger than"):
+        session.save(path)  # the app never writes a file it would refuse to open
+    assert path.read_bytes() == before
+
+
+def test_saving_into_a_missing_folder_is_one_line(tmp_path) -> None:
+    target = tmp_path / "no" / "such" / "model.json"
+    with pytest.raises(SessionError, match="cannot write .*model.json"):
+        small_session().save(target)
