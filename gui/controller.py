@@ -61,6 +61,17 @@ BUSY_CURSOR_AFTER_S = 0.05  # a change waiting longer than this for a background
 SHUTDOWN_WAIT_S = 0.5  # quitting waits at most this for a background step
 
 
+def adapt_slice(slice_s: float, elapsed: float) -> float:
+    """The stepping slice for the next tick: it grows while ticks keep to about a frame apart
+    (the frame has room for more stepping) and shrinks when they do not, within SLICE_S and
+    MAX_SLICE_S. Shared by the race's controller (at "max") and the model workspace's."""
+    if elapsed <= FRAME_S * 1.25:
+        return min(MAX_SLICE_S, slice_s + 0.0005)
+    if elapsed > FRAME_S * 1.6:
+        return max(SLICE_S, slice_s * 0.75)
+    return slice_s
+
+
 class Controller(QObject):
     """The race's controller. `clock` (seconds, monotonic) is injectable for tests.
 
@@ -169,10 +180,7 @@ class Controller(QObject):
             return
         if self.speed == MAX_SPEED:
             budget = None
-            if elapsed <= FRAME_S * 1.25:
-                self.max_slice = min(MAX_SLICE_S, self.max_slice + 0.0005)
-            elif elapsed > FRAME_S * 1.6:
-                self.max_slice = max(SLICE_S, self.max_slice * 0.75)
+            self.max_slice = adapt_slice(self.max_slice, elapsed)
             slice_s = self.max_slice
         else:
             self._debt += self.speed * min(elapsed, CATCH_UP_CAP_S)

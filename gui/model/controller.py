@@ -42,15 +42,12 @@ from core.problems.data import (GENERATED, Dataset, default_loss, make_dataset, 
 from core.problems.model import PRESETS, ModelError, build_model, parse_model, preset_text
 from core.problems.training import ModelProblem
 from core.run import Run
+from gui.controller import SHUTDOWN_WAIT_S, SLICE_S, TICK_MS, adapt_slice
 from gui.worker import Job
 
-TICK_MS = 16  # one frame at ~60 Hz
-FRAME_S = 1 / 60
-SLICE_S = 0.006  # stepping time per tick, leaving the rest of the frame for drawing
-# The slice grows while ticks keep to about a frame apart and shrinks when they do not (as the
-# race's controller does at "max"): a model step costs ~0.5 ms, so six runs fit only one round
-# in a 6 ms slice, and the frame usually has room for more.
-MAX_SLICE_S = 0.012
+# The race's frame and slice (gui/controller.py): the slice adapts to what the frame leaves, as
+# the race's does at "max" (a model step costs ~0.5 ms, so six runs fit only one round in a
+# 6 ms slice, and the frame usually has room for more).
 MAX_STEPS_PER_TICK = 100_000  # a guard only: the slice ends a tick long before
 TEST_FRACTION = 0.25
 TEST_CAPACITY = 100_000  # test-loss entries kept per run before thinning
@@ -61,7 +58,6 @@ SHARPNESS_EVERY = 10  # steps between two sharpness measurements of a run
 SHARPNESS_REST = 3.0
 MAX_RUNS = 8
 FALLBACK_PRESET = "small-mlp"  # for data the user's own model does not fit
-SHUTDOWN_WAIT_S = 0.5
 RUN_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                "#17becf")
 # Learning rates that train the presets visibly within a few hundred steps (torch's own
@@ -300,10 +296,7 @@ class ModelController(QObject):
         """
         now = self._clock()
         elapsed, self._last_tick = now - self._last_tick, now
-        if elapsed <= FRAME_S * 1.25:
-            self.slice_s = min(MAX_SLICE_S, self.slice_s + 0.0005)
-        elif elapsed > FRAME_S * 1.6:
-            self.slice_s = max(SLICE_S, self.slice_s * 0.75)
+        self.slice_s = adapt_slice(self.slice_s, elapsed)
         if not self.active_runs:
             self.pause()
             return

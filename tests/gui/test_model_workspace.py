@@ -10,8 +10,8 @@ import torch
 from PySide6.QtCore import Qt
 
 from core.problems.model import preset_text
-from gui.model.controller import (MAX_SLICE_S, SHARPNESS_REST, SLICE_S, ModelController,
-                                 ModelSettings)
+from gui.controller import MAX_SLICE_S, SLICE_S
+from gui.model.controller import SHARPNESS_REST, ModelController, ModelSettings
 from gui.model.workspace import ModelWorkspace
 from gui.worker import wait_for_jobs
 
