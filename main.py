@@ -48,13 +48,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _pair(text: str, what: str) -> tuple[float, float]:
-    try:
-        a, b = (float(v) for v in text.replace(" ", "").split(","))
-    except ValueError:
-        raise UsageError(f"{what} must be two numbers like 1.5,-2 (got {text!r})") from None
-    if not (math.isfinite(a) and math.isfinite(b)):
-        raise UsageError(f"{what} must be finite (got {text!r})")
-    return a, b
+    from core.text_values import parse_pair  # loads no torch
+
+    return parse_pair(text, what, UsageError)
 
 
 def _add_problem_options(p: argparse.ArgumentParser, with_runs: bool = True) -> None:

@@ -66,13 +66,10 @@ def _error(message: str) -> Exception:
 
 
 def _pair(text: str, what: str) -> tuple[float, float]:
-    try:
-        a, b = (float(v) for v in text.replace(" ", "").split(","))
-    except ValueError:
-        raise _error(f"{what} must be two numbers like 1.5,-2 (got {text!r})") from None
-    if not (math.isfinite(a) and math.isfinite(b)):
-        raise _error(f"{what} must be finite (got {text!r})")
-    return a, b
+    from core.batch import BatchError
+    from core.text_values import parse_pair
+
+    return parse_pair(text, what, BatchError)
 
 
 def parse_axis(text: str, what: str) -> tuple[float, float, int]:
