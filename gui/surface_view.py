@@ -44,6 +44,7 @@ N_CONTOURS = 15
 
 Z_IMAGE, Z_CONTOURS, Z_MINIMA, Z_LINES, Z_SELECTED, Z_HEADS = -100, -50, 10, 20, 25, 30
 Z_STATUS, Z_START = 40, 50
+Z_OVERLAY = -75  # layers added from outside (basins): over the heatmap, under contours and paths
 
 HEAD_RADIUS_PX = 4.5
 ARROW_HEAD_PX, ARROW_TAIL_PX, ARROW_GAP_PX = 9, 16, 4
@@ -521,6 +522,18 @@ class SurfacePicture:
     def image_rect(self) -> QRectF:
         """The region the heatmap covers, in data coordinates."""
         return self.image_item.mapRectToParent(self.image_item.boundingRect())
+
+    def add_overlay(self, item: QGraphicsItem, z: float = Z_OVERLAY) -> None:
+        """Show an item from another module (a basins image, say) in data coordinates, over the
+        heatmap and under the contours, paths and markers (`z` between Z_IMAGE and Z_CONTOURS by
+        default). It does not count for "view all" (the surface's region does)."""
+        item.setZValue(z)
+        self.plot_item.addItem(item, ignoreBounds=True)
+
+    def remove_overlay(self, item: QGraphicsItem) -> None:
+        """Take an item added by `add_overlay` off the plot again (nothing if it is not on it)."""
+        if item in self.plot_item.items:
+            self.plot_item.removeItem(item)
 
     def set_start(self, point: Point) -> None:
         if not self.start_marker.moving:
@@ -1054,6 +1067,14 @@ class SurfaceView(pg.GraphicsLayoutWidget):
 
     def image_rect(self) -> QRectF:
         return self.picture.image_rect()
+
+    def add_overlay(self, item: QGraphicsItem, z: float = Z_OVERLAY) -> None:
+        """Draw an item (e.g. a basins image) over the heatmap, under the contours and paths."""
+        self.picture.add_overlay(item, z)
+
+    def remove_overlay(self, item: QGraphicsItem) -> None:
+        """Remove an item added with `add_overlay`."""
+        self.picture.remove_overlay(item)
 
     def set_equal_aspect(self, on: bool) -> None:
         """Keep x and y at the same scale (a circle looks round), or let the region fill the

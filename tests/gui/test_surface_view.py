@@ -550,3 +550,24 @@ def test_in_a_narrow_view_the_legend_keeps_to_one_column_and_fits(view, controll
         legend = view.picture.legend.sceneBoundingRect()
         plot = view.view_box.sceneBoundingRect()
         assert plot.left() <= legend.left() and legend.right() <= plot.right() + 1, width
+
+
+# --- overlays from other modules (a basins layer) -------------------------------------------------
+
+
+def test_an_overlay_is_drawn_over_the_heatmap_under_the_paths_and_can_be_removed(view):
+    from gui.surface_view import Z_OVERLAY
+
+    overlay = pg.ImageItem(np.zeros((4, 4)), axisOrder="row-major")
+    view.add_overlay(overlay)
+    assert overlay in view.plot_item.items
+    assert view.image_item.zValue() < overlay.zValue() == Z_OVERLAY
+    assert overlay.zValue() < view.picture.contour_item.zValue()
+    line = next(iter(view.run_items.values())).line
+    assert overlay.zValue() < line.zValue()
+    home = view.view_box.home_range
+    view.view_box.autoRange()  # "view all" still means the surface's region
+    assert flat(view.view_range()) == pytest.approx(flat(home))
+    view.remove_overlay(overlay)
+    assert overlay not in view.plot_item.items
+    view.remove_overlay(overlay)  # a second removal does nothing
