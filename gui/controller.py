@@ -7,7 +7,8 @@ Signals
 -------
 sigSurfaceChanged()        the surface (or the start point) changed: the runs restarted
 sigRunsChanged()           runs were added, removed or reordered (rebuild per-run items)
-sigRunChanged(object)      one run's settings changed (colour, label, hyperparameters, freeze, ...)
+sigRunChanged(object)      one run's settings changed (colour, label, hyperparameters, freeze,
+                           scheduler, clipping, noise, ...)
 sigStepped()               runs have new trajectory entries (after a tick or a single step)
 sigPlayingChanged(bool)    play / pause
 sigSelectionChanged(object) the selected run (or None)
@@ -35,7 +36,8 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 
 from core.errors import PlaygroundError, SessionError
-from core.run import Run
+from core.gradient_tools import GradientClipping, GradientNoise
+from core.run import Run, SchedulerSetting, scheduler_setting
 from core.session import MAX_RUNS, Session
 from core.surfaces import Point, Surface, get_surface, surface_from_formula
 from gui.worker import Job
@@ -397,9 +399,19 @@ class Controller(QObject):
         """Swap a run's optimizer (keeping its colour, label and freezes); it restarts."""
         self._settle([run])
         index = self.session.runs.index(run)
-        new = Run(self.session.surface, optimizer, {"lr": run.hyperparameters["lr"]}
-                  if _accepts_lr(optimizer, run.hyperparameters["lr"]) else None,
-                  self.session.start, tuple(run.frozen), run.label, run.color, run.enabled)
+        hyperparameters = ({"lr": run.hyperparameters["lr"]}
+                           if _accepts_lr(optimizer, run.hyperparameters["lr"]) else None)
+        args = (self.session.surface, optimizer, hyperparameters, self.session.start,
+                tuple(run.frozen), run.label, run.color, run.enabled)
+        # The scheduler, clipping and noise stay with the run; a scheduler the new optimizer
+        # cannot take (OneCycleLR cycling a momentum Adagrad does not have) is dropped, saying so.
+        noise = GradientNoise(run.noise.sigma, run.noise.seed) if run.noise else None
+        try:
+            new = Run(*args, scheduler=run.scheduler_setting, clipping=run.clipping,
+                      noise=noise)
+        except PlaygroundError as e:
+            new = Run(*args, clipping=run.clipping, noise=noise)
+            self.sigError.emit(f"{optimizer} cannot keep the scheduler: {e}")
         self.session.runs[index] = new
         if self.selected is run:
             self.selected = new
@@ -418,6 +430,47 @@ class Controller(QObject):
         run.spec.validate({**run.hyperparameters, name: value})  # a bad value waits for nothing
         self._settle([run])
         run.set_hyperparameter(name, value)
+        self.sigRunChanged.emit(run)
+        self._set_modified()
+
+    def set_scheduler(self, run: Run, scheduler: SchedulerSetting | str | None) -> None:
+        """Another torch.optim.lr_scheduler (call text or (name, kwargs)), or None, from the
+        run's next step; its schedule starts at step 0 from the run's base lr. Raises
+        PlaygroundError (SchedulerError) for a bad setting, and changes nothing."""
+        setting = scheduler_setting(scheduler)  # a bad value waits for nothing
+        if setting is not None:
+            _probe_scheduler(run, setting)
+        self._settle([run])
+        run.set_scheduler(setting)
+        self.sigRunChanged.emit(run)
+        self._set_modified()
+
+    def set_clipping(self, run: Run, kind: str | None, threshold: float | None = None) -> None:
+        """Clip the run's gradient with torch's clip_grad_norm_ (kind "norm") or
+        clip_grad_value_ ("value") at `threshold`, or not at all (None). Raises PlaygroundError
+        (GradientToolError) for a bad threshold, and changes nothing."""
+        clipping = None if kind is None else GradientClipping(kind, threshold)  # type: ignore
+        if clipping == run.clipping:
+            return
+        self._settle([run])
+        run.set_clipping(clipping)
+        self.sigRunChanged.emit(run)
+        self._set_modified()
+
+    def set_noise(self, run: Run, sigma: float | None, seed: int = 0) -> None:
+        """Seeded Gaussian gradient noise of scale `sigma` (None or 0: none). The noise starts
+        at the seed's first draw. Raises PlaygroundError (GradientToolError) and changes
+        nothing for a bad sigma or seed."""
+        noise = GradientNoise(sigma, seed) if sigma else None
+        if sigma is not None and not sigma:
+            GradientNoise(sigma, seed)  # 0 is "none", but a bad seed is still refused
+        current = run.noise
+        if (noise is None and current is None) or (
+                noise is not None and current is not None
+                and (noise.sigma, noise.seed) == (current.sigma, current.seed)):
+            return
+        self._settle([run])
+        run.set_noise(noise)
         self.sigRunChanged.emit(run)
         self._set_modified()
 
@@ -494,6 +547,18 @@ def _predicted_slow(run: Run) -> bool:
     max_iter = int(run.hyperparameters.get("max_iter", 20))
     max_eval = run.hyperparameters.get("max_eval") or max_iter * 5 // 4
     return int(max_eval) > SLOW_MAX_EVAL
+
+
+def _probe_scheduler(run: Run, setting: SchedulerSetting) -> None:
+    """Build the scheduler on a throwaway copy of the run's optimizer, so what torch refuses
+    for this optimizer (OneCycleLR cycling a momentum Adagrad lacks) is refused before the run
+    is touched."""
+    import torch
+
+    from core.schedulers import build_scheduler
+
+    probe = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    build_scheduler(run.spec.cls([probe], **run.hyperparameters), *setting, validated=True)
 
 
 def _accepts_lr(optimizer: str, lr: float) -> bool:

@@ -308,8 +308,11 @@ def test_shutdown_stops_the_timer_and_the_background_step(qtbot):
     lambda c, r: c.set_surface_name("bowl"),
     lambda c, r: c.set_formula("x**2 + 3*y**2"),
     lambda c, r: c.set_start((0.5, 0.5)),
+    lambda c, r: c.set_scheduler(r, "StepLR(step_size=10)"),
+    lambda c, r: c.set_clipping(r, "norm", 1.0),
+    lambda c, r: c.set_noise(r, 0.5, 3),
 ], ids=["add", "duplicate", "remove", "replace", "hyperparameter", "freeze", "enable", "colour",
-        "label", "surface", "formula", "start"])
+        "label", "surface", "formula", "start", "scheduler", "clipping", "noise"])
 def test_every_change_to_the_session_marks_it_modified(qtbot, change):
     c = Controller(Session.default())
     assert not c.modified
@@ -409,3 +412,96 @@ def test_shutdown_does_not_wait_past_its_timeout_for_a_step_that_will_not_end(qt
         release.set()
     qtbot.waitUntil(lambda: not c.working_runs, timeout=10000)
     assert run.steps == 1  # the step ended on its own thread, and nothing crashed
+
+
+# --- schedulers, clipping and noise ------------------------------------------------------------
+
+
+def test_scheduler_clipping_and_noise_go_to_the_run_and_emit_its_change(qtbot):
+    c = Controller(Session.default())
+    run = c.session.runs[0]
+    with qtbot.waitSignal(c.sigRunChanged, timeout=1000) as blocker:
+        c.set_scheduler(run, "CosineAnnealingLR(T_max=50)")
+    assert blocker.args == [run]
+    assert run.scheduler_setting == ("CosineAnnealingLR", {"T_max": 50, "eta_min": 0.0})
+    assert type(run.scheduler).__name__ == "CosineAnnealingLR"
+    c.set_clipping(run, "value", 0.5)
+    assert (run.clipping.kind, run.clipping.threshold) == ("value", 0.5)
+    c.set_noise(run, 0.25, 7)
+    assert (run.noise.sigma, run.noise.seed) == (0.25, 7)
+    c.set_scheduler(run, None)
+    c.set_clipping(run, None)
+    c.set_noise(run, 0.0)
+    assert run.scheduler is None and run.clipping is None and run.noise is None
+
+
+@pytest.mark.parametrize("change", [
+    lambda c, r: c.set_scheduler(r, "CosineAnnealingLR(T_max=0)"),
+    lambda c, r: c.set_scheduler(r, "NoSuchLR()"),
+    lambda c, r: c.set_clipping(r, "norm", -1.0),
+    lambda c, r: c.set_clipping(r, "norm", math.nan),
+    lambda c, r: c.set_noise(r, -0.1),
+    lambda c, r: c.set_noise(r, 0.1, -3),
+], ids=["T_max", "unknown", "negative-clip", "nan-clip", "negative-sigma", "seed"])
+def test_a_bad_scheduler_clipping_or_noise_is_refused_and_changes_nothing(qtbot, change):
+    from core.errors import PlaygroundError
+
+    c = Controller(Session.default())
+    run = c.session.runs[0]
+    c.set_scheduler(run, "StepLR(step_size=5)")
+    c.modified = False
+    before = run.tool_config()
+    emitted = []
+    c.sigRunChanged.connect(emitted.append)
+    with pytest.raises(PlaygroundError):
+        change(c, run)
+    assert run.tool_config() == before and emitted == [] and not c.modified
+
+
+def test_a_scheduler_torch_refuses_for_this_optimizer_is_refused_before_the_run_changes(qtbot):
+    from core.errors import PlaygroundError
+
+    c = Controller(Session.default())
+    run = c.add_run("Adagrad")  # no momentum, no betas: OneCycleLR cannot cycle one
+    with pytest.raises(PlaygroundError, match="momentum"):
+        c.set_scheduler(run, "OneCycleLR(max_lr=0.1, total_steps=100)")
+    assert run.scheduler is None and run.scheduler_setting is None
+
+
+def test_replacing_the_optimizer_keeps_the_scheduler_clipping_and_noise(qtbot):
+    c = Controller(Session.default())
+    run = c.session.runs[0]
+    c.set_scheduler(run, "StepLR(step_size=5, gamma=0.5)")
+    c.set_clipping(run, "norm", 2.0)
+    c.set_noise(run, 0.1, 4)
+    new = c.replace_optimizer(run, "Adam")
+    assert new.tool_config() == run.tool_config()
+    assert new.noise is not run.noise  # each run draws from its own generator
+    errors = []
+    c.sigError.connect(errors.append)
+    c.set_scheduler(new, "OneCycleLR(max_lr=0.1, total_steps=100)")
+    newer = c.replace_optimizer(new, "Adagrad")  # cannot cycle a momentum: dropped, said
+    assert newer.scheduler is None and newer.clipping == new.clipping
+    assert len(errors) == 1 and "OneCycleLR" in errors[0]
+
+
+def test_a_saved_and_opened_session_keeps_scheduler_clipping_and_noise(qtbot, tmp_path):
+    c = Controller(Session.default())
+    run = c.session.runs[1]
+    c.set_scheduler(run, "SequentialLR(schedulers=[LinearLR(start_factor=0.1, total_iters=10),"
+                         " CosineAnnealingLR(T_max=90)], milestones=[10])")
+    c.set_clipping(run, "value", 0.75)
+    c.set_noise(run, 0.3, 11)
+    wanted = run.tool_config()
+    path = tmp_path / "tools.json"
+    c.save_session(path)
+    other = Controller(Session.default())
+    other.load_session(path)
+    loaded = other.session.runs[1]
+    assert loaded.tool_config() == wanted
+    assert type(loaded.scheduler).__name__ == "SequentialLR"
+    for r in (run, loaded):
+        r.reset()
+        r.step(30)
+    assert list(loaded.trajectory.lr) == list(run.trajectory.lr)
+    assert list(loaded.trajectory.x) == list(run.trajectory.x)  # the same noise, the same path
