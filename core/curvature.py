@@ -12,12 +12,18 @@ updated; the model's mode is restored afterwards. Nothing writes to the model or
 
 Sharpness is the largest eigenvalue of the Hessian (Cohen et al., 2021); it is compared with
 2 / lr by the view.
+
+The iterations take an optional `state` (a gui.worker JobState, or anything with
+``is_interruption_requested()``), checked before every Hessian-vector product: a cancelled
+measurement raises CurvatureCancelled within one product, so a worker stops soon after it is
+asked to (a reset, a new problem, quitting) instead of finishing work nobody will read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -32,6 +38,19 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 class CurvatureError(PlaygroundError):
     """Curvature that cannot be computed (no trainable parameters, a non-finite loss)."""
+
+
+class CurvatureCancelled(Exception):
+    """The measurement was asked to stop (its `state` requested an interruption)."""
+
+
+class StopState(Protocol):
+    def is_interruption_requested(self) -> bool: ...
+
+
+def _check_stop(state: StopState | None) -> None:
+    if state is not None and state.is_interruption_requested():
+        raise CurvatureCancelled("the curvature measurement was cancelled")
 
 
 class _EvalMode:
@@ -141,7 +160,8 @@ def _start_vector(size: int, seed: int, dtype: torch.dtype) -> torch.Tensor:
 def power_iteration(operator: Callable[[torch.Tensor], torch.Tensor], size: int, *,
                     seed: int = 0, tol: float = 1e-10, max_iter: int = 1000,
                     deflate: tuple[tuple[float, torch.Tensor], ...] = (),
-                    dtype: torch.dtype = torch.float64) -> tuple[float, torch.Tensor, int, bool]:
+                    dtype: torch.dtype = torch.float64, state: StopState | None = None
+                    ) -> tuple[float, torch.Tensor, int, bool]:
     """The eigenvalue of largest magnitude of a symmetric operator, and its unit eigenvector.
 
     Stops when the Rayleigh quotient changes by at most `tol` relative. `deflate` holds found
@@ -151,6 +171,7 @@ def power_iteration(operator: Callable[[torch.Tensor], torch.Tensor], size: int,
     v = _start_vector(size, seed, dtype)
     value, previous = 0.0, None
     for iteration in range(1, max_iter + 1):
+        _check_stop(state)
         w = operator(v)
         for lam, u in deflate:
             w = w - lam * torch.dot(u, v) * u
@@ -167,7 +188,7 @@ def power_iteration(operator: Callable[[torch.Tensor], torch.Tensor], size: int,
 
 def lanczos(operator: Callable[[torch.Tensor], torch.Tensor], size: int, k: int = 1, *,
             seed: int = 0, tol: float = 1e-10, max_iter: int = 300,
-            dtype: torch.dtype = torch.float64
+            dtype: torch.dtype = torch.float64, state: StopState | None = None
             ) -> tuple[np.ndarray, torch.Tensor, int, bool]:
     """The k largest (algebraic) eigenvalues of a symmetric operator, by Lanczos.
 
@@ -190,6 +211,7 @@ def lanczos(operator: Callable[[torch.Tensor], torch.Tensor], size: int, k: int 
     vectors_t = np.zeros((0, 0))
     j = 0
     for j in range(steps):
+        _check_stop(state)
         w = operator(basis[j])
         alpha = float(torch.dot(basis[j], w))
         w = w - alpha * basis[j] - (betas[-1] * basis[j - 1] if j > 0 else 0.0)
@@ -237,25 +259,27 @@ def lanczos(operator: Callable[[torch.Tensor], torch.Tensor], size: int, k: int 
 
 def top_eigenpairs(model: nn.Module, loss_fn: LossFn, X: torch.Tensor, y: torch.Tensor,
                    k: int = 1, *, method: str = "lanczos", seed: int = 0, tol: float = 1e-10,
-                   max_iter: int = 300, centre: torch.Tensor | None = None) -> Eigenpairs:
+                   max_iter: int = 300, centre: torch.Tensor | None = None,
+                   state: StopState | None = None) -> Eigenpairs:
     """The k largest Hessian eigenpairs of the loss over the trainable parameters.
 
     method "lanczos": the k largest algebraic eigenvalues. method "power": power iteration with
     deflation; it finds the eigenvalues of largest *magnitude* (the same near a minimum, where
-    the Hessian is positive semi-definite).
+    the Hessian is positive semi-definite). CurvatureCancelled if `state` asks to stop.
     """
+    _check_stop(state)
     operator = HessianOperator(model, loss_fn, X, y, centre)
     if method == "lanczos":
         values, vectors, iterations, converged = lanczos(
             operator, operator.size, k, seed=seed, tol=tol, max_iter=max_iter,
-            dtype=operator.dtype)
+            dtype=operator.dtype, state=state)
     elif method == "power":
         found: list[tuple[float, torch.Tensor]] = []
         iterations, converged = 0, True
         for i in range(min(k, operator.size)):
             value, vector, its, ok = power_iteration(
                 operator, operator.size, seed=seed + i, tol=tol, max_iter=max_iter,
-                deflate=tuple(found), dtype=operator.dtype)
+                deflate=tuple(found), dtype=operator.dtype, state=state)
             found.append((value, vector))
             iterations += its
             converged = converged and ok
@@ -268,11 +292,11 @@ def top_eigenpairs(model: nn.Module, loss_fn: LossFn, X: torch.Tensor, y: torch.
 
 def sharpness(model: nn.Module, loss_fn: LossFn, X: torch.Tensor, y: torch.Tensor, *,
               method: str = "lanczos", seed: int = 0, tol: float = 1e-6,
-              max_iter: int = 100) -> float:
+              max_iter: int = 100, state: StopState | None = None) -> float:
     """The top Hessian eigenvalue of the loss at the model's current parameters.
 
     Gradient descent with learning rate lr is stable on a quadratic only while this is below
     2 / lr: the edge of stability (Cohen et al., 2021).
     """
     return float(top_eigenpairs(model, loss_fn, X, y, 1, method=method, seed=seed, tol=tol,
-                                max_iter=max_iter).values[0])
+                                max_iter=max_iter, state=state).values[0])

@@ -7,13 +7,15 @@ are float64 ``(n,)`` for regression and int64 class indices ``(n,)`` for classif
 CSV targets: a column with any non-numeric cell holds classes (names kept, sorted); a numeric
 column whose values are all whole numbers with at most :data:`MAX_INTEGER_CLASSES` distinct
 values also holds classes; anything else is a regression target. Two classes make a "binary"
-task, more a "multiclass" one.
+task, more a "multiclass" one. `as_regression` reads such whole-number classes back as numbers,
+for a user who picks MSELoss (the loss decides, not the look of the column).
 """
 
 from __future__ import annotations
 
 import csv
 import difflib
+import functools
 import io
 import math
 import os
@@ -237,6 +239,15 @@ def parse_csv(source: str | bytes, target: str | None = None, *, name: str = "da
     (regression or classes) is decided.
     """
     text = _decode(source) if isinstance(source, bytes) else source
+    return _parse_csv_text(text, target, name, max_rows)
+
+
+@functools.lru_cache(maxsize=2)
+def _parse_csv_text(text: str, target: str | None, name: str, max_rows: int) -> Dataset:
+    # Kept for the last two files: a session checks, builds and rebuilds its data from the
+    # same text several times, and a large CSV takes seconds to read. A str caches its hash,
+    # so a hit costs one comparison. Callers never write into a Dataset's tensors (subset()
+    # copies), so sharing the result is safe.
     if not text.strip():
         raise DataError("the file is empty")
     first = text.lstrip("\r\n").split("\n", 1)[0]
@@ -332,6 +343,21 @@ def parse_csv(source: str | bytes, target: str | None = None, *, name: str = "da
                    tuple(names), settings)
 
 
+def as_regression(data: Dataset) -> Dataset:
+    """The same rows with the target read as numbers: for a whole-number target (0/1, counts,
+    ratings) that parse_csv took for classes, when the chosen loss is MSELoss. DataError if
+    the classes are words, which have no numeric value."""
+    if data.task == "regression":
+        return data
+    try:
+        values = torch.tensor([float(c) for c in data.class_names], dtype=DTYPE)
+    except ValueError:
+        raise DataError(f"the target {data.target_name!r} holds words ({data.class_names[0]!r}, "
+                        "...); MSELoss needs numbers") from None
+    return Dataset(data.name, data.X, values[data.y], "regression", data.feature_names,
+                   data.target_name, (), dict(data.settings))
+
+
 def _numbered_rows(text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     start = 1
@@ -399,6 +425,10 @@ class MinibatchSampler:
         self._order: torch.Tensor | None = None
         self._position = 0
         self._all = torch.arange(n)
+        # batch_at's own record: the epochs' permutations drawn so far, from a generator of
+        # its own, so asking for batch k never moves next_batch()'s sequence
+        self._indexed_generator = torch.Generator().manual_seed(seed)
+        self._orders: list[torch.Tensor] = []
 
     @property
     def full_batch(self) -> bool:
@@ -422,6 +452,18 @@ class MinibatchSampler:
         batch = self._order[self._position:self._position + self.batch_size]
         self._position += self.batch_size
         return batch
+
+    def batch_at(self, index: int) -> torch.Tensor:
+        """Batch number `index` (from 0) of the sequence: what the (index+1)-th next_batch() of
+        a fresh sampler gives. The permutations drawn so far are kept (n int64 per epoch), so a
+        batch is the same whenever and however often it is asked for (a Problem's loss of
+        step k, an L-BFGS closure evaluated several times in one step)."""
+        if self.full_batch:
+            return self._all
+        epoch, i = divmod(index, self.batches_per_epoch)
+        while len(self._orders) <= epoch:
+            self._orders.append(torch.randperm(self.n, generator=self._indexed_generator))
+        return self._orders[epoch][i * self.batch_size:(i + 1) * self.batch_size]
 
     def reset(self) -> None:
         """Back to the first batch of the first epoch (as a new sampler with the same seed)."""

@@ -5,17 +5,25 @@ is `loss_fn(functional_call(model, params, (X[batch_k],)), y[batch_k])`, so a Ru
 textbook loop (zero_grad, loss_fn(model(X), y), backward, step) on the run's own leaves, and
 several runs can share one model object without touching its weights.
 
-Batches follow `core.problems.data.MinibatchSampler`'s sequence exactly (one torch.randperm per
-epoch from `Generator().manual_seed(seed)`, cut in order; full batch when batch_size is 0 or
->= n), but indexed by step, as `Problem.loss` requires: the permutations drawn so far are kept
-(n int64 per epoch), so batch k is the same whenever and however often it is asked for.
+Batches are `core.problems.data.MinibatchSampler`'s sequence (one torch.randperm per epoch from
+`Generator().manual_seed(seed)`, cut in order; full batch when batch_size is 0 or >= n), indexed
+by step as `Problem.loss` requires (`MinibatchSampler.batch_at`), so batch k is the same
+whenever and however often it is asked for, and the same for every run.
 
-Limits (for model mode to settle): buffers (BatchNorm's running statistics) are the module's
-own, so runs sharing a problem share them; Dropout draws from torch's global generator.
+Runs sharing a problem share nothing else either:
+- buffers (BatchNorm's running statistics) are each run's own: a copy of the model's initial
+  buffers is made for a run the first time its parameters are seen (they are keyed by the
+  run's first leaf tensor, which a Run keeps until it is reset) and passed to functional_call
+  with the parameters, so BatchNorm updates that run's copy in place;
+- Dropout draws its masks from torch's generator seeded for the step (`seed` and the step
+  number, inside `torch.random.fork_rng`, so the global generator is left as it was): every run
+  sees the same mask at step k, as it sees the same batch, and the comparison stays fair.
 """
 
 from __future__ import annotations
 
+import weakref
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -23,7 +31,10 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from core.problems.base import DTYPE, Problem
-from core.problems.data import DataError
+from core.problems.data import DataError, MinibatchSampler
+
+# Dropout's seed for step k is DROPOUT_SEED_STRIDE * seed + k: distinct per (seed, step).
+DROPOUT_SEED_STRIDE = 1_000_003
 
 
 class ModelProblem(Problem):
@@ -40,30 +51,29 @@ class ModelProblem(Problem):
                             f"{batch_size!r}")
         self.model, self.X, self.y, self.loss_fn = model, X, y, loss_fn
         self.n = len(X)
-        self.batch_size = self.n if batch_size == 0 or batch_size >= self.n else batch_size
+        self.sampler = MinibatchSampler(self.n, batch_size, seed)
+        self.batch_size = self.sampler.batch_size
         self.seed = seed
         self.parameter_names = tuple(name for name, _ in model.named_parameters())
         self._initial = {name: p.detach().to(DTYPE).clone()
                          for name, p in model.named_parameters()}
-        self._generator = torch.Generator().manual_seed(seed)
-        self._orders: list[Tensor] = []
+        self._initial_buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
+        # id(first leaf) -> (a weak reference to it, that run's buffers)
+        self._run_buffers: dict[int, tuple[weakref.ref[Tensor], dict[str, Tensor]]] = {}
+        self.has_dropout = any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0
+                               for m in model.modules())
 
     @property
     def full_batch(self) -> bool:
-        return self.batch_size >= self.n
+        return self.sampler.full_batch
 
     @property
     def batches_per_epoch(self) -> int:
-        return -(-self.n // self.batch_size)
+        return self.sampler.batches_per_epoch
 
     def batch(self, step: int) -> Tensor | None:
         """The row indices of step `step`'s minibatch (None: every row)."""
-        if self.full_batch:
-            return None
-        epoch, i = divmod(step, self.batches_per_epoch)
-        while len(self._orders) <= epoch:
-            self._orders.append(torch.randperm(self.n, generator=self._generator))
-        return self._orders[epoch][i * self.batch_size:(i + 1) * self.batch_size]
+        return None if self.full_batch else self.sampler.batch_at(step)
 
     def initial_parameters(self) -> dict[str, Tensor]:
         return {name: t.clone() for name, t in self._initial.items()}
@@ -71,13 +81,58 @@ class ModelProblem(Problem):
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return {name: tuple(t.shape) for name, t in self._initial.items()}
 
+    def buffers(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The buffers (BatchNorm's running statistics) of the run whose parameters these are:
+        its own copy, made from the model's initial buffers the first time. Empty for a model
+        without buffers."""
+        if not self._initial_buffers or not params:
+            return {}
+        leaf = next(iter(params.values()))
+        entry = self._run_buffers.get(id(leaf))
+        if entry is not None and entry[0]() is leaf:
+            return entry[1]
+        for key in [k for k, (ref, _) in self._run_buffers.items() if ref() is None]:
+            del self._run_buffers[key]  # runs that were reset or removed
+        own = {name: b.clone() for name, b in self._initial_buffers.items()}
+        self._run_buffers[id(leaf)] = (weakref.ref(leaf), own)
+        return own
+
+    def dropout_masks(self, step: int) -> Any:
+        """A context in which Dropout draws step `step`'s masks (the same for every run), leaving
+        torch's global generator as it was; nothing for a model without Dropout."""
+        if not self.has_dropout:
+            return nullcontext()
+        return _SeededRandom(DROPOUT_SEED_STRIDE * self.seed + step)
+
+    def forward(self, params: dict[str, Tensor], X: Tensor) -> Tensor:
+        """model(X) at `params`, with that run's own buffers."""
+        buffers = self.buffers(params)
+        return functional_call(self.model, {**params, **buffers} if buffers else params, (X,))
+
     def loss(self, params: dict[str, Tensor], step: int = 0) -> Tensor:
         rows = self.batch(step)
         X, y = (self.X, self.y) if rows is None else (self.X[rows], self.y[rows])
-        return self.loss_fn(functional_call(self.model, params, (X,)), y)
+        with self.dropout_masks(step):
+            return self.loss_fn(self.forward(params, X), y)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "model", "model": str(self.model), "rows": self.n,
                 "batch_size": 0 if self.full_batch else self.batch_size, "seed": self.seed,
                 "loss": type(self.loss_fn).__name__,
                 "parameters": {name: list(shape) for name, shape in self.shapes().items()}}
+
+
+class _SeededRandom:
+    """torch's CPU generator seeded with `seed` inside, restored on the way out."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed % (2 ** 63)
+        self._fork: Any = None
+
+    def __enter__(self) -> None:
+        self._fork = torch.random.fork_rng(devices=[])
+        self._fork.__enter__()
+        torch.manual_seed(self.seed)
+
+    def __exit__(self, *exc: object) -> None:
+        self._fork.__exit__(*exc)

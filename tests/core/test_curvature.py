@@ -144,3 +144,35 @@ def test_no_trainable_parameters_is_a_clear_error() -> None:
     with pytest.raises(CurvatureError, match="unknown method"):
         model[0].bias.requires_grad_(True)
         top_eigenpairs(model, loss_fn, X, y, method="magic")
+
+
+class _StopAfter:
+    """A stand-in for a worker's state: asks to stop after `n` checks, counting them."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.checks = n, 0
+
+    def is_interruption_requested(self) -> bool:
+        self.checks += 1
+        return self.checks > self.n
+
+
+@pytest.mark.parametrize("method", ["lanczos", "power"])
+def test_a_measurement_stops_within_one_product_when_asked(method) -> None:
+    from core.curvature import CurvatureCancelled
+    calls = []
+    diagonal = torch.linspace(1.0, 2.0, 50, dtype=torch.float64)
+
+    def operator(v: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        return diagonal * v
+
+    state = _StopAfter(3)
+    run = lanczos if method == "lanczos" else power_iteration
+    with pytest.raises(CurvatureCancelled):
+        run(operator, 50, tol=1e-300, max_iter=1000, state=state)
+    assert len(calls) == 3  # three products, then the fourth check stopped it
+    # without a request it runs to the end and finds the top eigenvalue
+    result = run(operator, 50, tol=1e-12, max_iter=5000, state=_StopAfter(10 ** 9))
+    top = result[0][0] if method == "lanczos" else result[0]
+    assert top == pytest.approx(2.0, rel=1e-6)

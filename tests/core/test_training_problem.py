@@ -103,3 +103,62 @@ def test_batches_are_the_samplers_sequence_by_step() -> None:
     assert problem.batches_per_epoch == 4 and len(problem.batch(3)) == 4
     assert ModelProblem(model, X, y, loss_fn).batch(9) is None
     assert problem.describe()["parameters"] == {"0.weight": [1, 2], "0.bias": [1]}
+
+
+def _bn_dropout_problem(batch_size: int = 0) -> ModelProblem:
+    data = make_dataset("moons", 40, 0.1, 0)
+    model = build_model("Linear(2, 8), BatchNorm1d(8), Tanh(), Dropout(0.5), Linear(8, 1)", 2, 0)
+    return ModelProblem(model, data.X, shape_targets(data.y, "BCEWithLogitsLoss"),
+                        make_loss("BCEWithLogitsLoss", "binary"), batch_size, 0)
+
+
+def test_each_run_keeps_its_own_batchnorm_statistics_and_sees_the_same_dropout_masks() -> None:
+    problem = _bn_dropout_problem()
+    initial_mean = problem.model[1].running_mean.clone()
+    sgd = Run(problem, "SGD", {"lr": 0.1})
+    adam = Run(problem, "Adam", {"lr": 0.01})
+    # a run trained alone, on its own problem, is the reference for each
+    alone = Run(_bn_dropout_problem(), "SGD", {"lr": 0.1})
+    for _ in range(5):
+        sgd.step(1)
+        adam.step(1)
+        alone.step(1)
+    for name in sgd.parameter_names:  # Adam's steps did not touch SGD's statistics or masks
+        assert torch.equal(sgd.parameters[name], alone.parameters[name])
+    assert list(sgd.trajectory.loss) == list(alone.trajectory.loss)
+    sgd_mean = problem.buffers(sgd.parameters)["1.running_mean"]
+    adam_mean = problem.buffers(adam.parameters)["1.running_mean"]
+    assert not torch.equal(sgd_mean, adam_mean)  # each run its own running statistics
+    assert torch.equal(problem.model[1].running_mean, initial_mean)  # the module's untouched
+    # the dropout mask of a step is the same for every run: at the same parameters, the losses
+    # of step 3 agree, and torch's global generator is left where it was
+    state = torch.random.get_rng_state()
+    twin = {n: p.detach().clone() for n, p in sgd.parameters.items()}
+    first = problem.loss(twin, 3)
+    again = problem.loss({n: p.clone() for n, p in twin.items()}, 3)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert first.item() == again.item()
+    assert problem.loss(twin, 4).item() != first.item()  # another step, another mask
+
+
+def test_a_reset_run_starts_again_from_the_initial_statistics() -> None:
+    problem = _bn_dropout_problem()
+    run = Run(problem, "SGD", {"lr": 0.1})
+    first = list(run.trajectory.loss)
+    for _ in range(3):
+        run.step(1)
+    losses = list(run.trajectory.loss)
+    run.reset()
+    for _ in range(3):
+        run.step(1)
+    assert list(run.trajectory.loss) == losses and losses[:1] == first
+
+
+def test_batch_at_is_next_batchs_sequence_and_does_not_move_it() -> None:
+    sampler = MinibatchSampler(10, 3, seed=5)
+    fresh = MinibatchSampler(10, 3, seed=5)
+    assert torch.equal(sampler.batch_at(7), [fresh.next_batch() for _ in range(8)][-1])
+    again = MinibatchSampler(10, 3, seed=5)
+    assert [sampler.next_batch().tolist() for _ in range(8)] == \
+        [again.next_batch().tolist() for _ in range(8)]
+    assert torch.equal(MinibatchSampler(10, 0).batch_at(3), torch.arange(10))
