@@ -405,3 +405,118 @@ def project_paths(paths: Sequence[np.ndarray | torch.Tensor], directions: Direct
                                   coefficients[:, 1].numpy().copy(), off.numpy().copy(),
                                   captured))
     return out
+
+
+# --- one landscape around the runs: what the view, the picture and the command line show ----------
+
+KINDS = ("exact", "random", "pca", "hessian")
+COVER_MARGIN = 1.15  # an axis that covers the paths reaches this far beyond their farthest point
+
+
+@dataclass(frozen=True, eq=False)
+class Landscape:
+    """A loss grid and how to put the runs' paths on it.
+
+    For "exact" the axes are the two trainable scalars at flat indices `indices`; for a slice
+    the plane is `directions` (centre θ₀, d₁, d₂). `project` maps flat parameter paths
+    (steps, P) to the grid's coordinates, so paths that grow while training are placed without
+    evaluating the loss again.
+    """
+
+    grid: LossGrid
+    directions: Directions | None = None
+    indices: tuple[int, int] | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.grid.kind
+
+    def project(self, paths: Sequence[np.ndarray | torch.Tensor]
+                ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each path's (x, y) on the grid: its two scalars (exact) or its plane coordinates."""
+        if self.indices is not None:
+            i, j = self.indices
+            return [(np.asarray(p, dtype=np.float64)[:, i].copy(),
+                     np.asarray(p, dtype=np.float64)[:, j].copy()) for p in paths]
+        assert self.directions is not None
+        return [(p.alpha, p.beta) for p in project_paths(paths, self.directions)]
+
+    def plane_text(self, paths: Sequence[np.ndarray | torch.Tensor]) -> str:
+        """How much of the paths the picture holds, in one line: the exact surface holds them
+        whole; a PCA plane says its explained variance; other planes the distance off them."""
+        if self.indices is not None:
+            return "exact: the paths are drawn as they are (every other parameter is frozen)"
+        assert self.directions is not None
+        d = self.directions
+        usable = [p for p in (_finite_rows(p) for p in paths) if len(p)]
+        if d.explained_variance_ratio is not None:
+            r1, r2 = d.explained_variance_ratio
+            return (f"the PCA plane holds {100 * (r1 + r2):.1f}% of the paths' squared distance "
+                    f"from the centre (PC1 {100 * r1:.1f}%, PC2 {100 * r2:.1f}%)")
+        if not usable:
+            return "no path yet to compare with the plane"
+        off = np.concatenate([p.off_plane for p in project_paths(usable, d)])
+        return (f"the paths are {float(off.mean()):.3g} (mean) and {float(off.max()):.3g} "
+                f"(max) off the plane (parameter units)")
+
+
+def covering_axis(centre: float, span: float, n: int, coordinates: Sequence[np.ndarray]
+                  ) -> np.ndarray:
+    """An axis centred at `centre` wide enough for ±`span` and for every coordinate given."""
+    reach = span
+    for c in coordinates:
+        finite = np.asarray(c, dtype=np.float64)
+        finite = finite[np.isfinite(finite)]
+        if finite.size:
+            reach = max(reach, COVER_MARGIN * float(np.abs(finite - centre).max()))
+    return axis(centre, reach, n)
+
+
+def landscape_around(model: nn.Module, loss_fn: LossFn, X: torch.Tensor, y: torch.Tensor,
+                     kind: str, *, paths: Sequence[np.ndarray | torch.Tensor] = (),
+                     grid: int = 51, span: float = 1.0, cover_paths: bool = False,
+                     seed: int = 0, state: ProgressState | None = None,
+                     dtype: torch.dtype = torch.float64) -> Landscape:
+    """The landscape of `kind` around the model's parameters (θ₀) and the runs' `paths`.
+
+    `model` holds θ₀ and says by `requires_grad` which parameters may move (the caller gives
+    a copy when other threads use the original). `paths` are flat parameter snapshots
+    (steps, P), as core.model_session.flat_parameters gives; PCA needs them. With
+    `cover_paths` the axes widen beyond ±`span` until every path fits.
+    """
+    if kind not in KINDS:
+        raise LandscapeError(f"the directions must be one of {', '.join(KINDS)}, got {kind!r}")
+    finite_paths = [_finite_rows(p) for p in paths]
+    finite_paths = [p for p in finite_paths if len(p)]
+    if kind == "exact":
+        i, j, _, _ = two_scalars(model)
+        centre = parameters_vector(model)
+        xs = covering_axis(float(centre[i]), span, grid,
+                           [p[:, i] for p in finite_paths] if cover_paths else [])
+        ys = covering_axis(float(centre[j]), span, grid,
+                           [p[:, j] for p in finite_paths] if cover_paths else [])
+        surface = exact_surface(model, loss_fn, X, y, x_values=xs, y_values=ys, state=state,
+                                dtype=dtype)
+        return Landscape(surface, indices=(i, j))
+    if kind == "random":
+        directions = random_directions(model, seed=seed)
+    elif kind == "hessian":
+        directions = hessian_directions(model, loss_fn, X, y, seed=seed)
+    else:
+        directions = pca_directions(model, finite_paths, seed=seed)
+    a = b = axis(0.0, span, grid)
+    if cover_paths and finite_paths:
+        projected = project_paths(finite_paths, directions)
+        a = covering_axis(0.0, span, grid, [p.alpha for p in projected])
+        b = covering_axis(0.0, span, grid, [p.beta for p in projected])
+    surface = slice_surface(model, loss_fn, X, y, directions, alphas=a, betas=b, state=state,
+                            dtype=dtype)
+    return Landscape(surface, directions=directions)
+
+
+def _finite_rows(path: np.ndarray | torch.Tensor) -> np.ndarray:
+    """A path without its non-finite snapshots (a diverged run's last ones)."""
+    m = np.asarray(path, dtype=np.float64)
+    if m.ndim != 2:
+        raise LandscapeError(f"a path must be (steps, parameters), got shape {m.shape}")
+    return m[np.all(np.isfinite(m), axis=1)]

@@ -1,0 +1,537 @@
+"""The loss landscape around the model workspace's runs (issue 8).
+
+A model with exactly two trainable scalars (linear regression, or any model with all but two
+scalars frozen) gets its exact loss surface over those two, with each run's real path. Any other
+model gets a 2-D slice θ(α, β) = θ₀ + α·d₁ + β·d₂ through parameter space along
+filter-normalised random directions, the top two PCA directions of all runs' paths, or the top
+two Hessian eigenvectors at θ₀, with each run's path projected onto the plane.
+core/landscape.py computes every number (batched under torch.no_grad()); this module draws
+(`LandscapePicture`, also used headless by gui/model/landscape_image.py) and runs the grid in a
+gui/worker.py Job (`LandscapeView`).
+
+θ₀ is the shared initial weights (where every run starts), with the reference run's frozen
+tensors where that run holds them, or the reference run's current weights; the reference run is
+the selected one, and its freezes say which parameters may move. Paths come from each run's
+Trajectory when it holds every parameter in full (small models), else from snapshots this view
+takes after every batch of steps (`PathRecorder`).
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+import torch
+from PySide6.QtCore import QPointF, QRectF, QSignalBlocker, Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel,
+                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from torch import nn
+
+from core.landscape import KINDS, Landscape, LandscapeError, landscape_around, two_scalars
+from core.model_session import flat_parameters
+from core.run import Run
+from gui.model.controller import ModelController
+from gui.surface_view import (CONTOUR_PEN, N_CONTOURS, SURFACE_COLORMAP, Z_CONTOURS, Z_HEADS,
+                              Z_IMAGE, Z_LINES, Z_START, TrajectoryCurve, colour_scale_text,
+                              contour_segments, log_scale)
+from gui.throttle import Throttle
+from gui.worker import Job, JobProgress
+
+KIND_TITLES = {"exact": "exact (the two trainable scalars)",
+               "random": "random, filter-normalised (Li et al.)",
+               "pca": "PCA of all runs' paths", "hessian": "Hessian: top two eigenvectors"}
+CENTRES = {"start": "the initial weights", "selected": "the selected run now"}
+DEFAULT_GRID, DEFAULT_SPAN = 51, 1.0
+# The exact surface is recomputed by itself after a change when the grid is this cheap
+# (grid points x training rows): 101 x 101 on 200 rows takes ~50 ms.
+AUTO_EXACT_COST = 101 * 101 * 1000
+PATH_CAPACITY = 5000  # snapshots kept per run before every second older one is dropped
+PATHS_HZ = 10
+NO_GRAD_TEXT = "the grid is evaluated under torch.no_grad(), in eval mode, on every training row"
+
+
+# --- paths ---------------------------------------------------------------------------------------
+
+
+class PathRecorder:
+    """Flat parameter snapshots of each run, taken whenever `sample` is called (after a batch of
+    steps), for runs whose Trajectory does not hold every parameter. A run that went back to
+    fewer steps (reset, a new problem) starts a new path."""
+
+    def __init__(self, capacity: int = PATH_CAPACITY) -> None:
+        self.capacity = capacity
+        self._paths: weakref.WeakKeyDictionary[Run, tuple[list[int], list[torch.Tensor]]] = (
+            weakref.WeakKeyDictionary())
+
+    def sample(self, runs: list[Run]) -> None:
+        for run in runs:
+            steps, snapshots = self._paths.setdefault(run, ([], []))
+            if steps and (run.steps < steps[-1] or snapshots[-1].numel() != sum(
+                    p.numel() for p in run.parameters.values())):
+                steps.clear()
+                snapshots.clear()
+            if steps and steps[-1] == run.steps:
+                continue
+            steps.append(run.steps)
+            snapshots.append(flat_parameters(run).clone())
+            if len(steps) > self.capacity:  # as a Trajectory thins: first and newest stay
+                keep = list(range(0, len(steps) - 1, 2)) + [len(steps) - 1]
+                steps[:] = [steps[k] for k in keep]
+                snapshots[:] = [snapshots[k] for k in keep]
+
+    def forget(self, run: Run) -> None:
+        self._paths.pop(run, None)
+
+    def path(self, run: Run) -> np.ndarray:
+        """The run's flat parameters (snapshots, P): from its Trajectory when that holds every
+        parameter (every step), else the recorded snapshots."""
+        traj = run.trajectory
+        names = run.parameter_names
+        if len(traj) and all(name in traj.stored for name in names):
+            return np.concatenate([traj.values(n).reshape(len(traj), -1) for n in names], axis=1)
+        entry = self._paths.get(run)
+        if not entry or not entry[1]:
+            return flat_parameters(run).numpy()[None, :].copy()
+        return torch.stack(entry[1]).numpy()
+
+
+# --- the picture ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DrawnPath:
+    """One run's path as drawn: its colour, legend title and grid coordinates."""
+
+    title: str
+    color: str
+    x: np.ndarray
+    y: np.ndarray
+
+
+class LandscapePicture:
+    """The heatmap, colour bar, contours, centre and paths of one Landscape, in a
+    pg.GraphicsLayout, from core data only (the live view and the headless image share it).
+
+    Colours are the race's (gui/surface_view.py): log10(loss − floor + ε) on its lightened
+    viridis, with the same contour levels.
+    """
+
+    def __init__(self, layout: pg.GraphicsLayout, *, line_width: float = 2.0) -> None:
+        self.line_width = line_width
+        self.landscape: Landscape | None = None
+        self.paths: list[DrawnPath] = []
+        self.plot_item: pg.PlotItem = layout.addPlot(row=0, col=0)
+        pi = self.plot_item
+        pi.setMenuEnabled(False)
+        pi.hideButtons()
+        pi.setLabel("bottom", "alpha")
+        pi.setLabel("left", "beta")
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.image_item.setZValue(Z_IMAGE)
+        pi.addItem(self.image_item)
+        self.color_bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=SURFACE_COLORMAP,
+                                         interactive=False, width=14, colorMapMenu=False,
+                                         label="loss (log scale)")
+        self.color_bar.setImageItem(self.image_item, insert_in=pi)
+        self.color_bar.axis.setLogMode(True)
+        self.contour_item = pg.PlotCurveItem(connect="pairs", pen=CONTOUR_PEN,
+                                             skipFiniteCheck=True, antialias=False)
+        self.contour_item.setZValue(Z_CONTOURS)
+        pi.addItem(self.contour_item, ignoreBounds=True)
+        self.centre_item = pg.ScatterPlotItem(symbol="+", size=16, pen=pg.mkPen("k", width=2),
+                                              brush=pg.mkBrush("k"), name="centre θ₀")
+        self.centre_item.setZValue(Z_START)
+        pi.addItem(self.centre_item, ignoreBounds=True)
+        self.heads_item = pg.ScatterPlotItem(symbol="o", size=9, pen=pg.mkPen("k"))
+        self.heads_item.setZValue(Z_HEADS)
+        pi.addItem(self.heads_item, ignoreBounds=True)
+        self.legend = pg.LegendItem(offset=(-10, 10), brush=pg.mkBrush(255, 255, 255, 215),
+                                    pen=pg.mkPen(0, 0, 0, 90), labelTextColor="k",
+                                    labelTextSize="9pt")
+        self.legend.setParentItem(pi.getViewBox())
+        self.lines: list[TrajectoryCurve] = []
+        self.colour_text = ""
+
+    # --- the grid -----------------------------------------------------------------------------
+
+    def show_landscape(self, landscape: Landscape) -> None:
+        """Draw a new grid: heatmap, colour levels, contours, centre and axis names."""
+        self.landscape = landscape
+        g = landscape.grid
+        xs, ys, z = g.x_values, g.y_values, g.loss
+        finite = z[np.isfinite(z)]
+        c, scale = log_scale(z, float(finite.min()) if finite.size else 0.0)
+        lo, hi = scale.levels
+        text = colour_scale_text(scale)
+        text = "loss" + text[1:] if text.startswith("f") else text  # the race's words for f
+        if text != self.colour_text:
+            self.colour_text = text
+            self.color_bar.getAxis("left").setLabel(html.escape(text).replace("\n", "<br>"))
+        self.image_item.setImage(c, autoLevels=False, levels=(lo, hi))
+        dx = (xs[-1] - xs[0]) / (len(xs) - 1)
+        dy = (ys[-1] - ys[0]) / (len(ys) - 1)
+        self.image_item.setRect(QRectF(xs[0] - dx / 2, ys[0] - dy / 2, len(xs) * dx,
+                                       len(ys) * dy))
+        self.color_bar.setLevels((lo, hi))
+        self.color_bar.axis.setStyle(maxTextLevel=0 if hi - lo >= 1.5 else 2)
+        cx, cy = contour_segments(xs, ys, c, np.linspace(lo, hi, N_CONTOURS + 2)[1:-1])
+        self.contour_item.setData(cx, cy)
+        centre = self.centre_point()
+        self.centre_item.setData(pos=[centre])
+        self.plot_item.setLabel("bottom", g.x_name)
+        self.plot_item.setLabel("left", g.y_name)
+        self.plot_item.getViewBox().setRange(xRange=(xs[0], xs[-1]), yRange=(ys[0], ys[-1]),
+                                             padding=0)
+
+    def centre_point(self) -> tuple[float, float]:
+        """θ₀ in the grid's coordinates: (0, 0) for a slice, its two scalars for exact."""
+        assert self.landscape is not None
+        d, idx = self.landscape.directions, self.landscape.indices
+        if idx is not None:
+            g = self.landscape.grid
+            return float(g.x_values[len(g.x_values) // 2]), float(g.y_values[len(g.y_values) // 2])
+        assert d is not None
+        return 0.0, 0.0
+
+    def value_at(self, x: float, y: float) -> tuple[float, float, float] | None:
+        """The grid point nearest to (x, y) inside the grid, and the loss there."""
+        if self.landscape is None:
+            return None
+        g = self.landscape.grid
+        if not (g.x_values[0] <= x <= g.x_values[-1] and g.y_values[0] <= y <= g.y_values[-1]):
+            return None
+        j = int(np.abs(g.x_values - x).argmin())
+        i = int(np.abs(g.y_values - y).argmin())
+        return float(g.x_values[j]), float(g.y_values[i]), float(g.loss[i, j])
+
+    # --- the paths ----------------------------------------------------------------------------
+
+    def set_paths(self, paths: list[DrawnPath], selected: str | None = None) -> None:
+        """Each run's path in its colour with its head; lines are made again only when the
+        runs change, else updated with setData."""
+        if [(p.title, p.color) for p in paths] != [(p.title, p.color) for p in self.paths]:
+            for line in self.lines:
+                self.plot_item.removeItem(line)
+            self.legend.clear()
+            self.lines = []
+            for p in paths:
+                line = TrajectoryCurve(antialias=False, skipFiniteCheck=True, connect="finite")
+                line.setSegmentedLineMode("off")
+                width = self.line_width + (1 if p.title == selected else 0)
+                line.setPen(pg.mkPen(QColor(p.color), width=width))
+                line.setZValue(Z_LINES)
+                self.plot_item.addItem(line, ignoreBounds=True)
+                self.legend.addItem(line, html.escape(p.title))
+                self.lines.append(line)
+            self.legend.addItem(self.centre_item, "centre θ₀")
+        self.paths = paths
+        heads, brushes = [], []
+        for p, line in zip(paths, self.lines):
+            line.setData(p.x, p.y)
+            if len(p.x) and np.isfinite(p.x[-1]) and np.isfinite(p.y[-1]):
+                heads.append((float(p.x[-1]), float(p.y[-1])))
+                brushes.append(pg.mkBrush(QColor(p.color)))
+        self.heads_item.setData(pos=heads, brush=brushes)
+
+
+# --- the live view -------------------------------------------------------------------------------
+
+
+class LandscapeView(QWidget):
+    """The landscape tab of the model workspace: directions, grid and span, Compute and Cancel,
+    the picture and what it holds. Reads the ModelController; changes nothing in it."""
+
+    def __init__(self, controller: ModelController, *, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.recorder = PathRecorder()
+        self.landscape: Landscape | None = None
+        self.computed_key: tuple | None = None  # the context the picture was computed in
+        self.stale = False
+        self.job: Job | None = None
+        self._job_key: tuple | None = None
+        self._exact_possible = False
+        self._user_chose_kind = False
+
+        self.kind_box = QComboBox()
+        for kind in KINDS:
+            self.kind_box.addItem(KIND_TITLES[kind], kind)
+        self.kind_box.setToolTip("θ(α, β) = θ₀ + α·d₁ + β·d₂ along these directions; exact "
+                                 "draws the loss over the model's two trainable scalars")
+        self.seed_box = QSpinBox()
+        self.seed_box.setRange(0, 2 ** 31 - 1)
+        self.seed_box.setPrefix("seed ")
+        self.seed_box.setToolTip("the seed of the random directions (and of Lanczos)")
+        self.centre_box = QComboBox()
+        for key, text in CENTRES.items():
+            self.centre_box.addItem(f"centre: {text}", key)
+        self.grid_box = QSpinBox()
+        self.grid_box.setRange(5, 301)
+        self.grid_box.setValue(DEFAULT_GRID)
+        self.grid_box.setPrefix("grid ")
+        self.grid_box.setToolTip("N x N grid points")
+        self.span_box = QDoubleSpinBox()
+        self.span_box.setRange(0.001, 1000.0)
+        self.span_box.setDecimals(3)
+        self.span_box.setValue(DEFAULT_SPAN)
+        self.span_box.setPrefix("span ±")
+        self.cover_box = QCheckBox("cover the paths")
+        self.cover_box.setChecked(True)
+        self.cover_box.setToolTip("widen the axes beyond the span until every run's path fits")
+        self.compute_button = QPushButton("Compute")
+        self.compute_button.setToolTip("evaluate the grid in the background")
+        self.progress = JobProgress()
+
+        controls = QHBoxLayout()
+        controls.setContentsMargins(0, 0, 0, 0)
+        for w in (self.kind_box, self.seed_box, self.centre_box, self.grid_box, self.span_box,
+                  self.cover_box, self.compute_button, self.progress):
+            controls.addWidget(w)
+        controls.addStretch(1)
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setBackground("w")
+        self.picture = LandscapePicture(self.graphics.ci)
+        self.status_label = QLabel("Press Compute to evaluate the landscape.")
+        self.status_label.setWordWrap(True)
+        self.plane_label = QLabel("")
+        self.plane_label.setWordWrap(True)
+        self.hover_label = QLabel("")
+        self.hover_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(controls)
+        layout.addWidget(self.graphics, 1)
+        layout.addWidget(self.plane_label)
+        layout.addWidget(self.status_label)
+        layout.addWidget(self.hover_label)
+        self._paths_throttle = Throttle(self.update_paths, PATHS_HZ, self)
+
+        self.compute_button.clicked.connect(self.compute)
+        self.kind_box.activated.connect(self._on_kind_pick)
+        self.kind_box.currentIndexChanged.connect(self._on_settings_change)
+        self.centre_box.currentIndexChanged.connect(self._on_settings_change)
+        self.graphics.scene().sigMouseMoved.connect(self._on_mouse_move)
+        controller.sigProblemChanged.connect(self._on_context_change)
+        controller.sigRunsChanged.connect(self._on_runs_change)
+        controller.sigRunChanged.connect(self._on_run_change)
+        controller.sigSelectionChanged.connect(self._on_context_change)
+        controller.sigStepped.connect(self._on_stepped)
+        self.recorder.sample(controller.runs)
+        self._refresh_kinds()
+        self._on_settings_change()
+
+    # --- what the landscape is computed for ---------------------------------------------------
+
+    @property
+    def kind(self) -> str:
+        return str(self.kind_box.currentData())
+
+    @property
+    def reference_run(self) -> Run | None:
+        c = self.controller
+        return c.selected if c.selected is not None else (c.runs[0] if c.runs else None)
+
+    def context_key(self) -> tuple:
+        """What the picture depends on besides its own settings: the problem and the reference
+        run's freezes (a change makes a computed picture stale)."""
+        run = self.reference_run
+        frozen = frozenset(run.frozen) if run is not None else frozenset()
+        return (id(self.controller.problem), frozen, self.centre_box.currentData(),
+                id(run) if self.centre_box.currentData() == "selected" else None)
+
+    def centre_model(self) -> nn.Module:
+        """A copy of the model at θ₀ with requires_grad as the reference run's freezes say (a
+        copy: the worker must not swap the shared module's parameters)."""
+        problem = self.controller.problem
+        run = self.reference_run
+        frozen = set(run.frozen) if run is not None else set()
+        values = problem.initial_parameters()
+        if run is not None:
+            for name in run.parameter_names:
+                if self.centre_box.currentData() == "selected" or name in frozen:
+                    values[name] = run.parameters[name].detach().clone()
+        model = copy.deepcopy(problem.model)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(values[name])
+                p.requires_grad_(name not in frozen)
+        return model
+
+    def paths(self) -> list[np.ndarray]:
+        return [self.recorder.path(run) for run in self.controller.runs]
+
+    def _refresh_kinds(self) -> None:
+        """Offer exact only when exactly two trainable scalars remain, and choose it then."""
+        try:
+            two_scalars(self.centre_model())
+            possible = True
+        except LandscapeError:
+            possible = False
+        item = self.kind_box.model().item(KINDS.index("exact"))
+        item.setEnabled(possible)
+        item.setToolTip("" if possible else "needs exactly two trainable scalars: freeze the "
+                        "rest, or use a slice")
+        with QSignalBlocker(self.kind_box):  # the caller goes on with the new choice
+            if possible and not self._exact_possible and not self._user_chose_kind:
+                self.kind_box.setCurrentIndex(KINDS.index("exact"))
+            if not possible and self.kind == "exact":
+                self.kind_box.setCurrentIndex(KINDS.index("random"))
+        self._exact_possible = possible
+        self.seed_box.setEnabled(self.kind in ("random", "hessian"))
+
+    # --- computing ----------------------------------------------------------------------------
+
+    def compute(self) -> None:
+        """Evaluate the grid in a Job; the picture changes only when it has finished."""
+        if self.job is not None:
+            self.job.cancel()
+        model = self.centre_model()
+        problem = self.controller.problem
+        X, y, loss_fn = problem.X, problem.y, problem.loss_fn
+        kind, grid, span = self.kind, self.grid_box.value(), self.span_box.value()
+        seed, cover, paths = self.seed_box.value(), self.cover_box.isChecked(), self.paths()
+        job = Job(lambda state: landscape_around(model, loss_fn, X, y, kind, paths=paths,
+                                                 grid=grid, span=span, cover_paths=cover,
+                                                 seed=seed, state=state), parent=self)
+        self.job, self._job_key = job, self.context_key()
+        job.sigFinished.connect(lambda result, j=job: self._on_job_finished(j, result))
+        job.sigFailed.connect(lambda message, j=job: self._on_job_failed(j, message))
+        job.sigCancelled.connect(lambda j=job: self._on_job_cancelled(j))
+        self.progress.attach(job, f"computing {grid} x {grid}…")
+        self.status_label.setText(f"Computing a {grid} x {grid} grid in the background…")
+        job.start()
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+
+    def wait_for_job(self, timeout_s: float = 10.0) -> bool:
+        """Deliver the running computation now (tests, quitting); True if none is left."""
+        job = self.job
+        return True if job is None else job.finish(timeout_s)
+
+    def shutdown(self) -> None:
+        job = self.job
+        self.cancel()
+        if job is not None:
+            job.finish(5.0)
+
+    def _on_job_finished(self, job: Job, landscape: Landscape) -> None:
+        if job is not self.job:
+            return
+        self.job = None
+        self.landscape = landscape
+        self.computed_key = self._job_key
+        self.picture.show_landscape(landscape)
+        self.stale = self.computed_key != self.context_key()
+        self._show_status()
+        self.update_paths()
+
+    def _on_job_failed(self, job: Job, message: str) -> None:
+        if job is self.job:
+            self.job = None
+            self.status_label.setText(f"Could not compute the landscape: {message}")
+
+    def _on_job_cancelled(self, job: Job) -> None:
+        if job is self.job:
+            self.job = None
+            self.status_label.setText("Cancelled; the picture is the previous one."
+                                      if self.landscape is not None else "Cancelled.")
+
+    def _show_status(self) -> None:
+        if self.landscape is None:
+            return
+        g = self.landscape.grid
+        where = "" if g.kind == "exact" else f"; the loss at θ₀ is {g.centre_loss:.6g}"
+        text = f"{KIND_TITLES[g.kind]}, {len(g.x_values)} x {len(g.y_values)}{where}; " \
+               f"{NO_GRAD_TEXT}."
+        if self.stale:
+            text = ("Out of date: the model, the data, the freezes or the centre changed since "
+                    "this was computed. Press Compute to evaluate it again. ") + text
+        self.status_label.setText(text)
+        self.compute_button.setDefault(self.stale)
+
+    # --- live paths ---------------------------------------------------------------------------
+
+    def update_paths(self) -> None:
+        """Project every run's path onto the picture (cheap: no loss is evaluated)."""
+        self._paths_throttle.drawn()
+        if self.landscape is None or self.stale:
+            return
+        runs = self.controller.runs
+        paths = self.paths()
+        try:
+            projected = self.landscape.project(paths)
+            plane = self.landscape.plane_text(paths)
+        except LandscapeError as e:  # paths of another model (the picture is stale)
+            self.plane_label.setText(str(e))
+            return
+        selected = self.controller.selected
+        self.picture.set_paths([DrawnPath(run.title if run.label is None else run.label,
+                                          run.color or "#000000", x, y)
+                                for run, (x, y) in zip(runs, projected)],
+                               None if selected is None else (selected.label or selected.title))
+        self.plane_label.setText(plane[0].upper() + plane[1:] + ".")
+
+    # --- signals ------------------------------------------------------------------------------
+
+    def _on_stepped(self) -> None:
+        self.recorder.sample(self.controller.runs)
+        self._paths_throttle.request()
+
+    def _on_runs_change(self) -> None:
+        self.recorder.sample(self.controller.runs)
+        self._on_context_change()
+
+    def _on_run_change(self, _run: Run) -> None:
+        self._on_context_change()  # a freeze may have changed what can move
+
+    def _on_kind_pick(self, _index: int) -> None:
+        self._user_chose_kind = True
+
+    def _on_settings_change(self, *_: object) -> None:
+        self._on_context_change()
+
+    def _on_context_change(self, *_: object) -> None:
+        self._refresh_kinds()
+        if self.landscape is not None:
+            stale = self.computed_key != self.context_key() or \
+                self.landscape.kind != self.kind
+            if stale != self.stale:
+                self.stale = stale
+                self._show_status()
+        if (self.stale or self.landscape is None) and self._cheap_exact():
+            self.compute()
+        elif not self.stale:
+            self.update_paths()
+
+    def _cheap_exact(self) -> bool:
+        if self.kind != "exact" or not self._exact_possible or self.job is not None:
+            return False
+        n = self.grid_box.value()
+        return n * n * len(self.controller.problem.X) <= AUTO_EXACT_COST
+
+    def _on_mouse_move(self, scene_pos: QPointF) -> None:
+        vb = self.picture.plot_item.getViewBox()
+        if not vb.sceneBoundingRect().contains(scene_pos):
+            self.hover_label.setText("")
+            return
+        p = vb.mapSceneToView(scene_pos)
+        found = self.picture.value_at(p.x(), p.y())
+        if found is None:
+            self.hover_label.setText("")
+            return
+        x, y, loss = found
+        g = self.landscape.grid if self.landscape is not None else None
+        xn, yn = (g.x_name, g.y_name) if g is not None else ("alpha", "beta")
+        self.hover_label.setText(f"{xn} = {x:.5g}, {yn} = {y:.5g}: loss {loss:.6g} "
+                                 "(nearest grid point)")
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        self.shutdown()
+        super().closeEvent(event)
