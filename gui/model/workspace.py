@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QGroupBox, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGroupBox, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from gui.model.controller import ModelController
 from gui.model.curves_view import ModelCurves
 from gui.model.data_view import DataView
+from gui.model.landscape_view import LandscapeView
 from gui.model.run_panel import RunPanel
 from gui.model.setup_bar import SetupBar
 from gui.model.sharpness_view import SharpnessView
@@ -51,7 +52,11 @@ class ModelWorkspace(QWidget):
         self.sharpness_view = SharpnessView(controller)
 
         middle = QSplitter(Qt.Orientation.Vertical)
-        middle.addWidget(_group("Data and prediction", self.data_view))
+        self.landscape_view = LandscapeView(controller)
+        self.middle_tabs = QTabWidget()  # the data and prediction, or the loss landscape
+        self.middle_tabs.addTab(self.data_view, "Data")
+        self.middle_tabs.addTab(self.landscape_view, "Landscape")
+        middle.addWidget(_group("Data and loss landscape", self.middle_tabs))
         middle.addWidget(_group("Tensors of the selected run", self.tensor_table))
         middle.setSizes([520, 220])
         right = QSplitter(Qt.Orientation.Vertical)
@@ -74,6 +79,7 @@ class ModelWorkspace(QWidget):
     def shutdown(self) -> None:
         """Stop stepping and the sharpness worker (the window calls it when it quits)."""
         self.controller.shutdown()
+        self.landscape_view.shutdown()
 
     def hideEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         self.controller.pause()  # a workspace nobody sees should not take the machine
