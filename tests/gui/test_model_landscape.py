@@ -1,0 +1,280 @@
+"""The model workspace's loss landscape, driven through its real widgets (pytest-qt)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import QPointF, Qt
+from torch import nn
+
+from core.landscape import KINDS, project_paths
+from gui.model.controller import ModelController, ModelSettings
+from gui.model.landscape_view import LandscapeView
+from gui.model.workspace import ModelWorkspace
+from gui.surface_view import log_scale
+from gui.worker import wait_for_jobs
+
+LINE = ModelSettings(dataset="line", n=60, noise=0.1, model_text="Linear(1, 1)", preset=None,
+                     loss="MSELoss")
+MOONS = ModelSettings(dataset="moons", n=80, noise=0.1, preset="small-mlp",
+                      loss="BCEWithLogitsLoss")
+
+
+def _view(qtbot, settings: ModelSettings, optimizers=("SGD",)) -> LandscapeView:
+    controller = ModelController(settings)
+    for name in optimizers:
+        controller.add_run(name)
+    view = LandscapeView(controller)
+    qtbot.addWidget(view)
+    view.resize(900, 650)
+    view.show()
+    qtbot.waitExposed(view)
+    return view
+
+
+@pytest.fixture
+def cleanup():
+    views: list[LandscapeView] = []
+    yield views
+    for view in views:
+        view.shutdown()
+        assert view.controller.shutdown(2.0)
+    assert wait_for_jobs(2.0)
+
+
+def _choose(view: LandscapeView, kind: str) -> None:
+    index = view.kind_box.findData(kind)
+    view.kind_box.setCurrentIndex(index)
+    view.kind_box.activated.emit(index)
+
+
+def _compute(view: LandscapeView) -> None:
+    view.compute_button.click()
+    assert view.wait_for_job(30.0)
+
+
+def _plain_linear_loss(X, y, w: float, b: float) -> float:
+    plain = nn.Linear(1, 1, dtype=torch.float64)
+    with torch.no_grad():
+        plain.weight.fill_(w)
+        plain.bias.fill_(b)
+        return float(nn.MSELoss()(plain(X), y))
+
+
+def test_linear_regression_offers_exact_and_its_heatmap_is_the_models_loss(qtbot, cleanup):
+    view = _view(qtbot, LINE)
+    cleanup.append(view)
+    exact = view.kind_box.model().item(KINDS.index("exact"))
+    assert exact.isEnabled() and view.kind == "exact"   # chosen by default: two scalars
+    assert view.wait_for_job(30.0)                        # and computed by itself (cheap)
+    grid = view.picture.landscape.grid
+    assert (grid.x_name, grid.y_name) == ("0.weight", "0.bias")
+    axis_names = (view.picture.plot_item.getAxis("bottom").labelText,
+                  view.picture.plot_item.getAxis("left").labelText)
+    assert axis_names == ("0.weight", "0.bias")
+    problem = view.controller.problem
+    for i in (0, 7, 25, 50):
+        for j in (0, 13, 25, 50):
+            expected = _plain_linear_loss(problem.X, problem.y, grid.x_values[j],
+                                          grid.y_values[i])
+            assert grid.loss[i, j] == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    # the image shows exactly those losses, on the race's log colour scale
+    colours, _ = log_scale(grid.loss, float(grid.loss.min()))
+    np.testing.assert_array_equal(view.picture.image_item.image, colours)
+    # the centre is the shared initial weights
+    w0, b0 = (float(t) for t in problem.initial_parameters().values())
+    assert view.picture.centre_item.data["x"][0] == w0 and \
+        view.picture.centre_item.data["y"][0] == b0
+    assert "torch.no_grad()" in view.status_label.text()
+
+
+def test_a_runs_drawn_exact_path_is_its_trajectory_and_a_plain_loop(qtbot, cleanup):
+    view = _view(qtbot, LINE)
+    cleanup.append(view)
+    assert view.wait_for_job(30.0)
+    drawn_landscape = view.landscape
+    controller = view.controller
+    run = controller.runs[0]
+    for _ in range(25):
+        controller.step_once()
+    view.update_paths()
+    assert view.landscape is drawn_landscape   # paths move live: no new grid for that
+    x, y = view.picture.lines[0].getData()
+    assert len(x) == 26
+    np.testing.assert_array_equal(x, run.trajectory.values("0.weight").reshape(-1))
+    np.testing.assert_array_equal(y, run.trajectory.values("0.bias").reshape(-1))
+    # what a PyTorch user's loop gives from the same initial weights
+    problem = controller.problem
+    model = nn.Linear(1, 1, dtype=torch.float64)
+    start = problem.initial_parameters()
+    with torch.no_grad():
+        model.weight.copy_(start["0.weight"])
+        model.bias.copy_(start["0.bias"])
+    optimizer = torch.optim.SGD(model.parameters(), lr=run.hyperparameters["lr"])
+    weights, biases = [model.weight.item()], [model.bias.item()]
+    for _ in range(25):
+        optimizer.zero_grad()
+        nn.MSELoss()(model(problem.X), problem.y).backward()
+        optimizer.step()
+        weights.append(model.weight.item())
+        biases.append(model.bias.item())
+    np.testing.assert_allclose(x, weights, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(y, biases, rtol=1e-12, atol=1e-14)
+    heads = view.picture.heads_item.data
+    assert (heads["x"][0], heads["y"][0]) == (x[-1], y[-1])
+
+
+def _flat(model: nn.Module) -> np.ndarray:
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()]).numpy().copy()
+
+
+def test_small_mlp_pca_paths_are_the_projections_and_the_text_says_the_variance(
+        qtbot, cleanup):
+    view = _view(qtbot, MOONS, optimizers=("SGD", "Adam"))
+    cleanup.append(view)
+    assert not view.kind_box.model().item(KINDS.index("exact")).isEnabled()
+    assert view.kind == "random"
+    controller = view.controller
+    for _ in range(30):
+        controller.step_once()
+    _choose(view, "pca")
+    _compute(view)
+    landscape = view.landscape
+    assert landscape.kind == "pca" and not view.stale
+    paths = view.paths()
+    # the recorded paths are the runs' parameters after every step: a plain Adam loop agrees
+    problem = controller.problem
+    model = copy.deepcopy(problem.model)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(problem.initial_parameters()[name])
+    adam = torch.optim.Adam(model.parameters(), lr=controller.runs[1].hyperparameters["lr"])
+    plain = [_flat(model)]
+    for _ in range(30):
+        adam.zero_grad()
+        problem.loss_fn(model(problem.X), problem.y).backward()
+        adam.step()
+        plain.append(_flat(model))
+    np.testing.assert_allclose(paths[1], np.stack(plain), rtol=1e-10, atol=1e-12)
+    expected = project_paths(paths, landscape.directions)
+    for line, projection in zip(view.picture.lines, expected):
+        x, y = line.getData()
+        np.testing.assert_allclose(x, projection.alpha, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(y, projection.beta, rtol=1e-12, atol=1e-12)
+    # the explained variance: the share of the snapshots' squared distance from θ₀ in the plane
+    centre = landscape.directions.centre.numpy()
+    offsets = np.concatenate(paths) - centre
+    singular = np.linalg.svd(offsets, compute_uv=False)
+    share = singular[:2] ** 2 / (singular ** 2).sum()
+    text = view.plane_label.text()
+    assert f"{100 * share.sum():.1f}%" in text
+    assert f"PC1 {100 * share[0]:.1f}%" in text and f"PC2 {100 * share[1]:.1f}%" in text
+    # the slice at (0, 0) is the loss at the centre, the initial weights
+    g = landscape.grid
+    with torch.no_grad():
+        at_start = _at(problem, problem.initial_parameters())
+        centre_loss = float(problem.loss_fn(at_start(problem.X), problem.y))
+    assert g.loss[len(g.y_values) // 2, len(g.x_values) // 2] == pytest.approx(centre_loss,
+                                                                                rel=1e-12)
+    assert (g.x_name, g.y_name) == ("alpha", "beta")
+
+
+def _at(problem, values) -> nn.Module:
+    model = copy.deepcopy(problem.model).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(values[name])
+    return model
+
+
+def test_random_slice_says_how_far_the_paths_are_off_the_plane(qtbot, cleanup):
+    view = _view(qtbot, MOONS)
+    cleanup.append(view)
+    for _ in range(10):
+        view.controller.step_once()
+    _compute(view)
+    off = project_paths(view.paths(), view.landscape.directions)[0].off_plane
+    text = view.plane_label.text()
+    assert f"{off.mean():.3g} (mean)" in text and f"{off.max():.3g} (max)" in text
+
+
+def test_cancel_leaves_the_previous_picture(qtbot, cleanup):
+    view = _view(qtbot, MOONS)
+    cleanup.append(view)
+    _compute(view)
+    before, image = view.landscape, view.picture.image_item.image.copy()
+    view.grid_box.setValue(301)
+    view.compute_button.click()
+    assert view.progress.isVisible()
+    view.progress.cancel_button.click()
+    qtbot.waitUntil(lambda: view.job is None, timeout=30_000)
+    assert view.landscape is before and view.picture.landscape is before
+    np.testing.assert_array_equal(view.picture.image_item.image, image)
+    assert "Cancelled" in view.status_label.text()
+    assert not view.progress.isVisible()
+
+
+def test_a_freeze_change_marks_the_picture_stale_until_computed_again(qtbot, cleanup):
+    view = _view(qtbot, MOONS)
+    cleanup.append(view)
+    _compute(view)
+    assert not view.stale and "Out of date" not in view.status_label.text()
+    controller = view.controller
+    controller.set_frozen(controller.runs[0], "0.weight", True)
+    assert view.stale and "Out of date" in view.status_label.text()
+    _compute(view)
+    assert not view.stale and "Out of date" not in view.status_label.text()
+    # the frozen tensor does not move in the new slice: its direction entries are zero
+    d1 = view.landscape.directions.d1
+    assert torch.all(d1[:32] == 0) and torch.any(d1[32:] != 0)
+
+
+def test_freezing_all_but_two_scalars_offers_exact(qtbot, cleanup):
+    view = _view(qtbot, LINE)
+    cleanup.append(view)
+    assert view.wait_for_job(30.0)
+    controller = view.controller
+    controller.set_frozen(controller.runs[0], "0.bias", True)    # one scalar left
+    exact = view.kind_box.model().item(KINDS.index("exact"))
+    assert not exact.isEnabled() and view.kind != "exact"
+    controller.set_frozen(controller.runs[0], "0.bias", False)   # two again
+    assert exact.isEnabled()
+
+
+def test_hover_shows_the_point_and_its_loss(qtbot, cleanup):
+    view = _view(qtbot, LINE)
+    cleanup.append(view)
+    assert view.wait_for_job(30.0)
+    grid = view.landscape.grid
+    w, b = grid.x_values[10], grid.y_values[40]
+    vb = view.picture.plot_item.getViewBox()
+    view.graphics.scene().sigMouseMoved.emit(vb.mapViewToScene(QPointF(w, b)))
+    text = view.hover_label.text()
+    expected = _plain_linear_loss(view.controller.problem.X, view.controller.problem.y, w, b)
+    assert f"0.weight = {w:.5g}" in text and f"0.bias = {b:.5g}" in text
+    assert f"loss {expected:.6g}" in text
+
+
+def test_the_workspace_has_a_landscape_tab(qtbot):
+    controller = ModelController(LINE)
+    controller.add_run("Adam")
+    workspace = ModelWorkspace(controller=controller)
+    qtbot.addWidget(workspace)
+    workspace.resize(1280, 800)
+    workspace.show()
+    qtbot.waitExposed(workspace)
+    tabs = workspace.middle_tabs
+    assert [tabs.tabText(i) for i in range(tabs.count())] == ["Data", "Landscape"]
+    bar = tabs.tabBar()
+    qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(1).center())
+    assert tabs.currentWidget() is workspace.landscape_view
+    view = workspace.landscape_view
+    assert view.wait_for_job(30.0)
+    for _ in range(5):
+        controller.step_once()
+    qtbot.waitUntil(lambda: len(view.picture.lines[0].getData()[0]) == 6, timeout=3000)
+    workspace.shutdown()
+    assert wait_for_jobs(2.0)
