@@ -58,9 +58,10 @@ from core.session import Session
 from gui.image_export import (
     BACKGROUND,
     MAX_LAYOUT_SIDE,
+    Painter,
+    ensure_app,
     lay_out_now,
     scene_painter,
-    ensure_app,
 )
 from gui.curves_view import CurvesPicture
 from gui.surface_view import SurfacePicture, SurfaceView
@@ -89,6 +90,46 @@ class ViewSettings:
         return cls(x_range, y_range, view.picture.equal_aspect, view.show_gradient_arrows)
 
 
+def layout_area(width: int, height: int) -> QRectF:
+    """The logical size a film of width x height pixels is laid out at: at most
+    MAX_LAYOUT_SIDE, as every export (a big film is a sharper copy of the picture, not tiny text
+    in a vast plot), and at least MIN_LAYOUT_SIDE (films are often small, and at 400 px a legend
+    would cover a third of the picture; smaller text is the better trade)."""
+    side = max(width, height)
+    scale = max(1.0, side / MAX_LAYOUT_SIDE) if side >= MIN_LAYOUT_SIDE else (
+        side / MIN_LAYOUT_SIDE)
+    return QRectF(0, 0, width / scale, height / scale)
+
+
+def render_pixels(paint: Painter, width: int, height: int, area: QRectF) -> np.ndarray:
+    """Paint a laid-out scene (`paint` from gui.image_export.scene_painter) into a width x height
+    RGB frame: height x width x 3 uint8, a copy."""
+    image = QImage(width, height, QImage.Format.Format_RGB32)
+    if image.isNull():
+        raise AnimationError(f"cannot make a {width} x {height} image (out of memory?)")
+    image.setDevicePixelRatio(width / area.width())
+    image.fill(BACKGROUND)
+    painter = QPainter(image)
+    try:
+        paint(painter, QRectF(0, 0, area.width(), area.height()), False)
+    finally:
+        painter.end()
+    image.setDevicePixelRatio(1.0)
+    rgb = image.convertToFormat(QImage.Format.Format_RGB888)
+    stride = rgb.bytesPerLine()
+    raw = np.frombuffer(rgb.constBits(), dtype=np.uint8, count=stride * height)
+    return raw.reshape(height, stride)[:, :3 * width].reshape(height, width, 3).copy()
+
+
+def exact_colours(colours: list[str | None]) -> list[tuple[int, int, int]]:
+    """Colours a GIF's palette keeps exactly: each run's, black (text, outlines), white."""
+    exact = [(0, 0, 0), (255, 255, 255)]
+    for colour in colours:
+        c = QColor(colour or "#000000")
+        exact.append((c.red(), c.green(), c.blue()))
+    return exact
+
+
 class RaceAnimation:
     """Frames of a session's race at width x height, drawn offscreen from a stepped copy.
 
@@ -104,14 +145,7 @@ class RaceAnimation:
         self.plan = plan
         self.width, self.height = int(width), int(height)
         self.stepper = RaceStepper(session, plan)
-        # Laid out at most MAX_LAYOUT_SIDE logical pixels, as every export: a big film is a
-        # sharper copy of the picture, not tiny text in a vast plot. And at least
-        # MIN_LAYOUT_SIDE: films are often small, and at 400 px the legend would cover a third
-        # of the race; smaller text is the better trade.
-        side = max(self.width, self.height)
-        scale = max(1.0, side / MAX_LAYOUT_SIDE) if side >= MIN_LAYOUT_SIDE else (
-            side / MIN_LAYOUT_SIDE)
-        self.area = QRectF(0, 0, self.width / scale, self.height / scale)
+        self.area = layout_area(self.width, self.height)
         self.canvas = pg.GraphicsLayoutWidget()  # never shown
         self.canvas.ci.setGeometry(self.area)
         scene = self.canvas.scene()
@@ -186,100 +220,98 @@ class RaceAnimation:
         return self._render()
 
     def _render(self) -> np.ndarray:
-        image = QImage(self.width, self.height, QImage.Format.Format_RGB32)
-        if image.isNull():
-            raise AnimationError(f"cannot make a {self.width} x {self.height} image "
-                                 f"(out of memory?)")
-        image.setDevicePixelRatio(self.width / self.area.width())
-        image.fill(BACKGROUND)
-        painter = QPainter(image)
-        try:
-            self._paint(painter, QRectF(0, 0, self.area.width(), self.area.height()), False)
-        finally:
-            painter.end()
-        image.setDevicePixelRatio(1.0)
-        rgb = image.convertToFormat(QImage.Format.Format_RGB888)
-        stride = rgb.bytesPerLine()
-        raw = np.frombuffer(rgb.constBits(), dtype=np.uint8, count=stride * self.height)
-        return raw.reshape(self.height, stride)[:, :3 * self.width].reshape(
-            self.height, self.width, 3).copy()
+        return render_pixels(self._paint, self.width, self.height, self.area)
 
     def close(self) -> None:
         self.canvas.close()
         self.canvas.deleteLater()
 
 
-class AnimationExport:
-    """One export in pieces: `work()` draws and adds the next frame (True when all are in),
-    `finish()` encodes the rest and puts the file in place, `abort()` leaves nothing behind.
-    `progress` is the share of frames done. Raises AnimationError (one line)."""
+class FilmExport:
+    """One export in pieces, whatever the film: `work()` does the next bounded piece (True when
+    every frame is in), `finish()` encodes the rest and puts the file in place, `abort()` leaves
+    nothing behind. `progress` is the share of the work done. Raises AnimationError (one line).
 
-    def __init__(self, session: Session, path: str | Path, width: int, height: int,
-                 plan: AnimationPlan, *, curves: bool = False,
-                 view: ViewSettings | None = None) -> None:
+    A subclass says how its film is made: `_open()` builds the offscreen picture (one piece),
+    `_prepare()` does one piece of stepping before any frame is drawn (True when the whole film
+    is stepped, so the legend and the axes can be fixed for good), `_stepped()` the share of
+    that stepping done, `_frame(k)` draws frame k, `_colours()` the runs' colours, `_close()`
+    frees the picture."""
+
+    def __init__(self, path: str | Path, width: int, height: int, plan: AnimationPlan) -> None:
         self.path = Path(path)
-        self.curves = curves
-        self.view = view
-        check_plan(session, plan, int(width), int(height), self.path.suffix)
         check_writable(self.path)  # said now, not after the drawing
         self.plan = plan
         self.width, self.height = int(width), int(height)
-        self._session = session
-        self._animation: RaceAnimation | None = None
+        self._opened = False
         self._writer: AnimationWriter | None = None
         self._last_frame: np.ndarray | None = None
+        self._prepared = False
         self.frames_done = 0
 
     @property
     def frame_count(self) -> int:
         return self.plan.frame_count
 
-    def _exact_colours(self) -> list[tuple[int, int, int]]:
-        """Colours a GIF's palette keeps exactly: each run's, black (text, outlines), white."""
-        colours = [(0, 0, 0), (255, 255, 255)]
-        for run in self._session.runs:
-            c = QColor(run.color or "#000000")
-            colours.append((c.red(), c.green(), c.blue()))
-        return colours
+    # --- what a film provides ---------------------------------------------------------------
+
+    def _open(self) -> None:
+        raise NotImplementedError
+
+    def _prepare(self) -> bool:
+        raise NotImplementedError
+
+    def _stepped(self) -> float:
+        raise NotImplementedError
+
+    def _frame(self, k: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def _colours(self) -> list[str | None]:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        raise NotImplementedError
+
+    # --- the pieces ---------------------------------------------------------------------------
 
     def work(self) -> bool:
         """Do the next piece; True once every frame has been added.
 
         The pieces, each bounded (the GUI thread runs them between its own events): build the
-        picture; step the copy to the end a frame's steps at a time; place the legend for the
-        whole race and draw the last frame; draw the first and choose the GIF's palette from
-        the two; then one frame a piece."""
+        picture; step the film to its end a frame's steps at a time; draw the last frame (the
+        film's legend and axes are fixed from it); draw the first and choose the GIF's palette
+        from the two; then one frame a piece."""
         if self.frames_done >= self.frame_count:
             return True
         try:
-            if self._animation is None:
-                self._animation = RaceAnimation(self._session, self.plan, self.width,
-                                                self.height, curves=self.curves, view=self.view)
+            if not self._opened:
+                self._open()
+                self._opened = True
                 return False
-            stepper = self._animation.stepper
             last = self.frame_count - 1
             if self._writer is None and self._last_frame is None:
-                if stepper.frame < last:
-                    stepper.go_to(stepper.frame + 1)
+                if not self._prepared:
+                    self._prepared = self._prepare()
                     return False
-                self._last_frame = self._animation.frame(last)  # places the legend
+                self._last_frame = self._frame(last)
                 return False
             if self._writer is None:
                 # The GIF's palette from the last frame (every path drawn) and the first.
-                first = self._animation.frame(0)
+                first = self._frame(0)
                 self._writer = AnimationWriter(self.path, self.width, self.height, self.plan.fps,
                                                palette_frames=[first, self._last_frame],
-                                               exact_colours=self._exact_colours())
+                                               exact_colours=exact_colours(self._colours()))
                 self._last_frame = None
                 self._writer.add(first)
             else:
-                self._writer.add(self._animation.frame(self.frames_done))
+                self._writer.add(self._frame(self.frames_done))
         except Exception:
             self.abort()
             raise
         self.frames_done += 1
         if self.frames_done >= self.frame_count:
-            self._close_canvas()
+            self._close_picture()
         return self.frames_done >= self.frame_count
 
     @property
@@ -287,10 +319,10 @@ class AnimationExport:
         """The share of the work done: stepping to the end counts as one frame in ten."""
         if self.frames_done >= self.frame_count:
             return 1.0
-        if self._animation is None:
+        if not self._opened:
             return 0.0
-        stepped = self._animation.stepper.frame if self._writer is None else self.frame_count
-        return (0.1 * stepped + self.frames_done) / (1.1 * self.frame_count)
+        stepped = self._stepped() if self._writer is None else 1.0
+        return (0.1 * stepped * self.frame_count + self.frames_done) / (1.1 * self.frame_count)
 
     def finish(self) -> Path:
         """Encode and write the file."""
@@ -311,9 +343,69 @@ class AnimationExport:
     def abort(self) -> None:
         if self._writer is not None:
             self._writer.abort()
-        self._close_canvas()
+        self._close_picture()
 
-    def _close_canvas(self) -> None:
+    def _close_picture(self) -> None:
+        if self._opened:
+            self._close()
+            self._opened = False
+
+    def run(self, state: ProgressState | None = None) -> Path:
+        """Every piece on this thread, then the file; `state` gets progress and may cancel
+        (AnimationCancelled, nothing written)."""
+        try:
+            while not self.work():
+                if state is not None:
+                    if state.is_interruption_requested():
+                        raise AnimationCancelled()
+                    state.set_progress(0.95 * self.progress)
+            if state is not None and state.is_interruption_requested():
+                raise AnimationCancelled()
+            done = self.finish()
+        except BaseException:
+            self.abort()
+            raise
+        if state is not None:
+            state.set_progress(1.0)
+        return done
+
+
+class AnimationExport(FilmExport):
+    """The race as a film (RaceAnimation), in pieces (see FilmExport)."""
+
+    def __init__(self, session: Session, path: str | Path, width: int, height: int,
+                 plan: AnimationPlan, *, curves: bool = False,
+                 view: ViewSettings | None = None) -> None:
+        check_plan(session, plan, int(width), int(height), Path(path).suffix)
+        super().__init__(path, width, height, plan)
+        self.curves = curves
+        self.view = view
+        self._session = session
+        self._animation: RaceAnimation | None = None
+
+    def _open(self) -> None:
+        self._animation = RaceAnimation(self._session, self.plan, self.width, self.height,
+                                        curves=self.curves, view=self.view)
+
+    def _prepare(self) -> bool:
+        assert self._animation is not None
+        stepper = self._animation.stepper
+        if stepper.frame < self.frame_count - 1:
+            stepper.go_to(stepper.frame + 1)
+        return stepper.frame >= self.frame_count - 1
+
+    def _stepped(self) -> float:
+        assert self._animation is not None
+        return self._animation.stepper.frame / self.frame_count
+
+    def _frame(self, k: int) -> np.ndarray:
+        assert self._animation is not None
+        return self._animation.frame(k)  # the first frame drawn places the legend
+
+    def _colours(self) -> list[str | None]:
+        return [run.color for run in self._session.runs]
+
+    def _close(self) -> None:
         if self._animation is not None:
             self._animation.close()
             self._animation = None
@@ -330,22 +422,7 @@ def export_race_animation(session: Session, path: str | Path, width: int = DEFAU
     curves under the surface."""
     plan = plan_animation(session, fps=fps, steps_per_frame=steps_per_frame, steps=steps,
                           frames=frames)
-    export = AnimationExport(session, path, width, height, plan, curves=curves)
-    try:
-        while not export.work():
-            if state is not None:
-                if state.is_interruption_requested():
-                    raise AnimationCancelled()
-                state.set_progress(0.95 * export.progress)
-        if state is not None and state.is_interruption_requested():
-            raise AnimationCancelled()
-        done = export.finish()
-    except BaseException:
-        export.abort()
-        raise
-    if state is not None:
-        state.set_progress(1.0)
-    return done
+    return AnimationExport(session, path, width, height, plan, curves=curves).run(state)
 
 
 class AnimationExportTask(QObject):
@@ -367,7 +444,7 @@ class AnimationExportTask(QObject):
     sigFailed = Signal(str)
     sigCancelled = Signal()
 
-    def __init__(self, export: AnimationExport, *, parent: QObject | None = None) -> None:
+    def __init__(self, export: FilmExport, *, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.export = export
         self._timer = QTimer(self)
