@@ -1,18 +1,25 @@
-"""ModelController: one ModelProblem (a torch.nn model on data) and the runs that train it.
+"""ModelController: one model-mode session (a torch.nn model on data) and the runs that train it.
 
-It holds the dataset (a built-in, with its size, noise and seed), the model text, the loss, the
-batch size and the seed of the weights and the batches; every run is a core Run of a real
-torch.optim optimizer on the same ModelProblem, so all start from the same initial weights and
-see the same minibatches. Runs are stepped on a QTimer in time slices, as the race's controller
-does. Besides each run's Trajectory it keeps what the engine does not record: the test loss
-(under torch.no_grad(), on the held-out rows) at every step, and the sharpness (the top Hessian
-eigenvalue, core/curvature.py) every few steps, measured on a worker thread.
+The problem is built by core/model_session.py, the same code `main.py train` uses: the settings
+here are a ModelSession's fields (model text or preset, data: a built-in with its size and
+noise, or a CSV's text and target column, loss, batch size, test fraction, one seed for the
+data, the split, the weights and the batches), and `ModelSession.build()` makes the data, its
+split, the model and the ModelProblem. So the same settings give the same rows, weights and
+batches in the window and on the command line, and a run stepped here equals `train()`'s bit
+for bit. Every run is a core Run of a real torch.optim optimizer on that ModelProblem, so all
+start from the same initial weights and see the same minibatches. Runs are stepped on a QTimer
+in time slices, as the race's controller does.
+
+Besides each run's Trajectory it keeps what the engine does not record: the held-out loss and
+accuracy (under torch.no_grad(), in eval mode, every `test_every` steps, after a manual step
+and when play stops), the sharpness (the top Hessian eigenvalue, core/curvature.py) every few
+steps, measured in a cancellable worker Job, and when each tensor was frozen or unfrozen.
 
 Signals
 -------
 sigProblemChanged()          the data, model, loss, batch size or seed changed: runs restarted
 sigRunsChanged()             runs were added or removed
-sigRunChanged(object)        one run's settings changed (lr, a freeze)
+sigRunChanged(object)        one run's settings changed (a hyperparameter, a freeze, a scheduler)
 sigStepped()                 runs have new trajectory entries
 sigPlayingChanged(bool)      play / pause
 sigSelectionChanged(object)  the selected run (or None)
@@ -22,26 +29,35 @@ sigSharpness()               a new sharpness measurement arrived
 from __future__ import annotations
 
 import copy
+import csv
+import io
+import json
 import math
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import torch
 from PySide6.QtCore import QObject, QTimer, Signal
 from torch import Tensor
-from torch.func import functional_call
 
 from core.curvature import sharpness
-from core.errors import PlaygroundError
+from core.errors import ExportError, PlaygroundError, SessionError
+from core.export import write_text
+from core.gradient_tools import GradientClipping
+from core.model_cli import train_report
+from core.model_session import (DEFAULT_TEST_FRACTION, BuiltModelSession, DataSpec,
+                                ModelSession, RunSpec, TrainingRecord, train)
 from core.optimizers import CATALOGUE, get_spec
-from core.problems.data import (GENERATED, Dataset, default_loss, make_dataset, make_loss,
-                                output_width, shape_targets, train_test_split)
-from core.problems.model import PRESETS, ModelError, build_model, parse_model, preset_text
+from core.problems.data import (GENERATED, MAX_CSV_BYTES, DataError, Dataset, accuracy,
+                                default_loss, parse_csv)
+from core.problems.model import PRESETS, ModelError, parameter_names_to_freeze
 from core.problems.training import ModelProblem
 from core.run import Run
+from core.session import gradient_tools_from_dict
 from gui.controller import SHUTDOWN_WAIT_S, SLICE_S, TICK_MS, adapt_slice
 from gui.worker import Job
 
@@ -49,7 +65,9 @@ from gui.worker import Job
 # the race's does at "max" (a model step costs ~0.5 ms, so six runs fit only one round in a
 # 6 ms slice, and the frame usually has room for more).
 MAX_STEPS_PER_TICK = 100_000  # a guard only: the slice ends a tick long before
-TEST_FRACTION = 0.25
+# The held-out loss is one more forward pass over the test rows: every step it took ~18% of a
+# slice. Every TEST_EVERY steps (and after a manual step or a pause) draws the same curve.
+TEST_EVERY = 10
 TEST_CAPACITY = 100_000  # test-loss entries kept per run before thinning
 SHARPNESS_EVERY = 10  # steps between two sharpness measurements of a run
 # A measurement is mostly Python (Lanczos over Hessian-vector products), so while it runs it
@@ -64,6 +82,9 @@ RUN_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
 # defaults, e.g. SGD's 1e-3, barely move a small MLP in that time).
 MODEL_LR = {"SGD": 0.1, "Adam": 0.01, "AdamW": 0.01, "RMSprop": 0.01, "NAdam": 0.01,
             "RAdam": 0.01, "Adamax": 0.02, "Adagrad": 0.1, "ASGD": 0.1, "LBFGS": 0.5}
+DATA_FIELDS = ("dataset", "n", "noise", "csv", "csv_name", "target")
+WORKSPACE_KEY = "workspace"  # the app's own part of a session file's "extra"
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "resources" / "model_examples"
 
 
 @dataclass
@@ -72,24 +93,62 @@ class RunExtras:
 
     test_steps: list[int] = field(default_factory=list)
     test_loss: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)  # NaN for regression
     sharpness_steps: list[int] = field(default_factory=list)
     sharpness: list[float] = field(default_factory=list)
     sharpness_lr: list[float] = field(default_factory=list)
+    # (step, parameter name, frozen): when the user froze or unfroze a tensor mid-run
+    freeze_events: list[tuple[int, str, bool]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """Everything that defines the problem; a change to any of it rebuilds the problem."""
+    """Everything that defines the problem, as a ModelSession holds it; a change to any of it
+    rebuilds the problem. The data is a built-in (`dataset`, `n`, `noise`) or, when `csv` is
+    set, that CSV text (`csv_name` shown, `target` the target column, None: the last)."""
 
-    dataset: str = "moons"
+    dataset: str | None = "moons"
     n: int = 200
     noise: float = 0.1
-    data_seed: int = 0
+    csv: str | None = None
+    csv_name: str = "data.csv"
+    target: str | None = None
     model_text: str = "Linear(2, 16), Tanh(), Linear(16, 1)"
     preset: str | None = "small-mlp"  # the model follows the data while a preset is chosen
     loss: str = "BCEWithLogitsLoss"
     batch_size: int = 0
-    seed: int = 0
+    test_fraction: float = DEFAULT_TEST_FRACTION
+    seed: int = 0  # the data, the split, the initial weights and the minibatches
+
+    def data_spec(self) -> DataSpec:
+        if self.csv is not None:
+            return DataSpec(dataset=None, csv=self.csv, name=self.csv_name, target=self.target)
+        return DataSpec(dataset=self.dataset, n=self.n, noise=self.noise)
+
+    def session(self) -> ModelSession:
+        """The ModelSession (without runs) these settings are."""
+        return ModelSession(self.preset or self.model_text, self.data_spec(), self.loss,
+                            self.batch_size, self.test_fraction, self.seed)
+
+    def replace(self, **changes: Any) -> ModelSettings:
+        return ModelSettings(**{**asdict(self), **changes})
+
+
+def settings_of(session: ModelSession, built: BuiltModelSession) -> ModelSettings:
+    """The workspace's settings for a loaded session (its built form fills what it left out)."""
+    data = session.data
+    preset = session.model if session.model.strip().lower() in PRESETS else None
+    common = dict(model_text=built.model_text, preset=preset, loss=built.loss_name,
+                  batch_size=session.batch_size, test_fraction=session.test_fraction,
+                  seed=session.seed)
+    if data.csv is not None:
+        return ModelSettings(dataset=None, csv=data.csv, csv_name=data.name,
+                             target=data.target, **common)
+    key = data.dataset or "moons"
+    info = GENERATED.get(key)
+    n = data.n if data.n is not None else (info.default_n if info else built.dataset.n)
+    noise = data.noise if data.noise is not None else (info.default_noise if info else 0.0)
+    return ModelSettings(dataset=key, n=n, noise=noise, **common)
 
 
 class ModelController(QObject):
@@ -110,7 +169,10 @@ class ModelController(QObject):
         self.selected: Run | None = None
         self.extras: weakref.WeakKeyDictionary[Run, RunExtras] = weakref.WeakKeyDictionary()
         self.sharpness_every = SHARPNESS_EVERY
+        self.test_every = TEST_EVERY
         self.test_capacity = TEST_CAPACITY
+        self.title = ""  # an opened example's or session's title and description
+        self.description = ""
         self._clock = clock
         self.slice_s = SLICE_S
         self._cursor = 0  # the next run a tick steps (round-robin over the active runs)
@@ -124,70 +186,101 @@ class ModelController(QObject):
         self._sharpness_started = 0.0
         self._sharpness_next_at = -math.inf  # no measurement starts before this (clock)
         self._generation = 0  # bumped at every rebuild/reset: late measurements are dropped
-        self._build(settings or ModelSettings())
+        self._commit(*self._build(settings or ModelSettings()))
 
     # --- the problem ----------------------------------------------------------------------------
 
-    def _build(self, s: ModelSettings) -> None:
-        """Make dataset, model and problem from `s`; raises PlaygroundError and changes nothing
-        when any part is wrong."""
-        data = make_dataset(s.dataset, s.n, s.noise, s.data_seed)
-        loss_fn = make_loss(s.loss, data.task)
-        outputs = output_width(s.loss, data.n_classes)
-        text = preset_text(s.preset, data.n_features, outputs) if s.preset else s.model_text
-        spec = parse_model(text, data.n_features)
-        if spec.out_features != outputs:
-            raise ModelError(f"the model gives {spec.out_features} output(s); {s.loss} on this "
-                             f"data needs {outputs}")
-        model = build_model(spec, data.n_features, s.seed)
-        split = train_test_split(data, TEST_FRACTION, s.data_seed)
-        problem = ModelProblem(model, split.train.X, shape_targets(split.train.y, s.loss),
-                               loss_fn, s.batch_size, s.seed)
-        assert split.test is not None
-        # everything built: commit
-        self.settings = ModelSettings(s.dataset, s.n, s.noise, s.data_seed, text, s.preset,
-                                      s.loss, s.batch_size, s.seed)
-        self.dataset: Dataset = data
-        self.train, self.test = split.train, split.test
-        self.test_X, self.test_y = split.test.X, shape_targets(split.test.y, s.loss)
-        self.model, self.loss_fn, self.problem = model, loss_fn, problem
+    @staticmethod
+    def _build(s: ModelSettings) -> tuple[ModelSettings, BuiltModelSession]:
+        """Build `s` through ModelSession (as `main.py train` does); raises PlaygroundError
+        with one line and changes nothing when any part is wrong."""
+        built = s.session().build()
+        return s.replace(model_text=built.model_text, loss=built.loss_name), built
+
+    def _commit(self, settings: ModelSettings, built: BuiltModelSession) -> None:
+        self.settings = settings
+        self.built = built
+        self.dataset: Dataset = built.dataset
+        self.train, self.test = built.split.train, built.split.test
+        self.test_X, self.test_y = built.X_test, built.y_test
+        self.model, self.loss_fn = built.model, built.loss_fn
+        self.problem: ModelProblem = built.problem
 
     def configure(self, **changes: Any) -> str | None:
         """Change settings (ModelSettings' fields); the runs restart on the new problem with
-        their optimizers, learning rates and the freezes the new model still has. Raises
+        their optimizers, hyperparameters and the freezes the new model still has. Raises
         PlaygroundError (one line) and changes nothing for bad input. Returns a note for the
         user when it had to adapt something (a model that does not fit new data)."""
         s = self.settings
         unknown = set(changes) - set(ModelSettings.__dataclass_fields__)
         if unknown:
             raise PlaygroundError(f"unknown setting {sorted(unknown)[0]!r}")
-        new = ModelSettings(**{**s.__dict__, **changes})
-        if "dataset" in changes and changes["dataset"] != s.dataset and "loss" not in changes:
-            key = str(new.dataset)
-            if key in GENERATED:  # a new kind of target: its usual loss
-                new = ModelSettings(**{**new.__dict__, "loss": default_loss(GENERATED[key].task)})
+        if changes.get("dataset") is not None:
+            changes.setdefault("csv", None)  # a built-in replaces the user's file
+        if changes.get("csv") is not None:
+            changes.setdefault("dataset", None)
+        new = s.replace(**changes)
+        data_changed = new.data_spec().to_dict() != s.data_spec().to_dict()
+        if data_changed and "loss" not in changes:
+            task = self._task_of(new)
+            if task != self.dataset.task:  # a new kind of target: its usual loss
+                new = new.replace(loss=default_loss(task))
         if "model_text" in changes and "preset" not in changes:
-            new = ModelSettings(**{**new.__dict__, "preset": None})
+            new = new.replace(preset=None)
         if new == s:
             return None
         self.pause()
         note = None
         try:
-            self._build(new)
+            built = self._build(new)
         except ModelError as e:
-            if new.dataset == s.dataset or new.preset is not None or "model_text" in changes:
+            if not data_changed or new.preset is not None or "model_text" in changes:
                 raise
             # Other data, and the user's own model does not fit it (a new number of features
             # or classes): take the preset that fits rather than refuse the data.
-            new = ModelSettings(**{**new.__dict__, "preset": FALLBACK_PRESET})
-            self._build(new)
+            built = self._build(new.replace(preset=FALLBACK_PRESET))
             note = (f"{s.model_text} does not fit this data ({e.reason}); using the "
                     f"{PRESETS[FALLBACK_PRESET].title} preset")
+        self._commit(*built)
         self._restart_runs()
         self.sigProblemChanged.emit()
         self.sigRunsChanged.emit()
         self.sigSelectionChanged.emit(self.selected)
         return note
+
+    @staticmethod
+    def _task_of(s: ModelSettings) -> str:
+        if s.csv is None and s.dataset in GENERATED:
+            return GENERATED[s.dataset].task
+        return s.data_spec().load(s.seed).task  # DataError naming the line, for a bad file
+
+    def load_csv(self, path: str | Path, target: str | None = None) -> str | None:
+        """Train on the user's CSV file (a header, feature columns, a target column; `target`
+        None: the last). The file's text is kept (a saved session carries it). A bad file
+        raises DataError naming the line, and nothing changes."""
+        try:
+            with open(path, "rb") as f:
+                raw = f.read(MAX_CSV_BYTES + 1)
+        except OSError as e:
+            raise DataError(f"cannot read {str(path)!r}: {e.strerror or e}") from None
+        name = Path(path).name
+        if len(raw) > MAX_CSV_BYTES:
+            raise DataError(f"{name}: the file is larger than {MAX_CSV_BYTES:,} bytes")
+        try:
+            parse_csv(raw, target, name=name)  # the file's own messages (binary, not UTF-8)
+        except DataError as e:
+            raise DataError(f"{name}: {e}") from None
+        return self.configure(csv=raw.decode("utf-8-sig"), csv_name=name, target=target)
+
+    def csv_columns(self) -> list[str]:
+        """The loaded CSV's header, in file order (empty for a built-in dataset); the
+        delimiter rule is parse_csv's."""
+        if self.settings.csv is None:
+            return []
+        first = self.settings.csv.lstrip("\ufeff\r\n").split("\n", 1)[0]
+        delimiter = ("," if "," in first else ";" if ";" in first else "\t" if "\t" in first
+                     else ",")
+        return [h.strip() for h in next(csv.reader([first], delimiter=delimiter))]
 
     def _restart_runs(self) -> None:
         self._forget_sharpness_job()
@@ -202,17 +295,19 @@ class ModelController(QObject):
 
     # --- runs -----------------------------------------------------------------------------------
 
-    def add_run(self, optimizer: str, lr: float | None = None) -> Run:
+    def add_run(self, optimizer: str, lr: float | None = None,
+                hyperparameters: dict[str, Any] | None = None) -> Run:
         """A new run of `optimizer` from the shared initial weights; it becomes the selection."""
         if len(self.runs) >= MAX_RUNS:
             raise PlaygroundError(f"at most {MAX_RUNS} runs")
         spec = get_spec(optimizer)
-        if lr is None:
-            lr = MODEL_LR.get(spec.name, spec.defaults.get("lr", 0.01))
+        hps = dict(hyperparameters or {})
+        if lr is not None:
+            hps["lr"] = float(lr)
+        hps.setdefault("lr", MODEL_LR.get(spec.name, spec.defaults.get("lr", 0.01)))
         used = {r.color for r in self.runs}
         colour = next((c for c in RUN_COLOURS if c not in used), RUN_COLOURS[0])
-        run = Run(self.problem, spec.name, {"lr": float(lr)}, color=colour,
-                  label=self._label_for(spec.name))
+        run = Run(self.problem, spec.name, hps, color=colour, label=self._label_for(spec.name))
         self.runs.append(run)
         self.extras[run] = RunExtras()
         self._record_test_loss(run)
@@ -246,13 +341,58 @@ class ModelController(QObject):
 
     def set_lr(self, run: Run, lr: float) -> None:
         """The run's learning rate from its next step on (torch's param_group['lr'])."""
-        run.set_hyperparameter("lr", float(lr))
+        self.set_hyperparameter(run, "lr", float(lr))
+
+    def set_hyperparameter(self, run: Run, name: str, value: Any) -> None:
+        """One of the optimizer's keywords from the next step on (Run.set_hyperparameter: live
+        ones go into torch's param_groups, the others rebuild the optimizer at the current
+        point). OptimizerError with one line, and no change, for a bad value."""
+        run.set_hyperparameter(name, value)
+        self.sigRunChanged.emit(run)
+
+    def set_scheduler(self, run: Run, setting: Any) -> None:
+        """A torch.optim.lr_scheduler for the run ((name, kwargs), call text or None)."""
+        run.set_scheduler(setting)
+        self.sigRunChanged.emit(run)
+
+    def set_clipping(self, run: Run, clipping: GradientClipping | None) -> None:
+        """Clip the run's gradients (torch's clip_grad_norm_ / clip_grad_value_) or stop."""
+        run.set_clipping(clipping)
         self.sigRunChanged.emit(run)
 
     def set_frozen(self, run: Run, name: str, frozen: bool) -> None:
         """Freeze (requires_grad_(False)) or unfreeze one tensor of a run, mid-run."""
-        run.set_frozen(name, frozen)
+        self.set_frozen_many(run, {name: frozen})
+
+    def set_frozen_many(self, run: Run, changes: dict[str, bool]) -> None:
+        """Freeze or unfreeze several tensors of a run at once (one signal)."""
+        for name, frozen in changes.items():
+            if frozen != (name in run.frozen):
+                run.set_frozen(name, frozen)
+                self.extras[run].freeze_events.append((run.steps, name, frozen))
         self.sigRunChanged.emit(run)
+
+    def layers(self) -> list[tuple[int, str, tuple[str, ...]]]:
+        """The model's layers that have parameters: (index, class name, parameter names)."""
+        out = []
+        for index, layer in enumerate(self.model.children()):
+            names = tuple(f"{index}.{n}" for n, _ in layer.named_parameters())
+            if names:
+                out.append((index, type(layer).__name__, names))
+        return out
+
+    def set_layer_frozen(self, run: Run, index: int, frozen: bool) -> None:
+        """Freeze or unfreeze every parameter of layer `index` (as `train --freeze 0`)."""
+        names = parameter_names_to_freeze(self.model, index)
+        self.set_frozen_many(run, {n: frozen for n in names})
+
+    def freeze_all_but_last_layer(self, run: Run) -> None:
+        """Fine-tuning: every layer frozen but the last one with parameters (unfrozen)."""
+        layers = self.layers()
+        if not layers:
+            return
+        last = set(layers[-1][2])
+        self.set_frozen_many(run, {n: n not in last for n in run.parameter_names})
 
     # --- play / pause / step / reset ------------------------------------------------------------
 
@@ -273,14 +413,21 @@ class ModelController(QObject):
     def pause(self) -> None:
         if self.playing:
             self._timer.stop()
+            for run in self.runs:  # the held-out curve ends where the run stopped
+                self._record_test_loss(run, only_if_new=True)
             self.sigPlayingChanged.emit(False)
+            self.sigStepped.emit()
 
     def toggle_play(self) -> None:
         self.pause() if self.playing else self.play()
 
     def step_once(self) -> None:
         """One step of every active run."""
-        stepped = sum(self._step(run) for run in self.active_runs)
+        stepped = 0
+        for run in self.active_runs:
+            if self._step(run):
+                stepped += 1
+                self._record_test_loss(run, only_if_new=True)
         if stepped:
             self.sigStepped.emit()
             self._maybe_measure_sharpness()
@@ -328,7 +475,7 @@ class ModelController(QObject):
 
     def _step(self, run: Run) -> int:
         done = run.step(1)
-        if done:
+        if done and run.steps % self.test_every == 0:
             self._record_test_loss(run)
         return done
 
@@ -347,31 +494,48 @@ class ModelController(QObject):
     # --- what the engine does not record --------------------------------------------------------
 
     def predict(self, run: Run, X: Tensor) -> Tensor:
-        """The model's outputs at `run`'s parameters on rows X, under torch.no_grad()."""
+        """The model's outputs at `run`'s parameters (and its own BatchNorm statistics) on rows
+        X, under torch.no_grad() in eval mode."""
         params = {n: p.detach() for n, p in run.parameters.items()}
         with torch.no_grad():
-            was_training = self.model.training
+            modes = [(m, m.training) for m in self.model.modules()]
             self.model.eval()
             try:
-                return functional_call(self.model, params, (X,))
+                return self.problem.forward(params, X)
             finally:
-                self.model.train(was_training)
+                for module, training in modes:
+                    module.training = training
 
-    def _record_test_loss(self, run: Run) -> None:
-        extras = self.extras.setdefault(run, RunExtras())
+    def held_out(self, run: Run) -> tuple[float, float]:
+        """(test loss, test accuracy) now, under torch.no_grad() in eval mode; NaN without
+        held-out rows, and NaN accuracy for regression."""
+        if self.test_X is None or self.test_y is None:
+            return math.nan, math.nan
         try:
             with torch.no_grad():
-                value = float(self.loss_fn(self.predict(run, self.test_X), self.test_y))
+                out = self.predict(run, self.test_X)
+                value = float(self.loss_fn(out, self.test_y))
+                acc = accuracy(out, self.test_y, self.settings.loss)
         except Exception:  # a diverged run's weights may not evaluate
-            value = math.nan
+            return math.nan, math.nan
+        return value, math.nan if acc is None else acc
+
+    def _record_test_loss(self, run: Run, only_if_new: bool = False) -> None:
+        extras = self.extras.setdefault(run, RunExtras())
+        if self.test_X is None:
+            return
+        if only_if_new and extras.test_steps and extras.test_steps[-1] == run.steps:
+            return
+        value, acc = self.held_out(run)
         extras.test_steps.append(run.steps)
         extras.test_loss.append(value)
+        extras.accuracy.append(acc)
         if len(extras.test_steps) > self.test_capacity:
             # as the Trajectory thins its rows: every other one goes, the first and the newest
             # stay, so a long run keeps a sparser past at a bounded cost
             keep = list(range(0, len(extras.test_steps) - 1, 2)) + [len(extras.test_steps) - 1]
-            extras.test_steps[:] = [extras.test_steps[i] for i in keep]
-            extras.test_loss[:] = [extras.test_loss[i] for i in keep]
+            for column in (extras.test_steps, extras.test_loss, extras.accuracy):
+                column[:] = [column[i] for i in keep]
 
     def _maybe_measure_sharpness(self) -> None:
         """Start one measurement on a worker for the run furthest behind, if none is running."""
@@ -390,18 +554,23 @@ class ModelController(QObject):
         if not due:
             return
         run = min(due, key=lambda item: item[0])[1]
-        # The worker gets its own copy of the module with the run's weights and freezes:
-        # functional_call on the shared module swaps its parameters, which two threads must
-        # never do at once.
+        # The worker gets its own copy of the module with the run's weights, buffers and
+        # freezes: functional_call on the shared module swaps its parameters, which two threads
+        # must never do at once.
         model = copy.deepcopy(self.model)
+        buffers = self.problem.buffers(run.parameters)
         with torch.no_grad():
             for name, p in model.named_parameters():
                 p.copy_(run.parameters[name].detach())
                 p.requires_grad_(name not in run.frozen)
+            for name, b in model.named_buffers():
+                if name in buffers:
+                    b.copy_(buffers[name])
         X, y, loss_fn = self.problem.X, self.problem.y, self.loss_fn
-        step, lr, generation = run.steps, float(run.hyperparameters["lr"]), self._generation
-        job = Job(lambda state: sharpness(model, loss_fn, X, y, tol=1e-4, max_iter=40),
-                  parent=self)
+        step, lr, generation = run.steps, float(run.optimizer.param_groups[0]["lr"]), \
+            self._generation
+        job = Job(lambda state: sharpness(model, loss_fn, X, y, tol=1e-4, max_iter=40,
+                                          state=state), parent=self)
         ref = weakref.ref(run)
         job.sigFinished.connect(lambda value: self._on_sharpness(ref, generation, step, lr, value))
         job.sigFailed.connect(lambda _message: self._on_sharpness(ref, generation, step, lr,
@@ -439,7 +608,7 @@ class ModelController(QObject):
     def _forget_sharpness_job(self) -> None:
         self._generation += 1
         if self._sharpness_job is not None:
-            self._sharpness_job.cancel()
+            self._sharpness_job.cancel()  # the Lanczos loop stops within one product
             self._sharpness_job = None
             self._sharpness_run = None
 
@@ -455,8 +624,172 @@ class ModelController(QObject):
         self._forget_sharpness_job()
         return True if job is None else job.finish(timeout_s)
 
+    # --- sessions -------------------------------------------------------------------------------
+
+    def to_session(self) -> ModelSession:
+        """The workspace as a ModelSession: the settings, and each run with its optimizer,
+        hyperparameters, freezes, label, colour and step count; schedulers and clipping, which
+        a model session's run does not hold, go in `extra` (and come back on load)."""
+        session = self.settings.session()
+        tools = []
+        for run in self.runs:
+            config = run.config()
+            session.runs.append(RunSpec(run.optimizer_name, config["hyperparameters"],
+                                        config["frozen"], run.label, run.color, run.enabled,
+                                        run.steps))
+            tools.append(run.tool_config())
+        own = {"runs": tools, "selected": (self.runs.index(self.selected)
+                                           if self.selected in self.runs else None)}
+        session.extra = {WORKSPACE_KEY: own}
+        if self.title:
+            session.extra["title"] = self.title
+        if self.description:
+            session.extra["description"] = self.description
+        return session
+
+    def save_session(self, path: str | Path) -> None:
+        """Write the session file atomically (SessionError, one line, if it cannot be)."""
+        self.to_session().save(path)
+
+    def load_session(self, path: str | Path) -> None:
+        """Open a saved session: the file is checked and built completely first, so a broken
+        one raises SessionError with one line and nothing here changes; then each run is
+        replayed to its saved step count by core.model_session.train (the same steps as
+        `main.py train`)."""
+        self.open_session(ModelSession.load(path))
+
+    def open_session(self, session: ModelSession) -> None:
+        """Show `session` (validated) with its runs replayed; see load_session."""
+        own = session.extra.get(WORKSPACE_KEY, {})
+        tools = own.get("runs", []) if isinstance(own, dict) else []
+        try:
+            built = session.build()
+            for number, (run, config) in enumerate(zip(built.runs, tools), 1):
+                if isinstance(config, dict) and config:
+                    found = gradient_tools_from_dict(config, f"run {number}")
+                    if found.get("scheduler") is not None:
+                        run.set_scheduler(found["scheduler"])
+                    if found.get("clipping") is not None:
+                        run.set_clipping(found["clipping"])
+                    if found.get("noise") is not None:
+                        run.set_noise(found["noise"])
+            records = train(built, [spec.steps for spec in session.runs],
+                            eval_every=self.test_every)
+            settings = settings_of(session, built)
+        except SessionError:
+            raise
+        except PlaygroundError as e:
+            raise SessionError(str(e)) from None
+        self.pause()
+        self._forget_sharpness_job()
+        self._sharpness_next_at = -math.inf
+        self._commit(settings, built)
+        self.runs = list(built.runs)
+        self.extras = weakref.WeakKeyDictionary()
+        for run, record in zip(self.runs, records):
+            extras = RunExtras()
+            for step in sorted(record.test_loss):
+                extras.test_steps.append(step)
+                extras.test_loss.append(_nan(record.test_loss[step]))
+                extras.accuracy.append(_nan(record.accuracy.get(step)))
+            self.extras[run] = extras
+        selected = own.get("selected") if isinstance(own, dict) else None
+        self.selected = (self.runs[selected] if isinstance(selected, int)
+                         and 0 <= selected < len(self.runs) else
+                         (self.runs[0] if self.runs else None))
+        self.title = str(session.extra.get("title", ""))
+        self.description = str(session.extra.get("description", ""))
+        self.sigProblemChanged.emit()
+        self.sigRunsChanged.emit()
+        self.sigSelectionChanged.emit(self.selected)
+        self.sigStepped.emit()
+        self.sigSharpness.emit()
+
+    # --- exports --------------------------------------------------------------------------------
+
+    def report(self) -> dict[str, Any]:
+        """The JSON object `main.py train --json` prints, for the runs as they are now: the
+        model and its parameters, the data, and per run its hyperparameters, freezes, status,
+        initial and final parameters and its curves (loss, test loss, accuracy, |grad|, lr)."""
+        records = []
+        for run in self.runs:
+            extras = self.extras[run]
+            record = TrainingRecord()
+            for step, loss, acc in zip(extras.test_steps, extras.test_loss, extras.accuracy):
+                record.test_loss[step] = None if math.isnan(loss) else loss
+                record.accuracy[step] = None if math.isnan(acc) else acc
+            records.append(record)
+        built = replace(self.built, runs=list(self.runs))
+        return train_report(self.to_session(), built, records, self.test_every)
+
+    def export_data(self, path: str | Path) -> None:
+        """Every run's curves and parameters: .json (as `train --json`) or .csv (a row per
+        run and recorded step: the trajectory's columns, then test_loss and accuracy where
+        they were measured). Written atomically; ExportError with one line otherwise."""
+        suffix = Path(path).suffix.lower()
+        if suffix == ".json":
+            write_text(path, json.dumps(self.report(), indent=1, allow_nan=False) + "\n")
+        elif suffix == ".csv":
+            write_text(path, self.curves_csv())
+        else:
+            raise ExportError(f"cannot export to {Path(path).name!r}: use .json or .csv "
+                              "(or .png / .svg for a picture)")
+
+    def curves_csv(self) -> str:
+        """The CSV export's text (see export_data)."""
+        fields: list[str] = []
+        for run in self.runs:
+            fields += [f for f in run.trajectory.fields if f not in fields]
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["run", "optimizer", "label", "status", *fields, "test_loss",
+                         "accuracy"])
+        for number, run in enumerate(self.runs, 1):
+            t = run.trajectory
+            extras = self.extras[run]
+            tests = dict(zip(extras.test_steps, zip(extras.test_loss, extras.accuracy)))
+            columns = [t.column(f) if f in t.fields else [math.nan] * len(t) for f in fields]
+            head = [number, run.optimizer_name, run.label or run.title, run.status.value]
+            for values in zip(*columns):
+                step = int(values[0])
+                test = tests.get(step, (math.nan, math.nan))
+                writer.writerow(head + [_cell(f, v) for f, v in zip(fields, values)]
+                                + [_cell("", test[0]), _cell("", test[1])])
+        return out.getvalue()
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _cell(name: str, value: float) -> str:
+    if value != value:  # NaN: no gradient (frozen), or not measured at this step
+        return ""
+    return str(int(value)) if name == "step" else repr(float(value))
+
+
+def examples() -> list[tuple[str, str, str]]:
+    """The teaching examples in resources/model_examples: (name, title, description)."""
+    found = []
+    for path in sorted(EXAMPLES_DIR.glob("*.json")):
+        try:
+            extra = json.loads(path.read_text(encoding="utf-8")).get("extra", {})
+        except (OSError, ValueError, AttributeError):
+            continue
+        found.append((path.stem, str(extra.get("title", path.stem)),
+                      str(extra.get("description", ""))))
+    return found
+
+
+def example_path(name: str) -> Path:
+    """The file of example `name` (SessionError naming the examples for an unknown one)."""
+    path = EXAMPLES_DIR / f"{name}.json"
+    if not path.is_file() or path.parent != EXAMPLES_DIR:
+        names = ", ".join(n for n, _, _ in examples())
+        raise SessionError(f"no model example {name!r}; examples: {names}")
+    return path
+
 
 def optimizer_names() -> list[str]:
     """The optimizers a run can use, as torch.optim's class names."""
     return list(CATALOGUE)
-

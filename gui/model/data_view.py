@@ -85,6 +85,9 @@ class DataView(QWidget):
         self.plot.setTitle("decision regions of the selected run" if classification
                            else "the selected run's fit")
         for item, part in ((self.train_points, c.train), (self.test_points, c.test)):
+            if part is None:  # a test fraction of 0: no held-out rows
+                item.setData([], [])
+                continue
             X = part.X.numpy()
             if classification:
                 colours = CLASS_COLOURS[part.y.numpy() % len(CLASS_COLOURS)].astype(int)

@@ -1,14 +1,18 @@
 """SetupBar: the controls at the top of model mode: data, model, loss, batch size, transport.
 
-Row 1: dataset (the built-ins) with n, noise and seed; loss; batch size; weight seed; play /
-pause, step, reset. Row 2: the model preset and the model as text (Enter applies it), and one
-line for errors, which names the column and never grows the layout.
+Row 1: the data (a built-in with n and noise, or "CSV file..." for the user's own, with its
+target column), the test fraction, the loss, the batch size, the one seed (data, split,
+weights and batches, as `main.py train --seed`); play / pause, step, reset. Row 2: the model
+preset and the model as text (Enter applies it). Then one line for errors, which names the line
+or column and never grows the layout.
 """
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QGridLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QPushButton, QSizePolicy, QSpinBox, QWidget)
+from pathlib import Path
+
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout, QHBoxLayout,
+                               QLabel, QLineEdit, QPushButton, QSizePolicy, QSpinBox, QWidget)
 
 from core.errors import PlaygroundError
 from core.problems.data import GENERATED, LOSSES
@@ -16,6 +20,7 @@ from core.problems.model import PRESETS
 from gui.model.controller import ModelController
 
 CUSTOM = "Custom"
+CSV_ITEM = "CSV file..."  # the dataset entry that opens a file dialog
 ERROR_STYLE = "color: #b00020;"
 
 
@@ -28,6 +33,12 @@ class SetupBar(QWidget):
         self.dataset_combo = QComboBox()
         for key, info in GENERATED.items():
             self.dataset_combo.addItem(info.title, key)
+        self.dataset_combo.addItem(CSV_ITEM, None)
+        self.dataset_combo.setToolTip("a built-in dataset, or your own CSV file (a header, "
+                                      "feature columns, a target column)")
+        self.target_combo = QComboBox()
+        self.target_combo.setToolTip("the CSV's target column (the last, unless you pick "
+                                     "another); the others are the features")
         self.n_spin = QSpinBox()
         self.n_spin.setRange(10, 5000)
         self.n_spin.setPrefix("n ")
@@ -36,9 +47,13 @@ class SetupBar(QWidget):
         self.noise_spin.setDecimals(2)
         self.noise_spin.setSingleStep(0.05)
         self.noise_spin.setPrefix("noise ")
-        self.data_seed_spin = QSpinBox()
-        self.data_seed_spin.setRange(0, 999_999)
-        self.data_seed_spin.setPrefix("data seed ")
+        self.test_spin = QDoubleSpinBox()
+        self.test_spin.setRange(0.0, 0.9)
+        self.test_spin.setDecimals(2)
+        self.test_spin.setSingleStep(0.05)
+        self.test_spin.setPrefix("test ")
+        self.test_spin.setToolTip("the share of rows held out for the test loss and accuracy; "
+                                  "0 trains on every row")
         self.loss_combo = QComboBox()
         self.loss_combo.addItems(list(LOSSES))
         self.batch_spin = QSpinBox()
@@ -48,9 +63,10 @@ class SetupBar(QWidget):
         self.batch_spin.setToolTip("rows per step; 'full batch' (0) is gradient descent")
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 999_999)
-        self.seed_spin.setPrefix("weights seed ")
-        self.seed_spin.setToolTip("the initial weights (every run starts from them) and the "
-                                  "minibatch order")
+        self.seed_spin.setPrefix("seed ")
+        self.seed_spin.setToolTip("one seed for the generated data, the train/test split, the "
+                                  "initial weights (every run starts from them) and the "
+                                  "minibatch order, as main.py train --seed")
         self.play_button = QPushButton("Play")
         self.step_button = QPushButton("Step")
         self.reset_button = QPushButton("Reset")
@@ -71,9 +87,9 @@ class SetupBar(QWidget):
         grid = QGridLayout(self)
         grid.setContentsMargins(4, 4, 4, 0)
         row1 = QHBoxLayout()
-        for w in (QLabel("Data"), self.dataset_combo, self.n_spin, self.noise_spin,
-                  self.data_seed_spin, QLabel("Loss"), self.loss_combo, self.batch_spin,
-                  self.seed_spin):
+        for w in (QLabel("Data"), self.dataset_combo, self.target_combo, self.n_spin,
+                  self.noise_spin, self.test_spin, QLabel("Loss"), self.loss_combo,
+                  self.batch_spin, self.seed_spin):
             row1.addWidget(w)
         row1.addStretch(1)
         for w in (self.play_button, self.step_button, self.reset_button):
@@ -91,8 +107,10 @@ class SetupBar(QWidget):
         self.n_spin.editingFinished.connect(lambda: self._apply(n=self.n_spin.value()))
         self.noise_spin.editingFinished.connect(
             lambda: self._apply(noise=self.noise_spin.value()))
-        self.data_seed_spin.editingFinished.connect(
-            lambda: self._apply(data_seed=self.data_seed_spin.value()))
+        self.test_spin.editingFinished.connect(
+            lambda: self._apply(test_fraction=round(self.test_spin.value(), 2)))
+        self.target_combo.activated.connect(
+            lambda _i: self._apply(target=self.target_combo.currentText()))
         self.seed_spin.editingFinished.connect(lambda: self._apply(seed=self.seed_spin.value()))
         self.batch_spin.editingFinished.connect(
             lambda: self._apply(batch_size=self.batch_spin.value()))
@@ -125,7 +143,30 @@ class SetupBar(QWidget):
 
     def _on_dataset_pick(self, index: int) -> None:
         key = self.dataset_combo.itemData(index)
+        if key is None:
+            self._pick_csv()
+            return
         self._apply(dataset=key, noise=GENERATED[key].default_noise)
+
+    def _pick_csv(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a CSV file", "",
+                                              "CSV files (*.csv *.tsv *.txt);;All files (*)")
+        if path:
+            self.load_csv(path)
+        else:
+            self._on_problem_change(keep_error=True)  # the combo goes back to the data shown
+
+    def load_csv(self, path: str | Path) -> bool:
+        """Train on the CSV at `path` (its last column the target); a bad file shows its
+        message, naming the line, and changes nothing."""
+        try:
+            note = self.controller.load_csv(path)
+        except PlaygroundError as e:
+            self._show_message(str(e))
+            self._on_problem_change(keep_error=True, keep_model_text=True)
+            return False
+        self._show_message(note or "")
+        return True
 
     def _on_preset_pick(self, index: int) -> None:
         key = self.preset_combo.itemData(index)
@@ -136,16 +177,29 @@ class SetupBar(QWidget):
 
     def _on_problem_change(self, keep_error: bool = False, keep_model_text: bool = False) -> None:
         s = self.controller.settings
-        widgets = (self.dataset_combo, self.n_spin, self.noise_spin, self.data_seed_spin,
-                   self.loss_combo, self.batch_spin, self.seed_spin, self.preset_combo,
-                   self.model_edit)
+        widgets = (self.dataset_combo, self.target_combo, self.n_spin, self.noise_spin,
+                   self.test_spin, self.loss_combo, self.batch_spin, self.seed_spin,
+                   self.preset_combo, self.model_edit)
         for w in widgets:  # a view update must not echo back as an edit
             w.blockSignals(True)
         try:
-            self.dataset_combo.setCurrentIndex(max(0, self.dataset_combo.findData(s.dataset)))
+            from_file = s.csv is not None
+            if from_file:
+                self.dataset_combo.setItemText(self.dataset_combo.count() - 1, s.csv_name)
+                self.dataset_combo.setCurrentIndex(self.dataset_combo.count() - 1)
+            else:
+                self.dataset_combo.setItemText(self.dataset_combo.count() - 1, CSV_ITEM)
+                self.dataset_combo.setCurrentIndex(
+                    max(0, self.dataset_combo.findData(s.dataset)))
+            self.target_combo.clear()
+            self.target_combo.addItems(self.controller.csv_columns())
+            self.target_combo.setCurrentText(self.controller.dataset.target_name)
+            self.target_combo.setVisible(from_file)
+            self.n_spin.setVisible(not from_file)
+            self.noise_spin.setVisible(not from_file)
             self.n_spin.setValue(s.n)
             self.noise_spin.setValue(s.noise)
-            self.data_seed_spin.setValue(s.data_seed)
+            self.test_spin.setValue(s.test_fraction)
             self.loss_combo.setCurrentText(s.loss)
             self.batch_spin.setValue(s.batch_size)
             self.seed_spin.setValue(s.seed)
