@@ -1,5 +1,7 @@
 """One run's controls: enable, colour, label, optimizer, learning rate (log slider), the optimizer's
-other hyperparameters, freeze x / y, duplicate, remove and a status badge.
+other hyperparameters, freeze x / y, duplicate, remove and a status badge; and, in a section that
+is closed by default (one summary line when closed), the lr scheduler (gui.scheduler_picker, with
+its preview), gradient clipping and seeded gradient noise.
 
 Every edit goes through the controller, which changes the live torch optimizer (no restart) and
 emits `sigRunChanged`; the card then redraws from the run with its signals blocked, so a redraw
@@ -9,20 +11,23 @@ never comes back as an edit. A value the optimizer refuses is shown in red and t
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QSignalBlocker, Qt
-from PySide6.QtGui import QColor, QMouseEvent, QValidator, QWheelEvent
+from PySide6.QtGui import QColor, QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import (QAbstractScrollArea, QAbstractSlider, QAbstractSpinBox,
                                QApplication, QCheckBox, QColorDialog, QComboBox, QDoubleSpinBox,
                                QFrame, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QSizePolicy,
                                QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from core.errors import PlaygroundError
+from core.gradient_tools import CLIP_NORM, CLIP_VALUE, NOISE_SEED, NOISE_SIGMA
 from core.optimizers import CATALOGUE, Hyperparameter
 from core.run import Run
+from core.schedulers import scheduler_call_text
 from gui.controller import Controller
+from gui.number_box import FloatSpinBox, format_number  # noqa: F401 (kept importable here)
+from gui.scheduler_picker import SchedulerPicker
 
 # The learning-rate slider: LR_TICKS steps spread evenly over log10(lr) in [LR_LOG_MIN, LR_LOG_MAX].
 LR_LOG_MIN = -5.0
@@ -41,14 +46,18 @@ BADGE_COLORS = {"diverged": ("#ffffff", "#c0392b"), "converged": ("#ffffff", "#1
 RUNNING_COLORS = ("#333333", "#e4e4e4")
 LONG_NAME = 12  # a hyperparameter name longer than this gets a half line to itself
 UNBOUNDED = 1e9  # what a spin box uses for a hyperparameter with no upper (or lower) bound
+TOOLS_TITLE = "Schedule, clipping, noise"
+# The clipping choices: (shown, core kind, the torch call); the threshold box names its argument.
+CLIP_CHOICES = (("off", None, ""), ("by norm", "norm", "clip_grad_norm_"),
+                ("by value", "value", "clip_grad_value_"))
+DEFAULT_CLIP_THRESHOLD = 1.0
+DEFAULT_NOISE_SIGMA = 0.1
+SCHEDULED_LR_NOTE = (
+    "With a scheduler, the lr slider is the schedule's base lr (OneCycleLR: its max_lr; CyclicLR:"
+    " its base_lr). Moving it mid-run scales every lr the schedule gives by new / old from where"
+    " the schedule is now (a cosine's eta_min stays); at step 0 the scheduler is built afresh"
+    " with it.")
 
-_PARTIAL_NUMBER = re.compile(r"[+-]?\d*\.?\d*(?:[eE][+-]?\d*)?")
-
-
-def format_number(value: float) -> str:
-    """Short but exact: 6 significant digits when they say it all, the full repr otherwise."""
-    short = f"{value:.6g}"
-    return short if float(short) == value else repr(float(value))
 
 
 def lr_from_tick(tick: int) -> float:
@@ -63,54 +72,6 @@ def tick_from_lr(lr: float) -> int:
         return 0
     tick = round((math.log10(lr) - LR_LOG_MIN) / (LR_LOG_MAX - LR_LOG_MIN) * LR_TICKS)
     return max(0, min(LR_TICKS, tick))
-
-
-class FloatSpinBox(QDoubleSpinBox):
-    """A spin box that keeps exactly the number typed (0.0123 stays 0.0123, 1e-7 is fine).
-
-    QDoubleSpinBox rounds to `decimals()` and writes fixed-point text; this one does neither. With
-    `log=True` the arrows multiply or divide (by 10**0.1 per step) instead of adding.
-    Keyboard tracking is off: a value is committed on Enter or when focus leaves, not per keystroke.
-    """
-
-    def __init__(self, *, log: bool = False, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._log = log
-        self.setDecimals(323)  # Qt's maximum: no rounding of what the user types
-        self.setKeyboardTracking(False)
-        self.setCorrectionMode(QDoubleSpinBox.CorrectionMode.CorrectToPreviousValue)
-
-    def textFromValue(self, value: float) -> str:  # noqa: N802 (Qt's name)
-        return format_number(value)
-
-    def valueFromText(self, text: str) -> float:  # noqa: N802
-        try:
-            return float(text.strip())
-        except ValueError:
-            return self.value()
-
-    def validate(self, text: str, pos: int) -> object:
-        stripped = text.strip()
-        if not _PARTIAL_NUMBER.fullmatch(stripped):
-            return QValidator.State.Invalid, text, pos
-        try:
-            value = float(stripped)
-        except ValueError:
-            return QValidator.State.Intermediate, text, pos  # "", "-", "1e", ...
-        if self.minimum() <= value <= self.maximum():
-            return QValidator.State.Acceptable, text, pos
-        return QValidator.State.Intermediate, text, pos
-
-    def stepBy(self, steps: int) -> None:  # noqa: N802
-        if not self._log:
-            super().stepBy(steps)
-            return
-        value = self.value()
-        if value <= 0:
-            value = max(self.minimum(), 1e-8) if steps > 0 else value
-        else:
-            value = float(f"{value * 10.0 ** (0.1 * steps):.3g}")
-        self.setValue(min(self.maximum(), max(self.minimum(), value)))
 
 
 class FineSlider(QSlider):
@@ -152,6 +113,49 @@ def _tooltip(h: Hyperparameter) -> str:
     return f"<b>{h.name}</b>: {h.help}<br>range: {h.range_text()}; default: {h.default!r}"
 
 
+def tools_summary(run: Run) -> str:
+    """The closed section's line: "CosineAnnealingLR(T_max=200) · clip ‖g‖≤1 · noise σ=0.1";
+    "none" when the run has no scheduler, clipping or noise."""
+    parts = []
+    if run.scheduler_setting is not None:
+        parts.append(scheduler_call_text(*run.scheduler_setting))
+    if run.clipping is not None:
+        bound = format_number(run.clipping.threshold)
+        parts.append(f"clip ‖g‖≤{bound}" if run.clipping.kind == "norm" else f"clip |gᵢ|≤{bound}")
+    if run.noise is not None:
+        parts.append(f"noise σ={format_number(run.noise.sigma)} (seed {run.noise.seed})")
+    return " · ".join(parts) or "none"
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that ends in "…" when it does not fit (the whole text is its tooltip),
+    so a long scheduler call never widens the card."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(20)
+
+    def set_full_text(self, text: str) -> None:
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight,
+                                              max(20, self.width()))
+        if shown != self.text():
+            self.setText(shown)
+
+
 def _readable_text_color(color: QColor) -> QColor:
     """The run's colour, darkened when it is too light to read on white (the palette's yellow)."""
     return color.darker(170) if color.lightnessF() > 0.6 else color
@@ -163,7 +167,10 @@ class RunCard(QFrame):
     Public widgets (for tests and for the window): `enable_box`, `color_button`, `label_edit`,
     `optimizer_combo`, `lr_slider`, `lr_spin`, `controls` (hyperparameter name -> its widget, or
     a tuple of two spin boxes for a pair; the lr is not in it), `freeze_x`, `freeze_y`,
-    `duplicate_button`, `remove_button`, `status_badge`, `error_label`.
+    `duplicate_button`, `remove_button`, `status_badge`, `error_label`; the section
+    `tools_button` (opens and closes it), `tools_summary` (its line when closed), `tools_box`,
+    `scheduler_picker` (gui.scheduler_picker.SchedulerPicker), `lr_note`, `clip_combo`,
+    `clip_spin`, `noise_spin`, `seed_spin`.
     """
 
     def __init__(self, run: Run, controller: Controller, *, parent: QWidget | None = None) -> None:
@@ -185,6 +192,8 @@ class RunCard(QFrame):
         grid = self._build_hyperparameters()
         if grid is not None:
             layout.addLayout(grid)
+        layout.addLayout(self._build_tools_header())
+        layout.addWidget(self._build_tools_section())
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)
         self.error_label.setStyleSheet("color: #c0392b; font-size: 11px;")
@@ -195,10 +204,9 @@ class RunCard(QFrame):
         # to the control). A value control takes the wheel only once focused (StrongFocus: the
         # wheel itself does not give it the focus), so the wheel scrolls the list.
         self.pressing = False  # True while a press on this card selects its run
-        for child in self.findChildren(QWidget):
-            child.installEventFilter(self)
-            if isinstance(child, WHEEL_CONTROLS):
-                child.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self._filter_events(self)
+        self.scheduler_picker.sigRebuilt.connect(lambda: self._filter_events(
+            self.scheduler_picker))
 
         controller.sigRunChanged.connect(self._on_run_change)
         controller.sigStepped.connect(self._on_stepped_change)
@@ -292,6 +300,88 @@ class RunCard(QFrame):
         row.addWidget(self.lr_slider, 1)
         row.addWidget(self.lr_spin)
         return row
+
+    def _build_tools_header(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        row.setSpacing(4)
+        self.tools_button = QToolButton()
+        self.tools_button.setText(TOOLS_TITLE)
+        self.tools_button.setCheckable(True)
+        self.tools_button.setAutoRaise(True)
+        self.tools_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.tools_button.setArrowType(Qt.ArrowType.RightArrow)
+        self.tools_button.setStyleSheet("QToolButton { font-size: 11px; padding: 0px; }")
+        self.tools_button.setToolTip("the lr scheduler (torch.optim.lr_scheduler), gradient "
+                                     "clipping (torch.nn.utils.clip_grad_*) and gradient noise")
+        self.tools_button.toggled.connect(self._on_tools_toggle)
+        self.tools_summary = ElidedLabel()
+        self.tools_summary.setStyleSheet("color: #555; font-size: 11px;")
+        row.addWidget(self.tools_button)
+        row.addWidget(self.tools_summary, 1)
+        return row
+
+    def _build_tools_section(self) -> QWidget:
+        self.tools_box = QWidget()
+        box = QVBoxLayout(self.tools_box)
+        box.setContentsMargins(6, 0, 0, 2)
+        box.setSpacing(3)
+        run = self.run
+        self.scheduler_picker = SchedulerPicker(
+            run.scheduler_setting, optimizer=(run.optimizer_name, dict(run.hyperparameters)),
+            preview=False)  # computed when the section opens
+        self.scheduler_picker.sigEdited.connect(self._on_scheduler_edit)
+        box.addWidget(self.scheduler_picker)
+        self.lr_note = QLabel(SCHEDULED_LR_NOTE)
+        self.lr_note.setWordWrap(True)
+        self.lr_note.setStyleSheet("color: #555; font-size: 10px;")
+        box.addWidget(self.lr_note)
+
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(4)
+        grid.setVerticalSpacing(2)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(3, 1)
+        clip_label = QLabel("clip")
+        clip_label.setToolTip("gradient clipping after backward (and after the noise), before "
+                              "optimizer.step(), with torch's own functions")
+        self.clip_combo = QComboBox()
+        for i, (text, _kind, call) in enumerate(CLIP_CHOICES):
+            self.clip_combo.addItem(text)
+            tip = (f"torch.nn.utils.{call}(parameters, ...)" if call else "no clipping")
+            self.clip_combo.setItemData(i, tip, Qt.ItemDataRole.ToolTipRole)
+        self.clip_combo.setToolTip(clip_label.toolTip())
+        self.clip_combo.currentIndexChanged.connect(self._on_clip_kind_edit)
+        self.clip_spin = FloatSpinBox(log=True)
+        self.clip_spin.setRange(-UNBOUNDED, UNBOUNDED)  # a bad value is refused in words
+        self.clip_spin.valueChanged.connect(self._on_clip_threshold_edit)
+        noise_label = QLabel("noise σ")
+        noise_label.setToolTip(_tooltip(NOISE_SIGMA) + "<br>grad += σ·N(0, 1) after backward, "
+                               "from the run's own seeded torch.Generator")
+        self.noise_spin = FloatSpinBox(log=False)
+        self.noise_spin.setRange(-UNBOUNDED, UNBOUNDED)
+        self.noise_spin.setSingleStep(0.05)
+        self.noise_spin.setToolTip(noise_label.toolTip())
+        self.noise_spin.valueChanged.connect(self._on_noise_edit)
+        seed_label = QLabel("seed")
+        seed_label.setToolTip(_tooltip(NOISE_SEED))
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin.setKeyboardTracking(False)
+        self.seed_spin.setToolTip(seed_label.toolTip())
+        self.seed_spin.valueChanged.connect(self._on_noise_edit)
+        for widget in (self.clip_combo, self.clip_spin, self.noise_spin, self.seed_spin):
+            widget.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+            widget.setMinimumWidth(56)
+        grid.addWidget(clip_label, 0, 0)
+        grid.addWidget(self.clip_combo, 0, 1)
+        grid.addWidget(self.clip_spin, 0, 2, 1, 2)
+        grid.addWidget(noise_label, 1, 0)
+        grid.addWidget(self.noise_spin, 1, 1)
+        grid.addWidget(seed_label, 1, 2)
+        grid.addWidget(self.seed_spin, 1, 3)
+        box.addLayout(grid)
+        self.tools_box.hide()
+        return self.tools_box
 
     def _build_hyperparameters(self) -> QGridLayout | None:
         """Two (name, control) pairs per line in four columns; a long name takes the left half of
@@ -402,6 +492,44 @@ class RunCard(QFrame):
     def _on_lr_spin_edit(self, value: float) -> None:
         self._edit("lr", float(value))
 
+    def _on_tools_toggle(self, open_: bool) -> None:
+        self.tools_button.setArrowType(Qt.ArrowType.DownArrow if open_ else
+                                       Qt.ArrowType.RightArrow)
+        self.tools_box.setVisible(open_)
+        self.tools_summary.setVisible(not open_)
+        self.scheduler_picker.set_preview_enabled(open_)
+
+    def _on_scheduler_edit(self, setting: object) -> None:
+        self._tool_edit(lambda: self.controller.set_scheduler(self.run, setting))  # type: ignore
+
+    def _clip_kind(self) -> str | None:
+        return CLIP_CHOICES[max(0, self.clip_combo.currentIndex())][1]
+
+    def _on_clip_kind_edit(self, _index: int) -> None:
+        kind = self._clip_kind()
+        threshold = self.run.clipping.threshold if self.run.clipping else DEFAULT_CLIP_THRESHOLD
+        self._tool_edit(lambda: self.controller.set_clipping(self.run, kind, threshold))
+
+    def _on_clip_threshold_edit(self, value: float) -> None:
+        kind = self._clip_kind()
+        if kind is not None:
+            self._tool_edit(lambda: self.controller.set_clipping(self.run, kind, float(value)))
+
+    def _on_noise_edit(self, _value: object = None) -> None:
+        sigma, seed = float(self.noise_spin.value()), int(self.seed_spin.value())
+        self._tool_edit(lambda: self.controller.set_noise(self.run, sigma, seed))
+
+    def _tool_edit(self, change: Any) -> None:
+        """A scheduler, clipping or noise edit through the controller; on refusal the message is
+        shown on the card and the controls go back to what the run has."""
+        try:
+            change()
+        except PlaygroundError as e:
+            self._refresh()
+            self._show_error(str(e))
+        else:
+            self._show_error("")
+
     def _on_enable_edit(self, on: bool) -> None:
         self.controller.set_enabled(self.run, bool(on))
 
@@ -492,14 +620,41 @@ class RunCard(QFrame):
                 control.setValue(value)
         self.freeze_x.setChecked("x" in run.frozen)
         self.freeze_y.setChecked("y" in run.frozen)
+        self._refresh_tools()
         del blockers
         if self.selected:
             self._on_selection_change(run)  # the highlight is in the run's colour
         self._refresh_status()
 
+    def _refresh_tools(self) -> None:
+        """The section from the run (called with the card's signals blocked)."""
+        run = self.run
+        self.scheduler_picker.set_setting(run.scheduler_setting)
+        self.scheduler_picker.set_optimizer(run.optimizer_name, run.hyperparameters)
+        scheduled = run.scheduler_setting is not None
+        self.lr_note.setVisible(scheduled)
+        h = run.spec.hyperparameter("lr")
+        slider_tip = (_tooltip(h) + f"<br>slider: log scale, 1e-5 to 10 in {LR_TICKS}"
+                      " steps; hold Shift or Ctrl while dragging for fine steps;"
+                      " ← / → one step when it has the focus")
+        if scheduled:
+            slider_tip += "<br><b>Scheduled run</b>: " + SCHEDULED_LR_NOTE
+        self.lr_slider.setToolTip(slider_tip)
+        kind = run.clipping.kind if run.clipping else None
+        self.clip_combo.setCurrentIndex([c[1] for c in CLIP_CHOICES].index(kind))
+        self.clip_spin.setEnabled(kind is not None)
+        self.clip_spin.setValue(run.clipping.threshold if run.clipping else DEFAULT_CLIP_THRESHOLD)
+        spec = CLIP_NORM if kind != "value" else CLIP_VALUE
+        self.clip_spin.setToolTip(_tooltip(spec).replace("range: (0, inf)", "a number > 0"))
+        self.noise_spin.setValue(run.noise.sigma if run.noise else 0.0)
+        self.seed_spin.setValue(run.noise.seed if run.noise else 0)
+        self.tools_summary.set_full_text(tools_summary(run))
+
     def _editable_widgets(self) -> list[QObject]:
         widgets: list[QObject] = [self.enable_box, self.label_edit, self.optimizer_combo,
-                                  self.lr_slider, self.lr_spin, self.freeze_x, self.freeze_y]
+                                  self.lr_slider, self.lr_spin, self.freeze_x, self.freeze_y,
+                                  self.clip_combo, self.clip_spin, self.noise_spin,
+                                  self.seed_spin]
         for control in self.controls.values():
             widgets.extend(control if isinstance(control, tuple) else (control,))
         return widgets
@@ -529,6 +684,14 @@ class RunCard(QFrame):
             self._scroll_instead(event)  # type: ignore[arg-type]
             return True
         return False
+
+    def _filter_events(self, widget: QWidget) -> None:
+        """Watch presses (they select the run) and wheels (they scroll the list) on every control
+        inside `widget`; the scheduler picker's controls are built anew with each class."""
+        for child in widget.findChildren(QWidget):
+            child.installEventFilter(self)
+            if isinstance(child, WHEEL_CONTROLS):
+                child.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
     def _scroll_instead(self, event: QWheelEvent) -> None:
         """Hand a wheel event a control must not take to the scroll area around the card."""
