@@ -1,5 +1,9 @@
-"""A live table of the runs: where each one is, its loss and gradient there, its last update, its
-status, and the optimizer's own state for x and for y (momentum_buffer, exp_avg, exp_avg_sq, ...).
+"""A live table of the runs: where each one is, its loss and gradient there, its last update, the
+lr its scheduler gives (and the momentum or beta1 a cycling one moves), the gradient's norm
+before and after clipping with the count of clipped steps, the noisy gradient beside the
+noise-free one, its status, and the optimizer's own state for x and for y (momentum_buffer,
+exp_avg, exp_avg_sq, ...). The clipping, noise and cycled-momentum columns are shown only while
+some run has that setting.
 
 Stepping can run at thousands of steps per second; the table redraws at most REFRESH_HZ times a
 second, and a pending single-shot timer makes sure the last step is always shown.
@@ -10,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import math
 from typing import Any
+
+import numpy as np
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor, QIcon, QPixmap
@@ -22,8 +28,13 @@ from gui.status_words import short_status, status_colour
 from gui.throttle import Throttle
 
 REFRESH_HZ = 10
-COLUMNS = ("run", "step", "x", "y", "loss", "∂loss/∂x", "∂loss/∂y", "|grad|", "Δx", "Δy", "status",
-           "state x", "state y")
+COLUMNS = ("run", "step", "x", "y", "loss", "∂loss/∂x", "∂loss/∂y", "|grad|", "Δx", "Δy", "lr",
+           "momentum/β1", "|g| before clip", "|g| after clip", "clipped", "noisy ∂x",
+           "noisy ∂y", "status", "state x", "state y")
+# Columns shown only while some run has the setting that fills them (else every cell is "–").
+CYCLED_COLUMNS = ("momentum/β1",)
+CLIP_COLUMNS = ("|g| before clip", "|g| after clip", "clipped")
+NOISE_COLUMNS = ("noisy ∂x", "noisy ∂y")
 COLUMN_TIPS = {
     "step": "optimizer steps taken",
     "x": "the current point", "y": "the current point",
@@ -32,6 +43,18 @@ COLUMN_TIPS = {
     "∂loss/∂y": "the gradient at the current point (y.grad after loss.backward())",
     "|grad|": "length of the gradient",
     "Δx": "how far the last optimizer.step() moved x", "Δy": "how far the last step moved y",
+    "lr": "the lr the next optimizer.step() uses (after scheduler.step(), if the run has a "
+          "scheduler), together with this row's gradient",
+    "momentum/β1": "the momentum (or Adam's beta1) a CyclicLR / OneCycleLR scheduler cycles, "
+                   "for the next step",
+    "|g| before clip": "the gradient's norm before clipping (as torch's clip measured it; with "
+                       "noise, of the noisy gradient)",
+    "|g| after clip": "the norm of the gradient the next optimizer.step() uses, after "
+                      "clip_grad_norm_ / clip_grad_value_",
+    "clipped": "how many steps' gradients were clipped so far (✂: this one is)",
+    "noisy ∂x": "∂loss/∂x plus the run's seeded Gaussian noise: what the optimizer uses "
+                "(∂loss/∂x is the noise-free gradient)",
+    "noisy ∂y": "∂loss/∂y plus the run's seeded Gaussian noise: what the optimizer uses",
     "state x": "optimizer.state[x]: what the optimizer keeps for x between steps",
     "state y": "optimizer.state[y]: what the optimizer keeps for y between steps",
 }
@@ -188,6 +211,7 @@ class RunTable(QWidget):
         if self._runs != self.controller.session.runs:
             self._on_runs_change()  # the session was replaced under us
             return
+        self._show_tool_columns()
         for row, run in enumerate(self._runs):
             self._draw_row(row, run)
         self._refresh_details()
@@ -219,6 +243,7 @@ class RunTable(QWidget):
             texts += [format_value(last["x"]), format_value(last["y"]),
                       format_value(last["loss"]), *grads, format_value(norm)]
         texts += [format_value(run.last_update[0]), format_value(run.last_update[1])]
+        texts += self._tool_texts(run, last)
         for col, text in enumerate(texts, start=1):
             cell = item(row, col)
             if cell.text() != text:
@@ -245,6 +270,42 @@ class RunTable(QWidget):
             if cell.text() != text:
                 cell.setText(text)
                 cell.setToolTip("\n".join(f"{k} = {v}" for k, v in state[coordinate].items()))
+
+    @staticmethod
+    def _tool_texts(run: Run, last: dict[str, float] | None) -> list[str]:
+        """lr, the cycled momentum, the clipping's norms and count, the noisy gradient."""
+        if last is None:
+            return [NO_VALUE] * 7
+
+        def field(name: str) -> str:
+            value = last.get(name)
+            return NO_VALUE if value is None else format_value(value)
+
+        cycled = next((field(n) for n in ("momentum", "beta1") if n in last), NO_VALUE)
+        if run.clipping is not None and "clipped" in last:
+            flags = run.trajectory.column("clipped")
+            count = int(np.nansum(flags))
+            clipped = f"{count}{' ✂' if last['clipped'] == 1 else ''}"
+            clip = [field("grad_norm_before_clip"), field("grad_norm_after_clip"), clipped]
+        else:
+            clip = [NO_VALUE] * 3
+        noisy = [FROZEN if c in run.frozen else field(f"noisy_grad_{c}")
+                 for c in ("x", "y")] if run.noise is not None else [NO_VALUE] * 2
+        return [field("lr"), cycled, *clip, *noisy]
+
+    def _show_tool_columns(self) -> None:
+        """Show the cycled-momentum, clipping and noise columns only while a run has them."""
+        runs = self._runs
+        wanted = {CYCLED_COLUMNS: any(r.scheduler is not None and
+                                      getattr(r.scheduler, "cycle_momentum", False)
+                                      for r in runs),
+                  CLIP_COLUMNS: any(r.clipping is not None for r in runs),
+                  NOISE_COLUMNS: any(r.noise is not None for r in runs)}
+        for names, shown in wanted.items():
+            for name in names:
+                col = COLUMNS.index(name)
+                if self.table.isColumnHidden(col) == shown:
+                    self.table.setColumnHidden(col, not shown)
 
     def _refresh_details(self) -> None:
         run = self.controller.selected

@@ -123,3 +123,63 @@ def test_a_disabled_run_says_disabled(qtbot, table, controller):
     assert cell(table, 0, "status") != "disabled"
     controller.set_enabled(run, True)
     assert cell(table, 1, "status") == run.status_text.split(":")[0]
+
+
+# --- scheduler, clipping and noise ----------------------------------------------------------------
+
+
+def test_the_tool_columns_appear_only_while_a_run_has_the_setting(table, controller):
+    hidden = {name: table.table.isColumnHidden(COLUMNS.index(name))
+              for name in ("lr", "momentum/β1", "|g| before clip", "noisy ∂x")}
+    assert hidden == {"lr": False, "momentum/β1": True, "|g| before clip": True,
+                      "noisy ∂x": True}
+    run = controller.session.runs[0]
+    controller.set_clipping(run, "norm", 1.0)
+    controller.set_noise(run, 0.5, 1)
+    controller.set_scheduler(run, "OneCycleLR(max_lr=0.001, total_steps=100)")
+    for name in ("momentum/β1", "|g| before clip", "|g| after clip", "clipped", "noisy ∂x"):
+        assert not table.table.isColumnHidden(COLUMNS.index(name)), name
+    controller.set_clipping(run, None)
+    assert table.table.isColumnHidden(COLUMNS.index("clipped"))
+
+
+def test_the_lr_and_the_clipping_norms_are_the_trajectorys(qtbot, table, controller):
+    run = controller.session.runs[0]  # SGD on Rosenbrock at (-1.2, 1): |grad| ~ 230
+    controller.set_scheduler(run, "StepLR(step_size=5, gamma=0.5)")
+    controller.set_clipping(run, "norm", 1.0)
+    step(controller, 12)
+    table.refresh()
+    last = run.trajectory.last()
+    assert cell(table, 0, "lr") == format_value(last["lr"]) == format_value(1e-3 * 0.25)
+    assert cell(table, 0, "|g| before clip") == format_value(last["grad_norm_before_clip"])
+    assert cell(table, 0, "|g| after clip") == format_value(last["grad_norm_after_clip"])
+    assert last["grad_norm_before_clip"] > 1.0 and last["grad_norm_after_clip"] <= 1.0 + 1e-6
+    flags = run.trajectory.column("clipped")
+    # every entry's gradient (0..12) is far above 1: all clipped, the newest too (✂)
+    assert cell(table, 0, "clipped") == f"{int(flags.sum())} ✂" and flags.sum() == 13
+    assert cell(table, 1, "clipped") == "–"  # a run without clipping
+
+
+def test_with_noise_the_noisy_gradient_is_beside_the_noise_free_one(qtbot, table, controller):
+    run = controller.session.runs[2]
+    controller.set_noise(run, 2.0, 3)
+    step(controller, 5)
+    table.refresh()
+    last = run.trajectory.last()
+    assert cell(table, 2, "∂loss/∂x") == format_value(last["grad_x"])
+    assert cell(table, 2, "noisy ∂x") == format_value(last["noisy_grad_x"])
+    assert cell(table, 2, "noisy ∂y") == format_value(last["noisy_grad_y"])
+    assert last["noisy_grad_x"] != last["grad_x"]
+    controller.set_frozen(run, "y", True)
+    table.refresh()
+    assert cell(table, 2, "noisy ∂y") == "frozen"
+
+
+def test_a_cycling_scheduler_shows_the_momentum_it_moves(qtbot, table, controller):
+    run = controller.session.runs[3]  # Adam: OneCycleLR cycles beta1
+    controller.set_scheduler(run, "OneCycleLR(max_lr=0.05, total_steps=50)")
+    step(controller, 10)
+    table.refresh()
+    last = run.trajectory.last()
+    assert cell(table, 3, "momentum/β1") == format_value(last["beta1"])
+    assert last["beta1"] == run.optimizer.param_groups[0]["betas"][0] < 0.95
