@@ -18,6 +18,7 @@ order, and the loss axes can be fixed to the whole film before the first frame i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
@@ -26,12 +27,16 @@ from torch.func import functional_call
 from core.animation import AnimationError, AnimationPlan, check_plan, plan_animation
 from core.model_session import BuiltModelSession, ModelSession, RunSpec
 from core.run import RunStatus
+from core.session import gradient_tools_from_dict
 
 # What the replay keeps: every frame's copy of every run's parameters (float64). 256 MB is
 # e.g. 6 runs of a 10 000-parameter model over 530 frames.
 MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024
 DEFAULT_SIZE = (800, 600)
 DEFAULT_FPS = 10
+# The app's own part of a model session's "extra" (gui/model/controller.py writes it): each run's
+# scheduler, clipping and noise, and which run is selected.
+WORKSPACE_KEY = "workspace"
 
 
 @dataclass(frozen=True)
@@ -69,9 +74,20 @@ def plan_model_animation(session: ModelSession, options: ModelAnimationOptions) 
                           frames=options.frames)
 
 
+def _workspace(session: ModelSession) -> dict[str, Any]:
+    own = session.extra.get(WORKSPACE_KEY, {})
+    return own if isinstance(own, dict) else {}
+
+
 def selected_index(session: ModelSession, selected: int | None) -> int | None:
-    """The run whose prediction fills the data plot: `selected` if it names a run, else the
-    first enabled one (None for a session without runs)."""
+    """The run whose prediction fills the data plot: `selected` if it names a run, else the one
+    the workspace had selected when the session was made, else the first enabled one (None for
+    a session without runs)."""
+    if selected is None:
+        saved = _workspace(session).get("selected")
+        if isinstance(saved, int) and not isinstance(saved, bool) and \
+                0 <= saved < len(session.runs):
+            return saved
     if selected is not None:
         if not 0 <= selected < len(session.runs):
             raise AnimationError(f"there is no run {selected + 1} to show (the session has "
@@ -93,6 +109,25 @@ def check_model_plan(built: BuiltModelSession, plan: AnimationPlan, width: int, 
                              f"runs of a {size:,}-parameter model is {kept / 2 ** 20:.0f} MB, at "
                              f"most {MAX_SNAPSHOT_BYTES // 2 ** 20} MB; take more steps per "
                              f"frame or fewer steps")
+
+
+def apply_run_tools(built: BuiltModelSession, session: ModelSession) -> None:
+    """Give each built run the scheduler, clipping and noise the workspace kept for it in the
+    session's extra (a model session's run does not hold them), as opening the session in the
+    window does; SessionError (one line naming the run) for a bad entry."""
+    tools = _workspace(session).get("runs", [])
+    if not isinstance(tools, list):
+        return
+    for number, (run, config) in enumerate(zip(built.runs, tools), 1):
+        if not isinstance(config, dict) or not config:
+            continue
+        found = gradient_tools_from_dict(config, f"run {number}")
+        if found.get("scheduler") is not None:
+            run.set_scheduler(found["scheduler"])
+        if found.get("clipping") is not None:
+            run.set_clipping(found["clipping"])
+        if found.get("noise") is not None:
+            run.set_noise(found["noise"])
 
 
 @dataclass(frozen=True)
@@ -120,6 +155,7 @@ class ModelReplay:
         self.plan = plan
         self.built = session.build()
         self.runs = self.built.runs
+        apply_run_tools(self.built, session)
         self.frames: list[list[RunAtFrame]] = []
         self._record()
 
