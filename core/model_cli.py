@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_landscape_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `landscape`: the same model and data, --directions, --grid, --span,
-    --steps (train first: PCA's paths), --out."""
+    --steps (train first: PCA's paths), --out (.json, .csv, or a .png/.svg picture)."""
     _add_model_options(parser, 0, 0.0)  # the landscape is over every row unless asked
     parser.add_argument("--directions", choices=DIRECTIONS, default="random",
                         help="random: filter-normalised (Li et al., 2018); pca: the top two of "
@@ -83,9 +84,16 @@ def add_landscape_arguments(parser: argparse.ArgumentParser) -> None:
                         help="N x N points (default 51), rows along y")
     parser.add_argument("--span", type=float, default=1.0, metavar="S",
                         help="each axis from -S to S around the centre (default 1)")
+    parser.add_argument("--cover-paths", action="store_true",
+                        help="widen each axis beyond the span until the runs' paths fit")
+    parser.add_argument("--size", metavar="W,H", default=None,
+                        help="the picture's size in pixels with --out .png/.svg (default "
+                             "1000,800)")
     fmt = parser.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print one JSON object (the default)")
-    fmt.add_argument("--out", metavar="FILE", help="write .json or .csv")
+    fmt.add_argument("--out", metavar="FILE",
+                     help="write .json or .csv, or draw the landscape and the runs' paths as "
+                          ".png or .svg")
 
 
 # --- shared ------------------------------------------------------------------------------------
@@ -283,26 +291,58 @@ def _train_table(report: dict[str, Any]) -> str:
 # --- landscape ---------------------------------------------------------------------------------
 
 
-def _landscape_out(args: argparse.Namespace) -> Path | None:
+def landscape_out(args: argparse.Namespace, pictures: bool = False) -> Path | None:
+    """The checked --out of `landscape` (None: print JSON). Pictures (.png/.svg) are drawn by
+    gui/model/landscape_image.py (core does not import Qt): only it passes `pictures=True`."""
+    is_picture = bool(args.out) and Path(args.out).suffix.lower() in PICTURE_SUFFIXES
+    if args.size is not None and not is_picture:
+        raise _error("--size goes with a picture (--out FILE.png or FILE.svg)")
     if not args.out:
         return None
     out = Path(args.out)
     suffix = out.suffix.lower()
-    if suffix in PICTURE_SUFFIXES:
-        raise _error(f"{suffix} pictures of the landscape are made by the app (File > Export "
-                     "in model mode), not yet from the command line; write .json or .csv")
-    if suffix not in LANDSCAPE_SUFFIXES:
-        raise _error(f"--out must end in .json or .csv (got {out.name!r})")
+    if is_picture and not pictures:
+        raise _error(f"{suffix} pictures of the landscape are made by the app's drawing code "
+                     "(main.py landscape, gui/model/landscape_image.py); this writes .json or "
+                     ".csv")
+    if suffix not in LANDSCAPE_SUFFIXES + PICTURE_SUFFIXES:
+        raise _error(f"--out must end in .json or .csv, or .png or .svg for a picture (got "
+                     f"{out.name!r})")
     return out
 
 
-def landscape_report(args: argparse.Namespace) -> dict[str, Any]:
-    """The JSON object of `landscape`: {"kind", "x": {"name", "values"}, "y": {...}, "loss":
-    [[...]] (rows along y), "centre_loss", "directions": {...}, "paths": [...]}."""
+def picture_size(text: str | None) -> tuple[int, int]:
+    """--size as W,H or WxH (default 1000 x 800)."""
+    if text is None:
+        return 1000, 800
+    parts = text.lower().replace(" ", "").replace("x", ",").split(",")
+    try:
+        width, height = (int(v) for v in parts)
+    except ValueError:
+        raise _error(f"--size must be two whole numbers like 800,600 or 800x600 (got "
+                     f"{text!r})") from None
+    if not (16 <= width <= 10000 and 16 <= height <= 10000):
+        raise _error("--size must be between 16 and 10000 pixels each way")
+    return width, height
+
+
+@dataclass
+class LandscapeResult:
+    """What `landscape` computed: the grid with its plane, and the runs' paths (flat)."""
+
+    landscape: Any
+    built: Any
+    titles: list[str]
+    colors: list[str | None]
+    paths: list[Any]
+
+
+def compute_landscape(args: argparse.Namespace) -> LandscapeResult:
+    """Build the session the options describe, train its runs --steps steps (keeping their
+    paths), and compute the landscape around the initial weights."""
     import torch
 
-    from core.landscape import exact_surface, hessian_directions, pca_directions, \
-        project_paths, random_directions, slice_surface, two_scalars
+    from core.landscape import landscape_around
     from core.model_session import train
 
     kind = args.directions
@@ -319,35 +359,65 @@ def landscape_report(args: argparse.Namespace) -> dict[str, Any]:
         p.requires_grad_(name not in frozen)
     X, y, loss_fn = built.problem.X, built.problem.y, built.loss_fn
     records = train(built, [r.steps for r in session.runs], 10 ** 9, keep_paths=args.steps > 0)
-    paths = [torch.stack(r.path).numpy() for r in records if len(r.path) > 0]
-    directions: dict[str, Any] = {"kind": kind, "centre": "the initial weights"}
-    projected: list[dict[str, Any]] = []
-    if kind == "exact":
-        grid = exact_surface(model, loss_fn, X, y, grid=args.grid, span=args.span)
-        i, j, _, _ = two_scalars(model)
-        if args.steps > 0:
-            projected = [{"x": _column(p[:, i]), "y": _column(p[:, j]), "captured": 1.0}
-                         for p in paths]
-    else:
-        if kind == "random":
-            d = random_directions(model, seed=session.seed)
-        elif kind == "hessian":
-            d = hessian_directions(model, loss_fn, X, y, seed=session.seed)
-            directions["eigenvalues"] = list(d.eigenvalues or ())
-        else:
-            d = pca_directions(model, paths)
-            directions["explained_variance_ratio"] = list(d.explained_variance_ratio or ())
-        grid = slice_surface(model, loss_fn, X, y, d, grid=args.grid, span=args.span)
-        if args.steps > 0:
-            projected = [{"x": _column(p.alpha), "y": _column(p.beta),
-                          "captured": p.captured} for p in project_paths(paths, d)]
-    report = grid.to_json()
+    kept = [(run, torch.stack(rec.path).numpy()) for run, rec in zip(built.runs, records)
+            if len(rec.path) > 0]
+    paths = [p for _, p in kept]
+    landscape = landscape_around(model, loss_fn, X, y, kind, paths=paths, grid=args.grid,
+                                 span=args.span, cover_paths=args.cover_paths,
+                                 seed=session.seed)
+    return LandscapeResult(landscape, built, [r.title for r, _ in kept],
+                           [r.color for r, _ in kept], paths)
+
+
+def landscape_report(args: argparse.Namespace) -> dict[str, Any]:
+    """The JSON object of `landscape`: {"kind", "x": {"name", "values"}, "y": {...}, "loss":
+    [[...]] (rows along y), "centre_loss", "directions": {...}, "paths": [...]}."""
+    return _report(compute_landscape(args))
+
+
+def _report(result: LandscapeResult) -> dict[str, Any]:
+    landscape, built = result.landscape, result.built
+    d = landscape.directions
+    directions: dict[str, Any] = {"kind": landscape.kind, "centre": "the initial weights"}
+    if d is not None and d.eigenvalues is not None:
+        directions["eigenvalues"] = list(d.eigenvalues)
+    if d is not None and d.explained_variance_ratio is not None:
+        directions["explained_variance_ratio"] = list(d.explained_variance_ratio)
+    report = landscape.grid.to_json()
     report["directions"] = directions
-    report["rows"] = f"{len(X)} training rows, {built.loss_name}, under torch.no_grad()"
-    if projected:
-        titles = [r.title for r, rec in zip(built.runs, records) if len(rec.path) > 0]
-        report["paths"] = [{"run": title, **p} for title, p in zip(titles, projected)]
+    report["rows"] = f"{len(built.problem.X)} training rows, {built.loss_name}, under " \
+        "torch.no_grad()"
+    if result.paths:
+        if d is None:
+            captured = [1.0] * len(result.paths)
+        else:
+            from core.landscape import project_paths
+
+            captured = [p.captured for p in project_paths(result.paths, d)]
+        report["paths"] = [{"run": title, "x": _column(x), "y": _column(y), "captured": c}
+                           for title, (x, y), c in zip(result.titles,
+                                                       landscape.project(result.paths),
+                                                       captured)]
     return report
+
+
+def landscape_caption(result: LandscapeResult) -> str:
+    """What the picture says under the plot: the directions, how much of the paths the plane
+    holds, the centre and the loss there, and that the grid was evaluated under no_grad."""
+    landscape, built = result.landscape, result.built
+    g = landscape.grid
+    what = {"exact": f"the exact loss over {g.x_name} and {g.y_name}",
+            "random": "a slice along two filter-normalised random directions (Li et al., 2018)",
+            "pca": "a slice along the top two PCA directions of all runs' paths",
+            "hessian": "a slice along the top two Hessian eigenvectors at the centre"}
+    lines = [f"{built.model_text}: {what[landscape.kind]}, around the initial weights "
+             f"(loss {g.centre_loss:.6g} there)"]
+    if result.paths:
+        plane = landscape.plane_text(result.paths)
+        lines.append(plane[:1].upper() + plane[1:])
+    lines.append(f"{len(g.x_values)} x {len(g.y_values)} grid on {len(built.problem.X)} "
+                 f"training rows ({built.loss_name}), evaluated under torch.no_grad()")
+    return "\n".join(lines)
 
 
 def _landscape_csv(report: dict[str, Any]) -> str:
@@ -361,14 +431,15 @@ def _landscape_csv(report: dict[str, Any]) -> str:
 
 
 def run_landscape_command(args: argparse.Namespace) -> str:
-    """The text `landscape` prints: the grid as JSON, or "wrote FILE" with --out (.json/.csv).
+    """The text `landscape` prints: the grid as JSON, or "wrote FILE" with --out .json/.csv.
+    (--out .png/.svg: gui.model.landscape_image.run_landscape_picture_command.)
 
     Raises a PlaygroundError (a ValueError) with one line for bad input.
     """
     from core.export import write_text  # atomic; an OS failure is one line naming the file
 
-    out = _landscape_out(args)  # a wrong suffix is refused before any work
-    report = landscape_report(args)
+    out = landscape_out(args)  # a wrong suffix is refused before any work
+    report = _report(compute_landscape(args))
     if out is None:
         return json.dumps(report, indent=1, allow_nan=False)
     if out.suffix.lower() == ".json":

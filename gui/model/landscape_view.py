@@ -154,6 +154,7 @@ class LandscapePicture:
                                     pen=pg.mkPen(0, 0, 0, 90), labelTextColor="k",
                                     labelTextSize="9pt")
         self.legend.setParentItem(pi.getViewBox())
+        self.legend.addItem(self.centre_item, "centre θ₀")
         self.lines: list[TrajectoryCurve] = []
         self.colour_text = ""
 
@@ -228,7 +229,7 @@ class LandscapePicture:
                 self.plot_item.addItem(line, ignoreBounds=True)
                 self.legend.addItem(line, html.escape(p.title))
                 self.lines.append(line)
-            self.legend.addItem(self.centre_item, "centre θ₀")
+            self.legend.addItem(self.centre_item, "centre θ₀")  # (clear() took it too)
         self.paths = paths
         heads, brushes = [], []
         for p, line in zip(paths, self.lines):

@@ -11,6 +11,7 @@ from torch import nn
 
 from core.landscape import (
     Directions, LandscapeCancelled, LandscapeError, exact_surface, hessian_directions,
+    landscape_around,
     pca_directions, project_paths, random_directions, slice_surface,
 )
 from core.problems.data import make_dataset
@@ -316,3 +317,75 @@ def test_slices_work_for_every_loss(dataset: str, loss_fn: nn.Module, outputs: i
     flat = directions.centre + 0.5 * directions.d1 - 0.5 * directions.d2
     assert grid.loss[0, 2] == pytest.approx(plain_loss_at(model, flat, loss_fn, data.X, y),
                                             rel=1e-12)
+
+
+# --- landscape_around: the grid and its paths together ------------------------------------------
+
+def _train_paths(model: nn.Module, loss_fn, X, y, steps: int = 15) -> list[np.ndarray]:
+    """Two plain torch.optim loops from the model's weights; their flat parameters per step."""
+    paths = []
+    for make in (lambda ps: torch.optim.SGD(ps, lr=0.5), lambda ps: torch.optim.Adam(ps, lr=0.05)):
+        other = copy.deepcopy(model)
+        optimizer = make(other.parameters())
+        snapshots = [parameters_vector(other).numpy().copy()]
+        for _ in range(steps):
+            optimizer.zero_grad()
+            loss_fn(other(X), y).backward()
+            optimizer.step()
+            snapshots.append(parameters_vector(other).numpy().copy())
+        paths.append(np.stack(snapshots))
+    return paths
+
+
+def test_landscape_around_exact_projects_paths_to_their_two_scalars_and_covers_them() -> None:
+    data = make_dataset("line", n=40, seed=1)
+    X, y = data.X, data.y.unsqueeze(1)
+    model = build_model("Linear(1, 1)", 1, seed=0)
+    loss_fn = nn.MSELoss()
+    paths = _train_paths(model, loss_fn, X, y)
+    landscape = landscape_around(model, loss_fn, X, y, "exact", paths=paths, grid=11,
+                                 span=0.01, cover_paths=True)
+    g = landscape.grid
+    assert landscape.indices == (0, 1) and landscape.directions is None
+    for (x, yy), path in zip(landscape.project(paths), paths):
+        np.testing.assert_array_equal(x, path[:, 0])
+        np.testing.assert_array_equal(yy, path[:, 1])
+        assert g.x_values[0] < x.min() and x.max() < g.x_values[-1]   # covered: span widened
+        assert g.y_values[0] < yy.min() and yy.max() < g.y_values[-1]
+    w0, b0 = (float(v) for v in parameters_vector(model))
+    assert g.x_values[5] == w0 and g.y_values[5] == b0                # centred on θ₀
+    narrow = landscape_around(model, loss_fn, X, y, "exact", paths=paths, grid=11, span=0.01)
+    assert narrow.grid.x_values[-1] == pytest.approx(w0 + 0.01)        # not asked to cover
+    assert "exact" in landscape.plane_text(paths)
+
+
+def test_landscape_around_pca_says_its_explained_variance_and_random_the_distance_off() -> None:
+    X, y, loss_fn = moons(60)
+    model = build_model("Linear(2, 8), Tanh(), Linear(8, 1)", 2, seed=0)
+    paths = _train_paths(model, loss_fn, X, y)
+    pca = landscape_around(model, loss_fn, X, y, "pca", paths=paths, grid=9)
+    r1, r2 = pca.directions.explained_variance_ratio
+    offsets = np.concatenate(paths) - parameters_vector(model).numpy()
+    s = np.linalg.svd(offsets, compute_uv=False)
+    assert r1 + r2 == pytest.approx(float((s[:2] ** 2).sum() / (s ** 2).sum()), rel=1e-9)
+    assert f"{100 * (r1 + r2):.1f}%" in pca.plane_text(paths)
+    assert pca.grid.loss[4, 4] == pytest.approx(pca.grid.centre_loss, rel=1e-12)
+    random = landscape_around(model, loss_fn, X, y, "random", paths=paths, grid=9, seed=3)
+    off = project_paths(paths, random.directions)
+    mean = float(np.concatenate([p.off_plane for p in off]).mean())
+    assert f"{mean:.3g} (mean)" in random.plane_text(paths)
+    with pytest.raises(LandscapeError, match="must be one of"):
+        landscape_around(model, loss_fn, X, y, "sideways")
+
+
+def test_landscape_around_leaves_out_non_finite_snapshots() -> None:
+    X, y, loss_fn = moons(40)
+    model = build_model("Linear(2, 4), Tanh(), Linear(4, 1)", 2, seed=0)
+    paths = _train_paths(model, loss_fn, X, y, steps=5)
+    broken = np.vstack([paths[0], np.full((1, paths[0].shape[1]), np.nan)])  # a diverged end
+    landscape = landscape_around(model, loss_fn, X, y, "pca", paths=[broken, paths[1]], grid=5)
+    clean = landscape_around(model, loss_fn, X, y, "pca", paths=paths, grid=5)
+    assert torch.equal(landscape.directions.d1, clean.directions.d1)
+    random = landscape_around(model, loss_fn, X, y, "random", paths=[broken], grid=5)
+    assert "nan" not in random.plane_text([broken])
+    assert len(random.project([broken])[0][0]) == len(broken)  # drawn whole: NaN ends the line
