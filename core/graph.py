@@ -14,6 +14,7 @@ Edges point along the data flow: input -> the op that consumes it.
 from __future__ import annotations
 
 import bisect
+import copy
 import functools
 import itertools
 import math
@@ -23,8 +24,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.autograd.graph import Node, get_gradient_edge
+from torch.func import functional_call
 from torch.overrides import TorchFunctionMode
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -815,6 +817,391 @@ def _local_jacobians(f: Node, out: Tensor | None, recorder: _ForwardRecorder
         if all(g.numel() <= LOCAL_JACOBIAN_MAX for g in column):  # type: ignore[union-attr]
             result[i] = [g.reshape(-1).tolist() for g in column]  # type: ignore[union-attr]
     return result
+
+
+# --- model mode: the graph of loss_fn(model(X), y) ----------------------------------------------
+
+MODEL_MAX_NODES = 300  # the model graph's default bound, as the panels draw at most 300 nodes
+LOSS_MODULE = "loss"  # the group key of the loss module's ops
+
+
+def module_text(module: nn.Module) -> str:
+    """A module as it is written in the model text: Linear(2, 16), Tanh(), BCEWithLogitsLoss()."""
+    if isinstance(module, nn.Linear):
+        bias = "" if module.bias is not None else ", bias=False"
+        return f"Linear({module.in_features}, {module.out_features}{bias})"
+    return f"{type(module).__name__}({module.extra_repr()})"
+
+
+@dataclass
+class ModelGraphNode(GraphNode):
+    """A node of a model's loss graph: tensors shown by shape and norm, not by their values.
+
+    `value_norm` is the norm of the node's output (None: autograd kept nothing to read it from),
+    `grad_norm` that of the gradient backward delivered to it; `module` the group key of the
+    module whose forward made the op ("0", "2.1", LOSS_MODULE), None for leaves, inputs and ops
+    made outside every module. `members` counts the ops a collapsed module node stands for (0
+    for an ordinary node).
+    """
+
+    shape: tuple[int, ...] | None = None
+    value_norm: float | None = None
+    grad_norm: float | None = None
+    module: str | None = None
+    members: int = 0
+
+
+@dataclass
+class ModelGraphEdge(GraphEdge):
+    """What backward sent along the edge (grad_inputs[input_index] of the consumer): its shape
+    and norm (None for a constant input)."""
+
+    shape: tuple[int, ...] | None = None
+    grad_norm: float | None = None
+
+
+@dataclass
+class ModelGraph(GraphIndex):
+    """The autograd graph of loss_fn(model(X_batch), y_batch) for one run at one step.
+
+    `modules` are the group keys and their texts ("0", "0: Linear(2, 16)") in the order their
+    forwards ran, the loss last; `collapsed` the groups drawn as one node each (collapse_modules).
+    `node_count` counts autograd nodes (ops and AccumulateGrad); past build_model_graph's
+    `max_nodes` the graph is `too_big`: only counted, with no nodes or edges.
+    `grad_norms[name]` is the norm of each parameter's .grad after backward (None: frozen).
+    """
+
+    nodes: list[ModelGraphNode]  # type: ignore[assignment]
+    edges: list[ModelGraphEdge]  # type: ignore[assignment]
+    root: str
+    backward_order: list[str]
+    loss: float
+    step: int
+    modules: list[tuple[str, str]]
+    grad_norms: dict[str, float | None]
+    frozen: tuple[str, ...] = ()
+    node_count: int = 0
+    too_big: bool = False
+    collapsed: tuple[str, ...] = ()
+
+    def module_label(self, key: str | None) -> str:
+        return dict(self.modules).get(key, "") if key is not None else ""
+
+    def explain(self, node_id: str) -> str:
+        """In words: which module made the node, what it holds, what backward sent from it."""
+        n = self.node(node_id)
+        head = f"{n.label} {shape_text(n.shape)}"
+        if n.kind == "constant":
+            if n.frozen:
+                return (f"{head}, |value| = {_fmt(n.value_norm)}: frozen (requires_grad=False), "
+                        "so autograd records no AccumulateGrad for it and its .grad stays None; "
+                        "the optimizer leaves it where it is.")
+            return f"{head}, |value| = {_fmt(n.value_norm)}: needs no gradient, nothing is sent."
+        if n.kind == "leaf":
+            parts = [_fmt(e.grad_norm) for e in self.outputs(node_id)
+                     if isinstance(e, ModelGraphEdge)]
+            how = (" (the sum of " + " and ".join(f"|{p}|" for p in parts) + ")"
+                   if len(parts) > 1 else "")
+            return (f"parameter {head}, |value| = {_fmt(n.value_norm)}: AccumulateGrad stores "
+                    f"{n.label}.grad, of norm {_fmt(n.grad_norm)}{how}.")
+        where = f" in {self.module_label(n.module)}" if n.module else ""
+        if n.members:
+            ops = "1 autograd op" if n.members == 1 else f"{n.members} autograd ops"
+            what = f"{ops} collapsed into one box; its title expands it"
+            lines = [f"{n.label}: {what}",
+                     f"output {shape_text(n.shape)}, |value| = {_fmt(n.value_norm)}, "
+                     f"|grad reaching it| = {_fmt(n.grad_norm)}"]
+        else:
+            upstream = "1 (the loss itself)" if node_id == self.root else _fmt(n.grad_norm)
+            lines = [f"{n.op} ({n.torch_name}){where}: output {shape_text(n.shape)}, "
+                     f"|value| = {_fmt(n.value_norm)}",
+                     f"|upstream grad d(loss)/d(output)| = {upstream}"]
+        for e in self.inputs(node_id):
+            src = self.node(e.source)
+            if not isinstance(e, ModelGraphEdge) or e.grad_norm is None:
+                lines.append(f"  -> {src.label}: constant, nothing sent")
+            else:
+                lines.append(f"  -> {src.label}: sends {shape_text(e.shape)} of norm "
+                             f"{_fmt(e.grad_norm)} (a vector-Jacobian product)")
+        return "\n".join(lines)
+
+
+@dataclass
+class ModelGraphInputs:
+    """What build_model_graph needs, snapshotted from a run on the thread that steps it, so a
+    worker can build the graph while the run moves on: copies of the run's parameters (frozen
+    ones with requires_grad=False) and buffers, a copy of the model (hooks go on the copy, never
+    on the module the runs share), the step's batch and the loss."""
+
+    model: nn.Module
+    loss_fn: nn.Module
+    params: dict[str, Tensor]
+    buffers: dict[str, Tensor]
+    X: Tensor
+    y: Tensor
+    step: int
+    dropout: Any  # a context manager: the step's Dropout masks (nullcontext without Dropout)
+
+
+def model_graph_inputs(problem: Any, parameters: dict[str, Tensor], step: int,
+                       model: nn.Module | None = None) -> ModelGraphInputs:
+    """Snapshot a ModelProblem run at `step` (its batch) with its current `parameters` (the
+    run's leaves; a leaf with requires_grad=False is frozen). `model`: a copy of problem.model
+    made earlier (one per problem will do); by default one is made here."""
+    params = {name: t.detach().clone().requires_grad_(t.requires_grad)
+              for name, t in parameters.items()}
+    buffers = {name: b.clone() for name, b in problem.buffers(parameters).items()}
+    rows = problem.batch(step)
+    X, y = (problem.X, problem.y) if rows is None else (problem.X[rows], problem.y[rows])
+    model = copy.deepcopy(problem.model) if model is None else model
+    return ModelGraphInputs(model, copy.deepcopy(problem.loss_fn), params, buffers, X, y, step,
+                            problem.dropout_masks(step))
+
+
+class _ModelRecorder(_ForwardRecorder):
+    """Keeps (shape, norm) of each node's output, not the tensor."""
+
+    def value_of(self, out: Tensor) -> Any:
+        return tuple(out.shape), _norm(out)
+
+
+def _norm(t: Tensor) -> float:
+    return float(torch.linalg.vector_norm(t.detach().to(DTYPE)))
+
+
+def build_model_graph(inputs: ModelGraphInputs, max_nodes: int | None = MODEL_MAX_NODES
+                      ) -> ModelGraph:
+    """loss = loss_fn(functional_call(model, params, (X,)), y), then loss.backward(), and the
+    graph autograd recorded: every node's output shape and norm (a TorchFunctionMode), the norm
+    of the gradient reaching it and of what it sent along each edge (hooks on torch's nodes,
+    removed after backward), and the module whose forward made it.
+
+    Modules are found with forward hooks on the model's copy: when a module's forward returns,
+    every node reachable from its output that no module claimed yet was made inside it (inner
+    modules return first, so an op belongs to the innermost module that ran it); the loss
+    module claims what is left of the loss. Leaves are named as in named_parameters(); a frozen
+    parameter is a constant with no AccumulateGrad. A graph with more than `max_nodes` autograd
+    nodes is only counted (too_big).
+    """
+    named = [(name, m) for name, m in inputs.model.named_modules() if name]
+    order_seen: list[str] = []  # module keys, in the order their forwards returned
+    claimed: dict[Node, str] = {}
+
+    def claim(key: str, out: Any) -> None:
+        roots = [t.grad_fn for t in _tensors(out) if t.grad_fn is not None]
+        todo = [f for f in roots if f not in claimed]
+        while todo:
+            f = todo.pop()
+            if f in claimed or hasattr(f, "variable"):
+                continue
+            claimed[f] = key
+            todo.extend(nxt for nxt, _ in f.next_functions if nxt is not None)
+            if key not in order_seen:  # a module made of modules claims nothing of its own
+                order_seen.append(key)
+
+    made_by: dict[int, tuple[Tensor, str]] = {}  # id -> (a no-grad output, kept alive; module)
+
+    def on_forward(key: str) -> Callable[..., None]:
+        def hook(module: nn.Module, args: Any, out: Any) -> None:
+            claim(key, out)
+            for t in _tensors(out):  # e.g. a frozen layer's output: a constant further on
+                if not t.requires_grad and id(t) not in made_by:
+                    made_by[id(t)] = (t, key)
+        return hook
+
+    handles = [m.register_forward_hook(on_forward(name)) for name, m in named]
+    handles.append(inputs.loss_fn.register_forward_hook(on_forward(LOSS_MODULE)))
+    frozen = {n: t for n, t in inputs.params.items() if not t.requires_grad}
+    recorder = _ModelRecorder({n: frozen[n] for n in sorted(frozen)})
+    try:
+        state = {**inputs.params, **inputs.buffers}
+        with torch.enable_grad(), inputs.dropout, recorder:
+            loss = inputs.loss_fn(functional_call(inputs.model, state, (inputs.X,)), inputs.y)
+    finally:
+        for handle in handles:
+            handle.remove()
+    texts = dict(named)
+    modules = [(key, f"{key}: {module_text(texts[key])}" if key != LOSS_MODULE
+                else f"loss: {module_text(inputs.loss_fn)}") for key in order_seen]
+    loss_value = float(loss.detach())
+    common = dict(loss=loss_value, step=inputs.step, modules=modules,
+                  frozen=tuple(sorted(frozen)))
+    if not loss.requires_grad:  # every parameter frozen
+        root = ModelGraphNode("c0", "constant", "loss", shape=tuple(loss.shape),
+                              value_norm=abs(loss_value), value=loss_value)
+        return ModelGraph([root], [], "c0", [], grad_norms=dict.fromkeys(inputs.params),
+                          **common)  # type: ignore[arg-type]
+
+    root_fn = loss.grad_fn or get_gradient_edge(loss).node
+    ids, order, edge_of = _walk(root_fn, inputs.params)
+    if max_nodes is not None and len(order) > max_nodes:
+        loss.backward()
+        return ModelGraph([], [], ids[root_fn], [], grad_norms=_grad_norms(inputs.params),
+                          node_count=len(order), too_big=True, **common)  # type: ignore[arg-type]
+
+    reached: dict[int, Tensor] = {}
+    sent: dict[int, tuple[Tensor | None, ...]] = {}
+    visited: list[int] = []
+
+    # As in build_graph: hooks know their node by position, and are removed after backward.
+    def on_op(i: int) -> Callable[..., None]:
+        def hook(grad_inputs: tuple[Tensor | None, ...], grad_outputs: tuple[Tensor, ...]) -> None:
+            visited.append(i)
+            reached[i] = grad_outputs[0].detach().clone()
+            sent[i] = tuple(None if g is None else g.detach().clone() for g in grad_inputs)
+        return hook
+
+    def on_leaf(i: int) -> Callable[..., None]:
+        def hook(grad_outputs: tuple[Tensor, ...]) -> None:
+            visited.append(i)
+            reached[i] = grad_outputs[0].detach().clone()
+        return hook
+
+    hooks = [f.register_prehook(on_leaf(i)) if hasattr(f, "variable")
+             else f.register_hook(on_op(i)) for i, f in enumerate(order)]
+    try:
+        loss.backward()
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+    nodes = [_make_model_node(f, ids[f], recorder, claimed.get(f), reached.get(i))
+             for i, f in enumerate(order)]
+    edges = [ModelGraphEdge(ids[nxt], ids[f], input_index=slot) for f, slot, nxt in edge_of]
+    position = {f: i for i, f in enumerate(order)}
+    for edge, (f, slot, _) in zip(edges, edge_of):
+        g = sent.get(position[f], ())
+        t = g[slot] if slot < len(g) else None
+        if t is not None:
+            edge.grad_norm, edge.shape = _norm(t), tuple(t.shape)
+    made = {i: (t, f"{key}: {module_text(texts[key])}") for i, (t, key) in made_by.items()
+            if key in texts}
+    constants, constant_edges = _model_constants(order, ids, recorder, inputs, made)
+    return ModelGraph(nodes + constants, edges + constant_edges, ids[root_fn],  # type: ignore[arg-type]
+                      [nodes[i].id for i in visited], grad_norms=_grad_norms(inputs.params),
+                      node_count=len(order), **common)  # type: ignore[arg-type]
+
+
+def _tensors(out: Any) -> list[Tensor]:
+    if isinstance(out, Tensor):
+        return [out]
+    if isinstance(out, tuple | list):
+        return [t for t in out if isinstance(t, Tensor)]
+    return []
+
+
+def _grad_norms(params: dict[str, Tensor]) -> dict[str, float | None]:
+    return {name: None if t.grad is None else _norm(t.grad) for name, t in params.items()}
+
+
+def _make_model_node(f: Node, node_id: str, recorder: _ForwardRecorder, module: str | None,
+                     reached: Tensor | None) -> ModelGraphNode:
+    torch_name = type(f).__name__
+    grad_norm = None if reached is None else _norm(reached)
+    variable = getattr(f, "variable", None)
+    if variable is not None:
+        return ModelGraphNode(node_id, "leaf", node_id, torch_name=torch_name,
+                              shape=tuple(variable.shape), value_norm=_norm(variable),
+                              grad_norm=grad_norm)
+    call = recorder.calls.get(f)
+    shape, norm = call[0] if call is not None else (None, None)
+    if call is None:  # made inside another op (linear's t): what autograd saved, or the grad
+        saved = getattr(f, "_saved_result", None)
+        if isinstance(saved, Tensor):
+            shape, norm = tuple(saved.shape), _norm(saved)
+        elif reached is not None:
+            shape = tuple(reached.shape)  # a gradient has its output's shape
+    name = op_name(torch_name)
+    return ModelGraphNode(node_id, "op", name, op=name, torch_name=torch_name, shape=shape,
+                          value_norm=norm, grad_norm=grad_norm, module=module)
+
+
+def _model_constants(order: list[Node], ids: dict[Node, str], recorder: _ForwardRecorder,
+                     inputs: ModelGraphInputs, made: dict[int, tuple[Tensor, str]]
+                     ) -> tuple[list[ModelGraphNode], list[ModelGraphEdge]]:
+    """One constant node per tensor argument that needs no gradient: the batch's X and y, a
+    frozen parameter (named, one node however often it is used), the output of a module that
+    computed from frozen parameters only (`made`: id -> (tensor, module text)), and other
+    no-grad tensors. Numbers (the 0.01 of LeakyReLU) are left out: a model's graph is about
+    tensors."""
+    nodes: dict[int, ModelGraphNode] = {}
+    edges: list[ModelGraphEdge] = []
+    for f in order:
+        call = recorder.calls.get(f)
+        if call is None:
+            continue
+        for a in call[1]:
+            if not isinstance(a, Tensor) or a.requires_grad:
+                continue
+            key = id(a)
+            if key not in nodes:
+                name = recorder.frozen_name(a)
+                frozen = name is not None and a is recorder.frozen.get(name)
+                if frozen:
+                    node_id, label = str(name), f"{name} (frozen)"
+                elif name is not None:
+                    entry = made.get(key)
+                    source = entry[1] if entry is not None and entry[0] is a else None
+                    node_id = f"c{len(nodes)}"
+                    label = f"{source} (from frozen)" if source else f"from {name} (frozen)"
+                else:
+                    node_id = f"c{len(nodes)}"
+                    label = "X" if a is inputs.X else "y" if a is inputs.y else "constant"
+                nodes[key] = ModelGraphNode(node_id, "constant", label, frozen=frozen,
+                                            shape=tuple(a.shape), value_norm=_norm(a))
+            edges.append(ModelGraphEdge(nodes[key].id, ids[f]))
+    return list(nodes.values()), edges
+
+
+def module_groups(graph: ModelGraph) -> dict[str, list[str]]:
+    """Group key -> the ids of its op nodes, in the graph's order (modules with no op left out)."""
+    groups: dict[str, list[str]] = {key: [] for key, _ in graph.modules}
+    for n in graph.nodes:
+        if n.module is not None and n.module in groups:
+            groups[n.module].append(n.id)
+    return {key: ids for key, ids in groups.items() if ids}
+
+
+def collapsed_id(key: str) -> str:
+    """The id of the one node a collapsed module is drawn as."""
+    return f"[{key}]"
+
+
+def collapse_modules(graph: ModelGraph, collapsed: Iterable[str]) -> ModelGraph:
+    """The same graph with each module in `collapsed` drawn as one node: its ops merged, the
+    edges between them dropped, the edges in and out kept (with what backward sent along them).
+    The merged node shows the module's output: the shape, value and gradient of its op nearest
+    the loss. Leaves, X and y stay as they are. Backward's order visits a merged node once, when
+    backward first reaches one of its ops."""
+    groups = module_groups(graph)
+    wanted = tuple(key for key, _ in graph.modules if key in set(collapsed) and key in groups)
+    if not wanted or graph.too_big:
+        return graph
+    merged: dict[str, str] = {}  # op id -> its collapsed node's id
+    new_nodes: list[ModelGraphNode] = []
+    for n in graph.nodes:
+        key = n.module
+        if key in wanted and key is not None:
+            cid = collapsed_id(key)
+            merged[n.id] = cid
+            if n.id == groups[key][0]:  # discovered first from the loss: the module's output
+                new_nodes.append(ModelGraphNode(
+                    cid, "op", graph.module_label(key), op=graph.module_label(key),
+                    torch_name="module", shape=n.shape, value_norm=n.value_norm,
+                    grad_norm=n.grad_norm, module=key, members=len(groups[key])))
+        else:
+            new_nodes.append(n)
+    new_edges: list[ModelGraphEdge] = []
+    for e in graph.edges:
+        source, target = merged.get(e.source, e.source), merged.get(e.target, e.target)
+        if source == target:
+            continue
+        new_edges.append(ModelGraphEdge(source, target, e.grad, e.input_index,
+                                        getattr(e, "shape", None), getattr(e, "grad_norm", None)))
+    order = list(dict.fromkeys(merged.get(v, v) for v in graph.backward_order))
+    return ModelGraph(new_nodes, new_edges, merged.get(graph.root, graph.root), order,
+                      graph.loss, graph.step, list(graph.modules), dict(graph.grad_norms),
+                      graph.frozen, graph.node_count, graph.too_big, wanted)
 
 
 # --- layout -------------------------------------------------------------------------------------
