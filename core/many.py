@@ -13,6 +13,14 @@ single `core.run.Run` (what `main.py run` steps) from that start with that setti
   lowest final loss among those that did not diverge (BEST_LR_RULE).
 - trainability_map: one start, one param group per (value, lr) cell of a second
   hyperparameter (momentum, beta1, ...) against the lr.
+
+Model mode (a BuiltModelSession or a ModelProblem instead of a Surface): the same sweep trains
+copies of the model, one `core.run.Run` per cell from the model's initial weights, stepped as
+`main.py train` steps it (so each cell equals `train` with that setting, bit for bit). They are
+stepped one by one, not batched with torch.func.vmap: a vmapped matmul is a different kernel,
+whose sums need not round as the single model's do, and every cell must equal its single run.
+A map can also be lr x lr for two layers ("lr:LAYER" as the row parameter): two torch param
+groups, that layer's parameters at the row's lr and every other parameter at the column's.
 """
 
 from __future__ import annotations
@@ -24,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from core.batch import (CONVERGED, DIVERGED, STATUSES, BatchCancelled, BatchError, BatchResult,
-                        BatchRun, ProgressState)
+from core.batch import (CONVERGED, DIVERGED, FROZEN, RUNNING, STATUSES, BatchCancelled,
+                        BatchError, BatchResult, BatchRun, ProgressState)
 from core.optimizers import format_optimizer_call, get_spec, parse_optimizer_call
 from core.status import surface_scale
 from core.surfaces import Point, Range, Surface
@@ -37,6 +45,9 @@ MAX_WORK = 300_000_000  # cell-steps one call may ask for (a 512 x 512 grid of 1
 MINIMUM_REL_TOL = 0.02  # an end point within this fraction of the region's span is "at" a minimum
 MAX_CLUSTERS = 256  # end points that gather elsewhere: at most this many found minima
 BEST_LR_RULE = "the lowest final loss among the learning rates that did not diverge"
+MAX_MODEL_WORK = 2_000_000  # model steps one call may ask for (each cell is a model's own run)
+MODEL_CHUNK = 25  # a cell's steps between two looks at the caller's cancel
+LAYER_LR = "lr:"  # the row parameter "lr:0": layer 0's own lr (a second param group)
 
 
 class _Chunk:
@@ -269,7 +280,7 @@ class Sweep:
         return "\n".join(lines) + "\n"
 
 
-def _best(cells: BatchResult) -> int | None:
+def _best(cells: Any) -> int | None:
     ok = (cells.status != DIVERGED) & np.isfinite(cells.final_loss)
     if not ok.any():
         return None
@@ -322,7 +333,12 @@ def lr_sweep(surface: Surface, optimizer_call: str | tuple[str, dict[str, Any]],
              lrs: Sequence[float], steps: int, start: Point | None = None,
              state: ProgressState | None = None, frozen: Sequence[str] = ()) -> Sweep:
     """One run per learning rate from one start (the surface's if None), one param group each:
-    final loss, status and convergence step per lr, and the best lr (BEST_LR_RULE)."""
+    final loss, status and convergence step per lr, and the best lr (BEST_LR_RULE). On a
+    model (a BuiltModelSession or ModelProblem), see model_lr_sweep."""
+    if not isinstance(surface, Surface):
+        if start is not None:
+            raise BatchError("a model's runs start from its initial weights, not a point")
+        return model_lr_sweep(surface, optimizer_call, lrs, steps, frozen, state)
     return _sweep(surface, optimizer_call, lrs, None, None, steps, start, state, frozen)
 
 
@@ -332,8 +348,264 @@ def trainability_map(surface: Surface, optimizer_call: str | tuple[str, dict[str
                      frozen: Sequence[str] = ()) -> Sweep:
     """One run per (value of `param_name`, lr) cell from one start, one param group each; rows
     are the values, columns the lrs. param_name: a hyperparameter (momentum, alpha, ...), or
-    beta1 / beta2 for an element of betas."""
+    beta1 / beta2 for an element of betas. On a model, see model_trainability_map."""
+    if not isinstance(surface, Surface):
+        if start is not None:
+            raise BatchError("a model's runs start from its initial weights, not a point")
+        return model_trainability_map(surface, optimizer_call, param_name, values, lrs, steps,
+                                      frozen, state)
     return _sweep(surface, optimizer_call, lrs, param_name, values, steps, start, state, frozen)
+
+
+# --- model mode: the same sweep trains copies of the model ---------------------------------------
+
+@dataclass
+class ModelCells:
+    """Per cell of a model sweep, as arrays (n,): the last recorded training loss (NaN if even
+    the start could not be evaluated), status (an index into STATUSES), steps taken,
+    converged_at / diverged_at (-1 for None), reached_at: the first step whose loss is at or
+    below the sweep's loss tolerance (-1: never, or no tolerance), and why each diverged."""
+
+    final_loss: np.ndarray
+    status: np.ndarray
+    steps: np.ndarray
+    converged_at: np.ndarray
+    diverged_at: np.ndarray
+    reached_at: np.ndarray
+    reason: list[str]
+
+    def __len__(self) -> int:
+        return int(self.final_loss.shape[0])
+
+    def status_names(self) -> list[str]:
+        return [STATUSES[s] for s in self.status]
+
+    def steps_to_converge(self) -> list[int | None]:
+        return [None if c < 0 else int(c) for c in self.converged_at]
+
+    def steps_to_reach(self) -> list[int | None]:
+        return [None if c < 0 else int(c) for c in self.reached_at]
+
+
+@dataclass
+class ModelSweep:
+    """A sweep (or map) of model runs; laid out as Sweep (rows: values of `param`, columns:
+    lrs, cells row-major). `param` "lr:0" is layer 0's own lr, `row_names` its parameters."""
+
+    model: str
+    data: str
+    optimizer: str
+    steps: int
+    lrs: np.ndarray
+    param: str | None
+    values: np.ndarray | None
+    cells: ModelCells
+    best: int | None
+    frozen: tuple[str, ...] = ()
+    row_names: tuple[str, ...] = ()
+    loss_tolerance: float | None = None
+
+    best_setting = Sweep.best_setting
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON `main.py sweep --json` prints for a model (non-finite numbers as strings)."""
+        c = self.cells
+        data: dict[str, Any] = {"model": self.model, "data": self.data,
+                                "optimizer": self.optimizer, "frozen": list(self.frozen),
+                                "steps": self.steps, "lr": self.lrs.tolist()}
+        if self.param is not None and self.values is not None:
+            data["param"] = self.param
+            data[self.param] = self.values.tolist()
+            if self.row_names:
+                data["param_parameters"] = list(self.row_names)
+        best = self.best_setting()
+        data.update({"final_loss": [_number(v) for v in c.final_loss],
+                     "status": c.status_names(), "steps_to_converge": c.steps_to_converge(),
+                     "loss_tolerance": self.loss_tolerance,
+                     "steps_to_reach": c.steps_to_reach(),
+                     "best": best, "best_lr": None if best is None else best["lr"],
+                     "best_rule": BEST_LR_RULE})
+        return data
+
+    def to_csv(self) -> str:
+        c = self.cells
+        head = ["lr"] + ([self.param] if self.param else []) + [
+            "final_loss", "status", "steps", "steps_to_converge", "steps_to_reach", "best"]
+        lines = [",".join(head)]
+        for k in range(len(c)):
+            j, i = divmod(k, len(self.lrs))
+            row = [repr(float(self.lrs[i]))]
+            if self.param and self.values is not None:
+                row.append(repr(float(self.values[j])))
+            row += [repr(float(c.final_loss[k])), STATUSES[c.status[k]], str(int(c.steps[k])),
+                    "" if c.converged_at[k] < 0 else str(int(c.converged_at[k])),
+                    "" if c.reached_at[k] < 0 else str(int(c.reached_at[k])),
+                    "1" if k == self.best else ""]
+            lines.append(",".join(row))
+        return "\n".join(lines) + "\n"
+
+
+def _model_problem(model: Any) -> tuple[Any, str, str]:
+    """(ModelProblem, model text, data text) from a BuiltModelSession or a ModelProblem."""
+    from core.problems.training import ModelProblem
+
+    problem = getattr(model, "problem", model)
+    if not isinstance(problem, ModelProblem):
+        raise BatchError("a sweep needs a surface or a model (a built model session)")
+    text = getattr(model, "model_text", None) or type(problem.model).__name__
+    dataset = getattr(model, "dataset", None)
+    data = (f"{dataset.name}, {problem.n} training rows" if dataset is not None
+            else f"{problem.n} training rows")
+    data += ", full batch" if problem.full_batch else f", batches of {problem.batch_size}"
+    return problem, text, data
+
+
+def layer_parameters(problem: Any, layer: str) -> tuple[str, ...]:
+    """The parameter names of "lr:LAYER"'s layer (an index, or one parameter's name)."""
+    from core.problems.model import parameter_names_to_freeze
+
+    return parameter_names_to_freeze(problem.model, layer)
+
+
+_STATUS_CODE = {"running": RUNNING, "converged": CONVERGED, "frozen": FROZEN,
+                "diverged": DIVERGED}
+
+
+def train_cell(problem: Any, name: str, hyperparameters: dict[str, Any], steps: int,
+               frozen: Sequence[str] = (), row_group: tuple[tuple[str, ...], float] | None = None,
+               state: ProgressState | None = None) -> Any:
+    """One cell: a Run from the model's initial weights, stepped `steps` times as `main.py train`
+    steps it (a diverged run stops). row_group (names, lr): those parameters in a second torch
+    param group at their own lr; the first group, every other parameter, keeps
+    hyperparameters["lr"] (and is the lr the trajectory records). Returns the Run."""
+    from core.run import Run, RunStatus
+
+    run = Run(problem, name, hyperparameters, frozen=tuple(frozen))
+    if row_group is not None:
+        names, lr = row_group
+        rest = [run.parameters[n] for n in run.parameter_names if n not in names]
+        own = [run.parameters[n] for n in run.parameter_names if n in names]
+        # The Run's optimizer, rebuilt with two param groups before its first step (a
+        # fresh optimizer has no state yet; the gradients at the start stay in .grad).
+        run.optimizer = run.spec.cls([{"params": rest}, {"params": own, "lr": float(lr)}],
+                                     **run.hyperparameters)
+    done = 0
+    while done < steps and run.status is not RunStatus.DIVERGED:
+        if state is not None and state.is_interruption_requested():
+            raise BatchCancelled("the sweep was cancelled")
+        taken = run.step(min(MODEL_CHUNK, steps - done))
+        if taken == 0:
+            break
+        done += taken
+        if state is not None:
+            state.set_progress(done / steps)
+    return run
+
+
+def _cells_of(runs: list[Any], tolerance: float | None) -> ModelCells:
+    final = []
+    reached = []
+    for run in runs:
+        losses = run.trajectory.loss
+        final.append(float(losses[-1]) if len(losses) else math.nan)
+        at = -1
+        if tolerance is not None and len(losses):
+            below = np.flatnonzero(np.asarray(losses) <= tolerance)
+            at = int(run.trajectory.step[below[0]]) if below.size else -1
+        reached.append(at)
+    none = -1
+    return ModelCells(
+        final_loss=np.array(final, dtype=np.float64),
+        status=np.array([_STATUS_CODE[r.status.value] for r in runs], dtype=np.int8),
+        steps=np.array([r.steps for r in runs], dtype=np.int64),
+        converged_at=np.array([none if r.converged_at is None else r.converged_at
+                               for r in runs], dtype=np.int64),
+        diverged_at=np.array([none if r.diverged_at is None else r.diverged_at for r in runs],
+                             dtype=np.int64),
+        reached_at=np.array(reached, dtype=np.int64),
+        reason=[r.divergence_reason for r in runs])
+
+
+def _model_sweep(model: Any, optimizer_call: str | tuple[str, dict[str, Any]],
+                 lrs: Sequence[float], param: str | None, values: Sequence[float] | None,
+                 steps: int, frozen: Sequence[str], state: ProgressState | None,
+                 loss_tolerance: float | None) -> ModelSweep:
+    problem, model_text, data_text = _model_problem(model)
+    name, base = _optimizer(optimizer_call)
+    problem.check_names(frozen)
+    lr_axis = np.asarray(list(lrs), dtype=np.float64)
+    rows: list[float | None] = [None] if param is None else [
+        float(v) for v in np.asarray(list(values if values is not None else ()),
+                                     dtype=np.float64)]
+    if lr_axis.size == 0 or not rows:
+        raise BatchError("a sweep needs at least one learning rate and one value")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise BatchError(f"steps must be a whole number, 0 or more (got {steps!r})")
+    cells = lr_axis.size * len(rows)
+    if cells * max(steps, 1) > MAX_MODEL_WORK:
+        raise BatchError(f"{cells} model runs x {steps} steps is more than the "
+                         f"{MAX_MODEL_WORK:,} model steps one call may take; use fewer "
+                         "cells or steps")
+    if loss_tolerance is not None and not math.isfinite(loss_tolerance):
+        raise BatchError(f"the loss tolerance must be a finite number (got {loss_tolerance!r})")
+    row_names: tuple[str, ...] = ()
+    if param is not None and param.startswith(LAYER_LR):
+        row_names = layer_parameters(problem, param[len(LAYER_LR):].strip())
+        if len(row_names) == len(problem.parameter_names):
+            raise BatchError(f"{param} holds every parameter: there is no second group")
+    settings = []  # validated before any work: a bad value is one line, nothing runs
+    for value in rows:
+        if value is None or row_names:
+            row = base
+        else:
+            row = _with(name, base, param or "", value)
+        for lr in lr_axis:
+            settings.append(get_spec(name).validate({**row, "lr": float(lr)}))
+    if row_names:
+        for value in rows:
+            get_spec(name).validate({**base, "lr": value})
+    runs = []
+    for k, hps in enumerate(settings):
+        part = _Chunk(state, k / cells, 1 / cells)
+        if part.is_interruption_requested():
+            raise BatchCancelled("the sweep was cancelled")
+        row_value = rows[k // lr_axis.size]
+        group = (row_names, float(row_value)) if row_names and row_value is not None else None
+        runs.append(train_cell(problem, name, hps, steps, frozen, group, part))
+    if state is not None:
+        state.set_progress(1.0)
+    result_cells = _cells_of(runs, loss_tolerance)
+    return ModelSweep(model_text, data_text, format_optimizer_call(name, base), steps, lr_axis,
+                      param, None if param is None else np.array(rows, dtype=np.float64),
+                      result_cells, _best(result_cells), tuple(frozen), row_names,
+                      loss_tolerance)
+
+
+def model_lr_sweep(model: Any, optimizer_call: str | tuple[str, dict[str, Any]],
+                   lrs: Sequence[float], steps: int, frozen: Sequence[str] = (),
+                   state: ProgressState | None = None, loss_tolerance: float | None = None
+                   ) -> ModelSweep:
+    """One model run per learning rate, each from the initial weights (`main.py train` with
+    that lr): final loss, status, steps to converge (and to reach loss_tolerance), best lr."""
+    return _model_sweep(model, optimizer_call, lrs, None, None, steps, frozen, state,
+                        loss_tolerance)
+
+
+def model_trainability_map(model: Any, optimizer_call: str | tuple[str, dict[str, Any]],
+                           param_name: str, values: Sequence[float], lrs: Sequence[float],
+                           steps: int, frozen: Sequence[str] = (),
+                           state: ProgressState | None = None,
+                           loss_tolerance: float | None = None) -> ModelSweep:
+    """One model run per (value, lr) cell; rows the values of `param_name` (a hyperparameter,
+    beta1 / beta2, or "lr:LAYER": that layer's own lr in a second param group, the columns'
+    lr for every other parameter), columns the lrs."""
+    return _model_sweep(model, optimizer_call, lrs, param_name, values, steps, frozen, state,
+                        loss_tolerance)
+
+
+def is_log_axis(param: str | None) -> bool:
+    """Whether a sweep axis is spaced logarithmically: the lr and a layer's own lr."""
+    return param is None or param == "lr" or param.startswith(LAYER_LR)
 
 
 def log_spaced(low: float, high: float, count: int) -> np.ndarray:

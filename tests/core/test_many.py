@@ -160,3 +160,127 @@ def test_a_512_grid_is_stepped_in_bounded_chunks(monkeypatch: pytest.MonkeyPatch
     assert sum(sizes) == 512 * 512
     # SGD at lr 0.5 on the bowl lands on the minimum in one step from anywhere
     assert (result.minimum == 0).all()
+
+
+# --- model mode: the same sweep trains copies of the model ---------------------------------------
+
+def _model_session(dataset: str = "moons", **settings):
+    from core.model_session import DataSpec, ModelSession
+
+    return ModelSession("Linear(2, 8), Tanh(), Linear(8, 1)" if dataset == "moons" else
+                        "Linear(1, 8), Tanh(), Linear(8, 1)", DataSpec(dataset, n=60), **settings)
+
+
+def _trained(optimizer: str, hps: dict, steps: int, **settings):
+    """`main.py train` with one run, as core.model_session does it."""
+    from core.model_session import train
+
+    session = _model_session(**settings)
+    session.add_run(optimizer, hps, steps=steps)
+    built = session.build()
+    train(built, [steps])
+    return built.runs[0]
+
+
+def test_a_model_lr_sweep_cell_is_main_py_train_with_that_lr() -> None:
+    built = _model_session("sine", batch_size=16).build()  # MSELoss: a large lr blows up
+    lrs = many.log_spaced(1e-3, 1e3, 7)
+    sweep = lr_sweep(built, "SGD(momentum=0.5)", lrs, 40)
+    assert isinstance(sweep, many.ModelSweep) and len(sweep.cells) == 7
+    for k in (0, 3, 6):
+        run = _trained("SGD", {"lr": float(lrs[k]), "momentum": 0.5}, 40, dataset="sine",
+                       batch_size=16)
+        assert sweep.cells.final_loss[k] == run.trajectory.loss[-1]  # bit for bit
+        assert STATUSES[sweep.cells.status[k]] == run.status.value
+        assert sweep.cells.steps[k] == run.steps
+    assert sweep.cells.status[-1] == DIVERGED  # lr 1000: the run is marked, the others go on
+    assert sweep.cells.diverged_at[-1] == run.diverged_at and sweep.cells.reason[-1]
+    ok = [k for k in range(7) if sweep.cells.status[k] != DIVERGED]
+    assert sweep.best == min(ok, key=lambda k: sweep.cells.final_loss[k])
+    data = sweep.to_json()
+    assert data["best_lr"] == float(lrs[sweep.best]) and data["status"][-1] == "diverged"
+    assert data["final_loss"][0] == float(sweep.cells.final_loss[0])
+
+
+def test_steps_to_reach_a_loss_tolerance_is_the_first_step_at_or_below_it() -> None:
+    built = _model_session().build()
+    sweep = many.model_lr_sweep(built, "Adam", [0.01, 0.1], 60, loss_tolerance=0.4)
+    run = _trained("Adam", {"lr": 0.1}, 60)
+    losses = np.asarray(run.trajectory.loss)
+    first = int(np.flatnonzero(losses <= 0.4)[0])
+    assert sweep.cells.steps_to_reach()[1] == int(run.trajectory.step[first])
+    assert first > 0 and losses[first - 1] > 0.4
+    assert sweep.to_csv().splitlines()[0].endswith("steps_to_reach,best")
+
+
+def test_a_model_momentum_map_cell_is_main_py_train_with_that_setting() -> None:
+    built = _model_session().build()
+    result = trainability_map(built, "SGD", "momentum", [0.0, 0.9], [0.05, 0.5], 30)
+    run = _trained("SGD", {"lr": 0.5, "momentum": 0.9}, 30)
+    assert result.cells.final_loss[3] == run.trajectory.loss[-1]
+    assert result.best_setting() is not None and set(result.best_setting()) == {"lr", "momentum"}
+
+
+def test_lr_by_lr_for_two_layers_is_a_plain_loop_with_two_param_groups() -> None:
+    import copy
+
+    import torch
+
+    built = _model_session().build()
+    result = trainability_map(built, "Adam", "lr:0", [1e-3, 0.1], [1e-2, 0.3], 25)
+    assert result.row_names == ("0.weight", "0.bias")
+    problem = built.problem
+    for k, (layer0, rest) in enumerate([(1e-3, 1e-2), (1e-3, 0.3), (0.1, 1e-2), (0.1, 0.3)]):
+        model = copy.deepcopy(built.model)  # a PyTorch user's loop: two param groups
+        optimizer = torch.optim.Adam([
+            {"params": [model[2].weight, model[2].bias]},
+            {"params": [model[0].weight, model[0].bias], "lr": layer0}], lr=rest)
+        for _ in range(25):
+            optimizer.zero_grad()
+            problem.loss_fn(model(problem.X), problem.y).backward()
+            optimizer.step()
+        with torch.no_grad():
+            final = problem.loss_fn(model(problem.X), problem.y).item()
+        assert result.cells.final_loss[k] == final
+    data = result.to_json()
+    assert data["param"] == "lr:0" and data["lr:0"] == [1e-3, 0.1]
+    assert data["param_parameters"] == ["0.weight", "0.bias"]
+    assert many.is_log_axis("lr:0") and not many.is_log_axis("momentum")
+
+
+def test_frozen_names_hold_in_every_model_cell() -> None:
+    built = _model_session().build()
+    sweep = many.model_lr_sweep(built, "SGD", [0.1], 20, frozen=["0.weight"])
+    session = _model_session()
+    session.add_run("SGD", {"lr": 0.1}, frozen=["0.weight"], steps=20)
+    b = session.build()
+    from core.model_session import train
+
+    train(b, [20])
+    assert sweep.cells.final_loss[0] == b.runs[0].trajectory.loss[-1]
+    assert sweep.frozen == ("0.weight",)
+
+
+def test_bad_model_sweeps_are_one_line_and_run_nothing() -> None:
+    built = _model_session().build()
+    for call, match in (
+            (lambda: many.model_lr_sweep(built, "SGD", [], 10), "at least one"),
+            (lambda: trainability_map(built, "SGD", "lr:7", [0.1], [0.1], 10), "layer 7"),
+            (lambda: trainability_map(built, "SGD", "lr:1", [0.1], [0.1], 10), "no parameters"),
+            (lambda: many.model_lr_sweep(built, "SGD", [0.1], -1), "steps"),
+            (lambda: many.model_lr_sweep(built, "SGD", [0.1] * 100, 10 ** 5), "model steps"),
+            (lambda: many.model_lr_sweep(built, "SGD", [-1.0], 10), "lr"),
+            (lambda: lr_sweep(built, "SGD", [0.1], 10, start=(0.0, 0.0)), "initial weights")):
+        with pytest.raises(ValueError, match=match) as info:
+            call()
+        assert "\n" not in str(info.value)
+    with pytest.raises(OptimizerError, match="cannot freeze"):
+        many.model_lr_sweep(built, "SGD", [0.1], 10, frozen=["9.weight"])
+
+
+def test_a_cancel_stops_a_model_sweep_inside_a_cell() -> None:
+    built = _model_session().build()
+    state = _CancelAfter(3)
+    with pytest.raises(BatchCancelled):
+        many.model_lr_sweep(built, "SGD", [0.1], 10 ** 4, state=state)
+    assert state.asked == 4  # between chunks of one cell's steps, not only between cells
