@@ -658,6 +658,10 @@ class ModelController(QObject):
         `main.py train`)."""
         self.open_session(ModelSession.load(path))
 
+    def open_example(self, name: str) -> None:
+        """Open teaching example `name` (resources/model_examples/NAME.json; see examples())."""
+        self.load_session(example_path(name))
+
     def open_session(self, session: ModelSession) -> None:
         """Show `session` (validated) with its runs replayed; see load_session."""
         own = session.extra.get(WORKSPACE_KEY, {})

@@ -2,17 +2,28 @@
 on data, side by side and live.
 
 Top: the SetupBar (data, model, loss, batch size, play / step / reset). Left: the runs (add,
-remove, lr, freeze). Middle: the data with the selected run's prediction, and its per-tensor
-table. Right: the loss curves and gradient norms, and the sharpness against 2 / lr. A
-ModelController holds the state; core (ModelProblem, Run, curvature) computes every number.
+remove, every hyperparameter, freeze). Middle: the data with the selected run's prediction (or
+the loss landscape), and its per-tensor table. Right: the loss curves and gradient norms, and
+the sharpness against 2 / lr. A ModelController holds the state; core (ModelSession,
+ModelProblem, Run, curvature) computes every number.
+
+For the window's File menu (it dispatches on the active tab): save_session / load_session
+(model-mode session files), examples() / open_example(name) (File > Examples), export_data
+(.json / .csv of every run's curves and parameters) and export_view(name, path) (.png / .svg of
+one view; view_names() lists them).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtGui import QCloseEvent, QHideEvent
 from PySide6.QtWidgets import QGroupBox, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
+from core.errors import ExportError
+from gui.image_export import FORMATS, export_widget_image
+from gui.model import controller as model_controller
 from gui.model.controller import ModelController
 from gui.model.curves_view import ModelCurves
 from gui.model.data_view import DataView
@@ -76,13 +87,66 @@ class ModelWorkspace(QWidget):
         layout.addWidget(self.setup_bar)
         layout.addWidget(body, 1)
 
+    # --- for the window's File menu --------------------------------------------------------------
+
+    def save_session(self, path: str | Path) -> None:
+        """Write the model session (model, data or the CSV's text, seed, runs with their steps)
+        atomically. SessionError, one line, if it cannot be written."""
+        self.controller.save_session(path)
+
+    def load_session(self, path: str | Path) -> None:
+        """Open a model session file. A broken one raises SessionError with one line and
+        nothing changes; a good one replaces the runs (replayed to their saved steps)."""
+        self.controller.load_session(path)
+
+    @staticmethod
+    def examples() -> list[tuple[str, str, str]]:
+        """File > Examples: (name, title, description) of each teaching example."""
+        return model_controller.examples()
+
+    def open_example(self, name: str) -> None:
+        """Open a teaching example by name (see examples())."""
+        self.controller.open_example(name)
+
+    def export_data(self, path: str | Path) -> None:
+        """Every run's training curves and parameters: .json (as `main.py train --json`) or
+        .csv. ExportError, one line, otherwise."""
+        self.controller.export_data(path)
+
+    def views(self) -> dict[str, QWidget]:
+        """The views a picture can be made of, by name."""
+        return {"data": self.data_view, "curves": self.curves, "sharpness": self.sharpness_view,
+                "tensors": self.tensor_table, "landscape": self.landscape_view}
+
+    def view_names(self) -> list[str]:
+        return list(self.views())
+
+    def export_view(self, name: str, path: str | Path, width: int | None = None,
+                    height: int | None = None) -> None:
+        """A .png or .svg of one view (gui/image_export.py: SVG through QSvgGenerator), as it
+        is laid out in the workspace; ExportError, one line, for an unknown view or format."""
+        views = self.views()
+        if name not in views:
+            raise ExportError(f"no view {name!r}; views: {', '.join(views)}")
+        if Path(path).suffix.lower() not in FORMATS:
+            raise ExportError(f"cannot export a picture to {Path(path).name!r}: use "
+                              f"{' or '.join(FORMATS)}")
+        view = views[name]
+        if view.width() < 2 or view.height() < 2:
+            view.resize(view.sizeHint().expandedTo(view.minimumSizeHint()))  # never laid out
+        export_widget_image(view, path, width, height)
+
     def shutdown(self) -> None:
         """Stop stepping and the sharpness worker (the window calls it when it quits)."""
         self.controller.shutdown()
         self.landscape_view.shutdown()
 
-    def hideEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        self.controller.pause()  # a workspace nobody sees should not take the machine
+    def hideEvent(self, event: QHideEvent) -> None:  # noqa: N802 (Qt's name)
+        # Another tab took the place: a workspace nobody looks at should not take the machine.
+        # A minimised window hides it too (a spontaneous event, from the window system), and
+        # then training goes on: the user may be waiting for it.
+        if not event.spontaneous() and not self.window().isMinimized():
+            self.controller.pause()
         super().hideEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
