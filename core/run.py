@@ -44,15 +44,17 @@ far away, or its loss too high or too low, for too long; and at `diverged_at - 1
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from core.errors import OptimizerError, first_line
+from core.errors import OptimizerError, PlaygroundError, first_line
 from core.gradient_tools import GradientClipping, GradientNoise, GradientStep, \
-    process_gradients
+    clipping_from_settings, process_gradients
 from core.optimizers import OptimizerSpec, format_optimizer_call, get_spec
 from core.problems.base import Problem
 from core.problems.surface import COORDINATES, SurfaceProblem
@@ -64,7 +66,7 @@ from core.status import CONVERGENCE_WINDOW, HOPELESS_K, RelativeScale, StatusTra
 from core.surfaces import DTYPE, Point, Surface
 from core.trajectory import Trajectory
 
-__all__ = ["COORDINATES", "Run", "RunStatus"]
+__all__ = ["CHANGE_KINDS", "COORDINATES", "Run", "RunChange", "RunStatus"]
 
 # A gradient or value as the record holds it: a float for a scalar parameter, else a tensor
 # (None: a frozen parameter has no gradient).
@@ -89,6 +91,137 @@ def scheduler_setting(value: Any) -> SchedulerSetting | None:
                          f"(name, kwargs) pair, got {value!r}")
 
 
+# What a change between steps can be (RunChange.kind), and the payload each carries:
+#   "hyperparameters" {"values": {name: value, ...}, "rebuilt": bool}  (rebuilt: a not-live one
+#                     changed, so torch's optimizer was built afresh at the current point)
+#   "freeze"          {"name": "y", "frozen": true}
+#   "scheduler"       {"scheduler": "CosineAnnealingLR(T_max=200)" or None (removed)}
+#   "clipping"        {"clip_norm": 1.0} or {"clip_value": 0.5} or {} (removed)
+#   "noise"           {"noise": {"sigma": 0.5, "seed": 0} or None (removed)}
+CHANGE_KINDS = ("hyperparameters", "freeze", "scheduler", "clipping", "noise")
+
+
+@dataclass(frozen=True)
+class RunChange:
+    """One change the user made between steps: `step` is the number of steps taken when it
+    happened, so it acts on step `step + 1` (the gradient at entry `step` is taken again with
+    it, as the plain loop computes it). The payload is plain JSON (see CHANGE_KINDS)."""
+
+    step: int
+    kind: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in CHANGE_KINDS:
+            raise OptimizerError(f"a change is one of {', '.join(CHANGE_KINDS)}, got "
+                                 f"{self.kind!r}")
+        if isinstance(self.step, bool) or not isinstance(self.step, int) or self.step < 0:
+            raise OptimizerError(f"a change's step must be a whole number >= 0, got "
+                                 f"{self.step!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """As a session file stores it: {"step": 120, "kind": "hyperparameters", ...payload}."""
+        return {"step": self.step, "kind": self.kind, **_json_ready(self.payload)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> RunChange:
+        """A change from its file form (`to_dict`), its shape checked: OptimizerError with one
+        line naming the field otherwise. What the values mean is checked by the run
+        (`Run.set_changes`)."""
+        if not isinstance(data, dict):
+            raise OptimizerError(f"a change must be an object, got {_short(data)}")
+        kind = data.get("kind")
+        if kind not in CHANGE_KINDS:
+            raise OptimizerError(f"'kind' must be one of {', '.join(CHANGE_KINDS)}, got "
+                                 f"{_short(kind)}")
+        step = data.get("step")
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise OptimizerError(f"'step' must be a whole number >= 0, got {_short(step)}")
+        fields = _CHANGE_FIELDS[kind]
+        unknown = [k for k in data if k not in ("step", "kind", *fields)]
+        if unknown:
+            raise OptimizerError(f"unknown field {unknown[0][:40]!r} in a {kind} change "
+                                 f"(known: step, kind, {', '.join(fields)})")
+        payload = {k: data[k] for k in fields if k in data}
+        for key, (check, holds, required) in fields.items():
+            if key not in payload:
+                if required:
+                    raise OptimizerError(f"a {kind} change needs {key!r} ({holds})")
+                continue
+            if not check(payload[key]):
+                raise OptimizerError(f"{key!r} must be {holds}, got {_short(payload[key])}")
+        if kind == "hyperparameters":
+            payload.setdefault("rebuilt", False)
+        return cls(step, kind, payload)
+
+    @property
+    def text(self) -> str:
+        """The change in words, for a learner ("lr = 0.01", "freeze y")."""
+        p = self.payload
+        if self.kind == "hyperparameters":
+            return ", ".join(f"{k} = {v!r}" for k, v in p["values"].items()) + (
+                " (the optimizer is built afresh)" if p.get("rebuilt") else "")
+        if self.kind == "freeze":
+            return f"{'freeze' if p['frozen'] else 'unfreeze'} {p['name']}"
+        if self.kind == "scheduler":
+            return f"scheduler {p['scheduler']}" if p["scheduler"] else "no scheduler"
+        if self.kind == "clipping":
+            return (", ".join(f"{k} = {v!r}" for k, v in p.items()) or "no clipping")
+        noise = p["noise"]
+        return (f"gradient noise sigma = {noise['sigma']!r}, seed {noise['seed']}" if noise
+                else "no gradient noise")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_noise(value: Any) -> bool:
+    return value is None or (isinstance(value, dict) and "sigma" in value
+                             and set(value) <= {"sigma", "seed"})
+
+
+# Per kind: each payload field's check, what it holds (for the message), and if it is required.
+_CHANGE_FIELDS: dict[str, dict[str, tuple[Any, str, bool]]] = {
+    "hyperparameters": {
+        "values": (lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
+                   "an object of the optimizer's keyword arguments", True),
+        "rebuilt": (lambda v: isinstance(v, bool), "true or false", False)},
+    "freeze": {"name": (lambda v: isinstance(v, str), "a parameter's name", True),
+               "frozen": (lambda v: isinstance(v, bool), "true or false", True)},
+    "scheduler": {"scheduler": (lambda v: v is None or isinstance(v, str),
+                                "a scheduler call as text, or null", True)},
+    "clipping": {"clip_norm": (_is_number, "a number > 0", False),
+                 "clip_value": (_is_number, "a number > 0", False)},
+    "noise": {"noise": (_is_noise, '{"sigma": a number >= 0, "seed": a whole number >= 0} or '
+                        'null', True)},
+}
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _json_ready(value: Any) -> Any:
+    """Tuples as lists (betas), recursively: what JSON writes and a load gives back."""
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_json_ready(v) for v in value]
+    return value
+
+
+def _clipping_payload(clipping: GradientClipping | None) -> dict[str, Any]:
+    if clipping is None:
+        return {}
+    return {("clip_norm" if clipping.kind == "norm" else "clip_value"): clipping.threshold}
+
+
+def _noise_payload(noise: GradientNoise | None) -> dict[str, Any] | None:
+    return None if noise is None else {"sigma": noise.sigma, "seed": noise.seed}
+
+
 class RunStatus(StrEnum):
     """The state of a run, re-evaluated after every step and change (see core/status.py)."""
 
@@ -111,6 +244,18 @@ class Run:
     instead: any parameter element beyond it in absolute value is diverged at once.
     scheduler: a torch.optim.lr_scheduler class as (name, kwargs) or call text; clipping and
     noise: what happens to each gradient before the optimizer uses it (module docstring).
+    changes: the mid-run changes to replay (`set_changes`): the run is built with its initial
+    settings and stepping applies each change at its step.
+
+    The change log: every change between steps (`set_hyperparameters`, `set_frozen`,
+    `set_scheduler`, `set_clipping`, `set_noise`) is recorded in `changes` as a RunChange, and
+    `initial_settings` keeps what the run started with, so `replay_copy()` (a session file, an
+    animation, an exported script) takes the same path again bit for bit. A change at step 0 is
+    folded into the initial settings when the run is then exactly what a fresh run built with
+    them would be (same param_groups, scheduler state and trajectory columns), else kept. A
+    change made while replayed changes are still ahead drops those: the user took over.
+    `reset()` (and a new surface or problem) clears the log; the current settings become the
+    initial ones.
     """
 
     def __init__(self, problem: Surface | Problem, optimizer: str = "SGD",
@@ -122,7 +267,8 @@ class Run:
                  window: int = CONVERGENCE_WINDOW,
                  scheduler: SchedulerSetting | str | None = None,
                  clipping: GradientClipping | None = None,
-                 noise: GradientNoise | None = None) -> None:
+                 noise: GradientNoise | None = None,
+                 changes: Iterable[RunChange] = ()) -> None:
         self.spec: OptimizerSpec = get_spec(optimizer)
         self.hyperparameters: dict[str, Any] = self.spec.validate(hyperparameters)
         if isinstance(problem, Surface):
@@ -144,7 +290,10 @@ class Run:
         self.scheduler_setting: SchedulerSetting | None = scheduler_setting(scheduler)
         self.clipping = clipping
         self.noise = noise
+        self._replaying = False
         self.reset()
+        if changes:
+            self.set_changes(changes)
 
     # --- set-up ---------------------------------------------------------------------------------
 
@@ -264,6 +413,9 @@ class Run:
             self.hyperparameters["lr"] = base_lr_of(self.scheduler, self.optimizer)
         if self.noise is not None:
             self.noise.reset()
+        self.changes: list[RunChange] = []
+        self._next_change = 0  # changes[:_next_change] are applied; the rest wait their step
+        self.initial_settings: dict[str, Any] = self._settings()
         self._noise_state: Tensor | None = None  # the generator before the newest entry's draw
         self._closure_calls = 0
         self.trajectory = Trajectory(self.capacity,
@@ -384,6 +536,9 @@ class Run:
                 self._tracker.regrade(self._stationarity(self._current_grads()))
             self._tracker.settings_changed()
             self._update_status()
+            self._record_change("hyperparameters", {
+                "values": {k: merged[k] for k in values if merged[k] != old[k]},
+                "rebuilt": rebuild})
 
     def _move_base_lr(self, lr: float) -> None:
         """The lr slider on a scheduled run: set_base_lr, and the setting follows (OneCycleLR's
@@ -418,6 +573,8 @@ class Run:
             self.scheduler = rebuild_scheduler(self.optimizer, *setting, base)
             self.hyperparameters["lr"] = base_lr_of(self.scheduler, self.optimizer)
         self.scheduler_setting = setting
+        self._record_change("scheduler", {
+            "scheduler": None if setting is None else scheduler_call_text(*setting)})
         self.trajectory.add_fields(self._schedule_fields())
         if len(self.trajectory):
             self.trajectory.set_last(lr=float(self.optimizer.param_groups[0]["lr"]))
@@ -431,13 +588,17 @@ class Run:
         """Clip (or stop clipping) from the gradient the next step uses on."""
         self.clipping = clipping
         self._tools_changed()
+        self._record_change("clipping", _clipping_payload(clipping))
 
     def set_noise(self, noise: GradientNoise | None) -> None:
         """Gradient noise (or none) from the gradient the next step uses on; a new noise starts
         at its seed's first draw."""
+        if noise is not None:
+            noise.reset()
         self.noise = noise
         self._noise_state = None
         self._tools_changed()
+        self._record_change("noise", {"noise": _noise_payload(noise)})
 
     def _tool_fields(self) -> tuple[str, ...]:
         """The trajectory columns the gradient tools add (core/trajectory.py)."""
@@ -551,6 +712,10 @@ class Run:
             # L-BFGS's curvature history mixes every parameter: kept, it would still move a
             # frozen one. It describes the old parameter space, so start it afresh.
             self.optimizer.state.clear()
+        self._freeze_effects()
+        self._record_change("freeze", {"name": name, "frozen": frozen})
+
+    def _freeze_effects(self) -> None:
         if self.status is RunStatus.DIVERGED:
             return
         if len(self.trajectory):
@@ -560,6 +725,167 @@ class Run:
                 return
         self._tracker.settings_changed()
         self._update_status()
+
+    # --- the change log -------------------------------------------------------------------------
+
+    def _settings(self) -> dict[str, Any]:
+        """What the run is set to now, as `initial_settings` keeps it."""
+        setting = self.scheduler_setting
+        return {"hyperparameters": dict(self.hyperparameters),
+                "frozen": tuple(n for n in self.problem.parameter_names if n in self._frozen),
+                "scheduler": None if setting is None else (setting[0], dict(setting[1])),
+                "clipping": self.clipping,
+                "noise": None if self.noise is None else (self.noise.sigma, self.noise.seed)}
+
+    @property
+    def pending_changes(self) -> list[RunChange]:
+        """The changes still to be applied, each when the run reaches its step."""
+        return self.changes[self._next_change:]
+
+    def set_changes(self, changes: Iterable[RunChange]) -> None:
+        """Replay these changes: each is applied when the run has taken `change.step` steps
+        (those at step 0 at once). The run must be at its start, with its initial settings.
+        Raises OptimizerError, naming the change, for one that does not fit the run."""
+        changes = list(changes)
+        if self.steps:
+            raise OptimizerError("changes are replayed from a run's start (reset it first)")
+        last = 0
+        for number, change in enumerate(changes, 1):
+            if not isinstance(change, RunChange):
+                raise OptimizerError(f"change {number} is not a RunChange: {change!r}")
+            if change.step < last:
+                raise OptimizerError(f"change {number}: the changes must be in step order "
+                                     f"(step {change.step} after step {last})")
+            last = change.step
+            try:
+                self._check_change(change)
+            except PlaygroundError as e:
+                raise OptimizerError(f"change {number} (step {change.step}, {change.kind}): "
+                                     f"{e}") from None
+        self.changes = changes
+        self._next_change = 0
+        self._apply_due_changes()
+
+    def _check_change(self, change: RunChange) -> None:
+        """What a change says, checked before any step (the replay must not fail midway)."""
+        p = change.payload
+        if change.kind == "hyperparameters":
+            for key, value in p["values"].items():
+                self.spec.hyperparameter(key).validate(self.spec.name, value)
+        elif change.kind == "freeze":
+            self.problem.check_names([p["name"]])
+        elif change.kind == "scheduler":
+            scheduler_setting(p["scheduler"])
+        elif change.kind == "clipping":
+            clipping_from_settings(p.get("clip_norm"), p.get("clip_value"))
+        elif p["noise"] is not None:
+            GradientNoise(p["noise"]["sigma"], p["noise"].get("seed", 0))
+
+    def _apply_due_changes(self) -> None:
+        """Apply every waiting change whose step is now (the replay of a saved run)."""
+        while self._next_change < len(self.changes) and \
+                self.changes[self._next_change].step <= self.steps:
+            change = self.changes[self._next_change]
+            self._next_change += 1
+            self._replaying = True
+            try:
+                self._apply_change(change)
+            except PlaygroundError as e:
+                self._replaying = False
+                where = f"change {self._next_change} (step {change.step}, {change.kind})"
+                raise OptimizerError(f"{where}: {e}") from None
+            finally:
+                self._replaying = False
+
+    def _apply_change(self, change: RunChange) -> None:
+        p = change.payload
+        if change.kind == "hyperparameters":
+            self.set_hyperparameters(dict(p["values"]))
+        elif change.kind == "freeze":
+            self.set_frozen(p["name"], bool(p["frozen"]))
+        elif change.kind == "scheduler":
+            self.set_scheduler(p["scheduler"])
+        elif change.kind == "clipping":
+            self.set_clipping(clipping_from_settings(p.get("clip_norm"), p.get("clip_value")))
+        else:
+            noise = p["noise"]
+            self.set_noise(None if noise is None else GradientNoise(noise["sigma"],
+                                                                    noise.get("seed", 0)))
+
+    def _record_change(self, kind: str, payload: dict[str, Any]) -> None:
+        """Log a change the user made now (not one being replayed); see the class docstring
+        for step 0 and for changes still ahead."""
+        if self._replaying:
+            return
+        del self.changes[self._next_change:]
+        if self.steps == 0 and not self.changes and self._matches_fresh_build():
+            self.initial_settings = self._settings()
+            return
+        payload = _json_ready(payload)
+        last = self.changes[-1] if self.changes else None
+        if (kind == "hyperparameters" and last is not None and last.kind == kind
+                and last.step == self.steps and self.scheduler is None
+                and not last.payload["rebuilt"] and not payload["rebuilt"]):
+            # a slider dragged between two steps: without a scheduler or a rebuild the
+            # optimizer's groups depend only on the final values, so one change says it all
+            payload = {"values": {**last.payload["values"], **payload["values"]},
+                       "rebuilt": False}
+            self.changes.pop()
+        self.changes.append(RunChange(self.steps, kind, payload))
+        self._next_change = len(self.changes)
+
+    def _matches_fresh_build(self) -> bool:
+        """True if a run built afresh with the current settings would be this run exactly:
+        the same optimizer groups, scheduler state, and first entry (every column)."""
+        if self.steps or self.optimizer.state:
+            return False
+        try:
+            fresh = self._build(self._settings(), ())
+        except PlaygroundError:
+            return False
+        if [_group_settings(g) for g in fresh.optimizer.param_groups] != \
+                [_group_settings(g) for g in self.optimizer.param_groups]:
+            return False
+        if (fresh.scheduler is None) != (self.scheduler is None) or (
+                self.scheduler is not None and not _same_state(fresh.scheduler.state_dict(),
+                                                               self.scheduler.state_dict())):
+            return False
+        mine, theirs = self.trajectory, fresh.trajectory
+        if mine.fields != theirs.fields or len(mine) != len(theirs):
+            return False
+        return all(_same_floats(mine.column(f), theirs.column(f)) for f in mine.fields)
+
+    def _build(self, settings: dict[str, Any], changes: Iterable[RunChange]) -> Run:
+        """A new run on the same problem from `settings` (as `_settings` gives them)."""
+        noise = settings["noise"]
+        return Run(self.problem, self.spec.name, settings["hyperparameters"],
+                   frozen=settings["frozen"], label=self.label, color=self.color,
+                   enabled=self.enabled, grad_tolerance=self._grad_tolerance, bound=self.bound,
+                   capacity=self.capacity, move_tolerance=self._move_tolerance,
+                   window=self.window, scheduler=settings["scheduler"],
+                   clipping=settings["clipping"],
+                   noise=None if noise is None else GradientNoise(*noise), changes=changes)
+
+    def replay_copy(self) -> Run:
+        """A new run at the start with this run's initial settings and its whole change log:
+        stepped, it takes this run's path again bit for bit (the changes at their steps)."""
+        return self._build(self.initial_settings, self.changes)
+
+    def initial_config(self) -> dict[str, Any]:
+        """What a session file stores: `config()` with the initial settings, and the
+        changes (only when there are some, so a run without them is written as before)."""
+        init = self.initial_settings
+        config = {**self.config(),
+                  "hyperparameters": _json_ready(init["hyperparameters"]),
+                  "frozen": list(init["frozen"])}
+        for key in ("scheduler", "clip_norm", "clip_value", "noise"):
+            config.pop(key, None)
+        noise = init["noise"]
+        config.update(_tool_config(init["scheduler"], init["clipping"],
+                                   None if noise is None else GradientNoise(*noise)))
+        if self.changes:
+            config["changes"] = [c.to_dict() for c in self.changes]
+        return config
 
     # --- stepping -------------------------------------------------------------------------------
 
@@ -588,6 +914,8 @@ class Run:
             self.steps += 1
             done += 1
             self._evaluate_and_record()
+            if self._next_change < len(self.changes):
+                self._apply_due_changes()
         return done
 
     def _closure(self) -> Tensor:
@@ -919,15 +1247,7 @@ class Run:
     def tool_config(self) -> dict[str, Any]:
         """The scheduler, clipping and noise as a session stores them; only those the run has,
         so a run without them is written exactly as before."""
-        config: dict[str, Any] = {}
-        if self.scheduler_setting is not None:
-            config["scheduler"] = scheduler_call_text(*self.scheduler_setting)
-        if self.clipping is not None:
-            key = "clip_norm" if self.clipping.kind == "norm" else "clip_value"
-            config[key] = self.clipping.threshold
-        if self.noise is not None:
-            config["noise"] = {"sigma": self.noise.sigma, "seed": self.noise.seed}
-        return config
+        return _tool_config(self.scheduler_setting, self.clipping, self.noise)
 
     def to_dict(self) -> dict[str, Any]:
         """The config, the status and the whole trajectory (for JSON output)."""
@@ -936,6 +1256,40 @@ class Run:
                 "converged_at": self.converged_at, "diverged_at": self.diverged_at,
                 "divergence_reason": self.divergence_reason or None,
                 "trajectory": self.trajectory.to_dict()}
+
+
+def _tool_config(scheduler: SchedulerSetting | None, clipping: GradientClipping | None,
+                 noise: GradientNoise | None) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    if scheduler is not None:
+        config["scheduler"] = scheduler_call_text(*scheduler)
+    config.update(_clipping_payload(clipping))
+    if noise is not None:
+        config["noise"] = _noise_payload(noise)
+    return config
+
+
+def _group_settings(group: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in group.items() if k != "params"}
+
+
+def _same_state(a: Any, b: Any) -> bool:
+    """Two schedulers' state_dicts hold the same data (functions compared by name)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_state(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same_state(x, y) for x, y in zip(a, b))
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        return isinstance(a, Tensor) and isinstance(b, Tensor) and torch.equal(a, b)
+    if callable(a) or callable(b):
+        return getattr(a, "__name__", type(a)) == getattr(b, "__name__", type(b))
+    return bool(a == b) or (a != a and b != b)
+
+
+def _same_floats(a: Any, b: Any) -> bool:
+    import numpy as np
+
+    return bool(np.array_equal(a, b, equal_nan=True))
 
 
 def _stored_columns(parameters: dict[str, Tensor]) -> dict[str, list[str]]:
