@@ -35,6 +35,7 @@ from core.session import Session
 from core.surfaces import Point, Range, Surface
 from gui.controller import Controller
 from gui.legend_columns import set_legend_columns
+from gui.number_box import format_number
 from gui.status_words import short_status as status_badge
 
 GRID_SIZE = 300  # samples each way: ~1-5 ms to evaluate, sharp enough at any zoom
@@ -45,6 +46,11 @@ N_CONTOURS = 15
 Z_IMAGE, Z_CONTOURS, Z_MINIMA, Z_LINES, Z_SELECTED, Z_HEADS = -100, -50, 10, 20, 25, 30
 Z_STATUS, Z_START = 40, 50
 Z_OVERLAY = -75  # layers added from outside (basins): over the heatmap, under contours and paths
+Z_CLIPS = 27  # clipped-step markers: on the paths, under the heads
+CLIP_MARKER_PX = 6
+CLIP_SYMBOL = "d"  # a small diamond in the run's colour where a gradient was clipped
+CLIPPED_LEGEND = "  ◆ clipped"
+NOISY_LEGEND = "  ▷ noisy ∇"
 
 HEAD_RADIUS_PX = 4.5
 ARROW_HEAD_PX, ARROW_TAIL_PX, ARROW_GAP_PX = 9, 16, 4
@@ -312,8 +318,10 @@ class TrajectoryCurve(pg.PlotCurveItem):
 @dataclass(eq=False)
 class RunItems:
     """The plot items of one run. `line` is the whole trajectory, `head` its current point, `arrow`
-    the −∇f direction there, `diverged_marker` the X where a diverged run left the region, and
-    `status_label` the "diverged" / "converged @ step N" badge."""
+    the −∇f direction there, `diverged_marker` the X where a diverged run left the region,
+    `status_label` the "diverged" / "converged @ step N" badge; `clip_markers` the diamonds where
+    the gradient was clipped (`clip_count` of them), `noisy_arrow` the −(∇f + noise) direction
+    the optimizer used (a hollow arrow, with noise only)."""
 
     run: Run
     line: TrajectoryCurve
@@ -321,7 +329,14 @@ class RunItems:
     arrow: pg.ArrowItem
     diverged_marker: pg.ScatterPlotItem
     status_label: pg.TextItem
+    clip_markers: pg.ScatterPlotItem | None = None
+    noisy_arrow: pg.ArrowItem | None = None
     label_point: Point | None = None
+    clip_count: int = 0  # the clipped entries of the trajectory (markers may be pixel-thinned)
+    clip_key: tuple = field(default=())  # (trajectory, revision) the markers were found for
+    clip_done: int = 0  # entries scanned for clipped flags
+    clip_x: np.ndarray = field(default_factory=lambda: np.empty(0))
+    clip_y: np.ndarray = field(default_factory=lambda: np.empty(0))
     drawn: tuple = field(default=())  # (trajectory, length, revision) last drawn
     drawn_status: tuple = field(default=())
     # the thinned line so far: valid for (trajectory, revision, pixel scale), covering n_done points
@@ -638,7 +653,7 @@ class SurfacePicture:
         """Rebuild the per-run items (only when runs are added, removed or reordered)."""
         for items in self.run_items.values():
             for item in (items.line, items.head, items.arrow, items.diverged_marker,
-                         items.status_label):
+                         items.status_label, items.clip_markers, items.noisy_arrow):
                 self.plot_item.removeItem(item)
         self.legend.clear()
         self.run_items = {}
@@ -666,12 +681,20 @@ class SurfacePicture:
         marker.setZValue(Z_STATUS)
         label = pg.TextItem("", color="k", fill=pg.mkBrush(255, 255, 255, 215), anchor=(0, 1))
         label.setZValue(Z_STATUS)
-        for item in (line, head, arrow, marker, label):
+        clips = pg.ScatterPlotItem(symbol=CLIP_SYMBOL, size=CLIP_MARKER_PX, hoverable=True,
+                                   tip=lambda x, y, data, r=run: _clip_tip(r, x, y))
+        clips.setZValue(Z_CLIPS)
+        noisy = pg.ArrowItem(pxMode=True, headLen=ARROW_HEAD_PX, tipAngle=40,
+                             tailLen=ARROW_TAIL_PX, tailWidth=2.5)
+        noisy.setZValue(Z_HEADS - 1)
+        for item in (line, head, arrow, marker, label, clips, noisy):
             pi.addItem(item, ignoreBounds=True)
         marker.hide()
         label.hide()
+        clips.hide()
+        noisy.hide()
         self.legend.addItem(line, "")
-        items = RunItems(run, line, head, arrow, marker, label)
+        items = RunItems(run, line, head, arrow, marker, label, clips, noisy)
         self.style_run(run, items)
         return items
 
@@ -692,10 +715,20 @@ class SurfacePicture:
         outline.setCosmetic(True)
         items.head.setPen(outline)
         items.arrow.setStyle(brush=pg.mkBrush(color))
+        if items.noisy_arrow is not None:
+            # hollow, outlined in the run's colour: the same run's other arrow
+            items.noisy_arrow.setStyle(brush=pg.mkBrush(255, 255, 255, 210),
+                                       pen=pg.mkPen(color, width=2))
+        if items.clip_markers is not None:
+            items.clip_markers.setBrush(pg.mkBrush(faint))
+            items.clip_markers.setPen(pg.mkPen(255, 255, 255, 200 if run.enabled else 60,
+                                               width=0.8))
         items.diverged_marker.setBrush(pg.mkBrush(color))
         items.status_label.border = pg.mkPen(color, width=1.5)
         items.status_label.update()
         title = run.title + ("" if run.enabled else f"  ({status_badge(run)})")  # "disabled"
+        title += (CLIPPED_LEGEND if run.clipping is not None else "") + (
+            NOISY_LEGEND if run.noise is not None else "")
         label = self.legend.getLabel(items.line)
         if label is not None:
             label.setText(html.escape(title))
@@ -739,6 +772,7 @@ class SurfacePicture:
             else:  # diverged before its first entry (e.g. a start where f is not finite)
                 items.line.setData(np.empty(0), np.empty(0))
                 items.head.hide()
+            self._update_clip_markers(run, items)
             self._place_arrow(run, items)
         status = (run.status, run.status_text, run.enabled)
         if force or items.drawn_status != status:
@@ -770,6 +804,50 @@ class SurfacePicture:
         items.thin_done = n
         return items.thin_x, items.thin_y
 
+    def _update_clip_markers(self, run: Run, items: RunItems) -> None:
+        """Diamonds at the entries whose gradient was clipped (the trajectory's `clipped` flag),
+        found incrementally: only the new entries are scanned. The count goes in the head's
+        tooltip; a long run's markers are thinned to one per pixel like its line."""
+        markers = items.clip_markers
+        if markers is None:
+            return
+        traj = run.trajectory
+        n = len(traj)
+        if "clipped" not in traj.fields or not n:
+            items.clip_count, items.clip_key, items.clip_done = 0, (), 0
+            items.clip_x, items.clip_y = np.empty(0), np.empty(0)
+            markers.hide()
+            items.head.setToolTip("")
+            return
+        key = (traj, traj.revision)
+        if items.clip_key != key or items.clip_done > n - 1:
+            items.clip_x, items.clip_y, items.clip_done = np.empty(0), np.empty(0), 0
+            items.clip_count = -1  # redraw
+        # Entries before the newest are final; the newest one's flag may still be rewritten (a
+        # change of the clipping regrades it), so it is read anew each time and not kept.
+        done, final = items.clip_done, n - 1
+        if final > done:
+            hits = np.nonzero(traj.column("clipped")[done:final] == 1)[0] + done
+            items.clip_x = np.concatenate([items.clip_x, traj.x[hits]])
+            items.clip_y = np.concatenate([items.clip_y, traj.y[hits]])
+        items.clip_key, items.clip_done = key, final
+        xs, ys = items.clip_x, items.clip_y
+        if traj.column("clipped")[-1] == 1:
+            xs, ys = np.append(xs, traj.x[-1]), np.append(ys, traj.y[-1])
+        if len(xs) == items.clip_count and markers.isVisible() == bool(len(xs)):
+            return  # no new clipped step: nothing to redraw (a scatter's setData is not free)
+        items.clip_count = len(xs)
+        scale = self._pixel_scale()
+        if len(xs) > THIN_ABOVE and scale is not None:
+            xs, ys = thin_to_pixels(xs, ys, *scale)
+        markers.setData(xs, ys)
+        markers.setVisible(bool(items.clip_count))  # faint, like its line, when disabled
+        clipping = run.clipping
+        what = clipping.call_text("params") if clipping is not None else "clipping"
+        items.head.setToolTip(f"{run.title}: {items.clip_count} clipped step"
+                              f"{'' if items.clip_count == 1 else 's'} (◆ on the path) by "
+                              f"{what}")
+
     def set_gradient_arrows(self, show: bool) -> None:
         self.show_gradient_arrows = bool(show)
         self.update_arrows()
@@ -787,22 +865,41 @@ class SurfacePicture:
         return w / (x1 - x0), h / (y1 - y0)
 
     def _place_arrow(self, run: Run, items: RunItems) -> None:
-        arrow = items.arrow
+        """The −∇f arrow at the head, and with noise the hollow −(∇f + noise) arrow beside it."""
+        traj = run.trajectory
+        noisy = items.noisy_arrow
+        shown = self._place_one_arrow(run, items.arrow, "grad_x", "grad_y")
+        if noisy is None:
+            return
+        has_noise = run.noise is not None and "noisy_grad_x" in traj.fields
+        if has_noise and shown:
+            self._place_one_arrow(run, noisy, "noisy_grad_x", "noisy_grad_y")
+            sigma = format_number(run.noise.sigma)  # type: ignore[union-attr]
+            items.arrow.setToolTip(f"{run.title}: −∇f, the noise-free gradient's direction")
+            noisy.setToolTip(f"{run.title}: −(∇f + noise), the noisy gradient the optimizer "
+                             f"uses (σ = {sigma}, seed {run.noise.seed})")  # type: ignore
+        else:
+            noisy.hide()
+            items.arrow.setToolTip(f"{run.title}: −∇f, the direction of steepest descent")
+
+    def _place_one_arrow(self, run: Run, arrow: pg.ArrowItem, gx: str, gy: str) -> bool:
+        """Point `arrow` along minus the gradient in columns gx, gy at the newest entry; False
+        (hidden) when there is none to show."""
         traj = run.trajectory
         scale = self._pixel_scale()
         # A converged run's gradient is below tolerance: its direction is rounding noise.
         if (not self.show_gradient_arrows or not run.enabled or not len(traj) or scale is None
                 or run.status is not RunStatus.RUNNING):
             arrow.hide()
-            return
+            return False
         last = len(traj) - 1
         # A frozen coordinate has no gradient (NaN): it does not move, so its component is 0.
-        dx = -_finite_or_zero(float(traj.grad_x[last]))
-        dy = -_finite_or_zero(float(traj.grad_y[last]))
+        dx = -_finite_or_zero(float(traj.column(gx)[last]))
+        dy = -_finite_or_zero(float(traj.column(gy)[last]))
         big = max(abs(dx), abs(dy))
         if big == 0.0:
             arrow.hide()
-            return
+            return False
         sx, sy = dx / big * scale[0], dy / big * scale[1]  # on screen, in pixels, y up
         norm = math.hypot(sx, sy)
         ux, uy = sx / norm, sy / norm
@@ -813,6 +910,7 @@ class SurfacePicture:
         arrow.setStyle(angle=math.degrees(math.atan2(uy, -ux)))
         arrow.setPos(tip_x, tip_y)
         arrow.show()
+        return True
 
     def _show_status(self, run: Run, items: RunItems) -> None:
         marker, label = items.diverged_marker, items.status_label
@@ -983,6 +1081,13 @@ def _plot_title(surface: Surface, limit: int = 70) -> str:
 
 def _spot_tip(x: float, y: float, data: object) -> str:
     return str(data)
+
+
+def _clip_tip(run: Run, x: float, y: float) -> str:
+    clipping = run.clipping
+    how = clipping.call_text("params") if clipping is not None else "clipping"
+    return (f"{run.title}: the gradient at ({x:.4g}, {y:.4g}) was clipped by {how} before "
+            "the step from here")
 
 
 # --- the live widget ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import numpy as np
 import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QColor
 from PySide6.QtTest import QTest
 
 from core.run import RunStatus
@@ -571,3 +572,58 @@ def test_an_overlay_is_drawn_over_the_heatmap_under_the_paths_and_can_be_removed
     view.remove_overlay(overlay)
     assert overlay not in view.plot_item.items
     view.remove_overlay(overlay)  # a second removal does nothing
+
+
+# --- clipping and noise ---------------------------------------------------------------------------
+
+
+def test_clipped_steps_are_marked_on_the_path_and_counted(qtbot, view, controller):
+    run = controller.session.runs[1]  # SGD with momentum
+    controller.set_clipping(run, "norm", 5.0)  # Rosenbrock's gradient is large near the start
+    for _ in range(60):
+        controller.step_once()
+    items = view.run_items[run]
+    flags = run.trajectory.column("clipped")
+    clipped = np.nonzero(flags == 1)[0]
+    assert 0 < len(clipped) < len(flags)  # some steps clipped, not all
+    assert items.clip_markers.isVisible() and items.clip_count == len(clipped)
+    xs, ys = items.clip_markers.getData()
+    assert list(xs) == list(run.trajectory.x[clipped])
+    assert list(ys) == list(run.trajectory.y[clipped])
+    assert f"{len(clipped)} clipped steps" in items.head.toolTip()
+    assert "clip_grad_norm_" in items.head.toolTip()
+    assert "◆ clipped" in view.picture.legend.getLabel(items.line).text
+    assert items.clip_markers.opts["brush"].color() == QColor(run.color)
+    others = [it for r, it in view.run_items.items() if r is not run]
+    assert all(not it.clip_markers.isVisible() for it in others)
+
+
+def test_a_new_clipping_threshold_recounts_the_newest_entry(qtbot, view, controller):
+    run = controller.session.runs[0]
+    controller.set_clipping(run, "norm", 1.0)  # the start's gradient (~230) is clipped
+    items = view.run_items[run]
+    assert items.clip_count == 1
+    controller.set_clipping(run, "norm", 1e6)  # regraded: no longer clipped
+    assert items.clip_count == 0 and not items.clip_markers.isVisible()
+
+
+def test_with_noise_both_arrows_are_drawn_and_explained(qtbot, view, controller):
+    run = controller.session.runs[2]
+    controller.set_noise(run, 200.0, 1)  # big enough to turn the arrow visibly
+    controller.step_once()
+    items = view.run_items[run]
+    assert items.arrow.isVisible() and items.noisy_arrow.isVisible()
+    traj = run.trajectory
+    clean = math.atan2(-traj.column("grad_y")[-1], -traj.column("grad_x")[-1])
+    noisy = math.atan2(-traj.column("noisy_grad_y")[-1], -traj.column("noisy_grad_x")[-1])
+    assert abs(clean - noisy) > 0.05
+    # each arrow points (on screen) along its own gradient: their angles differ likewise
+    assert items.arrow.opts["angle"] != items.noisy_arrow.opts["angle"]
+    assert "noise-free" in items.arrow.toolTip() and "σ = 200" in items.noisy_arrow.toolTip()
+    assert items.noisy_arrow.opts["brush"].color() != items.arrow.opts["brush"].color()
+    assert "▷ noisy ∇" in view.picture.legend.getLabel(items.line).text
+    view.set_gradient_arrows(False)
+    assert not items.arrow.isVisible() and not items.noisy_arrow.isVisible()
+    view.set_gradient_arrows(True)
+    others = [it for r, it in view.run_items.items() if r is not run]
+    assert all(it.arrow.isVisible() and not it.noisy_arrow.isVisible() for it in others)
