@@ -87,8 +87,8 @@ def unify_minima(results: list[Basins]) -> tuple[np.ndarray, list[np.ndarray], i
             else:
                 remap[m] = len(centres)
                 centres.append((float(cx), float(cy)))
-        index = np.where(result.minimum >= 0, remap[np.maximum(result.minimum, 0)], -1)
-        indices.append(index)
+        # (-1 indexes the appended -1: a cell at no minimum stays at none)
+        indices.append(np.append(remap, -1)[result.minimum])
     return np.array(centres, dtype=np.float64).reshape(-1, 2), indices, known
 
 

@@ -38,6 +38,7 @@ from core.batch import ELEMENTWISE, LBFGS_REFUSED, ProgressState
 from core.errors import ExportError, PlaygroundError
 from core.export import write_text
 from core.optimizers import format_optimizer_call, get_spec
+from core.run import Run
 from core.surfaces import Surface
 from gui.controller import Controller
 from gui.worker import Job, JobProgress, JobState
@@ -101,6 +102,11 @@ def race_optimizers(controller: Controller) -> list[RaceOptimizer]:
             seen.add(option.key())
             found.append(option)
     return found
+
+
+def run_key(run: Run) -> tuple:
+    """The key of a run's optimizer setting, equal to its RaceOptimizer's key()."""
+    return (run.spec.name, _frozen_repr(dict(run.hyperparameters)), tuple(sorted(run.frozen)))
 
 
 def _frozen_repr(value: Any) -> Any:
