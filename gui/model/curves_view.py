@@ -1,5 +1,9 @@
 """ModelCurves: training and test loss of every run, and the selected run's gradient norm per
-tensor on a log scale (vanishing and exploding gradients show as lines falling or rising)."""
+tensor on a log scale (vanishing and exploding gradients show as lines falling or rising).
+
+A frozen tensor has no gradient, so its line ends where it was frozen (and starts again where it
+was unfrozen); the point is marked (x: frozen, o: unfrozen) in the tensor's colour, and its
+legend entry says "frozen" while it is."""
 
 from __future__ import annotations
 
@@ -89,6 +93,10 @@ class ModelCurves(QWidget):
         self.train_curves: dict[Run, pg.PlotDataItem] = {}
         self.test_curves: dict[Run, pg.PlotDataItem] = {}
         self.grad_curves: dict[str, pg.PlotDataItem] = {}
+        # the selected run's freezes and unfreezes, on its gradient lines
+        self.freeze_marks = pg.PlotDataItem(pen=None, symbol="x", symbolSize=11)
+        self.freeze_marks.setZValue(10)
+        self.grad_plot.addItem(self.freeze_marks)
         self._throttle = Throttle(self.refresh, REDRAW_HZ, self)
         controller.sigRunsChanged.connect(self._on_runs_change)
         controller.sigProblemChanged.connect(self._on_problem_change)
@@ -143,4 +151,37 @@ class ModelCurves(QWidget):
                 t = run.trajectory
                 item.setData(t.step.astype(float), _positive(t.parameter_grad_norm(name)),
                              connect="finite")
+            label = self.grad_legend.getLabel(item)
+            if label is not None:
+                text = f"{name} (frozen)" if run is not None and name in run.frozen else name
+                if label.text != text:
+                    label.setText(text)
+        self._draw_freeze_marks(run)
         self._throttle.drawn()
+
+    def _draw_freeze_marks(self, run: Run | None) -> None:
+        """Each freeze (x) and unfreeze (o) of the selected run, at its tensor's last gradient
+        norm before the change."""
+        extras = self.controller.extras.get(run) if run is not None else None
+        xs, ys, symbols, brushes = [], [], [], []
+        names = list(self.grad_curves)
+        if run is not None and extras is not None:
+            t = run.trajectory
+            steps = t.step
+            for step, name, frozen in extras.freeze_events:
+                if name not in self.grad_curves:
+                    continue
+                norms = np.asarray(t.parameter_grad_norm(name))[steps <= step]
+                finite = norms[np.isfinite(norms) & (norms > 0)]
+                if not len(finite):
+                    continue
+                colour = TENSOR_COLOURS[names.index(name) % len(TENSOR_COLOURS)]
+                xs.append(float(step))
+                ys.append(float(finite[-1]))
+                symbols.append("x" if frozen else "o")
+                brushes.append(pg.mkBrush(colour))
+        if xs:
+            self.freeze_marks.setData(xs, ys, symbol=symbols, symbolBrush=brushes,
+                                      symbolPen=pg.mkPen("k", width=0.5))
+        else:
+            self.freeze_marks.setData([], [])

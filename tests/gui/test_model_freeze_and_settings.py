@@ -1,0 +1,134 @@
+"""Freezing by layer and tensor mid-run, every hyperparameter, the scheduler and clipping of a run,
+driven through the run panel's real widgets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import Qt
+
+from gui.model.controller import ModelController, ModelSettings
+from gui.model.workspace import ModelWorkspace
+from gui.worker import wait_for_jobs
+
+
+@pytest.fixture
+def workspace(qtbot):
+    c = ModelController(ModelSettings(dataset="moons", n=80, preset="deep-mlp"))
+    c.sharpness_every = 10 ** 9
+    w = ModelWorkspace(controller=c)
+    qtbot.addWidget(w)
+    w.resize(1280, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    c.pause()
+    assert c.shutdown(2.0)
+    assert wait_for_jobs(2.0)
+
+
+def _step(qtbot, w, n: int) -> None:
+    for _ in range(n):
+        qtbot.mouseClick(w.setup_bar.step_button, Qt.MouseButton.LeftButton)
+
+
+def test_freezing_a_layer_mid_run_keeps_it_bitwise_and_shows_it_everywhere(qtbot, workspace):
+    w, c = workspace, workspace.controller
+    run = c.add_run("Adam")
+    _step(qtbot, w, 3)
+    panel = w.run_panel
+    assert sorted(panel.layer_checks) == [0, 2, 4, 6]  # the Linear layers, not the ReLUs
+    panel.layer_checks[2].click()
+    assert run.frozen == {"2.weight", "2.bias"}
+    assert panel.freeze_checks["2.weight"].isChecked() and panel.freeze_checks["2.bias"].isChecked()
+    held = {n: run.parameters[n].detach().clone() for n in ("2.weight", "2.bias")}
+    moving = run.parameters["4.weight"].detach().clone()
+    _step(qtbot, w, 5)
+    for name, value in held.items():
+        assert torch.equal(run.parameters[name], value) and run.parameters[name].grad is None
+    assert not torch.equal(run.parameters["4.weight"], moving)
+    # the table, the run list and the gradient curves say so
+    w.tensor_table.refresh()
+    rows = w.tensor_table.names()
+    assert w.tensor_table.item(rows.index("2.weight"), 5).text() == "frozen"
+    assert w.tensor_table.item(rows.index("4.weight"), 5).text() == ""
+    panel._show_statuses()
+    assert "2 of 8 tensors frozen" in panel.run_list.item(0).text()
+    w.curves.refresh()
+    _, norms = w.curves.grad_curves["2.weight"].getOriginalDataset()
+    assert np.isfinite(norms[:3]).all() and np.isnan(norms[3:]).all()  # the line ends at 3
+    xs, _ = w.curves.freeze_marks.getOriginalDataset()
+    assert list(xs) == [3.0, 3.0]  # one mark per tensor, at the step it was frozen
+    label = w.curves.grad_legend.getLabel(w.curves.grad_curves["2.weight"])
+    assert label.text == "2.weight (frozen)"
+    # unfreezing the layer lets it move again, and is marked too
+    panel.layer_checks[2].click()
+    assert not run.frozen
+    _step(qtbot, w, 1)
+    assert not torch.equal(run.parameters["2.weight"], held["2.weight"])
+    w.curves.refresh()
+    assert len(w.curves.freeze_marks.getOriginalDataset()[0]) == 4
+
+
+def test_freeze_all_but_the_last_layer_is_fine_tuning(qtbot, workspace):
+    w, c = workspace, workspace.controller
+    tuned = c.add_run("SGD")
+    other = c.add_run("SGD")
+    c.select(tuned)
+    initial = c.problem.initial_parameters()
+    qtbot.mouseClick(w.run_panel.freeze_last_button, Qt.MouseButton.LeftButton)
+    assert tuned.frozen == {n for n in tuned.parameter_names if not n.startswith("6.")}
+    assert not other.frozen  # only the selected run
+    assert [w.run_panel.layer_checks[i].isChecked() for i in (0, 2, 4, 6)] == [True] * 3 + [False]
+    _step(qtbot, w, 4)
+    for name in tuned.parameter_names:
+        unchanged = torch.equal(tuned.parameters[name], initial[name])
+        assert unchanged == (not name.startswith("6."))
+    qtbot.mouseClick(w.run_panel.unfreeze_button, Qt.MouseButton.LeftButton)
+    assert not tuned.frozen and not any(ch.isChecked() for ch in w.run_panel.freeze_checks.values())
+
+
+def test_every_hyperparameter_of_the_selected_run_from_its_controls(qtbot, workspace):
+    w, c = workspace, workspace.controller
+    sgd = c.add_run("SGD")
+    form = w.run_panel.hyperparameter_form
+    assert "momentum" in form.controls and "lr" not in form.controls
+    assert "range" in form.controls["momentum"].toolTip()
+    form.controls["momentum"].setValue(0.9)
+    assert sgd.optimizer.param_groups[0]["momentum"] == 0.9
+    form.controls["nesterov"].click()
+    assert sgd.optimizer.param_groups[0]["nesterov"] is True
+    # a value the catalogue refuses: one message, and the box goes back to the run's value
+    form.controls["dampening"].setValue(0.5)  # torch: nesterov needs dampening 0
+    assert form.message.text() and sgd.hyperparameters["dampening"] == 0
+    assert form.controls["dampening"].value() == 0
+    adam = c.add_run("Adam")
+    assert c.selected is adam and "betas" in form.controls and "momentum" not in form.controls
+    first, second = form.controls["betas"]
+    second.setValue(0.95)
+    assert adam.optimizer.param_groups[0]["betas"] == (0.9, 0.95)
+    form.controls["amsgrad"].click()  # not live in torch: a fresh optimizer at this point
+    assert adam.optimizer.param_groups[0]["amsgrad"] is True
+
+
+def test_a_scheduler_and_clipping_per_run(qtbot, workspace):
+    w, c = workspace, workspace.controller
+    run = c.add_run("SGD", lr=0.1)
+    plain = c.add_run("SGD", lr=0.1)
+    c.select(run)
+    picker = w.run_panel.scheduler_picker
+    picker.call_edit.setText("StepLR(step_size=2, gamma=0.5)")
+    picker.call_edit.editingFinished.emit()
+    assert run.scheduler_setting == ("StepLR", {"step_size": 2, "gamma": 0.5})
+    assert plain.scheduler_setting is None
+    _step(qtbot, w, 4)
+    assert run.trajectory.lr.tolist() == [0.1, 0.1, 0.05, 0.05, 0.025]
+    form = w.run_panel.hyperparameter_form
+    form.clip_combo.setCurrentIndex(form.clip_combo.findData("norm"))
+    form.clip_combo.activated.emit(form.clip_combo.currentIndex())
+    form.clip_spin.setValue(0.01)
+    assert run.clipping is not None and run.clipping.threshold == 0.01
+    _step(qtbot, w, 1)
+    assert run.trajectory.column("clipped")[-1] == 1.0
+    assert run.trajectory.column("grad_norm_after_clip")[-1] == pytest.approx(0.01, rel=1e-4)
