@@ -25,7 +25,7 @@ from torch import Tensor
 from torch.func import functional_call
 
 from core.animation import AnimationError, AnimationPlan, check_plan, plan_animation
-from core.model_session import BuiltModelSession, ModelSession, RunSpec
+from core.model_session import DEFAULT_STEPS, BuiltModelSession, ModelSession, RunSpec
 from core.run import RunStatus
 from core.session import gradient_tools_from_dict
 
@@ -77,6 +77,11 @@ def plan_model_animation(session: ModelSession, options: ModelAnimationOptions) 
 def _workspace(session: ModelSession) -> dict[str, Any]:
     own = session.extra.get(WORKSPACE_KEY, {})
     return own if isinstance(own, dict) else {}
+
+
+def default_model_length(session: ModelSession) -> int:
+    """The length the window offers: the longest enabled run's steps, else DEFAULT_STEPS."""
+    return max((run.steps for run in session.runs if run.enabled), default=0) or DEFAULT_STEPS
 
 
 def selected_index(session: ModelSession, selected: int | None) -> int | None:

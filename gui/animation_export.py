@@ -54,6 +54,15 @@ from core.animation import (
     default_length,
     plan_animation,
 )
+from core.errors import PlaygroundError
+from core.model_animation import (
+    ModelAnimationOptions,
+    check_model_plan,
+    default_model_length,
+    plan_model_animation,
+    selected_index,
+)
+from core.model_session import BuiltModelSession, ModelSession
 from core.session import Session
 from gui.image_export import (
     BACKGROUND,
@@ -535,11 +544,17 @@ class AnimationDialog(QDialog):
     It shows the frame count and the film's length as the values change, and what is wrong
     (too big, too many frames) before anything is drawn."""
 
-    def __init__(self, session: Session, *, size: tuple[int, int] = DEFAULT_SIZE,
-                 parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session | ModelSession, *,
+                 size: tuple[int, int] = DEFAULT_SIZE, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export animation")
         self.session = session
+        # Model mode (a ModelSession, e.g. the workspace's controller.to_session()): the film
+        # always shows the loss curves beside the data; the race's two options do not apply.
+        self.is_model = isinstance(session, ModelSession)
+        self.selected = selected_index(session, None) if isinstance(session, ModelSession) \
+            else None
+        self._built: BuiltModelSession | None = None
         form = QFormLayout(self)
         self.format_box = QComboBox()
         for suffix, name in FORMATS.items():
@@ -555,7 +570,8 @@ class AnimationDialog(QDialog):
         self.fps_box.setToolTip("GIF plays at most 50 frames per second (20 ms a frame)")
         self.length_box = QSpinBox()
         self.length_box.setRange(1, 1_000_000)
-        self.length_box.setValue(default_length(session))
+        self.length_box.setValue(default_model_length(session) if isinstance(session, ModelSession)
+                                 else default_length(session))
         self.length_box.setSuffix(" steps")
         self.length_box.setToolTip("Every run is replayed from the start for this many steps "
                                    "(fewer if it diverges; disabled runs stay at the start)")
@@ -576,6 +592,8 @@ class AnimationDialog(QDialog):
         form.addRow("Steps per frame", self.steps_per_frame_box)
         form.addRow(self.curves_box)
         form.addRow(self.view_box)
+        self.curves_box.setVisible(not self.is_model)
+        self.view_box.setVisible(not self.is_model)
         form.addRow(self.summary)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                         | QDialogButtonBox.StandardButton.Cancel)
@@ -598,6 +616,10 @@ class AnimationDialog(QDialog):
 
     def plan(self) -> AnimationPlan:
         """The plan the values describe (raises AnimationError for a bad one)."""
+        if isinstance(self.session, ModelSession):
+            return plan_model_animation(self.session, ModelAnimationOptions(
+                fps=self.fps_box.value(), steps_per_frame=self.steps_per_frame_box.value(),
+                steps=self.length_box.value()))
         return plan_animation(self.session, fps=self.fps_box.value(),
                               steps_per_frame=self.steps_per_frame_box.value(),
                               steps=self.length_box.value())
@@ -605,10 +627,22 @@ class AnimationDialog(QDialog):
     def problem(self) -> str:
         """What is wrong with the values, in one line ('' when nothing is)."""
         try:
-            check_plan(self.session, self.plan(), *self.chosen_size, self.suffix)
-        except AnimationError as e:
+            if isinstance(self.session, ModelSession):
+                if self._built is None:  # built once: the checks read its runs and model
+                    self._built = self.session.build()
+                check_model_plan(self._built, self.plan(), *self.chosen_size, self.suffix)
+            else:
+                check_plan(self.session, self.plan(), *self.chosen_size, self.suffix)
+        except PlaygroundError as e:
             return str(e)
         return ""
+
+    def start_export(self, path: str | Path, *, parent: QWidget,
+                     view: ViewSettings | None = None) -> AnimationExportTask:
+        """Start the export the values describe into `path` (see start_animation_export)."""
+        return start_animation_export(self.session, path, *self.chosen_size, self.plan(),
+                                      parent=parent, curves=self.curves_box.isChecked(),
+                                      view=view, selected=self.selected)
 
     def _on_value_change(self) -> None:
         problem = self.problem()
@@ -622,14 +656,22 @@ class AnimationDialog(QDialog):
         self.summary.setWordWrap(True)
 
 
-def start_animation_export(session: Session, path: str | Path, width: int, height: int,
-                           plan: AnimationPlan, *, parent: QWidget, curves: bool = False,
-                           view: ViewSettings | None = None) -> AnimationExportTask:
+def start_animation_export(session: Session | ModelSession, path: str | Path, width: int,
+                           height: int, plan: AnimationPlan, *, parent: QWidget,
+                           curves: bool = False, view: ViewSettings | None = None,
+                           selected: int | None = None) -> AnimationExportTask:
     """Start exporting with a progress dialog (a bar and Cancel) that leaves the window usable;
-    returns the task (its signals say how it ended). Raises AnimationError before anything is
-    drawn when the export cannot be made."""
-    task = AnimationExportTask(AnimationExport(session, path, width, height, plan,
-                                               curves=curves, view=view), parent=parent)
+    returns the task (its signals say how it ended). A Session is the race (`curves`, `view`);
+    a ModelSession is model mode (`selected`: the run whose prediction fills the data plot).
+    Raises AnimationError before anything is drawn when the export cannot be made."""
+    export: FilmExport
+    if isinstance(session, ModelSession):
+        from gui.model.animation_frames import ModelAnimationExport  # (it imports this module)
+
+        export = ModelAnimationExport(session, path, width, height, plan, selected=selected)
+    else:
+        export = AnimationExport(session, path, width, height, plan, curves=curves, view=view)
+    task = AnimationExportTask(export, parent=parent)
     dialog = QProgressDialog(f"Drawing {Path(path).name}…", "Cancel", 0, 1000, parent)
     dialog.setObjectName("animationProgress")
     dialog.setWindowTitle("Export animation")

@@ -151,7 +151,8 @@ class ModelFramePicture:
         plot.enableAutoRange(x=False, y=False)
         self.image.setVisible(self.shows_regions)
         self.curve.setVisible(self.shows_curve)
-        self._title_data(None)
+        chosen = None if self.selected is None else runs[self.selected]
+        self._title_data(None if chosen is None else chosen.label or chosen.optimizer_name)
 
     def _title_data(self, label: str | None) -> None:
         d = self.replay.built.dataset
@@ -200,8 +201,6 @@ class ModelFramePicture:
         """Frame k (recorded by the replay), drawn, as RGB pixels."""
         runs = self.replay.runs
         chosen = self.selected
-        self._title_data(None if chosen is None else runs[chosen].label
-                         or runs[chosen].optimizer_name)
         if self.shows_regions:
             self._draw_regions(k, chosen)
         elif self.shows_curve:
@@ -212,6 +211,9 @@ class ModelFramePicture:
             test_steps, test_loss = self.replay.test_curve(i, k)
             self.test_curves[i].setData(test_steps, _positive(test_loss), connect="finite")
         self._set_counter(self.plan.step_at(k))
+        # Pending layouts are applied here, not by an event loop that the window has and the
+        # command line has not: the same frame in both.
+        lay_out_now(self.canvas.scene())
         return render_pixels(self._paint, self.width, self.height, self.area)
 
     def _draw_regions(self, k: int, chosen: int | None) -> None:
