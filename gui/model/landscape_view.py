@@ -45,7 +45,10 @@ from gui.worker import Job, JobProgress
 KIND_TITLES = {"exact": "exact (the two trainable scalars)",
                "random": "random, filter-normalised (Li et al.)",
                "pca": "PCA of all runs' paths", "hessian": "Hessian: top two eigenvectors"}
+KIND_SHORT = {"exact": "exact", "random": "random (filter-norm.)", "pca": "PCA of the paths",
+              "hessian": "Hessian top 2"}
 CENTRES = {"start": "the initial weights", "selected": "the selected run now"}
+CENTRE_SHORT = {"start": "centre: start", "selected": "centre: selected run"}
 DEFAULT_GRID, DEFAULT_SPAN = 51, 1.0
 # The exact surface is recomputed by itself after a change when the grid is this cheap
 # (grid points x training rows): 101 x 101 on 200 rows takes ~50 ms.
@@ -155,6 +158,7 @@ class LandscapePicture:
                                     labelTextSize="9pt")
         self.legend.setParentItem(pi.getViewBox())
         self.legend.addItem(self.centre_item, "centre θ₀")
+        self.legend.hide()  # until there is a landscape to explain
         self.lines: list[TrajectoryCurve] = []
         self.colour_text = ""
 
@@ -182,8 +186,8 @@ class LandscapePicture:
         self.color_bar.axis.setStyle(maxTextLevel=0 if hi - lo >= 1.5 else 2)
         cx, cy = contour_segments(xs, ys, c, np.linspace(lo, hi, N_CONTOURS + 2)[1:-1])
         self.contour_item.setData(cx, cy)
-        centre = self.centre_point()
-        self.centre_item.setData(pos=[centre])
+        self.centre_item.setData(pos=[self.centre_point()])
+        self.legend.show()
         self.plot_item.setLabel("bottom", g.x_name)
         self.plot_item.setLabel("left", g.y_name)
         self.plot_item.getViewBox().setRange(xRange=(xs[0], xs[-1]), yRange=(ys[0], ys[-1]),
@@ -261,7 +265,9 @@ class LandscapeView(QWidget):
 
         self.kind_box = QComboBox()
         for kind in KINDS:
-            self.kind_box.addItem(KIND_TITLES[kind], kind)
+            self.kind_box.addItem(KIND_SHORT[kind], kind)
+            self.kind_box.setItemData(self.kind_box.count() - 1, KIND_TITLES[kind],
+                                      Qt.ItemDataRole.ToolTipRole)
         self.kind_box.setToolTip("θ(α, β) = θ₀ + α·d₁ + β·d₂ along these directions; exact "
                                  "draws the loss over the model's two trainable scalars")
         self.seed_box = QSpinBox()
@@ -270,7 +276,12 @@ class LandscapeView(QWidget):
         self.seed_box.setToolTip("the seed of the random directions (and of Lanczos)")
         self.centre_box = QComboBox()
         for key, text in CENTRES.items():
-            self.centre_box.addItem(f"centre: {text}", key)
+            self.centre_box.addItem(CENTRE_SHORT[key], key)
+            self.centre_box.setItemData(self.centre_box.count() - 1, f"θ₀ is {text}",
+                                        Qt.ItemDataRole.ToolTipRole)
+        self.centre_box.setToolTip("θ₀: the shared initial weights (the reference run's frozen "
+                                   "tensors where it holds them), or the selected run's "
+                                   "weights now")
         self.grid_box = QSpinBox()
         self.grid_box.setRange(5, 301)
         self.grid_box.setValue(DEFAULT_GRID)
@@ -280,20 +291,29 @@ class LandscapeView(QWidget):
         self.span_box.setRange(0.001, 1000.0)
         self.span_box.setDecimals(3)
         self.span_box.setValue(DEFAULT_SPAN)
-        self.span_box.setPrefix("span ±")
-        self.cover_box = QCheckBox("cover the paths")
+        self.span_box.setPrefix("±")
+        self.span_box.setToolTip("each axis from −span to +span around θ₀")
+        self.cover_box = QCheckBox("cover paths")
         self.cover_box.setChecked(True)
         self.cover_box.setToolTip("widen the axes beyond the span until every run's path fits")
         self.compute_button = QPushButton("Compute")
         self.compute_button.setToolTip("evaluate the grid in the background")
         self.progress = JobProgress()
 
-        controls = QHBoxLayout()
+        for box in (self.kind_box, self.centre_box):  # narrow: the tab shares the row
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(10)
+        controls = QHBoxLayout()  # what the plane is
         controls.setContentsMargins(0, 0, 0, 0)
-        for w in (self.kind_box, self.seed_box, self.centre_box, self.grid_box, self.span_box,
-                  self.cover_box, self.compute_button, self.progress):
+        for w in (self.kind_box, self.seed_box, self.centre_box):
             controls.addWidget(w)
         controls.addStretch(1)
+        controls_2 = QHBoxLayout()  # how much of it, and the job
+        controls_2.setContentsMargins(0, 0, 0, 0)
+        for w in (self.grid_box, self.span_box, self.cover_box, self.compute_button,
+                  self.progress):
+            controls_2.addWidget(w)
+        controls_2.addStretch(1)
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
         self.picture = LandscapePicture(self.graphics.ci)
@@ -306,6 +326,7 @@ class LandscapeView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(controls)
+        layout.addLayout(controls_2)
         layout.addWidget(self.graphics, 1)
         layout.addWidget(self.plane_label)
         layout.addWidget(self.status_label)
@@ -478,6 +499,11 @@ class LandscapeView(QWidget):
                                 for run, (x, y) in zip(runs, projected)],
                                None if selected is None else (selected.label or selected.title))
         self.plane_label.setText(plane[0].upper() + plane[1:] + ".")
+        # An exact surface is cheap: when a path walks off it, it follows (a slice waits for
+        # Compute, since its plane would change with the paths).
+        if self.landscape.kind == "exact" and self.cover_box.isChecked() and \
+                self._cheap_exact() and self._paths_left_the_grid(projected):
+            self.compute()
 
     # --- signals ------------------------------------------------------------------------------
 
@@ -512,10 +538,29 @@ class LandscapeView(QWidget):
             self.update_paths()
 
     def _cheap_exact(self) -> bool:
-        if self.kind != "exact" or not self._exact_possible or self.job is not None:
-            return False
+        return self.kind == "exact" and self._exact_possible and self._cheap()
+
+    def _cheap(self) -> bool:
+        """No job runs and this grid takes a few tens of milliseconds at most."""
         n = self.grid_box.value()
-        return n * n * len(self.controller.problem.X) <= AUTO_EXACT_COST
+        return self.job is None and n * n * len(self.controller.problem.X) <= AUTO_EXACT_COST
+
+    def _paths_left_the_grid(self, projected: list[tuple[np.ndarray, np.ndarray]]) -> bool:
+        assert self.landscape is not None
+        g = self.landscape.grid
+        for x, y in projected:
+            ok = np.isfinite(x) & np.isfinite(y)
+            if ok.any() and (x[ok].min() < g.x_values[0] or x[ok].max() > g.x_values[-1] or
+                             y[ok].min() < g.y_values[0] or y[ok].max() > g.y_values[-1]):
+                return True
+        return False
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        # The first look has a picture: a cheap grid of the default directions is computed
+        # when the tab is first shown (a Hessian needs Lanczos first: that waits for Compute).
+        if self.landscape is None and self.kind != "hessian" and self._cheap():
+            self.compute()
 
     def _on_mouse_move(self, scene_pos: QPointF) -> None:
         vb = self.picture.plot_item.getViewBox()

@@ -278,3 +278,35 @@ def test_the_workspace_has_a_landscape_tab(qtbot):
     qtbot.waitUntil(lambda: len(view.picture.lines[0].getData()[0]) == 6, timeout=3000)
     workspace.shutdown()
     assert wait_for_jobs(2.0)
+
+
+def test_the_exact_surface_follows_a_path_that_walks_off_it(qtbot, cleanup):
+    view = _view(qtbot, LINE)
+    cleanup.append(view)
+    view.span_box.setValue(0.05)
+    _compute(view)
+    first = view.landscape
+    assert first.grid.x_values[-1] - first.grid.x_values[0] < 0.2
+    for _ in range(40):
+        view.controller.step_once()
+    view.update_paths()
+    assert view.job is not None                 # walked off: computed again by itself
+    assert view.wait_for_job(30.0)
+    g = view.landscape.grid
+    x, y = view.picture.lines[0].getData()
+    assert view.landscape is not first
+    assert g.x_values[0] < x.min() and x.max() < g.x_values[-1]
+    assert g.y_values[0] < y.min() and y.max() < g.y_values[-1]
+
+
+def test_a_slice_is_computed_when_the_tab_is_first_shown(qtbot, cleanup):
+    controller = ModelController(MOONS)
+    controller.add_run("Adam")
+    view = LandscapeView(controller)
+    qtbot.addWidget(view)
+    cleanup.append(view)
+    assert view.job is None and view.landscape is None   # nothing before it is seen
+    view.show()
+    qtbot.waitExposed(view)
+    assert view.wait_for_job(30.0)
+    assert view.landscape.kind == "random" and view.picture.legend.isVisible()
