@@ -33,7 +33,7 @@ import numpy as np
 
 from core.atomic import atomic_path
 from core.errors import ExportError, first_line
-from core.run import Run, RunStatus
+from core.run import RunStatus
 from core.session import DEFAULT_STEPS, MAX_EVALUATIONS, Session, evaluations_per_step
 
 # suffix -> what the user calls it
@@ -171,15 +171,13 @@ def check_plan(session: Session, plan: AnimationPlan, width: int, height: int,
 
 
 def race_copy(session: Session) -> Session:
-    """A fresh copy of the session at its start: the same surface, start and runs (optimizer,
-    hyperparameters, freezes, label, colour, on/off), none stepped. The original is untouched
-    (the window's race keeps playing)."""
+    """A fresh copy of the session at its start: each run's `replay_copy()` (the settings it
+    started with: optimizer, hyperparameters, freezes, scheduler, clipping, noise; label,
+    colour, on/off; and the changes the user made mid-run, applied at their steps as the copy
+    is stepped), none stepped. The original is untouched (the window's race keeps playing)."""
     copy = Session(session.surface, session.start)
     for run in session.runs:
-        c = run.config()
-        copy.runs.append(Run(session.surface, c["optimizer"], c["hyperparameters"],
-                             session.start, tuple(c["frozen"]), c["label"], c["color"],
-                             c["enabled"]))
+        copy.runs.append(run.replay_copy())
     return copy
 
 
@@ -196,8 +194,9 @@ class RaceStepper:
 
     def go_to(self, frame: int) -> None:
         """Step every run to what frame `frame` shows."""
-        if frame < self.frame:
-            self.session.reset()
+        if frame < self.frame:  # rewind(), not reset(): a reset would drop the changes
+            for run in self.session.runs:
+                run.rewind()
         for i, run in enumerate(self.session.runs):
             todo = self.plan.steps_for(i, frame) - run.steps
             if todo > 0 and run.enabled and run.status is not RunStatus.DIVERGED:

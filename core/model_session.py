@@ -10,7 +10,9 @@ The file format (version 1):
      "batch_size": 0,                                         # 0: full batch
      "test_fraction": 0.2, "seed": 0,                         # data, split, weights and batches
      "runs": [{"optimizer": "Adam", "hyperparameters": {...}, "frozen": ["0.weight"],
-               "label": null, "color": "#0072B2", "enabled": true, "steps": 200}],
+               "label": null, "color": "#0072B2", "enabled": true, "steps": 200,
+               "scheduler": "StepLR(step_size=50)", "clip_norm": 1.0,   # optional, as in a
+               "noise": {"sigma": 0.1, "seed": 0}, "changes": [...]}],  # race session
      "extra": {...}}                                          # the app's own free-form state
 
 A CSV's contents are kept in the file (not its path), so a session opens the same anywhere.
@@ -43,7 +45,8 @@ from core.problems.model import ModelError, build_model, parameter_names_to_free
 from core.problems.training import ModelProblem
 from core.run import Run, RunStatus
 from core.session import MAX_LABEL, MAX_RUNS, MAX_STEPS, PALETTE, _one_line, \
-    _reject_unreadable_numbers, parse_json, validate_frozen
+    _reject_unreadable_numbers, changes_from_dict, gradient_tools_from_dict, parse_json, \
+    validate_frozen
 
 FORMAT = "optimizer-playground-model-session"
 VERSION = 1
@@ -61,7 +64,11 @@ SESSION_KEYS = ("format", "version", "model", "data", "loss", "batch_size", "tes
                 "seed", "runs", "extra")
 GENERATED_KEYS = ("dataset", "n", "noise")
 CSV_KEYS = ("csv", "name", "target")
-RUN_KEYS = ("optimizer", "hyperparameters", "frozen", "label", "color", "enabled", "steps")
+RUN_KEYS = ("optimizer", "hyperparameters", "frozen", "label", "color", "enabled", "steps",
+            "scheduler", "clip_norm", "clip_value", "noise", "changes")
+# A run's optional fields, as core/session.py reads them: written only when set, so a run
+# without them is stored exactly as before
+TOOL_KEYS = ("scheduler", "clip_norm", "clip_value", "noise")
 
 
 @dataclass
@@ -93,7 +100,10 @@ class DataSpec:
 @dataclass
 class RunSpec:
     """One run as a session holds it: the optimizer and its keywords, frozen parameter names,
-    the legend's label and colour, whether it is on, and how many steps it takes."""
+    the legend's label and colour, whether it is on, and how many steps it takes; and, as
+    the race's session files hold them, its scheduler (call text), clipping (clip_norm or
+    clip_value), noise ({"sigma", "seed"}) and the changes made between steps (RunChange
+    dicts, replayed at their steps: the hyperparameters and the rest are the initial ones)."""
 
     optimizer: str
     hyperparameters: dict[str, Any] = field(default_factory=dict)
@@ -102,14 +112,43 @@ class RunSpec:
     color: str | None = None
     enabled: bool = True
     steps: int = DEFAULT_STEPS
+    scheduler: str | None = None
+    clip_norm: float | None = None
+    clip_value: float | None = None
+    noise: dict[str, Any] | None = None
+    changes: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_run(cls, run: Run, steps: int | None = None) -> RunSpec:
+        """What a session stores about a run: the settings it started with and the changes
+        made since (`Run.initial_config`), so the file replays its path; `steps`: its
+        length (default: the steps it has taken)."""
+        c = run.initial_config()
+        return cls(c["optimizer"], dict(c["hyperparameters"]), list(c["frozen"]), c["label"],
+                   c["color"], c["enabled"], run.steps if steps is None else steps,
+                   c.get("scheduler"), c.get("clip_norm"), c.get("clip_value"),
+                   c.get("noise"), list(c.get("changes", [])))
+
+    def run_settings(self, where: str = "run") -> dict[str, Any]:
+        """Run's keyword arguments for the scheduler, clipping, noise and changes (validated:
+        SessionError naming the field)."""
+        data = {k: getattr(self, k) for k in TOOL_KEYS if getattr(self, k) is not None}
+        if self.changes:
+            data["changes"] = self.changes
+        return {**gradient_tools_from_dict(data, where),
+                "changes": changes_from_dict(data, where, self.steps)}
 
     def to_dict(self) -> dict[str, Any]:
         """The session file's run object."""
-        return {"optimizer": self.optimizer,
+        data = {"optimizer": self.optimizer,
                 "hyperparameters": {k: list(v) if isinstance(v, tuple) else v
                                     for k, v in self.hyperparameters.items()},
                 "frozen": list(self.frozen), "label": self.label, "color": self.color,
                 "enabled": self.enabled, "steps": self.steps}
+        data.update({k: getattr(self, k) for k in TOOL_KEYS if getattr(self, k) is not None})
+        if self.changes:
+            data["changes"] = list(self.changes)
+        return data
 
 
 @dataclass(eq=False)
@@ -218,10 +257,11 @@ class ModelSession:
                                loss_fn, self.batch_size, self.seed)
         runs = []
         for number, spec in enumerate(self.runs, 1):
+            settings = spec.run_settings(f"run {number}")
             try:
                 runs.append(Run(problem, spec.optimizer, spec.hyperparameters,
                                 frozen=tuple(spec.frozen), label=spec.label, color=spec.color,
-                                enabled=spec.enabled))
+                                enabled=spec.enabled, **settings))
             except PlaygroundError as e:
                 raise PlaygroundError(f"run {number}: {e}") from None
         X_test = y_test = None
@@ -375,7 +415,11 @@ def _run_spec(number: int, data: Any) -> RunSpec:
     if not isinstance(enabled, bool):
         raise SessionError(f"{where}: 'enabled' must be true or false, got {_short(enabled)}")
     steps = _whole(data.get("steps", DEFAULT_STEPS), "steps", 0, MAX_STEPS, where)
-    return RunSpec(data["optimizer"], dict(hps), list(frozen), label, color, enabled, steps)
+    gradient_tools_from_dict(data, where)  # checked here, built with the run
+    changes_from_dict(data, where, steps)
+    return RunSpec(data["optimizer"], dict(hps), list(frozen), label, color, enabled, steps,
+                   data.get("scheduler"), data.get("clip_norm"), data.get("clip_value"),
+                   data.get("noise"), list(data.get("changes", [])))
 
 
 def _structure(data: Any) -> ModelSession:

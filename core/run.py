@@ -871,6 +871,21 @@ class Run:
         stepped, it takes this run's path again bit for bit (the changes at their steps)."""
         return self._build(self.initial_settings, self.changes)
 
+    def rewind(self) -> None:
+        """Back to the start with the initial settings and the whole change log waiting again,
+        so stepping takes the same path (unlike `reset()`, which keeps the current settings
+        and clears the log). The same Run object: views holding it stay valid."""
+        init, changes = self.initial_settings, list(self.changes)
+        noise = init["noise"]
+        self.hyperparameters = dict(init["hyperparameters"])
+        self._frozen = set(init["frozen"])
+        setting = init["scheduler"]
+        self.scheduler_setting = None if setting is None else (setting[0], dict(setting[1]))
+        self.clipping = init["clipping"]
+        self.noise = None if noise is None else GradientNoise(*noise)
+        self.reset()
+        self.set_changes(changes)
+
     def initial_config(self) -> dict[str, Any]:
         """What a session file stores: `config()` with the initial settings, and the
         changes (only when there are some, so a run without them is written as before)."""

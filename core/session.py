@@ -12,7 +12,14 @@ The file format (version 1), every field declared in SCHEMA below:
                "scheduler": "CosineAnnealingLR(T_max=200)",   # optional, as in PyTorch
                "clip_norm": 1.0,                             # optional, or "clip_value"
                "noise": {"sigma": 0.5, "seed": 0},           # optional
+               "changes": [{"step": 120, "kind": "hyperparameters",   # optional: what the
+                            "values": {"lr": 0.01}, "rebuilt": false},  # user changed
+                           {"step": 300, "kind": "freeze", "name": "y", "frozen": true}],
                "trajectory": {...}}],                        # optional; ignored on load
+
+A run with changes is stored with the settings it started with; the changes (core/run.py
+RunChange) are replayed at their steps as the loaded run is stepped, so playing the file to its
+saved steps takes the same path bit for bit. Files without "changes" load as before.
      "extra": {...}}                                         # optional: the app's own state
 
 Loading validates everything before building anything: a bad file raises SessionError with a
@@ -44,7 +51,7 @@ from core.atomic import write_atomic
 from core.errors import PlaygroundError, SessionError, SurfaceError
 from core.gradient_tools import GradientClipping, GradientNoise, clipping_from_settings
 from core.problems.surface import COORDINATES, SurfaceProblem
-from core.run import Run
+from core.run import Run, RunChange
 from core.surfaces import SURFACES, Point, Surface, get_surface, \
     surface_from_formula
 
@@ -56,6 +63,7 @@ MAX_LABEL = 80          # a legend entry, a card title: one short line
 MAX_NAME = 80
 MAX_TEXT = 4000         # extra's title / description
 MAX_STEPS = 1_000_000_000
+MAX_CHANGES = 100_000  # a change per step of a long race, dragged sliders merged
 MAX_DIGITS = 30         # no field needs a longer integer; json would build a 4000-digit one
 DEFAULT_STEPS = 200
 # The work one command (`main.py run` / `export`) may ask for, in evaluations of f and its
@@ -211,8 +219,11 @@ class Session:
         return run.steps or self.saved_steps.get(run, 0)
 
     def to_dict(self, include_trajectories: bool = False) -> dict[str, Any]:
-        runs = [run.to_dict() if include_trajectories
-                else {**run.config(), "steps": self.recorded_steps(run)} for run in self.runs]
+        # the settings each run started with and its changes (the same as config() for a run
+        # without changes), so a file replays the run's path
+        runs = [{**run.to_dict(), **run.initial_config()} if include_trajectories
+                else {**run.initial_config(), "steps": self.recorded_steps(run)}
+                for run in self.runs]
         data: dict[str, Any] = {"format": FORMAT, "version": VERSION,
                                 "surface": self.surface.to_dict(), "start": list(self.start),
                                 "runs": runs}
@@ -424,6 +435,9 @@ RUN_FIELDS = (
     FieldSpec("clip_norm", "clip_grad_norm_'s max_norm, a number > 0"),
     FieldSpec("clip_value", "clip_grad_value_'s clip_value, a number > 0"),
     FieldSpec("noise", "gradient noise {\"sigma\": a number >= 0, \"seed\": a whole number >= 0}"),
+    FieldSpec("changes", "the changes made between steps, in step order: [{\"step\": N, "
+              "\"kind\": \"hyperparameters\" | \"freeze\" | \"scheduler\" | \"clipping\" | "
+              "\"noise\", ...}]"),
 )
 NOISE_FIELDS = ("sigma", "seed")
 
@@ -582,12 +596,39 @@ def _run_from_dict(surface: Surface, start: Point, number: int,
         raise SessionError(f"{where}: 'steps' must be a whole number from 0 to {MAX_STEPS}, "
                            f"got {_short(steps)}")
     tools = gradient_tools_from_dict(data, where)
+    changes = changes_from_dict(data, where, steps)
     try:
         run = Run(surface, data["optimizer"], hps, start, tuple(frozen), label, color, enabled,
-                  **tools)
+                  **tools, changes=changes)
     except PlaygroundError as e:
         raise SessionError(f"{where}: {e}") from None
     return run, steps
+
+
+def changes_from_dict(data: dict[str, Any], where: str, steps: int | None) -> list[RunChange]:
+    """A run's 'changes', their shape checked (the run checks what they say), as RunChanges
+    in step order, none after the run's saved steps. Raises SessionError naming the change
+    (for model sessions too)."""
+    if "changes" not in data:
+        return []
+    items = data["changes"]
+    if not isinstance(items, list) or len(items) > MAX_CHANGES:
+        raise SessionError(f"{where}: 'changes' must be a list of at most {MAX_CHANGES} "
+                           f"changes, got {_short(items)}")
+    changes: list[RunChange] = []
+    for number, item in enumerate(items, 1):
+        try:
+            change = RunChange.from_dict(item)
+        except PlaygroundError as e:
+            raise SessionError(f"{where}: 'changes' {number}: {e}") from None
+        if changes and change.step < changes[-1].step:
+            raise SessionError(f"{where}: 'changes' {number}: the changes must be in step "
+                               f"order (step {change.step} after step {changes[-1].step})")
+        if steps is not None and change.step > steps:
+            raise SessionError(f"{where}: 'changes' {number}: step {change.step} is after the "
+                               f"run's saved steps ({steps})")
+        changes.append(change)
+    return changes
 
 
 def gradient_tools_from_dict(data: dict[str, Any], where: str) -> dict[str, Any]:
