@@ -1,4 +1,7 @@
-"""Loss and gradient norm against step, one curve per run in its colour, on log y scales.
+"""Loss and gradient norm against step, one curve per run in its colour, on log y scales; and,
+while a run has a learning-rate scheduler, a third panel with the lr each step used (log scale),
+so a schedule is seen as it plays out. Steps whose gradient was clipped are marked on the
+gradient-norm curve (small diamonds in the run's colour).
 
 The drawing lives in `CurvesPicture`, which reads runs only (no controller), so that an export
 draws the same picture offscreen at any size, whether or not the tab was ever shown; `CurvesView`
@@ -40,6 +43,11 @@ PEN_WIDTH = 2
 REFRESH_HZ = 10
 LOSS_TITLE = "loss"
 GRAD_TITLE = "gradient norm |∇loss|"
+LR_TITLE = "lr used by each step"
+CLIP_SYMBOL = "d"  # where a step's gradient was clipped, on the gradient-norm curve
+CLIP_MARKER_PX = 6
+MAX_CLIP_MARKERS = 2000  # more are thinned evenly (the count is in the tooltip)
+UNLIMITED_WIDTH = 16777215  # Qt's QWIDGETSIZE_MAX
 DROPPED_NOTE = " (values ≤ 0 not shown on the log scale)"
 TITLE_SIZE = "9pt"
 LEGEND_TEXT_SIZE = "8pt"
@@ -108,7 +116,9 @@ class CurvesPicture:
     each run to its (loss_item, grad_item) PlotDataItems; `exit_markers` to the two triangles
     marking where a diverged run's curves leave the plots. `auto_y` per plot: fit the y range to
     the runs that did not diverge (cleared when the user pans or zooms that plot, set again by
-    its "A" button).
+    its "A" button). `lr_plot` and `lr_curves` (run -> PlotDataItem): the lr panel, in the
+    layout only while a run has a scheduler (`lr_shown`); `clip_markers` (run -> scatter) the
+    clipped steps on the gradient-norm plot.
     """
 
     def __init__(self, layout: pg.GraphicsLayout, *, line_width: float = PEN_WIDTH) -> None:
@@ -122,9 +132,14 @@ class CurvesPicture:
 
         self.loss_plot: pg.PlotItem = layout.addPlot(row=0, col=0)
         self.grad_plot: pg.PlotItem = layout.addPlot(row=0, col=1)
-        self.auto_y = {self.loss_plot: True, self.grad_plot: True}
+        self.lr_plot: pg.PlotItem = layout.addPlot(row=0, col=2)
+        self.lr_curves: dict[Run, pg.PlotDataItem] = {}
+        self.clip_markers: dict[Run, pg.ScatterPlotItem] = {}
+        self.lr_shown = True
+        self.auto_y = {self.loss_plot: True, self.grad_plot: True, self.lr_plot: True}
         for plot, title, axis in ((self.loss_plot, LOSS_TITLE, "loss"),
-                                  (self.grad_plot, GRAD_TITLE, "|∇loss|")):
+                                  (self.grad_plot, GRAD_TITLE, "|∇loss|"),
+                                  (self.lr_plot, LR_TITLE, "lr")):
             plot.setLogMode(x=False, y=True)
             plot.showGrid(x=True, y=True, alpha=0.25)
             for side in ("left", "bottom"):
@@ -142,10 +157,16 @@ class CurvesPicture:
                 lambda *_, p=plot: self._on_user_range_change(p))
             plot.autoBtn.clicked.connect(lambda *_, p=plot: self._on_auto_button(p))
         self.grad_plot.setXLink(self.loss_plot)
+        self.lr_plot.setXLink(self.loss_plot)
+        self.lr_plot.setToolTip("the lr optimizer.step() used at each step: the scheduler's, "
+                                "after scheduler.step() (a flat line: no scheduler)")
+        self._show_lr_plot(False)
+        for col, stretch in ((0, 3), (1, 3), (2, 2)):  # the lr panel is the narrower one
+            layout.layout.setColumnStretchFactor(col, stretch)
 
         # The legend has a column of its own, so it never hides a curve nor is cut by a plot.
         self.legend_area = pg.GraphicsWidget()
-        layout.addItem(self.legend_area, row=0, col=2)
+        layout.addItem(self.legend_area, row=0, col=3)
         self.legend = pg.LegendItem(offset=(2, LEGEND_TOP_PX), brush=pg.mkBrush(255, 255, 255, 230),
                                     pen=pg.mkPen(0, 0, 0, 60), labelTextSize=LEGEND_TEXT_SIZE,
                                     labelTextColor="k", verSpacing=-6)
@@ -163,9 +184,11 @@ class CurvesPicture:
                 plot.removeItem(item)
             for plot, item in zip((self.loss_plot, self.grad_plot), self.exit_markers.pop(run)):
                 plot.vb.removeItem(item)
+            self.lr_plot.removeItem(self.lr_curves.pop(run))
+            self.grad_plot.vb.removeItem(self.clip_markers.pop(run))
             self._drawn.pop(run, None)
             self._dropped.discard(run)
-            for column in ("loss", "grad_norm"):
+            for column in ("loss", "grad_norm", "lr"):
                 self._extents.pop((run, column), None)
         for run in self.runs:
             if run not in self.curves:
@@ -180,6 +203,14 @@ class CurvesPicture:
                     marker.hide()
                     markers.append(marker)
                 self.exit_markers[run] = (markers[0], markers[1])
+                self.lr_curves[run] = self.lr_plot.plot()
+                clips = pg.ScatterPlotItem(symbol=CLIP_SYMBOL, size=CLIP_MARKER_PX,
+                                           hoverable=True,
+                                           tip=lambda x, y, data, r=run: _clip_tip(r, x, y))
+                clips.setZValue(8)
+                self.grad_plot.vb.addItem(clips, ignoreBounds=True)  # y in log10, like the X
+                clips.hide()
+                self.clip_markers[run] = clips
             self.style(run)
         self.rebuild_legend()
 
@@ -189,8 +220,10 @@ class CurvesPicture:
         pen = pg.mkPen(color, width=self.line_width)
         if not run.enabled:
             pen.setStyle(Qt.PenStyle.DashLine)
-        for item in self.curves[run]:
+        for item in (*self.curves[run], self.lr_curves[run]):
             item.setPen(pen)
+        self.clip_markers[run].setBrush(pg.mkBrush(color))
+        self.clip_markers[run].setPen(pg.mkPen(255, 255, 255, 220, width=0.8))
         self.curves[run][0].opts["name"] = run.title
         for marker in self.exit_markers[run]:
             marker.setBrush(pg.mkBrush(color))
@@ -226,7 +259,7 @@ class CurvesPicture:
     def forget(self, run: Run) -> None:
         """Redraw this run's curves on the next `draw` even if its trajectory did not grow."""
         self._drawn.pop(run, None)
-        for column in ("loss", "grad_norm"):
+        for column in ("loss", "grad_norm", "lr"):
             self._extents.pop((run, column), None)
 
     # --- drawing ----------------------------------------------------------------------------------
@@ -243,6 +276,9 @@ class CurvesPicture:
                 loss = positive_or_nan(traj.loss)
                 loss_item.setData(steps, loss)
                 grad_item.setData(steps, positive_or_nan(traj.grad_norm))
+                # entry k's lr is the one step k + 1 uses
+                self.lr_curves[run].setData(steps + 1, positive_or_nan(traj.lr))
+                self._draw_clip_markers(run, steps)
                 self._drawn[run] = key
                 changed = True
                 if np.isnan(loss).any():
@@ -250,6 +286,10 @@ class CurvesPicture:
                 else:
                     self._dropped.discard(run)
         self.rebuild_legend()  # a run that diverged says so
+        scheduled = any(run.scheduler_setting is not None for run in self.curves)
+        if scheduled != self.lr_shown:
+            self._show_lr_plot(scheduled)
+            changed = True
         title = LOSS_TITLE + (DROPPED_NOTE if self._dropped else "")
         if self.loss_plot.titleLabel.text != title:
             self.loss_plot.setTitle(title, size=TITLE_SIZE)
@@ -257,9 +297,39 @@ class CurvesPicture:
             self.fit_y()
         return changed
 
+    def _show_lr_plot(self, on: bool) -> None:
+        """The lr panel takes a third of the row while a run has a scheduler, no room else."""
+        self.lr_shown = on
+        self.lr_plot.setVisible(on)
+        self.lr_plot.setMaximumWidth(UNLIMITED_WIDTH if on else 0)
+        self.lr_plot.setMinimumWidth(0)
+
+    def _draw_clip_markers(self, run: Run, steps: np.ndarray) -> None:
+        """Diamonds on the gradient-norm curve at the steps whose gradient was clipped."""
+        markers = self.clip_markers[run]
+        traj = run.trajectory
+        if "clipped" not in traj.fields:
+            markers.hide()
+            return
+        hits = np.nonzero(traj.column("clipped") == 1)[0]
+        norms = traj.grad_norm[hits]
+        keep = np.isfinite(norms) & (norms > 0)
+        hits, norms = hits[keep], norms[keep]
+        if len(hits) > MAX_CLIP_MARKERS:
+            pick = np.linspace(0, len(hits) - 1, MAX_CLIP_MARKERS).astype(int)
+            hits, norms = hits[pick], norms[pick]
+        markers.setData(steps[hits], np.log10(norms))
+        markers.setVisible(bool(len(hits)))
+        count = int(np.nansum(traj.column("clipped")))
+        markers.setToolTip(f"{run.title}: {count} clipped step{'' if count == 1 else 's'}")
+
     def fit_y(self) -> None:
         """Fit each plot's y range to the runs that did not diverge (all runs if every one did),
-        and mark where each diverged run's curve leaves it."""
+        and mark where each diverged run's curve leaves it; the lr panel fits every run's lr."""
+        if self.lr_shown and self.auto_y[self.lr_plot]:
+            fitted_lr = log_y_range(self._extent(run, "lr") for run in self.curves)
+            if fitted_lr is not None:
+                self.lr_plot.vb.setYRange(*fitted_lr, padding=0)
         diverged = {run for run in self.curves if run.status is RunStatus.DIVERGED}
         for index, plot in enumerate((self.loss_plot, self.grad_plot)):
             column = "loss" if index == 0 else "grad_norm"
@@ -304,6 +374,11 @@ class CurvesPicture:
         self.auto_y[plot] = True
         plot.enableAutoRange(x=True, y=False)
         self.fit_y()
+
+
+def _clip_tip(run: Run, step: float, log_norm: float) -> str:
+    return (f"{run.title}: the gradient after step {int(step)} (|∇| = {10.0 ** log_norm:.4g})"
+            f" was clipped before step {int(step) + 1}")
 
 
 class CurvesView(QWidget):

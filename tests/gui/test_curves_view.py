@@ -227,3 +227,45 @@ def test_the_view_does_not_shrink_below_a_readable_height(qtbot, controller):
     qtbot.waitExposed(widget)
     assert widget.height() >= 190
     assert min(p.vb.height() for p in (widget.loss_plot, widget.grad_plot)) >= 80
+
+
+# --- the lr panel and clipped steps ---------------------------------------------------------------
+
+
+def test_the_lr_panel_appears_with_a_scheduler_and_shows_the_lr_each_step_used(qtbot, view,
+                                                                               controller):
+    picture = view.picture
+    assert not picture.lr_shown and not picture.lr_plot.isVisible()
+    run = controller.session.runs[0]
+    controller.set_scheduler(run, "StepLR(step_size=4, gamma=0.5)")
+    assert picture.lr_shown and picture.lr_plot.isVisible()
+    view.resize(1100, 300)  # the bottom dock's width in the window
+    qtbot.waitUntil(lambda: picture.lr_plot.width() > 150, timeout=2000)  # it has room now
+    step(controller, 10, view, qtbot)
+    xs, ys = picture.lr_curves[run].getOriginalDataset()
+    # entry k's lr is what step k + 1 used: steps 1-4 at 1e-3, 5-8 halved, ...
+    assert list(xs) == list(run.trajectory.step + 1)
+    assert list(ys) == list(run.trajectory.lr)
+    assert ys[0] == ys[3] == 1e-3 and ys[4] == 5e-4 and ys[8] == 2.5e-4
+    assert picture.lr_plot.getViewBox().state["logMode"][1]
+    controller.set_scheduler(run, None)
+    qtbot.waitUntil(lambda: not picture.lr_shown, timeout=2000)
+    assert not picture.lr_plot.isVisible()
+
+
+def test_clipped_steps_are_marked_on_the_gradient_norm_curve(qtbot, view, controller):
+    run = controller.session.runs[1]
+    controller.set_clipping(run, "norm", 5.0)
+    step(controller, 60, view, qtbot)
+    markers = view.picture.clip_markers[run]
+    flags = run.trajectory.column("clipped")
+    clipped = np.nonzero(flags == 1)[0]
+    assert 0 < len(clipped) < len(flags)
+    xs, ys = markers.getData()
+    assert markers.isVisible() and len(xs) == len(clipped)
+    assert list(xs) == list(run.trajectory.step[clipped])
+    assert np.allclose(10.0 ** ys, run.trajectory.grad_norm[clipped])  # on the curve
+    assert f"{len(clipped)} clipped steps" in markers.toolTip()
+    assert markers.opts["brush"].color() == QColor(run.color)
+    others = [m for r, m in view.picture.clip_markers.items() if r is not run]
+    assert not any(m.isVisible() for m in others)
