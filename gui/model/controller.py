@@ -24,6 +24,7 @@ sigStepped()                 runs have new trajectory entries
 sigPlayingChanged(bool)      play / pause
 sigSelectionChanged(object)  the selected run (or None)
 sigSharpness()               a new sharpness measurement arrived
+sigTensorSelected(object)    the parameter tensor picked in the tensor table (a name, or None)
 """
 
 from __future__ import annotations
@@ -161,12 +162,14 @@ class ModelController(QObject):
     sigPlayingChanged = Signal(bool)
     sigSelectionChanged = Signal(object)
     sigSharpness = Signal()
+    sigTensorSelected = Signal(object)
 
     def __init__(self, settings: ModelSettings | None = None, *, parent: QObject | None = None,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         super().__init__(parent)
         self.runs: list[Run] = []
         self.selected: Run | None = None
+        self.selected_tensor: str | None = None  # a parameter name, for the heatmap
         self.extras: weakref.WeakKeyDictionary[Run, RunExtras] = weakref.WeakKeyDictionary()
         self.sharpness_every = SHARPNESS_EVERY
         self.test_every = TEST_EVERY
@@ -243,6 +246,7 @@ class ModelController(QObject):
                     f"{PRESETS[FALLBACK_PRESET].title} preset")
         self._commit(*built)
         self._restart_runs()
+        self.select_tensor(self.selected_tensor)  # None if the new model lacks it
         self.sigProblemChanged.emit()
         self.sigRunsChanged.emit()
         self.sigSelectionChanged.emit(self.selected)
@@ -338,6 +342,14 @@ class ModelController(QObject):
         if run is not self.selected:
             self.selected = run
             self.sigSelectionChanged.emit(run)
+
+    def select_tensor(self, name: str | None) -> None:
+        """Pick a parameter tensor by name (the heatmap shows it for the selected run)."""
+        if name is not None and name not in self.problem.parameter_names:
+            name = None
+        if name != self.selected_tensor:
+            self.selected_tensor = name
+            self.sigTensorSelected.emit(name)
 
     def set_lr(self, run: Run, lr: float) -> None:
         """The run's learning rate from its next step on (torch's param_group['lr'])."""
@@ -703,6 +715,7 @@ class ModelController(QObject):
                          (self.runs[0] if self.runs else None))
         self.title = str(session.extra.get("title", ""))
         self.description = str(session.extra.get("description", ""))
+        self.select_tensor(self.selected_tensor)
         self.sigProblemChanged.emit()
         self.sigRunsChanged.emit()
         self.sigSelectionChanged.emit(self.selected)

@@ -1,7 +1,8 @@
 """TensorTable: the selected run's parameter tensors, one row each, updated a few times a second.
 
 Columns: name, shape, |value|, |grad|, |update| (the last step's change), frozen, and the norms
-of the optimizer's state for that tensor (momentum_buffer, exp_avg, ...).
+of the optimizer's state for that tensor (momentum_buffer, exp_avg, ...). Clicking a row picks
+that tensor (the controller's selected_tensor) for the heatmap of its values and gradient.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ class TensorTable(QTableWidget):
         self.setHorizontalHeaderLabels(list(COLUMNS))
         self.verticalHeader().setVisible(False)
         self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        self.setToolTip("click a row to see the tensor and its gradient as heatmaps")
+        self.cellClicked.connect(self._on_row_click)
         header = self.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
@@ -40,6 +45,11 @@ class TensorTable(QTableWidget):
         controller.sigSelectionChanged.connect(lambda _run: self.refresh())
         controller.sigProblemChanged.connect(self.refresh)
         self.refresh()
+
+    def _on_row_click(self, row: int, _column: int) -> None:
+        names = self.names()
+        if 0 <= row < len(names):
+            self.controller.select_tensor(names[row])
 
     def names(self) -> list[str]:
         """The tensor names the table shows, top to bottom."""

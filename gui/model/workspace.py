@@ -31,6 +31,7 @@ from gui.model.landscape_view import LandscapeView
 from gui.model.run_panel import RunPanel
 from gui.model.setup_bar import SetupBar
 from gui.model.sharpness_view import SharpnessView
+from gui.model.tensor_heatmap import TensorHeatmap
 from gui.model.tensor_table import TensorTable
 
 
@@ -59,6 +60,7 @@ class ModelWorkspace(QWidget):
         self.run_panel = RunPanel(controller)
         self.data_view = DataView(controller)
         self.tensor_table = TensorTable(controller)
+        self.tensor_heatmap = TensorHeatmap(controller)
         self.curves = ModelCurves(controller)
         self.sharpness_view = SharpnessView(controller)
 
@@ -68,7 +70,11 @@ class ModelWorkspace(QWidget):
         self.middle_tabs.addTab(self.data_view, "Data")
         self.middle_tabs.addTab(self.landscape_view, "Landscape")
         middle.addWidget(_group("Data and loss landscape", self.middle_tabs))
-        middle.addWidget(_group("Tensors of the selected run", self.tensor_table))
+        tensors = QSplitter(Qt.Orientation.Horizontal)  # the figures, and the picked tensor
+        tensors.addWidget(self.tensor_table)
+        tensors.addWidget(self.tensor_heatmap)
+        tensors.setSizes([330, 190])
+        middle.addWidget(_group("Tensors of the selected run", tensors))
         middle.setSizes([520, 220])
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(_group("Loss and gradients", self.curves))
@@ -116,7 +122,8 @@ class ModelWorkspace(QWidget):
     def views(self) -> dict[str, QWidget]:
         """The views a picture can be made of, by name."""
         return {"data": self.data_view, "curves": self.curves, "sharpness": self.sharpness_view,
-                "tensors": self.tensor_table, "landscape": self.landscape_view}
+                "tensors": self.tensor_table, "heatmap": self.tensor_heatmap,
+                "landscape": self.landscape_view}
 
     def view_names(self) -> list[str]:
         return list(self.views())

@@ -62,9 +62,10 @@ def test_examples_open_from_the_workspace(qtbot, workspace):
         workspace.open_example("nope")
 
 
-@pytest.mark.parametrize("name", ["data", "curves", "sharpness", "tensors"])
+@pytest.mark.parametrize("name", ["data", "curves", "sharpness", "tensors", "heatmap"])
 def test_each_view_exports_as_png_and_svg(qtbot, workspace, tmp_path, name):
     workspace.controller.add_run("Adam")
+    workspace.controller.select_tensor("0.weight")
     for _ in range(3):
         workspace.controller.step_once()
     png = tmp_path / f"{name}.png"
