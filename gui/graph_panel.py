@@ -90,6 +90,17 @@ ERROR_STYLE = "color: #c0392b;"
 NOTE_STYLE = "color: #555;"
 
 
+def ask_export_path(parent: QWidget, fmt: str, name: str = "autograd_graph") -> Path | None:
+    """The file a graph is exported to, asked with a save dialog: `fmt` ("png" or "svg") is
+    added when the name lacks it. None when the user cancels. (The race's panel, the lab's graph
+    tab and the model's graph panel share it, and render_graph.)"""
+    path, _ = QFileDialog.getSaveFileName(parent, f"Export the graph as {fmt.upper()}",
+                                          f"{name}.{fmt}", f"{fmt.upper()} (*.{fmt})")
+    if not path:
+        return None
+    return Path(path if Path(path).suffix.lower() == "." + fmt else path + "." + fmt)
+
+
 def too_big_text(nodes: int) -> str:
     """What the panel says instead of drawing a graph with more than MAX_DRAWN_NODES nodes."""
     return (f"This graph has {nodes} nodes (ops and leaves); the panel draws at most "
@@ -948,14 +959,8 @@ class GraphPanel(QWidget):
         if self.graph is None:
             self._show_message("Nothing to export: select a run first.", error=True)
             return False
-        name = "autograd_graph." + fmt
-        path, _ = QFileDialog.getSaveFileName(self, f"Export the graph as {fmt.upper()}", name,
-                                              f"{fmt.upper()} (*.{fmt})")
-        if not path:
-            return False
-        if Path(path).suffix.lower() != "." + fmt:
-            path += "." + fmt
-        return self.export_graph(path)
+        path = ask_export_path(self, fmt)
+        return False if path is None else self.export_graph(path)
 
     def export_graph(self, path: str | Path, size: tuple[int, int] | None = None) -> bool:
         """Write the graph shown to a .png or .svg file (`size`: (width, height) in pixels, the

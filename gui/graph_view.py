@@ -16,18 +16,20 @@ import math
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (QBrush, QColor, QFont, QFontMetricsF, QImage, QPainter, QPainterPath,
                            QPainterPathStroker, QPen, QPolygonF, QWheelEvent)
 from PySide6.QtSvg import QSvgGenerator
-from PySide6.QtWidgets import (QApplication, QGraphicsItem, QGraphicsScene, QGraphicsView,
-                               QStyleOptionGraphicsItem, QWidget)
+from PySide6.QtWidgets import (QApplication, QGraphicsItem, QGraphicsScene,
+                               QGraphicsSceneMouseEvent, QGraphicsView, QStyleOptionGraphicsItem,
+                               QWidget)
 
 from core.errors import ExportError
 from core.atomic import atomic_path
-from core.graph import (AutogradGraph, GraphEdge, GraphLayout, GraphNode, TensorGraph,
-                        TensorGraphEdge, TensorGraphNode, compute_layout, matrix_text, shape_text,
-                        structure_key, tensor_text)
+from core.graph import (AutogradGraph, GraphEdge, GraphLayout, GraphNode, ModelGraph,
+                        ModelGraphEdge, ModelGraphNode, TensorGraph, TensorGraphEdge,
+                        TensorGraphNode, collapsed_id, compute_layout, matrix_text, module_groups,
+                        shape_text, structure_key, tensor_text)
 
 BOX = (104.0, 54.0)  # op, leaf and frozen boxes: three lines
 SMALL_BOX = (64.0, 24.0)  # a plain number: one line
@@ -49,6 +51,7 @@ SHOWN = 6
 EDGE_SHOWN = 4
 TOOLTIP_SHOWN = 36
 MAX_BOX_WIDTH = 320.0
+MODEL_BOX_WIDTH = 160.0  # a model's boxes: longer texts (binary_cross_entropy_with_logits) elide
 WIDTH_STEP = 16.0
 GAP = LAYER_UNIT - BOX[0]  # between two layers' boxes, drawn horizontally
 ACROSS_GAP = X_UNIT - BOX[0]  # between two boxes of a layer, drawn vertically
@@ -63,6 +66,11 @@ STYLE = {
 ACTIVE = QColor("#ef6c00")  # the node backward is at, and the gradients it sends
 VISITED = QColor("#ffb74d")  # nodes backward has already been through
 EDGE = QColor("#5f6b7a")
+# A model's graph: each module's ops in a box with the module as its title (click: collapse or
+# expand); colours cycle so that neighbouring modules differ.
+GROUP_COLOURS = ("#5b8def", "#43a047", "#fb8c00", "#8e24aa", "#00897b", "#e53935")
+GROUP_PAD = 10.0
+GROUP_TITLE = 18.0
 CONSTANT_EDGE = QColor("#b8b8b8")
 
 
@@ -87,6 +95,8 @@ def node_lines(node: GraphNode) -> list[str]:
     A tensor node (the lab's graph) shows its shape by its name, and up to SHOWN numbers."""
     if isinstance(node, TensorGraphNode):
         return _tensor_lines(node)
+    if isinstance(node, ModelGraphNode):
+        return _model_lines(node)
     if node.kind == "constant" and not node.frozen and not node.label.startswith("from ") \
             and node.label != "loss":  # a plain number (the loss itself, all frozen, is not)
         return [node.label]
@@ -107,6 +117,19 @@ def _tensor_lines(node: TensorGraphNode) -> list[str]:
     return [title, value, f"\u2202={tensor_text(node.grad_tensor, SHOWN)}"]
 
 
+def _model_lines(node: ModelGraphNode) -> list[str]:
+    """A model's tensors are too big to write out: the shape, and the norms of the value and of
+    the gradient that reached it."""
+    title = f"{node.label} {shape_text(node.shape)}" if node.shape is not None else node.label
+    value = f"|v|={_fmt(node.value_norm)}"
+    if node.kind == "constant":
+        return [("\u2744 " if node.frozen else "") + title, value, "no grad"]
+    if node.members:  # a collapsed module (a click expands it): the module, then its output
+        return [f"\u25b8 {node.label}", f"out {shape_text(node.shape)} {value}",
+                f"|\u2202|={_fmt(node.grad_norm)}"]
+    return [title, value, f"|\u2202|={_fmt(node.grad_norm)}"]
+
+
 def _tensor_tooltip(graph: TensorGraph, node: TensorGraphNode) -> str:
     head = [f"{node.label}  ({node.torch_name or node.kind})  shape {shape_text(node.shape)}",
             f"value = {tensor_text(node.tensor, TOOLTIP_SHOWN, 6)}"]
@@ -123,6 +146,8 @@ def edge_text(edge: GraphEdge) -> str:
     """An edge's label: the gradient backward sent along it ("" for nothing)."""
     if isinstance(edge, TensorGraphEdge):
         return "" if edge.grad_tensor is None else tensor_text(edge.grad_tensor, EDGE_SHOWN)
+    if isinstance(edge, ModelGraphEdge):
+        return "" if edge.grad_norm is None else f"|{edge.grad_norm:.3g}|"
     return "" if edge.grad is None else f"{edge.grad:.3g}"
 
 
@@ -130,12 +155,17 @@ def _carries(edge: GraphEdge) -> bool:
     """Backward sent something along the edge."""
     if isinstance(edge, TensorGraphEdge):
         return edge.grad_tensor is not None
+    if isinstance(edge, ModelGraphEdge):
+        return edge.grad_norm is not None
     return edge.grad is not None
 
 
 def node_tooltip(graph: AutogradGraph, node: GraphNode) -> str:
     if isinstance(node, TensorGraphNode) and isinstance(graph, TensorGraph):
         return _tensor_tooltip(graph, node)
+    if isinstance(node, ModelGraphNode) and isinstance(graph, ModelGraph):
+        head = f"{node.label}  ({node.torch_name or node.kind})"
+        return head + "\n\n" + graph.explain(node.id)
     head = [f"{node.label}  ({node.torch_name or node.kind})",
             f"value = {_precise(node.value)}", f"grad d(loss)/d(this) = {_precise(node.grad)}"]
     if node.kind == "op":
@@ -153,10 +183,15 @@ class NodeItem(QGraphicsItem):
 
     def __init__(self, node: GraphNode, is_root: bool, width: float | None = None) -> None:
         super().__init__()
-        self.kind = "frozen" if node.kind == "constant" and len(node_lines(node)) > 1 else node.kind
-        self.width, self.height = SMALL_BOX if self.kind == "constant" else BOX
-        if width is not None and self.kind != "constant":  # the lab's tensors: one width
-            self.width = max(self.width, width)
+        lines = node_lines(node)
+        if isinstance(node, ModelGraphNode):  # a model's inputs X and y are boxes of 3 lines too
+            self.kind = "frozen" if node.frozen else node.kind
+            self.width, self.height = BOX
+        else:
+            self.kind = "frozen" if node.kind == "constant" and len(lines) > 1 else node.kind
+            self.width, self.height = SMALL_BOX if self.kind == "constant" else BOX
+        if width is not None and (self.kind != "constant" or len(lines) > 1):
+            self.width = max(self.width, width)  # the lab's tensors, a model's: one width
         elif width is not None:  # a plain constant: as wide as its own label
             label = QFontMetricsF(_font()).horizontalAdvance(node_lines(node)[0])
             self.width = max(self.width, min(width, math.ceil(label / 8) * 8 + 16))
@@ -165,6 +200,7 @@ class NodeItem(QGraphicsItem):
         self.frozen = node.frozen
         self.lines: list[str] = []
         self.state = ""
+        self.on_click: Any = None  # a collapsed module's box: called with nothing on a click
         self.setZValue(2)
 
     def text(self) -> str:
@@ -206,7 +242,10 @@ class NodeItem(QGraphicsItem):
         line_h = QFontMetricsF(_font()).height()
         y = -line_h * len(lines) / 2
         for i, line in enumerate(lines):  # one drawText per line: separate <text> in SVG
-            painter.setFont(_font(bold=(i == 0 and self.kind != "constant")))
+            font = _font(bold=(i == 0 and self.kind != "constant"))
+            painter.setFont(font)
+            line = QFontMetricsF(font).elidedText(line, Qt.TextElideMode.ElideRight,
+                                                  box.width() - 6)  # never past the box
             painter.drawText(QRectF(box.left(), y, box.width(), line_h),
                              Qt.AlignmentFlag.AlignCenter, line)
             y += line_h
@@ -214,6 +253,14 @@ class NodeItem(QGraphicsItem):
             painter.setFont(_font(bold=True))
             painter.drawText(QRectF(box.left(), box.top() - 16, box.width(), 14),
                              Qt.AlignmentFlag.AlignCenter, self.root_title)
+
+
+    def mousePressEvent(self, event: QGraphicsSceneMouseEvent) -> None:  # noqa: N802 (Qt's name)
+        if self.on_click is not None and event.button() == Qt.MouseButton.LeftButton:
+            event.accept()
+            self.on_click()
+        else:
+            event.ignore()  # a plain box: the view pans
 
 
 class EdgeItem(QGraphicsItem):
@@ -252,6 +299,13 @@ class EdgeItem(QGraphicsItem):
     def set_edge(self, edge: GraphEdge) -> None:
         """Label the edge with what backward sent along it (a number, or a tensor's first
         numbers; the tooltip has more of them)."""
+        if isinstance(edge, ModelGraphEdge):
+            self.label = edge_text(edge)
+            self.setToolTip("" if edge.grad_norm is None else
+                            f"backward sent a {shape_text(edge.shape)} gradient of norm "
+                            f"{_precise(edge.grad_norm)} along this edge")
+            self.update()
+            return
         if not isinstance(edge, TensorGraphEdge):
             self.set_grad(edge.grad)
             return
@@ -300,10 +354,70 @@ class EdgeItem(QGraphicsItem):
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, self.label)
 
 
+class GroupItem(QGraphicsItem):
+    """A module of a model's graph: a tinted frame around its ops (or around the one node it is
+    collapsed into) with the module as its title. The title is the button: a click there calls
+    `on_click(key)`; anywhere else the frame lets the click through (to pan, or to a box)."""
+
+    def __init__(self, key: str, title: str, rect: QRectF, colour: str, collapsed: bool,
+                 on_click: Any) -> None:
+        super().__init__()
+        self.key = key
+        self.collapsed = collapsed
+        self.title = ("\u25b8 " if collapsed else "\u25be ") + title
+        self.rect = rect
+        self.colour = QColor(colour)
+        self._on_click = on_click
+        self.setZValue(-1)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setToolTip(f"{title}: click to " + ("show its ops" if collapsed else
+                                                  "collapse it into one box"))
+
+    def title_rect(self) -> QRectF:
+        """The title's line: as wide as its text, past a narrow frame (a one-op module's)."""
+        text = QFontMetricsF(_font(bold=True)).horizontalAdvance(self.title) + 14
+        return QRectF(self.rect.left(), self.rect.top(), max(self.rect.width(), text),
+                      GROUP_TITLE)
+
+    def shape(self) -> QPainterPath:
+        path = QPainterPath()
+        path.addRect(self.title_rect())  # only the title takes clicks and hovers
+        return path
+
+    def boundingRect(self) -> QRectF:
+        return self.rect.united(self.title_rect()).adjusted(-2, -2, 2, 2)
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
+              widget: QWidget | None = None) -> None:
+        fill = QColor(self.colour)
+        fill.setAlpha(22)
+        painter.setPen(QPen(self.colour, 1.2))
+        painter.setBrush(fill)
+        painter.drawRoundedRect(self.rect, 8, 8)
+        title = self.title_rect()
+        if title.width() > self.rect.width():  # the title's tab, where it leaves the frame
+            tab = QColor("white")
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(tab)
+            painter.drawRoundedRect(title.adjusted(self.rect.width() - 8, 0, 0, 0), 4, 4)
+        painter.setFont(_font(bold=True))
+        painter.setPen(self.colour.darker(150))
+        painter.drawText(title.adjusted(6, 1, -6, 0),
+                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, self.title)
+
+    def mousePressEvent(self, event: QGraphicsSceneMouseEvent) -> None:  # noqa: N802 (Qt's name)
+        if event.button() == Qt.MouseButton.LeftButton \
+                and self.title_rect().contains(event.pos()):
+            event.accept()
+            self._on_click(self.key)
+        else:
+            event.ignore()
+
+
 def _tensor_sizes(graph: AutogradGraph) -> tuple[float, float] | None:
     """(box width, gap between layers) that fit the lab graph's texts, in WIDTH_STEP steps;
     None for the race's graph of numbers, which keeps its fixed sizes."""
-    if not isinstance(graph, TensorGraph):
+    if not isinstance(graph, TensorGraph | ModelGraph):
         return None
     bold, plain = QFontMetricsF(_font(bold=True)), QFontMetricsF(_font())
     text = max((max([bold.horizontalAdvance(lines[0])]
@@ -314,7 +428,8 @@ def _tensor_sizes(graph: AutogradGraph) -> tuple[float, float] | None:
     def step(width: float) -> float:
         return math.ceil(width / WIDTH_STEP) * WIDTH_STEP
 
-    return (min(MAX_BOX_WIDTH, max(BOX[0], step(text + 14))),
+    widest = MODEL_BOX_WIDTH if isinstance(graph, ModelGraph) else MAX_BOX_WIDTH
+    return (min(widest, max(BOX[0], step(text + 14))),
             max(GAP, step(label + 2 * HEAD + 24)))
 
 
@@ -331,12 +446,15 @@ class GraphScene(QGraphicsScene):
     on top, inputs at the bottom.
     """
 
+    sigGroupClicked = Signal(str)  # a module's title was clicked (a model's graph): its key
+
     def __init__(self, parent: Any = None, *, orientation: str = "horizontal") -> None:
         super().__init__(parent)
         self.orientation = _check_orientation(orientation)
         self.graph: AutogradGraph | None = None
         self.node_items: dict[str, NodeItem] = {}
         self.edge_items: list[EdgeItem] = []
+        self.group_items: dict[str, GroupItem] = {}
         self.highlighted: str | None = None
         self._key: tuple[Any, ...] | None = None
         self._step: int | None = None
@@ -387,11 +505,13 @@ class GraphScene(QGraphicsScene):
         self.clear()
         layout = layout if layout is not None else compute_layout(graph)
         self.node_items = {}
-        wide = self._box_width if isinstance(graph, TensorGraph) else None
+        wide = self._box_width if isinstance(graph, TensorGraph | ModelGraph) else None
         for node in graph.nodes:
             item = NodeItem(node, node.id == graph.root, wide)
             if isinstance(graph, TensorGraph):
                 item.root_title = graph.q
+            elif isinstance(graph, ModelGraph) and node.id == graph.root:
+                item.root_title = ""  # the loss module's frame says it
             item.setPos(self._at(*layout.positions[node.id]))
             self.addItem(item)
             self.node_items[node.id] = item
@@ -410,7 +530,35 @@ class GraphScene(QGraphicsScene):
             arrow = EdgeItem(points, graph.node(edge.source).kind == "constant", drawn_from)
             self.addItem(arrow)
             self.edge_items.append(arrow)
+        self.group_items = {}
+        if isinstance(graph, ModelGraph):
+            self._build_groups(graph)
         self.setSceneRect(self.itemsBoundingRect().adjusted(-30, -30, 30, 30))
+
+    def _build_groups(self, graph: ModelGraph) -> None:
+        """A frame per expanded module around its ops, titled with the module; a collapsed
+        module is one box, which a click expands."""
+        groups = module_groups(graph)
+        for k, (key, title) in enumerate(graph.modules):
+            if key in graph.collapsed:
+                item = self.node_items.get(collapsed_id(key))
+                if item is not None:
+                    item.on_click = lambda key=key: self.sigGroupClicked.emit(key)
+                    item.setCursor(Qt.CursorShape.PointingHandCursor)
+                continue
+            ids = groups.get(key, [])
+            boxes = [self.node_items[i].mapRectToScene(self.node_items[i].box())
+                     for i in ids if i in self.node_items]
+            if not boxes:
+                continue
+            rect = boxes[0]
+            for box in boxes[1:]:
+                rect = rect.united(box)
+            rect = rect.adjusted(-GROUP_PAD, -GROUP_PAD - GROUP_TITLE, GROUP_PAD, GROUP_PAD)
+            item = GroupItem(key, title, rect, GROUP_COLOURS[k % len(GROUP_COLOURS)],
+                             key in graph.collapsed, self.sigGroupClicked.emit)
+            self.addItem(item)
+            self.group_items[key] = item
 
     def _edge_points(self, graph: AutogradGraph, bends: list[list[tuple[float, float]]]
                      ) -> list[list[QPointF]]:
@@ -498,15 +646,21 @@ class GraphView(QGraphicsView):
     torch name, value, gradient, local Jacobian and the chain-rule step in words.
     Drawn left to right (inputs left, loss right) unless `orientation="vertical"` (loss on top).
 
-    Signals: none; the owner calls `set_graph` with a new graph and `highlight_step` to step
-    through backward.
+    Signals
+    -------
+    sigGroupClicked(str)  the title of a module's frame was clicked (a model's graph): its key
+
+    The owner calls `set_graph` with a new graph and `highlight_step` to step through backward.
     """
+
+    sigGroupClicked = Signal(str)
 
     def __init__(self, graph: AutogradGraph | None = None, *, orientation: str = "horizontal",
                  parent: QWidget | None = None) -> None:
         self.graph_scene = GraphScene(orientation=orientation)
         super().__init__(self.graph_scene, parent)
         self.graph_scene.setParent(self)
+        self.graph_scene.sigGroupClicked.connect(self.sigGroupClicked)
         self.setRenderHints(QPainter.RenderHint.Antialiasing
                             | QPainter.RenderHint.TextAntialiasing)
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
@@ -522,6 +676,10 @@ class GraphView(QGraphicsView):
     @property
     def edge_items(self) -> list[EdgeItem]:
         return self.graph_scene.edge_items
+
+    @property
+    def group_items(self) -> dict[str, GroupItem]:
+        return self.graph_scene.group_items
 
     @property
     def highlighted(self) -> str | None:

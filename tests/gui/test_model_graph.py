@@ -1,0 +1,178 @@
+"""The model workspace's autograd-graph panel, driven through its real widgets (pytest-qt)."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage
+
+from core.graph import collapsed_id
+from gui.model.controller import ModelController
+from gui.model.graph_panel import ModelGraphPanel
+from gui.worker import wait_for_jobs
+
+
+@pytest.fixture
+def controller(qtbot):
+    c = ModelController()  # two moons, the small MLP
+    c.add_run("SGD")
+    c.select(c.runs[0])
+    yield c
+    assert c.shutdown(2.0)
+    assert wait_for_jobs(2.0)
+
+
+@pytest.fixture
+def panel(qtbot, controller):
+    p = ModelGraphPanel(controller)
+    qtbot.addWidget(p)
+    p.resize(560, 640)
+    p.show()
+    qtbot.waitExposed(p)
+    qtbot.waitUntil(lambda: p.shown is not None and not p.busy, timeout=5000)
+    yield p
+    p.shutdown()
+
+
+def _norm_text(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _click_title(qtbot, panel, key: str) -> None:
+    item = panel.view.group_items[key]
+    point = panel.view.mapFromScene(item.title_rect().center())
+    qtbot.mouseClick(panel.view.viewport(), Qt.MouseButton.LeftButton, pos=point)
+
+
+def test_the_small_mlp_shows_its_modules_and_parameters(panel, controller):
+    titles = {key: item.title for key, item in panel.view.group_items.items()}
+    assert list(titles) == ["0", "1", "2", "loss"]
+    assert titles["0"].endswith("0: Linear(2, 16)") and titles["1"].endswith("1: Tanh()")
+    assert titles["loss"].endswith("loss: BCEWithLogitsLoss()")
+    items = panel.view.node_items
+    for name, p in controller.runs[0].parameters.items():
+        assert items[name].lines[0] == f"{name} {tuple(p.shape)}"
+    # the frame of module 0 surrounds its ops (addmm and t), and not the loss
+    frame = panel.view.group_items["0"].rect
+    ops = [n.id for n in panel.shown.nodes if n.module == "0"]
+    assert sorted(panel.shown.node(i).op for i in ops) == ["addmm", "t"]
+    for i in ops:
+        assert frame.contains(items[i].mapRectToScene(items[i].box()))
+    assert not frame.contains(items[panel.shown.root].pos())
+
+
+def test_clicking_a_title_collapses_the_module_and_clicking_its_box_expands_it(
+        qtbot, panel):
+    members = [n.id for n in panel.shown.nodes if n.module == "0"]
+    assert len(members) == 2
+    _click_title(qtbot, panel, "0")
+    qtbot.waitUntil(lambda: collapsed_id("0") in panel.view.node_items, timeout=5000)
+    items = panel.view.node_items
+    assert not set(members) & set(items)
+    assert items[collapsed_id("0")].lines[0] == "\u25b8 0: Linear(2, 16)"
+    assert panel.collapsed == {"0"} and "0" not in panel.view.group_items
+    # the parameters stay, now feeding the module's one box
+    assert {e.source for e in panel.shown.inputs(collapsed_id("0"))} >= {"0.weight", "0.bias"}
+
+    box = items[collapsed_id("0")]
+    qtbot.mouseClick(panel.view.viewport(), Qt.MouseButton.LeftButton,
+                     pos=panel.view.mapFromScene(box.pos()))
+    qtbot.waitUntil(lambda: collapsed_id("0") not in panel.view.node_items, timeout=5000)
+    assert set(members) <= set(panel.view.node_items)
+
+
+def test_the_deeper_preset_starts_with_one_box_per_module(qtbot, panel, controller):
+    controller.configure(preset="deep-mlp")
+    qtbot.waitUntil(lambda: panel.shown is not None and len(panel.shown.modules) == 8,
+                    timeout=5000)
+    ops = [n for n in panel.shown.nodes if n.kind == "op"]
+    assert [n.id for n in ops] == [collapsed_id(k) for k in
+                                   ["loss", "6", "5", "4", "3", "2", "1", "0"]]
+    assert [panel.view.node_items[n.id].lines[0] for n in ops][1:3] == \
+        ["\u25b8 6: Linear(32, 1)", "\u25b8 5: ReLU()"]
+    panel.expand_button.click()
+    qtbot.waitUntil(lambda: panel.collapsed == set() and
+                    any(n.op == "relu" for n in panel.shown.nodes), timeout=5000)
+    assert len(panel.view.group_items) == 8
+
+
+def test_stepping_the_run_changes_the_norms_shown(qtbot, panel, controller):
+    run = controller.runs[0]
+    before = panel.view.node_items["0.weight"].text()
+    for _ in range(3):
+        controller.step_once()
+    qtbot.waitUntil(lambda: panel.graph is not None and panel.graph.step == run.steps,
+                    timeout=5000)
+    shown = panel.view.node_items["0.weight"]
+    assert shown.text() != before
+    grad = run.parameters["0.weight"].grad.norm().item()
+    value = run.parameters["0.weight"].detach().norm().item()
+    assert shown.lines[1:] == [f"|v|={_norm_text(value)}", f"|\u2202|={_norm_text(grad)}"]
+    assert f"step {run.steps}" in panel.header.text()
+
+
+def test_while_hidden_it_waits_and_catches_up_when_shown(qtbot, panel, controller):
+    run = controller.runs[0]
+    shown_step = panel.graph.step
+    panel.hide()
+    controller.step_once()
+    controller.step_once()
+    qtbot.wait(10)  # events flushed: a hidden panel starts no build
+    assert not panel.busy and panel.graph.step == shown_step
+    panel.show()
+    qtbot.waitUntil(lambda: panel.graph.step == run.steps, timeout=5000)
+
+
+def test_a_frozen_layer_shows_no_accumulate_grad(qtbot, panel, controller):
+    run = controller.runs[0]
+    controller.set_frozen(run, "0.weight", True)
+    qtbot.waitUntil(lambda: panel.shown is not None and "0.weight" in panel.shown.frozen,
+                    timeout=5000)
+    node = panel.shown.node("0.weight")
+    assert node.kind == "constant" and node.torch_name is None
+    assert panel.view.node_items["0.weight"].kind == "frozen"
+    assert panel.view.node_items["0.weight"].lines[0].startswith("\u2744 0.weight (frozen)")
+    accumulators = sorted(n.label for n in panel.shown.nodes
+                          if n.torch_name == "AccumulateGrad")
+    assert accumulators == ["0.bias", "2.bias", "2.weight"]
+    assert "0.weight frozen" in panel.header.text()
+
+
+def test_step_through_backward_highlights_in_backwards_order(qtbot, panel, controller):
+    order = panel.shown.backward_order
+    panel.step_button.click()
+    assert panel.view.highlighted == order[0] == panel.shown.root
+    panel.step_button.click()
+    assert panel.view.highlighted == order[1]
+    assert panel.step_label.text().startswith(f"2 of {len(order)}")
+    assert "sends" in panel.explanation.text()
+    controller.step_once()  # live updates wait while stepping
+    qtbot.wait(300)
+    assert panel.view.highlighted == order[1]
+    panel.reset_button.click()
+    qtbot.waitUntil(lambda: panel.graph.step == controller.runs[0].steps, timeout=5000)
+    assert panel.view.highlighted is None
+
+
+def test_png_and_svg_export(qtbot, panel, tmp_path):
+    png = tmp_path / "graph.png"
+    assert panel.export_graph(png, size=(640, 480))
+    image = QImage(str(png))
+    assert not image.isNull() and (image.width(), image.height()) == (640, 480)
+    colours = {image.pixelColor(x, y).name() for x in range(0, 640, 8) for y in range(0, 480, 8)}
+    assert len(colours) > 5  # boxes, frames and text, not a blank picture
+    svg = tmp_path / "graph.svg"
+    assert panel.export_graph(svg)
+    text = svg.read_text()
+    assert "0: Linear(2, 16)" in text and "0.weight (16, 2)" in text
+    assert panel.message.text() == f"Wrote {svg}"
+    assert not panel.export_graph(tmp_path / "graph.gif")
+    assert "png or .svg" in panel.message.text()
+
+
+def test_no_run_selected_says_so(qtbot, panel, controller):
+    controller.select(None)
+    qtbot.waitUntil(lambda: panel.shown is None, timeout=5000)
+    assert panel.stack.currentWidget() is panel.empty_label
+    assert "No run selected" in panel.empty_label.text()
+    assert not panel.png_button.isEnabled()
