@@ -201,7 +201,8 @@ def range_test(model: Any, optimizer_call: str | tuple[str, dict[str, Any]],
     if state is not None:
         state.set_progress(1.0)
     lr_array, smooth_array = np.array(lrs), np.array(smoothed)
-    return RangeTest(format_optimizer_call(name, hyperparameters), low, high, steps, gamma,
+    ramped = {**hyperparameters, "lr": low}  # the ramp's first lr
+    return RangeTest(format_optimizer_call(name, ramped), low, high, steps, gamma,
                      beta, stop_factor, start_loss, lr_array, np.array(losses), smooth_array,
                      stopped, {"steepest": steepest(lr_array, smooth_array),
                                "valley": valley(lr_array, smooth_array)})

@@ -1,4 +1,9 @@
-"""`main.py basins` and `main.py sweep`: argparse wiring, so main.py needs only a few lines.
+"""`main.py basins`, `main.py sweep` and `main.py lrfind`: argparse wiring, so main.py needs only
+a few lines.
+
+`sweep` runs on a surface (--surface / --formula) or, without either, in model mode with the
+model options of `train` (core/model_cli.py's own, imported: data, model, loss, batches, split,
+seed); `lrfind` is the learning-rate range test (core/lr_finder.py) on the same model options.
 
 Importing this module loads no torch; the run_* functions do. Bad input raises a
 PlaygroundError (a ValueError) with one line, which main.py prints with exit status 2.
@@ -17,21 +22,27 @@ PICTURE_SUFFIXES = (".png", ".svg")
 SWEEP_TABLE_ROWS = 60  # a longer sweep prints the best cell and a summary, not every row
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    where = parser.add_mutually_exclusive_group(required=True)
+def _add_common(parser: argparse.ArgumentParser, model_mode: bool = False) -> None:
+    where = parser.add_mutually_exclusive_group(required=not model_mode)
     where.add_argument("--surface", metavar="NAME", help="a built-in surface (see 'list')")
     where.add_argument("--formula", metavar="EXPR", help="your own f(x, y), e.g. 'x**2 + 3*y**2'")
+    if not model_mode:  # (else train's own options, in the model group)
+        _add_run_options(parser)
+    fmt = parser.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print one JSON object")
+    fmt.add_argument("--out", metavar="FILE",
+                     help="write .json or .csv (.png / .svg are not yet available)")
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimizer", required=True, metavar="CALL",
                         help="e.g. 'Adam(lr=0.05, betas=(0.9, 0.99))' (L-BFGS is refused: it "
                              "shares one history and line search across the batch)")
     parser.add_argument("--steps", type=int, default=200, metavar="S",
                         help="optimizer steps per cell (default 200)")
-    parser.add_argument("--freeze", action="append", default=[], choices=["x", "y"],
-                        help="freeze x or y (requires_grad=False) in every cell; repeatable")
-    fmt = parser.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="print one JSON object")
-    fmt.add_argument("--out", metavar="FILE",
-                     help="write .json or .csv (.png / .svg are not yet available)")
+    parser.add_argument("--freeze", action="append", default=[], metavar="NAME",
+                        help="freeze x or y (requires_grad=False) in every cell; in model mode "
+                             "a parameter name (0.weight) or a layer index; repeatable")
 
 
 def add_basins_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,14 +56,42 @@ def add_basins_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--y-range", metavar="C,D", help="y range of the grid (as --x-range)")
 
 
+def _add_model_group(parser: argparse.ArgumentParser, title: str, steps: int) -> None:
+    """train's data and model options (core/model_cli.py's, imported) in a group of their own;
+    its --optimizer, --freeze and --steps serve the command in every mode."""
+    from core.model_cli import _add_model_options
+
+    _add_model_options(parser.add_argument_group(title), steps, 0.2)
+
+
+MODEL_GROUP = ("model mode, without --surface / --formula: the options of train (default "
+               "small-mlp on moons); --optimizer (one), --freeze and --steps serve both modes")
+
+
+def _one_optimizer(args: argparse.Namespace, default: str | None = None) -> str:
+    """The one --optimizer the command takes (train's option is repeatable)."""
+    calls = args.optimizer or ([default] if default else [])
+    if len(calls) != 1:
+        raise _error(f"{args.command_name} takes one --optimizer, e.g. --optimizer "
+                     f"'Adam(lr=0.01)' (got {len(calls)})")
+    return calls[0]
+
+
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `sweep`: the surface, --optimizer, --lr, --param, --start, --steps, output."""
-    _add_common(parser)
+    """The options of `sweep`: a surface (or the model options of train), --optimizer, --lr,
+    --param, --start, --steps, output."""
+    _add_common(parser, model_mode=True)
+    _add_model_group(parser, MODEL_GROUP, 200)
     parser.add_argument("--lr", required=True, metavar="LOW:HIGH:COUNT",
                         help="learning rates, spaced logarithmically, e.g. 1e-5:10:50")
     parser.add_argument("--param", metavar="NAME=LOW:HIGH:COUNT",
                         help="a second hyperparameter, spaced linearly, e.g. momentum=0:0.99:20 "
-                             "(beta1 / beta2 for an element of betas): a trainability map")
+                             "(beta1 / beta2 for an element of betas): a trainability map; in "
+                             "model mode lr:LAYER=LOW:HIGH:COUNT (spaced logarithmically) is "
+                             "that layer's own lr, a second param group, e.g. lr:0=1e-4:1:10")
+    parser.add_argument("--tolerance", type=float, metavar="LOSS",
+                        help="model mode: also the first step whose training loss is at or "
+                             "below LOSS (steps_to_reach)")
     parser.add_argument("--start", metavar="X,Y", help="the start of every cell (default: the "
                                                        "surface's)")
     parser.add_argument("--x-range", metavar="A,B", help="x range for --formula (default -3,3)")
@@ -157,29 +196,81 @@ def _basins_table(result: Any) -> str:
     return "\n".join(lines)
 
 
+# Options of the model group that mean nothing on a surface, with their defaults.
+_MODEL_ONLY = {"dataset": None, "data": None, "target": None, "n": None, "noise": None,
+               "model": "small-mlp", "loss": None, "batch_size": 0, "test_fraction": None,
+               "seed": 0}
+
+
+def _model_built(args: argparse.Namespace) -> tuple[Any, list[str]]:
+    """(BuiltModelSession, frozen names) for the model options, as `train` builds them."""
+    from core.model_cli import _build, _session
+    from core.model_session import DEFAULT_TEST_FRACTION
+
+    for flag, value in (("--start", args.start), ("--x-range", args.x_range),
+                        ("--y-range", args.y_range)):
+        if value:
+            raise _error(f"{flag} is for a surface; a model starts from its initial weights")
+    session = _session(args, DEFAULT_TEST_FRACTION)
+    return _build(session), list(session.runs[0].frozen)
+
+
+def _log_axis(text: str, what: str) -> Any:
+    from core.many import log_spaced
+
+    low, high, count = parse_axis(text, what)
+    if not (low > 0 and high > 0):
+        raise _error(f"{what} is spaced logarithmically: LOW and HIGH must be above 0 "
+                     f"(got {text!r})")
+    return log_spaced(low, high, count)
+
+
 def run_sweep_command(args: argparse.Namespace) -> str:
     """The text `sweep` prints: JSON with --json, "wrote FILE" with --out, else a table."""
-    from core.many import linear_spaced, log_spaced, lr_sweep, trainability_map
+    from core.many import is_log_axis, linear_spaced, lr_sweep, trainability_map
 
     args.command_name = "sweep"
     out = _out_path(args)
-    low, high, count = parse_axis(args.lr, "--lr")
-    if not (low > 0 and high > 0):
-        raise _error(f"--lr is spaced logarithmically: LOW and HIGH must be above 0 "
-                     f"(got {args.lr!r})")
-    lrs = log_spaced(low, high, count)
-    surface = _surface(args)
-    start = _pair(args.start, "--start") if args.start else None
+    optimizer = _one_optimizer(args)
+    args.optimizer = [optimizer]
+    lrs = _log_axis(args.lr, "--lr")
+    model_mode = not (args.surface or args.formula)
+    extra: dict[str, Any] = {}
+    if model_mode:
+        problem, frozen = _model_built(args)
+        start = None
+        extra["loss_tolerance"] = args.tolerance
+    else:
+        changed = [k for k, default in _MODEL_ONLY.items() if getattr(args, k) != default]
+        if changed or args.tolerance is not None:
+            flag = "--" + (changed[0] if changed else "tolerance").replace("_", "-")
+            raise _error(f"{flag} is a model option; it does not go with --surface / --formula")
+        problem, frozen = _surface(args), args.freeze
+        start = _pair(args.start, "--start") if args.start else None
     if args.param:
         name, sep, axis = args.param.partition("=")
-        if not sep or not name.strip():
+        name = name.strip()
+        if not sep or not name:
             raise _error(f"--param must be NAME=LOW:HIGH:COUNT, e.g. momentum=0:0.99:20 "
                          f"(got {args.param!r})")
-        values = linear_spaced(*parse_axis(axis, f"--param {name.strip()}"))
-        result = trainability_map(surface, args.optimizer, name.strip(), values, lrs,
-                                  args.steps, start, frozen=args.freeze)
+        if is_log_axis(name):
+            values = _log_axis(axis, f"--param {name}")
+        else:
+            values = linear_spaced(*parse_axis(axis, f"--param {name}"))
+        if model_mode:
+            from core.many import model_trainability_map
+
+            result = model_trainability_map(problem, optimizer, name, values, lrs, args.steps,
+                                            frozen, **extra)
+        else:
+            result = trainability_map(problem, optimizer, name, values, lrs, args.steps, start,
+                                      frozen=frozen)
+    elif model_mode:
+        from core.many import model_lr_sweep
+
+        result = model_lr_sweep(problem, optimizer, lrs, args.steps, frozen, **extra)
     else:
-        result = lr_sweep(surface, args.optimizer, lrs, args.steps, start, frozen=args.freeze)
+        result = lr_sweep(problem, optimizer, lrs, args.steps, start, frozen=frozen)
     if args.json:
         return json.dumps(result.to_json(), indent=1, allow_nan=False)
     if out is not None:
@@ -193,8 +284,11 @@ def _sweep_table(result: Any) -> str:
 
     cells = result.cells
     best = result.best_setting()
-    lines = [f"sweep of {result.optimizer} on {result.surface.title} from "
-             f"({result.start[0]:g}, {result.start[1]:g}), {result.steps} steps",
+    if hasattr(result, "surface"):
+        where = (f"on {result.surface.title} from ({result.start[0]:g}, {result.start[1]:g})")
+    else:
+        where = f"training {result.model} on {result.data}"
+    lines = [f"sweep of {result.optimizer} {where}, {result.steps} steps",
              "best: " + ("none (every setting diverged)" if best is None else
                          ", ".join(f"{k}={v:.6g}" for k, v in best.items()))
              + f"  ({BEST_LR_RULE})", ""]
@@ -212,4 +306,59 @@ def _sweep_table(result: Any) -> str:
                      f"{STATUSES[cells.status[k]]:<10} "
                      f"{'-' if converged[k] is None else converged[k]}"
                      + ("   <- best" if k == result.best else ""))
+    return "\n".join(lines)
+
+
+# --- lrfind ------------------------------------------------------------------------------------
+
+
+def add_lrfind_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `lrfind`: the model options of train, --optimizer, the ramp, output."""
+    from core.lr_finder import DEFAULT_BETA, DEFAULT_HIGH, DEFAULT_LOW, DEFAULT_STEPS, \
+        DEFAULT_STOP_FACTOR, RULES
+
+    _add_model_group(parser, "the options of train (default small-mlp on moons); one "
+                             "--optimizer (default SGD; its lr is the ramp's), --steps: the "
+                             f"ramp's (default {DEFAULT_STEPS})", DEFAULT_STEPS)
+    parser.add_argument("--low", type=float, default=DEFAULT_LOW, metavar="LR",
+                        help=f"the first lr (default {DEFAULT_LOW:g})")
+    parser.add_argument("--high", type=float, default=DEFAULT_HIGH, metavar="LR",
+                        help=f"the last lr (default {DEFAULT_HIGH:g}); torch's ExponentialLR "
+                             "ramps between them, one factor a step")
+    parser.add_argument("--stop-factor", type=float, default=DEFAULT_STOP_FACTOR, metavar="K",
+                        help="stop once the smoothed loss passes K times its best (default "
+                             f"{DEFAULT_STOP_FACTOR:g}, as fastai)")
+    parser.add_argument("--beta", type=float, default=DEFAULT_BETA, metavar="B",
+                        help=f"smoothing of the loss (default {DEFAULT_BETA:g}, bias-corrected)")
+    parser.add_argument("--rule", choices=sorted(RULES), default="valley",
+                        help="the suggestion the summary shows: " + "; ".join(RULES.values()))
+    fmt = parser.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print one JSON object")
+    fmt.add_argument("--out", metavar="FILE", help="write .json or .csv")
+
+
+def run_lrfind_command(args: argparse.Namespace) -> str:
+    """The text `lrfind` prints: JSON with --json, "wrote FILE" with --out, else a summary."""
+    from core.lr_finder import RULES, range_test
+
+    args.command_name = "lrfind"
+    out = _out_path(args)
+    optimizer = _one_optimizer(args, "SGD")
+    args.optimizer = [optimizer]
+    args.start = args.x_range = args.y_range = None
+    built, frozen = _model_built(args)
+    result = range_test(built, optimizer, args.low, args.high, args.steps,
+                        args.stop_factor, args.beta, frozen)
+    if args.json:
+        return json.dumps(result.to_json(), indent=1, allow_nan=False)
+    if out is not None:
+        return _write(out, result)
+    lines = [f"lr range test of {result.optimizer}: {len(result)} points, lr "
+             f"{result.low:g} to {result.high:g} over {result.steps} steps "
+             f"(ExponentialLR, gamma {result.gamma:.6g}); {result.stopped}"]
+    for rule, text in RULES.items():
+        lr = result.suggested_lr(rule)
+        mark = "  <- --rule" if rule == args.rule else ""
+        lines.append(f"  {rule}: " + ("none (too few points)" if lr is None else f"{lr:.4g}")
+                     + f"  ({text}){mark}")
     return "\n".join(lines)

@@ -159,3 +159,78 @@ def test_importing_the_cli_loads_no_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --- model mode: the options of train -----------------------------------------------------------
+
+def train_cli(*argv: str) -> dict:
+    from core.model_cli import add_train_arguments, run_train_command
+
+    p = argparse.ArgumentParser(prog="train")
+    add_train_arguments(p)
+    return json.loads(run_train_command(p.parse_args([*argv, "--json"])))
+
+
+MODEL = ("--model", "Linear(2, 8), Tanh(), Linear(8, 1)", "--n", "60", "--batch-size", "16")
+
+
+def test_a_model_sweep_cell_is_main_py_train_with_that_lr() -> None:
+    data = json.loads(sweep_cli(*MODEL, "--optimizer", "SGD(momentum=0.9)", "--lr", "1e-3:10:5",
+                                "--steps", "30", "--tolerance", "0.6", "--json"))
+    assert data["data"].startswith("moons, 48 training rows, batches of 16")
+    for k in (0, 2, 4):
+        lr = data["lr"][k]
+        train = train_cli(*MODEL, "--optimizer", f"SGD(lr={lr!r}, momentum=0.9)", "--steps", "30")
+        run = train["runs"][0]
+        assert data["final_loss"][k] == run["trajectory"]["loss"][-1]
+        assert data["status"][k] == run["status"]
+        below = [s for s, v in zip(run["trajectory"]["step"], run["trajectory"]["loss"])
+                 if v <= 0.6]
+        assert data["steps_to_reach"][k] == (below[0] if below else None)
+    assert data["loss_tolerance"] == 0.6 and data["best_lr"] in data["lr"]
+
+
+def test_a_model_map_of_a_layers_own_lr_is_log_spaced(tmp_path: Path) -> None:
+    out = tmp_path / "map.csv"
+    sweep_cli(*MODEL, "--optimizer", "Adam", "--lr", "1e-3:1e-1:3", "--param", "lr:0=1e-4:1e-2:3",
+              "--steps", "10", "--freeze", "2.bias", "--out", str(out))
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert len(rows) == 9 and [float(r["lr:0"]) for r in rows[::3]] == pytest.approx(
+        [1e-4, 1e-3, 1e-2], rel=1e-12)
+    assert sum(r["best"] == "1" for r in rows) == 1
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--surface", "bowl", "--seed", "3"], "--seed is a model option"),
+    (["--surface", "bowl", "--tolerance", "0.1"], "--tolerance is a model option"),
+    (["--start", "1,2", *MODEL], "--start is for a surface"),
+    (["--optimizer", "Adam", *MODEL], "one --optimizer"),
+    (["--param", "lr:5=1e-3:1:2", *MODEL], "no layer 5"),
+    (["--freeze", "7.weight", *MODEL], "7.weight"),
+])
+def test_bad_model_sweep_input_is_one_line(argv: list[str], match: str) -> None:
+    with pytest.raises(PlaygroundError, match=match) as info:
+        sweep_cli("--optimizer", "SGD", "--lr", "1e-3:1:2", "--steps", "3", *argv)
+    assert "\n" not in str(info.value)
+
+
+def lrfind_cli(*argv: str) -> str:
+    from core.many_cli import add_lrfind_arguments, run_lrfind_command
+
+    p = argparse.ArgumentParser(prog="lrfind")
+    add_lrfind_arguments(p)
+    return run_lrfind_command(p.parse_args(list(argv)))
+
+
+def test_lrfind_json_ramps_the_lr_and_names_its_rules(tmp_path: Path) -> None:
+    data = json.loads(lrfind_cli(*MODEL, "--optimizer", "Adam", "--low", "1e-5", "--high", "1",
+                                 "--steps", "30", "--json"))
+    assert np.allclose(data["lr"], np.geomspace(1e-5, 1.0, 30)[:len(data["lr"])], rtol=1e-12)
+    assert data["schedule"].startswith("ExponentialLR(gamma=")
+    assert set(data["suggestions"]) == {"steepest", "valley"}
+    assert all(s["rule"] for s in data["suggestions"].values())
+    text = lrfind_cli(*MODEL, "--steps", "20", "--rule", "steepest")
+    assert "steepest:" in text and text.count("<- --rule") == 1 and "SGD" in text
+    out = tmp_path / "lr.csv"
+    assert lrfind_cli(*MODEL, "--steps", "10", "--out", str(out)) == f"wrote {out}"
+    assert out.read_text().startswith("step,lr,loss,smoothed_loss,suggested")
