@@ -27,6 +27,7 @@ from gui.model import controller as model_controller
 from gui.model.controller import ModelController
 from gui.model.curves_view import ModelCurves
 from gui.model.data_view import DataView
+from gui.model.graph_panel import ModelGraphPanel
 from gui.model.landscape_view import LandscapeView
 from gui.model.run_panel import RunPanel
 from gui.model.setup_bar import SetupBar
@@ -77,7 +78,11 @@ class ModelWorkspace(QWidget):
         middle.addWidget(_group("Tensors of the selected run", tensors))
         middle.setSizes([520, 220])
         right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(_group("Loss and gradients", self.curves))
+        self.graph_panel = ModelGraphPanel(controller)  # the loss's autograd graph, by module
+        self.right_tabs = QTabWidget()
+        self.right_tabs.addTab(self.curves, "Loss and gradients")
+        self.right_tabs.addTab(self.graph_panel, "Autograd graph")
+        right.addWidget(self.right_tabs)
         right.addWidget(_group("Sharpness", self.sharpness_view))
         right.setSizes([500, 240])
         body = QSplitter(Qt.Orientation.Horizontal)
@@ -147,6 +152,7 @@ class ModelWorkspace(QWidget):
         """Stop stepping and the sharpness worker (the window calls it when it quits)."""
         self.controller.shutdown()
         self.landscape_view.shutdown()
+        self.graph_panel.shutdown()
 
     def hideEvent(self, event: QHideEvent) -> None:  # noqa: N802 (Qt's name)
         # Another tab took the place: a workspace nobody looks at should not take the machine.
