@@ -176,3 +176,22 @@ def test_no_run_selected_says_so(qtbot, panel, controller):
     assert panel.stack.currentWidget() is panel.empty_label
     assert "No run selected" in panel.empty_label.text()
     assert not panel.png_button.isEnabled()
+
+
+def test_the_workspace_has_the_graph_as_a_tab_that_follows_the_selected_run(qtbot):
+    from gui.model.workspace import ModelWorkspace
+    w = ModelWorkspace()  # SGD and Adam on two moons, the small MLP
+    qtbot.addWidget(w)
+    w.resize(1280, 760)
+    w.show()
+    qtbot.waitExposed(w)
+    panel = w.graph_panel
+    assert not panel.isVisible() and panel.graph is None  # behind the curves: nothing built
+    w.right_tabs.setCurrentWidget(panel)
+    qtbot.waitUntil(lambda: panel.shown is not None, timeout=5000)
+    assert list(panel.view.group_items) == ["0", "1", "2", "loss"]
+    assert w.controller.runs[0].title in panel.header.text()
+    w.controller.select(w.controller.runs[1])
+    qtbot.waitUntil(lambda: w.controller.runs[1].title in panel.header.text(), timeout=5000)
+    w.shutdown()
+    assert wait_for_jobs(2.0)
