@@ -13,6 +13,13 @@ Printed (median per frame, and ratios):
   writer) against Pillow's own GIF writer on the same RGB frames (a palette per frame);
 - MP4 encoding (AnimationWriter) against imageio-ffmpeg's write_frames fed the same frames;
 - the stepping alone (RaceStepper) against a plain torch loop of the same optimizers.
+
+Model mode (`--mode model`, or both by default), SGD and Adam training the small MLP on moons:
+- the replay's stepping (ModelReplay.advance: the steps, a copy of the parameters and the
+  held-out loss per frame) against a plain torch loop (nn.Sequential, the same optimizers and
+  steps, full batch);
+- drawing one frame (ModelFramePicture.frame: regions, boundaries, curves, paint, read back)
+  against the plain loop's cost of one frame's steps, and the longest GUI-thread piece.
 """
 
 from __future__ import annotations
@@ -34,9 +41,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="800x600")
     parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--mode", choices=("race", "model", "both"), default="both")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
     n = args.frames
+    if args.mode in ("race", "both"):
+        race(width, height, n)
+    if args.mode in ("model", "both"):
+        model_mode(width, height, n)
+
+
+def race(width: int, height: int, n: int) -> None:
 
     import numpy as np
     import torch
@@ -149,6 +164,78 @@ def main() -> None:
     plain = time.perf_counter() - t
     print(f"stepping          {1e3 * ours / plan.frame_count:7.2f} ms/frame; a plain torch loop "
           f"{1e3 * plain / plan.frame_count:.2f}; ours/plain = {ours / plain:.2f}")
+
+
+def model_mode(width: int, height: int, n: int, steps_per_frame: int = 5) -> None:
+    import copy
+
+    import torch
+    from torch import nn
+
+    from core.model_animation import ModelAnimationOptions, ModelReplay, plan_model_animation
+    from core.model_session import ModelSession
+    from gui.image_export import ensure_app
+    from gui.model.animation_frames import ModelAnimationExport, ModelFramePicture
+
+    ensure_app()
+    torch.set_num_threads(1)
+    session = ModelSession.default()  # SGD(lr=0.1) and Adam(lr=0.01), small MLP, moons
+    steps = steps_per_frame * (n - 1)
+    options = ModelAnimationOptions(steps=steps, steps_per_frame=steps_per_frame,
+                                    size=(width, height))
+    plan = plan_model_animation(session, options)
+    print(f"model mode: {width}x{height}, {plan.frame_count} frames of {steps_per_frame} steps, "
+          f"{len(session.runs)} runs")
+
+    replay = ModelReplay(session, plan)
+    t = time.perf_counter()
+    replay.run_to_end()
+    ours = time.perf_counter() - t
+    built = session.build()
+    t = time.perf_counter()
+    for spec in session.runs:  # what a PyTorch user writes, on the same rows and weights
+        model = copy.deepcopy(built.model)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(built.problem.initial_parameters()[name])
+        optimizer = getattr(torch.optim, spec.optimizer)(model.parameters(),
+                                                         **spec.hyperparameters)
+        loss_fn = nn.BCEWithLogitsLoss()
+        X, y = built.problem.X, built.problem.y
+        for _ in range(steps):
+            optimizer.zero_grad()
+            loss_fn(model(X), y).backward()
+            optimizer.step()
+    plain = time.perf_counter() - t
+    per_frame_plain = plain / (plan.frame_count - 1)
+    print(f"replay stepping   {1e3 * ours / (plan.frame_count - 1):7.2f} ms/frame; a plain "
+          f"torch loop {1e3 * per_frame_plain:.2f}; ours/plain = {ours / plain:.2f}")
+
+    picture = ModelFramePicture(replay, width, height, 0)
+    picture.fix_axes()
+    picture.frame(0)  # warm
+    times = []
+    for k in range(plan.frame_count):
+        t = time.perf_counter()
+        picture.frame(k)
+        times.append(time.perf_counter() - t)
+    picture.close()
+    frame_ms = 1e3 * statistics.median(times)
+    print(f"draw a frame      {frame_ms:7.1f} ms (worst {1e3 * max(times):.1f}); "
+          f"frame/plain steps of a frame = {frame_ms / (1e3 * per_frame_plain):.1f}")
+    folder = Path(tempfile.mkdtemp(prefix="bench_model_animation_"))
+    export = ModelAnimationExport(session, folder / "pieces.gif", width, height, plan)
+    pieces, done = [], False
+    while not done:
+        t = time.perf_counter()
+        done = export.work()
+        pieces.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    export.finish()
+    encode = time.perf_counter() - t
+    print(f"GUI thread pieces  longest {1e3 * max(pieces):.1f} ms, median "
+          f"{1e3 * statistics.median(pieces):.1f} ms over {len(pieces)}; GIF encode off the "
+          f"GUI thread {1e3 * encode:.0f} ms")
 
 
 if __name__ == "__main__":
