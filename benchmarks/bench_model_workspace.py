@@ -3,9 +3,10 @@
     QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/bench_model_workspace.py [--seconds 4]
 
 Prints, all in this process:
-(a) steps/s per run when the ModelController steps six runs (Run.step plus the test loss under
-    no_grad that the workspace records each step), against a plain loop calling Run.step on six
-    runs of the same problem round-robin: the workspace's own cost per step;
+(a) steps/s per run when the ModelController steps six runs, by its tick (the timer's path:
+    Run.step, and the held-out loss under no_grad every TEST_EVERY steps) and by step_once (a
+    manual step, which measures the held-out loss every time), against a plain loop calling
+    Run.step on six runs of the same problem round-robin: the workspace's own cost per step;
 (b) the real ModelWorkspace, shown, playing six runs: steps/s per run (ratio to the plain loop
     of (a)), and the gaps between two frames of a 16 ms probe timer (median, 99th percentile,
     longest; a frame is ~16.7 ms), against the same probe with the workspace idle.
@@ -58,6 +59,15 @@ def controller_steps_per_second(controller: ModelController, seconds: float) -> 
     return steps / len(controller.runs) / (time.perf_counter() - start)
 
 
+def tick_steps_per_second(controller: ModelController, seconds: float) -> float:
+    controller.sharpness_every = 10 ** 9
+    before, start = sum(r.steps for r in controller.runs), time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        controller.tick()
+    steps = sum(r.steps for r in controller.runs) - before
+    return steps / len(controller.runs) / (time.perf_counter() - start)
+
+
 def frame_gaps(app: QApplication, seconds: float) -> list[float]:
     gaps: list[float] = []
     clock = QElapsedTimer()
@@ -94,9 +104,12 @@ def main() -> None:
     for name in SIX:
         controller.add_run(name)
     plain = plain_steps_per_second(controller, args.seconds)
+    ticked = tick_steps_per_second(controller, args.seconds)
     stepped = controller_steps_per_second(controller, args.seconds)
-    print(f"(a) plain Run.step loop: {plain:7.0f} steps/s per run; ModelController.step_once "
-          f"(with test loss): {stepped:7.0f} steps/s per run; ratio {stepped / plain:.2f}")
+    print(f"(a) plain Run.step loop: {plain:7.0f} steps/s per run; ModelController.tick "
+          f"(test loss every {controller.test_every}): {ticked:7.0f} (ratio "
+          f"{ticked / plain:.2f}); step_once (test loss every step): {stepped:7.0f} (ratio "
+          f"{stepped / plain:.2f})")
     controller.shutdown()
 
     for sharpness in (True, False):

@@ -6,15 +6,22 @@ decision regions as an image (the model evaluated on a grid under torch.no_grad(
 the class colours mixed by the predicted probabilities), the other runs' decision boundaries as
 lines in their colours, and the points coloured by class. Items are made once per run and
 updated with setData / setImage.
+
+"One panel per run" switches to small multiples instead: a small plot per run, in a grid, each
+with that run's own decision regions (or fitted curve) over the training points. The title says
+the selected run's held-out loss and accuracy, computed under torch.no_grad() in eval mode (the
+controller's last measurement, every few steps).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pyqtgraph as pg
 import torch
 from PySide6.QtCore import QRectF
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QLabel, QStackedWidget, QVBoxLayout, QWidget
 
 from core.problems.base import DTYPE
 from core.run import Run
@@ -28,6 +35,8 @@ CLASS_COLOURS = np.array([(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 10
                           (255, 127, 14), (140, 86, 75), (227, 119, 194), (127, 127, 127),
                           (188, 189, 34), (23, 190, 207)], dtype=float)
 REGION_LIGHTEN = 0.55  # regions are paler than the points, so the points stay readable
+SMALL_GRID = 40  # pixels per side of a small multiple's regions
+SMALL_COLUMNS = 3  # panels per row of the small multiples (up to 8 runs: 3 rows)
 
 
 class DataView(QWidget):
@@ -55,11 +64,23 @@ class DataView(QWidget):
                       "in their colours; model(x) under torch.no_grad()")
         note.setWordWrap(True)
         note.setStyleSheet("color: #555;")
+        self.multiples_check = QCheckBox("one panel per run")
+        self.multiples_check.setToolTip("small multiples: each run's own decision regions (or "
+                                        "fit), side by side")
+        self.multiples = pg.GraphicsLayoutWidget()
+        self.multiples.setBackground("w")
+        self.panels: dict[Run, tuple[pg.PlotItem, pg.GraphicsObject]] = {}
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.plot)
+        self.stack.addWidget(self.multiples)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.plot)
+        layout.addWidget(self.multiples_check)
+        layout.addWidget(self.stack, 1)
         layout.addWidget(note)
+        self.multiples_check.toggled.connect(self._on_multiples_toggle)
         self.region_image: np.ndarray | None = None  # what the image shows (tests read it)
+        self.held_out_text = ""  # the title's held-out figures
         self._throttle = Throttle(self.refresh_prediction, REDRAW_HZ, self)
         controller.sigProblemChanged.connect(self._on_problem_change)
         controller.sigStepped.connect(self._throttle.request)
@@ -82,8 +103,9 @@ class DataView(QWidget):
     def _on_problem_change(self) -> None:
         c = self.controller
         classification = c.is_classification
-        self.plot.setTitle("decision regions of the selected run" if classification
-                           else "the selected run's fit")
+        self._title = ("decision regions of the selected run" if classification
+                       else "the selected run's fit")
+        self.plot.setTitle(self._title)
         for item, part in ((self.train_points, c.train), (self.test_points, c.test)):
             if part is None:  # a test fraction of 0: no held-out rows
                 item.setData([], [])
@@ -110,7 +132,16 @@ class DataView(QWidget):
             self._rect = QRectF(xs[0] - dx / 2, ys[0] - dy / 2, GRID * dx, GRID * dy)
         self.image.setVisible(self.shows_regions)
         self.curve.setVisible(self.shows_curve)
+        if self.shows_regions:
+            xs = np.linspace(self._low[0], self._high[0], SMALL_GRID)
+            ys = np.linspace(self._low[1], self._high[1], SMALL_GRID)
+            gx, gy = np.meshgrid(xs, ys)
+            self._small_grid = torch.tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=DTYPE)
+            dx, dy = xs[1] - xs[0], ys[1] - ys[0]
+            self._small_rect = QRectF(xs[0] - dx / 2, ys[0] - dy / 2, SMALL_GRID * dx,
+                                      SMALL_GRID * dy)
         self._drop_other_items()
+        self._drop_panels()
         self.plot.getPlotItem().getViewBox().enableAutoRange()
         self._on_runs_change()
 
@@ -123,6 +154,8 @@ class DataView(QWidget):
 
     def _on_runs_change(self) -> None:
         runs = self.controller.runs
+        if self.multiples_check.isChecked() and list(self.panels) != runs:
+            self._build_panels()
         for run in [r for r in self.other_items if r not in runs]:
             for item in self.other_items.pop(run):
                 if item.scene() is not None:
@@ -153,11 +186,87 @@ class DataView(QWidget):
         c = self.controller
         return int(c.predict(c.runs[0], c.dataset.X[:1]).shape[1]) if c.runs else 1
 
+    # --- small multiples ------------------------------------------------------------------------
+
+    def _on_multiples_toggle(self, on: bool) -> None:
+        self.stack.setCurrentIndex(1 if on else 0)
+        if on:
+            self._build_panels()
+        self.refresh_prediction()
+
+    def _drop_panels(self) -> None:
+        self.multiples.clear()
+        self.panels = {}
+
+    def _build_panels(self) -> None:
+        """A small plot per run, in run order: its regions (or curve) over the training rows."""
+        self._drop_panels()
+        c = self.controller
+        X = c.train.X.numpy()
+        for i, run in enumerate(c.runs):
+            plot = self.multiples.addPlot(row=i // SMALL_COLUMNS, col=i % SMALL_COLUMNS)
+            plot.setTitle(run.label or run.optimizer_name, color=run.color or "k", size="9pt")
+            plot.hideButtons()
+            plot.setMouseEnabled(False, False)
+            item: pg.GraphicsObject
+            if self.shows_regions:
+                item = pg.ImageItem(axisOrder="row-major")
+                item.setZValue(-10)
+                plot.addItem(item)
+                colours = CLASS_COLOURS[c.train.y.numpy() % len(CLASS_COLOURS)].astype(int)
+                plot.addItem(pg.ScatterPlotItem(X[:, 0], X[:, 1], size=4, pen=None,
+                                                brush=[pg.mkBrush(*rgb) for rgb in colours]))
+            else:
+                item = pg.PlotDataItem(pen=pg.mkPen(run.color or "k", width=2))
+                plot.addItem(item)
+                if X.shape[1] == 1:
+                    plot.addItem(pg.ScatterPlotItem(X[:, 0], c.train.y.numpy(), size=3,
+                                                    pen=None, brush=pg.mkBrush(80, 80, 80, 160)))
+            plot.setXRange(self._low[0], self._high[0], padding=0)
+            if self.shows_regions:
+                plot.setYRange(self._low[1], self._high[1], padding=0)
+            self.panels[run] = (plot, item)
+
+    def _refresh_panels(self) -> None:
+        c = self.controller
+        for run, (_plot, item) in self.panels.items():
+            if self.shows_regions:
+                out = c.predict(run, self._small_grid)
+                item.setImage(_region_colours(out, SMALL_GRID), autoLevels=False,
+                              levels=(0, 255))
+                item.setRect(self._small_rect)
+            elif self.shows_curve:
+                xs = np.linspace(self._low[0], self._high[0], CURVE_POINTS // 2)
+                X = torch.tensor(xs, dtype=DTYPE).reshape(-1, 1)
+                item.setData(xs, c.predict(run, X).reshape(-1).numpy().copy())
+
     # --- redraw ---------------------------------------------------------------------------------
+
+    def _held_out_text(self) -> str:
+        c = self.controller
+        run = c.selected
+        extras = c.extras.get(run) if run is not None else None
+        if extras is None or not extras.test_steps:
+            return ""
+        loss, acc = extras.test_loss[-1], extras.accuracy[-1]
+        text = f"test loss {loss:.4g}"
+        if not math.isnan(acc):
+            text += f", accuracy {100 * acc:.1f}%"
+        return (f"{text} at step {extras.test_steps[-1]} (held-out rows, under "
+                "torch.no_grad())")
 
     def refresh_prediction(self) -> None:
         c = self.controller
         run = c.selected
+        held_out = self._held_out_text()
+        title = f"{self._title}<br><span style='font-size:8pt'>{held_out}</span>" if held_out \
+            else self._title
+        self.held_out_text = held_out
+        if self.multiples_check.isChecked():
+            self._refresh_panels()
+            self._throttle.drawn()
+            return
+        self.plot.setTitle(title)
         if self.shows_curve:
             xs = np.linspace(self._low[0], self._high[0], CURVE_POINTS)
             X = torch.tensor(xs, dtype=DTYPE).reshape(-1, 1)
@@ -187,8 +296,8 @@ class DataView(QWidget):
         self._throttle.drawn()
 
 
-def _region_colours(out: torch.Tensor) -> np.ndarray:
-    """(GRID, GRID, 3) uint8: row i is y, column j is x; class colours mixed by probability."""
+def _region_colours(out: torch.Tensor, grid: int = GRID) -> np.ndarray:
+    """(grid, grid, 3) uint8: row i is y, column j is x; class colours mixed by probability."""
     if out.shape[1] == 1:  # one logit: BCEWithLogitsLoss
         p1 = torch.sigmoid(out)
         probs = torch.cat([1 - p1, p1], 1)
@@ -197,7 +306,7 @@ def _region_colours(out: torch.Tensor) -> np.ndarray:
     colours = CLASS_COLOURS[np.arange(probs.shape[1]) % len(CLASS_COLOURS)]
     rgb = probs.numpy() @ colours
     rgb = rgb + REGION_LIGHTEN * (255 - rgb)
-    return np.clip(rgb, 0, 255).astype(np.uint8).reshape(GRID, GRID, 3)
+    return np.clip(rgb, 0, 255).astype(np.uint8).reshape(grid, grid, 3)
 
 
 def _class_edges(out: torch.Tensor) -> list[np.ndarray]:
