@@ -20,8 +20,8 @@ from PySide6.QtCore import QObject
 from core.batch import CONVERGED, DIVERGED
 from core.many import Basins
 from gui.many.basins_view import (DIVERGED_COLOUR, ELSEWHERE_COLOUR, UNSETTLED_COLOUR,
-                                  BasinsView, basin_image, cell_rect, minimum_colour,
-                                  unify_minima)
+                                  BasinsView, basin_image, cell_rect, minima_used,
+                                  minimum_colour, unify_minima)
 from gui.many.common import RaceOptimizer, run_key, surface_key
 from gui.surface_view import SurfaceView
 
@@ -135,7 +135,7 @@ class BasinLayer(QObject):
             self.legend.addItem(_sample("#ffffff"), why)
             return
         self.legend.addItem(_sample("#ffffff"), f"basins of {option.call}, {result.steps} steps")
-        used = [int(m) for m in np.unique(index[index >= 0])]
+        used = [int(m) for m in minima_used(index)]
         minima = self._minima
         for m in used[:LEGEND_MINIMA]:
             self.legend.addItem(_sample(minimum_colour(m)),

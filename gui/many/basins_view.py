@@ -55,6 +55,7 @@ ELSEWHERE_COLOUR = "#e6e6e6"  # settled, but away from every minimum listed
 PALEST = 0.65  # a cell that converged at the last step is mixed this far towards white
 NEAR_DARKEN = 0.5  # still moving, but already near a minimum: its colour, this much darker
 LEGEND_MINIMA = 12  # the legend lists at most this many minima
+SHADES = 64  # levels of paleness by steps to converge
 
 
 def _rgb(colour: str) -> np.ndarray:
@@ -94,28 +95,48 @@ def unify_minima(results: list[Basins]) -> tuple[np.ndarray, list[np.ndarray], i
 
 def basin_colours(index: np.ndarray, status: np.ndarray, converged_at: np.ndarray, steps: int
                   ) -> np.ndarray:
-    """Per cell an RGBA colour (n, 4) uint8: the minimum's colour, paler the later it converged;
-    darker when still moving near it; the marks' colours for diverged, never settled, or settled
-    away from every minimum."""
-    n = len(index)
-    rgb = np.empty((n, 3), dtype=np.float64)
-    palette = np.array([_rgb(c) for c in MINIMUM_COLOURS])
-    base = palette[np.maximum(index, 0) % len(MINIMUM_COLOURS)]
-    at_minimum = index >= 0
+    """Per cell an RGBA colour (n, 4) uint8: the minimum's colour, paler the later it converged
+    (SHADES levels); darker when still moving near it; the marks' colours for diverged, never
+    settled, or settled away from every minimum.
+
+    One gather from a small table of every colour (class x shade): a 512 x 512 map is coloured
+    in a few milliseconds, so showing it costs the GUI thread no more than a frame or two."""
+    table = _colour_table()
+    kinds = len(MINIMUM_COLOURS)
     converged = status == CONVERGED
-    fraction = np.clip(converged_at / max(steps, 1), 0.0, 1.0)
-    pale = (PALEST * fraction)[:, None]
-    rgb[:] = _rgb(UNSETTLED_COLOUR)
-    good = at_minimum & converged
-    rgb[good] = (base * (1 - pale) + 255.0 * pale)[good]
-    near = at_minimum & ~converged
-    rgb[near] = base[near] * (1 - NEAR_DARKEN)
-    rgb[~at_minimum & converged] = _rgb(ELSEWHERE_COLOUR)
-    rgb[status == DIVERGED] = _rgb(DIVERGED_COLOUR)
-    out = np.empty((n, 4), dtype=np.uint8)
-    out[:, :3] = np.rint(rgb).astype(np.uint8)
-    out[:, 3] = 255
-    return out
+    colour = np.maximum(index, 0) % kinds
+    cls = np.where(index >= 0, np.where(converged, 3 + colour, 3 + kinds + colour),
+                   np.where(converged, 2, 1))
+    cls[status == DIVERGED] = 0
+    level = np.zeros(len(index), dtype=np.int64)
+    np.rint(np.clip(converged_at / max(steps, 1), 0.0, 1.0) * (SHADES - 1), out=level,
+            where=converged, casting="unsafe")
+    return table[cls, level]
+
+
+def _colour_table() -> np.ndarray:
+    """(3 + 2 * colours, SHADES, 4) uint8: diverged, never settled, settled elsewhere, each
+    minimum colour from full to PALEST towards white, each minimum colour darkened."""
+    global _TABLE
+    if _TABLE is None:
+        fade = PALEST * np.linspace(0.0, 1.0, SHADES)[:, None]
+        rows = [np.repeat(_rgb(c)[None], SHADES, axis=0)
+                for c in (DIVERGED_COLOUR, UNSETTLED_COLOUR, ELSEWHERE_COLOUR)]
+        rows += [_rgb(c) * (1 - fade) + 255.0 * fade for c in MINIMUM_COLOURS]
+        rows += [np.repeat(_rgb(c)[None] * (1 - NEAR_DARKEN), SHADES, axis=0)
+                 for c in MINIMUM_COLOURS]
+        table = np.full((len(rows), SHADES, 4), 255, dtype=np.uint8)
+        table[:, :, :3] = np.rint(np.stack(rows)).astype(np.uint8)
+        _TABLE = table
+    return _TABLE
+
+
+_TABLE: np.ndarray | None = None
+
+
+def minima_used(index: np.ndarray) -> np.ndarray:
+    """The minima some cell reached, in order (a bincount: np.unique sorts, 5 ms a map)."""
+    return np.flatnonzero(np.bincount(index + 1)[1:])
 
 
 def basin_image(result: Basins, index: np.ndarray) -> np.ndarray:
@@ -180,6 +201,7 @@ class BasinsView(QWidget):
         super().__init__(parent)
         self.controller = controller
         self.panels: list[BasinPanel] = []
+        self._plots: list[pg.PlotItem] = []
         self.minima = np.empty((0, 2))  # the merged minima the colours index
         self.known = 0
         self._surface_shown: Surface | None = None
@@ -330,18 +352,14 @@ class BasinsView(QWidget):
     def _show(self, surface: Surface, shown: list[tuple[RaceOptimizer, Basins | None]],
               steps: int) -> None:
         self._surface_shown = surface
-        self.graphics.ci.clear()
+        plots = self._plots_for(len(shown))
         self.panels = []
         maps = [b for _, b in shown if b is not None]
         self.minima, indices, self.known = unify_minima(maps)
         index_of = iter(indices)
         first: pg.PlotItem | None = None
         for number, (option, result) in enumerate(shown):
-            plot = self.graphics.ci.addPlot(row=number // PANELS_PER_ROW,
-                                            col=number % PANELS_PER_ROW)
-            plot.setMenuEnabled(False)
-            plot.hideButtons()
-            plot.vb.setMouseEnabled(False, False)  # a click is "race from here", not a pan
+            plot = plots[number]
             panel = BasinPanel(option, plot)
             if result is None:
                 plot.setTitle(f"<b>{html.escape(option.title())}</b>", size="9pt")
@@ -365,6 +383,27 @@ class BasinsView(QWidget):
         self._show_note(shown)
         self.hover_label.setText("Hover a cell for its start, end, loss and status.")
 
+    def _plots_for(self, count: int) -> list[pg.PlotItem]:
+        """`count` empty panels: the ones on screen when there are as many (a plot costs ~8 ms
+        to build), else new ones."""
+        if len(self._plots) != count:
+            self.graphics.ci.clear()
+            self._plots = []
+            for number in range(count):
+                plot = self.graphics.ci.addPlot(row=number // PANELS_PER_ROW,
+                                                col=number % PANELS_PER_ROW)
+                plot.setMenuEnabled(False)
+                plot.hideButtons()
+                plot.vb.setMouseEnabled(False, False)  # a click is "race from here", not a pan
+                self._plots.append(plot)
+        for plot in self._plots:
+            plot.clear()
+            plot.setXLink(None)
+            plot.setYLink(None)
+            plot.showAxis("left")
+            plot.showAxis("bottom")
+        return self._plots
+
     def _draw_panel(self, panel: BasinPanel) -> None:
         result, index = panel.basins, panel.index
         assert result is not None and index is not None
@@ -380,7 +419,7 @@ class BasinsView(QWidget):
         image.setRect(cell_rect(result))
         plot.addItem(image)
         panel.image = image
-        used = np.unique(index[index >= 0])
+        used = minima_used(index)
         for m in used:
             mx, my = self.minima[m]
             star = pg.ScatterPlotItem([mx], [my], symbol="star" if m < self.known else "o",
@@ -394,7 +433,7 @@ class BasinsView(QWidget):
 
     def _show_legend(self, surface: Surface, steps: int) -> None:
         used = sorted({int(m) for p in self.panels if p.index is not None
-                       for m in np.unique(p.index[p.index >= 0])})
+                       for m in minima_used(p.index)})
         items = []
         for m in used[:LEGEND_MINIMA]:
             mx, my = self.minima[m]
