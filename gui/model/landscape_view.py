@@ -155,10 +155,11 @@ class LandscapePicture:
         pi.addItem(self.heads_item, ignoreBounds=True)
         self.legend = pg.LegendItem(offset=(-10, 10), brush=pg.mkBrush(255, 255, 255, 215),
                                     pen=pg.mkPen(0, 0, 0, 90), labelTextColor="k",
-                                    labelTextSize="9pt")
+                                    labelTextSize="8pt")
         self.legend.setParentItem(pi.getViewBox())
         self.legend.addItem(self.centre_item, "centre θ₀")
         self.legend.hide()  # until there is a landscape to explain
+        pi.getViewBox().sigResized.connect(self.place_legend)
         self.lines: list[TrajectoryCurve] = []
         self.colour_text = ""
 
@@ -242,6 +243,37 @@ class LandscapePicture:
                 heads.append((float(p.x[-1]), float(p.y[-1])))
                 brushes.append(pg.mkBrush(QColor(p.color)))
         self.heads_item.setData(pos=heads, brush=brushes)
+        self.place_legend()
+
+    def place_legend(self, *_: object) -> None:
+        """Put the legend in the corner of the plot that hides the fewest path points (heads
+        and the centre count most); the top right when nothing is drawn yet."""
+        vb = self.plot_item.getViewBox()
+        w, h = vb.width(), vb.height()
+        if w <= 0 or h <= 0 or not self.paths:
+            return
+        (x0, x1), (y0, y1) = vb.viewRange()
+        size = self.legend.boundingRect()
+        margin = 10.0
+
+        def pixels(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return (xs - x0) * (w / (x1 - x0)), (y1 - ys) * (h / (y1 - y0))
+
+        groups = [(pixels(p.x, p.y), 1.0) for p in self.paths]
+        ends = [(p.x[-1], p.y[-1]) for p in self.paths if len(p.x)] + [self.centre_point()]
+        groups.append((pixels(*(np.array(v, dtype=float) for v in zip(*ends))), 50.0))
+        scores = {}
+        for right, bottom in ((True, False), (False, False), (True, True), (False, True)):
+            left = w - size.width() - margin if right else margin
+            top = h - size.height() - margin if bottom else margin
+            scores[(right, bottom)] = sum(
+                weight * float(np.sum((px >= left) & (px <= left + size.width()) &
+                                      (py >= top) & (py <= top + size.height())))
+                for (px, py), weight in groups)
+        right, bottom = min(scores, key=scores.__getitem__)  # the first of equals: top right
+        anchor = (1 if right else 0, 1 if bottom else 0)
+        self.legend.anchor(itemPos=anchor, parentPos=anchor,
+                           offset=(-margin if right else margin, -margin if bottom else margin))
 
 
 # --- the live view -------------------------------------------------------------------------------
@@ -271,7 +303,7 @@ class LandscapeView(QWidget):
         self.kind_box.setToolTip("θ(α, β) = θ₀ + α·d₁ + β·d₂ along these directions; exact "
                                  "draws the loss over the model's two trainable scalars")
         self.seed_box = QSpinBox()
-        self.seed_box.setRange(0, 2 ** 31 - 1)
+        self.seed_box.setRange(0, 999_999)
         self.seed_box.setPrefix("seed ")
         self.seed_box.setToolTip("the seed of the random directions (and of Lanczos)")
         self.centre_box = QComboBox()
@@ -302,7 +334,7 @@ class LandscapeView(QWidget):
 
         for box in (self.kind_box, self.centre_box):  # narrow: the tab shares the row
             box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            box.setMinimumContentsLength(10)
+            box.setMinimumContentsLength(11)
         controls = QHBoxLayout()  # what the plane is
         controls.setContentsMargins(0, 0, 0, 0)
         for w in (self.kind_box, self.seed_box, self.centre_box):
