@@ -292,6 +292,7 @@ class LandscapeView(QWidget):
         self.stale = False
         self.job: Job | None = None
         self._job_key: tuple | None = None
+        self._job_centre = self.computed_centre = ""  # θ₀ in words, for the status line
         self._exact_possible = False
         self._user_chose_kind = False
 
@@ -416,6 +417,29 @@ class LandscapeView(QWidget):
                 p.requires_grad_(name not in frozen)
         return model
 
+    def centre_text(self) -> str:
+        """θ₀ in words: the initial weights, or the selected run at its step."""
+        run = self.reference_run
+        if self.centre_box.currentData() == "selected" and run is not None:
+            return f"{run.label or run.title} at step {run.steps}"
+        return "the initial weights"
+
+    def caption(self) -> str:
+        """What the view says under its plot, as lines (the plane, then the grid)."""
+        return "\n".join(t for t in (self.plane_label.text(), self.status_label.text()) if t)
+
+    def export_image(self, path: str, width: int = 1000, height: int = 800) -> None:
+        """Write the picture on screen (grid, paths, and what the view says) as PNG or SVG,
+        drawn afresh without a window (gui/model/landscape_image.py). ExportError if there is
+        no picture yet."""
+        from core.errors import ExportError
+        from gui.model.landscape_image import render_landscape_image  # (it imports this module)
+
+        if self.landscape is None:
+            raise ExportError("there is no landscape to export yet: press Compute first")
+        render_landscape_image(self.landscape, self.picture.paths, self.caption(), path, width,
+                               height)
+
     def paths(self) -> list[np.ndarray]:
         return [self.recorder.path(run) for run in self.controller.runs]
 
@@ -453,6 +477,7 @@ class LandscapeView(QWidget):
                                                  grid=grid, span=span, cover_paths=cover,
                                                  seed=seed, state=state), parent=self)
         self.job, self._job_key = job, self.context_key()
+        self._job_centre = self.centre_text()
         job.sigFinished.connect(lambda result, j=job: self._on_job_finished(j, result))
         job.sigFailed.connect(lambda message, j=job: self._on_job_failed(j, message))
         job.sigCancelled.connect(lambda j=job: self._on_job_cancelled(j))
@@ -481,6 +506,7 @@ class LandscapeView(QWidget):
         self.job = None
         self.landscape = landscape
         self.computed_key = self._job_key
+        self.computed_centre = self._job_centre
         self.picture.show_landscape(landscape)
         self.stale = self.computed_key != self.context_key()
         self._show_status()
@@ -501,8 +527,11 @@ class LandscapeView(QWidget):
         if self.landscape is None:
             return
         g = self.landscape.grid
-        where = "" if g.kind == "exact" else f"; the loss at θ₀ is {g.centre_loss:.6g}"
-        text = f"{KIND_TITLES[g.kind]}, {len(g.x_values)} x {len(g.y_values)}{where}; " \
+        d = self.landscape.directions
+        curvature = "" if d is None or d.eigenvalues is None else \
+            f" (eigenvalues {d.eigenvalues[0]:.4g} and {d.eigenvalues[1]:.4g})"
+        text = f"{KIND_TITLES[g.kind]}{curvature}, {len(g.x_values)} x {len(g.y_values)}, " \
+               f"around {self.computed_centre} (loss {g.centre_loss:.6g} there); " \
                f"{NO_GRAD_TEXT}."
         if self.stale:
             text = ("Out of date: the model, the data, the freezes or the centre changed since "

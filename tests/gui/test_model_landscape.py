@@ -310,3 +310,48 @@ def test_a_slice_is_computed_when_the_tab_is_first_shown(qtbot, cleanup):
     qtbot.waitExposed(view)
     assert view.wait_for_job(30.0)
     assert view.landscape.kind == "random" and view.picture.legend.isVisible()
+
+
+def test_hessian_directions_are_the_top_eigenvectors_of_torchs_hessian(qtbot, cleanup):
+    view = _view(qtbot, MOONS)
+    cleanup.append(view)
+    _choose(view, "hessian")
+    view.grid_box.setValue(11)
+    _compute(view)
+    d = view.landscape.directions
+    problem = view.controller.problem
+    model = _at(problem, problem.initial_parameters())
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for _, p in model.named_parameters()]
+
+    def loss_of(flat: torch.Tensor) -> torch.Tensor:
+        params, start = {}, 0
+        for name, shape in zip(names, shapes):
+            size = int(np.prod(shape))
+            params[name] = flat[start:start + size].reshape(shape)
+            start += size
+        return problem.loss_fn(torch.func.functional_call(model, params, (problem.X,)),
+                               problem.y)
+
+    flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    values, vectors = torch.linalg.eigh(torch.autograd.functional.hessian(loss_of, flat))
+    assert d.eigenvalues[0] == pytest.approx(float(values[-1]), rel=1e-6)
+    assert d.eigenvalues[1] == pytest.approx(float(values[-2]), rel=1e-6)
+    assert abs(float(torch.dot(d.d1, vectors[:, -1]))) == pytest.approx(1.0, abs=1e-6)
+    assert f"eigenvalues {d.eigenvalues[0]:.4g} and {d.eigenvalues[1]:.4g}" in \
+        view.status_label.text()
+
+
+def test_the_view_exports_what_it_shows(qtbot, cleanup, tmp_path):
+    from PySide6.QtGui import QImage
+
+    view = _view(qtbot, MOONS, optimizers=("SGD", "Adam"))
+    cleanup.append(view)
+    for _ in range(10):
+        view.controller.step_once()
+    _compute(view)
+    out = tmp_path / "view.png"
+    view.export_image(str(out), 700, 500)
+    image = QImage(str(out))
+    assert (image.width(), image.height()) == (700, 500)
+    assert "torch.no_grad()" in view.caption() and "off the plane" in view.caption()
