@@ -190,6 +190,7 @@ class ModelController(QObject):
         self._sharpness_next_at = -math.inf  # no measurement starts before this (clock)
         self._generation = 0  # bumped at every rebuild/reset: late measurements are dropped
         self._commit(*self._build(settings or ModelSettings()))
+        self.selected_tensor = next(iter(self.problem.parameter_names), None)
 
     # --- the problem ----------------------------------------------------------------------------
 
@@ -246,7 +247,7 @@ class ModelController(QObject):
                     f"{PRESETS[FALLBACK_PRESET].title} preset")
         self._commit(*built)
         self._restart_runs()
-        self.select_tensor(self.selected_tensor)  # None if the new model lacks it
+        self._keep_tensor()
         self.sigProblemChanged.emit()
         self.sigRunsChanged.emit()
         self.sigSelectionChanged.emit(self.selected)
@@ -350,6 +351,12 @@ class ModelController(QObject):
         if name != self.selected_tensor:
             self.selected_tensor = name
             self.sigTensorSelected.emit(name)
+
+    def _keep_tensor(self) -> None:
+        """After a rebuild: the same tensor if the new model has it, else its first one."""
+        names = self.problem.parameter_names
+        self.select_tensor(self.selected_tensor if self.selected_tensor in names
+                           else next(iter(names), None))
 
     def set_lr(self, run: Run, lr: float) -> None:
         """The run's learning rate from its next step on (torch's param_group['lr'])."""
@@ -715,7 +722,7 @@ class ModelController(QObject):
                          (self.runs[0] if self.runs else None))
         self.title = str(session.extra.get("title", ""))
         self.description = str(session.extra.get("description", ""))
-        self.select_tensor(self.selected_tensor)
+        self._keep_tensor()
         self.sigProblemChanged.emit()
         self.sigRunsChanged.emit()
         self.sigSelectionChanged.emit(self.selected)

@@ -252,8 +252,7 @@ class DataView(QWidget):
         text = f"test loss {loss:.4g}"
         if not math.isnan(acc):
             text += f", accuracy {100 * acc:.1f}%"
-        return (f"{text} at step {extras.test_steps[-1]} (held-out rows, under "
-                "torch.no_grad())")
+        return f"{text} (held-out rows, under torch.no_grad())"
 
     def refresh_prediction(self) -> None:
         c = self.controller

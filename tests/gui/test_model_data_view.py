@@ -75,8 +75,9 @@ def test_the_title_gives_the_held_out_loss_and_accuracy_under_no_grad(qtbot, moo
         loss = c.loss_fn(out, c.test_y).item()
     acc = accuracy(out, c.test_y, "BCEWithLogitsLoss")
     text = w.data_view.held_out_text
-    assert text == (f"test loss {loss:.4g}, accuracy {100 * acc:.1f}% at step 4 (held-out rows, "
-                    "under torch.no_grad())")
+    assert text == (f"test loss {loss:.4g}, accuracy {100 * acc:.1f}% (held-out rows, under "
+                    "torch.no_grad())")
+    assert c.extras[run].test_steps[-1] == 4  # measured at the step shown
     assert text in w.data_view.plot.getPlotItem().titleLabel.text
 
 

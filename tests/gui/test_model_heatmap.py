@@ -34,8 +34,12 @@ def _click_row(qtbot, table, name: str) -> None:
 def test_clicking_a_row_shows_its_tensor_and_gradient(qtbot, workspace):
     w, c = workspace, workspace.controller
     run = c.add_run("SGD")
+    assert c.selected_tensor == "0.weight"  # the first tensor, until the user picks another
     c.step_once()
     w.tensor_table.refresh()
+    _click_row(qtbot, w.tensor_table, "2.weight")
+    assert c.selected_tensor == "2.weight"
+    assert w.tensor_heatmap.values.shape == (1, 16)
     _click_row(qtbot, w.tensor_table, "0.weight")
     assert c.selected_tensor == "0.weight"
     heat = w.tensor_heatmap
