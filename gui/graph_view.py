@@ -37,6 +37,7 @@ SMALL_BOX = (64.0, 24.0)  # a plain number: one line
 # Vertical: layers are rows, the boxes side by side in a row.
 X_UNIT = 124.0
 Y_UNIT = 96.0
+MODEL_Y_UNIT = 84.0  # a model's graph: a little closer, to fit a pane (labels still fit between)
 # Horizontal: layers are columns, the boxes stacked in a column; the gap between two columns
 # leaves room for an arrow and its gradient label beside each other.
 ROW_UNIT = 72.0
@@ -69,8 +70,8 @@ EDGE = QColor("#5f6b7a")
 # A model's graph: each module's ops in a box with the module as its title (click: collapse or
 # expand); colours cycle so that neighbouring modules differ.
 GROUP_COLOURS = ("#5b8def", "#43a047", "#fb8c00", "#8e24aa", "#00897b", "#e53935")
-GROUP_PAD = 10.0
-GROUP_TITLE = 18.0
+GROUP_PAD = 6.0
+GROUP_TITLE = 15.0
 CONSTANT_EDGE = QColor("#b8b8b8")
 
 
@@ -279,6 +280,7 @@ class EdgeItem(QGraphicsItem):
         self.constant = constant
         self.label = ""
         self.state = ""
+        self.beside = False  # the label beside the line, not on it (a model's module titles)
         self.setZValue(1 if not constant else 0)
         path = QPainterPath(points[drawn_from])
         for p in points[drawn_from + 1:]:
@@ -347,7 +349,8 @@ class EdgeItem(QGraphicsItem):
             font = _font(bold=self.state == "active")
             painter.setFont(font)
             w = QFontMetricsF(font).horizontalAdvance(self.label) + 6
-            rect = QRectF(self.label_at.x() - w / 2, self.label_at.y() - 8, w, 16)
+            left = self.label_at.x() + 3 if self.beside else self.label_at.x() - w / 2
+            rect = QRectF(left, self.label_at.y() - 8, w, 16)
             painter.setBrush(QColor(255, 255, 255, 225))
             painter.drawRoundedRect(rect, 3, 3)
             painter.setPen(ACTIVE if self.state == "active" else QColor("#37474f"))
@@ -368,7 +371,7 @@ class GroupItem(QGraphicsItem):
         self.rect = rect
         self.colour = QColor(colour)
         self._on_click = on_click
-        self.setZValue(-1)
+        self.setZValue(1.5)  # over the arrows (its title stays readable), under the boxes
         self.setCursor(Qt.CursorShape.PointingHandCursor)
         self.setToolTip(f"{title}: click to " + ("show its ops" if collapsed else
                                                   "collapse it into one box"))
@@ -390,19 +393,20 @@ class GroupItem(QGraphicsItem):
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:
         fill = QColor(self.colour)
-        fill.setAlpha(22)
+        fill.setAlpha(18)
         painter.setPen(QPen(self.colour, 1.2))
         painter.setBrush(fill)
         painter.drawRoundedRect(self.rect, 8, 8)
+        font = _font(bold=True)
         title = self.title_rect()
-        if title.width() > self.rect.width():  # the title's tab, where it leaves the frame
-            tab = QColor("white")
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(tab)
-            painter.drawRoundedRect(title.adjusted(self.rect.width() - 8, 0, 0, 0), 4, 4)
-        painter.setFont(_font(bold=True))
+        tab = QRectF(title.left() + 2, title.top() + 1,
+                     QFontMetricsF(font).horizontalAdvance(self.title) + 8, title.height() - 2)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(255, 255, 255, 230))  # over the arrows it crosses
+        painter.drawRoundedRect(tab, 4, 4)
+        painter.setFont(font)
         painter.setPen(self.colour.darker(150))
-        painter.drawText(title.adjusted(6, 1, -6, 0),
+        painter.drawText(tab.adjusted(4, 0, 0, 0),
                          Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, self.title)
 
     def mousePressEvent(self, event: QGraphicsSceneMouseEvent) -> None:  # noqa: N802 (Qt's name)
@@ -460,6 +464,7 @@ class GraphScene(QGraphicsScene):
         self._step: int | None = None
         self._box_width = BOX[0]  # the widest box, and the gap between layers (horizontal)
         self._gap = GAP
+        self._y_unit = Y_UNIT  # between two layers' centres (vertical)
 
     def set_graph(self, graph: AutogradGraph, layout: GraphLayout | None = None) -> bool:
         """Show `graph`; returns True when the structure changed and the layout was redone.
@@ -472,6 +477,7 @@ class GraphScene(QGraphicsScene):
         relaid = key != self._key
         if relaid:
             self._box_width, self._gap = sizes or (BOX[0], GAP)
+            self._y_unit = MODEL_Y_UNIT if isinstance(graph, ModelGraph) else Y_UNIT
             self._build(graph, layout)
             self._key = key
         self.graph = graph
@@ -499,7 +505,7 @@ class GraphScene(QGraphicsScene):
         """Scene point of layout position x (across the layer) in `layer` (the loss is 0)."""
         if self.horizontal:
             return QPointF(-layer * (self._box_width + self._gap), x * ROW_UNIT)
-        return QPointF(x * (self._box_width + ACROSS_GAP), layer * Y_UNIT)
+        return QPointF(x * (self._box_width + ACROSS_GAP), layer * self._y_unit)
 
     def _build(self, graph: AutogradGraph, layout: GraphLayout | None = None) -> None:
         self.clear()
@@ -528,6 +534,7 @@ class GraphScene(QGraphicsScene):
             bends = len(layout.bends[k])
             drawn_from = 0 if longest[edge.source] == k or not bends else 2 * bends - 1
             arrow = EdgeItem(points, graph.node(edge.source).kind == "constant", drawn_from)
+            arrow.beside = isinstance(graph, ModelGraph)
             self.addItem(arrow)
             self.edge_items.append(arrow)
         self.group_items = {}

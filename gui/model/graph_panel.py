@@ -143,8 +143,10 @@ class ModelGraphPanel(QWidget):
         self.busy_label.setStyleSheet(NOTE_STYLE)
         self.busy_label.setFixedWidth(self.busy_label.fontMetrics().horizontalAdvance(BUSY_TEXT)
                                       + 12)
-        self.expand_button = _button("Expand all", "Show every module's ops")
-        self.collapse_button = _button("Collapse all", "One box per module")
+        self.expand_button = _button("Expand", "Show every module's ops (a click on a "
+                                     "module's title collapses it)")
+        self.collapse_button = _button("Collapse", "One box per module (a click on a box "
+                                       "expands it)")
         self.fit_button = _button("Fit", "Zoom to show the whole graph (wheel zooms, drag pans)")
         self.png_button = _button("PNG…", "Export the graph as a PNG image")
         self.svg_button = _button("SVG…", "Export the graph as an SVG drawing")
@@ -157,13 +159,7 @@ class ModelGraphPanel(QWidget):
         top = QHBoxLayout()  # the header on a line of its own: a run's title can be long
         top.setContentsMargins(2, 0, 0, 0)
         top.addWidget(self.header, 1)
-        buttons = QHBoxLayout()
-        buttons.setContentsMargins(2, 0, 0, 0)
-        for button in (self.expand_button, self.collapse_button, self.fit_button,
-                       self.png_button, self.svg_button):
-            buttons.addWidget(button)
-        buttons.addWidget(self.busy_label)
-        buttons.addStretch(1)
+        top.addWidget(self.busy_label)
 
         self.view = GraphView(orientation="vertical")  # the pane is taller than wide
         self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -182,8 +178,7 @@ class ModelGraphPanel(QWidget):
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.message.hide()
 
-        self.step_button = _FixedButton(START_TEXT, (START_TEXT, NEXT_TEXT),
-                                           "Highlight the next node backward ran")
+        self.step_button = _FixedButton(START_TEXT, (START_TEXT, NEXT_TEXT), STEP_HINT)
         self.reset_button = _FixedButton("Reset", ("Reset",),
                                             "Stop stepping: live updates resume")
         self.step_button.clicked.connect(self.next_step)
@@ -195,19 +190,24 @@ class ModelGraphPanel(QWidget):
         self.explanation.setTextFormat(Qt.TextFormat.PlainText)
         self.explanation.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.explanation.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        # One row of controls under the graph; the step's words below it only while stepping
+        # (the graph gets the height: the pane is short).
         steps = QHBoxLayout()
         steps.addWidget(self.step_button)
         steps.addWidget(self.reset_button)
-        steps.addWidget(self.step_label, 1)
+        steps.addStretch(1)
+        for button in (self.expand_button, self.collapse_button, self.fit_button,
+                       self.png_button, self.svg_button):
+            steps.addWidget(button)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.setSpacing(3)
         layout.addLayout(top)
-        layout.addLayout(buttons)
         layout.addWidget(self.stack, 1)
         layout.addWidget(self.message)
         layout.addLayout(steps)
+        layout.addWidget(self.step_label)
         layout.addWidget(self.explanation)
 
         self._throttle = Throttle(self.refresh, REFRESH_HZ, self)
@@ -476,14 +476,16 @@ class ModelGraphPanel(QWidget):
         self.step_button.setText(START_TEXT if k is None else NEXT_TEXT)
         self.step_button.setEnabled(bool(order) and (k is None or k < len(order) - 1))
         self.reset_button.setEnabled(k is not None)
+        self.step_label.setVisible(k is not None)
+        self.explanation.setVisible(k is not None)
         if shown is None or shown.too_big:
             self.step_label.setText("")
             self.explanation.setText("")
         elif k is None:
-            self.step_label.setStyleSheet(NOTE_STYLE)
-            self.step_label.setText(f"{len(order)} nodes in backward's order" if order
-                                    else "Nothing to step through")
-            self.explanation.setText(STEP_HINT if order else shown.explain(shown.root))
+            self.step_label.setText("")
+            self.explanation.setText("")
+            self.step_button.setToolTip(f"{len(order)} nodes in backward's order. {STEP_HINT}"
+                                        if order else "Nothing to step through")
         else:
             node = shown.node(order[k])
             self.step_label.setStyleSheet("font-weight: bold;")
