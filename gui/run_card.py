@@ -52,6 +52,7 @@ CLIP_CHOICES = (("off", None, ""), ("by norm", "norm", "clip_grad_norm_"),
                 ("by value", "value", "clip_grad_value_"))
 DEFAULT_CLIP_THRESHOLD = 1.0
 DEFAULT_NOISE_SIGMA = 0.1
+SCHEDULED_LR_SHORT = "the lr slider moves this schedule's base lr (its whole curve scales)"
 SCHEDULED_LR_NOTE = (
     "With a scheduler, the lr slider is the schedule's base lr (OneCycleLR: its max_lr; CyclicLR:"
     " its base_lr). Moving it mid-run scales every lr the schedule gives by new / old from where"
@@ -138,6 +139,7 @@ class ElidedLabel(QLabel):
         self.setMinimumWidth(20)
 
     def set_full_text(self, text: str) -> None:
+        """Show `text` (elided to the width); it is the tooltip too, until one is set after."""
         self._full = text
         self.setToolTip(text)
         self._elide()
@@ -310,7 +312,9 @@ class RunCard(QFrame):
         self.tools_button.setAutoRaise(True)
         self.tools_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.tools_button.setArrowType(Qt.ArrowType.RightArrow)
-        self.tools_button.setStyleSheet("QToolButton { font-size: 11px; padding: 0px; }")
+        self.tools_button.setStyleSheet("QToolButton { font-size: 11px; padding: 0px; }"
+                                        "QToolButton:checked { background: transparent;"
+                                        " border: none; }")
         self.tools_button.setToolTip("the lr scheduler (torch.optim.lr_scheduler), gradient "
                                      "clipping (torch.nn.utils.clip_grad_*) and gradient noise")
         self.tools_button.toggled.connect(self._on_tools_toggle)
@@ -331,8 +335,11 @@ class RunCard(QFrame):
             preview=False)  # computed when the section opens
         self.scheduler_picker.sigEdited.connect(self._on_scheduler_edit)
         box.addWidget(self.scheduler_picker)
-        self.lr_note = QLabel(SCHEDULED_LR_NOTE)
-        self.lr_note.setWordWrap(True)
+        # One line (a wrapped label's height depends on the width, which squeezed the picker's
+        # rows in the scrolling column); the whole rule is its tooltip and the slider's.
+        self.lr_note = ElidedLabel()
+        self.lr_note.set_full_text(SCHEDULED_LR_SHORT)
+        self.lr_note.setToolTip(SCHEDULED_LR_NOTE)
         self.lr_note.setStyleSheet("color: #555; font-size: 10px;")
         box.addWidget(self.lr_note)
 

@@ -43,8 +43,8 @@ Setting = tuple[str, dict[str, Any]]
 NONE = "none"
 PREVIEW_MIN_STEPS = 100
 PREVIEW_MAX_STEPS = 1000  # ~15 ms of torch stepping on the GUI thread at most
-PREVIEW_HEIGHT_PX = 92
-MOMENTUM_HEIGHT_PX = 64
+PREVIEW_HEIGHT_PX = 104
+MOMENTUM_HEIGHT_PX = 76
 UNBOUNDED = 1e9
 PHASE_NAMES = ("warm-up", "then")  # SequentialLR's phases, as the user thinks of them
 LOG_WHEN_RATIO = 20.0  # the preview's lr axis is logarithmic when max/min is larger than this
@@ -215,14 +215,16 @@ class SchedulerPicker(QWidget):
                 axis.setPen(pg.mkPen(0, 0, 0, 120))
                 axis.setStyle(tickFont=_small_font(self))
             item.getAxis("left").setWidth(40)
-            item.getAxis("left").setLabel(label, size="8pt")
+            item.setTitle(label, size="8pt", color="#333")  # a rotated axis label would not fit
             item.showGrid(x=True, y=True, alpha=0.2)
         self.preview_plot.setToolTip("the lr each of the next steps uses with this scheduler, "
                                      "from torch's own classes (preview_lr)")
         self.momentum_plot.setToolTip("the momentum (or Adam's beta1) this scheduler cycles, "
                                       "opposite to the lr")
+        # One line, its whole text in the tooltip: a wrapped label's height depends on its width,
+        # which a host's scrolling column does not always give it.
         self.note_label = QLabel()
-        self.note_label.setWordWrap(True)
+        self.note_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.note_label.setStyleSheet("color: #555; font-size: 10px;")
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)
@@ -379,6 +381,7 @@ class SchedulerPicker(QWidget):
                 self._show_value(a, setting[1].get(a.name, a.default))
         with QSignalBlocker(self.call_edit):
             self.call_edit.setText(scheduler_call_text(*setting) if setting else "")
+            self.call_edit.setCursorPosition(0)  # the class name first, not the end
         self._refresh_preview()
 
     def _show_value(self, a: SchedulerArgument, value: Any) -> None:
@@ -446,16 +449,19 @@ class SchedulerPicker(QWidget):
         item = self.preview_plot.getPlotItem()
         item.setLogMode(x=False, y=log)
         self.preview_curve.setData(np.arange(steps), lr)
-        item.getAxis("left").setLabel("lr (log)" if log else "lr", size="8pt")
+        item.setTitle(f"lr of the next {steps} steps" + (" (log scale)" if log else ""),
+                      size="8pt", color="#333")
         item.enableAutoRange()
         cycled = preview.momentum is not None
         self.momentum_plot.setVisible(cycled)
         if cycled:
             self.momentum_curve.setData(np.arange(steps), np.asarray(preview.momentum))
-            self.momentum_plot.getPlotItem().getAxis("left").setLabel(
-                preview.momentum_name or "momentum", size="8pt")
+            self.momentum_plot.getPlotItem().setTitle(
+                f"{preview.momentum_name or 'momentum'}, cycled opposite to the lr", size="8pt",
+                color="#333")
             self.momentum_plot.getPlotItem().enableAutoRange()
-        self.note_label.setText(preview.note)
+        self.note_label.setText(preview.note.split(";")[0] + (" (hover)" if preview.note else ""))
+        self.note_label.setToolTip(preview.note)
         self.note_label.setVisible(bool(preview.note))
 
     # --- user edits -------------------------------------------------------------------------------
