@@ -102,7 +102,7 @@ def test_one_param_group_per_lr_matches_single_runs_with_converged_and_diverged(
     assert_matches_runs(batch, runs)
     statuses = set(batch.result().status_names())
     assert {"converged", "diverged", "running"} <= statuses
-    assert len(batch.optimizer.param_groups) == len(lrs)
+    assert len(batch.param_groups) == len(lrs)
     assert batch.packed is packed
 
 
@@ -312,3 +312,20 @@ def test_norm_above_decides_as_math_hypot_does_near_the_tolerance() -> None:
     a[:3], b[:3] = [math.nan, tol, 0.0], [0.0, 0.0, tol]
     expected = [not math.hypot(p, q) <= tol for p, q in zip(a, b, strict=True)]
     assert batch_module._norm_above(a, b, tol).tolist() == expected
+
+
+def test_groups_split_over_several_optimizers_step_as_one(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    surface = get_surface("rosenbrock")
+    groups = [({"lr": lr, "momentum": m}, [surface.start]) for lr in (1e-4, 1e-3, 3e-3)
+              for m in (0.0, 0.5, 0.9)]
+    whole = BatchRun(surface, "SGD", groups)
+    monkeypatch.setattr(batch_module, "GROUPS_PER_OPTIMIZER", 2)
+    split = BatchRun(surface, "SGD", groups)
+    assert len(whole.optimizers) == 1 and len(split.optimizers) == 5
+    whole.step(120)
+    split.step(120)
+    a, b = whole.result(), split.result()
+    assert np.array_equal(a.final_x, b.final_x) and np.array_equal(a.final_loss, b.final_loss)
+    assert np.array_equal(a.status, b.status)
+    assert [g["lr"] for g in split.param_groups] == [g["lr"] for g in whole.param_groups]
