@@ -42,7 +42,15 @@ def log_axis_style(axis: pg.AxisItem) -> None:
         decades = [float(v) for v in range(math.floor(low), math.ceil(high) + 1)
                    if low <= v <= high]
         if len(decades) < 2:
-            return default(low, high, size, std_ticks)  # under a decade: 2..9 are needed
+            # under two decades: 1, 2 and 5 x each decade get labels (all of 2..9 would run
+            # into each other on a short axis), the rest are ticks
+            steps = [(v, k) for v in range(math.floor(low) - 1, math.ceil(high) + 1)
+                     for k in range(1, 10) if low <= v + math.log10(k) <= high]
+            major = [v + math.log10(k) for v, k in steps if k in (1, 2, 5)]
+            if len(major) < 2:
+                return default(low, high, size, std_ticks)
+            return [(None, major), (None, [v + math.log10(k) for v, k in steps
+                                           if k not in (1, 2, 5)])]
         decades = decades[::max(1, math.ceil(len(decades) / 6))]
         minor = [v + math.log10(k) for v in range(math.floor(low), math.ceil(high))
                  for k in range(2, 10) if low < v + math.log10(k) < high]

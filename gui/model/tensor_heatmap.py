@@ -63,8 +63,14 @@ class TensorHeatmap(QWidget):
             plot.setAspectLocked(False)
             plot.setMouseEnabled(False, False)
             plot.hideButtons()
+            plot.hideAxis("bottom")  # the read-out gives the index; the room goes to the map
             image.setColorMap(DIVERGING)
-        self.readout = QLabel("click a row of the table to see its tensor")
+        self.grad_plot.hideAxis("left")  # the same rows as the value map beside it
+        self.value_plot.getAxis("left").setWidth(22)
+        self.canvas.ci.layout.setSpacing(2)
+        self.canvas.ci.setContentsMargins(1, 1, 1, 1)
+        self.readout = QLabel("hover a cell for its value; click a row of the table for "
+                              "another tensor")
         self.readout.setStyleSheet("color: #333;")
         self.readout.setWordWrap(True)
         layout = QVBoxLayout(self)
@@ -103,15 +109,15 @@ class TensorHeatmap(QWidget):
         self.grads = None if grad is None else _as_matrix(grad.detach().numpy().copy())
         value_limit = symmetric_limit(self.values)
         self.value_image.setImage(self.values, levels=(-value_limit, value_limit))
-        self.value_plot.setTitle(f"{name} {tuple(p.shape)}: ±{value_limit:.3g}", size="9pt")
+        self.value_plot.setTitle(f"{name} ±{value_limit:.3g}", size="8pt")
         if self.grads is None:
             self.grad_image.clear()
-            self.grad_plot.setTitle("gradient: none (frozen)", size="9pt")
+            self.grad_plot.setTitle("grad: none (frozen)", size="8pt")
             grad_limit = math.nan
         else:
             grad_limit = symmetric_limit(self.grads)
             self.grad_image.setImage(self.grads, levels=(-grad_limit, grad_limit))
-            self.grad_plot.setTitle(f"gradient: ±{grad_limit:.3g}", size="9pt")
+            self.grad_plot.setTitle(f"grad ±{grad_limit:.3g}", size="8pt")
         self.limits = (value_limit, grad_limit)
         self._throttle.drawn()
 

@@ -74,7 +74,7 @@ class ModelWorkspace(QWidget):
         tensors = QSplitter(Qt.Orientation.Horizontal)  # the figures, and the picked tensor
         tensors.addWidget(self.tensor_table)
         tensors.addWidget(self.tensor_heatmap)
-        tensors.setSizes([330, 190])
+        tensors.setSizes([290, 230])
         middle.addWidget(_group("Tensors of the selected run", tensors))
         middle.setSizes([520, 220])
         right = QSplitter(Qt.Orientation.Vertical)
