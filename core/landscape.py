@@ -445,7 +445,8 @@ class Landscape:
         """How much of the paths the picture holds, in one line: the exact surface holds them
         whole; a PCA plane says its explained variance; other planes the distance off them."""
         if self.indices is not None:
-            return "exact: the paths are drawn as they are (every other parameter is frozen)"
+            return ("exact: each path is drawn as it is, over the only two scalars that "
+                    "move")
         assert self.directions is not None
         d = self.directions
         usable = [p for p in (_finite_rows(p) for p in paths) if len(p)]

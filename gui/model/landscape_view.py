@@ -72,7 +72,10 @@ class PathRecorder:
             weakref.WeakKeyDictionary())
 
     def sample(self, runs: list[Run]) -> None:
+        """Take a snapshot of each run that stepped since its last one."""
         for run in runs:
+            if holds_every_parameter(run):
+                continue  # its Trajectory has the whole path already
             steps, snapshots = self._paths.setdefault(run, ([], []))
             if steps and (run.steps < steps[-1] or snapshots[-1].numel() != sum(
                     p.numel() for p in run.parameters.values())):
@@ -94,13 +97,19 @@ class PathRecorder:
         """The run's flat parameters (snapshots, P): from its Trajectory when that holds every
         parameter (every step), else the recorded snapshots."""
         traj = run.trajectory
-        names = run.parameter_names
-        if len(traj) and all(name in traj.stored for name in names):
-            return np.concatenate([traj.values(n).reshape(len(traj), -1) for n in names], axis=1)
+        if len(traj) and holds_every_parameter(run):
+            return np.concatenate([traj.values(n).reshape(len(traj), -1)
+                                   for n in run.parameter_names], axis=1)
         entry = self._paths.get(run)
         if not entry or not entry[1]:
             return flat_parameters(run).numpy()[None, :].copy()
         return torch.stack(entry[1]).numpy()
+
+
+def holds_every_parameter(run: Run) -> bool:
+    """True when the run's Trajectory records every parameter in full (small models)."""
+    stored = run.trajectory.stored
+    return all(name in stored for name in run.parameter_names)
 
 
 # --- the picture ---------------------------------------------------------------------------------
@@ -376,6 +385,11 @@ class LandscapeView(QWidget):
         controller.sigRunChanged.connect(self._on_run_change)
         controller.sigSelectionChanged.connect(self._on_context_change)
         controller.sigStepped.connect(self._on_stepped)
+        # A controller that tells about every single step (`step_listeners`) gives every
+        # snapshot; otherwise the paths are sampled once per tick (several steps apart).
+        listeners = getattr(controller, "step_listeners", None)
+        if listeners is not None:
+            listeners.append(self._on_run_step)
         self.recorder.sample(controller.runs)
         self._refresh_kinds()
         self._on_settings_change()
@@ -495,6 +509,10 @@ class LandscapeView(QWidget):
         return True if job is None else job.finish(timeout_s)
 
     def shutdown(self) -> None:
+        """Stop the computation (waiting for it a few seconds) and stop listening to steps."""
+        listeners = getattr(self.controller, "step_listeners", None)
+        if listeners is not None and self._on_run_step in listeners:
+            listeners.remove(self._on_run_step)
         job = self.job
         self.cancel()
         if job is not None:
@@ -567,6 +585,9 @@ class LandscapeView(QWidget):
             self.compute()
 
     # --- signals ------------------------------------------------------------------------------
+
+    def _on_run_step(self, run: Run) -> None:
+        self.recorder.sample([run])
 
     def _on_stepped(self) -> None:
         self.recorder.sample(self.controller.runs)

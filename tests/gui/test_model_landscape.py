@@ -355,3 +355,44 @@ def test_the_view_exports_what_it_shows(qtbot, cleanup, tmp_path):
     image = QImage(str(out))
     assert (image.width(), image.height()) == (700, 500)
     assert "torch.no_grad()" in view.caption() and "off the plane" in view.caption()
+
+
+class EveryStepController(ModelController):
+    """A controller that tells listeners about every single step (the hook the view uses when
+    a controller has it)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.step_listeners: list = []
+        super().__init__(*args, **kwargs)
+
+    def _step(self, run):
+        done = super()._step(run)
+        if done:
+            for listener in self.step_listeners:
+                listener(run)
+        return done
+
+
+def test_with_a_step_hook_the_recorded_path_has_every_step_of_a_tick(qtbot, cleanup):
+    ticks = iter(range(10 ** 6))
+    controller = EveryStepController(MOONS, clock=lambda: next(ticks) * 1e-3)  # 1 ms a look
+    run = controller.add_run("Adam")
+    view = LandscapeView(controller)
+    qtbot.addWidget(view)
+    cleanup.append(view)
+    controller.tick()
+    controller.tick()   # each tick takes several steps within its slice
+    steps = run.steps
+    assert steps > 2
+    path = view.paths()[0]
+    assert path.shape == (steps + 1, 65)
+    model = _at(controller.problem, controller.problem.initial_parameters())
+    adam = torch.optim.Adam(model.parameters(), lr=run.hyperparameters["lr"])
+    problem = controller.problem
+    for _ in range(steps):
+        adam.zero_grad()
+        problem.loss_fn(model.train()(problem.X), problem.y).backward()
+        adam.step()
+    np.testing.assert_allclose(path[-1], _flat(model), rtol=1e-10, atol=1e-12)
+    view.shutdown()
+    assert controller.step_listeners == []
