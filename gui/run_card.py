@@ -505,6 +505,8 @@ class RunCard(QFrame):
         self.tools_box.setVisible(open_)
         self.tools_summary.setVisible(not open_)
         self.scheduler_picker.set_preview_enabled(open_)
+        if open_:
+            self._show_schedule_position()
 
     def _on_scheduler_edit(self, setting: object) -> None:
         self._tool_edit(lambda: self.controller.set_scheduler(self.run, setting))  # type: ignore
@@ -584,6 +586,13 @@ class RunCard(QFrame):
 
     def _on_stepped_change(self) -> None:
         self._refresh_status()
+        if self.tools_box.isVisible():
+            self._show_schedule_position()
+
+    def _show_schedule_position(self) -> None:
+        scheduler = self.run.scheduler
+        self.scheduler_picker.set_position(
+            None if scheduler is None else int(getattr(scheduler, "last_epoch", 0)))
 
     def _on_surface_change(self) -> None:
         self._refresh_status()
@@ -656,6 +665,8 @@ class RunCard(QFrame):
         self.noise_spin.setValue(run.noise.sigma if run.noise else 0.0)
         self.seed_spin.setValue(run.noise.seed if run.noise else 0)
         self.tools_summary.set_full_text(tools_summary(run))
+        if self.tools_box.isVisible():
+            self._show_schedule_position()
 
     def _editable_widgets(self) -> list[QObject]:
         widgets: list[QObject] = [self.enable_box, self.label_edit, self.optimizer_combo,

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QScrollAr
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from core.run import Run
+from core.schedulers import scheduler_call_text
 from gui.controller import Controller
 from gui.status_words import short_status, status_colour
 from gui.throttle import Throttle
@@ -83,6 +84,27 @@ def _swatch(color: str) -> QIcon:
     pixmap = QPixmap(10, 10)
     pixmap.fill(QColor(color))
     return QIcon(pixmap)
+
+
+def _tool_lines(run: Run) -> list[str]:
+    """The selected run's scheduler (and where it is in its schedule), clipping and noise, as
+    PyTorch writes them, for the details beside the table."""
+    lines: list[str] = []
+    if run.scheduler_setting is not None:
+        lines += ["scheduler:", f"  {scheduler_call_text(*run.scheduler_setting)}"]
+        scheduler = run.scheduler
+        if scheduler is not None:
+            lr = run.optimizer.param_groups[0]["lr"]
+            lines.append(f"  at step {getattr(scheduler, 'last_epoch', 0)} of its schedule, "
+                         f"lr = {format_value(lr)}")
+    if run.clipping is not None:
+        flags = run.trajectory.column("clipped") if "clipped" in run.trajectory.fields else []
+        lines += ["clipping:", f"  {run.clipping.call_text('params')}",
+                  f"  {int(np.nansum(flags))} of {len(run.trajectory)} gradients clipped"]
+    if run.noise is not None:
+        lines += ["gradient noise:", f"  grad += {format_value(run.noise.sigma)} * "
+                                     f"randn(generator seeded {run.noise.seed})"]
+    return lines
 
 
 class RunTable(QWidget):
@@ -323,6 +345,7 @@ class RunTable(QWidget):
                 lines.append(f"  {coordinate}{frozen}: (empty)")
             for key, value in entries.items():
                 lines.append(f"  {coordinate}{frozen}: {key} = {format_value(value)}")
+        lines += _tool_lines(run)
         text = "\n".join(lines)
         if self.details.text() != text:
             self.details.setText(text)

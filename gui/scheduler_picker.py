@@ -131,8 +131,9 @@ class SchedulerPicker(QWidget):
     Public widgets, for tests and callers: `combo` (none + class names), `call_edit` (the call as
     PyTorch text, editable), `controls` (argument name -> its widget; SequentialLR's phases are
     `phases`, nested pickers), `preview_plot`, `preview_curve`, `momentum_plot`,
-    `momentum_curve`, `note_label`, `error_label`. `preview` is the last LrPreview shown;
-    `preview=False` computes none until `set_preview_enabled(True)` (a closed section).
+    `momentum_curve`, `position_line` (the host's `set_position`), `note_label`,
+    `error_label`. `preview` is the last LrPreview shown; `preview=False` computes none until
+    `set_preview_enabled(True)` (a closed section).
     """
 
     sigEdited = Signal(object)
@@ -217,6 +218,14 @@ class SchedulerPicker(QWidget):
             item.getAxis("left").setWidth(40)
             item.setTitle(label, size="8pt", color="#333")  # a rotated axis label would not fit
             item.showGrid(x=True, y=True, alpha=0.2)
+        # Where the run stands in its schedule (set by the host with `set_position`).
+        self.position_line = pg.InfiniteLine(angle=90, movable=False,
+                                             pen=pg.mkPen("#c0392b", width=1,
+                                                          style=Qt.PenStyle.DashLine),
+                                             label="now", labelOpts={"position": 0.85,
+                                                                     "color": "#c0392b"})
+        self.preview_plot.addItem(self.position_line, ignoreBounds=True)
+        self.position_line.hide()
         self.preview_plot.setToolTip("the lr each of the next steps uses with this scheduler, "
                                      "from torch's own classes (preview_lr)")
         self.momentum_plot.setToolTip("the momentum (or Adam's beta1) this scheduler cycles, "
@@ -258,6 +267,16 @@ class SchedulerPicker(QWidget):
         self._preview_enabled = bool(on)
         if on:
             self._refresh_preview()
+
+    def set_position(self, step: int | None) -> None:
+        """Mark the step the run's scheduler is at on the preview (None: no mark), so the
+        preview reads as "the lr from here on"."""
+        if step is None or self.preview is None:
+            self.position_line.hide()
+            return
+        if self.position_line.value() != step:
+            self.position_line.setValue(step)
+        self.position_line.setVisible(step <= self.preview_steps)
 
     def show_error(self, message: str) -> None:
         self.error_label.setText(message)

@@ -183,3 +183,20 @@ def test_a_cycling_scheduler_shows_the_momentum_it_moves(qtbot, table, controlle
     last = run.trajectory.last()
     assert cell(table, 3, "momentum/β1") == format_value(last["beta1"])
     assert last["beta1"] == run.optimizer.param_groups[0]["betas"][0] < 0.95
+
+
+def test_the_details_name_the_selected_runs_scheduler_clipping_and_noise(table, controller):
+    run = controller.session.runs[0]
+    controller.select(run)
+    controller.set_scheduler(run, "StepLR(step_size=5, gamma=0.5)")
+    controller.set_clipping(run, "value", 0.5)
+    controller.set_noise(run, 0.2, 9)
+    step(controller, 6)
+    table.refresh()
+    text = table.details.text()
+    assert "StepLR(step_size=5, gamma=0.5)" in text
+    assert "at step 6 of its schedule, lr = 0.0005" in text
+    assert "torch.nn.utils.clip_grad_value_(params, clip_value=0.5)" in text
+    flags = run.trajectory.column("clipped")
+    assert f"{int(flags.sum())} of {len(run.trajectory)} gradients clipped" in text
+    assert "seeded 9" in text
