@@ -360,3 +360,37 @@ def test_targets_are_shaped_for_each_loss_and_give_torchs_losses() -> None:
     assert accuracy(outputs, blobs.y, "CrossEntropyLoss") == pytest.approx(
         float((outputs.argmax(1) == blobs.y).double().mean()))
     assert accuracy(outputs[:, :1], line.y, "MSELoss") is None
+
+
+def test_a_session_with_a_csv_reads_the_text_once(monkeypatch) -> None:
+    from core.model_session import ModelSession  # (core.model_session imports this module)
+
+    data = data_module
+    text = "a,b,label\n" + "\n".join(f"{i},{i % 7},{'yes' if i % 3 else 'no'}"
+                                     for i in range(60)) + "\n"
+    calls = []
+    real = data._numbered_rows
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(data, "_numbered_rows", counting)
+    data._parse_csv_text.cache_clear()
+    session = ModelSession.from_dict({
+        "format": "optimizer-playground-model-session", "version": 1, "model": "small-mlp",
+        "data": {"csv": text, "name": "mine.csv"}, "runs": [{"optimizer": "SGD"}]})
+    built = session.build()
+    assert built.dataset.class_names == ("no", "yes")
+    assert len(calls) == 1  # checked, built and rebuilt from one reading
+
+
+def test_whole_number_targets_are_numbers_when_the_loss_is_mse() -> None:
+    as_regression = data_module.as_regression
+    data = parse_csv("x,rating\n0.1,1\n0.2,3\n0.3,2\n0.4,3\n")
+    assert data.task == "multiclass"  # whole numbers, few of them: read as classes
+    numbers = as_regression(data)
+    assert numbers.task == "regression" and numbers.y.tolist() == [1.0, 3.0, 2.0, 3.0]
+    assert torch.equal(numbers.X, data.X)
+    with pytest.raises(DataError, match="holds words"):
+        as_regression(parse_csv("x,animal\n1,cat\n2,dog\n"))
