@@ -425,10 +425,16 @@ class LandscapeView(QWidget):
                 if self.centre_box.currentData() == "selected" or name in frozen:
                     values[name] = run.parameters[name].detach().clone()
         model = copy.deepcopy(problem.model)
+        # BatchNorm's running statistics: the selected run's own, when it is the centre
+        buffers = problem.buffers(run.parameters) if (
+            run is not None and self.centre_box.currentData() == "selected") else {}
         with torch.no_grad():
             for name, p in model.named_parameters():
                 p.copy_(values[name])
                 p.requires_grad_(name not in frozen)
+            for name, b in model.named_buffers():
+                if name in buffers:
+                    b.copy_(buffers[name])
         return model
 
     def centre_text(self) -> str:

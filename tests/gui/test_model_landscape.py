@@ -396,3 +396,33 @@ def test_with_a_step_hook_the_recorded_path_has_every_step_of_a_tick(qtbot, clea
     np.testing.assert_allclose(path[-1], _flat(model), rtol=1e-10, atol=1e-12)
     view.shutdown()
     assert controller.step_listeners == []
+
+
+def test_centred_on_the_selected_run_the_origin_is_its_loss_with_its_batchnorm_stats(
+        qtbot, cleanup):
+    settings = ModelSettings(dataset="moons", n=80, noise=0.1, preset=None,
+                             model_text="Linear(2, 8), BatchNorm1d(8), Tanh(), Linear(8, 1)",
+                             loss="BCEWithLogitsLoss")
+    view = _view(qtbot, settings, optimizers=("Adam",))
+    cleanup.append(view)
+    controller = view.controller
+    run = controller.runs[0]
+    for _ in range(12):
+        controller.step_once()
+    view.centre_box.setCurrentIndex(view.centre_box.findData("selected"))
+    _compute(view)
+    problem = controller.problem
+    model = _at(problem, {n: p.detach() for n, p in run.parameters.items()})
+    with torch.no_grad():
+        for name, b in model.named_buffers():
+            b.copy_(problem.buffers(run.parameters)[name])
+        expected = float(problem.loss_fn(model.eval()(problem.X), problem.y))
+    initial = _at(problem, problem.initial_parameters()).eval()
+    with torch.no_grad():
+        at_start = float(problem.loss_fn(initial(problem.X), problem.y))
+    g = view.landscape.grid
+    assert g.centre_loss == pytest.approx(expected, rel=1e-12)
+    assert g.loss[len(g.y_values) // 2, len(g.x_values) // 2] == pytest.approx(expected,
+                                                                                rel=1e-12)
+    assert abs(expected - at_start) > 1e-3      # (the run has moved: a different centre)
+    assert f"around Adam at step {run.steps}" in view.status_label.text()
