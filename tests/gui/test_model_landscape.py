@@ -426,3 +426,38 @@ def test_centred_on_the_selected_run_the_origin_is_its_loss_with_its_batchnorm_s
                                                                                 rel=1e-12)
     assert abs(expected - at_start) > 1e-3      # (the run has moved: a different centre)
     assert f"around Adam at step {run.steps}" in view.status_label.text()
+
+
+def test_new_data_makes_a_slice_stale_and_recomputes_a_cheap_exact_surface(qtbot, cleanup):
+    view = _view(qtbot, MOONS, optimizers=("SGD", "Adam"))
+    cleanup.append(view)
+    _compute(view)
+    view.controller.configure(noise=0.25)
+    assert view.stale and "Out of date" in view.status_label.text()
+    before = view.picture.paths
+    view.controller.step_once()
+    view.update_paths()
+    assert view.picture.paths is before       # paths of the old model are not drawn on it
+
+    exact = _view(qtbot, LINE)
+    cleanup.append(exact)
+    assert exact.wait_for_job(30.0)
+    old = exact.landscape
+    exact.controller.configure(n=30)
+    assert exact.job is not None              # cheap: computed again by itself
+    assert exact.wait_for_job(30.0)
+    assert exact.landscape is not old and not exact.stale
+    X, y = exact.controller.problem.X, exact.controller.problem.y
+    g = exact.landscape.grid
+    assert len(X) < 30 and g.loss[3, 4] == pytest.approx(
+        _plain_linear_loss(X, y, g.x_values[4], g.y_values[3]), rel=1e-12)
+
+
+def test_removing_a_run_removes_its_path(qtbot, cleanup):
+    view = _view(qtbot, MOONS, optimizers=("SGD", "Adam"))
+    cleanup.append(view)
+    _compute(view)
+    assert [p.title for p in view.picture.paths] == ["SGD", "Adam"]
+    view.controller.remove_run(view.controller.runs[0])
+    view.update_paths()
+    assert [p.title for p in view.picture.paths] == ["Adam"] and len(view.picture.lines) == 1
