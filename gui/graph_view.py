@@ -12,6 +12,7 @@ formula it just rewrites the texts, so the drawing stays put while the values mo
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Any
@@ -84,11 +85,19 @@ def _precise(v: float | None) -> str:
     return "?" if v is None else f"{v:.6g}"
 
 
+@functools.cache
 def _font(bold: bool = False) -> QFont:
+    """The boxes' font, made once: painting a 300-node graph asks for it thousands of times.
+    Shared: never change the font returned."""
     font = QFont()
     font.setPointSizeF(8.5)
     font.setBold(bold)
     return font
+
+
+@functools.cache
+def _metrics(bold: bool = False) -> QFontMetricsF:
+    return QFontMetricsF(_font(bold))
 
 
 def node_lines(node: GraphNode) -> list[str]:
@@ -194,12 +203,14 @@ class NodeItem(QGraphicsItem):
         if width is not None and (self.kind != "constant" or len(lines) > 1):
             self.width = max(self.width, width)  # the lab's tensors, a model's: one width
         elif width is not None:  # a plain constant: as wide as its own label
-            label = QFontMetricsF(_font()).horizontalAdvance(node_lines(node)[0])
+            label = _metrics().horizontalAdvance(node_lines(node)[0])
             self.width = max(self.width, min(width, math.ceil(label / 8) * 8 + 16))
         self.is_root = is_root
         self.root_title = "loss"  # what the root is called above its box
         self.frozen = node.frozen
         self.lines: list[str] = []
+        self._drawn: list[str] = []
+        self._bounds: QRectF | None = None
         self.state = ""
         self.on_click: Any = None  # a collapsed module's box: called with nothing on a click
         self.setZValue(2)
@@ -209,8 +220,16 @@ class NodeItem(QGraphicsItem):
 
     def set_node(self, graph: AutogradGraph, node: GraphNode) -> None:
         self.lines = node_lines(node)
+        # What paint draws, cut to the box once here rather than at every paint.
+        self._drawn = [self._fit(line, i) for i, line in enumerate(self.lines)]
         self.setToolTip(node_tooltip(graph, node))
         self.update()
+
+    def _fit(self, line: str, i: int) -> str:
+        metrics = _metrics(bold=(i == 0 and self.kind != "constant"))
+        if metrics.horizontalAdvance(line) <= self.width - 6:
+            return line
+        return metrics.elidedText(line, Qt.TextElideMode.ElideRight, self.width - 6)
 
     def set_state(self, state: str) -> None:
         if state != self.state:
@@ -221,8 +240,10 @@ class NodeItem(QGraphicsItem):
         return QRectF(-self.width / 2, -self.height / 2, self.width, self.height)
 
     def boundingRect(self) -> QRectF:
-        top = 16 if self.is_root else 4
-        return self.box().adjusted(-4, -top, 4, 4)
+        if self._bounds is None:  # the box never changes size: worked out once
+            top = 16 if self.is_root else 4
+            self._bounds = self.box().adjusted(-4, -top, 4, 4)
+        return self._bounds
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:
@@ -237,16 +258,13 @@ class NodeItem(QGraphicsItem):
         painter.drawRoundedRect(self.box(), 7, 7)
         painter.setPen(QColor("#1a1a1a"))
         box = self.box()
-        lines = list(self.lines)
-        if self.state == "pending" and self.kind in ("op", "leaf"):
-            lines[-1] = "\u2202=\u2026"
-        line_h = QFontMetricsF(_font()).height()
+        lines = list(self._drawn)
+        if self.state == "pending" and self.kind in ("op", "leaf") and lines:
+            lines[-1] = lines[-1].split("=")[0] + "=\u2026"  # not known yet: \u2202=… or |\u2202|=…
+        line_h = _metrics().height()
         y = -line_h * len(lines) / 2
         for i, line in enumerate(lines):  # one drawText per line: separate <text> in SVG
-            font = _font(bold=(i == 0 and self.kind != "constant"))
-            painter.setFont(font)
-            line = QFontMetricsF(font).elidedText(line, Qt.TextElideMode.ElideRight,
-                                                  box.width() - 6)  # never past the box
+            painter.setFont(_font(bold=(i == 0 and self.kind != "constant")))
             painter.drawText(QRectF(box.left(), y, box.width(), line_h),
                              Qt.AlignmentFlag.AlignCenter, line)
             y += line_h
@@ -287,6 +305,7 @@ class EdgeItem(QGraphicsItem):
             path.lineTo(p)
         self.path = path
         self._shape = QPainterPathStroker(QPen(Qt.PenStyle.SolidLine)).createStroke(path)
+        self._bounds = path.boundingRect().adjusted(-40, -12, 40, 12)
         # label: at the middle of the last segment's stretch before the arrowhead
         back, tip = points[-2], points[-1]
         length = math.hypot(tip.x() - back.x(), tip.y() - back.y())
@@ -327,7 +346,7 @@ class EdgeItem(QGraphicsItem):
         return self._shape
 
     def boundingRect(self) -> QRectF:
-        return self.path.boundingRect().adjusted(-40, -12, 40, 12)
+        return self._bounds  # asked for thousands of times while a big graph is drawn
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:
@@ -348,7 +367,7 @@ class EdgeItem(QGraphicsItem):
         if self.label and self.state != "pending":
             font = _font(bold=self.state == "active")
             painter.setFont(font)
-            w = QFontMetricsF(font).horizontalAdvance(self.label) + 6
+            w = _metrics(bold=self.state == "active").horizontalAdvance(self.label) + 6
             left = self.label_at.x() + 3 if self.beside else self.label_at.x() - w / 2
             rect = QRectF(left, self.label_at.y() - 8, w, 16)
             painter.setBrush(QColor(255, 255, 255, 225))
@@ -378,7 +397,7 @@ class GroupItem(QGraphicsItem):
 
     def title_rect(self) -> QRectF:
         """The title's line: as wide as its text, past a narrow frame (a one-op module's)."""
-        text = QFontMetricsF(_font(bold=True)).horizontalAdvance(self.title) + 14
+        text = _metrics(bold=True).horizontalAdvance(self.title) + 14
         return QRectF(self.rect.left(), self.rect.top(), max(self.rect.width(), text),
                       GROUP_TITLE)
 
@@ -400,7 +419,7 @@ class GroupItem(QGraphicsItem):
         font = _font(bold=True)
         title = self.title_rect()
         tab = QRectF(title.left() + 2, title.top() + 1,
-                     QFontMetricsF(font).horizontalAdvance(self.title) + 8, title.height() - 2)
+                     _metrics(bold=True).horizontalAdvance(self.title) + 8, title.height() - 2)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QColor(255, 255, 255, 230))  # over the arrows it crosses
         painter.drawRoundedRect(tab, 4, 4)
@@ -423,7 +442,7 @@ def _tensor_sizes(graph: AutogradGraph) -> tuple[float, float] | None:
     None for the race's graph of numbers, which keeps its fixed sizes."""
     if not isinstance(graph, TensorGraph | ModelGraph):
         return None
-    bold, plain = QFontMetricsF(_font(bold=True)), QFontMetricsF(_font())
+    bold, plain = _metrics(bold=True), _metrics()
     text = max((max([bold.horizontalAdvance(lines[0])]
                     + [plain.horizontalAdvance(t) for t in lines[1:]])
                 for lines in map(node_lines, graph.nodes)), default=0.0)
@@ -590,7 +609,23 @@ class GraphScene(QGraphicsScene):
                     pair = crossing[(x, y)] = (at + half, at - half)
             return pair
 
-        paths = [[p for x, y in bend for p in through(x, y)] for bend in bends]
+        # The edges out of one source run along one trunk: their bends are the first ones of
+        # the longest's, so its route is made once and the others take a slice of it.
+        trunks: dict[str, tuple[list[tuple[float, float]], list[QPointF]]] = {}
+        for k, e in enumerate(graph.edges):
+            have = trunks.get(e.source)
+            if have is None or len(bends[k]) > len(have[0]):
+                trunks[e.source] = (bends[k], [])
+        paths: list[list[QPointF]] = []
+        for k, e in enumerate(graph.edges):
+            trunk, route = trunks[e.source]
+            n = len(bends[k])
+            if trunk[:n] != bends[k]:  # not on the trunk (never, with compute_layout's bends)
+                paths.append([p for x, y in bends[k] for p in through(x, y)])
+                continue
+            if not route and trunk:
+                route.extend(p for x, y in trunk for p in through(x, y))
+            paths.append(route[:2 * n])
         ends: list[list[QPointF]] = [[QPointF(), QPointF()] for _ in graph.edges]
         for side in ("source", "target"):
             by_node: dict[str, list[int]] = {}
