@@ -7,7 +7,9 @@
     per-element status) against one step of a single core.run.Run, for SGD, Adam and RMSprop on
     Himmelblau; and against the plain batched torch loop (zero_grad, forward, sum, backward,
     step; no status), to show what the status bookkeeping costs. Aim: ~1000x cheaper than Run.
-(b) A 256 x 256 basin map of 500 Adam steps on Himmelblau, end to end (core.many.basins).
+(b) A 256 x 256 basin map of 500 Adam steps on Himmelblau, end to end: core.many.basins, and the
+    Basins tab from Compute to the picture on screen (offscreen Qt), against the plain batched
+    torch loop of the same steps.
 (c) A 64 x 64 trainability map (SGD momentum x lr, one param group per cell) on the
     ill-conditioned quadratic, and its cost per cell-step against a single Run's step.
 (d) foreach=True against torch's default (single-tensor on CPU, what Run uses), for (a) and (c);
@@ -129,11 +131,19 @@ def main() -> None:
     grid_n, steps = (128, 200) if quick else (256, 500)
     print(f"\n(b) basin map {grid_n} x {grid_n}, {steps} Adam(lr=0.05) steps, Himmelblau, "
           "end to end")
-    t0 = time.perf_counter()
+    basin_starts = grid_starts(surface, grid_n)
+    t = median_of(1 if quick else 2, {
+        "basins": lambda: _timed(lambda: basins(surface, "Adam(lr=0.05)", grid_n, steps)),
+        "plain": lambda: plain_batch_step(surface, "Adam", basin_starts, steps) * steps,
+        "tab": lambda: basins_tab_seconds(surface, grid_n, steps)})
     result = basins(surface, "Adam(lr=0.05)", grid_n, steps)
-    elapsed = time.perf_counter() - t0
     counts = np.bincount(result.minimum + 1, minlength=len(result.minima) + 1)
-    print(f"  {elapsed:.2f} s; cells per minimum {counts[1:].tolist()}, none {counts[0]}")
+    print(f"  core.many.basins {t['basins']:.2f} s; the plain batched torch loop of the same "
+          f"steps (no status, no minima) {t['plain']:.2f} s: ratio {t['basins'] / t['plain']:.2f}")
+    print(f"  the Basins tab, Compute to picture (Job, colours, drawing) {t['tab']:.2f} s: "
+          f"{t['tab'] / t['plain']:.2f}x the plain loop, {t['tab'] / t['basins']:.2f}x "
+          "core.many.basins")
+    print(f"  cells per minimum {counts[1:].tolist()}, none {counts[0]}")
 
     side, steps = (32, 50) if quick else (64, 100)
     quad = get_surface("rotated_quadratic")
@@ -164,6 +174,45 @@ def main() -> None:
           f"{t['default'] * 1e3:.1f} ms; two leaves per group {t['unpacked'] * 1e3:.1f} ms "
           f"(/ packed {t['unpacked'] / t['default']:.2f}); foreach=True "
           f"{t['foreach'] * 1e3:.1f} ms (/ default {t['foreach'] / t['default']:.2f})")
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def basins_tab_seconds(surface, grid_n: int, steps: int) -> float:
+    """The Basins tab (gui/many/basins_view.py) on one Adam run, offscreen: from Compute to the
+    map on screen (the Job, the colours, the panel), each time with an empty cache."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    from core.session import Session
+    from gui.controller import Controller
+    from gui.many.basins_view import BasinsView
+
+    app = QApplication.instance() or QApplication([])
+    session = Session(surface)
+    session.add_run("Adam", {"lr": 0.05})
+    view = BasinsView(Controller(session))
+    view.resize(900, 600)
+    view.show()
+    view.grid_spin.setValue(grid_n)
+    view.steps_spin.setValue(steps)
+    shown: list = []
+    view.sigComputed.connect(shown.append)
+    t0 = time.perf_counter()
+    view.compute()
+    while not shown:
+        app.processEvents()
+        time.sleep(0.001)
+    app.processEvents()  # the paint of the new picture
+    elapsed = time.perf_counter() - t0
+    view.close()
+    return elapsed
 
 
 def _groups_step(surface, groups: list, steps: int, foreach: bool | None,

@@ -42,7 +42,7 @@ from gui.many.common import (AnalysisRunner, ExportButtons, RaceOptimizer, Resul
                              analysis_key, race_optimizers, run_key)
 
 DEFAULT_GRID = 64
-DEFAULT_STEPS = 300
+DEFAULT_STEPS = 500  # the issue's figure; Rosenbrock's valley needs more, and the map says so
 MAX_STEPS = 100_000  # core.many bounds the work (cells x steps) and says so
 PANELS_PER_ROW = 4
 
@@ -55,6 +55,9 @@ ELSEWHERE_COLOUR = "#e6e6e6"  # settled, but away from every minimum listed
 PALEST = 0.65  # a cell that converged at the last step is mixed this far towards white
 NEAR_DARKEN = 0.5  # still moving, but already near a minimum: its colour, this much darker
 LEGEND_MINIMA = 12  # the legend lists at most this many minima
+NOTE_CLICK = ("Click a cell to race from its start: the race's start moves there (every run "
+              "restarts from it) and the panel's optimizer is selected, added to the race if it "
+              "is no longer in it.")
 SHADES = 64  # levels of paleness by steps to converge
 
 
@@ -218,6 +221,7 @@ class BasinsView(QWidget):
         for signal, slot in self._connections:
             signal.connect(slot)
         self._on_surface_change()
+        self._show_placeholder()
 
     # --- building ---------------------------------------------------------------------------------
 
@@ -381,7 +385,20 @@ class BasinsView(QWidget):
             self.panels.append(panel)
         self._show_legend(surface, steps)
         self._show_note(shown)
+        self.exports.setEnabled(True)
         self.hover_label.setText("Hover a cell for its start, end, loss and status.")
+
+    def _show_placeholder(self) -> None:
+        """Before the first map: what Compute will do, instead of a blank picture."""
+        self.graphics.ci.clear()
+        self._plots = []
+        self.graphics.ci.addLabel(
+            "No basin map yet.<br><b>Compute basins</b> runs every optimizer of the race from "
+            "each start of the grid<br>(one batch of the real torch.optim optimizer per panel) "
+            "and colours each start by the minimum it reached.", color="#444", size="11pt")
+        self.legend_label.setText("")
+        self.note.setText(NOTE_CLICK)
+        self.exports.setEnabled(False)
 
     def _plots_for(self, count: int) -> list[pg.PlotItem]:
         """`count` empty panels: the ones on screen when there are as many (a plot costs ~8 ms
@@ -451,9 +468,7 @@ class BasinsView(QWidget):
         self.legend_label.setText("&nbsp;&nbsp; ".join(items))
 
     def _show_note(self, shown: list[tuple[RaceOptimizer, Basins | None]]) -> None:
-        notes = ["Click a cell to race from its start: the race's start moves there (every run "
-                 "restarts from it) and the panel's optimizer is selected, added to the race if "
-                 "it is no longer in it."]
+        notes = [NOTE_CLICK]
         if any(b is None for _, b in shown):
             notes.append("L-BFGS is not mapped: core.batch refuses it (one history and line "
                          "search would couple the starts); it runs start by start in the race.")

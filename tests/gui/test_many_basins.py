@@ -286,3 +286,25 @@ def test_basin_layer_shows_the_selected_runs_map_under_the_paths(qtbot, race, vi
     layer.set_visible(True)
     race.set_formula("x**2 + y**2")  # another surface: its old map is not shown over it
     assert layer.image not in surface_view.plot_item.items
+
+
+def test_before_the_first_map_the_view_says_what_compute_does(qtbot, view, tmp_path):
+    assert not view.exports.isEnabled()
+    assert not view.exports.export_to(tmp_path / "none.png")
+    assert "compute first" in view.runner.message.text()
+    assert not (tmp_path / "none.png").exists()
+    compute(qtbot, view)
+    assert view.exports.isEnabled()
+
+
+def test_svg_export_is_a_vector_picture_with_the_maps(qtbot, view, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    compute(qtbot, view)
+    path = tmp_path / "basins.svg"
+    assert view.exports.export_to(path)
+    root = ET.parse(path).getroot()
+    tags = {el.tag.rsplit("}", 1)[-1] for el in root.iter()}
+    assert "image" in tags and "path" in tags  # the maps as images, axes and text as vectors
+    box = [float(v) for v in root.get("viewBox").split()]
+    assert box[2:] == [view.picture.width(), view.picture.height()]
