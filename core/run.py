@@ -578,6 +578,10 @@ class Run:
         self.trajectory.add_fields(self._schedule_fields())
         if len(self.trajectory):
             self.trajectory.set_last(lr=float(self.optimizer.param_groups[0]["lr"]))
+            # the momentum the next step uses: the new scheduler's, none without one
+            self.trajectory.set_last_fields({
+                which: math.nan for which in ("momentum", "beta1")
+                if which in self.trajectory.fields and which not in self._schedule_fields()})
             self.trajectory.set_last_fields({
                 which: float(current_momentum(self.optimizer, which))  # type: ignore[arg-type]
                 for which in self._schedule_fields()})
@@ -629,7 +633,10 @@ class Run:
         """The gradient at the newest entry again, after a change to what shapes it (a freeze,
         the clipping, the noise), as the plain loop computes it with the change in place. The
         noise draw of this entry is taken again from the same generator state."""
-        if self.noise is not None and self._noise_state is not None:
+        if self.noise is not None and self._noise_state is not None \
+                and self._processes_outside_closure():
+            # (L-BFGS draws in its closure: this entry's draw has not happened yet, and going
+            # back would repeat the last step's draws)
             self.noise.set_state(self._noise_state)
         try:
             _, grads = self._forward_backward()
@@ -641,6 +648,10 @@ class Run:
         if self._surface_fn is not None:
             self._last_gxy = (grads["x"], grads["y"])  # type: ignore[assignment]
         fields = self._grad_fields(grads)
+        # a tool removed now no longer shapes this entry's gradient: its columns say so
+        current = set(self._tool_fields()) | set(self._schedule_fields())
+        fields.update({f: math.nan for f in self.trajectory.fields[self._base_fields:]
+                       if f not in current})
         if self._processes_outside_closure():
             fields.update(zip(self._tool_fields(), self._process(grads)))
         self.trajectory.set_last_fields(fields)
@@ -865,6 +876,11 @@ class Run:
                    window=self.window, scheduler=settings["scheduler"],
                    clipping=settings["clipping"],
                    noise=None if noise is None else GradientNoise(*noise), changes=changes)
+
+    def initial_copy(self) -> Run:
+        """A new run at the start with this run's initial settings and no changes (what the
+        run was before the user changed anything)."""
+        return self._build(self.initial_settings, ())
 
     def replay_copy(self) -> Run:
         """A new run at the start with this run's initial settings and its whole change log:

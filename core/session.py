@@ -221,7 +221,8 @@ class Session:
     def to_dict(self, include_trajectories: bool = False) -> dict[str, Any]:
         # the settings each run started with and its changes (the same as config() for a run
         # without changes), so a file replays the run's path
-        runs = [{**run.to_dict(), **run.initial_config()} if include_trajectories
+        runs = [{**{k: v for k, v in run.to_dict().items() if k not in _TOOL_KEYS},
+                 **run.initial_config()} if include_trajectories
                 else {**run.initial_config(), "steps": self.recorded_steps(run)}
                 for run in self.runs]
         data: dict[str, Any] = {"format": FORMAT, "version": VERSION,
@@ -440,6 +441,7 @@ RUN_FIELDS = (
               "\"noise\", ...}]"),
 )
 NOISE_FIELDS = ("sigma", "seed")
+_TOOL_KEYS = ("scheduler", "clip_norm", "clip_value", "noise")  # a run's optional tools
 
 
 # Fields an export writes that loading ignores: what Run.to_dict and Surface.describe add to the
