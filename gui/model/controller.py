@@ -25,6 +25,8 @@ sigPlayingChanged(bool)      play / pause
 sigSelectionChanged(object)  the selected run (or None)
 sigSharpness()               a new sharpness measurement arrived
 sigTensorSelected(object)    the parameter tensor picked in the tensor table (a name, or None)
+sigSessionOpened()           a session (or an example) replaced the workspace
+sigMessage(str)              a one-line message for the user (a replay that failed)
 """
 
 from __future__ import annotations
@@ -84,6 +86,10 @@ RUN_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
 MODEL_LR = {"SGD": 0.1, "Adam": 0.01, "AdamW": 0.01, "RMSprop": 0.01, "NAdam": 0.01,
             "RAdam": 0.01, "Adamax": 0.02, "Adagrad": 0.1, "ASGD": 0.1, "LBFGS": 0.5}
 DATA_FIELDS = ("dataset", "n", "noise", "csv", "csv_name", "target")
+# A session whose runs take more steps than this in all is replayed in a worker Job (about
+# 0.5 ms a step: a quarter of a second inline at most)
+INLINE_REPLAY_STEPS = 500
+REPLAY_CHUNK = 100  # steps of one run between two progress reports / cancel checks
 WORKSPACE_KEY = "workspace"  # the app's own part of a session file's "extra"
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "resources" / "model_examples"
 
@@ -163,6 +169,8 @@ class ModelController(QObject):
     sigSelectionChanged = Signal(object)
     sigSharpness = Signal()
     sigTensorSelected = Signal(object)
+    sigSessionOpened = Signal()
+    sigMessage = Signal(str)
 
     def __init__(self, settings: ModelSettings | None = None, *, parent: QObject | None = None,
                  clock: Callable[[], float] = time.perf_counter) -> None:
@@ -184,6 +192,7 @@ class ModelController(QObject):
         self._timer = QTimer(self)
         self._timer.setInterval(TICK_MS)
         self._timer.timeout.connect(self.tick)
+        self._replay_job: Job | None = None  # a long session replay, off the GUI thread
         self._sharpness_job: Job | None = None
         self._sharpness_run: Run | None = None
         self._sharpness_started = 0.0
@@ -637,11 +646,13 @@ class ModelController(QObject):
         return True if job is None else job.finish(timeout_s)
 
     def shutdown(self, timeout_s: float = SHUTDOWN_WAIT_S) -> bool:
-        """Stop the timer and wait at most `timeout_s` for a sharpness measurement."""
+        """Stop the timer and wait at most `timeout_s` for a sharpness measurement or a
+        session replay (both stop soon after a cancel)."""
         self.pause()
-        job = self._sharpness_job
+        jobs = [j for j in (self._sharpness_job, self._replay_job) if j is not None]
         self._forget_sharpness_job()
-        return True if job is None else job.finish(timeout_s)
+        self._forget_replay_job()
+        return all(job.finish(timeout_s) for job in jobs)
 
     # --- sessions -------------------------------------------------------------------------------
 
@@ -670,19 +681,47 @@ class ModelController(QObject):
         """Write the session file atomically (SessionError, one line, if it cannot be)."""
         self.to_session().save(path)
 
-    def load_session(self, path: str | Path) -> None:
-        """Open a saved session: the file is checked and built completely first, so a broken
+    def load_session(self, path: str | Path, *, background: bool | None = None) -> Job | None:
+        """Open a saved session. The file is checked and built completely first, so a broken
         one raises SessionError with one line and nothing here changes; then each run is
         replayed to its saved step count by core.model_session.train (the same steps as
-        `main.py train`)."""
-        self.open_session(ModelSession.load(path))
+        `main.py train`). A long replay (more than INLINE_REPLAY_STEPS steps in all, or
+        `background` True) runs in a worker Job, which is returned, with progress and cancel:
+        the workspace changes only when it finishes (sigSessionOpened), and a cancel changes
+        nothing. A short one is done at once and None is returned."""
+        return self.open_session(ModelSession.load(path), background=background)
 
     def open_example(self, name: str) -> None:
         """Open teaching example `name` (resources/model_examples/NAME.json; see examples())."""
-        self.load_session(example_path(name))
+        self.load_session(example_path(name), background=False)
 
-    def open_session(self, session: ModelSession) -> None:
+    def open_session(self, session: ModelSession, *,
+                     background: bool | None = None) -> Job | None:
         """Show `session` (validated) with its runs replayed; see load_session."""
+        built = self._prepare(session)
+        steps = [spec.steps for spec in session.runs]
+        every = self.test_every
+        if background is None:
+            background = sum(steps) > INLINE_REPLAY_STEPS
+        if not background:
+            self._show_session(session, built, replay(built, steps, every))
+            return None
+        self._forget_replay_job()
+        job = Job(lambda state: replay(built, steps, every, state), parent=self)
+        job.sigFinished.connect(lambda records: self._on_replayed(job, session, built, records))
+        job.sigFailed.connect(lambda message: self._on_replay_failed(job, message))
+        job.sigCancelled.connect(lambda: self._on_replay_failed(job, ""))
+        self._replay_job = job
+        job.start()
+        return job
+
+    @property
+    def replaying(self) -> bool:
+        """True while a session is being replayed in the background."""
+        return self._replay_job is not None
+
+    def _prepare(self, session: ModelSession) -> BuiltModelSession:
+        """The session built, with the schedulers, clipping and noise it keeps in `extra`."""
         own = session.extra.get(WORKSPACE_KEY, {})
         tools = own.get("runs", []) if isinstance(own, dict) else []
         try:
@@ -696,17 +735,38 @@ class ModelController(QObject):
                         run.set_clipping(found["clipping"])
                     if found.get("noise") is not None:
                         run.set_noise(found["noise"])
-            records = train(built, [spec.steps for spec in session.runs],
-                            eval_every=self.test_every)
-            settings = settings_of(session, built)
+            settings_of(session, built)
         except SessionError:
             raise
         except PlaygroundError as e:
             raise SessionError(str(e)) from None
+        return built
+
+    def _on_replayed(self, job: Job, session: ModelSession, built: BuiltModelSession,
+                     records: list[TrainingRecord]) -> None:
+        if job is not self._replay_job:
+            return
+        self._replay_job = None
+        self._show_session(session, built, records)
+
+    def _on_replay_failed(self, job: Job, message: str) -> None:
+        if job is self._replay_job:
+            self._replay_job = None
+            if message:
+                self.sigMessage.emit(f"the session could not be replayed: {message}")
+
+    def _forget_replay_job(self) -> None:
+        if self._replay_job is not None:
+            self._replay_job.cancel()
+            self._replay_job = None
+
+    def _show_session(self, session: ModelSession, built: BuiltModelSession,
+                      records: list[TrainingRecord]) -> None:
+        own = session.extra.get(WORKSPACE_KEY, {})
         self.pause()
         self._forget_sharpness_job()
         self._sharpness_next_at = -math.inf
-        self._commit(settings, built)
+        self._commit(settings_of(session, built), built)
         self.runs = list(built.runs)
         self.extras = weakref.WeakKeyDictionary()
         for run, record in zip(self.runs, records):
@@ -728,6 +788,7 @@ class ModelController(QObject):
         self.sigSelectionChanged.emit(self.selected)
         self.sigStepped.emit()
         self.sigSharpness.emit()
+        self.sigSessionOpened.emit()
 
     # --- exports --------------------------------------------------------------------------------
 
@@ -780,6 +841,38 @@ class ModelController(QObject):
                 writer.writerow(head + [_cell(f, v) for f, v in zip(fields, values)]
                                 + [_cell("", test[0]), _cell("", test[1])])
         return out.getvalue()
+
+
+class ReplayCancelled(Exception):
+    """A session replay was asked to stop."""
+
+
+def replay(built: BuiltModelSession, steps: list[int], eval_every: int,
+           state: Any = None) -> list[TrainingRecord]:
+    """Step each run of `built` to `steps[i]` with core.model_session.train (the headless
+    loop, so the records are the ones `main.py train` makes), in chunks of REPLAY_CHUNK steps
+    (a multiple of `eval_every`, so the held-out metrics fall on the same steps as in one
+    call), reporting progress to `state` and stopping when it asks (ReplayCancelled)."""
+    chunk = eval_every * max(1, -(-REPLAY_CHUNK // eval_every))
+    total, done = max(1, sum(steps)), 0
+    records = []
+    for run, count in zip(built.runs, steps):
+        record = TrainingRecord()
+        left = count
+        while True:
+            take = min(chunk, left)
+            part = train(replace(built, runs=[run]), [take], eval_every)[0]
+            record.test_loss.update(part.test_loss)
+            record.accuracy.update(part.accuracy)
+            done, left = done + take, left - take
+            if state is not None:
+                if state.is_interruption_requested():
+                    raise ReplayCancelled("the session replay was cancelled")
+                state.set_progress(done / total)
+            if left <= 0 or not run.enabled or run.status.value == "diverged":
+                break
+        records.append(record)
+    return records
 
 
 def _nan(value: float | None) -> float:

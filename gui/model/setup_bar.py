@@ -137,6 +137,10 @@ class SetupBar(QWidget):
         self._show_message(note or "")
         return True
 
+    def show_message(self, text: str) -> None:
+        """One line for the user (an error names the line or column), in the error row."""
+        self._show_message(text)
+
     def _show_message(self, text: str) -> None:
         self.error_label.setText(text)
         self.error_label.setToolTip(text)  # the whole line, when the label is too narrow

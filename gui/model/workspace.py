@@ -34,6 +34,7 @@ from gui.model.setup_bar import SetupBar
 from gui.model.sharpness_view import SharpnessView
 from gui.model.tensor_heatmap import TensorHeatmap
 from gui.model.tensor_table import TensorTable
+from gui.worker import Job, JobProgress
 
 
 def _group(title: str, widget: QWidget) -> QGroupBox:
@@ -93,10 +94,13 @@ class ModelWorkspace(QWidget):
         body.setStretchFactor(1, 1)
         body.setStretchFactor(2, 1)
         body.setSizes([230, 520, 520])
+        self.progress = JobProgress()  # a long session replay, with its Cancel
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.setup_bar)
+        layout.addWidget(self.progress)
         layout.addWidget(body, 1)
+        controller.sigMessage.connect(self.setup_bar.show_message)
 
     # --- for the window's File menu --------------------------------------------------------------
 
@@ -105,10 +109,16 @@ class ModelWorkspace(QWidget):
         atomically. SessionError, one line, if it cannot be written."""
         self.controller.save_session(path)
 
-    def load_session(self, path: str | Path) -> None:
+    def load_session(self, path: str | Path) -> Job | None:
         """Open a model session file. A broken one raises SessionError with one line and
-        nothing changes; a good one replaces the runs (replayed to their saved steps)."""
-        self.controller.load_session(path)
+        nothing changes; a good one replaces the runs, replayed to their saved steps: at once
+        for a short session, else in a worker Job (returned) whose progress and Cancel show
+        under the setup bar; the workspace changes when it ends (controller.sigSessionOpened).
+        """
+        job = self.controller.load_session(path)
+        if job is not None:
+            self.progress.attach(job, f"replaying {Path(path).name}")
+        return job
 
     @staticmethod
     def examples() -> list[tuple[str, str, str]]:

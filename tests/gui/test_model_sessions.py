@@ -74,7 +74,7 @@ def test_the_held_out_loss_is_measured_every_k_steps_not_every_step(controller):
     run = c.add_run("SGD")
     c.test_every = 5
     c.play()  # the timer's path (tick), not a manual step
-    for _ in range(6):
+    while run.steps <= 12:
         c.tick()
     c.pause()  # ... and the curve ends where the run stopped
     steps = c.extras[run].test_steps
@@ -184,3 +184,43 @@ def test_a_csv_file_trains_and_a_bad_one_names_its_line(controller, tmp_path):
     # another target column: the features follow
     c.configure(target="area")
     assert c.dataset.target_name == "area" and c.dataset.feature_names == ("rooms", "price")
+
+
+def _long_session(tmp_path, steps: int):
+    session = _session_for(MOONS_MINIBATCH, [("SGD", {"lr": 0.1}), ("Adam", {"lr": 0.01})])
+    for spec in session.runs:
+        spec.steps = steps
+    path = tmp_path / "long.json"
+    session.save(path)
+    return session, path
+
+
+def test_a_long_session_replays_in_a_worker_and_then_shows_the_same_runs(qtbot, controller,
+                                                                         tmp_path):
+    session, path = _long_session(tmp_path, 400)
+    c = controller(MOONS_MINIBATCH)
+    mine = c.add_run("RMSprop")
+    with qtbot.waitSignal(c.sigSessionOpened, timeout=20_000):
+        job = c.load_session(path)
+        assert job is not None and c.replaying
+        assert c.runs == [mine]  # nothing changes until the replay is done
+    assert not c.replaying and [r.steps for r in c.runs] == [400, 400]
+    built = session.build()
+    train(built, [400, 400])
+    for loaded, theirs in zip(c.runs, built.runs):
+        assert loaded.trajectory.loss.tolist() == theirs.trajectory.loss.tolist()
+        for name in loaded.parameter_names:
+            assert torch.equal(loaded.parameters[name], theirs.parameters[name])
+    # the held-out loss was measured every test_every steps, as the workspace does live
+    assert c.extras[c.runs[0]].test_steps == list(range(0, 401, c.test_every))
+
+
+def test_a_cancelled_replay_changes_nothing(qtbot, controller, tmp_path):
+    _, path = _long_session(tmp_path, 5000)
+    c = controller(MOONS_MINIBATCH)
+    mine = c.add_run("RMSprop")
+    problem = c.problem
+    job = c.load_session(path)
+    with qtbot.waitSignal(job.sigCancelled, timeout=10_000):
+        job.cancel()
+    assert not c.replaying and c.runs == [mine] and c.problem is problem
