@@ -25,7 +25,7 @@ import pyqtgraph as pg
 import torch
 from PySide6.QtCore import QRectF, Qt
 
-from core.animation import AnimationPlan, ProgressState
+from core.animation import AnimationPlan, ProgressState, check_writable
 from core.model_animation import (
     ModelAnimationOptions,
     ModelReplay,
@@ -262,6 +262,7 @@ class ModelAnimationExport(FilmExport):
 
     def __init__(self, session: ModelSession, path: str | Path, width: int, height: int,
                  plan: AnimationPlan, *, selected: int | None = None) -> None:
+        check_writable(Path(path))  # said before the build, not after it
         self.selected = selected_index(session, selected)
         self._session = session
         self._replay = ModelReplay(session, plan)  # a fresh build: its own runs, at the start
