@@ -4,7 +4,8 @@
     python main.py list                 surfaces and optimizers
     python main.py run [options]        step optimizers headless and print the result
     python main.py export [options] --out FILE   write .json, .csv, .png or .svg, or the race as
-                            .gif, .mp4, .webp or .apng [--fps N] [--steps-per-frame K] [--frames N]
+                            .gif, .mp4, .webp or .apng [--fps N] [--steps-per-frame K] [--frames N],
+                            or as a standalone PyTorch script: --out run.py [--run N]
     python main.py graph [options] --at X,Y      the autograd graph of the loss at a point
     python main.py autograd --tensor "a=[2., 3.]" --tensor "b=[6., 4.]" --expr "3*a**3 - b**2"
                             --gradient "[1., 1.]" --json      the autograd lab: grads, Jacobian, VJP
@@ -67,84 +68,30 @@ def _add_problem_options(p: argparse.ArgumentParser, with_runs: bool = True) -> 
     p.add_argument("--steps", type=int, default=None, metavar="N",
                    help="steps for every run (default: each run's own count in --session, "
                         "else 200)")
-    p.add_argument("--optimizer", action=_InOrder, default=[], metavar="CALL",
+    from core.run_options import InOrder, add_tool_arguments  # loads no torch
+
+    p.add_argument("--optimizer", action=InOrder, default=[], metavar="CALL",
                    help="e.g. 'Adam(lr=0.05, betas=(0.9, 0.99))'; repeatable "
                         "(default: SGD, SGD with momentum, RMSprop, Adam)")
     # Each of these belongs to the --optimizer before it, or to every run when given before
-    # any (_InOrder records the order): `--optimizer SGD(lr=0.001) --scheduler "StepLR(...)"`
-    p.add_argument("--scheduler", action=_InOrder, default=[], metavar="SPEC",
-                   help="a torch.optim.lr_scheduler, e.g. 'CosineAnnealingLR(T_max=200)'")
-    p.add_argument("--clip-norm", action=_InOrder, default=[], type=float, metavar="X",
-                   help="clip each gradient with torch.nn.utils.clip_grad_norm_(max_norm=X)")
-    p.add_argument("--clip-value", action=_InOrder, default=[], type=float, metavar="X",
-                   help="clip each gradient with torch.nn.utils.clip_grad_value_(clip_value=X)")
-    p.add_argument("--noise", action=_InOrder, default=[], type=float, metavar="SIGMA",
-                   help="add seeded Gaussian noise of this standard deviation to each gradient")
-    p.add_argument("--seed", action=_InOrder, default=[], type=int, metavar="N",
-                   help="the seed of --noise (default 0)")
+    # any (core/run_options.py): `--optimizer SGD(lr=0.001) --scheduler "StepLR(...)"`
+    add_tool_arguments(p)
     p.add_argument("--session", metavar="FILE.json", help="load a saved session first")
 
 
-class _InOrder(argparse.Action):
-    """`append`, and also the (option, value) pair in command-line order in `args.in_order`,
-    so each --scheduler / --clip-norm / --clip-value / --noise / --seed knows which
-    --optimizer it follows."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:
-        setattr(namespace, self.dest, [*(getattr(namespace, self.dest, None) or []), values])
-        ordered = [*(getattr(namespace, "in_order", None) or []), (self.dest, values)]
-        namespace.in_order = ordered
-
-
-RUN_SETTINGS = ("scheduler", "clip_norm", "clip_value", "noise", "seed")
-
-
 def _run_settings(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The settings for every run (given before any --optimizer) and for each --optimizer's
-    run (given after it). The same option twice for one run is refused."""
-    shared: dict[str, Any] = {}
-    per_run: list[dict[str, Any]] = []
-    for dest, value in getattr(args, "in_order", None) or []:
-        if dest == "optimizer":
-            per_run.append({})
-            continue
-        target = per_run[-1] if per_run else shared
-        option = "--" + dest.replace("_", "-")
-        if dest in target:
-            whose = f"--optimizer {len(per_run)}" if per_run else "every run"
-            raise UsageError(f"{option} is given twice for {whose}")
-        target[dest] = value
-    return shared, per_run
+    """The settings for every run and for each --optimizer's run (core/run_options.py)."""
+    from core.run_options import run_settings
+
+    return run_settings(args, UsageError)
 
 
 def _gradient_tools(settings: dict[str, Any]) -> dict[str, Any]:
     """Run keyword arguments (scheduler, clipping, noise) from one run's options; a bad one is
     a UsageError of one line naming the option, the scheduler, the argument and the value."""
-    from core.errors import PlaygroundError
-    from core.gradient_tools import GradientClipping, GradientNoise
-    from core.run import scheduler_setting
+    from core.run_options import gradient_tools
 
-    tools: dict[str, Any] = {}
-    if "scheduler" in settings:
-        try:
-            tools["scheduler"] = scheduler_setting(settings["scheduler"])
-        except PlaygroundError as e:
-            raise UsageError(f"--scheduler {settings['scheduler']!r}: {e}") from None
-    try:
-        if "clip_norm" in settings and "clip_value" in settings:
-            raise UsageError("give --clip-norm or --clip-value for a run, not both")
-        if "clip_norm" in settings:
-            tools["clipping"] = GradientClipping("norm", settings["clip_norm"])
-        elif "clip_value" in settings:
-            tools["clipping"] = GradientClipping("value", settings["clip_value"])
-        if "noise" in settings:
-            tools["noise"] = GradientNoise(settings["noise"], settings.get("seed", 0))
-        elif "seed" in settings:
-            raise UsageError("--seed goes with --noise (it seeds the gradient noise)")
-    except PlaygroundError as e:
-        raise UsageError(f"--{str(e).replace('_', '-', 1)}") from None
-    return tools
+    return gradient_tools(settings, UsageError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,7 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--csv", action="store_true", help="print CSV, a row per run and step")
     export = sub.add_parser("export", help="run, then write .json, .csv, .png or .svg")
     _add_problem_options(export)
-    export.add_argument("--out", required=True, metavar="FILE", help="the file to write")
+    export.add_argument("--out", required=True, metavar="FILE",
+                        help="the file to write; .py: the race as a standalone PyTorch script "
+                             "that prints the same trajectories")
+    export.add_argument("--run", type=int, default=None, metavar="N",
+                        help="with --out FILE.py: only run N (from 1)")
     export.add_argument("--view", choices=("2d", "3d"), default="2d",
                         help="the picture: the 2-D heatmap (default) or the surface in 3-D (.png; "
                              "needs an OpenGL display, e.g. under xvfb-run)")
@@ -236,13 +187,11 @@ def build_session(args: argparse.Namespace):  # -> Session
     shared, per_run = _run_settings(args)
     if calls or not args.session:
         session.runs.clear()
+        from core.run_options import settings_for_run
+
         for number, (name, hps) in enumerate(calls or DEFAULT_RUNS):
             own = per_run[number] if number < len(per_run) else {}
-            if "clip_norm" in own or "clip_value" in own:  # its own clipping replaces all's
-                base = {k: v for k, v in shared.items() if k not in ("clip_norm", "clip_value")}
-            else:
-                base = shared
-            session.add_run(name, hps, **_gradient_tools({**base, **own}))
+            session.add_run(name, hps, **_gradient_tools(settings_for_run(shared, own)))
     elif shared:  # a loaded session's runs take the options given (noise, clipping, schedule)
         from core.gradient_tools import GradientNoise
 
@@ -327,6 +276,10 @@ def cmd_export(args: argparse.Namespace) -> str:
 
     out = Path(args.out)
     suffix = out.suffix.lower()
+    if suffix == ".py":
+        return _export_script(args, out)
+    if args.run is not None:
+        raise UsageError(f"--run goes with a script (--out FILE.py), not {suffix or out.name!r}")
     if suffix in _ANIMATION_SUFFIXES:
         return _export_animation(args, out)
     for option in ("fps", "steps_per_frame", "frames", "curves"):
@@ -334,7 +287,7 @@ def cmd_export(args: argparse.Namespace) -> str:
             raise UsageError(f"--{option.replace('_', '-')} goes with an animation (--out "
                              f"{', '.join(_ANIMATION_SUFFIXES)}), not {suffix or out.name!r}")
     if suffix not in (".json", ".csv", ".png", ".svg"):
-        raise UsageError(f"--out must end in .json, .csv, .png, .svg, "
+        raise UsageError(f"--out must end in .json, .csv, .png, .svg, .py, "
                          f"{', '.join(_ANIMATION_SUFFIXES)} (got {out.name!r})")
     if args.view == "3d" and suffix != ".png":
         raise UsageError(f"--view 3d writes a .png (got {out.name!r})")
@@ -358,6 +311,25 @@ def cmd_export(args: argparse.Namespace) -> str:
 
 
 _ANIMATION_SUFFIXES = (".gif", ".mp4", ".webp", ".apng")
+
+
+def _export_script(args: argparse.Namespace, out: Path) -> str:
+    """The race, stepped as `run` steps it, as a standalone PyTorch script
+    (core/script_export.py); it prints the same trajectories as `run --json`."""
+    for option in ("fps", "steps_per_frame", "frames", "curves", "size"):
+        if getattr(args, option) not in (None, False):
+            raise UsageError(f"--{option.replace('_', '-')} goes with a picture or an "
+                             f"animation, not a script ({out.name!r})")
+    if args.view != "2d":
+        raise UsageError(f"--view goes with a picture, not a script ({out.name!r})")
+    from core.script_export import write_script
+
+    session = build_session(args)
+    if args.run is not None and not 1 <= args.run <= len(session.runs):
+        raise UsageError(f"--run must be from 1 to {len(session.runs)} (got {args.run})")
+    session.play(args.steps)
+    write_script(session, out, None if args.run is None else args.run - 1)
+    return f"wrote {out}"
 
 
 def _size(text: str) -> tuple[int, int]:
