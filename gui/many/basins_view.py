@@ -217,7 +217,9 @@ class BasinsView(QWidget):
         layout.addWidget(self.note)
         layout.addWidget(self.picture, 1)
         layout.addWidget(self.hover_label)
-        self._connections = [(controller.sigSurfaceChanged, self._on_surface_change)]
+        self._connections = [(controller.sigSurfaceChanged, self._on_surface_change),
+                             (controller.sigRunsChanged, self._on_runs_change),
+                             (controller.sigRunChanged, self._on_runs_change)]
         for signal, slot in self._connections:
             signal.connect(slot)
         self._on_surface_change()
@@ -548,6 +550,14 @@ class BasinsView(QWidget):
         if shown is not None and shown.text != surface.text:
             self.runner.show_message("The maps shown are of the previous surface: press "
                                      "Compute basins for this one")
+
+    def _on_runs_change(self, *_: object) -> None:
+        if not self.panels or self.runner.running:
+            return
+        shown = [p.option.key() for p in self.panels]
+        if shown != [o.key() for o in race_optimizers(self.controller)]:
+            self.runner.show_message("The race's optimizers have changed since these maps: "
+                                     "press Compute basins to map them")
 
     def closeEvent(self, event) -> None:
         self.shutdown()

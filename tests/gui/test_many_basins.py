@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
 from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication
 
 from core.batch import CONVERGED, DIVERGED
 from core.many import basins
@@ -53,6 +54,15 @@ def view(qtbot, race):
 def compute(qtbot, view: BasinsView, timeout: int = 60_000) -> None:
     with qtbot.waitSignal(view.sigComputed, timeout=timeout):
         assert view.compute()
+    settle()
+
+
+def settle() -> None:
+    """Apply the layout the new maps and legend asked for (on screen, the next turns of the
+    event loop), so positions mapped now are where the mouse will land."""
+    for _ in range(3):
+        QApplication.sendPostedEvents()
+        QApplication.processEvents()
 
 
 def hue(rgb) -> float:
@@ -190,11 +200,46 @@ def test_clicking_a_cell_races_from_its_start(qtbot, view, race):
 def test_hover_tells_start_end_loss_status(qtbot, view):
     compute(qtbot, view)
     panel = view.panels[1]
-    k = 4 * GRID + 9
-    text = view.describe_cell(panel, k)
+    j, i = 4, 9
+    k = j * GRID + i
+    x, y = float(panel.basins.x[i]), float(panel.basins.y[j])
+    at = view.graphics.mapFromScene(panel.plot.vb.mapViewToScene(QPointF(x, y)))
+    qtbot.mouseMove(view.graphics.viewport(), QPoint(at.x(), at.y()))
+    expected = view.describe_cell(panel, k)
+    qtbot.waitUntil(lambda: view.hover_label.text() == expected, timeout=2000)
+    text = view.hover_label.text()
     c = panel.basins.cells
-    assert f"{c.final_loss[k]:.4g}" in text and "start (" in text and "end (" in text
+    assert text.startswith("Adam(lr=0.05): start (" + f"{x:.4g}, {y:.4g})")
+    assert f"end ({c.final_x[k]:.4g}, {c.final_y[k]:.4g})" in text
+    assert f"loss {c.final_loss[k]:.4g}" in text
     assert ("converged at step" in text) == (c.status[k] == CONVERGED)
+
+
+def test_a_formulas_found_minima_keep_one_colour_across_panels(qtbot, race, view):
+    # Two wells at (-1, 0) and (1, 0) that no one declared: the end points are clustered.
+    race.set_formula("(x**2 - 1)**2 + 0.5*y**2", (-2.0, 2.0), (-1.5, 1.5))
+    view.steps_spin.setValue(500)  # (core clusters converged end points only)
+    compute(qtbot, view)
+    assert view.known == 0 and len(view.minima) >= 2
+    mapped = [p for p in view.panels if p.basins is not None]
+    for panel in mapped:
+        c, index = panel.basins.cells, panel.index
+        for k in np.flatnonzero(index >= 0):
+            mx, my = view.minima[index[k]]
+            assert np.hypot(c.final_x[k] - mx, c.final_y[k] - my) <= panel.basins.tolerance
+    # The well at x = 1 has one colour in every panel that reached it.
+    right = {int(p.index[k]) for p in mapped for k in np.flatnonzero(
+        (p.index >= 0) & (np.abs(p.basins.cells.final_x - 1) < 0.05))}
+    assert len(right) == 1
+
+
+def test_a_changed_race_is_said_until_mapped_again(qtbot, view, race):
+    compute(qtbot, view)
+    race.add_run("Adagrad", {"lr": 0.5})
+    assert "changed since these maps" in view.runner.message.text()
+    compute(qtbot, view)
+    assert view.panels[-1].option.call == "Adagrad(lr=0.5)"
+    assert "changed" not in view.runner.message.text()
 
 
 def test_picture_png_decodes_at_the_views_size_and_csv_has_every_cell(qtbot, view, tmp_path):
