@@ -1,0 +1,105 @@
+"""The setup bar: the user's CSV file (through the file dialog), its target column, the test
+fraction and the one seed, driven through the real widgets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PySide6.QtWidgets import QFileDialog
+
+from gui.model.controller import ModelController, ModelSettings
+from gui.model.setup_bar import CSV_ITEM
+from gui.model.workspace import ModelWorkspace
+from gui.worker import wait_for_jobs
+
+
+@pytest.fixture
+def workspace(qtbot):
+    c = ModelController(ModelSettings(dataset="moons", n=80, preset="small-mlp"))
+    c.sharpness_every = 10 ** 9
+    w = ModelWorkspace(controller=c)
+    qtbot.addWidget(w)
+    w.resize(1280, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    assert c.shutdown(2.0)
+    assert wait_for_jobs(2.0)
+
+
+def _choose_file(monkeypatch, path) -> None:
+    monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                        staticmethod(lambda *a, **k: (str(path), "CSV files (*.csv)")))
+
+
+def _activate(combo, index: int) -> None:
+    combo.setCurrentIndex(index)
+    combo.activated.emit(index)
+
+
+def test_a_csv_from_the_file_dialog_with_its_target_column(qtbot, workspace, monkeypatch,
+                                                           tmp_path):
+    w, c = workspace, workspace.controller
+    run = c.add_run("Adam")
+    path = tmp_path / "flowers.csv"
+    path.write_text("length,width,kind\n" + "\n".join(
+        f"{1 + i % 5}.5,{2 + i % 3}.25,{['iris', 'rose', 'tulip'][i % 3]}" for i in range(45))
+        + "\n")
+    _choose_file(monkeypatch, path)
+    bar = w.setup_bar
+    _activate(bar.dataset_combo, bar.dataset_combo.findData(None))
+    assert c.settings.csv_name == "flowers.csv" and c.dataset.task == "multiclass"
+    assert c.settings.loss == "CrossEntropyLoss"  # the loss follows the new kind of target
+    assert bar.dataset_combo.currentText() == "flowers.csv"
+    assert bar.target_combo.isVisible() and not bar.n_spin.isVisible()
+    assert [bar.target_combo.itemText(i) for i in range(bar.target_combo.count())] == [
+        "length", "width", "kind"]
+    assert bar.target_combo.currentText() == "kind"  # the last column by default
+    assert run.problem is c.problem and run.parameters["2.bias"].shape == (3,)
+    # another target: the features follow, and so does the loss (numbers: regression)
+    _activate(bar.target_combo, 1)
+    assert "'iris' is not a number" in bar.error_label.text()  # words cannot be a feature
+    assert c.dataset.target_name == "kind"  # ... and nothing changed
+    path.write_text("length,width,kind\n" + "\n".join(
+        f"{1 + i % 5}.5,{2 + i % 3}.25,{i % 3}" for i in range(45)) + "\n")
+    c.load_csv(path)
+    _activate(bar.target_combo, 0)
+    assert c.dataset.target_name == "length" and c.dataset.feature_names == ("width", "kind")
+    assert c.settings.loss == "MSELoss" and c.dataset.task == "regression"
+    assert bar.target_combo.currentText() == "length"
+
+
+def test_a_bad_csv_names_its_line_and_changes_nothing(qtbot, workspace, monkeypatch, tmp_path):
+    w, c = workspace, workspace.controller
+    c.add_run("SGD")
+    c.step_once()
+    before = (c.settings, c.problem, c.runs[0].steps)
+    path = tmp_path / "ragged.csv"
+    path.write_text("a,b,y\n1,2,0\n3,4\n")
+    _choose_file(monkeypatch, path)
+    bar = w.setup_bar
+    _activate(bar.dataset_combo, bar.dataset_combo.findData(None))
+    assert "ragged.csv" in bar.error_label.text() and "line 3" in bar.error_label.text()
+    assert (c.settings, c.problem, c.runs[0].steps) == before
+    assert bar.dataset_combo.currentData() == "moons"  # the combo shows the data in use
+    assert bar.dataset_combo.itemText(bar.dataset_combo.count() - 1) == CSV_ITEM
+
+
+def test_the_test_fraction_and_the_seed(qtbot, workspace):
+    w, c = workspace, workspace.controller
+    c.add_run("SGD")
+    bar = w.setup_bar
+    bar.test_spin.setValue(0.5)
+    bar.test_spin.editingFinished.emit()
+    assert c.settings.test_fraction == 0.5 and c.train.n == 40 and c.test.n == 40
+    bar.test_spin.setValue(0.0)
+    bar.test_spin.editingFinished.emit()
+    assert c.test is None and c.train.n == 80  # every row trains; no held-out curve
+    c.step_once()
+    assert c.extras[c.runs[0]].test_steps == []
+    first = c.dataset.X.clone()
+    bar.seed_spin.setValue(3)
+    bar.seed_spin.editingFinished.emit()
+    # one seed for everything: other generated rows, as `main.py train --seed 3` makes them
+    assert c.settings.seed == 3 and not torch.equal(c.dataset.X, first)
+    assert c.problem.seed == 3
