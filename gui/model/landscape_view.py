@@ -36,9 +36,9 @@ from core.landscape import KINDS, Landscape, LandscapeError, landscape_around, t
 from core.model_session import flat_parameters
 from core.run import Run
 from gui.model.controller import ModelController
-from gui.surface_view import (CONTOUR_PEN, N_CONTOURS, SURFACE_COLORMAP, Z_CONTOURS, Z_HEADS,
-                              Z_IMAGE, Z_LINES, Z_START, TrajectoryCurve, colour_scale_text,
-                              contour_segments, log_scale)
+from gui.surface_view import (CONTOUR_PEN, N_CONTOURS, SURFACE_COLORMAP, THIN_ABOVE,
+                              Z_CONTOURS, Z_HEADS, Z_IMAGE, Z_LINES, Z_START, TrajectoryCurve,
+                              colour_scale_text, contour_segments, log_scale, thin_to_pixels)
 from gui.throttle import Throttle
 from gui.worker import Job, JobProgress
 
@@ -246,13 +246,26 @@ class LandscapePicture:
             self.legend.addItem(self.centre_item, "centre θ₀")  # (clear() took it too)
         self.paths = paths
         heads, brushes = [], []
+        scale = self._pixel_scale()
         for p, line in zip(paths, self.lines):
-            line.setData(p.x, p.y)
+            if len(p.x) > THIN_ABOVE and scale is not None and np.all(np.isfinite(p.x)) and \
+                    np.all(np.isfinite(p.y)):
+                line.setData(*thin_to_pixels(p.x, p.y, *scale))  # as the race draws long paths
+            else:
+                line.setData(p.x, p.y)
             if len(p.x) and np.isfinite(p.x[-1]) and np.isfinite(p.y[-1]):
                 heads.append((float(p.x[-1]), float(p.y[-1])))
                 brushes.append(pg.mkBrush(QColor(p.color)))
         self.heads_item.setData(pos=heads, brush=brushes)
         self.place_legend()
+
+    def _pixel_scale(self) -> tuple[float, float] | None:
+        """Screen pixels per unit along x and y (None before the plot is laid out)."""
+        vb = self.plot_item.getViewBox()
+        (x0, x1), (y0, y1) = vb.viewRange()
+        if vb.width() <= 0 or vb.height() <= 0 or x1 <= x0 or y1 <= y0:
+            return None
+        return vb.width() / (x1 - x0), vb.height() / (y1 - y0)
 
     def place_legend(self, *_: object) -> None:
         """Put the legend in the corner of the plot that hides the fewest path points (heads

@@ -461,3 +461,20 @@ def test_removing_a_run_removes_its_path(qtbot, cleanup):
     view.controller.remove_run(view.controller.runs[0])
     view.update_paths()
     assert [p.title for p in view.picture.paths] == ["Adam"] and len(view.picture.lines) == 1
+
+
+def test_a_long_path_is_drawn_thinned_to_pixels_ending_at_its_head(qtbot, cleanup):
+    view = _view(qtbot, LINE)
+    cleanup.append(view)
+    assert view.wait_for_job(30.0)
+    run = view.controller.runs[0]
+    for _ in range(2500):
+        view.controller.step_once()
+    view.cover_box.setChecked(False)   # keep this grid: only the drawing is under test
+    view.update_paths()
+    x, y = view.picture.lines[0].getData()
+    w, b = run.trajectory.values("0.weight").reshape(-1), run.trajectory.values("0.bias")
+    assert len(w) == 2501 and len(x) < len(w)
+    assert (x[0], x[-1]) == (w[0], w[-1]) and (y[0], y[-1]) == (b.reshape(-1)[0],
+                                                               b.reshape(-1)[-1])
+    assert set(zip(x.tolist(), y.tolist())) <= set(zip(w.tolist(), b.reshape(-1).tolist()))
