@@ -14,6 +14,11 @@ Prints:
     second). With --before REV (e.g. 7080fc3, the commit before the worker), the same
     measurement also runs on a copy of this checkout with REV's core/graph.py,
     gui/graph_panel.py and gui/graph_view.py, in a child process, and the ratio is printed.
+(c) the first draw of the biggest graph the panel draws (DRAWN_FORMULA, 281 nodes) on the GUI
+    thread, its layout done already (the panel's worker does it): GraphView.set_graph (the
+    items) and the first paint, medians, as a ratio to a plain forward + backward of the same
+    formula measured in the same process; with --before REV, the same at REV (child process).
+    `--draw-only` runs only (c).
 """
 
 from __future__ import annotations
@@ -155,6 +160,78 @@ def stall_probe(play_s: float, with_panel: bool = True, formula: str = LONG_FORM
     return result
 
 
+def draw_probe(repeats: int, before: str | None = None) -> dict[str, dict[str, float]]:
+    """(c), in this process: set_graph and the first paint of DRAWN_FORMULA's graph in a shown
+    GraphView, medians over `repeats` fresh views, with a plain forward + backward timed right
+    after each. With `before` (a revision), that revision's gui/graph_view.py is loaded as a
+    second module and drawn in turn with this one, so that both see the same machine load."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import importlib.util
+
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([])
+    import torch
+
+    import gui.graph_view
+    from core.formula import compile_formula
+    from core.graph import build_graph, compute_layout
+
+    torch.set_num_threads(1)
+    fn = compile_formula(DRAWN_FORMULA)
+    graph = build_graph(fn, 0.3, -0.2)
+    layout = compute_layout(graph)
+    views = {"now": gui.graph_view.GraphView}
+    if before is not None:
+        source = subprocess.run(["git", "-C", str(ROOT), "show", f"{before}:gui/graph_view.py"],
+                                capture_output=True, text=True, check=True).stdout
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "graph_view_before.py"
+            path.write_text(source)
+            spec = importlib.util.spec_from_file_location("graph_view_before", path)
+            assert spec is not None and spec.loader is not None
+            old = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(old)
+        views[before] = old.GraphView
+
+    def plain() -> None:
+        x = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+        y = torch.tensor(-0.2, dtype=torch.float64, requires_grad=True)
+        fn(x, y).backward()
+
+    times: dict[str, dict[str, list[float]]] = {
+        name: {"set_graph_ms": [], "paint_ms": [], "plain_ms": []} for name in views}
+    for k in range(repeats + 1):
+        for name, view_class in views.items():  # interleaved: the load hits each alike
+            view = view_class()
+            view.resize(1100, 420)
+            view.show()
+            app.processEvents()
+            start = time.perf_counter()
+            view.set_graph(graph, layout)
+            built = time.perf_counter()
+            view.viewport().repaint()
+            painted = time.perf_counter()
+            plain()
+            plain_end = time.perf_counter()
+            view.close()
+            view.deleteLater()
+            app.processEvents()
+            if k:  # the first round is a warm-up
+                times[name]["set_graph_ms"].append((built - start) * 1000)
+                times[name]["paint_ms"].append((painted - built) * 1000)
+                times[name]["plain_ms"].append((plain_end - painted) * 1000)
+    return {name: {key: statistics.median(v) for key, v in t.items()}
+            for name, t in times.items()}
+
+
+def print_draw(label: str, d: dict[str, float]) -> None:
+    total = d["set_graph_ms"] + d["paint_ms"]
+    print(f"  {label:<10} items {d['set_graph_ms']:6.1f} ms + first paint {d['paint_ms']:6.1f} "
+          f"ms = {total:6.1f} ms; plain fwd+bwd {d['plain_ms']:.2f} ms; draw / plain = "
+          f"{total / d['plain_ms']:.0f}x")
+
+
 def probe_in(root: Path, play_s: float, with_panel: bool = True, formula: str = LONG_FORMULA
              ) -> dict[str, float]:
     """stall_probe in a child process importing the app from `root`."""
@@ -192,7 +269,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--before", metavar="REV", help="also measure the stall at this commit")
     parser.add_argument("--skip-table", action="store_true", help="only the stall figures")
+    parser.add_argument("--draw-only", action="store_true", help="only (c), the first draw")
     args = parser.parse_args()
+    if args.draw_only:
+        print(f"(c) first draw of a {len(DRAWN_FORMULA)}-character formula's graph on the GUI "
+              f"thread (layout done), median of {args.repeats}")
+        result = draw_probe(args.repeats, args.before)
+        for name, d in result.items():
+            print_draw(name, d)
+        if args.before:
+            def total(d: dict[str, float]) -> float:
+                return d["set_graph_ms"] + d["paint_ms"]
+            print(f"  before / now = {total(result[args.before]) / total(result['now']):.2f}x")
+        return
     if not args.skip_table:
         cost_table(args.repeats)
     with tempfile.TemporaryDirectory() as tmp:
