@@ -15,18 +15,20 @@ MAX_DRAWN_NODES is only counted, and the tab says so.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QShowEvent
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QStackedWidget, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSizePolicy, QStackedWidget,
+                               QVBoxLayout, QWidget)
 from torch import Tensor
 
+from core.errors import ExportError
 from core.graph import GraphLayout, TensorGraph, compute_layout, structure_key
 from core.lab.values import LabError
 from core.lab.workbench import Lab
-from gui.graph_panel import BUSY_TEXT, MAX_DRAWN_NODES
-from gui.graph_view import GraphView
+from gui.graph_panel import BUSY_TEXT, MAX_DRAWN_NODES, ask_export_path
+from gui.graph_view import GraphView, render_graph
 from gui.lab.style import ERROR_STYLE, NOTE_STYLE, monospace
 from gui.worker import Job, JobState
 
@@ -124,6 +126,9 @@ class LabGraphTab(QWidget):
         self.step_label = QLabel()
         self.step_label.setObjectName("stepLabel")
         self.step_label.setWordWrap(True)
+        # The texts below wrap to whatever width the pane has: they never widen it (the first
+        # graph drawn used to, moving the middle pane's buttons once).
+        self.step_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.busy_label = QLabel()
         self.busy_label.setStyleSheet(NOTE_STYLE)
         self.busy_label.setFixedWidth(self.busy_label.fontMetrics().horizontalAdvance(BUSY_TEXT)
@@ -134,6 +139,25 @@ class LabGraphTab(QWidget):
         self.explanation.setTextFormat(Qt.TextFormat.PlainText)
         self.explanation.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.explanation.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.explanation.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.empty_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+
+        # PNG / SVG of the graph drawn, through the race panel's export code (render_graph).
+        self.png_button = QPushButton("PNG…")
+        self.png_button.setToolTip("Export the graph as a PNG image")
+        self.svg_button = QPushButton("SVG…")
+        self.svg_button.setToolTip("Export the graph as an SVG drawing")
+        for button, fmt in ((self.png_button, "png"), (self.svg_button, "svg")):
+            button.setFixedWidth(button.fontMetrics().horizontalAdvance(button.text()) + 24)
+            button.clicked.connect(lambda _=False, fmt=fmt: self.export_dialog(fmt))
+        self.message = QLabel()
+        self.message.setObjectName("exportMessage")
+        self.message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        exports = QHBoxLayout()
+        exports.addWidget(self.message, 1)
+        exports.addWidget(self.png_button)
+        exports.addWidget(self.svg_button)
 
         row = QHBoxLayout()
         row.addWidget(self.step_button)
@@ -142,6 +166,7 @@ class LabGraphTab(QWidget):
         row.addWidget(self.busy_label)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(exports)
         layout.addWidget(self.stack, 1)
         layout.addLayout(row)
         layout.addWidget(self.explanation)
@@ -271,8 +296,41 @@ class LabGraphTab(QWidget):
     def reset_steps(self) -> None:
         self.show_step(None)
 
+    # --- export ---------------------------------------------------------------------------------
+
+    def export_dialog(self, fmt: str) -> bool:
+        """Ask for a file name, then export the graph as `fmt` ("png" or "svg")."""
+        if self.graph is None or self.graph.too_big:
+            self._show_export_message("Nothing to export: no graph is drawn.", error=True)
+            return False
+        path = ask_export_path(self, fmt)
+        return False if path is None else self.export_graph(path)
+
+    def export_graph(self, path: str | Path, size: tuple[int, int] | None = None) -> bool:
+        """Write the graph drawn (as on screen: the loss on top) to a .png or .svg file; on
+        failure the tab says why and nothing else changes. Returns whether it was written."""
+        if self.graph is None or self.graph.too_big:
+            self._show_export_message("Nothing to export: no graph is drawn.", error=True)
+            return False
+        try:
+            out = render_graph(self.graph, path, orientation=self.view.orientation,
+                               layout=self._layout, size=size)
+        except ExportError as e:
+            self._show_export_message(f"Export failed: {e}", error=True)
+            return False
+        self._show_export_message(f"Wrote {out}", error=False)
+        return True
+
+    def _show_export_message(self, text: str, error: bool) -> None:
+        self.message.setStyleSheet(ERROR_STYLE if error else NOTE_STYLE)
+        self.message.setText(text)
+        self.message.setToolTip(text)
+
     def _update_step_controls(self) -> None:
         order, k, graph = self.backward_order, self.step, self.graph
+        drawn = graph is not None and not graph.too_big
+        self.png_button.setEnabled(drawn)
+        self.svg_button.setEnabled(drawn)
         self.step_button.setText(START_TEXT if k is None else NEXT_TEXT)
         self.step_button.setEnabled(bool(order) and (k is None or k < len(order) - 1))
         self.reset_button.setEnabled(k is not None)

@@ -282,3 +282,62 @@ def test_long_edges_out_of_one_node_draw_their_trunk_once(view: GraphView) -> No
                 assert {(p.x(), p.y()) for p in arrow.points[1:-1]} <= trunk
         drawn_points = sum(len(a.points) - a.drawn_from for a in arrows)
         assert drawn_points < sum(len(a.points) for a in arrows) / 4
+
+
+# --- the lab's graph tab: its export, and a pane that keeps its width -------------------------
+
+
+@pytest.fixture
+def lab(qtbot):  # type: ignore[no-untyped-def]
+    from gui.lab.workspace import LabWorkspace
+    w = LabWorkspace()
+    qtbot.addWidget(w)
+    w.resize(1280, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.graph_tab.shutdown()
+
+
+def _open_lab_graph(qtbot, lab):  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import Qt
+    bar = lab.right_tabs.tabBar()
+    index = next(i for i in range(bar.count()) if bar.tabText(i) == "Graph")
+    qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(index).center())
+    tab = lab.graph_tab
+    qtbot.waitUntil(lambda: tab.graph is not None and not tab.busy, timeout=5000)
+    return tab
+
+
+def test_opening_the_lab_graph_tab_moves_no_pane(qtbot, lab) -> None:  # type: ignore[no-untyped-def]
+    """The first graph drawn used to widen the right pane (its texts' width), moving the middle
+    pane's buttons under the pointer once."""
+    sizes = lab.splitter.sizes()
+    buttons = {kind: b.mapTo(lab, b.rect().topLeft()) for kind, b in
+               lab.backward_panel.buttons.items()}
+    tab = _open_lab_graph(qtbot, lab)
+    tab.next_step()  # the longest texts: a node's chain rule written out
+    qtbot.wait(50)  # the layout settles (posted events)
+    assert tab.explanation.text()
+    assert lab.splitter.sizes() == sizes
+    assert {kind: b.mapTo(lab, b.rect().topLeft()) for kind, b in
+            lab.backward_panel.buttons.items()} == buttons
+
+
+def test_the_lab_graph_tab_exports_png_and_svg(qtbot, lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    tab = _open_lab_graph(qtbot, lab)
+    assert tab.png_button.isEnabled() and tab.svg_button.isEnabled()
+    png = tmp_path / "q.png"
+    assert tab.export_graph(png, size=(500, 400))
+    image = QImage(str(png))
+    assert not image.isNull() and (image.width(), image.height()) == (500, 400)
+    assert tab.message.text() == f"Wrote {png}"
+    svg = tmp_path / "q.svg"
+    assert tab.export_graph(svg)
+    text = svg.read_text()
+    for node in tab.graph.nodes:  # every box's first line is in the drawing
+        first = node.label.split(" ")[0]
+        assert first in text
+    assert not tab.export_graph(tmp_path / "q.jpg")
+    assert "png or .svg" in tab.message.text()
+    assert not (tmp_path / "q.jpg").exists()
