@@ -423,8 +423,9 @@ class LandscapeView(QWidget):
         run's freezes (a change makes a computed picture stale)."""
         run = self.reference_run
         frozen = frozenset(run.frozen) if run is not None else frozenset()
-        return (id(self.controller.problem), frozen, self.centre_box.currentData(),
-                id(run) if self.centre_box.currentData() == "selected" else None)
+        # the objects themselves, not their ids: a new problem may reuse a freed one's id
+        return (self.controller.problem, frozen, self.centre_box.currentData(),
+                run if self.centre_box.currentData() == "selected" else None)
 
     def centre_model(self) -> nn.Module:
         """A copy of the model at θ₀ with requires_grad as the reference run's freezes say (a
