@@ -92,7 +92,10 @@ def test_a_hidden_panel_does_no_work_and_catches_up_when_shown(qtbot, panel, con
     panel.hide()
     before = panel.graph
     step(controller, 5)
-    qtbot.wait(400)
+    # The steps were heard and remembered for later, and nothing is scheduled or running:
+    # (a fixed wait and "nothing changed" would pass on a panel that never listened at all).
+    qtbot.waitUntil(lambda: panel._dirty and panel._throttle._stale, timeout=2000)
+    assert not panel._throttle._pending.isActive() and not panel.busy
     assert panel.graph is before and before.point != run.last_point
     panel.show()
     settle(qtbot, panel)
@@ -166,7 +169,9 @@ def test_step_through_backward_in_order_with_the_explanation(qtbot, panel, contr
     run = controller.selected
     point = panel.graph.point
     step(controller, 2)
-    qtbot.wait(400)
+    # heard (the graph is out of date), and no rebuild asked for while stepping
+    qtbot.waitUntil(lambda: panel._dirty, timeout=2000)
+    assert not panel._throttle._pending.isActive() and not panel.busy
     assert panel.graph.point == point and panel.view.highlighted == order[-2]
     qtbot.mouseClick(panel.reset_button, Qt.MouseButton.LeftButton)
     assert panel.step is None and panel.view.highlighted is None
@@ -260,12 +265,13 @@ def test_a_timing_can_be_cancelled_and_its_figures_never_arrive(qtbot, controlle
     qtbot.addWidget(hidden)
     hidden.measure()
     assert hidden.measuring
+    job = hidden._measure_job
     qtbot.mouseClick(hidden.measure_progress.cancel_button, Qt.MouseButton.LeftButton)
     assert not hidden.measuring and hidden.measure_button.isEnabled()
     assert "cancelled" in hidden.timing_label.text()
     assert hidden.measure_progress.isHidden()
     assert wait_for_jobs(10)
-    qtbot.wait(50)  # let anything the worker sent be delivered
+    qtbot.waitUntil(lambda: not job.running, timeout=2000)  # its outcome was delivered
     assert hidden.timing is None and "cancelled" in hidden.timing_label.text()
 
 
@@ -274,10 +280,11 @@ def test_a_timing_for_a_surface_no_longer_shown_is_dropped(qtbot, controller, sm
     hidden = GraphPanel(controller)
     qtbot.addWidget(hidden)
     hidden.measure()
+    job = hidden._measure_job
     controller.set_surface_name("bowl")
     assert not hidden.measuring  # the old one was stopped
     assert wait_for_jobs(10)
-    qtbot.wait(50)
+    qtbot.waitUntil(lambda: not job.running, timeout=2000)  # its outcome was delivered
     assert hidden.timing is None and "press Measure" in hidden.timing_label.text()
     assert controller.session.surface.title in hidden.timing_label.text()
 
@@ -286,9 +293,10 @@ def test_no_grad_timing_is_measured_once_when_first_shown(qtbot, small_grid, pan
                                                           ) -> None:  # type: ignore[no-untyped-def]
     qtbot.waitUntil(lambda: panel.timing is not None, timeout=30000)
     first = panel.timing
+    run = controller.selected
     step(controller, 3)
-    qtbot.wait(400)
-    assert panel.timing is first  # steps never re-measure
+    qtbot.waitUntil(lambda: panel.graph.point == run.last_point, timeout=5000)  # caught up
+    assert panel.timing is first and not panel.measuring  # steps never re-measure
     controller.set_surface_name("bowl")  # a new surface: measured again, once, lazily
     qtbot.waitUntil(lambda: panel.timing is not first, timeout=30000)
     assert controller.session.surface.title in panel.timing_label.text()
@@ -361,7 +369,8 @@ def test_no_selected_run(qtbot, panel, controller, tmp_path: Path) -> None:  # t
     assert "No run selected" in panel.empty_label.text()
     assert not panel.next_button.isEnabled() and not panel.png_button.isEnabled()
     step(controller, 2)  # nothing to show, nothing breaks
-    qtbot.wait(300)
+    qtbot.waitUntil(lambda: not panel._dirty and not panel.busy, timeout=2000)  # refreshed
+    assert panel.graph is None and "No run selected" in panel.empty_label.text()
     assert panel.export_graph(tmp_path / "g.png") is False and "select a run" in \
         panel.message.text()
     controller.select(controller.session.runs[0])
@@ -534,9 +543,13 @@ def test_a_big_drawn_graph_is_updated_when_the_race_pauses_not_while_it_plays(
     controller.play()
     try:
         qtbot.waitUntil(lambda: run.steps >= 3, timeout=5000)
-        qtbot.wait(2 * 1000 // gui.graph_panel.REFRESH_HZ)  # two live refreshes' time
-        assert panel.graph is shown and not panel.busy  # no extraction while it plays...
-        assert gui.graph_panel.BIG_WHILE_PLAYING in panel.header.text()  # ...and it says so
+        # heard: out of date, and it says it waits for the pause...
+        qtbot.waitUntil(lambda: panel._dirty and gui.graph_panel.BIG_WHILE_PLAYING in
+                        panel.header.text(), timeout=5000)
+        assert panel._waits_for_pause()
+        # ...with no extraction running or scheduled while it plays
+        assert panel.graph is shown and not panel.busy
+        assert not panel._throttle._pending.isActive()
     finally:
         controller.pause()
     settle(qtbot, panel)
