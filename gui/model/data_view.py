@@ -35,6 +35,10 @@ CLASS_COLOURS = np.array([(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 10
                           (255, 127, 14), (140, 86, 75), (227, 119, 194), (127, 127, 127),
                           (188, 189, 34), (23, 190, 207)], dtype=float)
 REGION_LIGHTEN = 0.55  # regions are paler than the points, so the points stay readable
+# The other runs' boundary lines are traced on every BOUNDARY_STEP-th sample of the grid:
+# pyqtgraph's isocurve (marching squares in Python) took ~15% of a playing workspace's time on
+# the full 64 x 64 grid with five other runs; on 32 x 32 it costs a quarter of that.
+BOUNDARY_STEP = 2
 SMALL_GRID = 40  # pixels per side of a small multiple's regions
 SMALL_COLUMNS = 3  # panels per row of the small multiples (up to 8 runs: 3 rows)
 
@@ -127,6 +131,9 @@ class DataView(QWidget):
             ys = np.linspace(self._low[1], self._high[1], GRID)
             gx, gy = np.meshgrid(xs, ys)
             self._grid = torch.tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=DTYPE)
+            coarse = np.stack([gx[::BOUNDARY_STEP, ::BOUNDARY_STEP].ravel(),
+                               gy[::BOUNDARY_STEP, ::BOUNDARY_STEP].ravel()], 1)
+            self._boundary_grid = torch.tensor(coarse, dtype=DTYPE)
             # pixel (i, j) covers its sample's cell: the rect is half a cell wider each side
             dx, dy = xs[1] - xs[0], ys[1] - ys[0]
             self._rect = QRectF(xs[0] - dx / 2, ys[0] - dy / 2, GRID * dx, GRID * dy)
@@ -175,7 +182,9 @@ class DataView(QWidget):
                 for _ in range(count):
                     iso = pg.IsocurveItem(level=0.0, pen=pen, axisOrder="row-major")
                     iso.setParentItem(self.image)  # pixel coordinates, like the image
-                    iso.setPos(0.5, 0.5)  # a sample sits at its pixel's centre
+                    # coarse sample (i, j) is pixel (STEP*i, STEP*j), at the pixel's centre
+                    iso.setScale(BOUNDARY_STEP)
+                    iso.setPos(0.5, 0.5)
                     items.append(iso)
                 self.other_items[run] = items
             else:
@@ -290,7 +299,8 @@ class DataView(QWidget):
                 for item in items:
                     item.setVisible(other is not run and run is not None)
                 if other is not run and run is not None:
-                    for item, edge in zip(items, _class_edges(c.predict(other, self._grid))):
+                    for item, edge in zip(items, _class_edges(c.predict(other,
+                                                                         self._boundary_grid))):
                         item.setData(edge)
         self._throttle.drawn()
 
@@ -308,15 +318,15 @@ def _region_colours(out: torch.Tensor, grid: int = GRID) -> np.ndarray:
     return np.clip(rgb, 0, 255).astype(np.uint8).reshape(grid, grid, 3)
 
 
-def _class_edges(out: torch.Tensor) -> list[np.ndarray]:
-    """Fields whose zero line is a decision boundary, each (GRID, GRID): the logit for one
+def _class_edges(out: torch.Tensor, grid: int = GRID // BOUNDARY_STEP) -> list[np.ndarray]:
+    """Fields whose zero line is a decision boundary, each (grid, grid): the logit for one
     output; for several classes, each class's logit minus the largest other one."""
     if out.shape[1] == 1:
-        return [out.reshape(GRID, GRID).numpy().copy()]
+        return [out.reshape(grid, grid).numpy().copy()]
     edges = []
     for k in range(out.shape[1]):
         others = torch.cat([out[:, :k], out[:, k + 1:]], 1).max(dim=1).values
-        edges.append((out[:, k] - others).reshape(GRID, GRID).numpy().copy())
+        edges.append((out[:, k] - others).reshape(grid, grid).numpy().copy())
     return edges
 
 
