@@ -475,7 +475,13 @@ class LandscapeView(QWidget):
                                height)
 
     def paths(self) -> list[np.ndarray]:
+        """Every run's flat parameter path (snapshots, P), in the controller's order."""
         return [self.recorder.path(run) for run in self.controller.runs]
+
+    def _shaping_runs(self) -> list[Run]:
+        """The runs whose paths shape the plane (PCA) and the axes: not the diverged ones,
+        whose last finite steps may be 1e30 away (they are still drawn, as far as they fit)."""
+        return [run for run in self.controller.runs if run.status.value != "diverged"]
 
     def _refresh_kinds(self) -> None:
         """Offer exact only when exactly two trainable scalars remain, and choose it then."""
@@ -506,7 +512,8 @@ class LandscapeView(QWidget):
         problem = self.controller.problem
         X, y, loss_fn = problem.X, problem.y, problem.loss_fn
         kind, grid, span = self.kind, self.grid_box.value(), self.span_box.value()
-        seed, cover, paths = self.seed_box.value(), self.cover_box.isChecked(), self.paths()
+        seed, cover = self.seed_box.value(), self.cover_box.isChecked()
+        paths = [self.recorder.path(run) for run in self._shaping_runs()]
         job = Job(lambda state: landscape_around(model, loss_fn, X, y, kind, paths=paths,
                                                  grid=grid, span=span, cover_paths=cover,
                                                  seed=seed, state=state), parent=self)
@@ -572,8 +579,9 @@ class LandscapeView(QWidget):
                f"around {self.computed_centre} (loss {g.centre_loss:.6g} there); " \
                f"{NO_GRAD_TEXT}."
         if self.stale:
-            text = ("Out of date: the model, the data, the freezes or the centre changed since "
-                    "this was computed. Press Compute to evaluate it again. ") + text
+            text = ("Out of date: the model, the data, the freezes, the centre or the "
+                    "directions changed since this was computed. Press Compute to evaluate it "
+                    "again. ") + text
         self.status_label.setText(text)
         self.compute_button.setDefault(self.stale)
 
@@ -600,8 +608,10 @@ class LandscapeView(QWidget):
         self.plane_label.setText(plane[0].upper() + plane[1:] + ".")
         # An exact surface is cheap: when a path walks off it, it follows (a slice waits for
         # Compute, since its plane would change with the paths).
+        shaping = set(map(id, self._shaping_runs()))
         if self.landscape.kind == "exact" and self.cover_box.isChecked() and \
-                self._cheap_exact() and self._paths_left_the_grid(projected):
+                self._cheap_exact() and self._paths_left_the_grid(
+                    [xy for run, xy in zip(runs, projected) if id(run) in shaping]):
             self.compute()
 
     # --- signals ------------------------------------------------------------------------------

@@ -478,3 +478,23 @@ def test_a_long_path_is_drawn_thinned_to_pixels_ending_at_its_head(qtbot, cleanu
     assert (x[0], x[-1]) == (w[0], w[-1]) and (y[0], y[-1]) == (b.reshape(-1)[0],
                                                                b.reshape(-1)[-1])
     assert set(zip(x.tolist(), y.tolist())) <= set(zip(w.tolist(), b.reshape(-1).tolist()))
+
+
+def test_a_diverged_run_neither_stretches_the_exact_axes_nor_keeps_recomputing(qtbot, cleanup):
+    view = _view(qtbot, LINE, optimizers=("SGD", "Adam"))
+    cleanup.append(view)
+    assert view.wait_for_job(30.0)
+    controller = view.controller
+    wild, calm = controller.runs
+    controller.set_lr(wild, 50.0)
+    for _ in range(60):
+        controller.step_once()
+    assert wild.status.value == "diverged" and calm.status.value != "diverged"
+    view.update_paths()
+    assert view.wait_for_job(30.0)
+    view.update_paths()
+    assert view.job is None                    # settled: the diverged path does not count
+    g = view.landscape.grid
+    w = calm.trajectory.values("0.weight").reshape(-1)
+    assert g.x_values[0] < w.min() and w.max() < g.x_values[-1]
+    assert g.x_values[-1] - g.x_values[0] < 10  # not stretched towards the diverged run
