@@ -671,6 +671,13 @@ def start_animation_export(session: Session | ModelSession, path: str | Path, wi
         export = ModelAnimationExport(session, path, width, height, plan, selected=selected)
     else:
         export = AnimationExport(session, path, width, height, plan, curves=curves, view=view)
+    return run_with_progress(export, parent=parent)
+
+
+def run_with_progress(export: FilmExport, *, parent: QWidget) -> AnimationExportTask:
+    """Run any film's export (the race's, model mode's, a basin map's) from a timer with a
+    progress dialog (a bar and Cancel) that leaves the window usable; returns the task."""
+    path = export.path
     task = AnimationExportTask(export, parent=parent)
     dialog = QProgressDialog(f"Drawing {Path(path).name}…", "Cancel", 0, 1000, parent)
     dialog.setObjectName("animationProgress")
