@@ -20,6 +20,10 @@ Model mode (`--mode model`, or both by default), SGD and Adam training the small
   steps, full batch);
 - drawing one frame (ModelFramePicture.frame: regions, boundaries, curves, paint, read back)
   against the plain loop's cost of one frame's steps, and the longest GUI-thread piece.
+
+Basins (`--mode basins`): a 64 x 64 grid of Adam on Himmelblau, 200 steps, a frame every 10:
+the film's stepping (BasinReplay: two passes and a map per frame) against core.many.basins (one
+pass, one map), and a frame's drawing.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="800x600")
     parser.add_argument("--frames", type=int, default=60)
-    parser.add_argument("--mode", choices=("race", "model", "both"), default="both")
+    parser.add_argument("--mode", choices=("race", "model", "basins", "both"), default="both")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
     n = args.frames
@@ -49,6 +53,8 @@ def main() -> None:
         race(width, height, n)
     if args.mode in ("model", "both"):
         model_mode(width, height, n)
+    if args.mode in ("basins", "both"):
+        basin_mode(width, height)
 
 
 def race(width: int, height: int, n: int) -> None:
@@ -236,6 +242,46 @@ def model_mode(width: int, height: int, n: int, steps_per_frame: int = 5) -> Non
     print(f"GUI thread pieces  longest {1e3 * max(pieces):.1f} ms, median "
           f"{1e3 * statistics.median(pieces):.1f} ms over {len(pieces)}; GIF encode off the "
           f"GUI thread {1e3 * encode:.0f} ms")
+
+
+def basin_mode(width: int, height: int, grid: int = 64, steps: int = 200, every: int = 10) -> None:
+    import torch
+
+    from core.basin_animation import BasinReplay, plan_basin_animation
+    from core.many import basins
+    from core.surfaces import get_surface
+    from gui.basin_animation import BasinFramePicture
+    from gui.image_export import ensure_app
+
+    ensure_app()
+    torch.set_num_threads(1)
+    surface = get_surface("himmelblau")
+    plan = plan_basin_animation(steps, fps=10, steps_per_frame=every)
+    print(f"basins: {grid}x{grid} starts, {steps} steps, {plan.frame_count} frames, "
+          f"{width}x{height}")
+    basins(surface, "Adam(lr=0.1)", 2, 1)  # warm: torch.optim's first optimizer imports a lot
+    t = time.perf_counter()
+    replay = BasinReplay(surface, "Adam(lr=0.1)", grid, plan)
+    while not replay.prepare():
+        pass
+    while not replay.advance():
+        pass
+    ours = time.perf_counter() - t
+    t = time.perf_counter()
+    basins(surface, "Adam(lr=0.1)", grid, steps)
+    plain = time.perf_counter() - t
+    print(f"film stepping     {1e3 * ours:7.0f} ms; core.many.basins {1e3 * plain:.0f} ms; "
+          f"ours/plain = {ours / plain:.2f}")
+    picture = BasinFramePicture(replay, width, height)
+    picture.frame(0)  # warm
+    times = []
+    for k in range(plan.frame_count):
+        t = time.perf_counter()
+        picture.frame(k)
+        times.append(time.perf_counter() - t)
+    picture.close()
+    print(f"draw a frame      {1e3 * statistics.median(times):7.1f} ms (worst "
+          f"{1e3 * max(times):.1f})")
 
 
 if __name__ == "__main__":
