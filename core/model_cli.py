@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any
 
 MAX_TRAIN_STEPS = 100_000   # per run; the trajectory keeps every step up to 200,000 entries
+DEFAULT_TRAIN_STEPS = 200
 DIRECTIONS = ("random", "pca", "hessian", "exact")
 LANDSCAPE_SUFFIXES = (".json", ".csv")
 PICTURE_SUFFIXES = (".png", ".svg")
+# The trajectory columns `train --json` adds when a run has them (core/run.py)
+TOOL_COLUMNS = ("clipped", "grad_norm_before_clip", "grad_norm_after_clip", "momentum", "beta1")
 
 
 def _add_model_options(parser: argparse.ArgumentParser, default_steps: int,
@@ -51,7 +54,9 @@ def _add_model_options(parser: argparse.ArgumentParser, default_steps: int,
     parser.add_argument("--seed", type=int, default=0, metavar="S",
                         help="the seed of the generated data, the split, the initial weights and "
                              "the minibatches (default 0)")
-    parser.add_argument("--optimizer", action="append", default=[], metavar="CALL",
+    from core.run_options import InOrder  # loads no torch
+
+    parser.add_argument("--optimizer", action=InOrder, default=[], metavar="CALL",
                         help='e.g. "Adam(lr=0.01)"; repeatable (default: SGD(lr=0.1) and '
                              "Adam(lr=0.01))")
     parser.add_argument("--freeze", action="append", default=[], metavar="NAME",
@@ -63,12 +68,24 @@ def _add_model_options(parser: argparse.ArgumentParser, default_steps: int,
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `train`: data, model, loss, batches, split, seed, runs, steps, --json."""
-    _add_model_options(parser, 200, 0.2)
+    """The options of `train`: data, model, loss, batches, split, seed, runs (each with its
+    --scheduler / --clip-norm / --clip-value), steps, --session, --json, --out run.py."""
+    from core.run_options import add_tool_arguments  # loads no torch
+
+    _add_model_options(parser, DEFAULT_TRAIN_STEPS, 0.2)
+    parser.set_defaults(steps=None)  # None: each run's own count in --session, else 200
+    add_tool_arguments(parser, noise=False)  # --noise and --seed are the data's here
+    parser.add_argument("--session", metavar="FILE.json",
+                        help="a saved model session (its runs replay their mid-run changes); "
+                             "--optimizer, --freeze and the run options apply on top")
     parser.add_argument("--eval-every", type=int, default=1, metavar="K",
                         help="test loss and accuracy every K steps (default 1: every step), "
                              "under torch.no_grad(); null in between")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    out = parser.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print one JSON object")
+    out.add_argument("--out", metavar="FILE.py",
+                     help="write the training as a standalone PyTorch script that prints what "
+                          "--json prints")
 
 
 def add_landscape_arguments(parser: argparse.ArgumentParser) -> None:
@@ -231,10 +248,15 @@ def train_report(session: Any, built: Any, records: list[Any], eval_every: int
             "initial_parameters": {n: _finite(initial[n].tolist()) for n in run.parameter_names},
             "final_parameters": {n: _finite(run.parameters[n].detach().tolist())
                                  for n in run.parameter_names},
+            **run.tool_config(),  # scheduler, clip_norm / clip_value, if the run has them
+            **({"changes": [c.to_dict() for c in run.changes]} if run.changes else {}),
             "trajectory": {"step": steps, "loss": _column(t.loss),
                            "test_loss": [record.test_loss.get(s) for s in steps],
                            "accuracy": [record.accuracy.get(s) for s in steps],
-                           "grad_norm": _column(grad_norm(t)), "lr": _column(t.lr)}})
+                           "grad_norm": _column(grad_norm(t)), "lr": _column(t.lr),
+                           # the lr is what each step used; clipping and a cycled momentum:
+                           **{f: _column(t.column(f)) for f in TOOL_COLUMNS
+                              if f in t.fields}}})
     return {"model": {"spec": built.model_text,
                       "parameters": [{"name": n, "shape": list(shapes[n]),
                                       "trainable": n not in frozen_everywhere}
@@ -253,13 +275,93 @@ def run_train_command(args: argparse.Namespace) -> str:
 
     if isinstance(args.eval_every, bool) or args.eval_every < 1:
         raise _error(f"--eval-every must be 1 or more (got {args.eval_every})")
-    session = _session(args, DEFAULT_TEST_FRACTION)
+    out = _script_out(args)
+    if args.session:
+        session = _loaded_session(args)
+    else:
+        if args.steps is None:
+            args.steps = DEFAULT_TRAIN_STEPS
+        session = _session(args, DEFAULT_TEST_FRACTION)
+    _apply_run_options(args, session)
     built = _build(session)
     records = train(built, [r.steps for r in session.runs], args.eval_every)
+    if out is not None:
+        from core.script_export import write_script
+
+        write_script(session, out, eval_every=args.eval_every, built=built)
+        return f"wrote {out}"
     report = train_report(session, built, records, args.eval_every)
     if args.json:
         return json.dumps(report, indent=1, allow_nan=False)
     return _train_table(report)
+
+
+def _script_out(args: argparse.Namespace) -> Path | None:
+    if not args.out:
+        return None
+    out = Path(args.out)
+    if out.suffix.lower() != ".py":
+        raise _error(f"--out writes a PyTorch script: it must end in .py (got {out.name!r})")
+    return out
+
+
+# The options that describe a new session's model and data, with their defaults: with
+# --session the file says these, so giving one is a mistake worth a line.
+_NEW_SESSION_OPTIONS = (("dataset", None), ("data", None), ("target", None), ("n", None),
+                        ("noise", None), ("model", "small-mlp"), ("loss", None),
+                        ("batch_size", 0), ("test_fraction", None), ("seed", 0))
+
+
+def _loaded_session(args: argparse.Namespace) -> Any:
+    """`train --session FILE`: the saved model session; --optimizer replaces its runs,
+    --steps their lengths, --freeze adds to each run's frozen parameters."""
+    from core.model_session import ModelSession
+    from core.optimizers import parse_optimizer_call
+
+    for name, default in _NEW_SESSION_OPTIONS:
+        if getattr(args, name) != default:
+            option = "--" + name.replace("_", "-")
+            raise _error(f"{option} describes a new session; the model and data of --session "
+                         f"come from its file")
+    session = ModelSession.load(args.session)
+    if args.steps is not None and not 0 <= args.steps <= MAX_TRAIN_STEPS:
+        raise _error(f"--steps must be from 0 to {MAX_TRAIN_STEPS:,} (got {args.steps})")
+    frozen = session.freeze_names(args.freeze) if args.freeze else []
+    if args.optimizer:
+        session.runs.clear()
+        for text in args.optimizer:
+            name, hps = parse_optimizer_call(text)
+            session.add_run(name, hps, frozen=list(frozen),
+                            steps=DEFAULT_TRAIN_STEPS if args.steps is None else args.steps)
+        return session
+    for spec in session.runs:
+        if args.steps is not None:
+            if spec.changes and any(c.get("step", 0) > args.steps for c in spec.changes):
+                spec.changes = [c for c in spec.changes if c.get("step", 0) <= args.steps]
+            spec.steps = args.steps
+        spec.frozen += [n for n in frozen if n not in spec.frozen]
+    return session
+
+
+def _apply_run_options(args: argparse.Namespace, session: Any) -> None:
+    """Each run's --scheduler / --clip-norm / --clip-value (those given before any
+    --optimizer: every run's), validated with main.py's parsing (core/run_options.py)."""
+    from core.run_options import gradient_tools, run_settings, settings_for_run
+    from core.schedulers import scheduler_call_text
+
+    shared, per_run = run_settings(args, _error)
+    for number, spec in enumerate(session.runs):
+        own = per_run[number] if number < len(per_run) else {}
+        settings = settings_for_run(shared, own)
+        if not settings:
+            continue
+        tools = gradient_tools(settings, _error)
+        if "scheduler" in tools:
+            spec.scheduler = scheduler_call_text(*tools["scheduler"])
+        if "clipping" in tools:
+            clipping = tools["clipping"]
+            spec.clip_norm = clipping.threshold if clipping.kind == "norm" else None
+            spec.clip_value = clipping.threshold if clipping.kind == "value" else None
 
 
 def _fmt(value: float | None) -> str:

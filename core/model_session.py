@@ -179,6 +179,11 @@ class BuiltModelSession:
         with torch.no_grad():
             for name, p in self._eval_model.named_parameters():
                 p.copy_(run.parameters[name])
+            # the run's own BatchNorm statistics (the shared model's stay the initial ones)
+            own = self.problem.buffers(run.parameters)
+            for name, b in self._eval_model.named_buffers():
+                if name in own:
+                    b.copy_(own[name])
         return held_out_metrics(self._eval_model, self.loss_fn, self.X_test, self.y_test,
                                 self.loss_name)
 

@@ -50,7 +50,7 @@ from core.schedulers import SCALE_BASE_LR_SOURCE, get_scheduler_spec, scheduler_
 from core.session import Session
 from core.surfaces import DTYPE
 
-__all__ = ["formula_code", "race_script", "write_script"]
+__all__ = ["formula_code", "model_script", "race_script", "write_script"]
 
 # The torch function each formula function calls (core/formula.py FUNCTIONS), as code.
 _TORCH_NAMES = {"softplus": "torch.nn.functional.softplus", "min": "torch.minimum",
@@ -271,7 +271,7 @@ def _defaults(name: str, hyperparameters: dict[str, Any]) -> dict[str, Any]:
 
 
 def _variable(name: str, names: tuple[str, ...]) -> str:
-    return name if name in ("x", "y") else f"parameters[{names.index(name)}]"
+    return name if names == ("x", "y") else f"params[{name!r}]"
 
 
 def _changes_code(run: Run) -> tuple[str, bool]:
@@ -523,18 +523,336 @@ def _literal(value: Any) -> str:
     return f"json.loads({text!r})" if "\n" not in text else "json.loads(" + repr(text) + ")"
 
 
-def write_script(what: Session | Any, path: str | Path, run_index: int | None = None) -> Path:
-    """Write `what` (a race Session, or a model session, see `model_script`) as a PyTorch
-    script at `path`, atomically. Raises ExportError with one line naming the file."""
+def write_script(what: Session | Any, path: str | Path, run_index: int | None = None, *,
+                 eval_every: int = 1, built: Any = None) -> Path:
+    """Write `what` (a race Session, or a ModelSession: `model_script`) as a PyTorch script at
+    `path`, atomically. Raises ExportError with one line naming the file.
+
+    For a model session the runs are built and trained first (as `main.py train` does) unless
+    `built` holds them trained: long work for a large one, so run it in a worker."""
     path = Path(path)
     if isinstance(what, Session):
         text = race_script(what, run_index)
     else:
-        from core.script_model import model_script
-
-        text = model_script(what, run_index)
+        text = model_script(what, run_index, eval_every=eval_every, built=built)
     try:
         write_atomic(path, text)
     except OSError as e:
         raise ExportError(f"cannot write {path}: {e.strerror or e}") from None
     return path
+
+
+# --- model mode -------------------------------------------------------------------------------
+
+_MODEL_HELPERS = '''
+def tensor(lines, dtype, shape):
+    """A tensor from the exact bytes the app trained on (base64 of its elements)."""
+    data = bytearray(base64.b64decode("".join(lines)))
+    return torch.frombuffer(data, dtype=dtype).reshape(shape).clone()
+
+
+def grad_norm(params):
+    """|gradient| over every parameter, each parameter's part summed as the app sums it."""
+    total = 0.0
+    for p in params.values():
+        if not p.requires_grad or p.grad is None:
+            continue  # frozen: no gradient
+        n = p.grad.norm().item() if p.numel() > 1 else p.grad.item()
+        total += n * n
+    return math.sqrt(total)
+
+
+def add_noise(parameters, sigma, generator):
+    """sigma * N(0, 1) added to each gradient, drawn from the run's own generator."""
+    for p in parameters:
+        if p.grad is not None and sigma:
+            p.grad.add_(torch.randn(p.grad.shape, generator=generator, dtype=p.grad.dtype),
+                        alpha=sigma)
+
+
+def total_norm(parameters):
+    grads = [p.grad for p in parameters if p.grad is not None]
+    return float(torch.nn.utils.get_total_norm(grads, 2.0)) if grads else 0.0
+
+
+def clip(parameters, clipping):
+    """torch's own clipping; returns (clipped, norm before, norm after) for the record."""
+    with_grad = [p for p in parameters if p.grad is not None]
+    if not with_grad:
+        return 0.0, 0.0, 0.0
+    kind, threshold = clipping
+    if kind == "norm":
+        before = [p.grad.clone() for p in with_grad]
+        norm_before = float(torch.nn.utils.clip_grad_norm_(with_grad, max_norm=threshold))
+        clipped = any(not torch.equal(b, p.grad) for b, p in zip(before, with_grad))
+        clipped = clipped and math.isfinite(norm_before)
+    else:
+        norm_before = total_norm(with_grad)
+        clipped = any(bool((p.grad.abs() > threshold).any()) for p in with_grad)
+        torch.nn.utils.clip_grad_value_(with_grad, clip_value=threshold)
+    return float(clipped), norm_before, total_norm(with_grad) if clipped else norm_before
+
+
+def accuracy(outputs, y):
+    """Share of rows classified right (None for regression)."""
+    if LOSS == "MSELoss":
+        return None
+    labels = y.to(torch.int64).reshape(-1)
+    if LOSS == "BCEWithLogitsLoss":
+        predicted = (outputs.reshape(-1) > 0).to(torch.int64)
+    else:
+        predicted = outputs.argmax(dim=1)
+    return float((predicted == labels).to(torch.float64).mean())
+
+
+def held_out(model):
+    """Test loss and accuracy: under torch.no_grad(), in eval mode (Dropout off, BatchNorm's
+    running statistics used, not updated)."""
+    if X_test is None:
+        return None, None
+    model.eval()
+    with torch.no_grad():
+        outputs = model(X_test)
+        result = float(loss_fn(outputs, y_test)), accuracy(outputs, y_test)
+    model.train()
+    return result
+
+
+class Record:
+    """The trajectory as columns; a column that appears later holds None before."""
+
+    def __init__(self):
+        self.columns = {}
+        self.rows = 0
+
+    def add(self, **values):
+        self.rows += 1
+        for name, value in values.items():
+            self.set_last(name, value)
+        for column in self.columns.values():
+            column.extend([None] * (self.rows - len(column)))
+
+    def set_last(self, name, value):
+        column = self.columns.setdefault(name, [])
+        column.extend([None] * (self.rows - 1 - len(column)))
+        if value is not None and not math.isfinite(value):
+            value = None
+        column[self.rows - 1:] = [None if value is None else float(value)]
+
+    def as_dict(self):
+        out = {"step": [int(s) for s in self.columns.pop("step")]}
+        out.update(self.columns)
+        return out
+'''
+
+_BATCHES = '''
+BATCH_SIZE = {batch_size}
+BATCHES_PER_EPOCH = {per_epoch}
+batch_generator = torch.Generator().manual_seed(SEED)
+epoch_orders = []
+
+
+def batch_rows(step):
+    """Step k's minibatch: each epoch is one torch.randperm of the rows, cut in order (the last
+    batch may be smaller), from a generator seeded once: the same batches for every run."""
+    epoch, i = divmod(step, BATCHES_PER_EPOCH)
+    while len(epoch_orders) <= epoch:
+        epoch_orders.append(torch.randperm({rows}, generator=batch_generator))
+    return epoch_orders[epoch][i * BATCH_SIZE:(i + 1) * BATCH_SIZE]
+'''
+
+_FULL_BATCH = '''
+def batch_rows(step):
+    """Every step trains on every row (full batch)."""
+    return None
+'''
+
+_TRAINING_LOSS = '''
+def training_loss(model, step):
+    """The loss of step `step`'s minibatch."""
+    rows = batch_rows(step)
+    X_batch, y_batch = (X, y) if rows is None else (X[rows], y[rows])
+'''
+
+_DROPOUT = '''\
+    with torch.random.fork_rng(devices=[]):  # Dropout's masks: the same for every run
+        torch.manual_seed(({stride} * SEED + step) % 2 ** 63)
+        return loss_fn(model(X_batch), y_batch)
+'''
+
+_BUILD_MODEL = '''
+def build_model():
+    """The model, its weights drawn from SEED as the app draws them (float64)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SEED)
+        return nn.Sequential(
+            {layers})
+'''
+
+
+def _encoded(t: Any) -> str:
+    """`tensor([...base64 lines...], torch.float64, (n, d))`: a tensor's exact bytes."""
+    import base64
+
+    data = base64.b64encode(t.detach().contiguous().numpy().tobytes()).decode("ascii")
+    lines = textwrap.wrap(data, 88) or [""]
+    joined = "\n".join(f"    {line!r}," for line in lines)
+    return f"tensor([\n{joined}\n], torch.{str(t.dtype).split('.')[-1]}, {tuple(t.shape)!r})"
+
+
+def _layer_code(layer: Any) -> str:
+    from core.problems.model import LAYERS
+
+    parts = [f"{k}={_value(v)}" for k, v in layer.kwargs.items()]
+    if LAYERS[layer.name].factory_kwargs:
+        parts.append("dtype=torch.float64")
+    return f"nn.{layer.name}({', '.join(parts)})"
+
+
+def _model_run_function(number: int, run: Run, entries: int) -> tuple[str, bool]:
+    """`def run_N():` one model run from its start, as `_race_run_function` writes a race's."""
+    init = run.initial_settings
+    changes, scales = _changes_code(run)
+    kinds = {c.kind for c in run.changes}
+    ever_noise = init["noise"] is not None or "noise" in kinds
+    ever_clipped = init["clipping"] is not None or "clipping" in kinds
+    ever_scheduled = init["scheduler"] is not None or "scheduler" in kinds
+    last = entries - 1
+    loop = [*(changes.splitlines() if changes else []),
+            "# forward (this step's minibatch) and backward",
+            "optimizer.zero_grad()",
+            "loss = training_loss(model, step)",
+            "loss.backward()",
+            "record.add(step=step, loss=loss.item(), test_loss=None, accuracy=None,",
+            "           grad_norm=grad_norm(params), lr=optimizer.param_groups[0][\"lr\"])"]
+    if not run.spec.needs_closure:
+        if ever_noise:
+            loop += ["if noise_sigma is not None:",
+                     "    add_noise(parameters, noise_sigma, generator)"]
+        if ever_clipped:
+            loop += ["if clipping is not None:",
+                     "    for name, value in zip(CLIP_COLUMNS, clip(parameters, clipping)):",
+                     "        record.set_last(name, value)"]
+    if ever_scheduled:
+        loop += _MOMENTUM.splitlines()
+    loop += [f"if step % EVAL_EVERY == 0 or step == {last}:",
+             "    test_loss, test_accuracy = held_out(model)",
+             "    record.set_last(\"test_loss\", test_loss)",
+             "    record.set_last(\"accuracy\", test_accuracy)",
+             f"if step == {last}:", "    break  # the last point is recorded"]
+    if run.spec.needs_closure:
+        closure = _CLOSURE.replace("f(x, y)", "training_loss(model, step)").splitlines()
+        skip = False
+        for line in closure:  # the noisy gradient is the race's column only
+            if "zip(NAMES" in line:
+                skip = True
+                continue
+            if skip and "noisy_grad_" in line:
+                skip = False
+                continue
+            if "if calls == 1:  # at the recorded point" in line:
+                continue
+            loop.append(line)
+    else:
+        loop.append("optimizer.step()  # torch's own update, from the gradients in .grad")
+    if ever_scheduled:
+        loop += _SCHEDULER_STEP.splitlines()
+    body = [
+        "model = build_model()",
+        "params = dict(model.named_parameters())",
+        "parameters = list(params.values())",
+        *(f"params[{name!r}].requires_grad_(False)  # frozen" for name in init["frozen"]),
+        "initial = {name: p.detach().tolist() for name, p in params.items()}",
+        f"optimizer = {optimizer_code(run.spec.name, init['hyperparameters'])}",
+        *_scheduler_lines(init["scheduler"]),
+        *_tools_lines(init["clipping"], init["noise"]),
+        "record = Record()",
+        f"for step in range({entries}):",
+        *("    " + line if line else "" for line in loop),
+        f"return {{**RUNS[{number - 1}], \"steps\": {last},",
+        "        \"initial_parameters\": initial,",
+        "        \"final_parameters\": {name: p.detach().tolist() for name, p in "
+        "params.items()},",
+        "        \"trajectory\": record.as_dict()}",
+    ]
+    title = f"Run {number}: {run.title}."
+    doc = [f'"""{title}"""'] if '"""' not in title and "\\" not in title else []
+    lines = [f"def run_{number}():", *("    " + line if line else "" for line in doc + body)]
+    return "\n".join(lines) + "\n", scales
+
+
+def model_script(session: Any, run_index: int | None = None, *, eval_every: int = 1,
+                 built: Any = None) -> str:
+    """A model session (core/model_session.py) as a PyTorch script that prints what
+    `main.py train --json` prints (without the app's status words): the data embedded as the
+    exact tensors it trained and tested on, the nn.Sequential built with the same torch calls
+    from the same seed, the seeded minibatches, and each run as `race_script` writes one.
+    `built`: the session built and trained already (else it is, here)."""
+    from core.model_cli import train_report
+    from core.model_session import TrainingRecord, train
+    from core.problems.model import parse_model
+    from core.problems.training import DROPOUT_SEED_STRIDE
+
+    if built is None:
+        built = session.build()
+        train(built, [r.steps for r in session.runs], eval_every)
+    runs = list(enumerate(built.runs))
+    if run_index is not None:
+        if not 0 <= run_index < len(runs):
+            raise ExportError(f"there is no run {run_index + 1} (the session has {len(runs)})")
+        runs = [runs[run_index]]
+    problem = built.problem
+    report = train_report(session, built, [TrainingRecord() for _ in built.runs], eval_every)
+    head = {k: v for k, v in report.items() if k != "runs"}
+    spec = parse_model(built.model_text, built.dataset.n_features)
+    functions, infos, needs_scale = [], [], False
+    for number, (original, run) in enumerate(runs, 1):
+        entries = len(run.trajectory) if run.enabled else 1
+        code, scales = _model_run_function(number, run, max(1, entries))
+        functions.append(code)
+        needs_scale |= scales
+        infos.append({k: v for k, v in report["runs"][original].items() if k not in (
+            "status", "status_text", "steps", "initial_parameters", "final_parameters",
+            "trajectory")})
+    if problem.full_batch:
+        batches = _FULL_BATCH
+    else:
+        batches = _BATCHES.format(batch_size=problem.batch_size,
+                                  per_epoch=problem.batches_per_epoch, rows=problem.n)
+    forward = _DROPOUT.format(stride=DROPOUT_SEED_STRIDE) if problem.has_dropout else \
+        "    return loss_fn(model(X_batch), y_batch)\n"
+    test = ("X_test = None\ny_test = None" if built.X_test is None else
+            f"X_test = {_encoded(built.X_test)}\ny_test = {_encoded(built.y_test)}")
+    numbers = ", ".join(f"run_{n}()" for n in range(1, len(runs) + 1))
+    doc = (f'"""Training {_doc_text(built.model_text)} on {_doc_text(built.dataset.name)} '
+           f"with {built.loss_name}, as a plain PyTorch script.\n\nWritten by Optimizer "
+           "Playground. It needs only torch. Each run trains the same model\nfrom the same "
+           "weights on the same minibatches, in the loop PyTorch's tutorial writes\n"
+           "(zero_grad, loss, backward, step, scheduler.step), with the changes made between "
+           "steps\nat their steps. It prints the trajectories as JSON, as `python main.py "
+           'train --json`\ndoes (without the app\'s status words).\n"""')
+    parts = [
+        doc,
+        "import base64\nimport json\nimport math\n\nimport torch\nfrom torch import nn",
+        f"\nSEED = {session.seed}  # the weights, the split and the minibatches come from it",
+        f"EVAL_EVERY = {eval_every}  # test loss and accuracy every K steps (and the last)",
+        f"LOSS = {built.loss_name!r}",
+        "CLIP_COLUMNS = (\"clipped\", \"grad_norm_before_clip\", \"grad_norm_after_clip\")",
+        _MODEL_HELPERS.rstrip(),
+        "\n\n# The training rows and the held-out rows, exactly as the app split them",
+        f"X = {_encoded(problem.X)}\ny = {_encoded(problem.y)}\n{test}",
+        f"loss_fn = nn.{built.loss_name}()",
+        "\n" + _BUILD_MODEL.format(layers=",\n            ".join(
+            _layer_code(layer) for layer in spec.layers)).rstrip(),
+        "\n" + batches.rstrip(),
+        "\n" + (_TRAINING_LOSS + forward).rstrip(),
+    ]
+    if needs_scale:
+        parts.append("\n\n" + SCALE_BASE_LR_SOURCE.rstrip())
+    parts.append("\n\n# What the app knows about the model, the data and the runs (printed "
+                 "with the trajectories)\n" + f"HEAD = {_literal(head)}\nRUNS = "
+                 f"{_literal(infos)}")
+    parts += ["\n\n" + f.rstrip() for f in functions]
+    parts.append(f'\n\nif __name__ == "__main__":\n    print(json.dumps({{**HEAD, "runs": '
+                 f'[{numbers}]}}, indent=1))\n')
+    return "\n".join(parts)
