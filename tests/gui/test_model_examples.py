@@ -97,3 +97,20 @@ def test_fine_tuning_only_the_last_layer(controller):
         assert np.isnan(tuned.trajectory.parameter_grad_norm(name)).all()
     assert not torch.equal(tuned.parameters["2.weight"], initial["2.weight"])
     assert tuned.trajectory.loss[-1] > full.trajectory.loss[-1]
+
+
+def test_the_edge_of_stability_example_draws_sharpness_against_two_over_lr(qtbot, controller):
+    controller.open_example("past-the-edge-of-stability")
+    calm, wild = controller.runs
+    controller.sharpness_every = 1
+
+    def both_measured() -> bool:  # one measurement at a time, each run in its turn
+        if wild.status.value != "diverged":
+            controller.step_once()
+        return all(controller.extras[r].sharpness for r in (calm, wild))
+
+    qtbot.waitUntil(both_measured, timeout=20_000)
+    for run, above in ((calm, False), (wild, True)):
+        extras = controller.extras[run]
+        assert extras.sharpness, run.label
+        assert (extras.sharpness[0] > 2 / extras.sharpness_lr[0]) is above  # dots vs dotted
