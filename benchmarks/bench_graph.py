@@ -24,6 +24,7 @@ Prints:
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -201,12 +202,17 @@ def draw_probe(repeats: int, before: str | None = None) -> dict[str, dict[str, f
 
     times: dict[str, dict[str, list[float]]] = {
         name: {"set_graph_ms": [], "paint_ms": [], "plain_ms": []} for name in views}
+    names = list(views)
     for k in range(repeats + 1):
-        for name, view_class in views.items():  # interleaved: the load hits each alike
-            view = view_class()
+        # Interleaved, in turns, each from a collected heap with the collector off while timed:
+        # a collection falling in one of them (or the load of a busy machine) hits all alike.
+        for name in names if k % 2 else names[::-1]:
+            view = views[name]()
             view.resize(1100, 420)
             view.show()
             app.processEvents()
+            gc.collect()
+            gc.disable()
             start = time.perf_counter()
             view.set_graph(graph, layout)
             built = time.perf_counter()
@@ -214,6 +220,7 @@ def draw_probe(repeats: int, before: str | None = None) -> dict[str, dict[str, f
             painted = time.perf_counter()
             plain()
             plain_end = time.perf_counter()
+            gc.enable()
             view.close()
             view.deleteLater()
             app.processEvents()

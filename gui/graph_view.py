@@ -74,6 +74,8 @@ GROUP_COLOURS = ("#5b8def", "#43a047", "#fb8c00", "#8e24aa", "#00897b", "#e53935
 GROUP_PAD = 6.0
 GROUP_TITLE = 15.0
 CONSTANT_EDGE = QColor("#b8b8b8")
+LABEL_FILL = QColor(255, 255, 255, 225)  # an edge label's box
+LABEL_TEXT = QColor("#37474f")
 
 
 def _fmt(v: float | None) -> str:
@@ -311,9 +313,13 @@ class EdgeItem(QGraphicsItem):
         length = math.hypot(tip.x() - back.x(), tip.y() - back.y())
         head_starts = tip - (tip - back) * (min(HEAD, length / 2) / length if length else 0.0)
         self.label_at = (back + head_starts) / 2
+        angle = math.atan2(tip.y() - back.y(), tip.x() - back.x())
+        self._head = QPolygonF([tip] + [tip - QPointF(math.cos(angle + s), math.sin(angle + s))
+                                        * HEAD for s in (0.4, -0.4)])
+        self._label_rects: dict[bool, QRectF] = {}  # by bold: where the label's box goes
 
     def set_grad(self, grad: float | None) -> None:
-        self.label = "" if grad is None else f"{grad:.3g}"
+        self._set_label("" if grad is None else f"{grad:.3g}")
         self.setToolTip("" if grad is None else f"backward sent {_precise(grad)} along this edge")
         self.update()
 
@@ -321,7 +327,7 @@ class EdgeItem(QGraphicsItem):
         """Label the edge with what backward sent along it (a number, or a tensor's first
         numbers; the tooltip has more of them)."""
         if isinstance(edge, ModelGraphEdge):
-            self.label = edge_text(edge)
+            self._set_label(edge_text(edge))
             self.setToolTip("" if edge.grad_norm is None else
                             f"backward sent a {shape_text(edge.shape)} gradient of norm "
                             f"{_precise(edge.grad_norm)} along this edge")
@@ -330,12 +336,25 @@ class EdgeItem(QGraphicsItem):
         if not isinstance(edge, TensorGraphEdge):
             self.set_grad(edge.grad)
             return
-        self.label = edge_text(edge)
+        self._set_label(edge_text(edge))
         self.setToolTip("" if edge.grad_tensor is None else
                         f"backward sent {shape_text(edge.shape)} "
                         f"{tensor_text(edge.grad_tensor, TOOLTIP_SHOWN, 6)} along this edge "
                         "(the vector-Jacobian product)")
         self.update()
+
+    def _set_label(self, label: str) -> None:
+        if label != self.label:
+            self.label = label
+            self._label_rects = {}
+
+    def _label_rect(self, bold: bool) -> QRectF:
+        rect = self._label_rects.get(bold)
+        if rect is None:
+            w = _metrics(bold).horizontalAdvance(self.label) + 6
+            left = self.label_at.x() + 3 if self.beside else self.label_at.x() - w / 2
+            rect = self._label_rects[bold] = QRectF(left, self.label_at.y() - 8, w, 16)
+        return rect
 
     def set_state(self, state: str) -> None:
         if state != self.state:
@@ -350,30 +369,31 @@ class EdgeItem(QGraphicsItem):
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:
-        color = ACTIVE if self.state == "active" else CONSTANT_EDGE if self.constant else EDGE
-        pen = QPen(color, 2.4 if self.state == "active" else 1.1)
-        if self.constant:
-            pen.setStyle(Qt.PenStyle.DashLine)
-        painter.setPen(pen)
+        active = self.state == "active"
+        color = ACTIVE if active else CONSTANT_EDGE if self.constant else EDGE
+        painter.setPen(_edge_pen(active, self.constant))
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawPath(self.path)
-        tip, back = self.points[-1], self.points[-2]
-        angle = math.atan2(tip.y() - back.y(), tip.x() - back.x())
-        head = QPolygonF([tip] + [tip - QPointF(math.cos(angle + s), math.sin(angle + s)) * HEAD
-                                  for s in (0.4, -0.4)])
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(color)
-        painter.drawPolygon(head)
+        painter.drawPolygon(self._head)
         if self.label and self.state != "pending":
-            font = _font(bold=self.state == "active")
-            painter.setFont(font)
-            w = _metrics(bold=self.state == "active").horizontalAdvance(self.label) + 6
-            left = self.label_at.x() + 3 if self.beside else self.label_at.x() - w / 2
-            rect = QRectF(left, self.label_at.y() - 8, w, 16)
-            painter.setBrush(QColor(255, 255, 255, 225))
+            painter.setFont(_font(bold=active))
+            rect = self._label_rect(active)
+            painter.setBrush(LABEL_FILL)
             painter.drawRoundedRect(rect, 3, 3)
-            painter.setPen(ACTIVE if self.state == "active" else QColor("#37474f"))
+            painter.setPen(ACTIVE if active else LABEL_TEXT)
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, self.label)
+
+
+@functools.cache
+def _edge_pen(active: bool, constant: bool) -> QPen:
+    """An arrow's pen, made once per kind (a big graph paints hundreds of arrows)."""
+    color = ACTIVE if active else CONSTANT_EDGE if constant else EDGE
+    pen = QPen(color, 2.4 if active else 1.1)
+    if constant:
+        pen.setStyle(Qt.PenStyle.DashLine)
+    return pen
 
 
 class GroupItem(QGraphicsItem):
