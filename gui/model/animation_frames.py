@@ -221,7 +221,8 @@ class ModelFramePicture:
         if chosen is None:
             self.image.clear()
         else:
-            regions = _region_colours(self.replay.predict(shown[chosen].parameters, self._grid))
+            regions = _region_colours(self.replay.predict(shown[chosen].parameters, self._grid),
+                                      GRID)
             self.image.setImage(regions, autoLevels=False, levels=(0, 255))
             self.image.setRect(self._rect)  # (after the image: it scales by the image's size)
         for i, items in enumerate(self.others):
@@ -229,7 +230,7 @@ class ModelFramePicture:
             for item in items:
                 item.setVisible(visible)
             if visible:
-                edges = _class_edges(self.replay.predict(shown[i].parameters, self._grid))
+                edges = _class_edges(self.replay.predict(shown[i].parameters, self._grid), GRID)
                 for item, edge in zip(items, edges):
                     item.setData(edge)
 
