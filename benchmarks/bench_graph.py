@@ -19,6 +19,9 @@ Prints:
     items) and the first paint, medians, as a ratio to a plain forward + backward of the same
     formula measured in the same process; with --before REV, the same at REV (child process).
     `--draw-only` runs only (c).
+(d) `--model`: the model workspace's graph (core.graph.build_model_graph, then the layout of
+    the graph as drawn) for each model preset on 200 rows of two moons, against the plain
+    `loss_fn(model(X), y).backward()` a PyTorch user writes, in the same process.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAPH_FILES = ("core/graph.py", "gui/graph_panel.py", "gui/graph_view.py")
@@ -232,6 +236,57 @@ def draw_probe(repeats: int, before: str | None = None) -> dict[str, dict[str, f
             for name, t in times.items()}
 
 
+def model_table(repeats: int) -> None:
+    """(d): the model graph's build and layout per preset, against a plain forward+backward."""
+    import torch
+
+    from core.problems.data import make_dataset, shape_targets
+    from core.problems.model import PRESETS
+
+    torch.set_num_threads(1)
+    data = make_dataset("moons", n=200, seed=0)
+    y = shape_targets(data.y, "BCEWithLogitsLoss")
+    print(f"(d) the model graph, 200 rows of moons, full batch, median of {repeats}")
+    print(f"{'preset':<20} {'nodes':>5} {'build ms':>9} {'layout ms':>9} {'plain ms':>9} "
+          f"{'ratio':>6}")
+    for name in PRESETS:
+        nodes, build_ms, layout_ms, plain_ms = _model_case(name, data, y, repeats)
+        print(f"{name:<20} {nodes:>5} {build_ms:>9.2f} {layout_ms:>9.2f} {plain_ms:>9.3f} "
+              f"{(build_ms + layout_ms) / plain_ms:>6.1f}")
+
+
+def _model_case(name: str, data: Any, y: Any, repeats: int) -> tuple[int, float, float, float]:
+    import copy
+
+    from core.graph import (build_model_graph, collapse_modules, compute_layout,
+                            model_graph_inputs)
+    from core.problems.data import make_loss
+    from core.problems.model import build_model, preset_text
+    from core.problems.training import ModelProblem
+    from gui.model.graph_panel import default_collapsed
+
+    model = build_model(preset_text(name, 2, 1), 2, seed=0)
+    loss_fn = make_loss("BCEWithLogitsLoss", data.task)
+    problem = ModelProblem(model, data.X, y, loss_fn)
+    params = {n: t.requires_grad_() for n, t in problem.initial_parameters().items()}
+    model_copy = copy.deepcopy(model)
+
+    def build() -> Any:
+        return build_model_graph(model_graph_inputs(problem, params, 0, model=model_copy))
+
+    graph = build()
+    shown = collapse_modules(graph, default_collapsed(graph))
+
+    def plain() -> None:  # the user's loop: the same model on the same rows
+        for p in model.parameters():
+            p.grad = None
+        loss_fn(model(data.X), y).backward()
+
+    return (len(graph.nodes), median_ms(build, repeats),
+            median_ms(lambda: compute_layout(shown), repeats),  # type: ignore[arg-type]
+            median_ms(plain, repeats))
+
+
 def print_draw(label: str, d: dict[str, float]) -> None:
     total = d["set_graph_ms"] + d["paint_ms"]
     print(f"  {label:<10} items {d['set_graph_ms']:6.1f} ms + first paint {d['paint_ms']:6.1f} "
@@ -277,7 +332,11 @@ def main() -> None:
     parser.add_argument("--before", metavar="REV", help="also measure the stall at this commit")
     parser.add_argument("--skip-table", action="store_true", help="only the stall figures")
     parser.add_argument("--draw-only", action="store_true", help="only (c), the first draw")
+    parser.add_argument("--model", action="store_true", help="only (d), the model graph")
     args = parser.parse_args()
+    if args.model:
+        model_table(args.repeats)
+        return
     if args.draw_only:
         print(f"(c) first draw of a {len(DRAWN_FORMULA)}-character formula's graph on the GUI "
               f"thread (layout done), median of {args.repeats}")
