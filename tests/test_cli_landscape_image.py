@@ -31,9 +31,13 @@ def test_png_has_the_asked_size_and_shows_a_picture(tmp_path) -> None:
                                                "640,480")) == f"wrote {out}"
     image = QImage(str(out))
     assert not image.isNull() and (image.width(), image.height()) == (640, 480)
-    pixels = np.frombuffer(image.convertToFormat(QImage.Format.Format_RGB32).constBits(),
-                           dtype=np.uint32)
+    rgb = image.convertToFormat(QImage.Format.Format_RGB32)   # (kept: the bits are its own)
+    pixels = np.frombuffer(rgb.constBits(), dtype=np.uint32).copy()
     assert len(np.unique(pixels)) > 100   # a heatmap, contours, paths and text: not one colour
+    rows = pixels.reshape(480, 640)
+    white = np.all(rows == rows[0, 0], axis=1)
+    assert rows[0, 0] & 0xFFFFFF == 0xFFFFFF and white[:24].sum() < 24   # fills the picture:
+    assert not white[int(0.9 * 480):].all()         # the caption wraps instead of shrinking it
 
 
 def test_svg_parses_and_holds_the_heatmap_and_the_paths(tmp_path) -> None:

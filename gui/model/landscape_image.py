@@ -13,19 +13,22 @@ from __future__ import annotations
 
 import argparse
 import html
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
 
+from core.errors import ExportError
 from core.landscape import Landscape
 from core.model_cli import compute_landscape, landscape_caption, landscape_out, picture_size
-from gui.image_export import ensure_app, export_widget_image, lay_out_now
+from gui.image_export import MAX_LAYOUT_SIDE, MAX_SIDE, ensure_app, export_widget_image, \
+    lay_out_now
 from gui.model.landscape_view import DrawnPath, LandscapePicture
 
-MAX_LAYOUT_SIDE = 1600  # as gui/image_export.py: a bigger file is a sharper copy, not tinier text
-MIN_SIDE = 16
+MIN_SIDE = 16  # below this there is no plot to see
+CHAR_PX = 7.0  # about the width of a character of the 9 pt caption, in layout pixels
 
 
 def render_landscape_image(landscape: Landscape, paths: Sequence[DrawnPath], caption: str,
@@ -35,11 +38,9 @@ def render_landscape_image(landscape: Landscape, paths: Sequence[DrawnPath], cap
 
     Raises core.errors.ExportError (one line) for a bad file name, folder or size.
     """
-    if not (MIN_SIDE <= int(width) <= 20_000 and MIN_SIDE <= int(height) <= 20_000):
-        from core.errors import ExportError
-
-        raise ExportError(f"the image size must be between {MIN_SIDE} and 20000 pixels each "
-                          f"way, got {width} x {height}")
+    if not (MIN_SIDE <= int(width) <= MAX_SIDE and MIN_SIDE <= int(height) <= MAX_SIDE):
+        raise ExportError(f"the image size must be between {MIN_SIDE} and {MAX_SIDE} pixels "
+                          f"each way, got {width} x {height}")
     ensure_app()
     scale = max(1.0, max(width, height) / MAX_LAYOUT_SIDE)
     canvas = pg.GraphicsLayoutWidget()  # never shown: it gives the scene a view to map with
@@ -51,7 +52,11 @@ def render_landscape_image(landscape: Landscape, paths: Sequence[DrawnPath], cap
         picture = LandscapePicture(layout)
         picture.show_landscape(landscape)
         picture.set_paths(list(paths))
-        text = "<br>".join(html.escape(line) for line in caption.splitlines() if line.strip())
+        # Wrapped to the picture's width (a label does not wrap, it widens the layout)
+        columns = max(20, int(width / scale / CHAR_PX))
+        lines = [part for line in caption.splitlines() if line.strip()
+                 for part in textwrap.wrap(line, columns)]
+        text = "<br>".join(html.escape(line) for line in lines)
         layout.addLabel(text, row=1, col=0, color="k", size="9pt", justify="left")
         lay_out_now(canvas.scene())
         export_widget_image(layout, path, int(width), int(height))
@@ -73,13 +78,9 @@ def run_landscape_picture_command(args: argparse.Namespace) -> str:
     FILE"; raises a PlaygroundError (one line) for bad input, before any work."""
     out = landscape_out(args, pictures=True)
     if out is None or out.suffix.lower() not in (".png", ".svg"):
-        from core.errors import ExportError
-
         raise ExportError("a picture of the landscape needs --out FILE.png or FILE.svg")
     width, height = picture_size(args.size)
     if not out.parent.is_dir():  # said now, not after the training and the grid
-        from core.errors import ExportError
-
         raise ExportError(f"cannot write {out}: the folder {out.parent} does not exist")
     result = compute_landscape(args)
     render_landscape_image(result.landscape, drawn_paths(result.landscape, result.titles,
