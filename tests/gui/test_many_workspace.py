@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from PySide6.QtWidgets import QLabel
 
 from core.batch import BatchError
@@ -18,6 +19,16 @@ from gui.many.common import (AnalysisRunner, PartState, ResultCache, analysis_ke
 from gui.many.workspace import ManyWorkspace
 from gui.worker import JobState, wait_for_jobs
 
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """As the app runs (gui/app.py): on this 2-core machine two intra-op threads made a
+    65536-start batch step 30x slower whenever another process held a core."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 @pytest.fixture
 def race(qtbot):
