@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from core.curvature import LossFn, eval_mode, top_eigenpairs
+from core.curvature import CurvatureCancelled, LossFn, eval_mode, top_eigenpairs
 from core.errors import PlaygroundError
 from core.problems.model import ParameterLayout, parameters_vector
 
@@ -326,9 +326,16 @@ def pca_directions(model: nn.Module, paths: Sequence[np.ndarray | torch.Tensor],
 
 
 def hessian_directions(model: nn.Module, loss_fn: LossFn, X: torch.Tensor, y: torch.Tensor, *,
-                       seed: int = 0, tol: float = 1e-8, max_iter: int = 300) -> Directions:
-    """The top two Hessian eigenvectors at the model's parameters (Lanczos), as directions."""
-    pairs = top_eigenpairs(model, loss_fn, X, y, 2, seed=seed, tol=tol, max_iter=max_iter)
+                       seed: int = 0, tol: float = 1e-8, max_iter: int = 300,
+                       state: ProgressState | None = None) -> Directions:
+    """The top two Hessian eigenvectors at the model's parameters (Lanczos), as directions.
+
+    LandscapeCancelled if `state` asks to stop (checked at every Hessian-vector product)."""
+    try:
+        pairs = top_eigenpairs(model, loss_fn, X, y, 2, seed=seed, tol=tol, max_iter=max_iter,
+                               state=state)
+    except CurvatureCancelled:
+        raise LandscapeCancelled("the landscape was cancelled") from None
     if pairs.vectors.shape[0] < 2:
         raise LandscapeError("Hessian directions need at least two trainable scalars")
     return Directions("hessian", pairs.full_vector(0), pairs.full_vector(1),
@@ -502,7 +509,7 @@ def landscape_around(model: nn.Module, loss_fn: LossFn, X: torch.Tensor, y: torc
     if kind == "random":
         directions = random_directions(model, seed=seed)
     elif kind == "hessian":
-        directions = hessian_directions(model, loss_fn, X, y, seed=seed)
+        directions = hessian_directions(model, loss_fn, X, y, seed=seed, state=state)
     else:
         directions = pca_directions(model, finite_paths, seed=seed)
     a = b = axis(0.0, span, grid)

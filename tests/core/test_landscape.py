@@ -389,3 +389,28 @@ def test_landscape_around_leaves_out_non_finite_snapshots() -> None:
     random = landscape_around(model, loss_fn, X, y, "random", paths=[broken], grid=5)
     assert "nan" not in random.plane_text([broken])
     assert len(random.project([broken])[0][0]) == len(broken)  # drawn whole: NaN ends the line
+
+
+def test_hessian_directions_stop_when_asked() -> None:
+    X, y, loss_fn = moons(40)
+    model = build_model("Linear(2, 8), Tanh(), Linear(8, 1)", 2, seed=0)
+
+    class StopAfter:
+        """Asks to stop after `n` looks (a worker's Cancel arriving mid-way)."""
+
+        def __init__(self, n: int) -> None:
+            self.looks, self.n = 0, n
+
+        def is_interruption_requested(self) -> bool:
+            self.looks += 1
+            return self.looks > self.n
+
+        def set_progress(self, fraction: float) -> None:
+            pass
+
+    state = StopAfter(3)
+    with pytest.raises(LandscapeCancelled):
+        landscape_around(model, loss_fn, X, y, "hessian", grid=5, state=state)
+    assert state.looks == 4          # stopped at the first look after the cancel
+    done = landscape_around(model, loss_fn, X, y, "hessian", grid=5, state=StopAfter(10 ** 6))
+    assert done.directions.eigenvalues[0] >= done.directions.eigenvalues[1]
