@@ -13,7 +13,8 @@ in time slices, as the race's controller does.
 Besides each run's Trajectory it keeps what the engine does not record: the held-out loss and
 accuracy (under torch.no_grad(), in eval mode, every `test_every` steps, after a manual step
 and when play stops), the sharpness (the top Hessian eigenvalue, core/curvature.py) every few
-steps, measured in a cancellable worker Job, and when each tensor was frozen or unfrozen.
+steps, measured in a cancellable worker Job. When a tensor was frozen or unfrozen is the run's
+own change log (Run.changes), which a saved session keeps and replays.
 
 Signals
 -------
@@ -60,7 +61,6 @@ from core.problems.data import (GENERATED, MAX_CSV_BYTES, DataError, Dataset, ac
 from core.problems.model import PRESETS, ModelError, parameter_names_to_freeze
 from core.problems.training import ModelProblem
 from core.run import Run
-from core.session import gradient_tools_from_dict
 from gui.controller import SHUTDOWN_WAIT_S, SLICE_S, TICK_MS, adapt_slice
 from gui.worker import Job
 
@@ -104,8 +104,6 @@ class RunExtras:
     sharpness_steps: list[int] = field(default_factory=list)
     sharpness: list[float] = field(default_factory=list)
     sharpness_lr: list[float] = field(default_factory=list)
-    # (step, parameter name, frozen): when the user froze or unfroze a tensor mid-run
-    freeze_events: list[tuple[int, str, bool]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -396,9 +394,16 @@ class ModelController(QObject):
         """Freeze or unfreeze several tensors of a run at once (one signal)."""
         for name, frozen in changes.items():
             if frozen != (name in run.frozen):
-                run.set_frozen(name, frozen)
-                self.extras[run].freeze_events.append((run.steps, name, frozen))
+                run.set_frozen(name, frozen)  # the run logs it (Run.changes), with its step
         self.sigRunChanged.emit(run)
+
+    @staticmethod
+    def freeze_events(run: Run) -> list[tuple[int, str, bool]]:
+        """(step, parameter name, frozen) of each freeze or unfreeze made mid-run, from the
+        run's own change log (a loaded session's replayed ones included)."""
+        applied = run.changes[:len(run.changes) - len(run.pending_changes)]
+        return [(c.step, str(c.payload["name"]), bool(c.payload["frozen"]))
+                for c in applied if c.kind == "freeze"]
 
     def layers(self) -> list[tuple[int, str, tuple[str, ...]]]:
         """The model's layers that have parameters: (index, class name, parameter names)."""
@@ -657,19 +662,14 @@ class ModelController(QObject):
     # --- sessions -------------------------------------------------------------------------------
 
     def to_session(self) -> ModelSession:
-        """The workspace as a ModelSession: the settings, and each run with its optimizer,
-        hyperparameters, freezes, label, colour and step count; schedulers and clipping, which
-        a model session's run does not hold, go in `extra` (and come back on load)."""
+        """The workspace as a ModelSession: the settings, and each run as RunSpec.from_run
+        keeps it (its initial optimizer, hyperparameters, freezes, scheduler, clipping and
+        noise, the changes made between steps, its label, colour and step count), so loading
+        the file replays every path exactly, mid-run freezes and lr changes included."""
         session = self.settings.session()
-        tools = []
-        for run in self.runs:
-            config = run.config()
-            session.runs.append(RunSpec(run.optimizer_name, config["hyperparameters"],
-                                        config["frozen"], run.label, run.color, run.enabled,
-                                        run.steps))
-            tools.append(run.tool_config())
-        own = {"runs": tools, "selected": (self.runs.index(self.selected)
-                                           if self.selected in self.runs else None)}
+        session.runs = [RunSpec.from_run(run) for run in self.runs]
+        own = {"selected": self.runs.index(self.selected) if self.selected in self.runs
+               else None}
         session.extra = {WORKSPACE_KEY: own}
         if self.title:
             session.extra["title"] = self.title
@@ -721,20 +721,9 @@ class ModelController(QObject):
         return self._replay_job is not None
 
     def _prepare(self, session: ModelSession) -> BuiltModelSession:
-        """The session built, with the schedulers, clipping and noise it keeps in `extra`."""
-        own = session.extra.get(WORKSPACE_KEY, {})
-        tools = own.get("runs", []) if isinstance(own, dict) else []
+        """The session built: its runs at their start, with their changes waiting their step."""
         try:
             built = session.build()
-            for number, (run, config) in enumerate(zip(built.runs, tools), 1):
-                if isinstance(config, dict) and config:
-                    found = gradient_tools_from_dict(config, f"run {number}")
-                    if found.get("scheduler") is not None:
-                        run.set_scheduler(found["scheduler"])
-                    if found.get("clipping") is not None:
-                        run.set_clipping(found["clipping"])
-                    if found.get("noise") is not None:
-                        run.set_noise(found["noise"])
             settings_of(session, built)
         except SessionError:
             raise

@@ -170,13 +170,12 @@ class ModelCurves(QWidget):
     def _draw_freeze_marks(self, run: Run | None) -> None:
         """Each freeze (x) and unfreeze (o) of the selected run, at its tensor's last gradient
         norm before the change."""
-        extras = self.controller.extras.get(run) if run is not None else None
         xs, ys, symbols, brushes = [], [], [], []
         names = list(self.grad_curves)
-        if run is not None and extras is not None:
+        if run is not None:
             t = run.trajectory
             steps = t.step
-            for step, name, frozen in extras.freeze_events:
+            for step, name, frozen in self.controller.freeze_events(run):
                 if name not in self.grad_curves:
                     continue
                 norms = np.asarray(t.parameter_grad_norm(name))[steps <= step]

@@ -132,3 +132,19 @@ def test_a_scheduler_and_clipping_per_run(qtbot, workspace):
     _step(qtbot, w, 1)
     assert run.trajectory.column("clipped")[-1] == 1.0
     assert run.trajectory.column("grad_norm_after_clip")[-1] == pytest.approx(0.01, rel=1e-4)
+
+
+def test_a_mid_run_freeze_is_marked_again_after_a_save_and_load(qtbot, workspace, tmp_path):
+    w, c = workspace, workspace.controller
+    run = c.add_run("Adam")
+    _step(qtbot, w, 4)
+    w.run_panel.freeze_checks["0.weight"].click()
+    _step(qtbot, w, 3)
+    c.save_session(tmp_path / "frozen.json")
+    c.load_session(tmp_path / "frozen.json")
+    loaded = c.runs[0]
+    assert loaded is not run and loaded.frozen == {"0.weight"} and loaded.steps == 7
+    assert c.freeze_events(loaded) == [(4, "0.weight", True)]
+    w.curves.refresh()
+    xs, _ = w.curves.freeze_marks.getOriginalDataset()
+    assert list(xs) == [4.0]

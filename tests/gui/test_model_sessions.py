@@ -92,7 +92,11 @@ def test_a_saved_session_loads_back_the_same_runs(controller, tmp_path):
     adam = c.add_run("Adam", lr=0.02)
     c.set_scheduler(adam, "StepLR(step_size=5, gamma=0.5)")
     c.set_frozen(sgd, "0.weight", True)
-    for _ in range(12):
+    for _ in range(5):
+        c.step_once()
+    c.set_lr(adam, 0.005)  # changes mid-run: saved with their steps, replayed on load
+    c.set_frozen(adam, "2.bias", True)
+    for _ in range(7):
         c.step_once()
     c.select(sgd)
     path = tmp_path / "moons.json"
@@ -102,6 +106,7 @@ def test_a_saved_session_loads_back_the_same_runs(controller, tmp_path):
     assert data["data"] == {"dataset": "moons", "n": 120, "noise": 0.2}
     assert [r["steps"] for r in data["runs"]] == [12, 12]
     assert data["runs"][0]["frozen"] == ["0.weight"]
+    assert data["runs"][1]["frozen"] == [] and len(data["runs"][1]["changes"]) == 2
 
     other = controller(ModelSettings(dataset="line", n=40, model_text="Linear(1, 1)",
                                      preset=None, loss="MSELoss"))
@@ -110,9 +115,10 @@ def test_a_saved_session_loads_back_the_same_runs(controller, tmp_path):
     assert [r.steps for r in other.runs] == [12, 12] and other.selected is other.runs[0]
     assert other.runs[0].hyperparameters["momentum"] == 0.9
     assert other.runs[1].scheduler_setting == ("StepLR", {"step_size": 5, "gamma": 0.5})
+    assert other.runs[1].frozen == {"2.bias"}
     for mine, loaded in zip(c.runs, other.runs):
         assert loaded.frozen == mine.frozen and loaded.color == mine.color
-        # a freeze from step 0 replays exactly; so does the scheduled lr
+        # freezes from step 0 and mid-run, the scheduled and the changed lr: replayed exactly
         assert loaded.trajectory.lr.tolist() == mine.trajectory.lr.tolist()
         assert loaded.trajectory.loss.tolist() == mine.trajectory.loss.tolist()
         for name in mine.parameter_names:
