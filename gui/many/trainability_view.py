@@ -401,7 +401,13 @@ class TrainabilityView(QWidget):
         self.colour_bar.setLevels((lo, hi))
         self.colour_bar.axis.setLabel(name)
         self.plot.setAxisItems({"left": self.y_log_axis if log_y else pg.AxisItem("left")})
-        self.plot.setLabel("left", (result.param or "") + (" (log)" if log_y else ""))
+        if result.param and result.param.startswith(LAYER_LR):
+            layer = result.param[len(LAYER_LR):]
+            self.plot.setLabel("left", f"lr of layer {layer} (log)")
+            self.plot.setLabel("bottom", "lr of every other parameter (log)")
+        else:
+            self.plot.setLabel("left", (result.param or "") + (" (log)" if log_y else ""))
+            self.plot.setLabel("bottom", "learning rate (log)")
         self.view_box.setRange(rect, padding=0)
         count = int(self.diverged_mask.sum())
         option = self.shown[0] if self.shown else None
