@@ -162,13 +162,14 @@ class LabGraphTab(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.step_button)
         row.addWidget(self.reset_button)
-        row.addWidget(self.step_label, 1)
+        row.addStretch(1)
         row.addWidget(self.busy_label)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(exports)
         layout.addWidget(self.stack, 1)
         layout.addLayout(row)
+        layout.addWidget(self.step_label)  # its own line: beside the buttons it had no room
         layout.addWidget(self.explanation)
         self._update_step_controls()
 
