@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import html
+import math
 import weakref
 from dataclasses import dataclass
 
@@ -32,7 +33,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout
                                QPushButton, QSpinBox, QVBoxLayout, QWidget)
 from torch import nn
 
-from core.landscape import KINDS, Landscape, LandscapeError, landscape_around, two_scalars
+from core.landscape import KINDS, Landscape, LandscapeError, landscape_around
 from core.model_session import flat_parameters
 from core.run import Run
 from gui.model.controller import ModelController
@@ -485,11 +486,10 @@ class LandscapeView(QWidget):
 
     def _refresh_kinds(self) -> None:
         """Offer exact only when exactly two trainable scalars remain, and choose it then."""
-        try:
-            two_scalars(self.centre_model())
-            possible = True
-        except LandscapeError:
-            possible = False
+        run = self.reference_run
+        frozen = set(run.frozen) if run is not None else set()
+        possible = sum(math.prod(shape) for name, shape in self.controller.problem.shapes().items()
+                       if name not in frozen) == 2  # what core's two_scalars asks, without a copy
         item = self.kind_box.model().item(KINDS.index("exact"))
         item.setEnabled(possible)
         item.setToolTip("" if possible else "needs exactly two trainable scalars: freeze the "
