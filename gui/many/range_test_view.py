@@ -42,7 +42,7 @@ class RangeTestView(QWidget):
     sigComputed = Signal(object)
     sigLrApplied = Signal(object, float)
 
-    def __init__(self, model_controller: Any, *, cache: ResultCache | None = None,
+    def __init__(self, model_controller: Any | None, *, cache: ResultCache | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model_controller = model_controller
@@ -50,6 +50,11 @@ class RangeTestView(QWidget):
         self._options: list[RaceOptimizer] = []
         self._run: Any = None  # the run the shown test was computed for
         self._build(cache)
+        self._connections = []
+        if model_controller is None:  # a window without model mode: say what it needs
+            self.runner.run_button.setEnabled(False)
+            self.note.setText("The range test trains a model: it needs the Model workspace.")
+            return
         self._refresh_options()
         self._connections = [(model_controller.sigRunsChanged, self._refresh_options),
                              (model_controller.sigRunChanged, self._refresh_options),

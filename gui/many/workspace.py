@@ -15,13 +15,18 @@ from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
 from gui.controller import Controller
 from gui.many.basins_view import BasinsView
+from gui.many.range_test_view import RangeTestView
+from gui.many.sweep_view import SweepView
+from gui.many.trainability_view import TrainabilityView
 
 Factory = Callable[[Controller, object | None], QWidget]
 
 # The analyses, in tab order: (title, factory(race_controller, model_controller)).
 _TABS: list[tuple[str, Factory]] = [
     ("Basins", lambda race, model: BasinsView(race)),
-    # h7: ("LR sweep", ...), ("LR range test", ...), ("Trainability", ...) go here.
+    ("LR sweep", lambda race, model: SweepView(race, model)),
+    ("LR range test", lambda race, model: RangeTestView(model)),
+    ("Trainability", lambda race, model: TrainabilityView(race, model)),
 ]
 
 
