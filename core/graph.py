@@ -913,8 +913,10 @@ class ModelGraph(GraphIndex):
                      f"|grad reaching it| = {_fmt(n.grad_norm)}"]
         else:
             upstream = "1 (the loss itself)" if node_id == self.root else _fmt(n.grad_norm)
-            lines = [f"{n.op} ({n.torch_name}){where}: output {shape_text(n.shape)}, "
-                     f"|value| = {_fmt(n.value_norm)}",
+            value = ("its value was not seen (made inside another torch call, as linear "
+                     "makes weight.t())" if n.value_norm is None
+                     else f"|value| = {_fmt(n.value_norm)}")
+            lines = [f"{n.op} ({n.torch_name}){where}: output {shape_text(n.shape)}, {value}",
                      f"|upstream grad d(loss)/d(output)| = {upstream}"]
         for e in self.inputs(node_id):
             src = self.node(e.source)

@@ -133,7 +133,8 @@ def _model_lines(node: ModelGraphNode) -> list[str]:
     """A model's tensors are too big to write out: the shape, and the norms of the value and of
     the gradient that reached it."""
     title = f"{node.label} {shape_text(node.shape)}" if node.shape is not None else node.label
-    value = f"|v|={_fmt(node.value_norm)}"
+    # (an op made inside another, as linear's weight.t(): autograd keeps no value for it)
+    value = "|v| not kept" if node.value_norm is None else f"|v|={_fmt(node.value_norm)}"
     if node.kind == "constant":
         return [("\u2744 " if node.frozen else "") + title, value, "no grad"]
     if node.members:  # a collapsed module (a click expands it): the module, then its output
