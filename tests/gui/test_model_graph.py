@@ -195,3 +195,28 @@ def test_the_workspace_has_the_graph_as_a_tab_that_follows_the_selected_run(qtbo
     qtbot.waitUntil(lambda: w.controller.runs[1].title in panel.header.text(), timeout=5000)
     w.shutdown()
     assert wait_for_jobs(2.0)
+
+
+def test_it_follows_training_live_at_most_refresh_hz(qtbot, panel, controller):
+    import gui.model.graph_panel as graph_panel
+    assert panel._throttle.interval_ms == 1000 // graph_panel.REFRESH_HZ == 250
+    run = controller.runs[0]
+    first = panel.graph.step
+    controller.play()
+    try:
+        qtbot.waitUntil(lambda: panel.graph.step > first + 1, timeout=10000)  # live
+    finally:
+        controller.pause()
+    qtbot.waitUntil(lambda: panel.graph.step == run.steps and not panel.busy, timeout=5000)
+
+
+def test_a_graph_too_big_to_draw_says_so(qtbot, panel, controller, monkeypatch):
+    import gui.model.graph_panel as graph_panel
+    monkeypatch.setattr(graph_panel, "MAX_DRAWN_NODES", 5)
+    controller.configure(preset="deep-mlp")
+    qtbot.waitUntil(lambda: panel.too_big, timeout=5000)
+    assert panel.stack.currentWidget() is panel.empty_label
+    assert f"has {panel.graph.node_count} autograd nodes" in panel.empty_label.text()
+    assert panel.graph.node_count > 5 and panel.graph.nodes == []
+    assert not panel.png_button.isEnabled() and not panel.step_button.isEnabled()
+    assert not panel.export_graph("/tmp/never.png")
