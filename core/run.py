@@ -44,7 +44,8 @@ far away, or its loss too high or too low, for too long; and at `diverged_at - 1
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -455,12 +456,28 @@ class Run:
         region. A start that cannot be evaluated gets unit scales (it diverges at once)."""
         values = math.hypot(*(p.detach().norm().item() for p in self.parameters.values()))
         try:
-            loss, grads = self._forward_backward()
+            with self._buffers_kept():
+                loss, grads = self._forward_backward()
             grad = math.hypot(*(_figure_norm(g) for g in grads.values()))
         except Exception:
             loss, grad = 1.0, 1.0
         finite = [v if math.isfinite(v) else 1.0 for v in (abs(loss), grad, values)]
         return RelativeScale(*finite)
+
+    @contextmanager
+    def _buffers_kept(self) -> Iterator[None]:
+        """An evaluation the plain loop does not make (the start's scale, a gradient taken
+        again after a change) leaves the run's buffers (BatchNorm's running statistics, which
+        a forward in training mode updates) as they were, so they follow the plain loop's."""
+        own = getattr(self.problem, "buffers", None)
+        buffers = own(self.parameters) if callable(own) else {}
+        kept = {name: b.clone() for name, b in buffers.items()}
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, b in kept.items():
+                    buffers[name].copy_(b)
 
     def _leaves(self) -> list[Tensor]:
         return [self.parameters[name] for name in self.problem.parameter_names]
@@ -639,7 +656,8 @@ class Run:
             # back would repeat the last step's draws)
             self.noise.set_state(self._noise_state)
         try:
-            _, grads = self._forward_backward()
+            with self._buffers_kept():  # the entry's own forward already updated them
+                _, grads = self._forward_backward()
         except Exception as e:  # it worked a moment ago; if not now, the run cannot go on
             what = "the surface" if self.is_surface else "the loss"
             self._diverge(f"evaluating {what} failed: {e}", self._known_point())

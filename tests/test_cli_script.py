@@ -87,3 +87,101 @@ def test_export_py_mistakes_are_one_line_and_exit_2(tmp_path, capsys, argv, word
     assert words in err and err.count("\n") == 1
     assert not any(p.suffix == ".py" for p in tmp_path.iterdir())
     assert os.listdir(tmp_path) == []
+
+
+# --- model mode: train --out run.py ------------------------------------------------------------
+
+TRAIN_ONLY = ("status", "status_text")
+
+
+def assert_train_script_matches(argv: list[str], tmp_path: Path, capsys) -> dict:
+    out = tmp_path / "train.py"
+    code, text, err = cli(["train", *argv, "--out", str(out)], capsys)
+    assert code == 0, err
+    assert text.strip() == f"wrote {out}"
+    code, printed, err = cli(["train", *argv, "--json"], capsys)
+    assert code == 0, err
+    engine = json.loads(printed)
+    got = run_script(out)
+    assert got["model"] == engine["model"] and got["data"] == engine["data"]
+    assert len(got["runs"]) == len(engine["runs"])
+    for mine, theirs in zip(got["runs"], engine["runs"]):
+        theirs = {k: v for k, v in theirs.items() if k not in TRAIN_ONLY}
+        assert set(mine) == set(theirs)
+        for column, values in theirs["trajectory"].items():
+            assert json.dumps(mine["trajectory"][column]) == json.dumps(values), column
+        assert json.dumps(mine, sort_keys=True) == json.dumps(theirs, sort_keys=True)
+    return got
+
+
+def test_train_out_small_mlp_in_minibatches_with_a_frozen_layer_and_tools(tmp_path,
+                                                                         capsys) -> None:
+    got = assert_train_script_matches([
+        "--dataset", "moons", "--n", "100", "--model", "small-mlp", "--batch-size", "32",
+        "--steps", "30",
+        "--eval-every", "7", "--freeze", "0",
+        "--optimizer", "SGD(lr=0.1, momentum=0.9)", "--scheduler", "StepLR(step_size=8)",
+        "--optimizer", "Adam(lr=0.01)", "--clip-norm", "0.05",
+        "--optimizer", "LBFGS(lr=0.5, max_iter=3)", "--clip-value", "0.1"], tmp_path, capsys)
+    first = got["runs"][0]
+    assert first["frozen"] == ["0.weight", "0.bias"]
+    assert first["initial_parameters"]["0.weight"] == first["final_parameters"]["0.weight"]
+    assert first["trajectory"]["lr"][8] == first["trajectory"]["lr"][0] * 0.1
+    assert any(got["runs"][1]["trajectory"]["clipped"])
+
+
+def test_train_out_a_deep_preset_full_batch_with_a_cycling_scheduler(tmp_path, capsys) -> None:
+    got = assert_train_script_matches([
+        "--dataset", "blobs", "--n", "60", "--model", "deep-mlp", "--steps", "12",
+        "--optimizer", "Adam(lr=0.01)", "--scheduler", "OneCycleLR(max_lr=0.05, total_steps=12)",
+        "--optimizer", "RMSprop(lr=0.01)"], tmp_path, capsys)
+    assert got["data"]["batch_size"] == 0 and got["data"]["loss"] == "CrossEntropyLoss"
+    beta1 = got["runs"][0]["trajectory"]["beta1"]
+    assert len(set(beta1)) > 3  # OneCycleLR cycles Adam's beta1, and the JSON shows it
+
+
+def test_train_out_batchnorm_and_dropout(tmp_path, capsys) -> None:
+    """Each run's own BatchNorm statistics, and Dropout's masks seeded by step."""
+    assert_train_script_matches([
+        "--dataset", "circles", "--n", "80", "--batch-size", "16", "--steps", "12", "--seed", "3",
+        "--model", "Linear(2, 8), BatchNorm1d(8), ReLU(), Dropout(0.3), Linear(8, 1)",
+        "--optimizer", "SGD(lr=0.05)", "--optimizer", "AdamW(lr=0.01)"], tmp_path, capsys)
+
+
+def test_train_session_with_changes_and_its_script(tmp_path, capsys) -> None:
+    from core.model_session import ModelSession, RunSpec
+
+    session = ModelSession(batch_size=50)
+    session.add_run("SGD", {"lr": 0.1})
+    session.add_run("Adam", {"lr": 0.01}, scheduler="ExponentialLR(gamma=0.95)")
+    built = session.build()
+    sgd, adam = built.runs
+    sgd.step(10)
+    sgd.set_hyperparameter("lr", 0.05)
+    sgd.set_frozen("2.weight", True)
+    sgd.step(10)
+    adam.step(12)
+    adam.set_hyperparameter("lr", 0.02)  # a scheduled run: its base lr scaled
+    adam.set_clipping(None)
+    adam.step(8)
+    saved = ModelSession(session.model, session.data, session.loss, session.batch_size,
+                         session.test_fraction, session.seed,
+                         [RunSpec.from_run(run) for run in built.runs])
+    saved.save(tmp_path / "model.json")
+    got = assert_train_script_matches(["--session", str(tmp_path / "model.json")], tmp_path,
+                                      capsys)
+    for mine, run in zip(got["runs"], built.runs):
+        assert mine["trajectory"]["loss"] == [float(v) for v in run.trajectory.loss]
+        assert mine["steps"] == 20 and len(mine["changes"]) == len(run.changes)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--out", "/nonexistent-folder/train.py"], "/nonexistent-folder/train.py"),
+    (["--out", "OUT.json"], "must end in .py"),
+])
+def test_train_out_mistakes_are_one_line_and_exit_2(tmp_path, capsys, argv, words) -> None:
+    argv = [str(tmp_path / "train.json") if a == "OUT.json" else a for a in argv]
+    code, _, err = cli(["train", "--steps", "2", *argv], capsys)
+    assert code == 2
+    assert words in err and err.count("\n") == 1
+    assert os.listdir(tmp_path) == []
