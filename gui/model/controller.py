@@ -56,8 +56,8 @@ from core.model_cli import train_report
 from core.model_session import (DEFAULT_TEST_FRACTION, BuiltModelSession, DataSpec,
                                 ModelSession, RunSpec, TrainingRecord, train)
 from core.optimizers import CATALOGUE, get_spec
-from core.problems.data import (GENERATED, MAX_CSV_BYTES, DataError, Dataset, accuracy,
-                                default_loss, parse_csv)
+from core.problems.data import (GENERATED, MAX_CSV_BYTES, DataError, Dataset, default_loss,
+                                parse_csv)
 from core.problems.model import PRESETS, ModelError, parameter_names_to_freeze
 from core.problems.training import ModelProblem
 from core.run import Run
@@ -540,18 +540,14 @@ class ModelController(QObject):
                     module.training = training
 
     def held_out(self, run: Run) -> tuple[float, float]:
-        """(test loss, test accuracy) now, under torch.no_grad() in eval mode; NaN without
-        held-out rows, and NaN accuracy for regression."""
-        if self.test_X is None or self.test_y is None:
-            return math.nan, math.nan
+        """(test loss, test accuracy) now, as `main.py train` measures them
+        (BuiltModelSession.held_out: under torch.no_grad(), in eval mode, with the run's own
+        BatchNorm statistics); NaN without held-out rows, and NaN accuracy for regression."""
         try:
-            with torch.no_grad():
-                out = self.predict(run, self.test_X)
-                value = float(self.loss_fn(out, self.test_y))
-                acc = accuracy(out, self.test_y, self.settings.loss)
+            loss, acc = self.built.held_out(run)
         except Exception:  # a diverged run's weights may not evaluate
             return math.nan, math.nan
-        return value, math.nan if acc is None else acc
+        return _nan(loss), _nan(acc)
 
     def _record_test_loss(self, run: Run, only_if_new: bool = False) -> None:
         extras = self.extras.setdefault(run, RunExtras())

@@ -99,18 +99,19 @@ def test_fine_tuning_only_the_last_layer(controller):
     assert tuned.trajectory.loss[-1] > full.trajectory.loss[-1]
 
 
-def test_the_edge_of_stability_example_draws_sharpness_against_two_over_lr(qtbot, controller):
-    controller.open_example("past-the-edge-of-stability")
-    calm, wild = controller.runs
-    controller.sharpness_every = 1
-
-    def both_measured() -> bool:  # one measurement at a time, each run in its turn
-        if wild.status.value != "diverged":
-            controller.step_once()
-        return all(controller.extras[r].sharpness for r in (calm, wild))
-
-    qtbot.waitUntil(both_measured, timeout=20_000)
-    for run, above in ((calm, False), (wild, True)):
-        extras = controller.extras[run]
-        assert extras.sharpness, run.label
-        assert (extras.sharpness[0] > 2 / extras.sharpness_lr[0]) is above  # dots vs dotted
+def test_the_edge_of_stability_example_draws_sharpness_against_two_over_lr(qtbot):
+    # a clock that stands still: no rest between two measurements (SHARPNESS_REST x 0 s)
+    controller = ModelController(clock=lambda: 0.0)
+    try:
+        controller.open_example("past-the-edge-of-stability")
+        calm, wild = controller.runs
+        controller.sharpness_every = 1
+        for _ in range(2):  # one measurement at a time, each run in its turn
+            with qtbot.waitSignal(controller.sigSharpness, timeout=20_000):
+                controller.step_once()
+        for run, above in ((calm, False), (wild, True)):
+            extras = controller.extras[run]
+            assert extras.sharpness, run.label
+            assert (extras.sharpness[0] > 2 / extras.sharpness_lr[0]) is above  # dots vs dotted
+    finally:
+        assert controller.shutdown(2.0)
