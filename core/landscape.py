@@ -433,6 +433,7 @@ class Landscape:
     grid: LossGrid
     directions: Directions | None = None
     indices: tuple[int, int] | None = None
+    origin: tuple[float, float] = (0.0, 0.0)  # θ₀ on the grid: its two scalars, or (0, 0)
 
     @property
     def kind(self) -> str:
@@ -505,7 +506,7 @@ def landscape_around(model: nn.Module, loss_fn: LossFn, X: torch.Tensor, y: torc
                            [p[:, j] for p in finite_paths] if cover_paths else [])
         surface = exact_surface(model, loss_fn, X, y, x_values=xs, y_values=ys, state=state,
                                 dtype=dtype)
-        return Landscape(surface, indices=(i, j))
+        return Landscape(surface, indices=(i, j), origin=(float(centre[i]), float(centre[j])))
     if kind == "random":
         directions = random_directions(model, seed=seed)
     elif kind == "hessian":

@@ -207,12 +207,7 @@ class LandscapePicture:
     def centre_point(self) -> tuple[float, float]:
         """θ₀ in the grid's coordinates: (0, 0) for a slice, its two scalars for exact."""
         assert self.landscape is not None
-        d, idx = self.landscape.directions, self.landscape.indices
-        if idx is not None:
-            g = self.landscape.grid
-            return float(g.x_values[len(g.x_values) // 2]), float(g.y_values[len(g.y_values) // 2])
-        assert d is not None
-        return 0.0, 0.0
+        return self.landscape.origin
 
     def value_at(self, x: float, y: float) -> tuple[float, float, float] | None:
         """The grid point nearest to (x, y) inside the grid, and the loss there."""

@@ -354,6 +354,9 @@ def test_landscape_around_exact_projects_paths_to_their_two_scalars_and_covers_t
         assert g.y_values[0] < yy.min() and yy.max() < g.y_values[-1]
     w0, b0 = (float(v) for v in parameters_vector(model))
     assert g.x_values[5] == w0 and g.y_values[5] == b0                # centred on θ₀
+    assert landscape.origin == (w0, b0)
+    even = landscape_around(model, loss_fn, X, y, "exact", grid=4, span=0.5)
+    assert even.origin == (w0, b0) and not np.any(even.grid.x_values == w0)  # (between points)
     narrow = landscape_around(model, loss_fn, X, y, "exact", paths=paths, grid=11, span=0.01)
     assert narrow.grid.x_values[-1] == pytest.approx(w0 + 0.01)        # not asked to cover
     assert "exact" in landscape.plane_text(paths)
