@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout,
                                QLabel, QListWidget, QListWidgetItem, QPushButton, QScrollArea,
                                QTabWidget, QVBoxLayout, QWidget)
 
 from core.errors import PlaygroundError
 from core.run import Run
 from gui.model.controller import ModelController, optimizer_names
-from gui.model.hyperparameter_form import HyperparameterForm
+from gui.model.hyperparameter_form import HyperparameterForm, hyperparameter_tooltip
+from gui.number_box import FloatSpinBox
+from gui.run_card import LR_BOX_RANGE
 from gui.scheduler_picker import SchedulerPicker
 from gui.throttle import Throttle
 
@@ -37,11 +39,10 @@ class RunPanel(QWidget):
         self.remove_button = QPushButton("Remove")
         self.run_list = QListWidget()
         self.run_list.setMaximumHeight(140)
-        self.lr_spin = QDoubleSpinBox()
-        self.lr_spin.setDecimals(6)
-        self.lr_spin.setRange(1e-6, 100.0)
+        # the race's number box: keeps exactly the lr typed (1e-7 too), arrows x / ÷ 10^0.1
+        self.lr_spin = FloatSpinBox(log=True)
+        self.lr_spin.setRange(*LR_BOX_RANGE)
         # steps of about a tenth of the value: a log scale under the arrows
-        self.lr_spin.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
         self.lr_spin.setPrefix("lr ")
         self.message = QLabel()
         self.message.setStyleSheet("color: #b00020;")
@@ -99,7 +100,7 @@ class RunPanel(QWidget):
         self.add_button.clicked.connect(self._on_add_click)
         self.remove_button.clicked.connect(self._on_remove_click)
         self.run_list.currentRowChanged.connect(self._on_row_change)
-        self.lr_spin.editingFinished.connect(self._on_lr_edit)
+        self.lr_spin.valueChanged.connect(lambda _v: self._on_lr_edit())
         self.scheduler_picker.sigEdited.connect(self._on_scheduler_edit)
         self.freeze_last_button.clicked.connect(self._on_freeze_last_click)
         self.unfreeze_button.clicked.connect(self._on_unfreeze_click)
@@ -243,6 +244,8 @@ class RunPanel(QWidget):
         try:
             if run is not None:
                 self.lr_spin.setValue(float(run.hyperparameters["lr"]))
+                self.lr_spin.setToolTip(hyperparameter_tooltip(run.spec.hyperparameter("lr"))
+                                        + "<br>type an exact value and press Enter")
                 self.scheduler_picker.set_optimizer(run.optimizer_name, dict(run.hyperparameters))
                 self.scheduler_picker.set_setting(run.scheduler_setting)
             for name, check in self.freeze_checks.items():

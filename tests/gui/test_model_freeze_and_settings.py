@@ -93,6 +93,9 @@ def test_every_hyperparameter_of_the_selected_run_from_its_controls(qtbot, works
     w, c = workspace, workspace.controller
     sgd = c.add_run("SGD")
     form = w.run_panel.hyperparameter_form
+    w.run_panel.lr_spin.setValue(1e-7)  # the race's number box: any lr, exactly as typed
+    assert sgd.optimizer.param_groups[0]["lr"] == 1e-7
+    assert "lr" in w.run_panel.lr_spin.toolTip() and "range" in w.run_panel.lr_spin.toolTip()
     assert "momentum" in form.controls and "lr" not in form.controls
     assert "range" in form.controls["momentum"].toolTip()
     form.controls["momentum"].setValue(0.9)
