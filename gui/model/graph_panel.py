@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QTimer
 from PySide6.QtGui import QHideEvent, QShowEvent
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QSizePolicy, QStackedWidget, QToolButton,
                                QVBoxLayout, QWidget)
@@ -35,8 +35,8 @@ from core.errors import ExportError, first_line
 from core.graph import (GraphLayout, ModelGraph, build_model_graph, collapse_modules,
                         compute_layout, model_graph_inputs, structure_key)
 from core.run import Run
-from gui.graph_panel import (BUSY_TEXT, ERROR_STYLE, MAX_DRAWN_NODES, NOTE_STYLE, REFRESH_HZ,
-                             ask_export_path)
+from gui.graph_panel import (BUSY_DELAY_MS, BUSY_TEXT, ERROR_STYLE, MAX_DRAWN_NODES, NOTE_STYLE,
+                             REFRESH_HZ, ask_export_path)
 from gui.graph_view import GraphView, render_graph
 from gui.model.controller import ModelController
 from gui.throttle import Throttle
@@ -45,6 +45,12 @@ from gui.worker import Job, JobState
 # A model with more modules than this (the loss aside) starts with every module collapsed: the
 # small MLP (3) shows its ops, the deeper one (7) one box per layer.
 EXPANDED_MODULES = 3
+# Below this zoom the boxes' 8.5 pt text is too small to read: a graph that would need less to
+# fit whole is shown at this zoom from the loss down instead (drag pans).
+READABLE_SCALE = 0.72
+PARTIAL_NOTE = "drag for more ▾"
+PARTIAL_TEXT = ("Only the top of the graph fits at a readable size: drag to pan, wheel to "
+                "zoom, Fit shows all of it.")
 NO_RUN = "No run selected: select a run to see the autograd graph of its loss."
 START_TEXT = "Step through backward"
 NEXT_TEXT = "Next ▶"
@@ -127,6 +133,9 @@ class ModelGraphPanel(QWidget):
         self.step: int | None = None
         self._key: tuple[Any, ...] | None = None
         self._layout: GraphLayout | None = None
+        self._shown_key: tuple[Any, ...] | None = None  # the structure drawn (fitted once)
+        self._whole = False  # Fit was pressed: the whole graph, however small
+        self.partial = False  # only the top of the graph is in view (READABLE_SCALE)
         self._model_copy: tuple[Any, Any] | None = None  # (problem, its model's copy)
         self._job: Job | None = None
         self._again = False
@@ -211,6 +220,10 @@ class ModelGraphPanel(QWidget):
         layout.addWidget(self.explanation)
 
         self._throttle = Throttle(self.refresh, REFRESH_HZ, self)
+        self._busy_timer = QTimer(self)
+        self._busy_timer.setSingleShot(True)
+        self._busy_timer.setInterval(BUSY_DELAY_MS)
+        self._busy_timer.timeout.connect(self._on_busy_timeout)
         controller.sigStepped.connect(self._on_stepped_change)
         controller.sigSelectionChanged.connect(self._on_selection_change)
         controller.sigRunChanged.connect(self._on_run_change)
@@ -267,6 +280,7 @@ class ModelGraphPanel(QWidget):
 
     def shutdown(self) -> None:
         self._throttle.cancel()
+        self._busy_timer.stop()
         if self._job is not None:
             self._job.cancel()
         self._generation += 1
@@ -276,14 +290,42 @@ class ModelGraphPanel(QWidget):
         if watched is self.view.viewport():
             kind = event.type()
             if kind == QEvent.Type.Resize and self._auto_fit:
-                self.view.fit()
+                self.fit()
             elif kind in (QEvent.Type.Wheel, QEvent.Type.MouseButtonPress):
                 self._auto_fit = False
         return super().eventFilter(watched, event)
 
     def _on_fit_clicked(self) -> None:
+        """The whole graph, however small (the user asked); resizing keeps it whole."""
         self._auto_fit = True
+        self._whole = True
         self.view.fit()
+        self._show_partial(False)
+
+    def fit(self) -> None:
+        """The whole graph in view, unless that makes its text too small to read (a deep
+        model in a short pane): then READABLE_SCALE, as wide as it fits, from the loss down;
+        dragging pans to the rest."""
+        self.view.fit()
+        scene = self.view.graph_scene.itemsBoundingRect().adjusted(-20, -20, 20, 20)
+        scale = self.view.transform().m11()
+        if self._whole or scale >= READABLE_SCALE or scene.isEmpty():
+            self._show_partial(False)
+            return
+        across = self.view.viewport().width() / scene.width()
+        scale = min(1.0, max(READABLE_SCALE, across))
+        self.view.resetTransform()
+        self.view.scale(scale, scale)
+        half = self.view.viewport().height() / (2 * scale)
+        self.view.centerOn(QPointF(scene.center().x(), scene.top() + half))
+        self._show_partial(True)
+
+    def _show_partial(self, partial: bool) -> None:
+        """Say so when only the top of the graph is in view."""
+        self.partial = partial
+        self.busy_label.setToolTip(PARTIAL_TEXT if partial else "")
+        if self.busy_label.text() in ("", PARTIAL_NOTE):
+            self.busy_label.setText(PARTIAL_NOTE if partial else "")
 
     # --- building -----------------------------------------------------------------------------
 
@@ -343,7 +385,7 @@ class ModelGraphPanel(QWidget):
         job.sigFailed.connect(lambda message: self._on_failed(wanted, message))
         job.sigCancelled.connect(self._on_job_end)
         self._job = job
-        self.busy_label.setText(BUSY_TEXT)
+        self._busy_timer.start()  # said only if it takes a while: no flicker at 4 Hz
         job.start()
 
     def _wanted(self, wanted: tuple[int, int, Run]) -> bool:
@@ -363,9 +405,14 @@ class ModelGraphPanel(QWidget):
             self._show_empty(f"The graph cannot be built: {message}")
         self._on_job_end()
 
+    def _on_busy_timeout(self) -> None:
+        if self._job is not None:
+            self.busy_label.setText(BUSY_TEXT)
+
     def _on_job_end(self) -> None:
         self._job = None
-        self.busy_label.clear()
+        self._busy_timer.stop()
+        self.busy_label.setText(PARTIAL_NOTE if self.partial else "")
         if self._again:
             self._again = False
             if self.isVisible() and self.step is None:
@@ -383,10 +430,15 @@ class ModelGraphPanel(QWidget):
             self.empty_label.setText(too_big_text(graph.node_count))
             self.stack.setCurrentWidget(self.empty_label)
         else:
-            if work.key != self._key:
+            if work.key != self._key:  # a new drawing: fitted afresh, readable
                 self._auto_fit = True
+                self._whole = False
                 self._key, self._layout = work.key, work.layout
+            relaid = self.view.graph_scene._key is None or work.key != self._shown_key
             self.view.set_graph(work.shown, self._layout)  # type: ignore[arg-type]
+            if relaid and self._auto_fit:
+                self.fit()
+            self._shown_key = work.key
             self.view.highlight_step(self.step)
             self.stack.setCurrentWidget(self.view)
         for button in (self.png_button, self.svg_button, self.fit_button, self.expand_button,

@@ -220,3 +220,23 @@ def test_a_graph_too_big_to_draw_says_so(qtbot, panel, controller, monkeypatch):
     assert panel.graph.node_count > 5 and panel.graph.nodes == []
     assert not panel.png_button.isEnabled() and not panel.step_button.isEnabled()
     assert not panel.export_graph("/tmp/never.png")
+
+
+def test_a_deep_model_in_a_short_pane_is_shown_readable_from_the_loss_down(
+        qtbot, panel, controller):
+    from gui.model.graph_panel import PARTIAL_NOTE, READABLE_SCALE
+    panel.resize(520, 400)
+    controller.configure(preset="deep-mlp")
+    qtbot.waitUntil(lambda: panel.shown is not None and len(panel.shown.modules) == 8
+                    and not panel.busy, timeout=5000)
+    view = panel.view
+    qtbot.waitUntil(lambda: panel.partial, timeout=2000)
+    assert view.transform().m11() >= READABLE_SCALE
+    assert panel.busy_label.text() == PARTIAL_NOTE
+    seen = view.mapToScene(view.viewport().rect()).boundingRect()
+    assert seen.contains(view.node_items[panel.shown.root].pos())  # the loss, at the top
+    assert not seen.contains(view.node_items["0.weight"].pos())  # the first layer: drag down
+    panel.fit_button.click()  # all of it, however small
+    seen = view.mapToScene(view.viewport().rect()).boundingRect()
+    assert seen.contains(view.graph_scene.itemsBoundingRect())
+    assert not panel.partial and panel.busy_label.text() == ""
