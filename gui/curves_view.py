@@ -46,7 +46,7 @@ GRAD_TITLE = "gradient norm |∇loss|"
 LR_TITLE = "lr used by each step"
 CLIP_SYMBOL = "d"  # where a step's gradient was clipped, on the gradient-norm curve
 CLIP_MARKER_PX = 6
-MAX_CLIP_MARKERS = 2000  # more are thinned evenly (the count is in the tooltip)
+MAX_CLIP_MARKERS = 400  # about this many per run at most: spaced out beyond (count in the tip)
 UNLIMITED_WIDTH = 16777215  # Qt's QWIDGETSIZE_MAX
 DROPPED_NOTE = " (values ≤ 0 not shown on the log scale)"
 TITLE_SIZE = "9pt"
@@ -135,6 +135,7 @@ class CurvesPicture:
         self.lr_plot: pg.PlotItem = layout.addPlot(row=0, col=2)
         self.lr_curves: dict[Run, pg.PlotDataItem] = {}
         self.clip_markers: dict[Run, pg.ScatterPlotItem] = {}
+        self._clip_state: dict[Run, dict] = {}  # what each run's markers show (incremental)
         self.lr_shown = True
         self.auto_y = {self.loss_plot: True, self.grad_plot: True, self.lr_plot: True}
         for plot, title, axis in ((self.loss_plot, LOSS_TITLE, "loss"),
@@ -185,6 +186,7 @@ class CurvesPicture:
             for plot, item in zip((self.loss_plot, self.grad_plot), self.exit_markers.pop(run)):
                 plot.vb.removeItem(item)
             self.lr_plot.removeItem(self.lr_curves.pop(run))
+            self._clip_state.pop(run, None)
             self.grad_plot.vb.removeItem(self.clip_markers.pop(run))
             self._drawn.pop(run, None)
             self._dropped.discard(run)
@@ -259,6 +261,7 @@ class CurvesPicture:
     def forget(self, run: Run) -> None:
         """Redraw this run's curves on the next `draw` even if its trajectory did not grow."""
         self._drawn.pop(run, None)
+        self._clip_state.pop(run, None)
         for column in ("loss", "grad_norm", "lr"):
             self._extents.pop((run, column), None)
 
@@ -305,22 +308,42 @@ class CurvesPicture:
         self.lr_plot.setMinimumWidth(0)
 
     def _draw_clip_markers(self, run: Run, steps: np.ndarray) -> None:
-        """Diamonds on the gradient-norm curve at the steps whose gradient was clipped."""
+        """Diamonds on the gradient-norm curve at the steps whose gradient was clipped.
+
+        Markers are added for the new entries only (a scatter's setData restyles every spot);
+        they are kept at least `spacing` steps apart, and when more than twice
+        MAX_CLIP_MARKERS are drawn they are chosen again, spaced for about MAX_CLIP_MARKERS."""
         markers = self.clip_markers[run]
         traj = run.trajectory
-        if "clipped" not in traj.fields:
+        n = len(traj)
+        if "clipped" not in traj.fields or not n:
+            markers.clear()
             markers.hide()
+            self._clip_state.pop(run, None)
             return
-        hits = np.nonzero(traj.column("clipped") == 1)[0]
-        norms = traj.grad_norm[hits]
-        keep = np.isfinite(norms) & (norms > 0)
-        hits, norms = hits[keep], norms[keep]
-        if len(hits) > MAX_CLIP_MARKERS:
-            pick = np.linspace(0, len(hits) - 1, MAX_CLIP_MARKERS).astype(int)
-            hits, norms = hits[pick], norms[pick]
-        markers.setData(steps[hits], np.log10(norms))
-        markers.setVisible(bool(len(hits)))
-        count = int(np.nansum(traj.column("clipped")))
+        flags = traj.column("clipped")
+        key = (id(traj), traj.revision)
+        state = self._clip_state.get(run)
+        if state is None or state["key"] != key or state["done"] > n or (
+                state["done"] and flags[state["done"] - 1] != state["last_flag"]):
+            state = {"key": key, "done": 0, "drawn": 0, "last_step": -math.inf,
+                     "spacing": max(1, math.ceil(float(steps[-1]) / MAX_CLIP_MARKERS))}
+            markers.clear()
+        hits = np.nonzero(flags[state["done"]:n] == 1)[0] + state["done"]
+        picked = []
+        for k in hits.tolist():
+            if steps[k] - state["last_step"] >= state["spacing"] and traj.grad_norm[k] > 0:
+                picked.append(k)
+                state["last_step"] = float(steps[k])
+        if picked:
+            markers.addPoints(x=steps[picked], y=np.log10(traj.grad_norm[picked]))
+            state["drawn"] += len(picked)
+        state.update(done=n, last_flag=float(flags[n - 1]))
+        self._clip_state[run] = state
+        if state["drawn"] > 2 * MAX_CLIP_MARKERS:
+            state["key"] = None  # chosen again, spaced out, at the next redraw
+        markers.setVisible(bool(state["drawn"]))
+        count = int(np.nansum(flags))
         markers.setToolTip(f"{run.title}: {count} clipped step{'' if count == 1 else 's'}")
 
     def fit_y(self) -> None:

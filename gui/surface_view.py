@@ -335,8 +335,8 @@ class RunItems:
     clip_count: int = 0  # the clipped entries of the trajectory (markers may be pixel-thinned)
     clip_key: tuple = field(default=())  # (trajectory, revision) the markers were found for
     clip_done: int = 0  # entries scanned for clipped flags
-    clip_x: np.ndarray = field(default_factory=lambda: np.empty(0))
-    clip_y: np.ndarray = field(default_factory=lambda: np.empty(0))
+    clip_last_flag: float = 0.0  # the flag of the newest entry scanned (it may be regraded)
+    clip_cells: set = field(default_factory=set)  # pixels holding a marker, once thinned
     drawn: tuple = field(default=())  # (trajectory, length, revision) last drawn
     drawn_status: tuple = field(default=())
     # the thinned line so far: valid for (trajectory, revision, pixel scale), covering n_done points
@@ -805,48 +805,64 @@ class SurfacePicture:
         return items.thin_x, items.thin_y
 
     def _update_clip_markers(self, run: Run, items: RunItems) -> None:
-        """Diamonds at the entries whose gradient was clipped (the trajectory's `clipped` flag),
-        found incrementally: only the new entries are scanned. The count goes in the head's
-        tooltip; a long run's markers are thinned to one per pixel like its line."""
+        """Diamonds at the entries whose gradient was clipped (the trajectory's `clipped` flag).
+
+        Incremental, because a scatter's setData restyles every spot (~0.1 s for 20k): only the
+        new entries are scanned and their markers added. The newest entry's flag can still be
+        rewritten (a change of the clipping regrades it): if it was, the markers are found
+        again. Past THIN_ABOVE markers, a new one is drawn only in a pixel that has none yet.
+        The count goes in the head's tooltip."""
         markers = items.clip_markers
         if markers is None:
             return
         traj = run.trajectory
         n = len(traj)
         if "clipped" not in traj.fields or not n:
+            if items.clip_count or items.clip_done:
+                markers.clear()
             items.clip_count, items.clip_key, items.clip_done = 0, (), 0
-            items.clip_x, items.clip_y = np.empty(0), np.empty(0)
+            items.clip_cells = set()
             markers.hide()
             items.head.setToolTip("")
             return
+        flags = traj.column("clipped")
         key = (traj, traj.revision)
-        if items.clip_key != key or items.clip_done > n - 1:
-            items.clip_x, items.clip_y, items.clip_done = np.empty(0), np.empty(0), 0
-            items.clip_count = -1  # redraw
-        # Entries before the newest are final; the newest one's flag may still be rewritten (a
-        # change of the clipping regrades it), so it is read anew each time and not kept.
-        done, final = items.clip_done, n - 1
-        if final > done:
-            hits = np.nonzero(traj.column("clipped")[done:final] == 1)[0] + done
-            items.clip_x = np.concatenate([items.clip_x, traj.x[hits]])
-            items.clip_y = np.concatenate([items.clip_y, traj.y[hits]])
-        items.clip_key, items.clip_done = key, final
-        xs, ys = items.clip_x, items.clip_y
-        if traj.column("clipped")[-1] == 1:
-            xs, ys = np.append(xs, traj.x[-1]), np.append(ys, traj.y[-1])
-        if len(xs) == items.clip_count and markers.isVisible() == bool(len(xs)):
-            return  # no new clipped step: nothing to redraw (a scatter's setData is not free)
-        items.clip_count = len(xs)
+        done = items.clip_done
+        if items.clip_key != key or done > n or (
+                done and flags[done - 1] != items.clip_last_flag):
+            markers.clear()
+            done = items.clip_count = 0
+            items.clip_cells = set()
+        hits = np.nonzero(flags[done:n] == 1)[0] + done
+        before = items.clip_count
+        items.clip_count += len(hits)
+        xs, ys = traj.x[hits], traj.y[hits]
         scale = self._pixel_scale()
-        if len(xs) > THIN_ABOVE and scale is not None:
-            xs, ys = thin_to_pixels(xs, ys, *scale)
-        markers.setData(xs, ys)
+        if items.clip_count > THIN_ABOVE and scale is not None and len(xs):
+            xs, ys = self._new_pixels(items, xs, ys, scale)
+        if len(xs):
+            markers.addPoints(x=xs, y=ys)
+        items.clip_key, items.clip_done, items.clip_last_flag = key, n, float(flags[n - 1])
         markers.setVisible(bool(items.clip_count))  # faint, like its line, when disabled
-        clipping = run.clipping
-        what = clipping.call_text("params") if clipping is not None else "clipping"
-        items.head.setToolTip(f"{run.title}: {items.clip_count} clipped step"
-                              f"{'' if items.clip_count == 1 else 's'} (◆ on the path) by "
-                              f"{what}")
+        if items.clip_count != before or not done:
+            clipping = run.clipping
+            what = clipping.call_text("params") if clipping is not None else "clipping"
+            items.head.setToolTip(f"{run.title}: {items.clip_count} clipped step"
+                                  f"{'' if items.clip_count == 1 else 's'} (◆ on the path) by "
+                                  f"{what}")
+
+    @staticmethod
+    def _new_pixels(items: RunItems, xs: np.ndarray, ys: np.ndarray,
+                    scale: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+        """The points that fall in a pixel with no marker yet (which then has one)."""
+        cells = items.clip_cells
+        keep = []
+        for i, cell in enumerate(zip(np.floor(xs * scale[0]).tolist(),
+                                     np.floor(ys * scale[1]).tolist())):
+            if cell not in cells:
+                cells.add(cell)
+                keep.append(i)
+        return xs[keep], ys[keep]
 
     def set_gradient_arrows(self, show: bool) -> None:
         self.show_gradient_arrows = bool(show)
@@ -1055,6 +1071,9 @@ class SurfacePicture:
         for run, items in self.run_items.items():
             if len(run.trajectory) > THIN_ABOVE:
                 items.line.setData(*self._line_data(items, run.trajectory.x, run.trajectory.y))
+            if items.clip_count > THIN_ABOVE:  # so are its clipped-step markers
+                items.clip_key = ()
+                self._update_clip_markers(run, items)
         self.update_arrows()
         self._layout_status_labels()
 
