@@ -9,6 +9,10 @@ reached each node, what it sent along each edge (the vector-Jacobian products) a
 which backward visited the nodes.
 
 Edges point along the data flow: input -> the op that consumes it.
+
+The same walk serves the lab (build_tensor_graph: small tensors, every number) and model mode
+(build_model_graph: a model's loss, tensors shown by shape and norm, each op tagged with the
+module that made it, collapse_modules to fold a module into one node).
 """
 
 from __future__ import annotations
