@@ -3,7 +3,7 @@
 The map is the Basins tab's (gui/many/basins_view.py, its sigComputed): the same colours (one per
 minimum, paler the more steps it took; diverged and never-settled cells marked), drawn
 semi-transparently through SurfaceView.add_overlay, so the heatmap shows through and the paths,
-minima and start marker stay on top. A legend in the plot's lower-left corner names the
+minima and start marker stay on top. Two lines of legend along the plot's top edge name the
 optimizer, the steps and the colours.
 
 Which optimizer: the one chosen with `choose(call)`, or by default the race's selected run's
@@ -12,6 +12,8 @@ so until the Basins tab computes one for this surface.
 """
 
 from __future__ import annotations
+
+import html
 
 import numpy as np
 import pyqtgraph as pg
@@ -26,7 +28,7 @@ from gui.many.common import RaceOptimizer, run_key, surface_key
 from gui.surface_view import SurfaceView
 
 OPACITY = 0.5
-LEGEND_MINIMA = 6
+LEGEND_MINIMA = 8
 
 
 class BasinLayer(QObject):
@@ -45,11 +47,13 @@ class BasinLayer(QObject):
         self.visible = False
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setOpacity(opacity)
-        self.legend = pg.LegendItem(offset=(10, -10), brush=pg.mkBrush(255, 255, 255, 215),
-                                    pen=pg.mkPen(0, 0, 0, 90), labelTextColor="k",
-                                    labelTextSize="8pt")
+        # Two lines of text along the top edge: they hide a strip of the region, not a well.
+        self.legend = pg.TextItem(anchor=(0, 0), fill=pg.mkBrush(255, 255, 255, 215),
+                                  border=pg.mkPen(0, 0, 0, 90))
         self.legend.setParentItem(surface_view.view_box)
-        self.legend.anchor((0, 1), (0, 1), offset=(10, -10))
+        self.legend.setPos(6, 6)
+        self.legend.setZValue(100)
+        self.legend_text = ""  # what the legend says, as plain text
         self.legend.hide()
         self._on_screen = False
         self.source: BasinsView | None = None
@@ -128,18 +132,15 @@ class BasinLayer(QObject):
 
     def _fill_legend(self, option: RaceOptimizer | None, result: Basins | None,
                      index: np.ndarray | None) -> None:
-        self.legend.clear()
         if option is None or result is None or index is None:
             why = ("no basin map yet: compute one in Many runs > Basins" if not self.maps else
-                   "the basin map is of another surface or optimizer: compute it again")
-            self.legend.addItem(_sample("#ffffff"), why)
+                   "the basin map is of another surface: compute it again in Many runs")
+            self._set_legend([(None, why)])
             return
-        self.legend.addItem(_sample("#ffffff"), f"basins of {option.call}, {result.steps} steps")
-        used = [int(m) for m in minima_used(index)]
-        minima = self._minima
-        for m in used[:LEGEND_MINIMA]:
-            self.legend.addItem(_sample(minimum_colour(m)),
-                                f"→ ({minima[m][0]:.3g}, {minima[m][1]:.3g})")
+        entries: list[tuple[str | None, str]] = [
+            (None, f"basins of {option.call}, {result.steps} steps")]
+        line = [(minimum_colour(m), f"→ ({self._minima[m][0]:.3g}, {self._minima[m][1]:.3g})")
+                for m in (int(m) for m in minima_used(index)[:LEGEND_MINIMA])]
         status = result.cells.status
         for colour, text, present in (
                 (DIVERGED_COLOUR, "diverged", status == DIVERGED),
@@ -147,9 +148,14 @@ class BasinLayer(QObject):
                  (status != CONVERGED) & (status != DIVERGED) & (index < 0)),
                 (ELSEWHERE_COLOUR, "settled elsewhere", (status == CONVERGED) & (index < 0))):
             if present.any():  # only the marks this map has: the legend hides little
-                self.legend.addItem(_sample(colour), text)
+                line.append((colour, text))
+        self._set_legend(entries, line)
 
+    def _set_legend(self, *lines: list[tuple[str | None, str]]) -> None:
+        def entry(colour: str | None, text: str) -> str:
+            swatch = "" if colour is None else f"<span style='color:{colour}'>&#9632;</span> "
+            return swatch + html.escape(text)
 
-def _sample(colour: str) -> pg.ScatterPlotItem:
-    return pg.ScatterPlotItem(symbol="s", size=10, pen=pg.mkPen(0, 0, 0, 120),
-                              brush=pg.mkBrush(colour))
+        self.legend.setHtml("<span style='color:black; font-size:8pt'>" + "<br>".join(
+            "&nbsp;&nbsp; ".join(entry(c, t) for c, t in line) for line in lines) + "</span>")
+        self.legend_text = "\n".join("  ".join(t for _, t in line) for line in lines)

@@ -329,11 +329,13 @@ def test_basin_layer_shows_the_selected_runs_map_under_the_paths(qtbot, race, vi
     layer = BasinLayer(surface_view, view)
     layer.set_visible(True)
     assert layer.image not in surface_view.plot_item.items  # nothing computed yet
-    assert layer.legend.isVisible()
+    assert layer.legend.isVisible() and "no basin map yet" in layer.legend_text
     compute(qtbot, view)
     race.select(race.session.runs[1])  # Adam
     assert layer.image in surface_view.plot_item.items
     np.testing.assert_array_equal(layer.image.image, view.panels[1].image.image)
+    assert layer.legend_text.startswith(f"basins of Adam(lr=0.05), {STEPS} steps")
+    assert "→ (3, 2)" in layer.legend_text
     assert layer.image.zValue() < min(items.line.zValue()
                                       for items in surface_view.run_items.values())
     assert 0 < layer.image.opacity() < 1
@@ -344,6 +346,7 @@ def test_basin_layer_shows_the_selected_runs_map_under_the_paths(qtbot, race, vi
     layer.set_visible(True)
     race.set_formula("x**2 + y**2")  # another surface: its old map is not shown over it
     assert layer.image not in surface_view.plot_item.items
+    assert "another surface" in layer.legend_text
 
 
 def test_before_the_first_map_the_view_says_what_compute_does(qtbot, view, tmp_path):
