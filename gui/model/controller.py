@@ -198,6 +198,7 @@ class ModelController(QObject):
         self._generation = 0  # bumped at every rebuild/reset: late measurements are dropped
         self._commit(*self._build(settings or ModelSettings()))
         self.selected_tensor = next(iter(self.problem.parameter_names), None)
+        self.mark_saved()
 
     # --- the problem ----------------------------------------------------------------------------
 
@@ -675,7 +676,23 @@ class ModelController(QObject):
 
     def save_session(self, path: str | Path) -> None:
         """Write the session file atomically (SessionError, one line, if it cannot be)."""
-        self.to_session().save(path)
+        session = self.to_session()
+        session.save(path)
+        self._saved_config = session.to_dict()
+
+    def session_config(self) -> dict[str, Any]:
+        """What a session file would hold now (the window compares it to the saved one)."""
+        return self.to_session().to_dict()
+
+    def mark_saved(self) -> None:
+        """The workspace as it is now counts as saved (opened, saved, or freshly made)."""
+        self._saved_config = self.session_config()
+
+    @property
+    def modified(self) -> bool:
+        """Whether anything a session file holds (settings, runs, their changes and steps)
+        differs from the one last opened or saved: the window asks before replacing it."""
+        return self.session_config() != self._saved_config
 
     def load_session(self, path: str | Path, *, background: bool | None = None) -> Job | None:
         """Open a saved session. The file is checked and built completely first, so a broken
@@ -768,6 +785,7 @@ class ModelController(QObject):
         self.title = str(session.extra.get("title", ""))
         self.description = str(session.extra.get("description", ""))
         self._keep_tensor()
+        self.mark_saved()
         self.sigProblemChanged.emit()
         self.sigRunsChanged.emit()
         self.sigSelectionChanged.emit(self.selected)

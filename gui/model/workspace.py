@@ -57,6 +57,7 @@ class ModelWorkspace(QWidget):
             controller.add_run("SGD")
             controller.add_run("Adam")
             controller.select(controller.runs[0])
+            controller.mark_saved()  # the first look is nothing the user made
         self.controller = controller
         self.setup_bar = SetupBar(controller)
         self.run_panel = RunPanel(controller)
@@ -128,6 +129,11 @@ class ModelWorkspace(QWidget):
     def open_example(self, name: str) -> None:
         """Open a teaching example by name (see examples())."""
         self.controller.open_example(name)
+
+    @property
+    def modified(self) -> bool:
+        """Unsaved changes (the window asks before opening another session over them)."""
+        return self.controller.modified
 
     def export_data(self, path: str | Path) -> None:
         """Every run's training curves and parameters: .json (as `main.py train --json`) or

@@ -108,3 +108,22 @@ def test_switching_tabs_pauses_but_minimising_does_not(qtbot):
     finally:
         c.pause()
         assert c.shutdown(2.0)
+
+
+def test_the_workspace_knows_when_it_has_unsaved_changes(qtbot, tmp_path):
+    w = ModelWorkspace()  # its own first look: SGD and Adam, nothing the user made
+    qtbot.addWidget(w)
+    c = w.controller
+    try:
+        c.sharpness_every = 10 ** 9
+        assert not w.modified
+        c.step_once()
+        assert w.modified  # the runs' steps are in the file
+        w.save_session(tmp_path / "a.json")
+        assert not w.modified
+        c.set_frozen(c.runs[0], "0.bias", True)
+        assert w.modified
+        w.load_session(tmp_path / "a.json")
+        assert not w.modified and not c.runs[0].frozen
+    finally:
+        assert c.shutdown(2.0)
