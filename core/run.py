@@ -253,8 +253,10 @@ class Run:
     `initial_settings` keeps what the run started with, so `replay_copy()` (a session file, an
     animation, an exported script) takes the same path again bit for bit. A change at step 0 is
     folded into the initial settings when the run is then exactly what a fresh run built with
-    them would be (same param_groups, scheduler state and trajectory columns), else kept. A
-    change made while replayed changes are still ahead drops those: the user took over.
+    them would be (same param_groups, scheduler state and trajectory columns), else kept; a
+    folded change keeps the changes still ahead (`run --session FILE --freeze y` replays the
+    file's changes on the frozen run). Any other change made while replayed changes are still
+    ahead drops those: the user took over.
     `reset()` (and a new surface or problem) clears the log; the current settings become the
     initial ones.
     """
@@ -846,10 +848,11 @@ class Run:
         for step 0 and for changes still ahead."""
         if self._replaying:
             return
-        del self.changes[self._next_change:]
-        if self.steps == 0 and not self.changes and self._matches_fresh_build():
+        if self.steps == 0 and self._next_change == 0 and self._matches_fresh_build():
+            # as if built so: the changes still ahead (a loaded session's) stay
             self.initial_settings = self._settings()
             return
+        del self.changes[self._next_change:]
         payload = _json_ready(payload)
         last = self.changes[-1] if self.changes else None
         if (kind == "hyperparameters" and last is not None and last.kind == kind

@@ -236,3 +236,18 @@ def test_run_change_checks_its_kind_and_step() -> None:
         RunChange(3, "teleport")
     with pytest.raises(Exception, match="step"):
         RunChange(-1, "freeze", {"name": "x", "frozen": True})
+
+
+def test_a_step_0_change_to_a_loaded_run_keeps_the_changes_ahead() -> None:
+    """`run --session FILE --freeze x`: the file's changes still happen, on the frozen run."""
+    original = race_with_changes().runs[0]
+    copy = original.replay_copy()
+    copy.set_hyperparameter("momentum", 0.5)  # at step 0, as the command line's options are
+    assert copy.initial_settings["hyperparameters"]["momentum"] == 0.5
+    assert len(copy.pending_changes) == 3
+    copy.step(400)
+    assert copy.hyperparameters["lr"] == original.hyperparameters["lr"]
+    assert copy.frozen == {"y"} and copy.scheduler_setting == original.scheduler_setting
+    again = copy.replay_copy()
+    again.step(400)
+    assert exact(again) == exact(copy)
