@@ -20,8 +20,8 @@ from pathlib import Path
 
 from PySide6.QtCore import (QByteArray, QEvent, QObject, QSettings, QSize, Qt, QThread,
                             QTimer, Signal)
-from PySide6.QtGui import (QAction, QCloseEvent, QGuiApplication, QKeySequence, QResizeEvent,
-                           QShortcut, QShowEvent)
+from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QGuiApplication, QKeySequence,
+                           QResizeEvent, QShortcut, QShowEvent)
 from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDialog, QDialogButtonBox,
                                QDockWidget, QFileDialog, QFormLayout, QLineEdit, QMainWindow,
                                QMessageBox, QSpinBox, QTabWidget, QTextBrowser, QToolBar,
@@ -38,6 +38,8 @@ from gui.image_export import export_widget_image
 from gui.run_list import RunList
 from gui.run_table import RunTable
 from gui.surface_bar import SurfaceBar
+from gui.surface_area import SETTINGS_KEY as SURFACE_MODE_KEY
+from gui.surface_area import SurfaceArea, mode_from_setting
 from gui.surface_view import SurfaceView
 from gui.transport_bar import TransportBar
 from resources import preset_paths, preset_title
@@ -190,7 +192,9 @@ class MainWindow(QMainWindow):
         self.workspace_tabs = QTabWidget()
         self.workspace_tabs.setObjectName("workspaceTabs")
         self.workspace_tabs.setDocumentMode(True)
-        self.workspace_tabs.addTab(self.surface_view, "Surface race")
+        # The race's central area: the heatmap, the 3-D view instead of it, or both side by side.
+        self.surface_area = SurfaceArea(controller, self.surface_view)
+        self.workspace_tabs.addTab(self.surface_area, "Surface race")
         self.lab_workspace: QWidget | None = None
         self._lab_page = QWidget()
         self._lab_page.setLayout(QVBoxLayout())
@@ -206,7 +210,6 @@ class MainWindow(QMainWindow):
         self.workspace_tabs.setTabToolTip(2, "torch.optim optimizers train one torch.nn model "
                                              "on data, side by side")
         self._race_chrome: dict[QWidget, bool] = {}  # what the lab hid, and whether it was shown
-        self.surface3d_dock: QDockWidget | None = None  # built when first asked for (View > 3-D)
         self.setCentralWidget(self.workspace_tabs)
         self.run_list = RunList(controller)
         self.run_table = RunTable(controller)
@@ -257,7 +260,7 @@ class MainWindow(QMainWindow):
         self.controller.formulas = self._stored_list("formulas")
         self.surface_bar._on_surface_change()
         self._mark_saved()
-        self.surface_view.setFocus()  # so Space / → / R reach the shortcuts, not a text field
+        self.surface_area.setFocus()  # so Space / → / R reach the shortcuts, not a text field
         self.statusBar().showMessage(self.restore_message or
                                      "Space: play/pause   →: one step   R: reset   "
                                      "click or drag on the surface to move the start", 8000)
@@ -357,8 +360,6 @@ class MainWindow(QMainWindow):
                 self.resizeDocks([self.bottom_dock], [int(self.height() * share)],
                                  Qt.Orientation.Vertical)
         docks = [self.runs_dock, self.bottom_dock]
-        if self.surface3d_dock is not None:
-            docks.append(self.surface3d_dock)
         side: list[tuple[QDockWidget, int]] = []  # docks at the sides and the widths they keep
         for dock in docks:
             if dock.isFloating() or dock.isHidden():
@@ -426,7 +427,7 @@ class MainWindow(QMainWindow):
                      lambda: self.export_image_dialog(self.surface_view, "png"))
         self._action(export, "Surface and trajectories as &SVG…",
                      lambda: self.export_image_dialog(self.surface_view, "svg"))
-        self._action(export, "&Animation of the race (GIF, MP4)…", self.export_animation_dialog)
+        self._action(export, "&Animation (GIF, MP4)…", self.export_animation_dialog)
         self._action(export, "&Curves as PNG…",
                      lambda: self.export_image_dialog(self.curves_view, "png"))
         self._action(export, "Autograd &graph as PNG…", lambda: self.export_graph_dialog("png"))
@@ -454,12 +455,23 @@ class MainWindow(QMainWindow):
         self.equal_aspect_action = self._action(self.view_menu, "&Equal x/y scale",
                                                 self.set_equal_aspect)
         self.equal_aspect_action.setCheckable(True)
-        self.surface3d_action = self._action(self.view_menu, "&3-D view",
-                                             lambda on: self.show_surface3d(on))
-        self.surface3d_action.setCheckable(True)
+        # The surface in 2-D, in 3-D instead, or both side by side (the area's own switch too).
+        surface_menu = self.view_menu.addMenu("&Surface")
+        modes = QActionGroup(self)
+        self.surface_mode_actions: dict[str, QAction] = {}
+        for mode, text, key in (("2d", "&2-D (heatmap)", "Ctrl+Shift+2"),
+                                ("3d", "&3-D instead of 2-D", "Ctrl+Shift+3"),
+                                ("both", "2-D and 3-D &side by side", "Ctrl+Shift+B")):
+            action = self._action(surface_menu, text,
+                                  lambda _=False, m=mode: self.set_surface_mode(m), key)
+            action.setCheckable(True)
+            modes.addAction(action)
+            self.surface_mode_actions[mode] = action
+        self.surface_mode_actions["2d"].setChecked(True)
+        self.surface_area.sigModeChanged.connect(self._on_surface_mode_change)
         self.view_menu.addSeparator()
         self._action(self.view_menu, "Surface &race",
-                     lambda: self.workspace_tabs.setCurrentWidget(self.surface_view), "Ctrl+1")
+                     lambda: self.workspace_tabs.setCurrentWidget(self.surface_area), "Ctrl+1")
         self._action(self.view_menu, "Autograd &lab", lambda: self.show_lab(), "Ctrl+2")
         self._action(self.view_menu, "&Model", lambda: self.show_model(), "Ctrl+3")
         help_menu = self.menuBar().addMenu("&Help")
@@ -486,39 +498,38 @@ class MainWindow(QMainWindow):
             shortcut.activated.connect(lambda slot=slot: self.in_race() and slot())
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self).activated.connect(self.leave_text_field)
 
-    def show_surface3d(self, on: bool = True) -> None:
-        """The surface in 3-D beside the 2-D view, in a dock (float it, drag it, close it)."""
-        if self.surface3d_dock is None:
-            if not on:
-                return
-            from gui.surface3d_view import Surface3DView  # GL costs nothing until asked for
-
-            self.surface3d_view = Surface3DView(self.controller)
-            self.surface3d_dock = self._dock("3-D view", self.surface3d_view,
-                                             Qt.DockWidgetArea.LeftDockWidgetArea)
-            self.surface3d_dock.visibilityChanged.connect(self._on_surface3d_visibility)
-            self.resizeDocks([self.surface3d_dock], [int(self.width() * 0.3)],
-                             Qt.Orientation.Horizontal)
+    def set_surface_mode(self, mode: str) -> None:
+        """Show the heatmap ("2d"), the 3-D view instead ("3d") or both ("both"), remembered."""
+        first_gl = mode != "2d" and self.surface_area.surface3d_view is None
+        self.surface_area.set_mode(mode)
+        self.settings.setValue(SURFACE_MODE_KEY, mode)
+        if first_gl:
             # The first OpenGL widget makes Qt recreate the window's native surface, and the
             # window loses its activation (the keys went nowhere): take it and the focus back.
             QTimer.singleShot(0, self._take_focus_back)
-        self.surface3d_dock.setVisible(on)
-        self._layout_timer.start()  # the surface keeps its share beside both side docks
-        self.settings.setValue("surface3d", bool(on))
+
+    def show_surface3d(self, on: bool = True) -> None:
+        """The 3-D view beside the heatmap (on), or the heatmap alone (off)."""
+        self.set_surface_mode("both" if on else "2d")
+
+    @property
+    def surface3d_view(self):  # type: ignore[no-untyped-def]
+        """The 3-D view (gui.surface3d_view.Surface3DView) once shown, else None."""
+        return self.surface_area.surface3d_view
+
+    def _on_surface_mode_change(self, mode: str) -> None:
+        self.surface_mode_actions[mode].setChecked(True)
+        self.settings.setValue(SURFACE_MODE_KEY, mode)
 
     def _take_focus_back(self) -> None:
         if self.isVisible():
             self.activateWindow()
             if self.in_race():
-                self.surface_view.setFocus()
-
-    def _on_surface3d_visibility(self, shown: bool) -> None:
-        if self.surface3d_action.isChecked() != shown and self.in_race():
-            self.surface3d_action.setChecked(shown)
+                self.surface_area.setFocus()
 
     def in_race(self) -> bool:
         """Whether the surface race (not the autograd lab) is the workspace on screen."""
-        return self.workspace_tabs.currentWidget() is self.surface_view
+        return self.workspace_tabs.currentWidget() is self.surface_area
 
     def show_lab(self) -> QWidget:
         """Open the autograd lab (built on first use) and return its workspace."""
@@ -550,15 +561,13 @@ class MainWindow(QMainWindow):
             self.controller.pause()  # a race nobody sees should not take the machine
             if not self._race_chrome:
                 race = [self.runs_dock, self.bottom_dock, *self.race_toolbars]
-                if self.surface3d_dock is not None:
-                    race.append(self.surface3d_dock)
                 self._race_chrome = {w: w.isVisible() for w in race}
             for widget in self._race_chrome:
                 widget.hide()
             (self.lab_workspace if page is self._lab_page else self.model_workspace).setFocus()
         else:
             self._restore_race_chrome()
-            self.surface_view.setFocus()
+            self.surface_area.setFocus()
 
     def _restore_race_chrome(self) -> None:
         for widget, shown in self._race_chrome.items():
@@ -567,7 +576,7 @@ class MainWindow(QMainWindow):
 
     def leave_text_field(self) -> None:
         """Focus back on the surface (from a text field or any control)."""
-        self.surface_view.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.surface_area.setFocus(Qt.FocusReason.ShortcutFocusReason)
 
     @staticmethod
     def is_text_field(widget: QWidget | None) -> bool:
@@ -839,7 +848,12 @@ class MainWindow(QMainWindow):
         return True
 
     def export_animation_dialog(self) -> None:
-        """File > Export > Animation…: the settings, then the file, then drawing with progress."""
+        """File > Export > Animation…: the settings, then the file, then drawing with progress;
+        of the model workspace when it is on screen, else of the race."""
+        if self.model_workspace is not None and \
+                self.workspace_tabs.currentWidget() is self._model_page:
+            self.export_model_animation_dialog()
+            return
         chosen = self.ask_animation()
         if chosen is not None:
             path, (width, height), plan, *options = chosen  # options: [curves[, as the view]]
@@ -874,6 +888,33 @@ class MainWindow(QMainWindow):
         except PlaygroundError as e:
             self.show_error(f"Could not export the animation.\n\n{e}")
             return None
+        return self._watch_animation(task)
+
+    def export_model_animation_dialog(self) -> None:
+        """The model workspace's training replayed from its start into an animation: the
+        dialog, then the file (see export_model_animation)."""
+        from gui.animation_export import AnimationDialog
+
+        assert self.model_workspace is not None
+        dialog = AnimationDialog(self.model_workspace.controller.to_session(), parent=self)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        suffix = dialog.suffix.lstrip(".")
+        path = self._ask_save_path("Export animation", suffix, f"{suffix.upper()} animation")
+        if path:
+            self.export_model_animation(path, dialog)
+
+    def export_model_animation(self, path: str | Path, dialog):  # type: ignore[no-untyped-def]
+        """Start the model film the dialog describes (a progress dialog, Cancel); returns the
+        task, or None when it could not start (the error is shown)."""
+        try:
+            task = dialog.start_export(path, parent=self)
+        except PlaygroundError as e:
+            self.show_error(f"Could not export the animation.\n\n{e}")
+            return None
+        return self._watch_animation(task)
+
+    def _watch_animation(self, task):  # type: ignore[no-untyped-def]
         task.sigFinished.connect(lambda p: self.statusBar().showMessage(f"Wrote {p}", 5000))
         task.sigFailed.connect(lambda m: self.show_error(f"Could not export the animation."
                                                          f"\n\n{m}"))
@@ -947,8 +988,10 @@ class MainWindow(QMainWindow):
         tab = self.settings.value("details_tab")
         if tab is not None and str(tab).isdigit() and int(tab) < self.tabs.count():
             self.tabs.setCurrentIndex(int(tab))
-        if str(self.settings.value("surface3d", False)).lower() in ("true", "1"):
-            QTimer.singleShot(0, lambda: self.show_surface3d(True))
+        mode = mode_from_setting(self.settings.value(SURFACE_MODE_KEY),
+                                 self.settings.value("surface3d"))  # (the old 3-D dock: both)
+        if mode != "2d":
+            QTimer.singleShot(0, lambda: self.set_surface_mode(mode))
         workspace = self.settings.value("workspace")
         if workspace is not None and str(workspace) in ("1", "2"):
             QTimer.singleShot(0, lambda: self.workspace_tabs.setCurrentIndex(int(workspace)))
@@ -976,6 +1019,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.controller.shutdown()
         self.graph_panel.shutdown()  # a child widget gets no closeEvent: stop its jobs here
+        self.surface_area.shutdown()  # the 3-D view lets go of the controller
         if self.lab_workspace is not None:
             self.lab_workspace.shutdown()
         if self.model_workspace is not None:

@@ -524,38 +524,48 @@ def test_graph_export_takes_the_size_asked_for(window, qtbot, tmp_path):
     assert (image.width(), image.height()) == (640, 360)
 
 
-def test_view_3d_opens_a_dock_that_says_why_without_opengl_and_steps_aside_for_the_lab(window):
+def test_view_surface_3d_instead_of_2d_says_why_without_opengl_and_is_remembered(
+        window, qtbot, settings):
     from gui.surface3d_view import GL_MISSING_TEXT
 
-    assert window.surface3d_dock is None  # nothing of OpenGL until asked for
-    window.surface3d_action.trigger()
-    assert window.surface3d_dock is not None and window.surface3d_dock.isVisible()
-    assert window.surface3d_action.isChecked()
+    assert window.surface3d_view is None  # nothing of OpenGL until asked for
+    window.surface_mode_actions["3d"].trigger()
+    area = window.surface_area
+    assert area.mode == "3d" and not window.surface_view.isVisible()
+    assert window.surface3d_view.isVisible()
     # The tests run Qt offscreen: no OpenGL, and the view says so; the rest of the window works.
     assert window.surface3d_view.message.text() == GL_MISSING_TEXT
+    window.surface_area.setFocus()
+    qtbot.keyClick(window.surface3d_view, Qt.Key.Key_Right)  # the race's keys still work
+    assert all(len(r.trajectory) == 2 for r in window.controller.session.runs)
     window.show_lab()
-    assert not window.surface3d_dock.isVisible()
+    assert not area.isVisible()
     window.workspace_tabs.setCurrentIndex(0)
-    assert window.surface3d_dock.isVisible()
-    window.surface3d_action.trigger()
-    assert not window.surface3d_dock.isVisible() and not window.surface3d_action.isChecked()
+    assert window.surface3d_view.isVisible() and window.surface_mode_actions["3d"].isChecked()
+    # the area's own switch and the menu agree
+    area.mode_buttons["both"].click()
+    assert window.surface_mode_actions["both"].isChecked()
+    assert window.surface_view.isVisible() and window.surface3d_view.isVisible()
+    assert settings.value("surface_mode") == "both"
+    window.surface_mode_actions["2d"].trigger()
+    assert window.surface_view.isVisible() and not window.surface3d_view.isVisible()
+    again = MainWindow(Controller(Session.default()), settings=settings, restore=True)
+    qtbot.addWidget(again)
+    window.surface_mode_actions["3d"].trigger()
+    third = MainWindow(Controller(Session.default()), settings=settings, restore=True)
+    qtbot.addWidget(third)
+    qtbot.waitUntil(lambda: third.surface_area.mode == "3d", timeout=3000)
+    assert again.surface_area.mode == "2d"
+    for w in (again, third):
+        w.controller.shutdown()
 
 
-def test_with_the_3d_dock_open_the_surface_keeps_its_share_of_the_width(window, qtbot):
-    from gui.main_window import SIDE_DOCKS_MAX
-
-    window.resize(1280, 800)
-    qtbot.waitUntil(lambda: window.width() == 1280)
-    window.resizeDocks([window.runs_dock], [int(0.35 * 1280)], Qt.Orientation.Horizontal)
-    window.show_surface3d(True)
-    window.resizeDocks([window.surface3d_dock], [int(0.35 * 1280)], Qt.Orientation.Horizontal)
-    window.keep_surface_big()
-
-    def sides() -> int:
-        return window.runs_dock.width() + window.surface3d_dock.width()
-
-    qtbot.waitUntil(lambda: sides() <= SIDE_DOCKS_MAX * window.width() + 12, timeout=3000)
-    assert window.surface_view.width() >= 0.4 * window.width()
+def test_a_saved_3d_dock_comes_back_as_both_views_side_by_side(qtbot, settings):
+    settings.setValue("surface3d", True)  # a user of the 3-D dock before the switch
+    window = MainWindow(Controller(Session.default()), settings=settings, restore=True)
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: window.surface_area.mode == "both", timeout=3000)
+    window.controller.shutdown()
 
 
 def test_the_model_tab_builds_the_model_workspace_and_pauses_it_when_left(window, qtbot):
