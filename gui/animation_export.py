@@ -594,6 +594,16 @@ class AnimationDialog(QDialog):
         form.addRow(self.view_box)
         self.curves_box.setVisible(not self.is_model)
         self.view_box.setVisible(not self.is_model)
+        self.model_note = QLabel()
+        self.model_note.setObjectName("animationModelNote")
+        self.model_note.setWordWrap(True)
+        self.model_note.setVisible(self.is_model)
+        if isinstance(session, ModelSession) and self.selected is not None:
+            run = session.runs[self.selected]
+            self.model_note.setText(f"Every run is replayed from its start; the data shows "
+                                    f"{run.label or run.optimizer}'s prediction (the selected "
+                                    f"run), the loss curves every run's.")
+        form.addRow(self.model_note)
         form.addRow(self.summary)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                         | QDialogButtonBox.StandardButton.Cancel)

@@ -150,6 +150,7 @@ def test_the_workspaces_dialog_writes_what_the_command_lines_function_writes(qtb
     assert dialog.is_model and not dialog.curves_box.isVisibleTo(dialog)
     assert dialog.length_box.value() == 5  # as far as the runs have gone
     assert dialog.selected == 1  # the workspace's selection: the run added last
+    assert "the data shows Adam's prediction" in dialog.model_note.text()
     dialog.length_box.setValue(30)
     dialog.steps_per_frame_box.setValue(10)
     dialog.width_box.setValue(320)
