@@ -3,6 +3,8 @@
     QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/bench_model_workspace.py [--seconds 4]
 
 Prints, all in this process:
+(0) the textbook PyTorch loop (zero_grad, loss_fn(model(X), y), backward, step) on six copies
+    of the model, against the engine's Run.step loop on the same problem;
 (a) steps/s per run when the ModelController steps six runs, by its tick (the timer's path:
     Run.step, and the held-out loss under no_grad every TEST_EVERY steps) and by step_once (a
     manual step, which measures the held-out loss every time), against a plain loop calling
@@ -39,6 +41,26 @@ from gui.model.controller import ModelController  # noqa: E402
 from gui.model.workspace import ModelWorkspace  # noqa: E402
 
 SIX = ("SGD", "Adam", "RMSprop", "AdamW", "NAdam", "Adagrad")
+
+
+def torch_steps_per_second(controller: ModelController, seconds: float) -> float:
+    """The textbook loop, as a PyTorch user writes it: six copies of the model, six
+    optimizers, zero_grad / loss_fn(model(X), y) / backward / step, round-robin."""
+    import copy
+
+    X, y, loss_fn = controller.problem.X, controller.problem.y, controller.loss_fn
+    models = [copy.deepcopy(controller.model) for _ in SIX]
+    optimizers = [getattr(torch.optim, name)(m.parameters(), lr=0.01)
+                  for name, m in zip(SIX, models)]
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for model, optimizer in zip(models, optimizers):
+            optimizer.zero_grad()
+            loss = loss_fn(model(X), y)
+            loss.backward()
+            optimizer.step()
+            done += 1
+    return done / len(models) / (time.perf_counter() - start)
 
 
 def plain_steps_per_second(controller: ModelController, seconds: float) -> float:
@@ -103,13 +125,16 @@ def main() -> None:
     controller = ModelController()
     for name in SIX:
         controller.add_run(name)
+    plain_torch = torch_steps_per_second(controller, args.seconds)
     plain = plain_steps_per_second(controller, args.seconds)
+    print(f"(0) plain PyTorch loop: {plain_torch:7.0f} steps/s per run; the engine's Run.step "
+          f"loop: {plain:7.0f} (ratio {plain / plain_torch:.2f})")
     ticked = tick_steps_per_second(controller, args.seconds)
     stepped = controller_steps_per_second(controller, args.seconds)
     print(f"(a) plain Run.step loop: {plain:7.0f} steps/s per run; ModelController.tick "
           f"(test loss every {controller.test_every}): {ticked:7.0f} (ratio "
           f"{ticked / plain:.2f}); step_once (test loss every step): {stepped:7.0f} (ratio "
-          f"{stepped / plain:.2f})")
+          f"{stepped / plain:.2f}); tick against plain PyTorch {ticked / plain_torch:.2f}")
     controller.shutdown()
 
     for sharpness in (True, False):
