@@ -30,6 +30,36 @@ from core.surfaces import Range, Surface
 MAX_FILM_GRID = int(BASIN_CHUNK ** 0.5)  # one batch: 256 x 256 starts
 
 
+def check_basin_work(grid_n: int, steps: int) -> None:
+    """Refuse (AnimationError / BatchError, one line) a grid a film cannot hold in one batch,
+    or more stepping than core.many allows."""
+    if isinstance(grid_n, bool) or not isinstance(grid_n, int) or \
+            not 2 <= grid_n <= MAX_FILM_GRID:
+        raise AnimationError(f"an animated basin map has from 2 to {MAX_FILM_GRID} starts a "
+                             f"side (got {grid_n!r})")
+    _check_steps(steps, grid_n * grid_n)
+
+
+@dataclass(frozen=True)
+class BasinFilm:
+    """What a basin film maps, as the Basins tab or `main.py basins` gives it: a surface, one
+    optimizer setting (call text, or name and keywords), the grid, the steps, the ranges (None:
+    the surface's region) and the frozen coordinates."""
+
+    surface: Surface
+    optimizer_call: str | tuple[str, dict[str, Any]]
+    grid: int = 64
+    steps: int = 200
+    x_range: Range | None = None
+    y_range: Range | None = None
+    frozen: tuple[str, ...] = ()
+
+    def replay(self, plan: AnimationPlan) -> BasinReplay:
+        """A replay of this map along `plan` (its length is the plan's)."""
+        return BasinReplay(self.surface, self.optimizer_call, self.grid, plan,
+                           x_range=self.x_range, y_range=self.y_range, frozen=self.frozen)
+
+
 @dataclass(frozen=True)
 class BasinFrame:
     """What one frame shows: per cell (row-major, y then x) its status, the minimum it is near
@@ -52,16 +82,11 @@ class BasinReplay:
     def __init__(self, surface: Surface, optimizer_call: str | tuple[str, dict[str, Any]],
                  grid_n: int, plan: AnimationPlan, *, x_range: Range | None = None,
                  y_range: Range | None = None, frozen: Sequence[str] = ()) -> None:
-        if isinstance(grid_n, bool) or not isinstance(grid_n, int) or \
-                not 2 <= grid_n <= MAX_FILM_GRID:
-            raise AnimationError(f"an animated basin map has from 2 to {MAX_FILM_GRID} starts a "
-                                 f"side (got {grid_n!r})")
         if len(plan.lengths) != 1:
             raise AnimationError("a basin map's plan has one length: its steps")
+        check_basin_work(grid_n, plan.last_step)
         self.plan = plan
         self.surface = surface
-        steps = plan.last_step
-        _check_steps(steps, grid_n * grid_n)
         self.name, self.hyperparameters = _optimizer(optimizer_call)
         (x0, x1) = _range("x range", x_range or surface.x_range)
         (y0, y1) = _range("y range", y_range or surface.y_range)

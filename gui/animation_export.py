@@ -54,6 +54,8 @@ from core.animation import (
     default_length,
     plan_animation,
 )
+from core.basin_animation import BasinFilm, check_basin_plan, check_basin_work, \
+    plan_basin_animation
 from core.errors import PlaygroundError
 from core.model_animation import (
     ModelAnimationOptions,
@@ -544,7 +546,7 @@ class AnimationDialog(QDialog):
     It shows the frame count and the film's length as the values change, and what is wrong
     (too big, too many frames) before anything is drawn."""
 
-    def __init__(self, session: Session | ModelSession, *,
+    def __init__(self, session: Session | ModelSession | BasinFilm, *,
                  size: tuple[int, int] = DEFAULT_SIZE, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export animation")
@@ -552,6 +554,7 @@ class AnimationDialog(QDialog):
         # Model mode (a ModelSession, e.g. the workspace's controller.to_session()): the film
         # always shows the loss curves beside the data; the race's two options do not apply.
         self.is_model = isinstance(session, ModelSession)
+        self.is_basins = isinstance(session, BasinFilm)  # a basin map filling in
         self.selected = selected_index(session, None) if isinstance(session, ModelSession) \
             else None
         self._built: BuiltModelSession | None = None
@@ -571,6 +574,7 @@ class AnimationDialog(QDialog):
         self.length_box = QSpinBox()
         self.length_box.setRange(1, 1_000_000)
         self.length_box.setValue(default_model_length(session) if isinstance(session, ModelSession)
+                                 else session.steps if isinstance(session, BasinFilm)
                                  else default_length(session))
         self.length_box.setSuffix(" steps")
         self.length_box.setToolTip("Every run is replayed from the start for this many steps "
@@ -592,12 +596,15 @@ class AnimationDialog(QDialog):
         form.addRow("Steps per frame", self.steps_per_frame_box)
         form.addRow(self.curves_box)
         form.addRow(self.view_box)
-        self.curves_box.setVisible(not self.is_model)
-        self.view_box.setVisible(not self.is_model)
+        self.curves_box.setVisible(not (self.is_model or self.is_basins))
+        self.view_box.setVisible(not (self.is_model or self.is_basins))
         self.model_note = QLabel()
         self.model_note.setObjectName("animationModelNote")
         self.model_note.setWordWrap(True)
-        self.model_note.setVisible(self.is_model)
+        self.model_note.setVisible(self.is_model or self.is_basins)
+        if isinstance(session, BasinFilm):
+            self.model_note.setText(f"{session.grid} x {session.grid} starts stepped together; "
+                                    f"each frame colours a start by the minimum it is near then")
         if isinstance(session, ModelSession) and self.selected is not None:
             run = session.runs[self.selected]
             self.model_note.setText(f"Every run is replayed from its start; the data shows "
@@ -626,6 +633,9 @@ class AnimationDialog(QDialog):
 
     def plan(self) -> AnimationPlan:
         """The plan the values describe (raises AnimationError for a bad one)."""
+        if isinstance(self.session, BasinFilm):
+            return plan_basin_animation(self.length_box.value(), fps=self.fps_box.value(),
+                                        steps_per_frame=self.steps_per_frame_box.value())
         if isinstance(self.session, ModelSession):
             return plan_model_animation(self.session, ModelAnimationOptions(
                 fps=self.fps_box.value(), steps_per_frame=self.steps_per_frame_box.value(),
@@ -637,7 +647,11 @@ class AnimationDialog(QDialog):
     def problem(self) -> str:
         """What is wrong with the values, in one line ('' when nothing is)."""
         try:
-            if isinstance(self.session, ModelSession):
+            if isinstance(self.session, BasinFilm):
+                plan = self.plan()
+                check_basin_work(self.session.grid, plan.last_step)
+                check_basin_plan(plan, *self.chosen_size, self.suffix)
+            elif isinstance(self.session, ModelSession):
                 if self._built is None:  # built once: the checks read its runs and model
                     self._built = self.session.build()
                 check_model_plan(self._built, self.plan(), *self.chosen_size, self.suffix)
@@ -650,6 +664,12 @@ class AnimationDialog(QDialog):
     def start_export(self, path: str | Path, *, parent: QWidget,
                      view: ViewSettings | None = None) -> AnimationExportTask:
         """Start the export the values describe into `path` (see start_animation_export)."""
+        if isinstance(self.session, BasinFilm):
+            from gui.basin_animation import BasinAnimationExport  # (it imports this module)
+
+            replay = self.session.replay(self.plan())
+            return run_with_progress(BasinAnimationExport(replay, path, *self.chosen_size),
+                                     parent=parent)
         return start_animation_export(self.session, path, *self.chosen_size, self.plan(),
                                       parent=parent, curves=self.curves_box.isChecked(),
                                       view=view, selected=self.selected)

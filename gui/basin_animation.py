@@ -20,7 +20,8 @@ import numpy as np
 import pyqtgraph as pg
 
 from core.animation import AnimationPlan, ProgressState, check_writable
-from core.basin_animation import BasinReplay, check_basin_plan, plan_basin_animation
+from core.basin_animation import BasinFilm, BasinReplay, check_basin_plan, \
+    plan_basin_animation
 from core.surfaces import Range, Surface
 from gui.animation_export import DEFAULT_FPS, DEFAULT_SIZE, FilmExport, layout_area, \
     render_pixels
@@ -150,6 +151,5 @@ def write_basin_animation(surface: Surface, optimizer_call: str | tuple[str, dic
     check_writable(Path(path))
     plan: AnimationPlan = plan_basin_animation(steps, fps=fps, steps_per_frame=steps_per_frame,
                                                frames=frames)
-    replay = BasinReplay(surface, optimizer_call, grid, plan, x_range=x_range, y_range=y_range,
-                         frozen=frozen)
-    return BasinAnimationExport(replay, path, *size).run(state)
+    film = BasinFilm(surface, optimizer_call, grid, steps, x_range, y_range, tuple(frozen))
+    return BasinAnimationExport(film.replay(plan), path, *size).run(state)

@@ -55,3 +55,30 @@ def test_a_cancel_leaves_no_file(qapp, tmp_path):
                               grid=16, steps=40, steps_per_frame=10, size=(200, 160),
                               state=_CancelSoon())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_dialog_makes_the_same_film_as_the_headless_function(qtbot, tmp_path):
+    from core.basin_animation import BasinFilm
+    from gui.animation_export import AnimationDialog
+    from gui.worker import wait_for_jobs
+
+    surface = get_surface("himmelblau")
+    dialog = AnimationDialog(BasinFilm(surface, "Adam(lr=0.1)", grid=16, steps=40))
+    qtbot.addWidget(dialog)
+    assert dialog.is_basins and not dialog.curves_box.isVisibleTo(dialog)
+    assert dialog.length_box.value() == 40 and "16 x 16 starts" in dialog.model_note.text()
+    dialog.steps_per_frame_box.setValue(10)
+    dialog.width_box.setValue(240)
+    dialog.height_box.setValue(200)
+    assert dialog.summary.text().startswith("5 frames")
+    task = dialog.start_export(tmp_path / "window.gif", parent=dialog)
+    with qtbot.waitSignal(task.sigFinished, timeout=60_000):
+        pass
+    assert wait_for_jobs()
+    headless = write_basin_animation(surface, "Adam(lr=0.1)", tmp_path / "cli.gif", grid=16,
+                                     steps=40, steps_per_frame=10, size=(240, 200))
+    assert (tmp_path / "window.gif").read_bytes() == headless.read_bytes()
+    too_big = AnimationDialog(BasinFilm(surface, "Adam(lr=0.1)", grid=300, steps=40))
+    qtbot.addWidget(too_big)
+    assert "from 2 to 256 starts" in too_big.summary.text()
+    assert not too_big.buttons.button(too_big.buttons.StandardButton.Ok).isEnabled()
