@@ -518,9 +518,13 @@ def _doc_text(text: str) -> str:
 
 
 def _literal(value: Any) -> str:
-    """A JSON value as Python literal text (json, then true/false/null spelled as Python)."""
+    """A JSON value as readable code: `json.loads(r'''...''')` over indented lines (JSON's
+    true/false/null are not Python's), or a one-line string when the text holds quotes that
+    would end the raw block."""
     text = json.dumps(value, indent=1, allow_nan=False)
-    return f"json.loads({text!r})" if "\n" not in text else "json.loads(" + repr(text) + ")"
+    if "'''" in text or text.endswith("\\"):
+        return f"json.loads({text!r})"
+    return f"json.loads(r'''\n{text}\n''')"
 
 
 def write_script(what: Session | Any, path: str | Path, run_index: int | None = None, *,
