@@ -11,9 +11,12 @@ The legend is placed once for the whole race (where it hides least of the finish
 stays there: a legend jumping between corners would be the loudest thing in the film.
 
 pyqtgraph's scene is not thread-safe, so the drawing stays on the GUI thread, in pieces:
-`AnimationExport.work()` does one piece (a frame), `AnimationExportTask` runs pieces from a
-QTimer for ~25 ms a tick (the window stays responsive), with progress and cancel, and encodes the
-last part (Pillow's GIF/WebP/APNG writers, pure C) in a gui.worker Job.
+`FilmExport.work()` does one piece (a frame), `AnimationExportTask` runs pieces from a QTimer for
+~25 ms a tick (the window stays responsive), with progress and cancel, and encodes the last part
+(Pillow's GIF/WebP/APNG writers, pure C) in a gui.worker Job. FilmExport is the piecework of any
+film: the race's (`AnimationExport`, here), model mode's (gui.model.animation_frames) and a basin
+map's (gui.basin_animation); `AnimationDialog` takes a race Session, a ModelSession or a
+core.basin_animation.BasinFilm and starts the matching one.
 """
 
 from __future__ import annotations
