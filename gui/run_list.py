@@ -29,6 +29,7 @@ class RunList(QWidget):
         super().__init__(parent)
         self.controller = controller
         self._cards: dict[int, RunCard] = {}  # id(run) -> card
+        self._shown: list[RunCard] = []  # the cards in the column's order, as last laid out
         self._closed = False
 
         layout = QVBoxLayout(self)
@@ -93,6 +94,11 @@ class RunList(QWidget):
     def _on_runs_change(self) -> None:
         runs = self.controller.session.runs
         keep = {id(run) for run in runs}
+        # A run whose optimizer was replaced is a new Run at the same place: its new card opens
+        # the "Schedule, clipping, noise" section if the old one had it open.
+        before = self._shown
+        open_at = ({i for i, card in enumerate(before) if card.tools_button.isChecked()}
+                   if len(before) == len(runs) else set())
         for key in [k for k, card in self._cards.items()
                     if k not in keep or card.run not in runs]:
             card = self._cards.pop(key)
@@ -104,10 +110,13 @@ class RunList(QWidget):
             if card is None:
                 card = RunCard(run, self.controller, parent=self._column_widget)
                 self._cards[id(run)] = card
+                if index in open_at:
+                    card.tools_button.setChecked(True)
             else:
                 self._column.removeWidget(card)
             self._column.insertWidget(index, card)
             card.show()
+        self._shown = self.cards
         # The column never scrolls sideways, so the panel must be at least as wide as a card.
         self.scroll_area.setMinimumWidth(self._column_widget.minimumSizeHint().width()
                                          + self.scroll_area.verticalScrollBar().sizeHint().width())

@@ -278,3 +278,26 @@ def test_the_preview_uses_a_log_axis_when_the_lr_spans_decades(qtbot):
     assert picker.preview_plot.getPlotItem().ctrl.logYCheck.isChecked()
     picker.set_setting(scheduler_setting("StepLR(step_size=50, gamma=0.5)"))
     assert not picker.preview_plot.getPlotItem().ctrl.logYCheck.isChecked()
+
+
+def test_a_replaced_optimizer_keeps_the_tools_and_the_open_section(qtbot, controller):
+    from gui.run_list import RunList
+
+    run_list = RunList(controller)
+    qtbot.addWidget(run_list)
+    run_list.resize(380, 800)
+    run_list.show()
+    run = controller.session.runs[1]
+    controller.set_scheduler(run, "StepLR(step_size=20)")
+    card = run_list.card_for(run)
+    card.tools_button.setChecked(True)
+    card.optimizer_combo.setCurrentText("Adam")
+    new = controller.session.runs[1]
+    assert new is not run and new.optimizer_name == "Adam"
+    assert new.scheduler_setting == run.scheduler_setting
+    new_card = run_list.card_for(new)
+    assert new_card.tools_button.isChecked() and new_card.tools_box.isVisible()
+    assert new_card.scheduler_picker.combo.currentText() == "StepLR"
+    # adding a run does not open anyone else's section
+    controller.add_run("SGD")
+    assert not run_list.card_for(controller.session.runs[-1]).tools_button.isChecked()
