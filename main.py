@@ -322,8 +322,9 @@ def _export_script(args: argparse.Namespace, out: Path) -> str:
                              f"animation, not a script ({out.name!r})")
     if args.view != "2d":
         raise UsageError(f"--view goes with a picture, not a script ({out.name!r})")
-    from core.script_export import write_script
+    from core.script_export import check_script_target, write_script
 
+    check_script_target(out)  # before the steps, not after them
     session = build_session(args)
     if args.run is not None and not 1 <= args.run <= len(session.runs):
         raise UsageError(f"--run must be from 1 to {len(session.runs)} (got {args.run})")

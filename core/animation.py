@@ -457,15 +457,16 @@ class AnimationWriter:
             self.abort()
 
 
-def check_writable(path: Path) -> None:
-    """Refuse (AnimationError) a target whose folder is missing or not writable, or a folder."""
+def check_writable(path: Path, error: type[Exception] = AnimationError) -> None:
+    """Refuse (`error`, one line) a target whose folder is missing or not writable, or a
+    folder: before long work, not after it."""
     folder = path.parent
     if not folder.is_dir():
-        raise AnimationError(f"cannot write {path}: the folder {folder} does not exist")
+        raise error(f"cannot write {path}: the folder {folder} does not exist")
     if path.is_dir():
-        raise AnimationError(f"cannot write {path}: it is a folder")
+        raise error(f"cannot write {path}: it is a folder")
     if not os.access(folder, os.W_OK):
-        raise AnimationError(f"cannot write {path}: the folder {folder} is not writable")
+        raise error(f"cannot write {path}: the folder {folder} is not writable")
 
 
 def write_animation(path: str | Path, frames: Iterable[np.ndarray], *, count: int,

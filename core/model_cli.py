@@ -302,6 +302,9 @@ def _script_out(args: argparse.Namespace) -> Path | None:
     out = Path(args.out)
     if out.suffix.lower() != ".py":
         raise _error(f"--out writes a PyTorch script: it must end in .py (got {out.name!r})")
+    from core.script_export import check_script_target
+
+    check_script_target(out)  # before the training, not after it
     return out
 
 

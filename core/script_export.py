@@ -50,7 +50,7 @@ from core.schedulers import SCALE_BASE_LR_SOURCE, get_scheduler_spec, scheduler_
 from core.session import Session
 from core.surfaces import DTYPE
 
-__all__ = ["formula_code", "model_script", "race_script", "write_script"]
+__all__ = ["check_script_target", "formula_code", "model_script", "race_script", "write_script"]
 
 # The torch function each formula function calls (core/formula.py FUNCTIONS), as code.
 _TORCH_NAMES = {"softplus": "torch.nn.functional.softplus", "min": "torch.minimum",
@@ -525,6 +525,14 @@ def _literal(value: Any) -> str:
     if "'''" in text or text.endswith("\\"):
         return f"json.loads({text!r})"
     return f"json.loads(r'''\n{text}\n''')"
+
+
+def check_script_target(path: str | Path) -> None:
+    """Refuse (ExportError, one line) a path the script could not be written to, before the
+    work of stepping the runs."""
+    from core.animation import check_writable
+
+    check_writable(Path(path), ExportError)
 
 
 def write_script(what: Session | Any, path: str | Path, run_index: int | None = None, *,
