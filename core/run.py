@@ -28,6 +28,11 @@ The lr column is the lr the next step uses, so the schedule shows exactly as tor
 The lr slider of a scheduled run moves the scheduler's base lr (`set_base_lr`, the rule is in
 core/schedulers.py) and `hyperparameters["lr"]` is always `base_lr_of(scheduler)`.
 
+Every change between steps is logged (`Run.changes`, RunChange: step, kind, payload) beside the
+settings the run started with (`initial_settings`); a run built with a log (`changes=`, as a
+loaded session's are) applies each change when it reaches its step, so a saved session, an
+animation and an exported script (core/script_export.py) take the same path bit for bit.
+
 The status is re-evaluated after every step and every change, from the recent state, by the rules
 in core/status.py (tolerances scaled to the surface; for a problem with no region, such as a
 model, to the run's own start: `RelativeScale`): running, converged (stayed put with a small
