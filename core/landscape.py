@@ -442,31 +442,63 @@ class Landscape:
     def project(self, paths: Sequence[np.ndarray | torch.Tensor]
                 ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Each path's (x, y) on the grid: its two scalars (exact) or its plane coordinates."""
+        return [(p.x, p.y) for p in self.place(paths)]
+
+    def place(self, paths: Sequence[np.ndarray | torch.Tensor]) -> list[Placement]:
+        """Each path on the grid, with every snapshot's distance off the plane (zero for
+        exact). Rows are placed independently, so a growing path can be placed piece by piece.
+        """
         if self.indices is not None:
             i, j = self.indices
-            return [(np.asarray(p, dtype=np.float64)[:, i].copy(),
-                     np.asarray(p, dtype=np.float64)[:, j].copy()) for p in paths]
+            out = []
+            for path in paths:
+                m = np.asarray(path, dtype=np.float64)
+                out.append(Placement(m[:, i].copy(), m[:, j].copy(), np.zeros(len(m))))
+            return out
         assert self.directions is not None
-        return [(p.alpha, p.beta) for p in project_paths(paths, self.directions)]
+        return [Placement(p.alpha, p.beta, p.off_plane)
+                for p in project_paths(paths, self.directions)]
 
     def plane_text(self, paths: Sequence[np.ndarray | torch.Tensor]) -> str:
         """How much of the paths the picture holds, in one line: the exact surface holds them
         whole; a PCA plane says its explained variance; other planes the distance off them."""
+        if self.indices is not None or (self.directions is not None and
+                                        self.directions.explained_variance_ratio is not None):
+            return self.describe([])
+        return self.describe(self.place(paths))
+
+    def describe(self, placements: Sequence[Placement]) -> str:
+        """`plane_text` from placements already made (non-finite snapshots left out)."""
         if self.indices is not None:
             return ("exact: each path is drawn as it is, over the only two scalars that "
                     "move")
         assert self.directions is not None
         d = self.directions
-        usable = [p for p in (_finite_rows(p) for p in paths) if len(p)]
         if d.explained_variance_ratio is not None:
             r1, r2 = d.explained_variance_ratio
             return (f"the PCA plane holds {100 * (r1 + r2):.1f}% of the paths' squared distance "
                     f"from the centre (PC1 {100 * r1:.1f}%, PC2 {100 * r2:.1f}%)")
-        if not usable:
+        off = np.concatenate([p.off_plane for p in placements]) if placements else np.empty(0)
+        off = off[np.isfinite(off)]
+        if not off.size:
             return "no path yet to compare with the plane"
-        off = np.concatenate([p.off_plane for p in project_paths(usable, d)])
         return (f"the paths are {float(off.mean()):.3g} (mean) and {float(off.max()):.3g} "
                 f"(max) off the plane (parameter units)")
+
+
+@dataclass(frozen=True, eq=False)
+class Placement:
+    """A path on a Landscape's grid: x, y per snapshot and its distance off the plane."""
+
+    x: np.ndarray
+    y: np.ndarray
+    off_plane: np.ndarray
+
+    @staticmethod
+    def joined(first: Placement, rest: Placement) -> Placement:
+        """Two pieces of one path, one after the other."""
+        return Placement(np.concatenate([first.x, rest.x]), np.concatenate([first.y, rest.y]),
+                         np.concatenate([first.off_plane, rest.off_plane]))
 
 
 def covering_axis(centre: float, span: float, n: int, coordinates: Sequence[np.ndarray]

@@ -49,7 +49,7 @@ def render_landscape_image(landscape: Landscape, paths: Sequence[DrawnPath], cap
         layout = canvas.ci
         layout.setGeometry(0, 0, width / scale, height / scale)
         lay_out_now(canvas.scene())
-        picture = LandscapePicture(layout)
+        picture = LandscapePicture(layout, cached=False)
         picture.show_landscape(landscape)
         picture.set_paths(list(paths))
         # Wrapped to the picture's width (a label does not wrap, it widens the layout)

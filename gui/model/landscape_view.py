@@ -29,11 +29,12 @@ import pyqtgraph as pg
 import torch
 from PySide6.QtCore import QPointF, QRectF, QSignalBlocker, Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel,
-                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QGraphicsItem, QHBoxLayout,
+                               QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 from torch import nn
 
-from core.landscape import KINDS, Landscape, LandscapeError, landscape_around
+from core.landscape import (COVER_MARGIN, KINDS, Landscape, LandscapeError, Placement,
+                            landscape_around)
 from core.model_session import flat_parameters
 from core.run import Run
 from gui.model.controller import ModelController
@@ -54,6 +55,7 @@ DEFAULT_GRID, DEFAULT_SPAN = 51, 1.0
 # The exact surface is recomputed by itself after a change when the grid is this cheap
 # (grid points x training rows): 101 x 101 on 200 rows takes ~50 ms.
 AUTO_EXACT_COST = 101 * 101 * 1000
+TOO_WIDE = 3.0  # an exact grid this many times wider than its paths need is computed again
 PATH_CAPACITY = 5000  # snapshots kept per run before every second older one is dropped
 PATHS_HZ = 10
 NO_GRAD_TEXT = "the grid is evaluated under torch.no_grad(), in eval mode, on every training row"
@@ -62,49 +64,92 @@ NO_GRAD_TEXT = "the grid is evaluated under torch.no_grad(), in eval mode, on ev
 # --- paths ---------------------------------------------------------------------------------------
 
 
+class RecordedPath:
+    """One run's snapshots in a growable array: rows [0, n) are the path. `revision` changes
+    when rows are rewritten (thinned, or the path started again), so a reader that placed rows
+    [0, k) knows whether they still stand."""
+
+    def __init__(self, size: int) -> None:
+        self.steps = np.empty(16, dtype=np.int64)
+        self.values = np.empty((16, size), dtype=np.float64)
+        self.n = 0
+        self.revision = 0
+
+    def restart(self) -> None:
+        self.n = 0
+        self.revision += 1
+
+    def append(self, step: int, flat: np.ndarray, capacity: int) -> None:
+        if self.n == len(self.steps):
+            if self.n >= capacity:  # as a Trajectory thins: first and newest stay
+                keep = np.arange(0, self.n - 1, 2)
+                keep = np.append(keep, self.n - 1)
+                self.steps[:len(keep)] = self.steps[keep]
+                self.values[:len(keep)] = self.values[keep]
+                self.n = len(keep)
+                self.revision += 1
+            else:
+                grown = min(capacity, 2 * self.n)
+                self.steps = np.resize(self.steps, grown)
+                values = np.empty((grown, self.values.shape[1]), dtype=np.float64)
+                values[:self.n] = self.values[:self.n]
+                self.values = values
+        self.steps[self.n] = step
+        self.values[self.n] = flat
+        self.n += 1
+
+
 class PathRecorder:
     """Flat parameter snapshots of each run, taken whenever `sample` is called (after a batch of
-    steps), for runs whose Trajectory does not hold every parameter. A run that went back to
-    fewer steps (reset, a new problem) starts a new path."""
+    steps, or after every step with a controller's step hook), for runs whose Trajectory does
+    not hold every parameter. A run that went back to fewer steps (reset, a new problem)
+    starts a new path."""
 
     def __init__(self, capacity: int = PATH_CAPACITY) -> None:
         self.capacity = capacity
-        self._paths: weakref.WeakKeyDictionary[Run, tuple[list[int], list[torch.Tensor]]] = (
-            weakref.WeakKeyDictionary())
+        self._paths: weakref.WeakKeyDictionary[Run, RecordedPath] = weakref.WeakKeyDictionary()
 
     def sample(self, runs: list[Run]) -> None:
         """Take a snapshot of each run that stepped since its last one."""
         for run in runs:
             if holds_every_parameter(run):
                 continue  # its Trajectory has the whole path already
-            steps, snapshots = self._paths.setdefault(run, ([], []))
-            if steps and (run.steps < steps[-1] or snapshots[-1].numel() != sum(
-                    p.numel() for p in run.parameters.values())):
-                steps.clear()
-                snapshots.clear()
-            if steps and steps[-1] == run.steps:
+            flat = flat_parameters(run).numpy()
+            path = self._paths.get(run)
+            if path is None or path.values.shape[1] != flat.size:
+                path = self._paths[run] = RecordedPath(flat.size)
+            elif path.n and run.steps < path.steps[path.n - 1]:
+                path.restart()
+            if path.n and path.steps[path.n - 1] == run.steps:
                 continue
-            steps.append(run.steps)
-            snapshots.append(flat_parameters(run).clone())
-            if len(steps) > self.capacity:  # as a Trajectory thins: first and newest stay
-                keep = list(range(0, len(steps) - 1, 2)) + [len(steps) - 1]
-                steps[:] = [steps[k] for k in keep]
-                snapshots[:] = [snapshots[k] for k in keep]
+            path.append(run.steps, flat, self.capacity)
 
-    def forget(self, run: Run) -> None:
-        self._paths.pop(run, None)
+    def source(self, run: Run) -> tuple[object, int, int]:
+        """Where the run's path lives now: (its holder, the holder's revision, rows). Rows
+        [0, rows) of `rows_of` stay the same while holder and revision do."""
+        if holds_every_parameter(run):
+            traj = run.trajectory
+            return traj, traj.revision, len(traj)
+        path = self._paths.get(run)
+        if path is None or path.n == 0:
+            return run, -1, 1  # not sampled yet: its parameters now
+        return path, path.revision, path.n
+
+    def rows_of(self, run: Run, start: int = 0) -> np.ndarray:
+        """Rows [start, end) of the run's path (snapshots, P), a copy."""
+        holder, _, end = self.source(run)
+        if isinstance(holder, RecordedPath):
+            return holder.values[start:end].copy()
+        if holder is run:
+            return flat_parameters(run).numpy()[None, :].copy()[start:]
+        traj = run.trajectory  # its value columns, element by element in layout order
+        return np.stack([traj.column(c)[start:end] for n in run.parameter_names
+                         for c in traj.stored[n]], axis=1)
 
     def path(self, run: Run) -> np.ndarray:
         """The run's flat parameters (snapshots, P): from its Trajectory when that holds every
-        parameter (every step), else the recorded snapshots."""
-        traj = run.trajectory
-        if len(traj) and holds_every_parameter(run):
-            return np.concatenate([traj.values(n).reshape(len(traj), -1)
-                                   for n in run.parameter_names], axis=1)
-        entry = self._paths.get(run)
-        if not entry or not entry[1]:
-            return flat_parameters(run).numpy()[None, :].copy()
-        return torch.stack(entry[1]).numpy()
+        parameter (every step), else the recorded snapshots. A copy."""
+        return self.rows_of(run)
 
 
 def holds_every_parameter(run: Run) -> bool:
@@ -134,7 +179,8 @@ class LandscapePicture:
     viridis, with the same contour levels.
     """
 
-    def __init__(self, layout: pg.GraphicsLayout, *, line_width: float = 2.0) -> None:
+    def __init__(self, layout: pg.GraphicsLayout, *, line_width: float = 2.0,
+                 cached: bool = True) -> None:
         self.line_width = line_width
         self.landscape: Landscape | None = None
         self.paths: list[DrawnPath] = []
@@ -146,6 +192,12 @@ class LandscapePicture:
         pi.setLabel("left", "beta")
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.image_item.setZValue(Z_IMAGE)
+        # As the race's view does: the heatmap and contours change only with a new grid, so
+        # on screen they are pixmaps and a frame that moves a path does not repaint them
+        # (`cached=False` for files: painted directly, as vectors in an SVG).
+        cache = QGraphicsItem.CacheMode.DeviceCoordinateCache if cached else (
+            QGraphicsItem.CacheMode.NoCache)
+        self.image_item.setCacheMode(cache)
         pi.addItem(self.image_item)
         self.color_bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=SURFACE_COLORMAP,
                                          interactive=False, width=14, colorMapMenu=False,
@@ -155,6 +207,7 @@ class LandscapePicture:
         self.contour_item = pg.PlotCurveItem(connect="pairs", pen=CONTOUR_PEN,
                                              skipFiniteCheck=True, antialias=False)
         self.contour_item.setZValue(Z_CONTOURS)
+        self.contour_item.setCacheMode(cache)
         pi.addItem(self.contour_item, ignoreBounds=True)
         self.centre_item = pg.ScatterPlotItem(symbol="+", size=16, pen=pg.mkPen("k", width=2),
                                               brush=pg.mkBrush("k"), name="centre θ₀")
@@ -305,6 +358,9 @@ class LandscapeView(QWidget):
         super().__init__(parent)
         self.controller = controller
         self.recorder = PathRecorder()
+        # run -> ((landscape, path holder, revision), its placement so far)
+        self._placed: weakref.WeakKeyDictionary[Run, tuple[tuple, Placement]] = (
+            weakref.WeakKeyDictionary())
         self.landscape: Landscape | None = None
         self.computed_key: tuple | None = None  # the context the picture was computed in
         self.stale = False
@@ -588,13 +644,13 @@ class LandscapeView(QWidget):
         if self.landscape is None or self.stale:
             return
         runs = self.controller.runs
-        paths = self.paths()
         try:
-            projected = self.landscape.project(paths)
-            plane = self.landscape.plane_text(paths)
+            placements = [self._placement(run) for run in runs]
         except LandscapeError as e:  # paths of another model (the picture is stale)
             self.plane_label.setText(str(e))
             return
+        projected = [(p.x, p.y) for p in placements]
+        plane = self.landscape.describe(placements)
         selected = self.controller.selected
         self.picture.set_paths([DrawnPath(run.title if run.label is None else run.label,
                                           run.color or "#000000", x, y)
@@ -605,9 +661,27 @@ class LandscapeView(QWidget):
         # Compute, since its plane would change with the paths).
         shaping = set(map(id, self._shaping_runs()))
         if self.landscape.kind == "exact" and self.cover_box.isChecked() and \
-                self._cheap_exact() and self._paths_left_the_grid(
+                self._cheap_exact() and not self._grid_fits(
                     [xy for run, xy in zip(runs, projected) if id(run) in shaping]):
             self.compute()
+
+    def _placement(self, run: Run) -> Placement:
+        """The run's path on the current landscape, placing only the snapshots that are new
+        since the last time (and the last one again: a record may rewrite its newest entry)."""
+        assert self.landscape is not None
+        holder, revision, rows = self.recorder.source(run)
+        key = (self.landscape, holder, revision)
+        cached = self._placed.get(run)
+        if cached is not None and cached[0] == key and 0 < len(cached[1].x) <= rows:
+            done = len(cached[1].x) - 1
+            head = cached[1]
+            head = Placement(head.x[:done], head.y[:done], head.off_plane[:done])
+            placement = Placement.joined(head, self.landscape.place(
+                [self.recorder.rows_of(run, done)])[0])
+        else:
+            placement = self.landscape.place([self.recorder.rows_of(run)])[0]
+        self._placed[run] = (key, placement)
+        return placement
 
     # --- signals ------------------------------------------------------------------------------
 
@@ -652,15 +726,25 @@ class LandscapeView(QWidget):
         n = self.grid_box.value()
         return self.job is None and n * n * len(self.controller.problem.X) <= AUTO_EXACT_COST
 
-    def _paths_left_the_grid(self, projected: list[tuple[np.ndarray, np.ndarray]]) -> bool:
+    def _grid_fits(self, projected: list[tuple[np.ndarray, np.ndarray]]) -> bool:
+        """The grid covers these paths and is not far wider than they need (a run that went
+        wild before it was called diverged may have stretched it)."""
         assert self.landscape is not None
         g = self.landscape.grid
-        for x, y in projected:
-            ok = np.isfinite(x) & np.isfinite(y)
-            if ok.any() and (x[ok].min() < g.x_values[0] or x[ok].max() > g.x_values[-1] or
-                             y[ok].min() < g.y_values[0] or y[ok].max() > g.y_values[-1]):
-                return True
-        return False
+        for values, centre, coordinates in (
+                (g.x_values, self.landscape.origin[0], [x for x, _ in projected]),
+                (g.y_values, self.landscape.origin[1], [y for _, y in projected])):
+            finite = [c[np.isfinite(c)] for c in coordinates]
+            finite = [c for c in finite if c.size]
+            if not finite:
+                continue
+            low, high = min(c.min() for c in finite), max(c.max() for c in finite)
+            if low < values[0] or high > values[-1]:
+                return False
+            needed = max(self.span_box.value(), COVER_MARGIN * max(high - centre, centre - low))
+            if (values[-1] - values[0]) / 2 > TOO_WIDE * needed:
+                return False
+        return True
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         super().showEvent(event)

@@ -291,7 +291,9 @@ def test_the_exact_surface_follows_a_path_that_walks_off_it(qtbot, cleanup):
         view.controller.step_once()
     view.update_paths()
     assert view.job is not None                 # walked off: computed again by itself
-    assert view.wait_for_job(30.0)
+    for _ in range(5):                          # (a result may show the path still outside:
+        assert view.wait_for_job(30.0)          # then it follows once more)
+    assert view.job is None
     g = view.landscape.grid
     x, y = view.picture.lines[0].getData()
     assert view.landscape is not first
@@ -491,7 +493,8 @@ def test_a_diverged_run_neither_stretches_the_exact_axes_nor_keeps_recomputing(q
         controller.step_once()
     assert wild.status.value == "diverged" and calm.status.value != "diverged"
     view.update_paths()
-    assert view.wait_for_job(30.0)
+    for _ in range(5):                         # the calm run's path may need a follow or two
+        assert view.wait_for_job(30.0)
     view.update_paths()
     assert view.job is None                    # settled: the diverged path does not count
     g = view.landscape.grid
