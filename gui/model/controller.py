@@ -241,7 +241,6 @@ class ModelController(QObject):
             new = new.replace(preset=None)
         if new == s:
             return None
-        self.pause()
         note = None
         try:
             built = self._build(new)
@@ -253,6 +252,7 @@ class ModelController(QObject):
             built = self._build(new.replace(preset=FALLBACK_PRESET))
             note = (f"{s.model_text} does not fit this data ({e.reason}); using the "
                     f"{PRESETS[FALLBACK_PRESET].title} preset")
+        self.pause()  # only now: a refused change leaves the runs playing as they were
         self._commit(*built)
         self._restart_runs()
         self._keep_tensor()

@@ -103,3 +103,17 @@ def test_the_test_fraction_and_the_seed(qtbot, workspace):
     # one seed for everything: other generated rows, as `main.py train --seed 3` makes them
     assert c.settings.seed == 3 and not torch.equal(c.dataset.X, first)
     assert c.problem.seed == 3
+
+
+def test_a_refused_change_leaves_the_runs_playing(qtbot, workspace):
+    w, c = workspace, workspace.controller
+    c.add_run("SGD")
+    c.play()
+    try:
+        edit = w.setup_bar.model_edit
+        edit.setText("Linear(2, 16), Tahn(), Linear(16, 1)")
+        edit.returnPressed.emit()
+        assert "Tahn" in w.setup_bar.error_label.text()
+        assert c.playing  # nothing changed, not even play
+    finally:
+        c.pause()
