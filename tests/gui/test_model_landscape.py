@@ -501,3 +501,26 @@ def test_a_diverged_run_neither_stretches_the_exact_axes_nor_keeps_recomputing(q
     w = calm.trajectory.values("0.weight").reshape(-1)
     assert g.x_values[0] < w.min() and w.max() < g.x_values[-1]
     assert g.x_values[-1] - g.x_values[0] < 10  # not stretched towards the diverged run
+
+
+@pytest.mark.parametrize("capacity", [5000, 12])
+def test_paths_placed_piece_by_piece_equal_the_whole_projection(qtbot, cleanup, capacity):
+    view = _view(qtbot, MOONS, optimizers=("SGD", "Adam"))
+    cleanup.append(view)
+    view.recorder.capacity = capacity   # 12: the record thins while the paths are placed
+    for _ in range(10):
+        view.controller.step_once()
+    _choose(view, "pca")
+    _compute(view)
+    for _ in range(4):
+        for _ in range(5):
+            view.controller.step_once()
+        view.update_paths()
+    paths = view.paths()
+    for path in paths:
+        assert len(path) == 31 if capacity > 31 else 2 <= len(path) <= capacity
+    expected = project_paths(paths, view.landscape.directions)
+    for line, projection in zip(view.picture.lines, expected):
+        x, y = line.getData()
+        np.testing.assert_allclose(x, projection.alpha, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(y, projection.beta, rtol=1e-12, atol=1e-12)
