@@ -82,6 +82,39 @@ def log_y_range(series: Iterable[np.ndarray]) -> tuple[float, float] | None:
     return low - pad, high + pad
 
 
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _power_text(mantissa: int, exponent: int) -> str:
+    power = "10" + str(exponent).translate(_SUPERSCRIPT)
+    if -3 <= exponent <= 3:  # 0.005, 0.2, 3, 500: plainer as a number
+        return f"{mantissa * 10.0 ** exponent:g}"
+    return power if mantissa == 1 else f"{mantissa}·{power}"
+
+
+def log_ticks(low: float, high: float, pixels: float) -> list[list[tuple[float, str]]]:
+    """Ticks for a log10 axis from `low` to `high` (in log10 units) that do not crowd: every
+    decade (every other one, or fewer, over many decades), and 2 and 5 times them when there is
+    room; pyqtgraph's own labels the 2..9 of a decade, which pile up on a short axis. Returns
+    [major, minor] as AxisItem.setTicks takes them (positions in log10 units)."""
+    if not (math.isfinite(low) and math.isfinite(high)) or high <= low or pixels <= 0:
+        return [[], []]
+    decades = high - low
+    per_decade = pixels / decades  # pixels one decade takes
+    step = max(1, math.ceil(18.0 / per_decade))  # a label needs ~18 px of height
+    first, last = math.floor(low), math.ceil(high)
+    major = [(float(k), _power_text(1, k)) for k in range(first, last + 1)
+             if k % step == 0 and low <= k <= high]
+    minor_mantissas = (2, 5) if per_decade > 60 else ((3,) if per_decade > 36 else ())
+    minor = [(k + math.log10(m), _power_text(m, k)) for k in range(first, last + 1)
+             for m in minor_mantissas if low <= k + math.log10(m) <= high]
+    if len(major) + len(minor) < 2:  # under a decade shown: label its ends' neighbourhood too
+        minor += [(k + math.log10(m), _power_text(m, k)) for k in range(first, last + 1)
+                  for m in (1, 2, 3, 5, 7) if low <= k + math.log10(m) <= high
+                  and (k + math.log10(m)) not in {t for t, _ in major + minor}]
+    return [major, minor]
+
+
 def leaves_at(steps: np.ndarray, values: np.ndarray, log_top: float) -> tuple[float, float] | None:
     """Where a curve leaves the plot through its top edge (log10 y = log_top): the step of its first
     value above the top, drawn on the edge; else its last point the log scale can show. None if
@@ -156,6 +189,8 @@ class CurvesPicture:
             plot.enableAutoRange(x=True, y=False)  # y: fitted to the runs that did not diverge
             plot.vb.sigRangeChangedManually.connect(
                 lambda *_, p=plot: self._on_user_range_change(p))
+            plot.vb.sigYRangeChanged.connect(lambda *_, p=plot: self._fit_log_ticks(p))
+            plot.vb.sigResized.connect(lambda *_, p=plot: self._fit_log_ticks(p))
             plot.autoBtn.clicked.connect(lambda *_, p=plot: self._on_auto_button(p))
         self.grad_plot.setXLink(self.loss_plot)
         self.lr_plot.setXLink(self.loss_plot)
@@ -299,6 +334,11 @@ class CurvesPicture:
         if changed:
             self.fit_y()
         return changed
+
+    def _fit_log_ticks(self, plot: pg.PlotItem) -> None:
+        """Labels on the log y axis that fit its height (see log_ticks)."""
+        low, high = plot.vb.viewRange()[1]
+        plot.getAxis("left").setTicks(log_ticks(low, high, plot.vb.height()))
 
     def _show_lr_plot(self, on: bool) -> None:
         """The lr panel takes a third of the row while a run has a scheduler, no room else."""

@@ -3,11 +3,13 @@
 import numpy as np
 import pytest
 from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QApplication
 
 from core.run import RunStatus
 from core.session import Session
 from core.surfaces import surface_from_formula
 from gui.curves_view import DROPPED_NOTE, CurvesView, log_y_range
+from gui.worker import wait_for_jobs
 
 
 @pytest.fixture
@@ -24,10 +26,18 @@ def _shown(item):
     return 0 if xs is None else len(xs)
 
 
+def settle():
+    """Let a background step (a run the controller found slow on a busy machine) land, so each
+    step_once gives every run exactly one step."""
+    wait_for_jobs()
+    QApplication.processEvents()
+
+
 def step(controller, n, view, qtbot):
     """Step, then wait for the throttled redraw to show every entry."""
     for _ in range(n):
         controller.step_once()
+        settle()
     qtbot.waitUntil(lambda: all(_shown(loss_item) == len(run.trajectory)
                                 for run, (loss_item, _) in view.curves.items()), timeout=2000)
 
@@ -269,3 +279,28 @@ def test_clipped_steps_are_marked_on_the_gradient_norm_curve(qtbot, view, contro
     assert markers.opts["brush"].color() == QColor(run.color)
     others = [m for r, m in view.picture.clip_markers.items() if r is not run]
     assert not any(m.isVisible() for m in others)
+
+
+def test_log_ticks_fit_the_axis_height():
+    from gui.curves_view import log_ticks
+
+    major, minor = log_ticks(-3.2, -1.9, 100)  # lr from ~6e-4 to ~1.3e-2 on 100 px
+    labels = [text for _, text in major + minor]
+    assert labels[:2] == ["0.001", "0.01"] and "0.005" in labels and "0.002" in labels
+    positions = sorted(t for t, _ in major + minor)
+    pixels = np.diff(positions) * 100 / 1.3
+    assert pixels.min() >= 14  # no two labels closer than a line of text
+    major, minor = log_ticks(-12, 3, 120)  # 15 decades on 120 px: not every decade
+    assert not minor and 4 <= len(major) <= 8
+    assert [text for _, text in major][:2] == ["10⁻¹²", "10⁻⁹"]  # every third decade
+
+
+def test_the_log_axes_are_labelled_without_crowding(qtbot, view, controller):
+    step(controller, 30, view, qtbot)
+    for plot in (view.loss_plot, view.grad_plot):
+        axis = plot.getAxis("left")
+        low, high = plot.vb.viewRange()[1]
+        ticks = [t for level in axis._tickLevels for t, _ in level]
+        assert ticks and all(low <= t <= high for t in ticks)
+        gaps = np.diff(sorted(ticks)) * plot.vb.height() / (high - low)
+        assert len(ticks) == 1 or gaps.min() >= 14

@@ -4,8 +4,10 @@ import time
 
 import pytest
 from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QApplication
 
 from gui.run_table import COLUMNS, REFRESH_HZ, RunTable, format_value
+from gui.worker import wait_for_jobs
 
 
 @pytest.fixture
@@ -21,9 +23,17 @@ def cell(table, row, column):
     return table.table.item(row, COLUMNS.index(column)).text()
 
 
+def settle():
+    """Let a background step (a run the controller found slow on a busy machine) land, so each
+    step_once gives every run exactly one step."""
+    wait_for_jobs()
+    QApplication.processEvents()
+
+
 def step(controller, n):
     for _ in range(n):
         controller.step_once()
+        settle()
 
 
 def test_one_row_per_run_named_in_its_colour(table, controller):

@@ -11,6 +11,7 @@ import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 
 from core.run import RunStatus
 from core.surfaces import get_surface
@@ -23,6 +24,7 @@ from gui.surface_view import (
     exit_point,
     log_heights,
 )
+from gui.worker import wait_for_jobs
 
 
 @pytest.fixture
@@ -582,6 +584,8 @@ def test_clipped_steps_are_marked_on_the_path_and_counted(qtbot, view, controlle
     controller.set_clipping(run, "norm", 5.0)  # Rosenbrock's gradient is large near the start
     for _ in range(60):
         controller.step_once()
+        wait_for_jobs()  # a step a busy machine made slow lands before the next
+        QApplication.processEvents()
     items = view.run_items[run]
     flags = run.trajectory.column("clipped")
     clipped = np.nonzero(flags == 1)[0]
@@ -611,6 +615,8 @@ def test_with_noise_both_arrows_are_drawn_and_explained(qtbot, view, controller)
     run = controller.session.runs[2]
     controller.set_noise(run, 200.0, 1)  # big enough to turn the arrow visibly
     controller.step_once()
+    wait_for_jobs()
+    QApplication.processEvents()
     items = view.run_items[run]
     assert items.arrow.isVisible() and items.noisy_arrow.isVisible()
     traj = run.trajectory

@@ -6,11 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QApplication
 
 from core.session import Session
 from gui.controller import Controller
 from gui.main_window import MainWindow
 from gui.run_table import COLUMNS
+from gui.worker import wait_for_jobs
 
 
 @pytest.fixture
@@ -41,6 +43,8 @@ def test_a_card_sets_them_every_view_shows_them_and_a_saved_session_keeps_them(
                                  "noise": {"sigma": 0.5, "seed": 0}}
     for _ in range(40):
         controller.step_once()
+        wait_for_jobs()  # a step a busy machine made slow lands before the next
+        QApplication.processEvents()
     items = window.surface_view.run_items[run]
     flags = run.trajectory.column("clipped")
     assert items.clip_count == int(flags.sum()) > 0
