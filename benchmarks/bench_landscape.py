@@ -11,6 +11,8 @@
 (b) The GUI thread: drawing a computed 101 x 101 grid (heatmap, log colours, contours), and the
     live path update after a tick (projecting 2 runs' paths of 500 snapshots onto the plane and
     setData), against the 16 ms frame. The grid itself runs in a gui/worker.py Job.
+(c) Training throughput of 6 live runs (small MLP) with the Landscape tab on screen against the
+    same without it (the cost of sampling and projecting the paths while playing).
 Medians of interleaved repeats (the machine is shared).
 """
 
@@ -138,6 +140,55 @@ def bench_gui(repeats: int, grid: int = 101) -> None:
     widget.close()
 
 
+def bench_training_with_the_tab(seconds: float) -> None:
+    """Steps per second of 6 runs training the small MLP live, with the Landscape tab on screen
+    (a PCA picture, paths projected live) and without it, interleaved."""
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([])
+    from gui.model.controller import ModelController
+    from gui.model.landscape_view import LandscapeView
+
+    def steps_per_second(with_view: bool) -> float:
+        controller = ModelController()
+        for name in ("SGD", "Adam", "RMSprop", "AdamW", "NAdam", "Adagrad"):
+            controller.add_run(name)
+        view = None
+        if with_view:
+            view = LandscapeView(controller)
+            view.resize(700, 600)
+            view.show()
+            for _ in range(5):
+                controller.step_once()
+            view.kind_box.setCurrentIndex(view.kind_box.findData("pca"))
+            view.compute()
+            view.wait_for_job(60.0)
+        start_steps = sum(r.steps for r in controller.runs)
+        controller.play()
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            app.processEvents()
+        controller.pause()
+        rate = (sum(r.steps for r in controller.runs) - start_steps) / (time.perf_counter()
+                                                                         - start)
+        if view is not None:
+            view.shutdown()
+            view.close()
+            view.deleteLater()  # (deleted by Qt, children and event filters with it)
+            app.processEvents()
+        controller.shutdown()
+        return rate
+
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(2):
+        for with_view in (False, True):
+            rates[with_view].append(steps_per_second(with_view))
+    without, with_tab = statistics.median(rates[False]), statistics.median(rates[True])
+    print(f"(c) 6 runs training the small MLP live: {with_tab:.0f} steps/s with the Landscape "
+          f"tab on screen (PCA, paths projected at 10 Hz), {without:.0f} without; ratio "
+          f"{with_tab / without:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
@@ -145,6 +196,7 @@ def main() -> None:
     repeats = 3 if args.quick else 7
     bench_grid(repeats)
     bench_gui(repeats)
+    bench_training_with_the_tab(2.0 if args.quick else 4.0)
 
 
 if __name__ == "__main__":
