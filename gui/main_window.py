@@ -66,7 +66,7 @@ SHORTCUTS = (
     ("Ctrl+N", "new session"),
     ("Ctrl+O / Ctrl+S", "open / save a session"),
     ("Ctrl+Q", "quit"),
-    ("Ctrl+1 / 2 / 3", "the surface race / the autograd lab / the model workspace"),
+    ("Ctrl+1 / 2 / 3 / 4", "the surface race / the autograd lab / the model workspace / many runs"),
     ("mouse wheel", "scroll the runs list (a focused control takes it)"),
     ("Shift+drag", "on an lr slider: 10 times finer steps (Ctrl too)"),
     ("click / drag", "on the surface: move the start point"),
@@ -209,6 +209,14 @@ class MainWindow(QMainWindow):
         self.workspace_tabs.addTab(self._model_page, "Model")
         self.workspace_tabs.setTabToolTip(2, "torch.optim optimizers train one torch.nn model "
                                              "on data, side by side")
+        self.many_workspace: QWidget | None = None  # built the first time it is opened
+        self.basin_layer = None  # View > Basins layer: made when first toggled
+        self._many_page = QWidget()
+        self._many_page.setLayout(QVBoxLayout())
+        self._many_page.layout().setContentsMargins(0, 0, 0, 0)
+        self.workspace_tabs.addTab(self._many_page, "Many runs")
+        self.workspace_tabs.setTabToolTip(3, "Thousands of runs as one batch: basins of "
+                                             "attraction, lr sweeps, trainability maps")
         self._race_chrome: dict[QWidget, bool] = {}  # what the lab hid, and whether it was shown
         self.setCentralWidget(self.workspace_tabs)
         self.run_list = RunList(controller)
@@ -474,6 +482,10 @@ class MainWindow(QMainWindow):
                      lambda: self.workspace_tabs.setCurrentWidget(self.surface_area), "Ctrl+1")
         self._action(self.view_menu, "Autograd &lab", lambda: self.show_lab(), "Ctrl+2")
         self._action(self.view_menu, "&Model", lambda: self.show_model(), "Ctrl+3")
+        self._action(self.view_menu, "Many r&uns", lambda: self.show_many(), "Ctrl+4")
+        self.basin_layer_action = self._action(self.view_menu, "&Basins layer",
+                                               lambda on: self.show_basin_layer(on))
+        self.basin_layer_action.setCheckable(True)
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&Keyboard shortcuts", self.show_shortcuts)
         self._action(help_menu, "&About Optimizer Playground", self.show_about)
@@ -543,6 +555,46 @@ class MainWindow(QMainWindow):
         assert self.model_workspace is not None
         return self.model_workspace
 
+    def show_many(self) -> QWidget:
+        """Open the Many runs workspace (built on first use) and return it."""
+        self.workspace_tabs.setCurrentWidget(self._many_page)
+        assert self.many_workspace is not None
+        return self.many_workspace
+
+    def _build_model(self) -> QWidget:
+        if self.model_workspace is None:
+            from gui.model.workspace import ModelWorkspace
+
+            self.model_workspace = ModelWorkspace()
+            self._model_page.layout().addWidget(self.model_workspace)
+            self.model_workspace.show()
+        return self.model_workspace
+
+    def _build_many(self) -> QWidget:
+        if self.many_workspace is None:
+            from gui.many.workspace import ManyWorkspace
+
+            # Its model-mode tabs (LR sweep, range test, trainability) use the model
+            # workspace's controller: build that first (it waits, paused, on its own tab).
+            model = self._build_model()
+            self.many_workspace = ManyWorkspace(self.controller, model.controller)
+            self._many_page.layout().addWidget(self.many_workspace)
+            self.many_workspace.show()
+            if self.basin_layer is not None:
+                self.basin_layer.set_source(self.many_workspace.basins_view)
+        return self.many_workspace
+
+    def show_basin_layer(self, on: bool) -> None:
+        """View > Basins layer: the last basin map of the selected run's optimizer under the
+        race's paths (compute one in Many runs > Basins)."""
+        if self.basin_layer is None:
+            from gui.many.basin_layer import BasinLayer
+
+            self.basin_layer = BasinLayer(self.surface_view)
+            if self.many_workspace is not None:
+                self.basin_layer.set_source(self.many_workspace.basins_view)
+        self.basin_layer.set_visible(on)
+
     def _on_workspace_change(self, _index: int) -> None:
         if not self.in_race():
             page = self.workspace_tabs.currentWidget()
@@ -552,19 +604,18 @@ class MainWindow(QMainWindow):
                 self.lab_workspace = LabWorkspace()
                 self._lab_page.layout().addWidget(self.lab_workspace)
                 self.lab_workspace.show()  # added to a visible page: Qt would show it later
-            if page is self._model_page and self.model_workspace is None:
-                from gui.model.workspace import ModelWorkspace
-
-                self.model_workspace = ModelWorkspace()
-                self._model_page.layout().addWidget(self.model_workspace)
-                self.model_workspace.show()
+            if page is self._model_page:
+                self._build_model()
+            if page is self._many_page:
+                self._build_many()
             self.controller.pause()  # a race nobody sees should not take the machine
             if not self._race_chrome:
                 race = [self.runs_dock, self.bottom_dock, *self.race_toolbars]
                 self._race_chrome = {w: w.isVisible() for w in race}
             for widget in self._race_chrome:
                 widget.hide()
-            (self.lab_workspace if page is self._lab_page else self.model_workspace).setFocus()
+            {self._lab_page: self.lab_workspace, self._model_page: self.model_workspace,
+             self._many_page: self.many_workspace}[page].setFocus()
         else:
             self._restore_race_chrome()
             self.surface_area.setFocus()
@@ -1024,6 +1075,8 @@ class MainWindow(QMainWindow):
             self.lab_workspace.shutdown()
         if self.model_workspace is not None:
             self.model_workspace.shutdown()  # its timer and its sharpness worker
+        if self.many_workspace is not None:
+            self.many_workspace.shutdown()  # cancels a running map and waits for its Job
         if self.animation_task is not None and self.animation_task.running:
             self.animation_task.shutdown()  # no timer drawing, no temporary file left behind
         self._layout_timer.stop()

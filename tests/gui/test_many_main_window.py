@@ -1,0 +1,53 @@
+"""The Many runs workspace in the main window (needs the wiring in gui/main_window.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PySide6.QtCore import QSettings, Qt
+
+from core.session import Session
+from gui.controller import Controller
+from gui.main_window import MainWindow
+from gui.worker import wait_for_jobs
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the app runs
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(Controller(Session.default("himmelblau")), settings=settings, restore=False)
+    qtbot.addWidget(w)
+    w.ask_unsaved = lambda: "discard"
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.close()
+    w.controller.shutdown()
+    assert wait_for_jobs(10.0)
+    torch.set_num_threads(before)
+
+
+def test_ctrl_4_opens_many_runs_and_the_layer_shows_its_map_on_the_race(window, qtbot):
+    assert window.many_workspace is None  # built when first opened
+    qtbot.keyClick(window, Qt.Key.Key_4, Qt.KeyboardModifier.ControlModifier)
+    workspace = window.many_workspace
+    assert workspace is not None and window.workspace_tabs.currentWidget() is window._many_page
+    assert workspace.model_controller is window.model_workspace.controller  # model-mode tabs
+    assert not window.controller.playing  # the race pauses while it is not on screen
+    view = workspace.basins_view
+    view.grid_spin.setValue(16)
+    view.steps_spin.setValue(60)
+    with qtbot.waitSignal(view.sigComputed, timeout=60_000):
+        view.compute()
+    assert len(view.panels) == 4
+    window.basin_layer_action.trigger()  # View > Basins layer
+    layer = window.basin_layer
+    assert layer.visible and layer.image in window.surface_view.plot_item.items
+    window.controller.select(window.controller.session.runs[3])  # Adam
+    assert (layer.image.image == view.panels[3].image.image).all()
+    window.basin_layer_action.trigger()
+    assert layer.image not in window.surface_view.plot_item.items
+    qtbot.keyClick(window, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier)
+    assert window.in_race()
