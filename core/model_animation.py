@@ -88,16 +88,14 @@ def selected_index(session: ModelSession, selected: int | None) -> int | None:
     """The run whose prediction fills the data plot: `selected` if it names a run, else the one
     the workspace had selected when the session was made, else the first enabled one (None for
     a session without runs)."""
-    if selected is None:
-        saved = _workspace(session).get("selected")
-        if isinstance(saved, int) and not isinstance(saved, bool) and \
-                0 <= saved < len(session.runs):
-            return saved
     if selected is not None:
         if not 0 <= selected < len(session.runs):
             raise AnimationError(f"there is no run {selected + 1} to show (the session has "
                                  f"{len(session.runs)})")
         return selected
+    saved = _workspace(session).get("selected")
+    if isinstance(saved, int) and not isinstance(saved, bool) and 0 <= saved < len(session.runs):
+        return saved
     return next((i for i, r in enumerate(session.runs) if r.enabled), 0 if session.runs else None)
 
 
