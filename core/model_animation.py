@@ -27,15 +27,14 @@ from torch.func import functional_call
 from core.animation import AnimationError, AnimationPlan, check_plan, plan_animation
 from core.model_session import DEFAULT_STEPS, BuiltModelSession, ModelSession, RunSpec
 from core.run import RunStatus
-from core.session import gradient_tools_from_dict
 
 # What the replay keeps: every frame's copy of every run's parameters (float64). 256 MB is
 # e.g. 6 runs of a 10 000-parameter model over 530 frames.
 MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024
 DEFAULT_SIZE = (800, 600)
 DEFAULT_FPS = 10
-# The app's own part of a model session's "extra" (gui/model/controller.py writes it): each run's
-# scheduler, clipping and noise, and which run is selected.
+# The app's own part of a model session's "extra" (gui/model/controller.py writes it): which
+# run is selected.
 WORKSPACE_KEY = "workspace"
 
 
@@ -114,25 +113,6 @@ def check_model_plan(built: BuiltModelSession, plan: AnimationPlan, width: int, 
                              f"frame or fewer steps")
 
 
-def apply_run_tools(built: BuiltModelSession, session: ModelSession) -> None:
-    """Give each built run the scheduler, clipping and noise the workspace kept for it in the
-    session's extra (a model session's run does not hold them), as opening the session in the
-    window does; SessionError (one line naming the run) for a bad entry."""
-    tools = _workspace(session).get("runs", [])
-    if not isinstance(tools, list):
-        return
-    for number, (run, config) in enumerate(zip(built.runs, tools), 1):
-        if not isinstance(config, dict) or not config:
-            continue
-        found = gradient_tools_from_dict(config, f"run {number}")
-        if found.get("scheduler") is not None:
-            run.set_scheduler(found["scheduler"])
-        if found.get("clipping") is not None:
-            run.set_clipping(found["clipping"])
-        if found.get("noise") is not None:
-            run.set_noise(found["noise"])
-
-
 @dataclass(frozen=True)
 class RunAtFrame:
     """One run as a frame shows it: its steps so far, its parameters then, its status then and
@@ -157,8 +137,7 @@ class ModelReplay:
             raise AnimationError("the plan does not match the session's runs")
         self.plan = plan
         self.built = session.build()
-        self.runs = self.built.runs
-        apply_run_tools(self.built, session)
+        self.runs = self.built.runs  # each with its scheduler, clipping, noise and changes
         self.frames: list[list[RunAtFrame]] = []
         self._record()
 

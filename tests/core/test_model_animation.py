@@ -144,10 +144,9 @@ def test_selected_run_the_workspaces_choice_or_the_first_enabled():
         selected_index(session, 2)
 
 
-def test_the_workspaces_scheduler_is_replayed():
+def test_a_runs_scheduler_and_mid_run_changes_are_replayed():
     session = _moons(10)
-    session.extra = {"workspace": {"runs": [{"scheduler": "StepLR(step_size=2, gamma=0.5)"},
-                                            {}]}}
+    session.runs[0].scheduler = "StepLR(step_size=2, gamma=0.5)"
     plan = plan_model_animation(session, ModelAnimationOptions(steps_per_frame=5))
     replay = ModelReplay(session, plan)
     replay.run_to_end()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageSequence
 
 from core.animation import AnimationCancelled, AnimationError
@@ -144,11 +145,16 @@ def test_the_workspaces_dialog_writes_what_the_command_lines_function_writes(qtb
     qtbot.addWidget(workspace)
     for _ in range(5):
         controller.step_once()  # the window's runs have moved; the film starts from the start
+    sgd = controller.runs[0]
+    controller.set_lr(sgd, 0.5)  # a change mid-run: the film replays it at step 5
+    for _ in range(5):
+        controller.step_once()
+    controller.select(controller.runs[1])
     session = controller.to_session()
     dialog = AnimationDialog(session, parent=workspace)
     qtbot.addWidget(dialog)
     assert dialog.is_model and not dialog.curves_box.isVisibleTo(dialog)
-    assert dialog.length_box.value() == 5  # as far as the runs have gone
+    assert dialog.length_box.value() == 10  # as far as the runs have gone
     assert dialog.selected == 1  # the workspace's selection: the run added last
     assert "the data shows Adam's prediction" in dialog.model_note.text()
     dialog.length_box.setValue(30)
@@ -168,7 +174,18 @@ def test_the_workspaces_dialog_writes_what_the_command_lines_function_writes(qtb
     assert len(window_frames) == 4
     for a, b in zip(window_frames, headless_frames):
         np.testing.assert_array_equal(a, b)
-    assert all(run.steps == 5 for run in controller.runs)  # the workspace never moved
+    assert all(run.steps == 10 for run in controller.runs)  # the workspace never moved
+    # the film's runs after 10 steps are the workspace's, the lr change at step 5 included
+    export = ModelAnimationExport(controller.to_session(), tmp_path / "check.gif", 320, 240,
+                                  plan_model_animation(controller.to_session(),
+                                                       ModelAnimationOptions(steps_per_frame=10,
+                                                                             steps=10)))
+    export.replay.run_to_end()
+    shown = export.replay.record(1)
+    for run, at_frame in zip(controller.runs, shown):
+        for name, p in run.parameters.items():
+            assert torch.equal(at_frame.parameters[name], p.detach()), name
+    export.abort()
     controller.shutdown()
 
 
