@@ -222,7 +222,7 @@ class SchedulerPicker(QWidget):
         self.position_line = pg.InfiniteLine(angle=90, movable=False,
                                              pen=pg.mkPen("#c0392b", width=1,
                                                           style=Qt.PenStyle.DashLine),
-                                             label="now", labelOpts={"position": 0.85,
+                                             label="now", labelOpts={"position": 0.12,
                                                                      "color": "#c0392b"})
         self.preview_plot.addItem(self.position_line, ignoreBounds=True)
         self.position_line.hide()
