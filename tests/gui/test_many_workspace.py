@@ -16,7 +16,7 @@ from gui.controller import Controller
 from gui.many.basins_view import BasinsView
 from gui.many.common import (AnalysisRunner, PartState, ResultCache, analysis_key,
                              export_results, race_optimizers)
-from gui.many.workspace import ManyWorkspace
+from gui.many.workspace import _TABS, ManyWorkspace
 from gui.worker import JobState, wait_for_jobs
 
 
@@ -44,12 +44,14 @@ def test_workspace_has_the_basins_tab_and_takes_more(qtbot, race):
     assert workspace.tabs.tabText(0) == "Basins"
     assert isinstance(workspace.basins_view, BasinsView)
     assert workspace.basins_view.controller is race
+    before = workspace.tabs.count()
+    assert before == len(_TABS)  # Basins, LR sweep, LR range test, Trainability
     extra = QLabel("another analysis")
-    workspace.add_analysis("LR sweep", extra)
-    assert workspace.tabs.count() == 2 and workspace.tabs.widget(1) is extra
+    workspace.add_analysis("Another", extra)
+    assert workspace.tabs.count() == before + 1 and workspace.tabs.widget(before) is extra
     with pytest.raises(ValueError, match="already"):
         workspace.add_analysis("LR sweep", QLabel())
-    assert workspace.tabs.count() == 2
+    assert workspace.tabs.count() == before + 1
 
 
 def test_shutdown_stops_a_running_map(qtbot, race):
