@@ -23,9 +23,17 @@ def cli(argv: list[str], capsys) -> tuple[int, str, str]:
     return code, out, err
 
 
+def same_threads() -> dict[str, str]:
+    """The script's torch uses as many threads as this process's (a reduction split over
+    another number of threads can round its last bit differently, e.g. BatchNorm's)."""
+    import torch
+
+    return {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+
+
 def run_script(path: Path) -> dict:
     done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
-                          timeout=120, cwd=path.parent)
+                          env=same_threads(), timeout=120, cwd=path.parent)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,11 +24,19 @@ from core.surfaces import compile_formula, get_surface, surface_from_formula
 ENGINE_ONLY = ("status", "status_text", "converged_at", "diverged_at", "divergence_reason")
 
 
+def same_threads() -> dict[str, str]:
+    """The script's torch uses as many threads as this process's (a reduction split over
+    another number of threads can round its last bit differently, e.g. BatchNorm's)."""
+    import torch
+
+    return {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+
+
 def run_script(text: str, tmp_path: Path) -> dict:
     path = tmp_path / "run.py"
     path.write_text(text)
     done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path)
+                          env=same_threads(), timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)
 
