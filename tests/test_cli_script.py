@@ -23,6 +23,19 @@ def cli(argv: list[str], capsys) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The engine and the scripts both on one thread, as the app runs (a test before this one
+    may have left another count, and a reduction such as BatchNorm's rounds its last bit by
+    how it is split)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def same_threads() -> dict[str, str]:
     """The script's torch uses as many threads as this process's (a reduction split over
     another number of threads can round its last bit differently, e.g. BatchNorm's)."""
