@@ -293,14 +293,8 @@ def _changes_code(run: Run) -> tuple[str, bool]:
 
 # --- the race ---------------------------------------------------------------------------------
 
-_RACE_HELPERS = '''
-def grad_value(p):
-    """A parameter's gradient as the app records it: NaN if frozen, 0 if f does not use it."""
-    if not p.requires_grad:
-        return math.nan
-    return 0.0 if p.grad is None else p.grad.item()
-
-
+# Noise and clipping as a script does them (both scripts share this text).
+_TOOL_HELPERS = '''
 def add_noise(parameters, sigma, generator):
     """sigma * N(0, 1) added to each gradient, drawn from the run's own generator."""
     for p in parameters:
@@ -330,6 +324,17 @@ def clip(parameters, clipping):
         clipped = any(bool((p.grad.abs() > threshold).any()) for p in with_grad)
         torch.nn.utils.clip_grad_value_(with_grad, clip_value=threshold)
     return float(clipped), norm_before, total_norm(with_grad) if clipped else norm_before
+'''
+
+_RACE_HELPERS = '''
+def grad_value(p):
+    """A parameter's gradient as the app records it: NaN if frozen, 0 if f does not use it."""
+    if not p.requires_grad:
+        return math.nan
+    return 0.0 if p.grad is None else p.grad.item()
+
+
+''' + _TOOL_HELPERS.strip("\n") + '''
 
 
 class Record:
@@ -574,35 +579,7 @@ def grad_norm(params):
     return math.sqrt(total)
 
 
-def add_noise(parameters, sigma, generator):
-    """sigma * N(0, 1) added to each gradient, drawn from the run's own generator."""
-    for p in parameters:
-        if p.grad is not None and sigma:
-            p.grad.add_(torch.randn(p.grad.shape, generator=generator, dtype=p.grad.dtype),
-                        alpha=sigma)
-
-
-def total_norm(parameters):
-    grads = [p.grad for p in parameters if p.grad is not None]
-    return float(torch.nn.utils.get_total_norm(grads, 2.0)) if grads else 0.0
-
-
-def clip(parameters, clipping):
-    """torch's own clipping; returns (clipped, norm before, norm after) for the record."""
-    with_grad = [p for p in parameters if p.grad is not None]
-    if not with_grad:
-        return 0.0, 0.0, 0.0
-    kind, threshold = clipping
-    if kind == "norm":
-        before = [p.grad.clone() for p in with_grad]
-        norm_before = float(torch.nn.utils.clip_grad_norm_(with_grad, max_norm=threshold))
-        clipped = any(not torch.equal(b, p.grad) for b, p in zip(before, with_grad))
-        clipped = clipped and math.isfinite(norm_before)
-    else:
-        norm_before = total_norm(with_grad)
-        clipped = any(bool((p.grad.abs() > threshold).any()) for p in with_grad)
-        torch.nn.utils.clip_grad_value_(with_grad, clip_value=threshold)
-    return float(clipped), norm_before, total_norm(with_grad) if clipped else norm_before
+''' + _TOOL_HELPERS.strip("\n") + '''
 
 
 def accuracy(outputs, y):
