@@ -283,42 +283,14 @@ def build_graph(fn: LossFn, x: float, y: float, frozen: Iterable[str] = ()) -> A
     nodes = [_make_node(f, ids[f], recorder) for f in order]
     constants, constant_edges = _constant_inputs(order, ids, recorder)
 
-    # Backward, with hooks that capture what really flowed.
-    reached: dict[int, float] = {}  # by position in `order`
-    sent: dict[int, tuple[float | None, ...]] = {}
-    visited: list[int] = []
-
-    # The hooks know their node by position, not by reference: a hook that held its node would
-    # make a reference cycle through torch's C++ node, which Python's gc cannot see into.
-    def on_op(i: int) -> Callable[..., None]:
-        def hook(grad_inputs: tuple[Tensor | None, ...], grad_outputs: tuple[Tensor, ...]) -> None:
-            visited.append(i)
-            reached[i] = float(grad_outputs[0])
-            sent[i] = tuple(None if g is None else float(g) for g in grad_inputs)
-        return hook
-
-    def on_leaf(i: int) -> Callable[..., None]:
-        def hook(grad_outputs: tuple[Tensor, ...]) -> None:
-            visited.append(i)
-            reached[i] = float(grad_outputs[0])
-        return hook
-
-    handles = [f.register_prehook(on_leaf(i)) if hasattr(f, "variable")
-               else f.register_hook(on_op(i)) for i, f in enumerate(order)]
-    try:
-        loss.backward()
-    finally:
-        for handle in handles:  # never leave hooks on torch's nodes: every build would stay
-            handle.remove()
-
+    # Backward, with hooks that capture what really flowed (as numbers: every tensor is 0-d).
+    flow = _backward_with_hooks(order, edge_of, loss.backward, float)
     for i, node in enumerate(nodes):
-        node.grad = reached.get(i)
-    position = {f: i for i, f in enumerate(order)}
-    for edge, (f, slot, _) in zip(edges, edge_of):
-        g = sent.get(position[f], ())
-        edge.grad = g[slot] if slot < len(g) else None
+        node.grad = flow.reached.get(i)
+    for edge, grad in zip(edges, flow.sent):
+        edge.grad = grad
     return AutogradGraph(nodes + constants, edges + constant_edges, ids[root_fn], loss_value,
-                         _leaf_grads(leaves, frozen), [nodes[i].id for i in visited],
+                         _leaf_grads(leaves, frozen), [nodes[i].id for i in flow.visited],
                          (float(x), float(y)), tuple(sorted(frozen)))
 
 
@@ -345,6 +317,60 @@ def _walk(root_fn: Node, leaves: dict[str, Tensor]
                 visit(nxt)
                 edge_of.append((fn_node, slot, nxt))
     return ids, order, edge_of
+
+
+@dataclass
+class _Flow:
+    """What one backward pass sent, as _backward_with_hooks captured it (positions in `order`)."""
+
+    reached: dict[int, Any]  # the gradient that reached each node
+    sent: list[Any]  # per edge of edge_of: what its consumer sent along it (None: nothing)
+    visited: list[int]  # the nodes in the order backward ran them
+
+
+def _backward_with_hooks(order: list[Node], edge_of: list[tuple[Node, int, Node]],
+                         backward: Callable[[], None], keep: Callable[[Tensor], Any]) -> _Flow:
+    """Call `backward` with a hook on every node of `order` (a pre-hook on a leaf's
+    AccumulateGrad), removed afterwards, and return what flowed: each gradient passed through
+    `keep` (float for the race's numbers, a detached copy for tensors) while backward runs.
+
+    The hooks know their node by position, not by reference: a hook that held its node would
+    make a reference cycle through torch's C++ node, which Python's gc cannot see into.
+    """
+    reached: dict[int, Any] = {}
+    sent: dict[int, tuple[Any, ...]] = {}
+    visited: list[int] = []
+
+    def on_op(i: int) -> Callable[..., None]:
+        def hook(grad_inputs: tuple[Tensor | None, ...], grad_outputs: tuple[Tensor, ...]) -> None:
+            visited.append(i)
+            reached[i] = keep(grad_outputs[0])
+            sent[i] = tuple(None if g is None else keep(g) for g in grad_inputs)
+        return hook
+
+    def on_leaf(i: int) -> Callable[..., None]:
+        def hook(grad_outputs: tuple[Tensor, ...]) -> None:
+            visited.append(i)
+            reached[i] = keep(grad_outputs[0])
+        return hook
+
+    handles = [f.register_prehook(on_leaf(i)) if hasattr(f, "variable")
+               else f.register_hook(on_op(i)) for i, f in enumerate(order)]
+    try:
+        backward()
+    finally:
+        for handle in handles:  # never leave hooks on torch's nodes: every build would stay
+            handle.remove()
+    position = {f: i for i, f in enumerate(order)}
+    along = []
+    for f, slot, _ in edge_of:
+        g = sent.get(position[f], ())
+        along.append(g[slot] if slot < len(g) else None)
+    return _Flow(reached, along, visited)
+
+
+def _copy(t: Tensor) -> Tensor:
+    return t.detach().clone()
 
 
 @dataclass
@@ -709,45 +735,17 @@ def build_tensor_graph(fn: Callable[[dict[str, Tensor]], Tensor], leaves: dict[s
     edges = [TensorGraphEdge(ids[nxt], ids[f], input_index=slot) for f, slot, nxt in edge_of]
     constants, constant_edges = _constant_inputs(order, ids, recorder, tensors=True)
 
-    reached: dict[int, Tensor] = {}  # by position in `order`
-    sent: dict[int, tuple[Tensor | None, ...]] = {}
-    visited: list[int] = []
-
-    # As in build_graph: hooks know their node by position (a hook holding its node would make
-    # a cycle through torch's C++ node that gc cannot see), and are removed after backward.
-    def on_op(i: int) -> Callable[..., None]:
-        def hook(grad_inputs: tuple[Tensor | None, ...], grad_outputs: tuple[Tensor, ...]) -> None:
-            visited.append(i)
-            reached[i] = grad_outputs[0].detach().clone()
-            sent[i] = tuple(None if g is None else g.detach().clone() for g in grad_inputs)
-        return hook
-
-    def on_leaf(i: int) -> Callable[..., None]:
-        def hook(grad_outputs: tuple[Tensor, ...]) -> None:
-            visited.append(i)
-            reached[i] = grad_outputs[0].detach().clone()
-        return hook
-
-    handles = [f.register_prehook(on_leaf(i)) if hasattr(f, "variable")
-               else f.register_hook(on_op(i)) for i, f in enumerate(order)]
-    try:
-        out.backward(gradient=v)
-    finally:
-        for handle in handles:
-            handle.remove()
-
+    flow = _backward_with_hooks(order, edge_of, lambda: out.backward(gradient=v), _copy)
     for i, node in enumerate(nodes):
-        if i in reached:
-            node.grad_tensor, node.grad = _nested(reached[i]), _one(reached[i])
-    position = {f: i for i, f in enumerate(order)}
-    for edge, (f, slot, _) in zip(edges, edge_of):
-        g = sent.get(position[f], ())
-        t = g[slot] if slot < len(g) else None
+        if i in flow.reached:
+            reached = flow.reached[i]
+            node.grad_tensor, node.grad = _nested(reached), _one(reached)
+    for edge, t in zip(edges, flow.sent):
         if t is not None:
             edge.grad_tensor, edge.grad, edge.shape = _nested(t), _one(t), tuple(t.shape)
     grads = {n: None if t.grad is None else _nested(t.grad) for n, t in leaves.items()}
     return TensorGraph(nodes + constants, edges + constant_edges,  # type: ignore[arg-type]
-                       ids[root_fn], [nodes[i].id for i in visited], grads=grads,
+                       ids[root_fn], [nodes[i].id for i in flow.visited], grads=grads,
                        grad_fn=grad_fn, node_count=len(order), **common)  # type: ignore[arg-type]
 
 
@@ -1045,46 +1043,19 @@ def build_model_graph(inputs: ModelGraphInputs, max_nodes: int | None = MODEL_MA
         return ModelGraph([], [], ids[root_fn], [], grad_norms=_grad_norms(inputs.params),
                           node_count=len(order), too_big=True, **common)  # type: ignore[arg-type]
 
-    reached: dict[int, Tensor] = {}
-    sent: dict[int, tuple[Tensor | None, ...]] = {}
-    visited: list[int] = []
-
-    # As in build_graph: hooks know their node by position, and are removed after backward.
-    def on_op(i: int) -> Callable[..., None]:
-        def hook(grad_inputs: tuple[Tensor | None, ...], grad_outputs: tuple[Tensor, ...]) -> None:
-            visited.append(i)
-            reached[i] = grad_outputs[0].detach().clone()
-            sent[i] = tuple(None if g is None else g.detach().clone() for g in grad_inputs)
-        return hook
-
-    def on_leaf(i: int) -> Callable[..., None]:
-        def hook(grad_outputs: tuple[Tensor, ...]) -> None:
-            visited.append(i)
-            reached[i] = grad_outputs[0].detach().clone()
-        return hook
-
-    hooks = [f.register_prehook(on_leaf(i)) if hasattr(f, "variable")
-             else f.register_hook(on_op(i)) for i, f in enumerate(order)]
-    try:
-        loss.backward()
-    finally:
-        for hook in hooks:
-            hook.remove()
-
-    nodes = [_make_model_node(f, ids[f], recorder, claimed.get(f), reached.get(i))
+    flow = _backward_with_hooks(order, edge_of, loss.backward, _copy)
+    nodes = [_make_model_node(f, ids[f], recorder, claimed.get(f), flow.reached.get(i))
              for i, f in enumerate(order)]
     edges = [ModelGraphEdge(ids[nxt], ids[f], input_index=slot) for f, slot, nxt in edge_of]
-    position = {f: i for i, f in enumerate(order)}
-    for edge, (f, slot, _) in zip(edges, edge_of):
-        g = sent.get(position[f], ())
-        t = g[slot] if slot < len(g) else None
+    for edge, t in zip(edges, flow.sent):
         if t is not None:
             edge.grad_norm, edge.shape = _norm(t), tuple(t.shape)
     made = {i: (t, f"{key}: {module_text(texts[key])}") for i, (t, key) in made_by.items()
             if key in texts}
     constants, constant_edges = _model_constants(order, ids, recorder, inputs, made)
     return ModelGraph(nodes + constants, edges + constant_edges, ids[root_fn],  # type: ignore[arg-type]
-                      [nodes[i].id for i in visited], grad_norms=_grad_norms(inputs.params),
+                      [nodes[i].id for i in flow.visited],
+                      grad_norms=_grad_norms(inputs.params),
                       node_count=len(order), **common)  # type: ignore[arg-type]
 
 
