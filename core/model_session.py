@@ -38,8 +38,8 @@ from torch import Tensor, nn
 from core.atomic import write_atomic
 from core.errors import PlaygroundError, SessionError
 from core.problems.data import GENERATED, MAX_CSV_BYTES, Dataset, Split, check_loss, \
-    default_loss, held_out_metrics, make_dataset, make_loss, output_width, parse_csv, \
-    shape_targets, train_test_split
+    default_loss, for_loss, held_out_metrics, make_dataset, make_loss, output_width, \
+    parse_csv, shape_targets, train_test_split
 from core.problems.model import ModelError, build_model, parameter_names_to_freeze, parse_model, \
     resolve_model_text
 from core.problems.training import ModelProblem
@@ -227,9 +227,17 @@ class ModelSession:
 
     # --- building -------------------------------------------------------------------------------
 
+    def load_data(self) -> Dataset:
+        """The rows, with the target as the session's loss reads it: under MSELoss a CSV's
+        whole-number target (which parse_csv takes for classes) is numbers, a (N,) float64
+        regression target (core.problems.data.for_loss); other losses, or none, leave the
+        data as it was read, and so does a generated dataset (its task is its own: moons'
+        classes under MSELoss stay refused). DataError with one line otherwise."""
+        return _as_loss_reads(self.data.load(self.seed), self)
+
     def build_model(self) -> tuple[Dataset, str, str, nn.Module]:
         """(dataset, loss name, model text, model): the data and the model, before any split."""
-        dataset = self.data.load(self.seed)
+        dataset = self.load_data()
         loss_name = check_loss(default_loss(dataset.task) if self.loss is None else self.loss,
                                dataset.task)  # the torch name, if it fits the target
         outputs = output_width(loss_name, dataset.n_classes)
@@ -461,6 +469,11 @@ def _structure(data: Any) -> ModelSession:
                         [_run_spec(i, r) for i, r in enumerate(runs, 1)], extra)
 
 
+def _as_loss_reads(dataset: Dataset, session: ModelSession) -> Dataset:
+    """A CSV's rows as the session's loss reads the target (see ModelSession.load_data)."""
+    return dataset if session.data.csv is None else for_loss(dataset, session.loss)
+
+
 def _check_builds(session: ModelSession) -> None:
     """Build everything once, naming the field that fails."""
     try:
@@ -468,6 +481,7 @@ def _check_builds(session: ModelSession) -> None:
     except PlaygroundError as e:
         raise SessionError(f"data: {e}") from None
     try:
+        dataset = _as_loss_reads(dataset, session)  # MSELoss: a CSV's whole numbers
         loss_name = default_loss(dataset.task) if session.loss is None else session.loss
         make_loss(loss_name, dataset.task)
     except PlaygroundError as e:

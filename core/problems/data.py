@@ -516,12 +516,26 @@ def default_loss(task: str) -> str:
             "multiclass": "CrossEntropyLoss"}[task]
 
 
-def check_loss(name: str, task: str) -> str:
-    """`name` if it is a loss that fits `task`; else DataError saying which one does."""
+def _loss_key(name: str) -> str:
     key = name.strip()
     for prefix in ("torch.nn.", "nn."):
         key = key.removeprefix(prefix)
-    key = key.removesuffix("()")
+    return key.removesuffix("()")
+
+
+def for_loss(data: Dataset, loss: str | None) -> Dataset:
+    """`data` as `loss` reads its target: for MSELoss a whole-number target that parse_csv
+    took for classes is read back as numbers (as_regression); otherwise `data` itself. The
+    loss decides, not the look of the column. DataError if MSELoss meets classes that are
+    words."""
+    if loss is not None and _loss_key(loss) == "MSELoss" and data.task != "regression":
+        return as_regression(data)
+    return data
+
+
+def check_loss(name: str, task: str) -> str:
+    """`name` if it is a loss that fits `task`; else DataError saying which one does."""
+    key = _loss_key(name)
     if key not in LOSSES:
         close = difflib.get_close_matches(key, LOSSES, n=1)
         hint = f"; did you mean {close[0]}?" if close else f"; losses: {', '.join(LOSSES)}"

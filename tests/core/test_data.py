@@ -394,3 +394,11 @@ def test_whole_number_targets_are_numbers_when_the_loss_is_mse() -> None:
     assert torch.equal(numbers.X, data.X)
     with pytest.raises(DataError, match="holds words"):
         as_regression(parse_csv("x,animal\n1,cat\n2,dog\n"))
+
+
+def test_for_loss_reads_whole_number_classes_as_numbers_only_for_mse() -> None:
+    data = parse_csv("x,rating\n0.1,1\n0.2,3\n0.3,2\n0.4,3\n")
+    assert data_module.for_loss(data, "nn.MSELoss()").y.tolist() == [1.0, 3.0, 2.0, 3.0]
+    assert data_module.for_loss(data, "MSELoss").task == "regression"
+    for loss in (None, "CrossEntropyLoss"):
+        assert data_module.for_loss(data, loss) is data  # classes, as they were read

@@ -217,3 +217,91 @@ def test_saving_into_a_missing_folder_is_one_line(tmp_path) -> None:
     target = tmp_path / "no" / "such" / "model.json"
     with pytest.raises(SessionError, match="cannot write .*model.json"):
         small_session().save(target)
+
+
+# --- a whole-number CSV target under MSELoss is numbers, not classes ----------------------------
+
+RATINGS_CSV = "x,rating\n" + "".join(f"{i * 0.25:.2f},{1 + i % 5}\n" for i in range(20))
+
+
+def _plain_rows(text: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The CSV as a PyTorch user reads it: every column a float, the last one the target."""
+    import numpy as np
+    rows = np.loadtxt(text.splitlines()[1:], delimiter=",", ndmin=2)
+    return torch.tensor(rows[:, :-1]), torch.tensor(rows[:, -1:])
+
+
+def test_mse_on_a_whole_number_csv_target_trains_regression_on_those_numbers() -> None:
+    session = ModelSession("Linear(1, 1)", DataSpec(dataset=None, csv=RATINGS_CSV,
+                                                     name="ratings.csv"),
+                           "MSELoss", test_fraction=0.0, seed=3)
+    session.add_run("SGD", {"lr": 0.05}, steps=5)
+    assert session.load_data().task == "regression"
+    built = ModelSession.from_dict(session.to_dict()).build()  # the file's check builds too
+    X, y = _plain_rows(RATINGS_CSV)
+    assert built.dataset.task == "regression" and built.dataset.class_names == ()
+    assert built.problem.y.dtype == torch.float64 and built.problem.y.shape == (20, 1)
+    assert torch.equal(built.problem.y, y)  # 1, 2, 3, 4, 5, ... as numbers
+    # the loss is nn.MSELoss on those numbers, step by step as the textbook loop has it
+    model = build_model("Linear(1, 1)", 1, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    run = built.runs[0]
+    expected = []
+    for _ in range(5):
+        opt.zero_grad()
+        loss = torch.nn.MSELoss()(model(X), y)
+        expected.append(loss.item())
+        loss.backward()
+        opt.step()
+    expected.append(torch.nn.MSELoss()(model(X), y).item())
+    run.step(5)
+    assert list(run.trajectory.loss) == expected
+    for name, p in model.named_parameters():
+        assert torch.equal(run.parameters[name].detach(), p.detach())
+
+
+def test_cross_entropy_still_reads_a_whole_number_csv_target_as_classes() -> None:
+    for loss in (None, "CrossEntropyLoss"):
+        session = ModelSession("Linear(1, 5)", DataSpec(dataset=None, csv=RATINGS_CSV),
+                               loss, test_fraction=0.0)
+        built = session.build()
+        assert built.dataset.task == "multiclass" and built.loss_name == "CrossEntropyLoss"
+        assert built.dataset.class_names == ("1", "2", "3", "4", "5")
+        assert built.problem.y.dtype == torch.int64
+        assert built.problem.y.tolist() == [i % 5 for i in range(20)]  # class indices
+
+
+def test_mse_on_word_classes_is_refused_in_one_line_naming_the_loss() -> None:
+    text = "x,animal\n" + "".join(f"{i},{['cat', 'dog'][i % 2]}\n" for i in range(8))
+    session = ModelSession("Linear(1, 1)", DataSpec(dataset=None, csv=text), "MSELoss",
+                           test_fraction=0.0)
+    session.add_run("SGD")
+    with pytest.raises(SessionError, match=r"^loss: the target 'animal' holds words"):
+        ModelSession.from_dict(session.to_dict())
+
+
+def test_train_cli_on_a_whole_number_csv_with_mse_is_regression(tmp_path) -> None:
+    import argparse
+
+    from core.model_cli import add_train_arguments, run_train_command
+    path = tmp_path / "ratings.csv"
+    path.write_text(RATINGS_CSV)
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    report = json.loads(run_train_command(parser.parse_args(
+        ["--data", str(path), "--loss", "MSELoss", "--model", "Linear(1, 1)", "--steps", "3",
+         "--seed", "2", "--test-fraction", "0", "--optimizer", "SGD(lr=0.05)", "--json"])))
+    assert report["data"]["task"] == "regression" and report["data"]["classes"] == []
+    assert report["data"]["loss"] == "MSELoss"
+    X, y = _plain_rows(RATINGS_CSV)
+    model = build_model("Linear(1, 1)", 1, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    expected = []
+    for _ in range(3):
+        opt.zero_grad()
+        loss = torch.nn.MSELoss()(model(X), y)
+        expected.append(loss.item())
+        loss.backward()
+        opt.step()
+    expected.append(torch.nn.MSELoss()(model(X), y).item())
+    assert report["runs"][0]["trajectory"]["loss"] == expected

@@ -117,3 +117,24 @@ def test_a_refused_change_leaves_the_runs_playing(qtbot, workspace):
         assert c.playing  # nothing changed, not even play
     finally:
         c.pause()
+
+
+def test_mse_picked_for_a_csv_with_whole_number_targets_trains_on_the_numbers(
+        qtbot, workspace, tmp_path):
+    w, c = workspace, workspace.controller
+    run = c.add_run("SGD")
+    path = tmp_path / "ratings.csv"
+    path.write_text("x,rating\n" + "".join(f"{i * 0.25:.2f},{1 + i % 5}\n" for i in range(30)))
+    bar = w.setup_bar
+    assert bar.load_csv(path)
+    assert c.dataset.task == "multiclass" and bar.loss_combo.currentText() == "CrossEntropyLoss"
+    _activate(bar.loss_combo, bar.loss_combo.findText("MSELoss"))
+    assert bar.error_label.text() == ""
+    assert c.settings.loss == "MSELoss" and c.dataset.task == "regression"
+    assert bar.loss_combo.currentText() == "MSELoss"
+    assert run.problem is c.problem and run.parameters["2.bias"].shape == (1,)
+    expected = torch.tensor([[1.0 + i % 5] for i in range(30)], dtype=torch.float64)
+    assert torch.equal(c.problem.y, expected[c.built.split.train_indices])
+    # and back: CrossEntropyLoss reads the same column as five classes again
+    _activate(bar.loss_combo, bar.loss_combo.findText("CrossEntropyLoss"))
+    assert c.dataset.task == "multiclass" and c.problem.y.dtype == torch.int64
