@@ -1,4 +1,12 @@
-"""Redraw at most a few times a second, and never for a widget nobody can see."""
+"""Redraw at most a few times a second, and never for a widget nobody can see.
+
+A view and its Throttle form a reference cycle (the throttle holds the view's bound redraw
+method). When Python's garbage collector frees such a view, it first clears the throttle's
+attributes and only then lets Qt destroy the widget, whose last events (its Hide) still reach
+the throttle's event filter. So the filter and the timer slots read the throttle's attributes
+with `self.__dict__.get` and do nothing once they are gone (it raised AttributeError '_widget'
+when a test dropped one of two CurvesViews).
+"""
 
 from __future__ import annotations
 
@@ -47,14 +55,21 @@ class Throttle(QObject):
         self._pending.stop()
 
     def _fire(self) -> None:
-        self._redraw()
+        redraw = self.__dict__.get("_redraw")
+        if redraw is None:  # being torn down (see the module docstring)
+            return
+        redraw()
         self.drawn()
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self._widget and event.type() == QEvent.Type.Show and self._stale:
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        # (the widget's last events can arrive after Python has cleared this object's
+        # attributes, see the module docstring: then there is nothing to do)
+        state = self.__dict__
+        if (event.type() == QEvent.Type.Show and state.get("_stale")
+                and watched is state.get("_widget")):
             QTimer.singleShot(0, self._fire_if_stale)  # the widget may redraw by itself first
         return False
 
     def _fire_if_stale(self) -> None:
-        if self._stale:
+        if self.__dict__.get("_stale"):
             self._fire()
