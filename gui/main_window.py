@@ -24,7 +24,7 @@ from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QGuiApplication, 
                            QResizeEvent, QShortcut, QShowEvent)
 from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDialog, QDialogButtonBox,
                                QDockWidget, QFileDialog, QFormLayout, QLineEdit, QMainWindow,
-                               QMessageBox, QSpinBox, QTabWidget, QTextBrowser, QToolBar,
+                               QMenu, QMessageBox, QSpinBox, QTabWidget, QTextBrowser, QToolBar,
                                QVBoxLayout, QWidget)
 
 from core.errors import PlaygroundError
@@ -35,6 +35,7 @@ from gui.controller import Controller
 from gui.curves_view import CurvesView
 from gui.graph_panel import GraphPanel
 from gui.image_export import export_widget_image
+from gui.model_files import ModelFiles, is_model_session_file
 from gui.run_list import RunList
 from gui.run_table import RunTable
 from gui.surface_bar import SurfaceBar
@@ -170,6 +171,7 @@ class MainWindow(QMainWindow):
         self._known_runs: list = []
         self._known_session: Session | None = None
         self._title_name = "untitled"
+        self.model_files = ModelFiles(self)  # the File menu's side of the Model tab
         if controller is None:
             if defer_runs:
                 session, self._build_session = self._deferred_session(restore)
@@ -423,14 +425,40 @@ class MainWindow(QMainWindow):
                                         QKeySequence.StandardKey.Open)
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.examples_menu = file_menu.addMenu("E&xamples")
+        self.examples_menu.addSection("Surface race")
         for path in preset_paths():
-            self._action(self.examples_menu, preset_title(path),
-                         lambda _=False, p=path: self.open_example(p))
+            action = self._action(self.examples_menu, preset_title(path),
+                                  lambda _=False, p=path: self.open_example(p))
+            action.setData("race")
+        self.examples_menu.addSection("Model")
+        from gui.model.controller import examples as model_examples  # no torch.nn is built
+
+        for name, title, description in model_examples():
+            action = self._action(self.examples_menu, title,
+                                  lambda _=False, n=name: self.model_files.open_example(n))
+            action.setData("model")
+            action.setToolTip(description)
+        self.examples_menu.setToolTipsVisible(True)
         self._action(file_menu, "&Save session", self.save_session, QKeySequence.StandardKey.Save)
         self._action(file_menu, "Save session &as…", self.save_session_as_dialog,
                      QKeySequence.StandardKey.SaveAs)
         file_menu.addSeparator()
         export = file_menu.addMenu("&Export")
+        self.export_menu = export
+        self._fill_race_export_menu(export)
+        export.aboutToShow.connect(self._fill_export_menu)  # of the workspace on screen
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self._build_other_menus()
+
+    def _fill_export_menu(self) -> None:
+        self.export_menu.clear()
+        if self.model_active():
+            self.model_files.fill_export_menu(self.export_menu, self._action)
+        else:
+            self._fill_race_export_menu(self.export_menu)
+
+    def _fill_race_export_menu(self, export: QMenu) -> None:
         self._action(export, "Surface and trajectories as &PNG…",
                      lambda: self.export_image_dialog(self.surface_view, "png"))
         self._action(export, "Surface and trajectories as &SVG…",
@@ -443,10 +471,8 @@ class MainWindow(QMainWindow):
         export.addSeparator()
         self._action(export, "Trajectories as C&SV…", lambda: self.export_data_dialog("csv"))
         self._action(export, "Trajectories as &JSON…", lambda: self.export_data_dialog("json"))
-        self.export_menu = export
-        file_menu.addSeparator()
-        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
+    def _build_other_menus(self) -> None:
         edit_menu = self.menuBar().addMenu("&Edit")
         self.undo_remove_action = self._action(edit_menu, "&Undo remove run", self.undo_remove_run,
                                                QKeySequence.StandardKey.Undo)
@@ -539,6 +565,11 @@ class MainWindow(QMainWindow):
             if self.in_race():
                 self.surface_area.setFocus()
 
+    def model_active(self) -> bool:
+        """Whether the Model tab is on screen (the File menu then acts on the model session)."""
+        return self.model_workspace is not None and \
+            self.workspace_tabs.currentWidget() is self._model_page
+
     def in_race(self) -> bool:
         """Whether the surface race (not the autograd lab) is the workspace on screen."""
         return self.workspace_tabs.currentWidget() is self.surface_area
@@ -568,6 +599,7 @@ class MainWindow(QMainWindow):
             self.model_workspace = ModelWorkspace()
             self._model_page.layout().addWidget(self.model_workspace)
             self.model_workspace.show()
+            self.model_files.attach(self.model_workspace)
         return self.model_workspace
 
     def _build_many(self) -> QWidget:
@@ -619,6 +651,8 @@ class MainWindow(QMainWindow):
         else:
             self._restore_race_chrome()
             self.surface_area.setFocus()
+        self._update_title()  # the name and the unsaved mark of the workspace on screen
+        self._refresh_modified()
 
     def _restore_race_chrome(self) -> None:
         for widget, shown in self._race_chrome.items():
@@ -685,8 +719,8 @@ class MainWindow(QMainWindow):
         if forget_undo:
             self._removed_runs.clear()
             self.undo_remove_action.setEnabled(False)
-        self.setWindowModified(False)
         self._update_title()
+        self._refresh_modified()
 
     @property
     def modified(self) -> bool:
@@ -708,7 +742,12 @@ class MainWindow(QMainWindow):
             self.undo_remove_action.setEnabled(False)
         self._known_session = session
         self._known_runs = list(session.runs)
-        self.setWindowModified(self.modified)
+        self._refresh_modified()
+
+    def _refresh_modified(self, *_args: object) -> None:
+        """The title's unsaved mark: of the model session in the Model tab, else the race's."""
+        self.setWindowModified(self.model_files.modified if self.model_active()
+                               else self.modified)
 
     def undo_remove_run(self) -> bool:
         """Edit > Undo remove run: the last removed run comes back where it was, as it was."""
@@ -732,7 +771,8 @@ class MainWindow(QMainWindow):
         return True
 
     def _update_title(self) -> None:
-        self.setWindowTitle(f"Optimizer Playground — {self._title_name}[*]")
+        name = self.model_files.title if self.model_active() else self._title_name
+        self.setWindowTitle(f"Optimizer Playground — {name}[*]")
 
     def _ask_unsaved_dialog(self) -> str:
         box = QMessageBox(QMessageBox.Icon.Question, "Optimizer Playground",
@@ -756,7 +796,10 @@ class MainWindow(QMainWindow):
         return answer == DISCARD
 
     def new_session(self) -> bool:
-        """File > New: the default race on Rosenbrock, after asking about unsaved changes."""
+        """File > New: the default race on Rosenbrock, after asking about unsaved changes (in the
+        Model tab: SGD and Adam on two moons)."""
+        if self.model_active():
+            return self.model_files.new()
         if not self.may_replace_session():
             return False
         self.controller.set_session(Session.default())
@@ -769,15 +812,20 @@ class MainWindow(QMainWindow):
     # --- sessions ---------------------------------------------------------------------------------
 
     def open_session_dialog(self) -> None:
-        if not self.may_replace_session():
-            return
+        """File > Open: a race or a model session (each opens in its own workspace; the one it
+        replaces is asked about first if it has unsaved changes)."""
         path, _ = QFileDialog.getOpenFileName(self, "Open session", self._last_dir(),
                                               SESSION_FILTER)
         if path:
-            self.open_session(path, ask=False)
+            self.open_session(path)
 
     def open_session(self, path: str | Path, *, ask: bool = True) -> bool:
-        """Load a session file; on failure show why and keep everything as it was."""
+        """Load a session file; on failure show why and keep everything as it was. A model
+        session opens in the Model tab, a race session in the race."""
+        if is_model_session_file(path):
+            return self.model_files.open(path, ask=ask)
+        if not self.in_race():
+            self.workspace_tabs.setCurrentWidget(self.surface_area)  # shown where it opens
         if ask and not self.may_replace_session():
             return False
         if not self._attempt("open the session", lambda: self.controller.load_session(path)):
@@ -787,6 +835,8 @@ class MainWindow(QMainWindow):
 
     def open_example(self, path: Path) -> bool:
         """Load an example session; it stays unsaved (Ctrl+S asks where), the preset untouched."""
+        if not self.in_race():
+            self.workspace_tabs.setCurrentWidget(self.surface_area)
         if not self.may_replace_session():
             return False
         if not self._attempt("open the example", lambda: self.controller.load_session(path)):
@@ -800,11 +850,16 @@ class MainWindow(QMainWindow):
         return True
 
     def save_session(self) -> bool:
+        """File > Save: the session of the workspace on screen (the model's in the Model tab)."""
+        if self.model_active():
+            return self.model_files.save()
         if self.session_path is None:
             return self.save_session_as_dialog()
         return self.save_session_to(self.session_path)
 
     def save_session_as_dialog(self) -> bool:
+        if self.model_active():
+            return self.model_files.save_as_dialog()
         path = self._ask_save_path("Save session", "json", "Session")
         return self.save_session_to(Path(path)) if path else False
 
