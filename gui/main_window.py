@@ -1123,6 +1123,11 @@ class MainWindow(QMainWindow):
         self.settings.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        # The race comes back at the next start (save_state); a model session does not: its
+        # unsaved changes are asked about (Save / Discard / Cancel keeps the window open).
+        if not self.model_files.may_replace():
+            event.ignore()
+            return
         self.controller.shutdown()
         self.graph_panel.shutdown()  # a child widget gets no closeEvent: stop its jobs here
         self.surface_area.shutdown()  # the 3-D view lets go of the controller

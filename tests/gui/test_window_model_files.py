@@ -161,3 +161,17 @@ def test_the_export_menu_offers_the_model_views_in_the_model_tab(window, tmp_pat
     assert not (tmp_path / "curves.txt").exists()
     window.workspace_tabs.setCurrentWidget(window.surface_area)
     assert "Surface and trajectories as &PNG…" in _export_texts(window)
+
+
+def test_quitting_with_unsaved_model_changes_asks_and_cancel_keeps_the_window(window, tmp_path):
+    window.show_model()
+    window.model_workspace.controller.step_once()
+    window.ask_unsaved = lambda: "cancel"
+    assert not window.close()
+    assert window.isVisible()
+    path = tmp_path / "kept.json"
+    window.ask_unsaved = lambda: "save"
+    window.model_files.path = path  # Ctrl+S's file: saving writes there, then the window closes
+    assert window.close()
+    assert [spec.steps for spec in ModelSession.load(path).runs] == \
+        [1] * len(ModelSession.default().runs)
