@@ -20,14 +20,16 @@ from typing import Any
 import numpy as np
 
 from core.animation import AnimationError, AnimationPlan, check_plan
-from core.batch import BatchRun
-from core.many import BASIN_CHUNK, MINIMUM_REL_TOL, _check_steps, _optimizer, _range, \
-    assign_minima
+from core.batch import BatchCancelled, BatchRun, ProgressState
+from core.many import BASIN_CHUNK, DEFAULT_DTYPE, DTYPES, MINIMUM_REL_TOL, assign_minima, \
+    check_dtype, check_range, check_steps, optimizer_setting
 from core.optimizers import format_optimizer_call
 from core.status import surface_scale
 from core.surfaces import Range, Surface
 
 MAX_FILM_GRID = int(BASIN_CHUNK ** 0.5)  # one batch: 256 x 256 starts
+# Frames x cells a replay keeps (7 bytes each): 256 x 256 starts for 450 frames, about 200 MB.
+MAX_CELL_FRAMES = 30_000_000
 
 
 def check_basin_work(grid_n: int, steps: int) -> None:
@@ -37,14 +39,14 @@ def check_basin_work(grid_n: int, steps: int) -> None:
             not 2 <= grid_n <= MAX_FILM_GRID:
         raise AnimationError(f"an animated basin map has from 2 to {MAX_FILM_GRID} starts a "
                              f"side (got {grid_n!r})")
-    _check_steps(steps, grid_n * grid_n)
+    check_steps(steps, grid_n * grid_n)
 
 
 @dataclass(frozen=True)
 class BasinFilm:
     """What a basin film maps, as the Basins tab or `main.py basins` gives it: a surface, one
     optimizer setting (call text, or name and keywords), the grid, the steps, the ranges (None:
-    the surface's region) and the frozen coordinates."""
+    the surface's region), the frozen coordinates and the dtype (core.many.DTYPES)."""
 
     surface: Surface
     optimizer_call: str | tuple[str, dict[str, Any]]
@@ -53,11 +55,13 @@ class BasinFilm:
     x_range: Range | None = None
     y_range: Range | None = None
     frozen: tuple[str, ...] = ()
+    dtype: str = DEFAULT_DTYPE
 
     def replay(self, plan: AnimationPlan) -> BasinReplay:
         """A replay of this map along `plan` (its length is the plan's)."""
         return BasinReplay(self.surface, self.optimizer_call, self.grid, plan,
-                           x_range=self.x_range, y_range=self.y_range, frozen=self.frozen)
+                           x_range=self.x_range, y_range=self.y_range, frozen=self.frozen,
+                           dtype=self.dtype)
 
 
 @dataclass(frozen=True)
@@ -81,15 +85,21 @@ class BasinReplay:
 
     def __init__(self, surface: Surface, optimizer_call: str | tuple[str, dict[str, Any]],
                  grid_n: int, plan: AnimationPlan, *, x_range: Range | None = None,
-                 y_range: Range | None = None, frozen: Sequence[str] = ()) -> None:
+                 y_range: Range | None = None, frozen: Sequence[str] = (),
+                 dtype: str = DEFAULT_DTYPE) -> None:
         if len(plan.lengths) != 1:
             raise AnimationError("a basin map's plan has one length: its steps")
         check_basin_work(grid_n, plan.last_step)
+        if plan.frame_count * grid_n * grid_n > MAX_CELL_FRAMES:
+            raise AnimationError(f"{plan.frame_count} frames of {grid_n} x {grid_n} starts is "
+                                 f"more than the {MAX_CELL_FRAMES:,} cell-frames a film keeps; "
+                                 "take more steps per frame or a smaller grid")
         self.plan = plan
         self.surface = surface
-        self.name, self.hyperparameters = _optimizer(optimizer_call)
-        (x0, x1) = _range("x range", x_range or surface.x_range)
-        (y0, y1) = _range("y range", y_range or surface.y_range)
+        self.dtype = check_dtype(dtype)
+        self.name, self.hyperparameters = optimizer_setting(optimizer_call)
+        (x0, x1) = check_range("x range", x_range or surface.x_range)
+        (y0, y1) = check_range("y range", y_range or surface.y_range)
         self.x, self.y = np.linspace(x0, x1, grid_n), np.linspace(y0, y1, grid_n)
         self._starts = np.column_stack([np.tile(self.x, grid_n), np.repeat(self.y, grid_n)])
         self._frozen = tuple(frozen)
@@ -102,7 +112,7 @@ class BasinReplay:
 
     def _new_batch(self) -> BatchRun:
         return BatchRun(self.surface, self.name, [(self.hyperparameters, self._starts)],
-                        frozen=self._frozen)
+                        frozen=self._frozen, dtype=DTYPES[self.dtype])
 
     @property
     def optimizer(self) -> str:
@@ -132,7 +142,8 @@ class BasinReplay:
         if self._stepped < self.plan.last_step:
             return False
         known = [*self.surface.minima, *self.surface.local_minima]
-        self.minima, _ = assign_minima(self._batch.result(), known, self.tolerance)
+        self.minima, _ = assign_minima(self._batch.result(), known, self.tolerance,
+                                       self.surface)
         self._batch = self._new_batch()
         self._stepped = 0
         self._record()
@@ -156,10 +167,27 @@ class BasinReplay:
         cells = self._batch.result()
         # Every frame against the film's own minima: no new clusters mid-film (a cell near none
         # yet is -1), so each basin keeps its colour.
-        _, minimum = assign_minima(cells, [tuple(m) for m in self.minima], self.tolerance)
+        _, minimum = assign_minima(cells, [tuple(m) for m in self.minima], self.tolerance,
+                                   find=False)
         self.frames.append(BasinFrame(self._stepped, cells.status.astype(np.int8),
                                       minimum.astype(np.int16),
                                       cells.converged_at.astype(np.int32)))
+
+    def step_all(self, state: ProgressState | None = None) -> None:
+        """Both passes to the end on this thread (a worker's Job: no Qt is touched): `state` gets
+        progress and may cancel (BatchCancelled; the replay is then of no further use)."""
+        while True:
+            if state is not None:
+                if state.is_interruption_requested():
+                    raise BatchCancelled("the basin film was cancelled")
+                state.set_progress(0.5 * self.stepped_share()
+                                   + 0.5 * len(self.frames) / self.plan.frame_count)
+            if not self.prepared:
+                self.prepare()
+            elif self.advance():
+                break
+        if state is not None:
+            state.set_progress(1.0)
 
     def frame(self, k: int) -> BasinFrame:
         """Frame k (recorded by `advance`)."""

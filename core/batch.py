@@ -34,8 +34,10 @@ kept, not trajectories; `paths` asks for the trajectories of a few chosen elemen
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -73,6 +75,41 @@ REASONS = ("", "the point became non-finite",
            "optimizer.step() failed", "evaluating the surface failed")
 (NOT_DIVERGED, NONFINITE_POINT, PAST_WALL, NONFINITE_LOSS, NONFINITE_GRAD, FAR_AWAY, EXPLODED,
  FELL_AWAY, STEP_FAILED, EVALUATION_FAILED) = range(len(REASONS))
+
+
+_threads_lock = threading.Lock()
+_threads_users = 0  # callers inside one_torch_thread() now, over all threads
+_threads_outer = 0  # the count the first of them found, restored by the last
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread inside, and put the count back after.
+
+    On this 2-core machine a 65536-start batch step took 30-50x longer on two threads than on
+    one whenever another process held a core: an element-wise op waits for its slowest thread.
+    The results are the same on one thread (every op of the batch is element-wise).
+
+    torch's OpenMP build keeps the count per calling thread, and also in one process-wide value
+    that a thread reads when it first uses torch; other backends keep it process-wide. So the
+    callers are counted under a lock and only the last one out restores the count (the one the
+    first one in found): overlapping Jobs on worker threads never raise the count under a Job
+    still inside, and never leave the process on one thread. (A thread that leaves while another
+    is inside stays on one thread; the app runs on one anyway, gui/app.py.)
+    """
+    global _threads_users, _threads_outer
+    with _threads_lock:
+        if _threads_users == 0:
+            _threads_outer = torch.get_num_threads()
+        _threads_users += 1
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        with _threads_lock:
+            _threads_users -= 1
+            if _threads_users == 0:
+                torch.set_num_threads(_threads_outer)
 
 
 class BatchError(PlaygroundError):

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from core.batch import (CONVERGED, DIVERGED, FROZEN, RUNNING, STATUSES, BatchCancelled,
                         BatchError, BatchResult, BatchRun, ProgressState)
@@ -48,6 +49,11 @@ BEST_LR_RULE = "the lowest final loss among the learning rates that did not dive
 MAX_MODEL_WORK = 2_000_000  # model steps one call may ask for (each cell is a model's own run)
 MODEL_CHUNK = 25  # a cell's steps between two looks at the caller's cancel
 LAYER_LR = "lr:"  # the row parameter "lr:0": layer 0's own lr (a second param group)
+# What a surface batch may compute in. float64 is exact (every cell equals its single Run bit for
+# bit); float32 is the user's choice when speed matters more (its cells are close to float64's,
+# not equal; the maps and JSON say which was used).
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+DEFAULT_DTYPE = "float64"
 
 
 class _Chunk:
@@ -64,7 +70,9 @@ class _Chunk:
         return self.state is not None and self.state.is_interruption_requested()
 
 
-def _optimizer(call: str | tuple[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+def optimizer_setting(call: str | tuple[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """(torch class name, validated hyperparameters) from call text ("Adam(lr=0.05)") or from a
+    (name, hyperparameters) pair; raises OptimizerError (one line)."""
     if isinstance(call, str):
         return parse_optimizer_call(call)
     name, hyperparameters = call
@@ -72,12 +80,24 @@ def _optimizer(call: str | tuple[str, dict[str, Any]]) -> tuple[str, dict[str, A
     return spec.name, spec.validate(hyperparameters)
 
 
-def _check_steps(steps: int, cells: int) -> None:
+_optimizer = optimizer_setting  # (the name core/lr_finder.py imports)
+
+
+def check_steps(steps: int, cells: int) -> None:
+    """Refuse (BatchError, one line) a step count that is not a whole number >= 0, or more
+    cell-steps than MAX_WORK."""
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise BatchError(f"steps must be a whole number, 0 or more (got {steps!r})")
     if cells * steps > MAX_WORK:
         raise BatchError(f"{cells} cells x {steps} steps is more than the {MAX_WORK:.3g} "
                          "cell-steps one call may take; use fewer cells or steps")
+
+
+def check_dtype(dtype: str) -> str:
+    """The dtype's name if a batch may compute in it; BatchError (one line) otherwise."""
+    if dtype not in DTYPES:
+        raise BatchError(f"the dtype must be {' or '.join(DTYPES)} (got {dtype!r})")
+    return dtype
 
 
 def _number(v: float) -> float | str:
@@ -115,12 +135,13 @@ class Basins:
     known: int
     minimum: np.ndarray
     tolerance: float
+    dtype: str = DEFAULT_DTYPE  # what the batch computed in (DTYPES)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON `main.py basins --json` prints (non-finite numbers as strings)."""
         c = self.cells
         return {"surface": self.surface.name, "formula": self.surface.text,
-                "optimizer": self.optimizer, "steps": self.steps,
+                "optimizer": self.optimizer, "steps": self.steps, "dtype": self.dtype,
                 "x": self.x.tolist(), "y": self.y.tolist(),
                 "minima": self.minima.tolist(), "known_minima": self.known,
                 "minimum_tolerance": self.tolerance,
@@ -149,15 +170,19 @@ class Basins:
 
 def basins(surface: Surface, optimizer_call: str | tuple[str, dict[str, Any]], grid_n: int,
            steps: int, x_range: Range | None = None, y_range: Range | None = None,
-           state: ProgressState | None = None, frozen: Sequence[str] = ()) -> Basins:
+           state: ProgressState | None = None, frozen: Sequence[str] = (),
+           dtype: str = DEFAULT_DTYPE) -> Basins:
     """Step a grid_n x grid_n grid of starts over the region (or the ranges given) `steps`
-    times each; say which minimum each reached. Raises BatchError / OptimizerError (one line)."""
+    times each; say which minimum each reached. dtype: "float64" (exact: each cell is its
+    single Run) or "float32" (faster, less exact). Raises BatchError / OptimizerError (one
+    line)."""
+    check_dtype(dtype)
     if isinstance(grid_n, bool) or not isinstance(grid_n, int) or not 2 <= grid_n <= MAX_GRID:
         raise BatchError(f"the grid must be from 2 to {MAX_GRID} starts a side (got {grid_n!r})")
-    _check_steps(steps, grid_n * grid_n)
-    name, hyperparameters = _optimizer(optimizer_call)
-    (x0, x1) = _range("x range", x_range or surface.x_range)
-    (y0, y1) = _range("y range", y_range or surface.y_range)
+    check_steps(steps, grid_n * grid_n)
+    name, hyperparameters = optimizer_setting(optimizer_call)
+    (x0, x1) = check_range("x range", x_range or surface.x_range)
+    (y0, y1) = check_range("y range", y_range or surface.y_range)
     xs, ys = np.linspace(x0, x1, grid_n), np.linspace(y0, y1, grid_n)
     starts = np.column_stack([np.tile(xs, grid_n), np.repeat(ys, grid_n)])  # row-major
     chunks = range(0, len(starts), BASIN_CHUNK)
@@ -167,31 +192,43 @@ def basins(surface: Surface, optimizer_call: str | tuple[str, dict[str, Any]], g
         if part.is_interruption_requested():
             raise BatchCancelled("the basins were cancelled")
         batch = BatchRun(surface, name, [(hyperparameters, starts[lo:lo + BASIN_CHUNK])],
-                         frozen=frozen)
+                         frozen=frozen, dtype=DTYPES[dtype])
         batch.step(steps, part)
         results.append(batch.result())
         del batch  # the next chunk's tensors replace this one's
     cells = _concat(results)
     tolerance = MINIMUM_REL_TOL * surface_scale(surface).span
     known = [*surface.minima, *surface.local_minima]
-    minima, minimum = assign_minima(cells, known, tolerance)
+    minima, minimum = assign_minima(cells, known, tolerance, surface)
     return Basins(surface, format_optimizer_call(name, hyperparameters), steps, xs, ys, cells,
-                  minima, len(known), minimum, tolerance)
+                  minima, len(known), minimum, tolerance, dtype)
 
 
-def _range(label: str, r: Range) -> Range:
+def check_range(label: str, r: Range) -> Range:
+    """(low, high) as floats; BatchError (one line, naming `label`) unless finite and low < high."""
     lo, hi = float(r[0]), float(r[1])
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
         raise BatchError(f"{label} must be two finite numbers with low < high, got {r!r}")
     return lo, hi
 
 
-def assign_minima(cells: BatchResult, known: Sequence[Point], tolerance: float
+def assign_minima(cells: BatchResult, known: Sequence[Point], tolerance: float,
+                  surface: Surface | None = None, find: bool = True
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """(minima (m, 2), index per cell or -1): the nearest known minimum within `tolerance`;
-    converged end points near none of them are clustered greedily (the first unassigned end
-    point is a centre, every end point within `tolerance` of it joins; at most MAX_CLUSTERS)
-    and the centres are appended as found minima. Diverged cells get -1."""
+    """(minima (m, 2), index per cell or -1).
+
+    A cell is at the nearest known minimum within `tolerance` (whatever its status, unless it
+    diverged). With `find`, the converged end points near none of them are clustered greedily
+    (the first unassigned end point is a centre, every converged end point within `tolerance`
+    of it joins; at most MAX_CLUSTERS) and the centres are appended as found minima; then the
+    cells still moving but already within `tolerance` of a found minimum join it too.
+
+    Only converged end points make minima: a cell still moving after the last step may be
+    anywhere on its way (half of Rosenbrock's valley), and a diverged one is nowhere. With
+    `surface`, a centre is kept only if it is a minimum of the surface: no point of a small
+    ring around it (MINIMUM_RING directions at tolerance / 8) is lower. A start on a ridge
+    settles on its saddle (x = 0 of (x**2 - 1)**2 + y**2): its cells keep index -1, converged
+    but away from every minimum, and the saddle is not listed as one."""
     fx, fy = cells.final_x, cells.final_y
     alive = cells.status != DIVERGED
     index = np.full(len(cells), -1, dtype=np.int64)
@@ -201,20 +238,54 @@ def assign_minima(cells: BatchResult, known: Sequence[Point], tolerance: float
         d = np.hypot(fx - mx, fy - my)
         take = alive & (d <= tolerance) & (d < best)
         index[take], best[take] = m, d[take]
+    if not find:
+        return np.array(centres, dtype=np.float64).reshape(-1, 2), index
     free = alive & (index < 0) & (cells.status == CONVERGED)
-    while free.any() and len(centres) - len(known) < MAX_CLUSTERS:
+    found: list[tuple[float, float]] = []
+    members: list[np.ndarray] = []
+    while free.any() and len(found) < MAX_CLUSTERS:
         k = int(np.flatnonzero(free)[0])
         cx, cy = float(fx[k]), float(fy[k])
-        members = free & (np.hypot(fx - cx, fy - cy) <= tolerance)
-        index[members] = len(centres)
-        free &= ~members
-        centres.append((cx, cy))
+        near = free & (np.hypot(fx - cx, fy - cy) <= tolerance)
+        free &= ~near
+        found.append((cx, cy))
+        members.append(near)
+    keep = [True] * len(found) if surface is None else is_minimum(surface, found,
+                                                                  tolerance / 8)
+    for centre, near, ok in zip(found, members, keep, strict=True):
+        if ok:
+            index[near] = len(centres)
+            centres.append(centre)
     # Cells still running but already near a found centre belong to it too.
     for m in range(len(known), len(centres)):
         d = np.hypot(fx - centres[m][0], fy - centres[m][1])
         take = alive & (index < 0) & (d <= tolerance)
         index[take] = m
     return np.array(centres, dtype=np.float64).reshape(-1, 2), index
+
+
+MINIMUM_RING = 8  # directions around a found centre that must not go lower
+
+
+def is_minimum(surface: Surface, points: Sequence[Point], radius: float) -> list[bool]:
+    """Per point, whether the surface is no lower anywhere on a ring of MINIMUM_RING points at
+    `radius` around it (one batched evaluation; a ring point where f is not finite is ignored).
+    "Lower" allows for rounding: by more than 1e-12 of max(1, |f|) at the point."""
+    if not points:
+        return []
+    centre = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    angles = np.linspace(0.0, 2 * math.pi, MINIMUM_RING, endpoint=False)
+    ring_x = centre[:, :1] + radius * np.cos(angles)[None, :]
+    ring_y = centre[:, 1:] + radius * np.sin(angles)[None, :]
+    xs = np.concatenate([centre[:, 0], ring_x.ravel()])
+    ys = np.concatenate([centre[:, 1], ring_y.ravel()])
+    with torch.no_grad():
+        values = torch.broadcast_to(surface(torch.tensor(xs), torch.tensor(ys)),
+                                    (len(xs),)).numpy().astype(np.float64)
+    at, ring = values[:len(centre)], values[len(centre):].reshape(len(centre), -1)
+    slack = 1e-12 * np.maximum(1.0, np.abs(at))
+    lower = np.isfinite(ring) & (ring < (at - slack)[:, None])
+    return [bool(ok) for ok in ~lower.any(axis=1)]
 
 
 # --- learning-rate sweeps and trainability maps -------------------------------------------------
@@ -234,6 +305,7 @@ class Sweep:
     values: np.ndarray | None
     cells: BatchResult
     best: int | None
+    dtype: str = DEFAULT_DTYPE  # what the batch computed in (DTYPES)
 
     def best_setting(self) -> dict[str, float] | None:
         if self.best is None:
@@ -250,7 +322,7 @@ class Sweep:
         data: dict[str, Any] = {
             "surface": self.surface.name, "formula": self.surface.text,
             "optimizer": self.optimizer, "start": list(self.start), "steps": self.steps,
-            "lr": self.lrs.tolist()}
+            "dtype": self.dtype, "lr": self.lrs.tolist()}
         if self.param is not None and self.values is not None:
             data["param"] = self.param
             data[self.param] = self.values.tolist()
@@ -303,8 +375,9 @@ def _with(spec_name: str, base: dict[str, Any], param: str, value: float) -> dic
 def _sweep(surface: Surface, optimizer_call: str | tuple[str, dict[str, Any]],
            lrs: Sequence[float], param: str | None, values: Sequence[float] | None,
            steps: int, start: Point | None, state: ProgressState | None,
-           frozen: Sequence[str]) -> Sweep:
-    name, base = _optimizer(optimizer_call)
+           frozen: Sequence[str], dtype: str = DEFAULT_DTYPE) -> Sweep:
+    check_dtype(dtype)
+    name, base = optimizer_setting(optimizer_call)
     lr_axis = np.asarray(list(lrs), dtype=np.float64)
     rows = [None] if param is None else list(np.asarray(list(values if values is not None else ()),
                                                         dtype=np.float64))
@@ -314,47 +387,53 @@ def _sweep(surface: Surface, optimizer_call: str | tuple[str, dict[str, Any]],
     if cells > MAX_SWEEP_CELLS:
         raise BatchError(f"{cells} settings is more than the {MAX_SWEEP_CELLS} one sweep may "
                          "take (one param group each)")
-    _check_steps(steps, cells)
+    check_steps(steps, cells)
     point = start if start is not None else surface.start
     groups = []
     for value in rows:
         row = base if param is None or value is None else _with(name, base, param, float(value))
         for lr in lr_axis:
             groups.append(({**row, "lr": float(lr)}, [point]))
-    batch = BatchRun(surface, name, groups, frozen=frozen)
+    batch = BatchRun(surface, name, groups, frozen=frozen, dtype=DTYPES[dtype])
     batch.step(steps, state)
     result = batch.result()
     return Sweep(surface, format_optimizer_call(name, base), (float(point[0]), float(point[1])),
                  steps, lr_axis, param, None if param is None else np.array(rows), result,
-                 _best(result))
+                 _best(result), dtype)
 
 
 def lr_sweep(surface: Surface, optimizer_call: str | tuple[str, dict[str, Any]],
              lrs: Sequence[float], steps: int, start: Point | None = None,
-             state: ProgressState | None = None, frozen: Sequence[str] = ()) -> Sweep:
+             state: ProgressState | None = None, frozen: Sequence[str] = (),
+             dtype: str = DEFAULT_DTYPE) -> Sweep:
     """One run per learning rate from one start (the surface's if None), one param group each:
-    final loss, status and convergence step per lr, and the best lr (BEST_LR_RULE). On a
-    model (a BuiltModelSession or ModelProblem), see model_lr_sweep."""
+    final loss, status and convergence step per lr, and the best lr (BEST_LR_RULE). dtype: as
+    basins'. On a model (a BuiltModelSession or ModelProblem), see model_lr_sweep."""
     if not isinstance(surface, Surface):
         if start is not None:
             raise BatchError("a model's runs start from its initial weights, not a point")
+        if dtype != DEFAULT_DTYPE:
+            raise BatchError("a model's runs compute in float64 (each equals `main.py train`)")
         return model_lr_sweep(surface, optimizer_call, lrs, steps, frozen, state)
-    return _sweep(surface, optimizer_call, lrs, None, None, steps, start, state, frozen)
+    return _sweep(surface, optimizer_call, lrs, None, None, steps, start, state, frozen, dtype)
 
 
 def trainability_map(surface: Surface, optimizer_call: str | tuple[str, dict[str, Any]],
                      param_name: str, values: Sequence[float], lrs: Sequence[float], steps: int,
                      start: Point | None = None, state: ProgressState | None = None,
-                     frozen: Sequence[str] = ()) -> Sweep:
+                     frozen: Sequence[str] = (), dtype: str = DEFAULT_DTYPE) -> Sweep:
     """One run per (value of `param_name`, lr) cell from one start, one param group each; rows
     are the values, columns the lrs. param_name: a hyperparameter (momentum, alpha, ...), or
     beta1 / beta2 for an element of betas. On a model, see model_trainability_map."""
     if not isinstance(surface, Surface):
         if start is not None:
             raise BatchError("a model's runs start from its initial weights, not a point")
+        if dtype != DEFAULT_DTYPE:
+            raise BatchError("a model's runs compute in float64 (each equals `main.py train`)")
         return model_trainability_map(surface, optimizer_call, param_name, values, lrs, steps,
                                       frozen, state)
-    return _sweep(surface, optimizer_call, lrs, param_name, values, steps, start, state, frozen)
+    return _sweep(surface, optimizer_call, lrs, param_name, values, steps, start, state, frozen,
+                  dtype)
 
 
 # --- model mode: the same sweep trains copies of the model ---------------------------------------
@@ -531,7 +610,7 @@ def _model_sweep(model: Any, optimizer_call: str | tuple[str, dict[str, Any]],
                  steps: int, frozen: Sequence[str], state: ProgressState | None,
                  loss_tolerance: float | None) -> ModelSweep:
     problem, model_text, data_text = _model_problem(model)
-    name, base = _optimizer(optimizer_call)
+    name, base = optimizer_setting(optimizer_call)
     problem.check_names(frozen)
     lr_axis = np.asarray(list(lrs), dtype=np.float64)
     rows: list[float | None] = [None] if param is None else [

@@ -4,6 +4,13 @@ a few lines.
 `sweep` runs on a surface (--surface / --formula) or, without either, in model mode with the
 model options of `train` (core/model_cli.py's own, imported: data, model, loss, batches, split,
 seed); `lrfind` is the learning-rate range test (core/lr_finder.py) on the same model options.
+`basins --out film.gif|.mp4|.webp|.apng` writes the basin map filling in as a film
+(core/basin_animation.py): the frames are drawn by gui/basin_animation.py, which core must not
+import, so main.py passes its writer in (`run_basins_command(args, write_film=...)`).
+
+The work runs torch on one intra-op thread (core.batch.one_torch_thread; the count is put back
+after): the batches are element-wise, and on a busy 2-core machine a second thread made a
+65536-start step 30-50x slower.
 
 Importing this module loads no torch; the run_* functions do. Bad input raises a
 PlaygroundError (a ValueError) with one line, which main.py prints with exit status 2.
@@ -14,10 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 OUT_SUFFIXES = (".json", ".csv")
+FILM_SUFFIXES = (".gif", ".mp4", ".webp", ".apng")  # core.animation.FORMATS
+FILM_OPTIONS = ("fps", "steps_per_frame", "frames", "size")
 PICTURE_SUFFIXES = (".png", ".svg")
 SWEEP_TABLE_ROWS = 60  # a longer sweep prints the best cell and a summary, not every row
 
@@ -31,7 +41,9 @@ def _add_common(parser: argparse.ArgumentParser, model_mode: bool = False) -> No
     fmt = parser.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print one JSON object")
     fmt.add_argument("--out", metavar="FILE",
-                     help="write .json or .csv (.png / .svg are not yet available)")
+                     help="write .json or .csv (.png / .svg are not yet available)"
+                          + ("" if model_mode else "; basins also a film: .gif, .mp4, .webp, "
+                                                   ".apng"))
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -45,8 +57,16 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                              "a parameter name (0.weight) or a layer index; repeatable")
 
 
+def _add_dtype(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                        help="what the batch computes in: float64 (default; every cell equals "
+                             "`run` from its start) or float32 (faster, less exact; the JSON "
+                             "says which)")
+
+
 def add_basins_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `basins`: the surface, --optimizer, --grid, --steps, ranges, output."""
+    """The options of `basins`: the surface, --optimizer, --grid, --steps, ranges, --dtype,
+    output, and a film's --fps / --steps-per-frame / --frames / --size."""
     _add_common(parser)
     parser.add_argument("--grid", type=int, default=64, metavar="N",
                         help="N x N starts (2 to 512, default 64), row-major: y then x")
@@ -54,6 +74,17 @@ def add_basins_arguments(parser: argparse.ArgumentParser) -> None:
                         help="x range of the grid (default the surface's; with --formula also "
                              "its region, default -3,3)")
     parser.add_argument("--y-range", metavar="C,D", help="y range of the grid (as --x-range)")
+    _add_dtype(parser)
+    film = parser.add_argument_group("a film (--out FILE.gif, .mp4, .webp or .apng): the map "
+                                     "filling in as the starts are stepped")
+    film.add_argument("--fps", type=int, default=None, metavar="N",
+                      help="frames per second (default 10; a GIF at most 50)")
+    film.add_argument("--steps-per-frame", type=int, default=None, metavar="K",
+                      help="optimizer steps between frames (default: about 100 frames)")
+    film.add_argument("--frames", type=int, default=None, metavar="N",
+                      help="the number of frames, the start included")
+    film.add_argument("--size", default=None, metavar="W,H",
+                      help="the film's size in pixels, W,H or WxH (default 800,600)")
 
 
 def _add_model_group(parser: argparse.ArgumentParser, title: str, steps: int) -> None:
@@ -96,6 +127,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                                                        "surface's)")
     parser.add_argument("--x-range", metavar="A,B", help="x range for --formula (default -3,3)")
     parser.add_argument("--y-range", metavar="C,D", help="y range for --formula (default -3,3)")
+    _add_dtype(parser)
 
 
 def _error(message: str) -> Exception:
@@ -135,11 +167,13 @@ def _surface(args: argparse.Namespace) -> Any:
     return surface_from_formula(args.formula, **ranges)
 
 
-def _out_path(args: argparse.Namespace) -> Path | None:
+def _out_path(args: argparse.Namespace, films: bool = False) -> Path | None:
     if not args.out:
         return None
     out = Path(args.out)
     suffix = out.suffix.lower()
+    if films and suffix in FILM_SUFFIXES:
+        return out
     if suffix in PICTURE_SUFFIXES:
         raise _error(f"{suffix} pictures of {args.command_name} are not yet available; "
                      "write .json or .csv")
@@ -158,22 +192,94 @@ def _write(out: Path, result: Any) -> str:
     return f"wrote {out}"
 
 
-def run_basins_command(args: argparse.Namespace) -> str:
-    """The text `basins` prints: JSON with --json, "wrote FILE" with --out, else a summary."""
+def wants_film(args: argparse.Namespace) -> bool:
+    """Whether `basins` was asked for a film (--out with a film's suffix)."""
+    return bool(getattr(args, "out", None)) and Path(args.out).suffix.lower() in FILM_SUFFIXES
+
+
+FilmWriter = Callable[..., Any]
+"""write_film(film: BasinFilm, path, *, fps, steps_per_frame, frames, size) -> Path: what draws
+and encodes a basin film (gui.basin_animation.write_basin_film; main.py passes it)."""
+
+
+def run_basins_command(args: argparse.Namespace, write_film: FilmWriter | None = None) -> str:
+    """The text `basins` prints: JSON with --json, "wrote FILE" with --out (a film with a
+    film's suffix, drawn by `write_film`), else a summary. On one torch thread."""
+    from core.batch import one_torch_thread
     from core.many import basins
 
     args.command_name = "basins"
-    out = _out_path(args)  # a wrong suffix is refused before any work
+    out = _out_path(args, films=True)  # a wrong suffix is refused before any work
+    film = out is not None and out.suffix.lower() in FILM_SUFFIXES
+    if not film:
+        for option in FILM_OPTIONS:
+            if getattr(args, option, None) is not None:
+                raise _error(f"--{option.replace('_', '-')} goes with a film (--out "
+                             f"{', '.join(FILM_SUFFIXES)})")
     surface = _surface(args)
     x_range = _pair(args.x_range, "--x-range") if args.x_range and args.surface else None
     y_range = _pair(args.y_range, "--y-range") if args.y_range and args.surface else None
-    result = basins(surface, args.optimizer, args.grid, args.steps, x_range, y_range,
-                    frozen=args.freeze)
+    dtype = getattr(args, "dtype", "float64")
+    if film:
+        assert out is not None
+        return _basins_film(args, out, surface, x_range, y_range, dtype, write_film)
+    with one_torch_thread():
+        result = basins(surface, args.optimizer, args.grid, args.steps, x_range, y_range,
+                        frozen=args.freeze, dtype=dtype)
     if args.json:
         return json.dumps(result.to_json(), indent=1, allow_nan=False)
     if out is not None:
         return _write(out, result)
     return _basins_table(result)
+
+
+def _film_size(text: str | None) -> tuple[int, int]:
+    if text is None:
+        return 800, 600
+    parts = text.lower().replace(" ", "").replace("x", ",").split(",")
+    try:
+        width, height = (int(v) for v in parts)
+    except ValueError:
+        raise _error(f"--size must be two whole numbers like 800,600 or 800x600 "
+                     f"(got {text!r})") from None
+    return width, height
+
+
+def _basins_film(args: argparse.Namespace, out: Path, surface: Any, x_range: Any, y_range: Any,
+                 dtype: str, write_film: FilmWriter | None) -> str:
+    """The basin film: every bound checked (core.basin_animation, core.animation) before any
+    stepping, then drawn and written atomically by `write_film`."""
+    from core.animation import check_writable
+    from core.basin_animation import BasinFilm, check_basin_plan, check_basin_work, \
+        plan_basin_animation
+    from core.batch import one_torch_thread
+    from core.many import check_dtype, optimizer_setting
+
+    if args.json:
+        raise _error("--json prints the map's cells; a film is written with --out")
+    if write_film is None:
+        raise _error(f"{out.suffix} films are drawn by main.py (python main.py basins ... "
+                     f"--out {out.name})")
+    fps = 10 if args.fps is None else args.fps
+    if fps < 1:
+        raise _error(f"--fps must be 1 or more (got {fps})")
+    if args.steps_per_frame is not None and args.steps_per_frame < 1:
+        raise _error(f"--steps-per-frame must be 1 or more (got {args.steps_per_frame})")
+    width, height = _film_size(args.size)
+    call = optimizer_setting(args.optimizer)
+    check_dtype(dtype)
+    check_basin_work(args.grid, args.steps)
+    plan = plan_basin_animation(args.steps, fps=fps, steps_per_frame=args.steps_per_frame,
+                                frames=args.frames)
+    check_basin_plan(plan, width, height, out.suffix)
+    check_writable(out)
+    film = BasinFilm(surface, call, args.grid, args.steps, x_range, y_range,
+                     tuple(args.freeze), dtype)
+    with one_torch_thread():
+        write_film(film, out, fps=fps, steps_per_frame=plan.steps_per_frame,
+                   frames=args.frames, size=(width, height))
+    return (f"wrote {out} ({plan.frame_count} frames, {plan.steps_per_frame} steps per frame, "
+            f"{args.grid} x {args.grid} starts)")
 
 
 def _basins_table(result: Any) -> str:
@@ -226,7 +332,9 @@ def _log_axis(text: str, what: str) -> Any:
 
 
 def run_sweep_command(args: argparse.Namespace) -> str:
-    """The text `sweep` prints: JSON with --json, "wrote FILE" with --out, else a table."""
+    """The text `sweep` prints: JSON with --json, "wrote FILE" with --out, else a table. On
+    one torch thread."""
+    from core.batch import one_torch_thread
     from core.many import is_log_axis, linear_spaced, lr_sweep, trainability_map
 
     args.command_name = "sweep"
@@ -236,7 +344,11 @@ def run_sweep_command(args: argparse.Namespace) -> str:
     lrs = _log_axis(args.lr, "--lr")
     model_mode = not (args.surface or args.formula)
     extra: dict[str, Any] = {}
+    dtype = getattr(args, "dtype", "float64")
     if model_mode:
+        if dtype != "float64":
+            raise _error("--dtype float32 is for a surface; a model's runs compute in float64 "
+                         "(each equals `train`)")
         problem, frozen = _model_built(args)
         start = None
         extra["loss_tolerance"] = args.tolerance
@@ -257,20 +369,24 @@ def run_sweep_command(args: argparse.Namespace) -> str:
             values = _log_axis(axis, f"--param {name}")
         else:
             values = linear_spaced(*parse_axis(axis, f"--param {name}"))
-        if model_mode:
+    else:
+        name, values = None, None
+    with one_torch_thread():
+        if name is not None and model_mode:
             from core.many import model_trainability_map
 
             result = model_trainability_map(problem, optimizer, name, values, lrs, args.steps,
                                             frozen, **extra)
-        else:
+        elif name is not None:
             result = trainability_map(problem, optimizer, name, values, lrs, args.steps, start,
-                                      frozen=frozen)
-    elif model_mode:
-        from core.many import model_lr_sweep
+                                      frozen=frozen, dtype=dtype)
+        elif model_mode:
+            from core.many import model_lr_sweep
 
-        result = model_lr_sweep(problem, optimizer, lrs, args.steps, frozen, **extra)
-    else:
-        result = lr_sweep(problem, optimizer, lrs, args.steps, start, frozen=frozen)
+            result = model_lr_sweep(problem, optimizer, lrs, args.steps, frozen, **extra)
+        else:
+            result = lr_sweep(problem, optimizer, lrs, args.steps, start, frozen=frozen,
+                              dtype=dtype)
     if args.json:
         return json.dumps(result.to_json(), indent=1, allow_nan=False)
     if out is not None:
@@ -338,7 +454,9 @@ def add_lrfind_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_lrfind_command(args: argparse.Namespace) -> str:
-    """The text `lrfind` prints: JSON with --json, "wrote FILE" with --out, else a summary."""
+    """The text `lrfind` prints: JSON with --json, "wrote FILE" with --out, else a summary. On
+    one torch thread."""
+    from core.batch import one_torch_thread
     from core.lr_finder import RULES, range_test
 
     args.command_name = "lrfind"
@@ -347,8 +465,9 @@ def run_lrfind_command(args: argparse.Namespace) -> str:
     args.optimizer = [optimizer]
     args.start = args.x_range = args.y_range = None
     built, frozen = _model_built(args)
-    result = range_test(built, optimizer, args.low, args.high, args.steps,
-                        args.stop_factor, args.beta, frozen)
+    with one_torch_thread():
+        result = range_test(built, optimizer, args.low, args.high, args.steps,
+                            args.stop_factor, args.beta, frozen)
     if args.json:
         return json.dumps(result.to_json(), indent=1, allow_nan=False)
     if out is not None:

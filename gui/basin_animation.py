@@ -138,18 +138,29 @@ class BasinAnimationExport(FilmExport):
             self._picture = None
 
 
+def write_basin_film(film: BasinFilm, path: str | Path, *, fps: int = DEFAULT_FPS,
+                     steps_per_frame: int | None = None, frames: int | None = None,
+                     size: tuple[int, int] = DEFAULT_SIZE,
+                     state: ProgressState | None = None) -> Path:
+    """Write `film` (a BasinFilm: what the Basins tab or `main.py basins` maps) as an animation
+    (.gif, .mp4, .webp, .apng), on this thread. Raises AnimationError / BatchError (one line)
+    for what cannot be made, before any drawing; `state` may cancel (nothing is written)."""
+    check_writable(Path(path))
+    plan: AnimationPlan = plan_basin_animation(film.steps, fps=fps,
+                                               steps_per_frame=steps_per_frame, frames=frames)
+    return BasinAnimationExport(film.replay(plan), path, *size).run(state)
+
+
 def write_basin_animation(surface: Surface, optimizer_call: str | tuple[str, dict[str, Any]],
                           path: str | Path, *, grid: int = 64, steps: int = 200,
                           fps: int = DEFAULT_FPS, steps_per_frame: int | None = None,
                           frames: int | None = None, size: tuple[int, int] = DEFAULT_SIZE,
                           x_range: Range | None = None, y_range: Range | None = None,
-                          frozen: Sequence[str] = (),
+                          frozen: Sequence[str] = (), dtype: str = "float64",
                           state: ProgressState | None = None) -> Path:
     """Write the basin map of `grid` x `grid` starts filling in over `steps` steps as an
-    animation (.gif, .mp4, .webp, .apng), on this thread. Raises AnimationError / BatchError
-    (one line) for what cannot be made, before any drawing; `state` may cancel."""
-    check_writable(Path(path))
-    plan: AnimationPlan = plan_basin_animation(steps, fps=fps, steps_per_frame=steps_per_frame,
-                                               frames=frames)
-    film = BasinFilm(surface, optimizer_call, grid, steps, x_range, y_range, tuple(frozen))
-    return BasinAnimationExport(film.replay(plan), path, *size).run(state)
+    animation (.gif, .mp4, .webp, .apng), on this thread (write_basin_film of that film)."""
+    film = BasinFilm(surface, optimizer_call, grid, steps, x_range, y_range, tuple(frozen),
+                     dtype)
+    return write_basin_film(film, path, fps=fps, steps_per_frame=steps_per_frame,
+                            frames=frames, size=size, state=state)
