@@ -14,6 +14,10 @@ tensors where that run holds them, or the reference run's current weights; the r
 the selected one, and its freezes say which parameters may move. Paths come from each run's
 Trajectory when it holds every parameter in full (small models), else from snapshots this view
 takes after every batch of steps (`PathRecorder`).
+
+Hovering the picture shows the exact loss at the cursor's (α, β) (or the two scalars), not the
+nearest grid point's: one plain forward pass of the picture's own centre model at that point
+(core.landscape.loss_at_point, under torch.no_grad()), throttled.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import copy
 import html
 import math
+import time
 import weakref
 from dataclasses import dataclass
 
@@ -30,12 +35,14 @@ import torch
 from PySide6.QtCore import QPointF, QRectF, QSignalBlocker, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QGraphicsItem, QHBoxLayout,
-                               QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+                               QLabel, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout,
+                               QWidget)
 from torch import nn
 
 from core.landscape import (COVER_MARGIN, KINDS, Landscape, LandscapeError, Placement,
-                            landscape_around)
+                            landscape_around, loss_at_point)
 from core.model_session import flat_parameters
+from core.problems.model import ParameterLayout, parameters_vector
 from core.run import Run
 from gui.model.controller import ModelController
 from gui.surface_view import (CONTOUR_PEN, N_CONTOURS, SURFACE_COLORMAP, THIN_ABOVE,
@@ -58,6 +65,13 @@ AUTO_EXACT_COST = 101 * 101 * 1000
 TOO_WIDE = 3.0  # an exact grid this many times wider than its paths need is computed again
 PATH_CAPACITY = 5000  # snapshots kept per run before every second older one is dropped
 PATHS_HZ = 10
+# The hover evaluates the loss at the cursor's exact point (one forward pass over the training
+# rows, under no_grad): at most HOVER_HZ times a second, and no more often than HOVER_SHARE of
+# the time (an evaluation that took d seconds waits d / HOVER_SHARE before the next). A model
+# and data so large that one evaluation takes over HOVER_MAX_S hover the nearest grid point.
+HOVER_HZ = 20
+HOVER_SHARE = 0.25
+HOVER_MAX_S = 0.1
 NO_GRAD_TEXT = "the grid is evaluated under torch.no_grad(), in eval mode, on every training row"
 
 
@@ -369,6 +383,13 @@ class LandscapeView(QWidget):
         self._job_centre = self.computed_centre = ""  # θ₀ in words, for the status line
         self._exact_possible = False
         self._user_chose_kind = False
+        # the centre model, loss and rows of the job that is running / of the picture shown:
+        # the hover evaluates the picture's own model, also when it is out of date
+        self._job_inputs: tuple | None = None
+        self._hover_inputs: tuple | None = None
+        self._hover_scene_pos: QPointF | None = None
+        self._hover_slow = False  # one evaluation took longer than HOVER_MAX_S
+        self.hover_point: tuple[float, float, float] | None = None  # (x, y, exact loss)
 
         self.kind_box = QComboBox()
         for kind in KINDS:
@@ -430,6 +451,9 @@ class LandscapeView(QWidget):
         self.plane_label.setWordWrap(True)
         self.hover_label = QLabel("")
         self.hover_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # one line, fixed: the plot must not move under the cursor as the text comes and goes
+        self.hover_label.setFixedHeight(self.hover_label.fontMetrics().lineSpacing() + 4)
+        self.hover_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(controls)
@@ -439,6 +463,7 @@ class LandscapeView(QWidget):
         layout.addWidget(self.status_label)
         layout.addWidget(self.hover_label)
         self._paths_throttle = Throttle(self.update_paths, PATHS_HZ, self)
+        self._hover_throttle = Throttle(self._update_hover, HOVER_HZ, self)
 
         self.compute_button.clicked.connect(self.compute)
         self.kind_box.activated.connect(self._on_kind_pick)
@@ -569,6 +594,7 @@ class LandscapeView(QWidget):
                                                  grid=grid, span=span, cover_paths=cover,
                                                  seed=seed, state=state), parent=self)
         self.job, self._job_key = job, self.context_key()
+        self._job_inputs = (model, loss_fn, X, y)
         self._job_centre = self.centre_text()
         job.sigFinished.connect(lambda result, j=job: self._on_job_finished(j, result))
         job.sigFailed.connect(lambda message, j=job: self._on_job_failed(j, message))
@@ -603,6 +629,8 @@ class LandscapeView(QWidget):
         self.landscape = landscape
         self.computed_key = self._job_key
         self.computed_centre = self._job_centre
+        self._hover_inputs, self._hover_slow = self._job_inputs, False
+        self.hover_point = None
         self.picture.show_landscape(landscape)
         self.stale = self.computed_key != self.context_key()
         self._show_status()
@@ -754,20 +782,58 @@ class LandscapeView(QWidget):
             self.compute()
 
     def _on_mouse_move(self, scene_pos: QPointF) -> None:
+        self._hover_scene_pos = scene_pos
+        self._hover_throttle.request()  # the newest position lands, a few times a second
+
+    def point_at(self, x: float, y: float) -> torch.Tensor:
+        """The flat parameters at (x, y) of the picture: θ₀ with its two trainable scalars set
+        to (x, y) (exact), or θ₀ + x·d₁ + y·d₂ with frozen entries held (a slice), as
+        core/landscape.py builds its grid points."""
+        assert self.landscape is not None and self._hover_inputs is not None
+        model = self._hover_inputs[0]
+        if self.landscape.indices is not None:
+            i, j = self.landscape.indices
+            flat = parameters_vector(model)
+            flat[i], flat[j] = x, y
+            return flat
+        d = self.landscape.directions
+        assert d is not None
+        mask = ParameterLayout.of(model).trainable_mask().to(torch.float64)
+        return d.centre.to(torch.float64) + x * (d.d1 * mask) + y * (d.d2 * mask)
+
+    def _update_hover(self) -> None:
+        scene_pos = self._hover_scene_pos
         vb = self.picture.plot_item.getViewBox()
-        if not vb.sceneBoundingRect().contains(scene_pos):
+        found = None
+        if scene_pos is not None and vb.sceneBoundingRect().contains(scene_pos):
+            p = vb.mapSceneToView(scene_pos)
+            x, y = p.x(), p.y()
+            found = self.picture.value_at(x, y)  # None outside the grid
+        if found is None or self.landscape is None:
+            self.hover_point = None
             self.hover_label.setText("")
             return
-        p = vb.mapSceneToView(scene_pos)
-        found = self.picture.value_at(p.x(), p.y())
-        if found is None:
-            self.hover_label.setText("")
+        g = self.landscape.grid
+        slice_names = (g.x_name, g.y_name) == ("alpha", "beta")
+        xn, yn = ("α", "β") if slice_names else (g.x_name, g.y_name)
+        if self._hover_inputs is None or self._hover_slow:
+            gx, gy, loss = found
+            self.hover_point = None
+            self.hover_label.setText(f"{xn} = {gx:.5g}, {yn} = {gy:.5g}: loss {loss:.6g} "
+                                     "(the nearest grid point; this model is too large to "
+                                     "evaluate on hover)")
             return
-        x, y, loss = found
-        g = self.landscape.grid if self.landscape is not None else None
-        xn, yn = (g.x_name, g.y_name) if g is not None else ("alpha", "beta")
-        self.hover_label.setText(f"{xn} = {x:.5g}, {yn} = {y:.5g}: loss {loss:.6g} "
-                                 "(nearest grid point)")
+        model, loss_fn, X, y_rows = self._hover_inputs
+        started = time.perf_counter()
+        loss = loss_at_point(model, loss_fn, X, y_rows, self.point_at(x, y))  # no_grad, eval
+        took = time.perf_counter() - started
+        self._hover_slow = took > HOVER_MAX_S
+        self._hover_throttle.interval_ms = max(int(1000 / HOVER_HZ),
+                                               int(1000 * took / HOVER_SHARE))
+        self.hover_point = (x, y, loss)
+        self.hover_label.setText(f"{xn} = {x:.5g}, {yn} = {y:.5g}: loss {loss:.6g}, exact at "
+                                 f"({xn}, {yn}) (evaluated under torch.no_grad() on every "
+                                 "training row)")
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         self.shutdown()

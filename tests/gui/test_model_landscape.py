@@ -244,18 +244,72 @@ def test_freezing_all_but_two_scalars_offers_exact(qtbot, cleanup):
     assert exact.isEnabled()
 
 
-def test_hover_shows_the_point_and_its_loss(qtbot, cleanup):
+def _hover(view: LandscapeView, x: float, y: float) -> None:
+    vb = view.picture.plot_item.getViewBox()
+    view.graphics.scene().sigMouseMoved.emit(vb.mapViewToScene(QPointF(x, y)))
+
+
+def test_hover_shows_the_exact_loss_at_the_cursor_not_the_nearest_grid_point(qtbot, cleanup):
     view = _view(qtbot, LINE)
     cleanup.append(view)
     assert view.wait_for_job(30.0)
     grid = view.landscape.grid
-    w, b = grid.x_values[10], grid.y_values[40]
-    vb = view.picture.plot_item.getViewBox()
-    view.graphics.scene().sigMouseMoved.emit(vb.mapViewToScene(QPointF(w, b)))
+    # halfway between grid points, where the nearest one's loss is not the loss here
+    w = (grid.x_values[10] + grid.x_values[11]) / 2
+    b = (grid.y_values[40] + grid.y_values[41]) / 2
+    _hover(view, w, b)
+    qtbot.waitUntil(lambda: view.hover_point is not None, timeout=5000)
+    x, y, loss = view.hover_point
+    assert x == pytest.approx(w, rel=1e-9) and y == pytest.approx(b, rel=1e-9)
+    expected = _plain_linear_loss(view.controller.problem.X, view.controller.problem.y, x, y)
+    assert loss == pytest.approx(expected, rel=1e-14)
+    assert loss != pytest.approx(float(grid.loss[40, 10]), rel=1e-6)
     text = view.hover_label.text()
-    expected = _plain_linear_loss(view.controller.problem.X, view.controller.problem.y, w, b)
-    assert f"0.weight = {w:.5g}" in text and f"0.bias = {b:.5g}" in text
-    assert f"loss {expected:.6g}" in text
+    assert f"0.weight = {x:.5g}" in text and f"0.bias = {y:.5g}" in text
+    assert f"loss {expected:.6g}, exact at (0.weight, 0.bias)" in text
+    assert "nearest grid point" not in text
+    # outside the grid: nothing
+    _hover(view, grid.x_values[-1] + 10, b)
+    qtbot.waitUntil(lambda: view.hover_label.text() == "", timeout=5000)
+    assert view.hover_point is None
+
+
+def test_hover_on_a_slice_is_a_plain_functional_call_at_theta0_plus_alpha_d1_beta_d2(
+        qtbot, cleanup):
+    view = _view(qtbot, MOONS)
+    cleanup.append(view)
+    for _ in range(5):
+        view.controller.step_once()
+    _choose(view, "random")
+    _compute(view)
+    grid, d = view.landscape.grid, view.landscape.directions
+    problem = view.controller.problem
+    model = copy.deepcopy(problem.model).eval()
+    vb = view.picture.plot_item.getViewBox()
+    for alpha, beta in ((0.137, -0.291), (-0.402, 0.055)):
+        scene = vb.mapViewToScene(QPointF(alpha, beta))
+        view.graphics.scene().sigMouseMoved.emit(scene)
+
+    def newest_landed() -> bool:  # (the layout may settle in between: map it as it is now)
+        p = vb.mapSceneToView(scene)
+        return view.hover_point is not None and view.hover_point[:2] == (p.x(), p.y())
+
+    qtbot.waitUntil(newest_landed, timeout=5000)
+    a, b, loss = view.hover_point
+    theta = d.centre + a * d.d1 + b * d.d2
+    params, start = {}, 0
+    for name, p in model.named_parameters():
+        params[name] = theta[start:start + p.numel()].reshape(p.shape)
+        start += p.numel()
+    with torch.no_grad():
+        expected = float(nn.BCEWithLogitsLoss()(
+            torch.func.functional_call(model, params, (problem.X,)), problem.y))
+    assert loss == pytest.approx(expected, rel=1e-13)
+    j = int(np.abs(grid.x_values - a).argmin())
+    i = int(np.abs(grid.y_values - b).argmin())
+    assert loss != pytest.approx(float(grid.loss[i, j]), rel=1e-9)  # not the grid point's
+    assert f"α = {a:.5g}, β = {b:.5g}: loss {expected:.6g}, exact at (α, β)" in \
+        view.hover_label.text()
 
 
 def test_the_workspace_has_a_landscape_tab(qtbot):
