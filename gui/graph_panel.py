@@ -33,10 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, QSignalBlocker, Qt, QTimer
+from PySide6.QtCore import QSignalBlocker, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QFontDatabase, QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
-    QFileDialog,
     QFrame,
     QGroupBox,
     QHBoxLayout,
@@ -44,24 +43,23 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSizePolicy,
     QSplitter,
-    QStackedWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from core.analysis import LocalAnalysis, grid_timing, local_analysis
-from core.errors import ExportError
 from core.graph import (AutogradGraph, GraphLayout, GraphSize, LossFn, build_graph,
                         compute_layout, graph_size, structure_key)
 from core.run import Run
 from core.surfaces import Surface
 from gui.controller import Controller
-from gui.graph_view import GraphView, render_graph
-from gui.throttle import Throttle
+from gui.graph_panel_base import (BUSY_DELAY_MS, BUSY_TEXT, REFRESH_HZ,  # noqa: F401
+                                  ask_export_path)  # (were defined here: still importable)
+from gui.graph_panel_base import (ERROR_STYLE, NOTE_STYLE, LiveGraphPane, busy_label,
+                                  export_message_label, step_title)
 from gui.worker import Job, JobProgress, JobState
 
-REFRESH_HZ = 4  # live rebuilds of the graph per second, at most
 AUTOPLAY_MS = 900  # one backward node per this many ms when "Play" is on
 GRID_N = 300  # the no_grad readout times a grid as fine as the surface picture's
 LAZY_MEASURE_MS = 150  # after the panel is shown, before timing the grid
@@ -70,13 +68,11 @@ SIDE_WIDTH = 380  # px: the side column's widest text (the timing table) and a s
 # The most nodes the panel draws: the drawing (boxes, arrows through every layer they cross) is
 # built and painted on the GUI thread, and past this it takes more than a few frames.
 MAX_DRAWN_NODES = 300
-BUSY_DELAY_MS = 100  # a graph still being built after this long says so
 # While the race plays, a drawn graph with more nodes than this is brought up to date when it
 # pauses, not 4 times a second: its extraction (~0.1 ms a node) would take the GIL from the GUI
 # thread's own stepping, which waits for it at every torch call (a worker does not help there).
 LIVE_MAX_NODES = 100
 BIG_WHILE_PLAYING = "a big graph: brought up to date when the race pauses"
-BUSY_TEXT = "laying out the graph…"
 
 NO_RUN = "No run selected: select a run to see the autograd graph of its loss."
 STEP_HINT = ("Follow loss.backward() node by node: each node multiplies the gradient that "
@@ -86,19 +82,6 @@ PAUSED = "Live updates paused while stepping: Reset resumes them."
 NO_GRAD_NOTE = ("The surface picture is computed under torch.no_grad(): gradient tracking off, "
                 "so autograd records no graph and keeps no tensors for a backward pass the "
                 "picture never needs. The same grid with tracking on:")
-ERROR_STYLE = "color: #c0392b;"
-NOTE_STYLE = "color: #555;"
-
-
-def ask_export_path(parent: QWidget, fmt: str, name: str = "autograd_graph") -> Path | None:
-    """The file a graph is exported to, asked with a save dialog: `fmt` ("png" or "svg") is
-    added when the name lacks it. None when the user cancels. (The race's panel, the lab's graph
-    tab and the model's graph panel share it, and render_graph.)"""
-    path, _ = QFileDialog.getSaveFileName(parent, f"Export the graph as {fmt.upper()}",
-                                          f"{name}.{fmt}", f"{fmt.upper()} (*.{fmt})")
-    if not path:
-        return None
-    return Path(path if Path(path).suffix.lower() == "." + fmt else path + "." + fmt)
 
 
 def too_big_text(nodes: int) -> str:
@@ -297,7 +280,7 @@ def _wrapped(text: str = "", style: str = "") -> QLabel:
     return label
 
 
-class GraphPanel(QWidget):
+class GraphPanel(LiveGraphPane):
     """The autograd graph of the selected run's loss at its current point, and around it.
 
     Public parts, for the window and for tests: `view` (the GraphView), `graph` (the
@@ -317,32 +300,20 @@ class GraphPanel(QWidget):
     sigRunChanged, sigRunsChanged and sigSurfaceChanged.
     """
 
+    NOTHING_TO_EXPORT = "Nothing to export: select a run first."
+
     def __init__(self, controller: Controller, *, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.controller = controller
+        super().__init__(controller, parent=parent, empty_text=NO_RUN)
         self.graph: AutogradGraph | None = None
         self.analysis: LocalAnalysis | None = None
         self.timing: dict[str, float] | None = None
-        self.step: int | None = None
         self._run: Run | None = None  # the run the graph was built for
-        self._key: tuple[Any, ...] | None = None  # structure_key of the graph shown
-        self._dirty = True  # the run moved (or changed) since the last refresh
-        self._auto_fit = True  # refit on resize until the user pans or zooms
         self._timing_surface: Surface | None = None  # the surface `timing` was measured on
         self.too_big = False
         self.graph_size: GraphSize | None = None  # of the graph at the point shown
-        self._layout: GraphLayout | None = None  # the layout drawn (for exports)
-        self._generation = 0  # bumped whenever what the graph depends on changes, but a step
-        self._serial = 0  # of the last request
         self._shown_serial = -1  # of the result shown
         self._shown_request: _Request | None = None
-        self._job: Job | None = None  # the graph job running, if any
-        self._again = False  # a refresh was asked for while the job ran
         self._measure_job: Job | None = None
-        self._busy_timer = QTimer(self)
-        self._busy_timer.setSingleShot(True)
-        self._busy_timer.setInterval(BUSY_DELAY_MS)
-        self._busy_timer.timeout.connect(self._on_busy_timeout)
 
         self._build_header()
         self._build_graph_area()
@@ -363,7 +334,6 @@ class GraphPanel(QWidget):
         layout.addLayout(self._header_row)
         layout.addWidget(splitter, 1)
 
-        self._throttle = Throttle(self.refresh, REFRESH_HZ, self)
         self._autoplay = QTimer(self)
         self._autoplay.setInterval(AUTOPLAY_MS)
         self._autoplay.timeout.connect(self._on_autoplay_tick)
@@ -374,10 +344,6 @@ class GraphPanel(QWidget):
         self._lazy_measure.setInterval(LAZY_MEASURE_MS)
         self._lazy_measure.timeout.connect(self._measure_if_stale)
 
-        controller.sigStepped.connect(self._on_stepped_change)
-        controller.sigSelectionChanged.connect(self._on_selection_change)
-        controller.sigRunChanged.connect(self._on_run_change)
-        controller.sigRunsChanged.connect(self._on_runs_change)
         controller.sigSurfaceChanged.connect(self._on_surface_change)
         controller.sigPlayingChanged.connect(self._on_playing_change)
         self._update_step_controls()
@@ -400,11 +366,7 @@ class GraphPanel(QWidget):
         self.svg_button = _button("SVG…")
         self.svg_button.setToolTip("Export the graph as an SVG drawing")
         self.svg_button.clicked.connect(lambda: self.export_dialog("svg"))
-        # Always there, with room for its text, so that it never moves the buttons beside it.
-        self.busy_label = QLabel()
-        self.busy_label.setStyleSheet(NOTE_STYLE)
-        self.busy_label.setFixedWidth(self.busy_label.fontMetrics().horizontalAdvance(BUSY_TEXT)
-                                      + 12)
+        self.busy_label = busy_label()
         self._header_row = QHBoxLayout()
         self._header_row.setContentsMargins(2, 0, 0, 0)
         self._header_row.addWidget(self.header, 1)
@@ -413,28 +375,13 @@ class GraphPanel(QWidget):
             self._header_row.addWidget(button)
 
     def _build_graph_area(self) -> None:
-        self.view = GraphView()
-        # Scroll bars hidden (dragging still pans): the fitted graph gets every pixel.
-        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.view.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.view.viewport().installEventFilter(self)
-        self.empty_label = QLabel(NO_RUN)
-        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty_label.setWordWrap(True)
-        self.empty_label.setStyleSheet(NOTE_STYLE)
-        self.graph_stack = QStackedWidget()
-        self.graph_stack.addWidget(self.view)
-        self.graph_stack.addWidget(self.empty_label)
-        # One line under the graph for the outcome of an export (an error stays until the next).
-        self.message = QLabel()
-        self.message.setWordWrap(True)
-        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.message.hide()
+        self.graph_stack = self.stack  # the view or the empty label (GraphPane's), by its name here
+        self.message = export_message_label()  # under the graph: the outcome of an export
         self._left = QWidget()
         left = QVBoxLayout(self._left)
         left.setContentsMargins(0, 0, 0, 0)
         left.setSpacing(3)
-        left.addWidget(self.graph_stack, 1)
+        left.addWidget(self.stack, 1)
         left.addWidget(self.message)
 
     def _build_side_column(self) -> None:
@@ -523,13 +470,6 @@ class GraphPanel(QWidget):
 
     # --- controller -> panel ------------------------------------------------------------------
 
-    def _on_stepped_change(self) -> None:
-        """Rebuild now if the last rebuild is old enough, otherwise once the interval is up;
-        hidden or stepping through backward: only note that the graph is out of date."""
-        self._dirty = True
-        if self.step is None and not self._waits_for_pause():
-            self._throttle.request()
-
     def _waits_for_pause(self) -> bool:
         """A big drawn graph while the race plays: updated when it pauses (LIVE_MAX_NODES)."""
         return (self.controller.playing and self.graph_size is not None and not self.too_big
@@ -540,13 +480,6 @@ class GraphPanel(QWidget):
             self._show_header(self._shown_request, self.graph_size.loss)  # the note comes or goes
         if not playing and self._dirty and self.step is None:
             self._throttle.request()
-
-    def _on_selection_change(self, run: Run | None) -> None:
-        self._rebuild()
-
-    def _on_run_change(self, run: Run) -> None:
-        if run is self.controller.selected:  # a freeze, a new colour or label, a new lr
-            self._rebuild()
 
     def _on_runs_change(self) -> None:
         if self._run is not self.controller.selected:
@@ -559,17 +492,6 @@ class GraphPanel(QWidget):
         if self.isVisible():
             self._lazy_measure.start()
 
-    def _rebuild(self) -> None:
-        """Something other than a step changed: drop the backward walk, and any graph on its way
-        for the old context, and redraw (if shown)."""
-        self._generation += 1
-        if self._job is not None:
-            self._job.cancel()
-        self._dirty = True
-        self._stop_stepping()
-        if self.isVisible():
-            self.refresh()
-
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         if self._dirty:
@@ -579,45 +501,17 @@ class GraphPanel(QWidget):
 
     def hideEvent(self, event: QHideEvent) -> None:
         super().hideEvent(event)
-        self._throttle.cancel()
         self._lazy_measure.stop()
         self._set_playing(False)
 
-    def closeEvent(self, event: Any) -> None:
-        self.shutdown()
-        super().closeEvent(event)
-
     def shutdown(self) -> None:
         """Stop the timers and ask the background jobs to stop (their results are dropped)."""
-        self._throttle.cancel()
+        super().shutdown()
         self._autoplay.stop()
         self._lazy_measure.stop()
-        self._busy_timer.stop()
-        if self._job is not None:
-            self._job.cancel()
         self._cancel_measure_job()
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """Keep the whole graph in view as the panel resizes, until the user pans or zooms."""
-        kind = event.type()
-        if watched is not self.view.viewport():
-            pass
-        elif kind == QEvent.Type.Resize and self._auto_fit:  # the viewport's: it has its new size
-            self.view.fit()
-        elif kind in (QEvent.Type.Wheel, QEvent.Type.MouseButtonPress):
-            self._auto_fit = False
-        return super().eventFilter(watched, event)
-
-    def _on_fit_clicked(self) -> None:
-        self._auto_fit = True
-        self.view.fit()
-
     # --- drawing ------------------------------------------------------------------------------
-
-    @property
-    def busy(self) -> bool:
-        """A graph is being built (extracted, analysed, laid out) in the background."""
-        return self._job is not None
 
     def refresh(self) -> None:
         """Bring the graph and the readouts up to date for the selected run at its current point.
@@ -640,13 +534,8 @@ class GraphPanel(QWidget):
         request = self._request(run)
         known = self._key if not self.too_big else None
         fn, (x, y), frozen = run.surface, request.point, frozenset(run.frozen)
-        job = Job(lambda state: compute_graph_work(fn, x, y, frozen, known, state), parent=self)
-        job.sigFinished.connect(functools.partial(self._on_graph_done, request))
-        job.sigFailed.connect(functools.partial(self._on_graph_failed, request))
-        job.sigCancelled.connect(self._on_graph_job_end)
-        self._job = job
-        self._busy_timer.start()
-        job.start()
+        self._start_job(lambda state: compute_graph_work(fn, x, y, frozen, known, state),
+                        request)
 
     def _request(self, run: Run) -> _Request:
         self._serial += 1
@@ -659,36 +548,14 @@ class GraphPanel(QWidget):
         return (request.generation == self._generation and request.serial > self._shown_serial
                 and request.run is self.controller.selected and self.step is None)
 
-    def _on_graph_done(self, request: _Request, work: GraphWork | None) -> None:
-        if work is not None and self._wanted(request):
-            self._show_work(request, work)
-        elif self.step is not None:
-            self._dirty = True  # dropped while stepping: catch up on Reset
-        self._on_graph_job_end()
-
-    def _on_graph_failed(self, request: _Request, message: str) -> None:
+    def _on_failed(self, request: _Request, message: str) -> None:
         if self._wanted(request):
             self._shown_serial = request.serial
             x, y = request.point
             self._run = request.run
             self._show_empty(f"The graph at ({x:.4g}, {y:.4g}) cannot be built: {message}")
             self._show_header(request, None)
-        self._on_graph_job_end()
-
-    def _on_graph_job_end(self) -> None:
-        self._job = None
-        self._busy_timer.stop()
-        self.busy_label.setText("")
-        if self._again:
-            self._again = False
-            if self.isVisible() and self.step is None:
-                self.refresh()
-            else:
-                self._dirty = True
-
-    def _on_busy_timeout(self) -> None:
-        if self._job is not None:
-            self.busy_label.setText(BUSY_TEXT)
+        self._on_job_end()
 
     def _refresh_now(self) -> None:
         """The same as refresh, on this thread, at once (for an export the user asked for)."""
@@ -703,7 +570,7 @@ class GraphPanel(QWidget):
             work = compute_graph_work(run.surface, x, y, frozenset(run.frozen),
                                       self._key if not self.too_big else None)
         except Exception as e:  # noqa: BLE001  (any torch error here: say so, do not crash)
-            self._on_graph_failed(request, str(e).strip().splitlines()[0] if str(e) else
+            self._on_failed(request, str(e).strip().splitlines()[0] if str(e) else
                                   type(e).__name__)
             return
         if work is not None:
@@ -778,45 +645,20 @@ class GraphPanel(QWidget):
     # --- backward, step by step ---------------------------------------------------------------
 
     @property
-    def backward_order(self) -> list[str]:
-        """The nodes in the order backward visited them ([] when nothing is drawn)."""
-        return self.graph.backward_order if self.graph is not None and not self.too_big else []
-
-    def show_step(self, k: int | None) -> str | None:
-        """Highlight backward at its k-th node (None: stop and resume live updates).
-        Returns the highlighted node's id."""
-        order = self.backward_order
-        if k is not None and not order:
-            k = None
-        if k is not None:
-            k = max(0, min(k, len(order) - 1))
-        was_stepping = self.step is not None
-        self.step = k
-        current = self.view.highlight_step(k)
-        self._update_step_controls()
-        if k is None:
-            self._set_playing(False)
-            if was_stepping and self._dirty and self.isVisible():
-                self.refresh()  # catch up with the steps taken meanwhile
-        return current
-
-    def next_step(self) -> str | None:
-        """Start stepping through backward, or go on to the next node."""
-        return self.show_step(0 if self.step is None else self.step + 1)
+    def drawn_graph(self) -> AutogradGraph | None:
+        """The graph drawn (None: no run, or too big to draw)."""
+        return None if self.too_big else self.graph
 
     def previous_step(self) -> str | None:
         return self.show_step(None if self.step is None else max(0, self.step - 1))
 
-    def reset_steps(self) -> None:
-        self.show_step(None)
+    def _on_steps_reset(self, was_stepping: bool) -> None:
+        self._set_playing(False)
+        super()._on_steps_reset(was_stepping)  # and resume the live updates
 
     def _stop_stepping(self) -> None:
-        """Forget the walk without refreshing (the caller redraws)."""
         self._set_playing(False)
-        if self.step is not None:
-            self.step = None
-            self.view.highlight_step(None)
-        self._update_step_controls()
+        super()._stop_stepping()
 
     def _set_playing(self, on: bool) -> None:
         if not on:
@@ -843,11 +685,9 @@ class GraphPanel(QWidget):
     def _update_step_controls(self) -> None:
         order = self.backward_order
         k = self.step
-        self.next_button.setText("Step through backward" if k is None else "Next ▶")
-        self.next_button.setEnabled(bool(order) and (k is None or k < len(order) - 1))
+        self._show_step_buttons(self.next_button, "Step through backward", "Next ▶")
         self.previous_button.setEnabled(k is not None and k > 0)
         self.play_button.setEnabled(bool(order))
-        self.reset_button.setEnabled(k is not None)
         if self.too_big:
             self.step_label.setStyleSheet(NOTE_STYLE)
             _set_text(self.step_label, "The graph is too big to draw, so there is nothing to "
@@ -868,9 +708,8 @@ class GraphPanel(QWidget):
         else:
             node = self.graph.node(order[k])
             self.step_label.setStyleSheet("font-weight: bold;")
-            _set_text(self.step_label, f"{k + 1} of {len(order)}: {node.label} "
-                      f"({node.torch_name or node.kind})<br><span style='{NOTE_STYLE} "
-                      f"font-weight: normal;'>{PAUSED}</span>")
+            _set_text(self.step_label, f"{step_title(k, order, node)}<br><span "
+                      f"style='{NOTE_STYLE} font-weight: normal;'>{PAUSED}</span>")
             self.explanation.setFont(self.gradient_label.font())
             _set_text(self.explanation, self.graph.explain(node.id))
 
@@ -954,14 +793,6 @@ class GraphPanel(QWidget):
 
     # --- export -------------------------------------------------------------------------------
 
-    def export_dialog(self, fmt: str) -> bool:
-        """Ask for a file name, then export the graph as `fmt` ("png" or "svg")."""
-        if self.graph is None:
-            self._show_message("Nothing to export: select a run first.", error=True)
-            return False
-        path = ask_export_path(self, fmt)
-        return False if path is None else self.export_graph(path)
-
     def export_graph(self, path: str | Path, size: tuple[int, int] | None = None) -> bool:
         """Write the graph shown to a .png or .svg file (`size`: (width, height) in pixels, the
         graph fitted in it). On failure the panel shows why (and nothing else changes); returns
@@ -970,22 +801,9 @@ class GraphPanel(QWidget):
         if (self._dirty or self.busy) and self.step is None:
             self._refresh_now()
         if self.too_big and self.graph_size is not None:
-            self._show_message(f"Nothing to export: the graph has {self.graph_size.nodes} nodes "
-                               f"and the panel draws at most {MAX_DRAWN_NODES} (main.py graph "
-                               "--out draws any size).", error=True)
+            self._show_export_message(f"Nothing to export: the graph has "
+                                      f"{self.graph_size.nodes} nodes and the panel draws at "
+                                      f"most {MAX_DRAWN_NODES} (main.py graph --out draws any "
+                                      "size).", error=True)
             return False
-        if self.graph is None:
-            self._show_message("Nothing to export: select a run first.", error=True)
-            return False
-        try:
-            out = render_graph(self.graph, path, layout=self._layout, size=size)
-        except ExportError as e:
-            self._show_message(f"Export failed: {e}", error=True)
-            return False
-        self._show_message(f"Wrote {out}", error=False)
-        return True
-
-    def _show_message(self, text: str, error: bool) -> None:
-        self.message.setStyleSheet(ERROR_STYLE if error else NOTE_STYLE)
-        self.message.setText(text)
-        self.message.show()
+        return super().export_graph(path, size)

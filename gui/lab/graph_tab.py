@@ -15,20 +15,17 @@ MAX_DRAWN_NODES is only counted, and the tab says so.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QShowEvent
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSizePolicy, QStackedWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 from torch import Tensor
 
-from core.errors import ExportError
 from core.graph import GraphLayout, TensorGraph, compute_layout, structure_key
 from core.lab.values import LabError
 from core.lab.workbench import Lab
-from gui.graph_panel import BUSY_TEXT, MAX_DRAWN_NODES, ask_export_path
-from gui.graph_view import GraphView, render_graph
+from gui.graph_panel import MAX_DRAWN_NODES
+from gui.graph_panel_base import BUSY_TEXT, GraphPane, busy_label, fix_width, step_title
 from gui.lab.style import ERROR_STYLE, NOTE_STYLE, monospace
 from gui.worker import Job, JobState
 
@@ -70,7 +67,7 @@ def lab_graph_work(lab: Lab, v: Tensor | None, known_key: tuple[object, ...] | N
     return LabGraphWork(graph, compute_layout(graph) if key != known_key else None, key)
 
 
-class LabGraphTab(QWidget):
+class LabGraphTab(GraphPane):
     """Q's autograd graph with a "Step through backward" control.
 
     Public parts, for the workspace and tests: `view` (the GraphView), `graph` (the TensorGraph
@@ -83,44 +80,25 @@ class LabGraphTab(QWidget):
     """
 
     def __init__(self, *, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        # The pane is tall and narrow: the graph drawn from Q down. As in the race's panel, the
+        # fitted graph gets every pixel and is fitted again as the pane resizes (GraphPane).
+        super().__init__(parent=parent, orientation="vertical")
         self.graph: TensorGraph | None = None
-        self.step: int | None = None
         self._lab: Lab | None = None
         self._v_text = ""
         # The (lab, v text) drawn: held, not its id, which a new Lab could reuse once freed.
         self._shown: tuple[Lab, str] | None = None
-        self._key: tuple[object, ...] | None = None
-        self._layout: GraphLayout | None = None
-        self._job: Job | None = None
         self._asked: tuple[Lab, str] | None = None  # what the job running was asked for
         self._serial = 0
-
-        self.view = GraphView(orientation="vertical")  # the pane is tall and narrow
-        # As in the race's panel: no scroll bars (dragging pans), the fitted graph gets every
-        # pixel, and it is fitted again as the pane resizes until the user zooms or pans.
-        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.view.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.view.viewport().installEventFilter(self)
-        self._auto_fit = True
-        self.empty_label = QLabel()
         self.empty_label.setObjectName("graphEmpty")
-        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty_label.setWordWrap(True)
-        self.empty_label.setStyleSheet(NOTE_STYLE)
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.view)
-        self.stack.addWidget(self.empty_label)
 
         self.step_button = QPushButton(START_TEXT)
         self.step_button.setToolTip("Highlight the next node backward ran, and what it sent")
         self.reset_button = QPushButton("Reset")
         self.reset_button.setToolTip("Stop stepping: show the whole graph after backward")
-        for button, texts in ((self.step_button, (START_TEXT, NEXT_TEXT)),
-                              (self.reset_button, ("Reset",))):
-            # Fixed widths: the buttons never move under the pointer as the texts change.
-            button.setFixedWidth(max(button.fontMetrics().horizontalAdvance(t)
-                                     for t in texts) + 28)
+        # Fixed widths: the buttons never move under the pointer as the texts change.
+        fix_width(self.step_button, (START_TEXT, NEXT_TEXT), extra=28)
+        fix_width(self.reset_button, extra=28)
         self.step_button.clicked.connect(self.next_step)
         self.reset_button.clicked.connect(self.reset_steps)
         self.step_label = QLabel()
@@ -129,10 +107,7 @@ class LabGraphTab(QWidget):
         # The texts below wrap to whatever width the pane has: they never widen it (the first
         # graph drawn used to, moving the middle pane's buttons once).
         self.step_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.busy_label = QLabel()
-        self.busy_label.setStyleSheet(NOTE_STYLE)
-        self.busy_label.setFixedWidth(self.busy_label.fontMetrics().horizontalAdvance(BUSY_TEXT)
-                                      + 12)
+        self.busy_label = busy_label()
         self.explanation = QLabel()
         self.explanation.setObjectName("stepExplanation")
         self.explanation.setWordWrap(True)
@@ -148,7 +123,7 @@ class LabGraphTab(QWidget):
         self.svg_button = QPushButton("SVG…")
         self.svg_button.setToolTip("Export the graph as an SVG drawing")
         for button, fmt in ((self.png_button, "png"), (self.svg_button, "svg")):
-            button.setFixedWidth(button.fontMetrics().horizontalAdvance(button.text()) + 24)
+            fix_width(button, extra=24)
             button.clicked.connect(lambda _=False, fmt=fmt: self.export_dialog(fmt))
         self.message = QLabel()
         self.message.setObjectName("exportMessage")
@@ -174,10 +149,6 @@ class LabGraphTab(QWidget):
         self._update_step_controls()
 
     # --- what to show ---------------------------------------------------------------------------
-
-    @property
-    def busy(self) -> bool:
-        return self._job is not None
 
     @property
     def too_big(self) -> bool:
@@ -256,16 +227,6 @@ class LabGraphTab(QWidget):
         super().showEvent(event)
         self.refresh()  # built only when seen: a lab edited behind another tab costs nothing
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """Keep the whole graph in view as the pane resizes, until the user pans or zooms."""
-        kind = event.type()
-        if watched is self.view.viewport():
-            if kind == QEvent.Type.Resize and self._auto_fit:
-                self.view.fit()
-            elif kind in (QEvent.Type.Wheel, QEvent.Type.MouseButtonPress):
-                self._auto_fit = False
-        return super().eventFilter(watched, event)
-
     def shutdown(self) -> None:
         """Ask the worker to stop (its result is dropped)."""
         if self._job is not None:
@@ -276,53 +237,14 @@ class LabGraphTab(QWidget):
     # --- backward, step by step -----------------------------------------------------------------
 
     @property
-    def backward_order(self) -> list[str]:
-        """The nodes in the order backward ran them ([] when nothing is drawn)."""
-        return [] if self.graph is None or self.graph.too_big else self.graph.backward_order
-
-    def show_step(self, k: int | None) -> str | None:
-        """Highlight backward at its k-th node (None: stop stepping); returns that node's id."""
-        order = self.backward_order
-        if k is not None:
-            k = None if not order else max(0, min(k, len(order) - 1))
-        self.step = k
-        current = self.view.highlight_step(k)
-        self._update_step_controls()
-        return current
-
-    def next_step(self) -> str | None:
-        """Start stepping through backward, or go on to the next node."""
-        return self.show_step(0 if self.step is None else self.step + 1)
-
-    def reset_steps(self) -> None:
-        self.show_step(None)
+    def drawn_graph(self) -> TensorGraph | None:
+        """The graph drawn (as on screen: Q on top), None when there is none."""
+        return None if self.graph is None or self.graph.too_big else self.graph
 
     # --- export ---------------------------------------------------------------------------------
 
-    def export_dialog(self, fmt: str) -> bool:
-        """Ask for a file name, then export the graph as `fmt` ("png" or "svg")."""
-        if self.graph is None or self.graph.too_big:
-            self._show_export_message("Nothing to export: no graph is drawn.", error=True)
-            return False
-        path = ask_export_path(self, fmt)
-        return False if path is None else self.export_graph(path)
-
-    def export_graph(self, path: str | Path, size: tuple[int, int] | None = None) -> bool:
-        """Write the graph drawn (as on screen: the loss on top) to a .png or .svg file; on
-        failure the tab says why and nothing else changes. Returns whether it was written."""
-        if self.graph is None or self.graph.too_big:
-            self._show_export_message("Nothing to export: no graph is drawn.", error=True)
-            return False
-        try:
-            out = render_graph(self.graph, path, orientation=self.view.orientation,
-                               layout=self._layout, size=size)
-        except ExportError as e:
-            self._show_export_message(f"Export failed: {e}", error=True)
-            return False
-        self._show_export_message(f"Wrote {out}", error=False)
-        return True
-
     def _show_export_message(self, text: str, error: bool) -> None:
+        """On the line above the graph (always there), its tip the whole text."""
         self.message.setStyleSheet(ERROR_STYLE if error else NOTE_STYLE)
         self.message.setText(text)
         self.message.setToolTip(text)
@@ -332,9 +254,7 @@ class LabGraphTab(QWidget):
         drawn = graph is not None and not graph.too_big
         self.png_button.setEnabled(drawn)
         self.svg_button.setEnabled(drawn)
-        self.step_button.setText(START_TEXT if k is None else NEXT_TEXT)
-        self.step_button.setEnabled(bool(order) and (k is None or k < len(order) - 1))
-        self.reset_button.setEnabled(k is not None)
+        self._show_step_buttons(self.step_button, START_TEXT, NEXT_TEXT)
         font = monospace()
         if graph is None or graph.too_big:
             self.step_label.setText("")
@@ -354,7 +274,6 @@ class LabGraphTab(QWidget):
         else:
             node = graph.node(order[k])
             self.step_label.setStyleSheet("font-weight: bold;")
-            self.step_label.setText(f"{k + 1} of {len(order)}: {node.label} "
-                                    f"({node.torch_name or node.kind})")
+            self.step_label.setText(step_title(k, order, node))
             self.explanation.setFont(font)
             self.explanation.setText(graph.explain(node.id))

@@ -23,24 +23,22 @@ from __future__ import annotations
 import copy
 import html
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QTimer
-from PySide6.QtGui import QHideEvent, QShowEvent
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QSizePolicy, QStackedWidget, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QShowEvent
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
-from core.errors import ExportError, first_line
+from core.errors import first_line
 from core.graph import (GraphLayout, ModelGraph, build_model_graph, collapse_modules,
                         compute_layout, model_graph_inputs, structure_key)
 from core.run import Run
-from gui.graph_panel import (BUSY_DELAY_MS, BUSY_TEXT, ERROR_STYLE, MAX_DRAWN_NODES, NOTE_STYLE,
-                             REFRESH_HZ, ask_export_path)
-from gui.graph_view import GraphView, render_graph
+from gui.graph_panel import MAX_DRAWN_NODES
+from gui.graph_panel_base import REFRESH_HZ  # noqa: F401  (read by tests)
+from gui.graph_panel_base import (LiveGraphPane, busy_label, export_message_label, fix_width,
+                                  step_title)
 from gui.model.controller import ModelController
-from gui.throttle import Throttle
-from gui.worker import Job, JobState
+from gui.worker import JobState
 
 # A model with more modules than this (the loss aside) starts with every module collapsed: the
 # small MLP (3) shows its ops, the deeper one (7) one box per layer.
@@ -102,15 +100,16 @@ def model_graph_work(inputs: Any, graph: ModelGraph | None, collapsed: set[str] 
     return ModelGraphWork(graph, shown, key, layout)
 
 
-def _button(text: str, tip: str) -> QToolButton:
+def _button(text: str, tip: str, texts: tuple[str, ...] = (), extra: int = 18) -> QToolButton:
+    """A tool button as wide as the widest of its texts, so it never moves as its text changes."""
     button = QToolButton()
     button.setText(text)
     button.setToolTip(tip)
-    button.setFixedWidth(button.fontMetrics().horizontalAdvance(text) + 18)
+    fix_width(button, texts, extra)
     return button
 
 
-class ModelGraphPanel(QWidget):
+class ModelGraphPanel(LiveGraphPane):
     """The selected run's loss graph, grouped by module, with backward step by step.
 
     Public parts, for the workspace and tests: `view` (the GraphView), `graph` (the whole
@@ -125,33 +124,21 @@ class ModelGraphPanel(QWidget):
     """
 
     def __init__(self, controller: ModelController, *, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.controller = controller
+        # the pane is taller than wide: the graph drawn from the loss down
+        super().__init__(controller, parent=parent, orientation="vertical", empty_text=NO_RUN)
         self.graph: ModelGraph | None = None
         self.shown: ModelGraph | None = None
         self.collapsed: set[str] | None = None  # None: the default for the model, once built
-        self.step: int | None = None
-        self._key: tuple[Any, ...] | None = None
-        self._layout: GraphLayout | None = None
         self._shown_key: tuple[Any, ...] | None = None  # the structure drawn (fitted once)
         self._whole = False  # Fit was pressed: the whole graph, however small
         self.partial = False  # only the top of the graph is in view (READABLE_SCALE)
         self._model_copy: tuple[Any, Any] | None = None  # (problem, its model's copy)
-        self._job: Job | None = None
-        self._again = False
-        self._dirty = True
-        self._auto_fit = True
-        self._generation = 0  # bumped when the run, its freeze or the problem changes
-        self._serial = 0
 
         self.header = QLabel()
         self.header.setTextFormat(Qt.TextFormat.RichText)
         self.header.setWordWrap(True)
         self.header.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.busy_label = QLabel()
-        self.busy_label.setStyleSheet(NOTE_STYLE)
-        self.busy_label.setFixedWidth(self.busy_label.fontMetrics().horizontalAdvance(BUSY_TEXT)
-                                      + 12)
+        self.busy_label = busy_label()
         self.expand_button = _button("Expand", "Show every module's ops (a click on a "
                                      "module's title collapses it)")
         self.collapse_button = _button("Collapse", "One box per module (a click on a box "
@@ -170,26 +157,11 @@ class ModelGraphPanel(QWidget):
         top.addWidget(self.header, 1)
         top.addWidget(self.busy_label)
 
-        self.view = GraphView(orientation="vertical")  # the pane is taller than wide
-        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.view.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.view.viewport().installEventFilter(self)
         self.view.sigGroupClicked.connect(self.toggle_module)
-        self.empty_label = QLabel(NO_RUN)
-        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty_label.setWordWrap(True)
-        self.empty_label.setStyleSheet(NOTE_STYLE)
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.view)
-        self.stack.addWidget(self.empty_label)
-        self.message = QLabel()
-        self.message.setWordWrap(True)
-        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.message.hide()
+        self.message = export_message_label()
 
-        self.step_button = _FixedButton(START_TEXT, (START_TEXT, NEXT_TEXT), STEP_HINT)
-        self.reset_button = _FixedButton("Reset", ("Reset",),
-                                            "Stop stepping: live updates resume")
+        self.step_button = _button(START_TEXT, STEP_HINT, (START_TEXT, NEXT_TEXT), extra=20)
+        self.reset_button = _button("Reset", "Stop stepping: live updates resume", extra=20)
         self.step_button.clicked.connect(self.next_step)
         self.reset_button.clicked.connect(self.reset_steps)
         self.step_label = QLabel()
@@ -219,31 +191,10 @@ class ModelGraphPanel(QWidget):
         layout.addWidget(self.step_label)
         layout.addWidget(self.explanation)
 
-        self._throttle = Throttle(self.refresh, REFRESH_HZ, self)
-        self._busy_timer = QTimer(self)
-        self._busy_timer.setSingleShot(True)
-        self._busy_timer.setInterval(BUSY_DELAY_MS)
-        self._busy_timer.timeout.connect(self._on_busy_timeout)
-        controller.sigStepped.connect(self._on_stepped_change)
-        controller.sigSelectionChanged.connect(self._on_selection_change)
-        controller.sigRunChanged.connect(self._on_run_change)
-        controller.sigRunsChanged.connect(self._on_runs_change)
         controller.sigProblemChanged.connect(self._on_problem_change)
         self._show_empty(NO_RUN)
 
     # --- controller -> panel ------------------------------------------------------------------
-
-    def _on_stepped_change(self) -> None:
-        self._dirty = True
-        if self.step is None:
-            self._throttle.request()  # at most REFRESH_HZ a second; remembered while hidden
-
-    def _on_selection_change(self, run: Run | None) -> None:
-        self._rebuild()
-
-    def _on_run_change(self, run: Run) -> None:
-        if run is self.controller.selected:  # a freeze or a new lr
-            self._rebuild()
 
     def _on_runs_change(self) -> None:
         if self.controller.selected is None or self.controller.selected not in \
@@ -255,51 +206,19 @@ class ModelGraphPanel(QWidget):
         self._model_copy = None
         self._rebuild()
 
-    def _rebuild(self) -> None:
-        """Not a step: drop the walk and any graph on its way, and redraw (if shown)."""
-        self._generation += 1
-        if self._job is not None:
-            self._job.cancel()
-        self._dirty = True
-        self._stop_stepping()
-        if self.isVisible():
-            self.refresh()
-
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         if self._dirty and self.step is None:
             self.refresh()
 
-    def hideEvent(self, event: QHideEvent) -> None:
-        super().hideEvent(event)
-        self._throttle.cancel()  # hidden: no rebuilds (the throttle catches up on show)
-
-    def closeEvent(self, event: Any) -> None:
-        self.shutdown()
-        super().closeEvent(event)
-
     def shutdown(self) -> None:
-        self._throttle.cancel()
-        self._busy_timer.stop()
-        if self._job is not None:
-            self._job.cancel()
+        super().shutdown()
         self._generation += 1
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """Keep the whole graph in view as the pane resizes, until the user pans or zooms."""
-        if watched is self.view.viewport():
-            kind = event.type()
-            if kind == QEvent.Type.Resize and self._auto_fit:
-                self.fit()
-            elif kind in (QEvent.Type.Wheel, QEvent.Type.MouseButtonPress):
-                self._auto_fit = False
-        return super().eventFilter(watched, event)
 
     def _on_fit_clicked(self) -> None:
         """The whole graph, however small (the user asked); resizing keeps it whole."""
-        self._auto_fit = True
+        super()._on_fit_clicked()
         self._whole = True
-        self.view.fit()
         self._show_partial(False)
 
     def fit(self) -> None:
@@ -328,10 +247,6 @@ class ModelGraphPanel(QWidget):
             self.busy_label.setText(PARTIAL_NOTE if partial else "")
 
     # --- building -----------------------------------------------------------------------------
-
-    @property
-    def busy(self) -> bool:
-        return self._job is not None
 
     @property
     def too_big(self) -> bool:
@@ -380,48 +295,23 @@ class ModelGraphPanel(QWidget):
                 return
             self._on_done(wanted, result)
             return
-        job = Job(work, parent=self)
-        job.sigFinished.connect(lambda result: self._on_done(wanted, result))
-        job.sigFailed.connect(lambda message: self._on_failed(wanted, message))
-        job.sigCancelled.connect(self._on_job_end)
-        self._job = job
-        self._busy_timer.start()  # said only if it takes a while: no flicker at 4 Hz
-        job.start()
+        self._start_job(work, wanted)
 
     def _wanted(self, wanted: tuple[int, int, Run]) -> bool:
         serial, generation, run = wanted
         return generation == self._generation and run is self.controller.selected \
             and self.step is None
 
-    def _on_done(self, wanted: tuple[int, int, Run], work: ModelGraphWork | None) -> None:
-        if work is not None and self._wanted(wanted):
-            self._show_work(wanted[2], work)
-        elif self.step is not None:
-            self._dirty = True  # dropped while stepping: caught up on Reset
-        self._on_job_end()
-
     def _on_failed(self, wanted: tuple[int, int, Run], message: str) -> None:
         if self._wanted(wanted):
             self._show_empty(f"The graph cannot be built: {message}")
         self._on_job_end()
 
-    def _on_busy_timeout(self) -> None:
-        if self._job is not None:
-            self.busy_label.setText(BUSY_TEXT)
+    def _idle_note(self) -> str:
+        return PARTIAL_NOTE if self.partial else ""
 
-    def _on_job_end(self) -> None:
-        self._job = None
-        self._busy_timer.stop()
-        self.busy_label.setText(PARTIAL_NOTE if self.partial else "")
-        if self._again:
-            self._again = False
-            if self.isVisible() and self.step is None:
-                self.refresh()
-            else:
-                self._dirty = True
-
-    def _show_work(self, run: Run, work: ModelGraphWork) -> None:
-        graph = work.graph
+    def _show_work(self, wanted: tuple[int, int, Run], work: ModelGraphWork) -> None:
+        run, graph = wanted[2], work.graph
         self.graph, self.shown = graph, work.shown
         if self.collapsed is None and not graph.too_big:
             self.collapsed = default_collapsed(graph)
@@ -495,39 +385,13 @@ class ModelGraphPanel(QWidget):
     # --- backward, step by step ---------------------------------------------------------------
 
     @property
-    def backward_order(self) -> list[str]:
-        return [] if self.shown is None or self.shown.too_big else self.shown.backward_order
-
-    def show_step(self, k: int | None) -> str | None:
-        """Highlight backward at its k-th node (None: stop, and catch up with the runs)."""
-        order = self.backward_order
-        if k is not None:
-            k = None if not order else max(0, min(k, len(order) - 1))
-        was_stepping = self.step is not None
-        self.step = k
-        current = self.view.highlight_step(k)
-        self._update_step_controls()
-        if k is None and was_stepping and self._dirty and self.isVisible():
-            self.refresh()
-        return current
-
-    def next_step(self) -> str | None:
-        return self.show_step(0 if self.step is None else self.step + 1)
-
-    def reset_steps(self) -> None:
-        self.show_step(None)
-
-    def _stop_stepping(self) -> None:
-        if self.step is not None:
-            self.step = None
-            self.view.highlight_step(None)
-        self._update_step_controls()
+    def drawn_graph(self) -> ModelGraph | None:
+        """The graph drawn (its modules collapsed as on screen), None when there is none."""
+        return None if self.shown is None or self.shown.too_big else self.shown
 
     def _update_step_controls(self) -> None:
         order, k, shown = self.backward_order, self.step, self.shown
-        self.step_button.setText(START_TEXT if k is None else NEXT_TEXT)
-        self.step_button.setEnabled(bool(order) and (k is None or k < len(order) - 1))
-        self.reset_button.setEnabled(k is not None)
+        self._show_step_buttons(self.step_button, START_TEXT, NEXT_TEXT)
         self.step_label.setVisible(k is not None)
         self.explanation.setVisible(k is not None)
         if shown is None or shown.too_big:
@@ -541,46 +405,5 @@ class ModelGraphPanel(QWidget):
         else:
             node = shown.node(order[k])
             self.step_label.setStyleSheet("font-weight: bold;")
-            self.step_label.setText(f"{k + 1} of {len(order)}: {node.label} "
-                                    f"({node.torch_name or node.kind})")
+            self.step_label.setText(step_title(k, order, node))
             self.explanation.setText(shown.explain(node.id))
-
-    # --- export -------------------------------------------------------------------------------
-
-    def export_dialog(self, fmt: str) -> bool:
-        """Ask for a file name, then export the graph as `fmt` ("png" or "svg")."""
-        if self.shown is None or self.shown.too_big:
-            self._show_message("Nothing to export: no graph is drawn.", error=True)
-            return False
-        path = ask_export_path(self, fmt)
-        return False if path is None else self.export_graph(path)
-
-    def export_graph(self, path: str | Path, size: tuple[int, int] | None = None) -> bool:
-        """Write the graph drawn (its modules collapsed as on screen) to a .png or .svg file;
-        on failure the panel says why. Returns whether the file was written."""
-        if self.shown is None or self.shown.too_big:
-            self._show_message("Nothing to export: no graph is drawn.", error=True)
-            return False
-        try:
-            out = render_graph(self.shown, path, orientation=self.view.orientation,  # type: ignore[arg-type]
-                               layout=self._layout, size=size)
-        except ExportError as e:
-            self._show_message(f"Export failed: {e}", error=True)
-            return False
-        self._show_message(f"Wrote {out}", error=False)
-        return True
-
-    def _show_message(self, text: str, error: bool) -> None:
-        self.message.setStyleSheet(ERROR_STYLE if error else NOTE_STYLE)
-        self.message.setText(text)
-        self.message.show()
-
-
-class _FixedButton(QToolButton):
-    """A tool button as wide as the widest of its texts, so it never moves as its text changes."""
-
-    def __init__(self, text: str, texts: tuple[str, ...], tip: str) -> None:
-        super().__init__()
-        self.setText(text)
-        self.setToolTip(tip)
-        self.setFixedWidth(max(self.fontMetrics().horizontalAdvance(t) for t in texts) + 20)
