@@ -23,9 +23,9 @@ from PySide6.QtCore import (QByteArray, QEvent, QObject, QSettings, QSize, Qt, Q
 from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QGuiApplication, QKeySequence,
                            QResizeEvent, QShortcut, QShowEvent)
 from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDialog, QDialogButtonBox,
-                               QDockWidget, QFileDialog, QFormLayout, QLineEdit, QMainWindow,
-                               QMenu, QMessageBox, QSpinBox, QTabWidget, QTextBrowser, QToolBar,
-                               QVBoxLayout, QWidget)
+                               QDockWidget, QFileDialog, QFormLayout, QFrame, QLineEdit,
+                               QMainWindow, QMenu, QMessageBox, QScrollArea, QSpinBox, QTabWidget,
+                               QTextBrowser, QToolBar, QVBoxLayout, QWidget)
 
 from core.errors import PlaygroundError
 from core.export import export_data
@@ -72,6 +72,16 @@ SHORTCUTS = (
     ("Shift+drag", "on an lr slider: 10 times finer steps (Ctrl too)"),
     ("click / drag", "on the surface: move the start point"),
 )
+
+
+def _workspace_page() -> QScrollArea:
+    """A tab for a workspace built on first use. It scrolls when the window is narrower than the
+    workspace needs, rather than passing its minimum size on to the tab widget (whose minimum
+    is the largest of its pages': a wide page on a hidden tab would squeeze the race's docks)."""
+    page = QScrollArea()
+    page.setWidgetResizable(True)
+    page.setFrameShape(QFrame.Shape.NoFrame)
+    return page
 
 
 def default_settings() -> QSettings:
@@ -198,24 +208,18 @@ class MainWindow(QMainWindow):
         self.surface_area = SurfaceArea(controller, self.surface_view)
         self.workspace_tabs.addTab(self.surface_area, "Surface race")
         self.lab_workspace: QWidget | None = None
-        self._lab_page = QWidget()
-        self._lab_page.setLayout(QVBoxLayout())
-        self._lab_page.layout().setContentsMargins(0, 0, 0, 0)
+        self._lab_page = _workspace_page()
         self.workspace_tabs.addTab(self._lab_page, "Autograd lab")
         self.workspace_tabs.setTabToolTip(1, "Tensors and one expression: Q.backward(gradient=v), "
                                              "the Jacobian, VJP and JVP")
         self.model_workspace: QWidget | None = None  # built the first time it is opened
-        self._model_page = QWidget()
-        self._model_page.setLayout(QVBoxLayout())
-        self._model_page.layout().setContentsMargins(0, 0, 0, 0)
+        self._model_page = _workspace_page()
         self.workspace_tabs.addTab(self._model_page, "Model")
         self.workspace_tabs.setTabToolTip(2, "torch.optim optimizers train one torch.nn model "
                                              "on data, side by side")
         self.many_workspace: QWidget | None = None  # built the first time it is opened
         self.basin_layer = None  # View > Basins layer: made when first toggled
-        self._many_page = QWidget()
-        self._many_page.setLayout(QVBoxLayout())
-        self._many_page.layout().setContentsMargins(0, 0, 0, 0)
+        self._many_page = _workspace_page()
         self.workspace_tabs.addTab(self._many_page, "Many runs")
         self.workspace_tabs.setTabToolTip(3, "Thousands of runs as one batch: basins of "
                                              "attraction, lr sweeps, trainability maps")
@@ -597,7 +601,7 @@ class MainWindow(QMainWindow):
             from gui.model.workspace import ModelWorkspace
 
             self.model_workspace = ModelWorkspace()
-            self._model_page.layout().addWidget(self.model_workspace)
+            self._model_page.setWidget(self.model_workspace)
             self.model_workspace.show()
             self.model_files.attach(self.model_workspace)
         return self.model_workspace
@@ -610,7 +614,7 @@ class MainWindow(QMainWindow):
             # workspace's controller: build that first (it waits, paused, on its own tab).
             model = self._build_model()
             self.many_workspace = ManyWorkspace(self.controller, model.controller)
-            self._many_page.layout().addWidget(self.many_workspace)
+            self._many_page.setWidget(self.many_workspace)
             self.many_workspace.show()
             if self.basin_layer is not None:
                 self.basin_layer.set_source(self.many_workspace.basins_view)
@@ -634,7 +638,7 @@ class MainWindow(QMainWindow):
                 from gui.lab.workspace import LabWorkspace
 
                 self.lab_workspace = LabWorkspace()
-                self._lab_page.layout().addWidget(self.lab_workspace)
+                self._lab_page.setWidget(self.lab_workspace)
                 self.lab_workspace.show()  # added to a visible page: Qt would show it later
             if page is self._model_page:
                 self._build_model()

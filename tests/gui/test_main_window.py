@@ -582,3 +582,19 @@ def test_the_model_tab_builds_the_model_workspace_and_pauses_it_when_left(window
     assert window.runs_dock.isVisible()
     window.show_lab()
     assert window.lab_workspace is not None and window.model_workspace is workspace
+
+
+def test_a_wide_workspace_on_another_tab_does_not_squeeze_the_race_docks(window, qtbot):
+    window.resize(1280, 800)
+    qtbot.waitUntil(lambda: window.width() == 1280)
+    qtbot.wait(50)
+    before = window.runs_dock.width()
+    for show in (window.show_many, window.show_model, window.show_lab):
+        show()
+        qtbot.wait(50)
+        window.workspace_tabs.setCurrentWidget(window.surface_area)
+        qtbot.wait(50)
+        assert window.runs_dock.width() == before, show.__name__
+    # the page scrolls instead: its minimum no longer sets the window's
+    assert window.workspace_tabs.minimumSizeHint().width() < \
+        window.many_workspace.minimumSizeHint().width()
