@@ -12,7 +12,9 @@ Left, the graph (gui.graph_view.GraphView). Right, a column of sections:
 
 Stepping can run at thousands of steps per second: the graph is rebuilt at most REFRESH_HZ times
 a second (a pending single-shot timer makes sure the last step is always shown), only while the
-panel is visible, and not while the user steps through backward.
+panel is visible, and not while the user steps through backward. (That, the view's fitting,
+stepping and export are gui.graph_panel_base.LiveGraphPane's, shared with the model workspace's
+graph panel.)
 
 Nothing slow runs on the GUI thread: extraction, analysis and layout run in a worker
 (compute_graph_work, a plain function), whose results are dropped when they arrive for a run,
@@ -571,7 +573,7 @@ class GraphPanel(LiveGraphPane):
                                       self._key if not self.too_big else None)
         except Exception as e:  # noqa: BLE001  (any torch error here: say so, do not crash)
             self._on_failed(request, str(e).strip().splitlines()[0] if str(e) else
-                                  type(e).__name__)
+                            type(e).__name__)
             return
         if work is not None:
             self._show_work(request, work)

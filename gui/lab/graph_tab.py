@@ -3,9 +3,9 @@
 The graph is core.graph.build_tensor_graph (through Lab.graph): every node's value, what backward
 sent along each edge (the vector-Jacobian products) and the order torch's engine visited the
 nodes in. It is drawn by gui.graph_view.GraphView, as the race's graph panel draws a scalar loss,
-with small tensors in the boxes. "Step through backward" highlights the nodes one at a time in
-backward's order and writes out, for the node at hand, upstream gradient · local Jacobian = what
-it sends to each input.
+with small tensors in the boxes (the view, stepping and export: gui.graph_panel_base.GraphPane).
+"Step through backward" highlights the nodes one at a time in backward's order and writes out,
+for the node at hand, upstream gradient · local Jacobian = what it sends to each input.
 
 The graph is built and laid out in a worker (gui.worker.Job), only while the tab is on screen;
 a result for a lab or a v no longer shown is dropped. A graph with more than the graph panel's

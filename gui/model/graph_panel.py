@@ -9,13 +9,14 @@ clicking the title collapses the module into one box (core.graph.collapse_module
 it. Models with more than EXPANDED_MODULES modules start collapsed, so the deeper preset reads
 at the pane's size.
 
-As the race's graph panel does, it follows the selected run, rebuilds at most REFRESH_HZ times a
-second while training runs, only while it is on screen, and not while the user steps through
-backward. The graph is built and laid out in a worker (gui.worker.Job) from a snapshot of the
-run taken on the GUI thread (copies of its parameters and buffers, and a copy of the model for
-the hooks), so the runs step on meanwhile; a result for a run, step or problem no longer shown
-is dropped. A model with Dropout is built on the GUI thread instead: its masks come from
-torch's global generator, seeded per step, which a worker would share with the stepping.
+As the race's graph panel does (both are gui.graph_panel_base.LiveGraphPane), it follows the
+selected run, rebuilds at most REFRESH_HZ times a second while training runs, only while it is
+on screen, and not while the user steps through backward. The graph is built and laid out in a
+worker (gui.worker.Job) from a snapshot of the run taken on the GUI thread (copies of its
+parameters and buffers, and a copy of the model for the hooks), so the runs step on meanwhile;
+a result for a run, step or problem no longer shown is dropped. A model with Dropout is built
+on the GUI thread instead: its masks come from torch's global generator, seeded per step,
+which a worker would share with the stepping.
 """
 
 from __future__ import annotations
