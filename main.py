@@ -9,8 +9,12 @@
     python main.py graph [options] --at X,Y      the autograd graph of the loss at a point
     python main.py autograd --tensor "a=[2., 3.]" --tensor "b=[6., 4.]" --expr "3*a**3 - b**2"
                             --gradient "[1., 1.]" --json      the autograd lab: grads, Jacobian, VJP
-    python main.py train [options]      train torch.nn models on data (model mode, headless)
-    python main.py landscape [options]  a model's loss landscape as JSON or CSV
+    python main.py train [options]      train torch.nn models on data (model mode, headless);
+                            --out run.py: as a standalone PyTorch script; --out anim.gif, .mp4,
+                            .webp or .apng: as an animation [--fps N] [--steps-per-frame K]
+                            [--frames N] [--size WxH]
+    python main.py landscape [options]  a model's loss landscape as JSON or CSV, or drawn with
+                            the runs' paths: --out FILE.png|.svg [--size WxH]
     python main.py basins [options]     basins of attraction of a grid of starts (one batch)
     python main.py sweep [options]      final loss against the learning rate
 
@@ -398,15 +402,43 @@ def cmd_graph(args: argparse.Namespace) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> str:
-    from core.model_cli import run_train_command
+    """`train`: JSON, a table or --out run.py (core/model_cli.py); --out anim.gif|.mp4|.webp|
+    .apng: the training from its start as a film, drawn headless as the window draws it."""
+    from core.animation_cli import is_animation
+    from core.model_cli import run_train_command, train_animation_request
 
-    return run_train_command(args)
+    if not is_animation(args.out):
+        return run_train_command(args)
+    film = train_animation_request(args)  # every check before Qt is loaded or a step taken
+    _ensure_headless_qt()
+    try:
+        from gui.model.animation_frames import write_model_animation
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in ("PySide6", "pyqtgraph", "shiboken6"):
+            raise
+        raise UsageError(f"animations are drawn with the app's packages (PySide6, pyqtgraph), "
+                         f"which are not installed here: {e}") from None
+    write_model_animation(film.session, film.out, film.options)
+    return (f"wrote {film.out} ({film.frame_count} frames, {film.steps_per_frame} steps per "
+            f"frame)")
 
 
 def cmd_landscape(args: argparse.Namespace) -> str:
-    from core.model_cli import run_landscape_command
+    """`landscape`: the grid as JSON, .json or .csv (core/model_cli.py); --out .png/.svg: the
+    landscape and the runs' paths drawn headless (gui/model/landscape_image.py)."""
+    from core.model_cli import PICTURE_SUFFIXES, run_landscape_command
 
-    return run_landscape_command(args)
+    if not (args.out and Path(args.out).suffix.lower() in PICTURE_SUFFIXES):
+        return run_landscape_command(args)
+    _ensure_headless_qt()
+    try:
+        from gui.model.landscape_image import run_landscape_picture_command
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in ("PySide6", "pyqtgraph", "shiboken6"):
+            raise
+        raise UsageError(f"pictures are drawn with the app's packages (PySide6, pyqtgraph), "
+                         f"which are not installed here: {e}") from None
+    return run_landscape_picture_command(args)
 
 
 def cmd_basins(args: argparse.Namespace) -> str:

@@ -5,6 +5,11 @@ main.py needs only a few lines: `add_train_arguments(sub.add_parser("train"))`,
 `run_landscape_command(args)` as the handlers, which return the text to print. Importing this
 module loads no torch; the run_* functions do. Bad input raises a PlaygroundError (a ValueError)
 with one line, which main.py prints with exit status 2.
+
+Pictures and films are drawn by the app's code (core never imports Qt), so main.py sends
+`landscape --out FILE.png|.svg` to gui.model.landscape_image.run_landscape_picture_command and
+`train --out FILE.gif|.mp4|.webp|.apng` to `train_animation_request` (every check, here) and
+then gui.model.animation_frames.write_model_animation.
 """
 
 from __future__ import annotations
@@ -69,7 +74,8 @@ def _add_model_options(parser: argparse.ArgumentParser, default_steps: int,
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `train`: data, model, loss, batches, split, seed, runs (each with its
-    --scheduler / --clip-norm / --clip-value), steps, --session, --json, --out run.py."""
+    --scheduler / --clip-norm / --clip-value), steps, --session, --json, --out run.py, and
+    --out anim.gif|.mp4|.webp|.apng with --fps, --steps-per-frame, --frames, --size."""
     from core.run_options import add_tool_arguments  # loads no torch
 
     _add_model_options(parser, DEFAULT_TRAIN_STEPS, 0.2)
@@ -83,9 +89,15 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                              "under torch.no_grad(); null in between")
     out = parser.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print one JSON object")
-    out.add_argument("--out", metavar="FILE.py",
-                     help="write the training as a standalone PyTorch script that prints what "
-                          "--json prints")
+    out.add_argument("--out", metavar="FILE",
+                     help="FILE.py: the training as a standalone PyTorch script that prints "
+                          "what --json prints; FILE.gif, .mp4, .webp or .apng: the training "
+                          "as an animation from the start (the data with a run's prediction, "
+                          "the loss curves, the step), as the window's File > Export > "
+                          "Animation makes it")
+    from core.animation_cli import add_animation_arguments  # loads no torch
+
+    add_animation_arguments(parser, what="the longest run")
 
 
 def add_landscape_arguments(parser: argparse.ArgumentParser) -> None:
@@ -271,18 +283,18 @@ def run_train_command(args: argparse.Namespace) -> str:
 
     Raises a PlaygroundError (a ValueError) with one line for bad input.
     """
-    from core.model_session import DEFAULT_TEST_FRACTION, train
+    from core.animation_cli import is_animation, refuse_animation_options
+    from core.model_session import train
 
-    if isinstance(args.eval_every, bool) or args.eval_every < 1:
-        raise _error(f"--eval-every must be 1 or more (got {args.eval_every})")
+    _check_eval_every(args)
+    if is_animation(args.out):
+        raise _error(f"{Path(args.out).suffix.lower()} animations of the training are drawn "
+                     "by the app's drawing code (main.py train, gui/model/animation_frames.py; "
+                     "see train_animation_request); this prints JSON or a table, or writes a "
+                     ".py script")
+    refuse_animation_options(args, _error, args.out)
     out = _script_out(args)
-    if args.session:
-        session = _loaded_session(args)
-    else:
-        if args.steps is None:
-            args.steps = DEFAULT_TRAIN_STEPS
-        session = _session(args, DEFAULT_TEST_FRACTION)
-    _apply_run_options(args, session)
+    session = _train_session(args)
     built = _build(session)
     records = train(built, [r.steps for r in session.runs], args.eval_every)
     if out is not None:
@@ -296,12 +308,87 @@ def run_train_command(args: argparse.Namespace) -> str:
     return _train_table(report)
 
 
+def _check_eval_every(args: argparse.Namespace) -> None:
+    if isinstance(args.eval_every, bool) or args.eval_every < 1:
+        raise _error(f"--eval-every must be 1 or more (got {args.eval_every})")
+
+
+def _train_session(args: argparse.Namespace) -> Any:
+    """The ModelSession `train` runs: --session's file with the options on top, or a new one
+    from the options (every run --steps long, default 200); each run's tool options applied."""
+    from core.model_session import DEFAULT_TEST_FRACTION
+
+    if args.session:
+        session = _loaded_session(args)
+    else:
+        if args.steps is None:
+            args.steps = DEFAULT_TRAIN_STEPS
+        session = _session(args, DEFAULT_TEST_FRACTION)
+    _apply_run_options(args, session)
+    return session
+
+
+@dataclass
+class TrainAnimation:
+    """What `train --out anim.gif` makes: the session (not trained: the film steps a fresh
+    build from its start), the file, the film's options and its plan's frame count and steps
+    per frame."""
+
+    session: Any  # core.model_session.ModelSession
+    out: Path
+    options: Any  # core.model_animation.ModelAnimationOptions
+    frame_count: int
+    steps_per_frame: int
+
+
+def train_animation_request(args: argparse.Namespace) -> TrainAnimation:
+    """`train --out FILE.gif|.mp4|.webp|.apng [--fps N] [--steps-per-frame K] [--frames N]
+    [--size WxH]`, checked before anything is stepped or drawn (and before main.py loads Qt):
+    the options (core/animation_cli.py, export's parsing), the target's folder, the model and
+    the data, the plan's bounds (frames, pixels, work, memory) and, for MP4, the encoder.
+    gui.model.animation_frames.write_model_animation(request.session, request.out,
+    request.options) then writes the film. Raises a PlaygroundError (one line)."""
+    from core.animation import check_writable
+    from core.animation_cli import animation_request, is_animation
+    from core.errors import ExportError
+    from core.model_animation import ModelAnimationOptions, check_model_plan, \
+        plan_model_animation
+
+    _check_eval_every(args)
+    out = Path(args.out or "")
+    if not is_animation(out):
+        raise _error(f"an animation of the training needs --out FILE.gif, .mp4, .webp or "
+                     f".apng (got {out.name!r})")
+    if args.eval_every != 1:
+        raise _error("--eval-every goes with --json or the table: an animation shows the "
+                     "held-out loss at every frame")
+    request = animation_request(args, _error)
+    check_writable(out, ExportError)  # before the build, not after the film
+    given_steps = args.steps  # None: each run's own length (--frames x --steps-per-frame)
+    session = _train_session(args)
+    built = _build(session)  # a bad model or CSV is said here, naming the file
+    options = ModelAnimationOptions(fps=request.fps, steps_per_frame=request.steps_per_frame,
+                                    steps=given_steps, frames=request.frames,
+                                    size=request.size)
+    plan = plan_model_animation(session, options)
+    if plan.frame_count < 2:  # (check_plan words it for the race)
+        raise _error("nothing moves: every run takes 0 steps; train at least 1 step "
+                     "(--steps N)")
+    check_model_plan(built, plan, request.size[0], request.size[1], out.suffix)
+    if out.suffix.lower() == ".mp4":  # a missing encoder is said now, not after the steps
+        from core.animation import _import_ffmpeg
+
+        _import_ffmpeg()
+    return TrainAnimation(session, out, options, plan.frame_count, plan.steps_per_frame)
+
+
 def _script_out(args: argparse.Namespace) -> Path | None:
     if not args.out:
         return None
     out = Path(args.out)
     if out.suffix.lower() != ".py":
-        raise _error(f"--out writes a PyTorch script: it must end in .py (got {out.name!r})")
+        raise _error(f"--out must end in .py (a PyTorch script) or .gif, .mp4, .webp, .apng "
+                     f"(an animation) (got {out.name!r})")
     from core.script_export import check_script_target
 
     check_script_target(out)  # before the training, not after it
@@ -420,12 +507,9 @@ def picture_size(text: str | None) -> tuple[int, int]:
     """--size as W,H or WxH (default 1000 x 800)."""
     if text is None:
         return 1000, 800
-    parts = text.lower().replace(" ", "").replace("x", ",").split(",")
-    try:
-        width, height = (int(v) for v in parts)
-    except ValueError:
-        raise _error(f"--size must be two whole numbers like 800,600 or 800x600 (got "
-                     f"{text!r})") from None
+    from core.animation_cli import parse_size
+
+    width, height = parse_size(text, _error)
     if not (16 <= width <= 10000 and 16 <= height <= 10000):
         raise _error("--size must be between 16 and 10000 pixels each way")
     return width, height

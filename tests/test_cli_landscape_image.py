@@ -83,3 +83,55 @@ def test_bad_picture_options_are_one_line_before_any_work(tmp_path, command, arg
         command(parse("--dataset", "moons", "--n", "20", *argv))
     assert message in str(caught.value) and "\n" not in str(caught.value)
     assert not any(tmp_path.iterdir())
+
+
+# --- through main.py: `python main.py landscape ... --out x.png|x.svg` ---------------------------
+
+
+def main_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    import main
+
+    code = main.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_main_draws_a_png_of_the_asked_size(tmp_path, capsys) -> None:
+    out = tmp_path / "landscape.png"
+    code, text, err = main_cli(capsys, "landscape", *PCA, "--out", str(out), "--size", "500x360")
+    assert (code, text, err) == (0, f"wrote {out}\n", "")
+    image = QImage(str(out))
+    assert not image.isNull() and (image.width(), image.height()) == (500, 360)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["landscape.png"]
+
+
+def test_main_draws_an_svg_that_parses(tmp_path, capsys) -> None:
+    out = tmp_path / "landscape.SVG"  # the suffix in any case
+    code, _, err = main_cli(capsys, "landscape", "--dataset", "line", "--model",
+                            "linear-regression", "--directions", "exact", "--grid", "11",
+                            "--steps", "5", "--out", str(out))
+    assert (code, err) == (0, "")
+    root = ET.parse(out).getroot()
+    assert root.tag.endswith("svg") and root.get("viewBox") == "0 0 1000 800"  # default size
+    text = "".join(el.text or "" for el in root.iter())
+    assert "0.weight" in text and "0.bias" in text   # the exact plane's axes
+
+
+@pytest.mark.parametrize("target, words", [
+    ("no/such/folder/x.png", "the folder"),
+    ("FOLDER.svg", "it is a folder"),
+    ("x.png --size 8x8", "--size must be between 16 and 10000"),
+    ("x.gif", "--out must end in .json or .csv, or .png or .svg"),
+])
+def test_main_refuses_an_unwritable_picture_in_one_line_and_writes_nothing(
+        tmp_path, capsys, monkeypatch, target, words) -> None:
+    monkeypatch.chdir(tmp_path)
+    if target == "FOLDER.svg":
+        (tmp_path / "FOLDER.svg").mkdir()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, text, err = main_cli(capsys, "landscape", "--dataset", "moons", "--n", "20",
+                               "--out", *target.split())
+    assert code == 2 and text == ""
+    assert err.count("\n") == 1 and err.startswith("optimizer-playground: error: ")
+    assert words in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

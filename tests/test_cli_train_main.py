@@ -42,7 +42,7 @@ def test_landscape_json_through_main(capsys: pytest.CaptureFixture[str]) -> None
 @pytest.mark.parametrize("argv", [["train", "--dataset", "mons"],
                                   ["train", "--model", "Linear(2, 16), Tanhh()"],
                                   ["train", "--freeze", "9.weight"],
-                                  ["landscape", "--out", "x.png"]])
+                                  ["landscape", "--out", "x.gif"]])
 def test_bad_input_exits_2_with_one_line(capsys: pytest.CaptureFixture[str], argv) -> None:
     code, out, err = run_main(capsys, *argv)
     assert code == 2 and out == ""

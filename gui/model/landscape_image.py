@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 
+from core.animation import check_writable
 from core.errors import ExportError
 from core.landscape import Landscape
 from core.model_cli import compute_landscape, landscape_caption, landscape_out, picture_size
@@ -80,8 +81,7 @@ def run_landscape_picture_command(args: argparse.Namespace) -> str:
     if out is None or out.suffix.lower() not in (".png", ".svg"):
         raise ExportError("a picture of the landscape needs --out FILE.png or FILE.svg")
     width, height = picture_size(args.size)
-    if not out.parent.is_dir():  # said now, not after the training and the grid
-        raise ExportError(f"cannot write {out}: the folder {out.parent} does not exist")
+    check_writable(out, ExportError)  # said now, not after the training and the grid
     result = compute_landscape(args)
     render_landscape_image(result.landscape, drawn_paths(result.landscape, result.titles,
                                                          result.colors, result.paths),
