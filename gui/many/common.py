@@ -8,7 +8,10 @@
   change computes afresh.
 - `AnalysisRunner`: the Compute button, a progress bar with Cancel and a one-line message; it
   runs a core function (core/many.py) in a gui/worker.py Job unless every result is cached. A
-  cancel, or a newer request, drops the Job's result: the tab keeps the picture it had.
+  cancel, or a newer request, drops the Job's result: the tab keeps the picture it had. The
+  Job runs torch on one intra-op thread (core.batch.one_torch_thread: with torch's OpenMP build
+  the count is the worker thread's own, and the process-wide value is put back once the last
+  Job inside is done).
 - `ExportButtons`, `export_picture`, `export_results`: PNG / SVG of the tab's picture
   (gui/image_export.py, SVG through QSvgGenerator) and CSV / JSON of its results (their
   to_csv / to_json, written atomically by core/export.write_text); a failure is one line.
@@ -34,7 +37,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QFileDialog, QGraphicsScene, QHBoxLayout, QLabel, QPushButton,
                                QWidget)
 
-from core.batch import ELEMENTWISE, LBFGS_REFUSED, ProgressState
+from core.batch import ELEMENTWISE, LBFGS_REFUSED, ProgressState, one_torch_thread
 from core.errors import ExportError, PlaygroundError
 from core.export import write_text
 from core.optimizers import format_optimizer_call, get_spec
@@ -44,7 +47,7 @@ from gui.controller import Controller
 from gui.worker import Job, JobProgress, JobState
 
 CACHE_ENTRIES = 16  # results kept; a 512 x 512 basin map is ~20 MB of arrays
-DTYPE_NAME = "float64"  # what the batches compute in (core.batch's default, exact as a Run)
+DTYPE_NAME = "float64"  # what the batches compute in unless a tab says otherwise (exact)
 PICTURE_FORMATS = (".png", ".svg")
 DATA_FORMATS = (".csv", ".json")
 
@@ -127,12 +130,12 @@ def surface_key(surface: Surface) -> tuple:
             tuple(surface.minima), tuple(surface.local_minima))
 
 
-def analysis_key(kind: str, surface: Surface, optimizer: RaceOptimizer | None,
-                 **settings: Any) -> tuple:
+def analysis_key(kind: str, surface: Surface, optimizer: RaceOptimizer | None, *,
+                 dtype: str = DTYPE_NAME, **settings: Any) -> tuple:
     """The cache key of one result: the analysis, the surface, the optimizer setting, every
-    other setting by name (grid, steps, ranges, ...) and the dtype."""
+    other setting by name (grid, steps, ranges, ...) and the dtype computed in."""
     return (kind, surface_key(surface), None if optimizer is None else optimizer.key(),
-            _frozen_repr(settings), DTYPE_NAME)
+            _frozen_repr(settings), dtype)
 
 
 class ResultCache:
@@ -231,9 +234,10 @@ class AnalysisRunner(QWidget):
 
         def work(state: JobState) -> dict[Hashable, Any]:
             done = {}
-            for number, key in enumerate(missing):
-                done[key] = compute(key, PartState(state, number / len(missing),
-                                                   1 / len(missing)))
+            with one_torch_thread():
+                for number, key in enumerate(missing):
+                    done[key] = compute(key, PartState(state, number / len(missing),
+                                                       1 / len(missing)))
             return done
 
         job = Job(work, parent=self)

@@ -10,44 +10,26 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QApplication
 
 from core.batch import CONVERGED, DIVERGED
 from core.many import basins
-from core.session import Session
-from gui.controller import Controller
 from gui.many.basin_layer import BasinLayer
 from gui.many.basins_view import DIVERGED_COLOUR, MINIMUM_COLOURS, BasinsView
 from gui.surface_view import SurfaceView
 from gui.worker import wait_for_jobs
+from tests.gui.many_fixtures import compute as _compute
+from tests.gui.many_fixtures import make_race, one_torch_thread, settle  # noqa: F401 (fixtures)
 
 GRID, STEPS = 24, 150
 
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """As the app runs (gui/app.py): on this 2-core machine two intra-op threads made a
-    65536-start batch step 30x slower whenever another process held a core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 @pytest.fixture
-def race(qtbot):
+def race(make_race):  # noqa: F811 (the imported fixture, by name)
     """Himmelblau with SGD + momentum, Adam, and an SGD whose lr is too big (some cells diverge)."""
-    session = Session(Session.default("himmelblau").surface)
-    session.add_run("SGD", {"lr": 0.002, "momentum": 0.9})
-    session.add_run("Adam", {"lr": 0.05})
-    session.add_run("SGD", {"lr": 0.03})
-    controller = Controller(session)
-    yield controller
-    controller.shutdown()
-    assert wait_for_jobs(10.0)
+    return make_race("himmelblau", ("SGD", {"lr": 0.002, "momentum": 0.9}), ("Adam", {"lr": 0.05}),
+                     ("SGD", {"lr": 0.03}))
 
 
 @pytest.fixture
@@ -63,17 +45,8 @@ def view(qtbot, race):
 
 
 def compute(qtbot, view: BasinsView, timeout: int = 60_000) -> None:
-    with qtbot.waitSignal(view.sigComputed, timeout=timeout):
-        assert view.compute()
+    _compute(qtbot, view, timeout)
     settle()
-
-
-def settle() -> None:
-    """Apply the layout the new maps and legend asked for (on screen, the next turns of the
-    event loop), so positions mapped now are where the mouse will land."""
-    for _ in range(3):
-        QApplication.sendPostedEvents()
-        QApplication.processEvents()
 
 
 def hue(rgb) -> float:

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from PySide6.QtCore import QSettings, Qt
 
 from core.session import Session
 from gui.controller import Controller
 from gui.main_window import MainWindow
 from gui.worker import wait_for_jobs
+from tests.gui.many_fixtures import one_torch_thread  # noqa: F401 (autouse: as the app runs)
 
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the app runs
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     w = MainWindow(Controller(Session.default("himmelblau")), settings=settings, restore=False)
     qtbot.addWidget(w)
@@ -26,7 +24,6 @@ def window(qtbot, tmp_path):
     w.close()
     w.controller.shutdown()
     assert wait_for_jobs(10.0)
-    torch.set_num_threads(before)
 
 
 def test_ctrl_4_opens_many_runs_and_the_layer_shows_its_map_on_the_race(window, qtbot):

@@ -8,17 +8,13 @@ import pytest
 
 from core.lr_finder import RULES, range_test
 from gui.many.range_test_view import RangeTestView
-from gui.model.controller import ModelController
+from tests.gui.many_fixtures import compute as _compute
+from tests.gui.many_fixtures import make_model, one_torch_thread  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
-def model(qtbot):
-    controller = ModelController()
-    controller.configure(n=60)
-    controller.add_run("SGD", 0.1)
-    controller.add_run("Adam", 0.01)
-    yield controller
-    controller.shutdown()
+def model(make_model):  # noqa: F811 (the imported fixture, by name)
+    return make_model(("SGD", 0.1), ("Adam", 0.01))
 
 
 @pytest.fixture
@@ -33,8 +29,7 @@ def view(qtbot, model):
 
 
 def compute(qtbot, view) -> None:
-    with qtbot.waitSignal(view.sigComputed, timeout=60_000):
-        assert view.compute()
+    _compute(qtbot, view)
 
 
 def test_the_curves_and_the_suggestion_are_cores(qtbot, view, model):

@@ -13,31 +13,19 @@ from PySide6.QtTest import QTest
 
 from core.batch import DIVERGED
 from core.many import log_spaced, lr_sweep
-from core.session import Session
-from gui.controller import Controller
 from gui.many.sweep_view import MODEL, SweepView
-from gui.model.controller import ModelController
-from gui.worker import wait_for_jobs
+from tests.gui.many_fixtures import compute as _compute
+from tests.gui.many_fixtures import make_model, make_race, one_torch_thread  # noqa: F401
 
 
 @pytest.fixture
-def race(qtbot):
-    session = Session(Session.default("rosenbrock").surface)
-    session.add_run("SGD", {"lr": 0.001})
-    session.add_run("Adam", {"lr": 0.05})
-    controller = Controller(session)
-    yield controller
-    controller.shutdown()
-    assert wait_for_jobs(10.0)
+def race(make_race):  # noqa: F811 (the imported fixture, by name)
+    return make_race("rosenbrock", ("SGD", {"lr": 0.001}), ("Adam", {"lr": 0.05}))
 
 
 @pytest.fixture
-def model(qtbot):
-    controller = ModelController()
-    controller.configure(n=60)
-    controller.add_run("SGD", 0.1)
-    yield controller
-    controller.shutdown()
+def model(make_model):  # noqa: F811 (the imported fixture, by name)
+    return make_model(("SGD", 0.1))
 
 
 @pytest.fixture
@@ -55,8 +43,7 @@ def view(qtbot, race, model):
 
 
 def compute(qtbot, view: SweepView) -> None:
-    with qtbot.waitSignal(view.sigComputed, timeout=60_000):
-        assert view.compute()
+    _compute(qtbot, view)
 
 
 def click_point(qtbot, view: SweepView, curve: int, index: int) -> None:

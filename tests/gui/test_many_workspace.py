@@ -5,37 +5,22 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from PySide6.QtWidgets import QLabel
 
 from core.batch import BatchError
 from core.many import basins, lr_sweep
-from core.session import Session
 from core.surfaces import get_surface, surface_from_formula
-from gui.controller import Controller
 from gui.many.basins_view import BasinsView
 from gui.many.common import (AnalysisRunner, PartState, ResultCache, analysis_key,
                              export_results, race_optimizers)
 from gui.many.workspace import _TABS, ManyWorkspace
 from gui.worker import JobState, wait_for_jobs
+from tests.gui.many_fixtures import make_race, one_torch_thread  # noqa: F401 (fixtures)
 
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """As the app runs (gui/app.py): on this 2-core machine two intra-op threads made a
-    65536-start batch step 30x slower whenever another process held a core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 @pytest.fixture
-def race(qtbot):
-    controller = Controller(Session.default("himmelblau"))
-    yield controller
-    controller.shutdown()
-    assert wait_for_jobs(10.0)
+def race(make_race):  # noqa: F811 (the imported fixture, by name)
+    return make_race("himmelblau")
 
 
 def test_workspace_has_the_basins_tab_and_takes_more(qtbot, race):
