@@ -8,7 +8,8 @@ Signals
 sigSurfaceChanged()        the surface (or the start point) changed: the runs restarted
 sigRunsChanged()           runs were added, removed or reordered (rebuild per-run items)
 sigRunChanged(object)      one run's settings changed (colour, label, hyperparameters, freeze,
-                           scheduler, clipping, noise, ...)
+                           scheduler, clipping, noise, ...), also when a loaded session's
+                           change (Run.pending_changes) was replayed at its step
 sigStepped()               runs have new trajectory entries (after a tick or a single step)
 sigPlayingChanged(bool)    play / pause
 sigSelectionChanged(object) the selected run (or None)
@@ -152,6 +153,7 @@ class Controller(QObject):
     def step_once(self) -> None:
         """One step for every active run (a slow run's goes to a worker and lands later)."""
         stepped = 0
+        waiting = _waiting_changes(self.session.active_runs)
         for run in self.session.active_runs:
             if run in self._jobs:
                 continue
@@ -159,6 +161,7 @@ class Controller(QObject):
                 self._step_in_background(run, 1)
             else:
                 stepped += self._timed_step(run)
+        self._announce_replayed(waiting)
         if stepped:
             self.sigStepped.emit()
 
@@ -199,6 +202,7 @@ class Controller(QObject):
                 self._step_in_background(run, budget)
         runs = [r for r in active if r not in self._jobs]
         stepping = list(runs)  # the runs this thread steps (a worker's change on their own)
+        waiting = _waiting_changes(stepping)
         steps_before = sum(r.steps for r in stepping)
         deadline = now + slice_s
         taken = 0
@@ -213,6 +217,7 @@ class Controller(QObject):
             round_time = self._clock() - started
             runs = [r for r in runs if r.status.value != "diverged" and r not in self._slow]
         stepped_here = sum(r.steps for r in stepping) - steps_before
+        self._announce_replayed(waiting)
         self._log_rate(now, worker_steps + stepped_here, len(active))
         if stepped_here or worker_steps:
             self.sigStepped.emit()
@@ -243,20 +248,24 @@ class Controller(QObject):
 
         job = Job(work)  # no parent: dropped (and collected) once it has reported
         steps_before = run.steps
-        job.sigFinished.connect(lambda result: self._on_background_step_end(run, job, result))
-        job.sigFailed.connect(lambda message: self._on_background_step_end(run, job, None,
-                                                                           message))
+        waiting = _waiting_changes([run])
+        job.sigFinished.connect(lambda result: self._on_background_step_end(
+            run, job, result, waiting=waiting))
+        job.sigFailed.connect(lambda message: self._on_background_step_end(
+            run, job, None, message, waiting=waiting))
         job.sigCancelled.connect(lambda: self._on_background_step_end(
-            run, job, (run.steps - steps_before, None)))
+            run, job, (run.steps - steps_before, None), waiting=waiting))
         self._jobs[run] = job
         job.start()
         self.sigWorkingChanged.emit()
 
     def _on_background_step_end(self, run: Run, job: Job, result: tuple[int, float | None] | None,
-                                message: str = "") -> None:
+                                message: str = "", *,
+                                waiting: list[tuple[Run, int]] | None = None) -> None:
         if self._jobs.get(run) is not job:
             return
         del self._jobs[run]
+        self._announce_replayed(waiting or [])
 
         if message:
             self.sigError.emit(f"stepping {run.title} failed: {message}")
@@ -290,6 +299,13 @@ class Controller(QObject):
                         job.finish(None)
                     finally:
                         QGuiApplication.restoreOverrideCursor()
+
+    def _announce_replayed(self, waiting: list[tuple[Run, int]]) -> None:
+        """sigRunChanged for each run whose saved changes (a loaded session's lr move, freeze,
+        ...) were applied by the steps just taken, so its card and the table show them."""
+        for run, count in waiting:
+            if len(run.pending_changes) < count:
+                self.sigRunChanged.emit(run)
 
     def _log_rate(self, now: float, steps: int, runs: int) -> None:
         self._rate_log.append((now, steps / max(1, runs)))
@@ -538,6 +554,13 @@ class Controller(QObject):
         for job in list(self._jobs.values()):
             job.finish(max(0.0, deadline - time.perf_counter()))
         return not self._jobs
+
+
+def _waiting_changes(runs: list[Run]) -> list[tuple[Run, int]]:
+    """The runs with saved changes still to replay, and how many: a step that applies one
+    shortens the count. Most runs have none, so a tick pays one length check per run."""
+    return [(run, len(run.pending_changes)) for run in runs
+            if run.pending_changes]
 
 
 def _predicted_slow(run: Run) -> bool:

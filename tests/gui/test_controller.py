@@ -505,3 +505,55 @@ def test_a_saved_and_opened_session_keeps_scheduler_clipping_and_noise(qtbot, tm
         r.step(30)
     assert list(loaded.trajectory.lr) == list(run.trajectory.lr)
     assert list(loaded.trajectory.x) == list(run.trajectory.x)  # the same noise, the same path
+
+
+# --- a loaded session's changes, replayed as the runs step -------------------------------------
+
+def saved_race_with_an_lr_change(tmp_path) -> str:
+    """A session file whose one SGD run had its lr moved from 1e-3 to 0.02 after 5 steps."""
+    session = Session(get_surface("bowl"))
+    run = session.add_run("SGD", {"lr": 1e-3})
+    run.step(5)
+    run.set_hyperparameter("lr", 0.02)
+    run.step(5)
+    path = tmp_path / "changed.json"
+    session.save(path)
+    return str(path)
+
+
+def test_a_replayed_change_refreshes_the_card_when_its_step_comes(qtbot, tmp_path):
+    from gui.run_card import RunCard
+
+    c = Controller(Session.default())
+    c.load_session(saved_race_with_an_lr_change(tmp_path))
+    run = c.session.runs[0]
+    assert run.steps == 0 and len(run.pending_changes) == 1
+    card = RunCard(run, c)
+    qtbot.addWidget(card)
+    card.show()
+    seen = []
+    c.sigRunChanged.connect(seen.append)
+    for _ in range(4):
+        c.step_once()
+    assert seen == [] and card.lr_spin.value() == 1e-3  # not yet: the change is at step 5
+    c.step_once()
+    assert run.steps == 5 and run.pending_changes == []
+    assert seen == [run]  # announced once, when the step applied it
+    assert card.lr_spin.value() == 0.02
+    c.step_once()
+    assert seen == [run]  # no change left: steps announce nothing more
+
+
+def test_a_tick_that_replays_a_change_announces_it(qtbot, tmp_path):
+    clock = FakeClock()
+    c = Controller(Session.default(), clock=clock)
+    c.load_session(saved_race_with_an_lr_change(tmp_path))
+    run = cost(clock, c.session.runs[0], 0.004)  # a round of 4 ms: one or two a tick
+    c.set_speed(MAX_SPEED)
+    seen = []
+    c.sigRunChanged.connect(seen.append)
+    while run.steps < 8:
+        tick_after(c, clock, FRAME_S)
+        assert seen == ([run] if run.steps >= 5 else [])
+    assert run.pending_changes == [] and seen == [run]
+    assert run.hyperparameters["lr"] == 0.02
