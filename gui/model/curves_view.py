@@ -3,7 +3,11 @@ tensor on a log scale (vanishing and exploding gradients show as lines falling o
 
 A frozen tensor has no gradient, so its line ends where it was frozen (and starts again where it
 was unfrozen); the point is marked (x: frozen, o: unfrozen) in the tensor's colour, and its
-legend entry says "frozen" while it is."""
+legend entry says "frozen" while it is.
+
+The tensors' legend sits above the |grad| plot's data area, in as many columns as its width
+holds (gui/legend_columns.py), so it hides no curve: the plot is short, and a legend inside it
+covered the lines' starts."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from core.run import Run
+from gui.legend_columns import set_legend_columns
 from gui.model.controller import ModelController
 from gui.throttle import Throttle
 
@@ -59,6 +64,15 @@ def log_axis_style(axis: pg.AxisItem) -> None:
     axis.logTickValues = decade_ticks
 
 
+def _columns_that_fit(widths: list[float], room: float) -> int:
+    """The most columns (at least one) in which entries of these widths, laid out row by row,
+    fit in `room`: each column as wide as its widest entry."""
+    for columns in range(len(widths), 1, -1):
+        if sum(max(widths[c::columns]) for c in range(columns)) <= room:
+            return columns
+    return 1
+
+
 def _light(item: pg.PlotDataItem) -> None:
     """Long histories draw as many points as the plot has pixels (x is the step: sorted, so
     clipping to the view is safe)."""
@@ -86,18 +100,28 @@ class ModelCurves(QWidget):
         for plot in (self.loss_plot, self.grad_plot):
             log_axis_style(plot.getAxis("left"))
         self.grad_plot.setLabel("bottom", "step")
-        # the tensors' names in a row along the top, on white, so they hide no curve's start
-        self.grad_legend = self.grad_plot.addLegend(offset=(30, 2), colCount=4,
-                                                    brush=pg.mkBrush(255, 255, 255, 200))
+        # the tensors' names above the data area (in the hidden top axis's row, which is
+        # given the legend's height), never over a curve; plot(name=...) adds to it
+        item = self.grad_plot.getPlotItem()
+        self.grad_legend = pg.LegendItem(offset=None, labelTextSize="8pt",
+                                         labelTextColor="k")
+        self.grad_legend.setParentItem(item)
+        item.legend = self.grad_legend
+        # which run the lines are of, at the start of the legend's row (no title row: the
+        # plot is short)
+        self.grad_title = pg.LabelItem("", color="k", size="9pt", justify="left")
+        self.grad_title.setParentItem(item)
+        self._legend_row_height = -1.0
+        item.getViewBox().sigResized.connect(self.place_grad_legend)
         note = QLabel("solid: training loss (the batch each step used); dashed: test loss on "
                       "the held-out rows, computed under torch.no_grad()")
         note.setWordWrap(True)
         note.setStyleSheet("color: #555;")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.loss_plot, 3)
+        layout.addWidget(self.loss_plot, 1)
         layout.addWidget(note)
-        layout.addWidget(self.grad_plot, 2)
+        layout.addWidget(self.grad_plot, 1)  # as tall: its legend row takes some of it
         self.train_curves: dict[Run, pg.PlotDataItem] = {}
         self.test_curves: dict[Run, pg.PlotDataItem] = {}
         self.grad_curves: dict[str, pg.PlotDataItem] = {}
@@ -137,7 +161,42 @@ class ModelCurves(QWidget):
             self.grad_curves[name] = self.grad_plot.plot(
                 pen=pg.mkPen(TENSOR_COLOURS[i % len(TENSOR_COLOURS)], width=1.5), name=name)
             _light(self.grad_curves[name])
+        self.grad_legend.columnCount = 0  # new entries: lay the columns out afresh
+        self.place_grad_legend()
         self._on_runs_change()
+
+    def place_grad_legend(self, *_: object) -> None:
+        """The selected run's name, then the tensors' legend in as many columns as the plot's
+        width holds, just above its data area (the name on a line of its own when that takes
+        fewer lines); the row there (the hidden top axis's) is made as tall as they are, so
+        the data area starts below them."""
+        item = self.grad_plot.getPlotItem()
+        vb = item.getViewBox()
+        legend, title = self.grad_legend, self.grad_title
+        title_width = title.item.boundingRect().width() + 6 if title.text else 0.0
+        title_height = title.item.boundingRect().height() if title.text else 0.0
+        widths = [sample.width() + label.boundingRect().width() + 8
+                  for sample, label in legend.items]
+        beside = _columns_that_fit(widths, vb.width() - title_width)
+        below = _columns_that_fit(widths, vb.width())
+        rows_beside = -(-len(widths) // beside) if widths else 0
+        rows_below = -(-len(widths) // below) + 1 if widths else 0
+        own_line = title.text and rows_below < rows_beside
+        columns = below if own_line else beside
+        if widths and columns != legend.columnCount:
+            set_legend_columns(legend, columns)
+        legend_height = legend.boundingRect().height() if widths else 0.0
+        height = title_height + legend_height if own_line else max(title_height, legend_height)
+        if abs(height - self._legend_row_height) > 0.5:
+            self._legend_row_height = height
+            item.layout.setRowFixedHeight(1, height + 4)  # (re-lays out: sigResized again)
+        top_left = vb.mapToItem(item, vb.boundingRect().topLeft())
+        top = top_left.y() - height - 2
+        title.setPos(top_left.x(), top)
+        if own_line:
+            legend.setPos(top_left.x(), top + title_height)
+        else:
+            legend.setPos(top_left.x() + title_width, top)
 
     def refresh(self) -> None:
         c = self.controller
@@ -150,8 +209,12 @@ class ModelCurves(QWidget):
                                               _positive(np.asarray(extras.test_loss)),
                                               connect="finite")
         run = c.selected
-        self.grad_plot.setTitle("selected run: " + (run.label or run.optimizer_name)
-                                if run is not None else "no run selected")
+        relabelled = False
+        title = ("selected run: " + (run.label or run.optimizer_name)) if run is not None \
+            else "no run selected"
+        if title != self.grad_title.text:
+            self.grad_title.setText(title)
+            relabelled = True
         for name, item in self.grad_curves.items():
             if run is None or name not in run.parameter_names:
                 item.setData([], [])
@@ -164,6 +227,9 @@ class ModelCurves(QWidget):
                 text = f"{name} (frozen)" if run is not None and name in run.frozen else name
                 if label.text != text:
                     label.setText(text)
+                    relabelled = True
+        if relabelled:  # "(frozen)" makes an entry wider: the columns may change
+            self.place_grad_legend()
         self._draw_freeze_marks(run)
         self._throttle.drawn()
 
