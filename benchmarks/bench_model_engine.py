@@ -119,7 +119,7 @@ def tick_rate(controller: ModelController, optimizer: str, hps: dict, steps: int
 def bench(presets: list[str], steps: int, repeats: int) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); load average "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    print("steps/s (CPU time, median of %d, interleaved); ratios against plain" % repeats)
+    print(f"steps/s (CPU time, median of {repeats}, interleaved); ratios against plain")
     print(f"  {'preset':20s} {'batch':>5s} {'opt':4s} {'plain':>7s} {'run':>7s} {'tick':>7s}"
           f"  {'run/plain':>9s} {'tick/plain':>10s} {'tick/run':>8s}")
     worst = 10.0

@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -407,6 +408,8 @@ class Run:
                 name not in self._frozen)
             for name in self.problem.parameter_names}
         self._scalar = {name: p.dim() == 0 for name, p in self.parameters.items()}
+        # the loss at these leaves by step (a model problem binds a copy of its module to them)
+        self._loss_at = self.problem.loss_of(self.parameters)
         # The race's hot path works on the two leaves and the surface directly (a step there
         # is ~70 us, so dict walks per step would show in the steps per second).
         self._surface_fn: Surface | None = (self.problem.surface if isinstance(
@@ -431,6 +434,13 @@ class Run:
                                      extra=self._tool_fields() + self._schedule_fields())
         self._base_fields = len(self.trajectory.fields) - len(self._tool_fields()) - len(
             self._schedule_fields())
+        # the general record's views of the leaves (they follow the optimizer's in-place updates)
+        self._values = {name: p.detach() for name, p in self.parameters.items()}
+        self._value_list = list(self._values.values())
+        self._stored_flat = [self._values[name].view(-1) for name in self.trajectory.stored]
+        self._all_scalar = all(self._scalar.values())
+        self._layouts: dict[tuple[bool, tuple[bool, ...]], _RecordLayout] = {}
+        self._previous_list: list[Tensor] = []  # the values before the newest step
         self.steps = 0
         self.status = RunStatus.RUNNING
         self.converged_at: int | None = None
@@ -440,7 +450,6 @@ class Run:
         self.last_point: Point = self._point()
         self.last_update: Point = tuple(math.nan for _ in self.last_point)  # type: ignore
         self._update_norms: dict[str, float] = {n: math.nan for n in self.parameters}
-        self._previous: dict[str, float | Tensor] = {}
         self._last_grads: dict[str, Figure] = {}
         self._last_gxy: tuple[float, float] = (math.nan, math.nan)
         if isinstance(self.problem, SurfaceProblem):
@@ -981,7 +990,7 @@ class Run:
         if self._surface_fn is not None:
             loss = self._surface_fn(*self._xy)
         else:
-            loss = self.problem.loss(self.parameters, self.steps)
+            loss = self._loss_at(self.steps)
         if loss.requires_grad:
             loss.backward()
         if self.noise is not None or self.clipping is not None:
@@ -1012,7 +1021,7 @@ class Run:
             loss, gx, gy = self._forward_backward_xy()
             return loss, {"x": gx, "y": gy}
         self.optimizer.zero_grad()
-        loss = self.problem.loss(self.parameters, self.steps)
+        loss = self._loss_at(self.steps)
         if loss.requires_grad:
             loss.backward()
         grads: dict[str, Figure] = {}
@@ -1095,12 +1104,14 @@ class Run:
         """Any problem: the same checks over every named parameter.
 
         Every figure of the entry (the small parameters' elements and gradients, the norms of
-        values, gradients and updates) is computed with a few whole-list torch calls
-        (`torch._foreach_norm`, what clip_grad_norm_ uses) and read back with one `tolist()`:
-        per-tensor `.item()` calls would cost more than a small model's step. A non-finite
-        norm is then checked element-wise (a huge finite tensor can overflow its norm).
+        values, gradients and updates) comes from one `torch._foreach_norm` call (what
+        clip_grad_norm_ uses) and one `torch.cat`, read back once (`tolist()` for the checks,
+        the same memory as numpy for the row, placed by one index array, `_RecordLayout`):
+        per-tensor `.item()` calls or per-figure Python would cost more than a small model's
+        step. A non-finite norm is then checked element-wise (a huge finite tensor can overflow
+        its norm).
         """
-        values = {name: p.detach() for name, p in self.parameters.items()}
+        values = self._values
         if self.bound is not None:
             for name, v in values.items():
                 largest = v.abs().max().item()
@@ -1119,56 +1130,61 @@ class Run:
                 return
             self._diverge(f"evaluating the loss failed: {e}", self._known_point())
             return
-        first = not len(self.trajectory)
-        current = list(values.values())
-        previous = list(self._previous.values())
-        moves = [] if first else torch._foreach_sub(current, previous)  # type: ignore
-        free = [name for name, g in grads.items() if isinstance(g, Tensor)]
         t = self.trajectory
-        parts = [values[name].flatten() for name in t.stored]
-        parts += [_grad_tensor(grads[name], values[name]).flatten() for name in t.stored]
-        norms = torch._foreach_norm([*values.values(), *(grads[n] for n in free), *moves])
-        figures = torch.cat([*parts, torch.stack(norms)]).tolist()
-        n_elements = sum(p.numel() for p in parts)
-        elements, rest = figures[:n_elements], figures[n_elements:]
-        k = len(values)
-        value_norms = dict(zip(values, rest[:k]))
-        grad_norms = {name: math.nan for name in grads}
-        grad_norms.update(zip(free, rest[k:k + len(free)]))
-        updates = dict(zip(values, rest[k + len(free):])) if not first else {
-            name: math.nan for name in values}
-        if not all(math.isfinite(v) for v in value_norms.values()) \
-                and not self._values_finite(values):
+        first = not len(t)
+        current = self._value_list
+        frozen = tuple(g is None for g in grads.values())
+        layout = self._layouts.get((first, frozen))
+        if layout is None:
+            layout = self._layouts[first, frozen] = _RecordLayout(self, first, frozen)
+        free_grads = [g for g in grads.values() if g is not None]
+        norms = torch._foreach_norm(  # type: ignore[attr-defined]
+            current + free_grads if first
+            else current + free_grads + list(torch._foreach_sub(  # type: ignore[attr-defined]
+                current, self._previous_list)))
+        grad_parts = [layout.nan_grads[i] if grads[name] is None
+                      else grads[name].reshape(-1)  # type: ignore[union-attr]
+                      for i, name in layout.stored]
+        figures_tensor = torch.cat([*self._stored_flat, *grad_parts, torch.stack(norms)])
+        figures = figures_tensor.tolist()
+        k, n_free, at = len(current), len(free_grads), layout.n_elements
+        value_norms = figures[at:at + k]
+        grad_norms = figures[at + k:at + k + n_free]
+        if not all(math.isfinite(v) for v in value_norms) and not self._values_finite(values):
             return
         if not math.isfinite(loss):
             self._diverge(f"loss became {loss} at step {self.steps}", self._known_point())
             return
-        for name in free:
-            g = grads[name]
-            assert isinstance(g, Tensor)
-            if not math.isfinite(grad_norms[name]) and not bool(torch.isfinite(g).all()):
-                self._diverge(f"the gradient of {name} became non-finite at step {self.steps}",
-                              self._known_point())
-                return
+        for name, norm in zip(layout.free, grad_norms):
+            if not math.isfinite(norm):
+                g = grads[name]
+                assert isinstance(g, Tensor)
+                if not bool(torch.isfinite(g).all()):
+                    self._diverge(f"the gradient of {name} became non-finite at step "
+                                  f"{self.steps}", self._known_point())
+                    return
         extra = self._extra_row(grads) if len(t.fields) > self._base_fields else []
         # the entry
-        point = self._point()
-        if not first and point and self.last_point:
-            self.last_update = tuple(a - b for a, b in zip(point, self.last_point))  # type: ignore
-        self.last_point = point
-        self._update_norms = updates
+        if self._all_scalar:
+            point = self._point()
+            if not first and point and self.last_point:
+                self.last_update = tuple(  # type: ignore[assignment]
+                    a - b for a, b in zip(point, self.last_point))
+            self.last_point = point
         if first:  # buffers for the values before the next step, refilled in one call
-            self._previous = {name: v.clone() for name, v in values.items()}
+            self._previous_list = [v.clone() for v in current]
+            self._update_norms = dict.fromkeys(values, math.nan)
+            self._moved = None
         else:
-            torch._foreach_copy_(previous, current)  # type: ignore[arg-type]
+            torch._foreach_copy_(self._previous_list, current)  # type: ignore[attr-defined]
+            updates = figures[at + k + n_free:]
+            self._update_norms = dict(zip(values, updates))
+            self._moved = math.hypot(*updates)
         self._last_grads = grads
-        self._moved = None if first else math.hypot(*updates.values())
-        half = n_elements // 2
-        row: list[float] = [float(self.steps), *elements[:half], loss, *elements[half:],
-                            float(self.optimizer.param_groups[0]["lr"])]
-        for name in t.normed:
-            row += [value_norms[name], grad_norms[name], updates[name]]
-        t.append(*row, *extra)
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        row = np.concatenate((figures_tensor.numpy(), (self.steps, loss, lr, math.nan)))[
+            layout.source]
+        t.append_row(np.concatenate((row, extra)) if extra else row)
         reason = self._tracker.observe_divergence(self.steps, math.nan, math.nan, loss)
         if reason is not None:
             self._diverge(reason, self._known_point())
@@ -1176,7 +1192,7 @@ class Run:
         if self.spec.weight_decay_in_gradient(self.hyperparameters):
             stationarity = self._stationarity_any(grads)
         else:  # the gradient norms are at hand
-            stationarity = math.hypot(*(g for g in grad_norms.values() if not math.isnan(g)))
+            stationarity = math.hypot(*(g for g in grad_norms if not math.isnan(g)))
         self._tracker.observe_convergence(self.steps, stationarity, self._moved)
         self._update_status()
 
@@ -1313,6 +1329,41 @@ class Run:
                 "converged_at": self.converged_at, "diverged_at": self.diverged_at,
                 "divergence_reason": self.divergence_reason or None,
                 "trajectory": self.trajectory.to_dict()}
+
+
+class _RecordLayout:
+    """Where each figure of a general problem's entry goes in its trajectory row.
+
+    The figures tensor of an entry is [the stored parameters' elements, their gradients' (NaN
+    for a frozen one), the norm of every value, of every free gradient, of every update (not
+    for the first entry)], followed by (step, loss, lr, NaN); `source[j]` is the position of
+    row field j in it. One layout per (first entry, which parameters are frozen).
+    """
+
+    def __init__(self, run: Run, first: bool, frozen: tuple[bool, ...]) -> None:
+        t = run.trajectory
+        names = list(run.parameters)
+        index = {name: i for i, name in enumerate(names)}
+        self.stored = [(index[name], name) for name in t.stored]
+        self.free = [name for name, f in zip(names, frozen) if not f]
+        self.nan_grads = {i: torch.full((run.parameters[name].numel(),), math.nan,
+                                        dtype=run.parameters[name].dtype)
+                          for (i, name) in self.stored if frozen[i]}
+        half = sum(run.parameters[name].numel() for _, name in self.stored)
+        self.n_elements = 2 * half
+        k, f = len(names), len(self.free)
+        size = self.n_elements + k + f + (0 if first else k)
+        step, loss, lr, nan = size, size + 1, size + 2, size + 3
+        free_at = {name: j for j, name in enumerate(self.free)}
+        source = [step, *range(half), loss, *range(half, 2 * half), lr]
+        for name in t.normed:
+            i = index[name]
+            source += [self.n_elements + i,
+                       self.n_elements + k + free_at[name] if name in free_at else nan,
+                       nan if first else self.n_elements + k + f + i]
+        if len(source) != run._base_fields:
+            raise AssertionError("the record's layout does not match the trajectory's fields")
+        self.source = np.array(source, dtype=np.intp)
 
 
 def _tool_config(scheduler: SchedulerSetting | None, clipping: GradientClipping | None,

@@ -88,15 +88,28 @@ class Trajectory:
         if len(row) != len(self.fields):
             raise ValueError(f"an entry has {len(self.fields)} fields, got {len(row)}")
         if self._size == self._buf.shape[1]:
-            if self._size < self.capacity:
-                grown = np.empty((len(self.fields), min(self.capacity, 2 * self._size)),
-                                 np.float64)
-                grown[:, : self._size] = self._buf[:, : self._size]
-                self._buf = grown
-            else:
-                self._thin()
+            self._make_room()
         self._buf[:, self._size] = row
         self._size += 1
+
+    def append_row(self, row: np.ndarray) -> None:
+        """`append` for an entry already laid out as one float64 array in `fields` order (the
+        engine's general record builds it with one numpy index)."""
+        if row.shape != (len(self.fields),):
+            raise ValueError(f"an entry has {len(self.fields)} fields, got {row.shape}")
+        if self._size == self._buf.shape[1]:
+            self._make_room()
+        self._buf[:, self._size] = row
+        self._size += 1
+
+    def _make_room(self) -> None:
+        """The buffer is full: grow it, or once at capacity thin the older entries."""
+        if self._size < self.capacity:
+            grown = np.empty((len(self.fields), min(self.capacity, 2 * self._size)), np.float64)
+            grown[:, : self._size] = self._buf[:, : self._size]
+            self._buf = grown
+        else:
+            self._thin()
 
     def _thin(self) -> None:
         keep = np.arange(0, self._size, 2)

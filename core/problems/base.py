@@ -10,8 +10,10 @@ tensors.
 
 from __future__ import annotations
 
+import functools
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -44,6 +46,12 @@ class Problem(ABC):
         sequence (and L-BFGS's closure sees the same batch within one step). It must be a
         function of (params, step) alone: the engine may evaluate the same step more than once
         (at a reset it measures the start; after a freeze it takes the gradient again)."""
+
+    def loss_of(self, params: dict[str, Tensor]) -> Callable[[int], Tensor]:
+        """The loss at these very tensors as a function of the step, `loss(params, step)`:
+        what a Run calls for every forward pass. A problem may prepare something once per set
+        of parameters here (ModelProblem: a copy of its module that holds them)."""
+        return functools.partial(self.loss, params)
 
     def scale(self) -> Any | None:
         """What the status rules scale their tolerances by; None for the relative rules."""
