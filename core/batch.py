@@ -90,17 +90,19 @@ def one_torch_thread() -> Iterator[None]:
     one whenever another process held a core: an element-wise op waits for its slowest thread.
     The results are the same on one thread (every op of the batch is element-wise).
 
-    torch's OpenMP build keeps the count per calling thread, and also in one process-wide value
-    that a thread reads when it first uses torch; other backends keep it process-wide. So the
-    callers are counted under a lock and only the last one out restores the count (the one the
-    first one in found): overlapping Jobs on worker threads never raise the count under a Job
-    still inside, and never leave the process on one thread. (A thread that leaves while another
-    is inside stays on one thread; the app runs on one anyway, gui/app.py.)
+    torch's OpenMP build (its CPU wheels) keeps the count per calling thread, and also in one
+    process-wide value that a thread reads when it first uses torch; other backends keep it
+    process-wide. So the callers are counted under a lock: the last one out restores the count
+    the first one in found (so overlapping Jobs on worker threads never leave the process on one
+    thread), and with OpenMP each caller that leaves earlier restores its own thread's count
+    (which cannot change another thread's), while with a process-wide count it leaves it at one
+    for the callers still inside.
     """
     global _threads_users, _threads_outer
     with _threads_lock:
+        before = torch.get_num_threads()
         if _threads_users == 0:
-            _threads_outer = torch.get_num_threads()
+            _threads_outer = before
         _threads_users += 1
         torch.set_num_threads(1)
     try:
@@ -110,6 +112,19 @@ def one_torch_thread() -> Iterator[None]:
             _threads_users -= 1
             if _threads_users == 0:
                 torch.set_num_threads(_threads_outer)
+            elif _per_thread_count():
+                torch.set_num_threads(before)
+
+
+def _per_thread_count() -> bool:
+    """Whether torch keeps the intra-op thread count per thread (its OpenMP backend)."""
+    global _PER_THREAD
+    if _PER_THREAD is None:
+        _PER_THREAD = "parallel backend: OpenMP" in torch.__config__.parallel_info()
+    return _PER_THREAD
+
+
+_PER_THREAD: bool | None = None
 
 
 class BatchError(PlaygroundError):

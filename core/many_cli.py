@@ -178,7 +178,8 @@ def _out_path(args: argparse.Namespace, films: bool = False) -> Path | None:
         raise _error(f"{suffix} pictures of {args.command_name} are not yet available; "
                      "write .json or .csv")
     if suffix not in OUT_SUFFIXES:
-        raise _error(f"--out must end in .json or .csv (got {out.name!r})")
+        also = f", or a film's {', '.join(FILM_SUFFIXES)}" if films else ""
+        raise _error(f"--out must end in .json or .csv{also} (got {out.name!r})")
     return out
 
 

@@ -234,3 +234,100 @@ def test_lrfind_json_ramps_the_lr_and_names_its_rules(tmp_path: Path) -> None:
     out = tmp_path / "lr.csv"
     assert lrfind_cli(*MODEL, "--steps", "10", "--out", str(out)) == f"wrote {out}"
     assert out.read_text().startswith("step,lr,loss,smoothed_loss,suggested")
+
+
+# --- one torch thread, --dtype, films ---------------------------------------------------------
+
+
+def test_the_commands_run_torch_on_one_thread_and_put_the_count_back(monkeypatch) -> None:
+    import torch
+
+    import core.lr_finder
+    import core.many
+
+    seen: dict[str, int] = {}
+    for module, name in ((core.many, "basins"), (core.many, "lr_sweep"),
+                         (core.lr_finder, "range_test")):
+        real = getattr(module, name)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            seen[_name] = torch.get_num_threads()
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        basins_cli("--surface", "bowl", "--optimizer", "SGD", "--grid", "3", "--steps", "5",
+                   "--json")
+        sweep_cli("--surface", "bowl", "--optimizer", "SGD", "--lr", "1e-3:1:3", "--steps", "5",
+                  "--json")
+        lrfind_cli("--n", "40", "--steps", "10", "--json")
+        assert seen == {"basins": 1, "lr_sweep": 1, "range_test": 1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_dtype_float32_is_said_in_the_json_and_close_to_float64() -> None:
+    args = ("--surface", "himmelblau", "--optimizer", "Adam(lr=0.1)", "--grid", "8",
+            "--steps", "200", "--json")
+    exact = json.loads(basins_cli(*args))
+    fast = json.loads(basins_cli(*args, "--dtype", "float32"))
+    assert exact["dtype"] == "float64" and fast["dtype"] == "float32"
+    assert np.mean(np.array(exact["minimum"]) == np.array(fast["minimum"])) >= 0.95
+    sweep = json.loads(sweep_cli("--surface", "bowl", "--optimizer", "SGD", "--lr", "1e-3:1:3",
+                                 "--steps", "5", "--dtype", "float32", "--json"))
+    assert sweep["dtype"] == "float32"
+    with pytest.raises(PlaygroundError, match="float32 is for a surface") as info:
+        sweep_cli("--optimizer", "SGD", "--lr", "1e-3:1:3", "--dtype", "float32", "--json")
+    assert "\n" not in str(info.value)
+
+
+def _film_cli(*argv: str) -> str:
+    from gui.basin_animation import write_basin_film
+
+    p = argparse.ArgumentParser(prog="basins")
+    add_basins_arguments(p)
+    return run_basins_command(p.parse_args(list(argv)), write_film=write_basin_film)
+
+
+def test_a_basins_film_decodes_with_the_planned_frames_and_size(qapp, tmp_path: Path) -> None:
+    from PIL import Image, ImageSequence
+
+    out = tmp_path / "film.gif"
+    text = _film_cli("--surface", "himmelblau", "--optimizer", "Adam(lr=0.1)", "--grid", "12",
+                     "--steps", "60", "--out", str(out), "--fps", "5", "--steps-per-frame",
+                     "20", "--size", "240x200")
+    assert text == f"wrote {out} (4 frames, 20 steps per frame, 12 x 12 starts)"
+    with Image.open(out) as film:
+        frames = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(film)]
+        assert film.info["duration"] == 200
+    assert len(frames) == 4 and all(f.shape == (200, 240, 3) for f in frames)
+    assert not np.array_equal(frames[0], frames[-1])
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--out", "b.json", "--fps", "5"], "--fps goes with a film"),
+    (["--steps-per-frame", "5"], "--steps-per-frame goes with a film"),
+    (["--out", "b.gif", "--grid", "300"], "from 2 to 256 starts"),
+    (["--out", "b.gif", "--fps", "0"], "--fps must be 1 or more"),
+    (["--out", "b.gif", "--size", "big"], "--size must be two whole numbers"),
+    (["--out", "b.gif", "--size", "4x4"], "."),
+    (["--out", "no/such/folder/b.gif"], "cannot write"),
+])
+def test_bad_film_input_is_one_line_and_writes_nothing(argv: list[str], match: str,
+                                                       tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(PlaygroundError, match=match) as info:
+        _film_cli("--surface", "bowl", "--optimizer", "SGD", "--grid", "4", "--steps", "10",
+                  *argv)
+    assert "\n" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_film_without_mains_writer_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(PlaygroundError, match="drawn by main.py") as info:
+        basins_cli("--surface", "bowl", "--optimizer", "SGD", "--grid", "4", "--steps", "10",
+                   "--out", str(tmp_path / "b.mp4"))
+    assert "\n" not in str(info.value) and list(tmp_path.iterdir()) == []

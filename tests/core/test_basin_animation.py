@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from core.animation import AnimationError
 from core.basin_animation import BasinReplay, plan_basin_animation
@@ -57,3 +58,54 @@ def test_asking_before_the_minima_are_known_or_for_a_frame_not_recorded_is_refus
     with pytest.raises(AnimationError, match="from 2 to 256 starts"):
         BasinReplay(get_surface("himmelblau"), "SGD(lr=0.01)", 300,
                     plan_basin_animation(10, fps=10, steps_per_frame=5))
+
+
+def test_step_all_records_the_same_frames_as_prepare_and_advance() -> None:
+    by_pieces = _replay()
+    _run(by_pieces)
+    at_once = _replay()
+    progress: list[float] = []
+
+    class State:
+        def set_progress(self, fraction: float) -> None:
+            progress.append(fraction)
+
+        def is_interruption_requested(self) -> bool:
+            return False
+
+    at_once.step_all(State())
+    assert len(at_once.frames) == len(by_pieces.frames) == 4
+    for a, b in zip(at_once.frames, by_pieces.frames, strict=True):
+        assert a.step == b.step
+        np.testing.assert_array_equal(a.minimum, b.minimum)
+        np.testing.assert_array_equal(a.status, b.status)
+    assert progress[-1] == 1.0 and progress == sorted(progress)
+
+
+def test_step_all_stops_on_a_cancel_and_a_huge_film_is_refused() -> None:
+    from core.batch import BatchCancelled
+
+    class Cancel:
+        def set_progress(self, fraction: float) -> None:
+            pass
+
+        def is_interruption_requested(self) -> bool:
+            return True
+
+    replay = _replay()
+    with pytest.raises(BatchCancelled):
+        replay.step_all(Cancel())
+    assert not replay.frames
+    plan = plan_basin_animation(4000, fps=10, steps_per_frame=1)
+    with pytest.raises(AnimationError, match="cell-frames"):
+        BasinReplay(get_surface("himmelblau"), "Adam(lr=0.1)", 256, plan)
+
+
+def test_a_float32_film_steps_in_float32() -> None:
+    plan = plan_basin_animation(60, fps=10, steps_per_frame=20)
+    replay = BasinReplay(get_surface("himmelblau"), "Adam(lr=0.1)", 12, plan, dtype="float32")
+    _run(replay)
+    assert replay._batch.dtype == torch.float32
+    exact = _replay()
+    _run(exact)
+    assert float(np.mean(replay.frames[-1].minimum == exact.frames[-1].minimum)) >= 0.95

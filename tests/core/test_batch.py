@@ -329,3 +329,63 @@ def test_groups_split_over_several_optimizers_step_as_one(monkeypatch: pytest.Mo
     assert np.array_equal(a.final_x, b.final_x) and np.array_equal(a.final_loss, b.final_loss)
     assert np.array_equal(a.status, b.status)
     assert [g["lr"] for g in split.param_groups] == [g["lr"] for g in whole.param_groups]
+
+
+# --- one torch thread ----------------------------------------------------------------------------
+
+
+def test_one_torch_thread_inside_and_the_count_put_back() -> None:
+    import torch
+
+    from core.batch import one_torch_thread
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with one_torch_thread():
+            assert torch.get_num_threads() == 1
+            with one_torch_thread():  # nested: still one, and the outer count survives
+                assert torch.get_num_threads() == 1
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_overlapping_callers_on_threads_restore_the_count_once() -> None:
+    import threading
+
+    import torch
+
+    from core.batch import one_torch_thread
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    inside, release = threading.Event(), threading.Event()
+    seen: list[int] = []
+
+    def job() -> None:
+        with one_torch_thread():
+            seen.append(torch.get_num_threads())
+            inside.set()
+            release.wait(10)
+            seen.append(torch.get_num_threads())  # still one after the other caller left
+
+    try:
+        worker = threading.Thread(target=job)
+        with one_torch_thread():
+            worker.start()
+            assert inside.wait(10)
+        # The first caller left while the worker is inside: nothing is put back yet.
+        assert seen == [1]
+        release.set()
+        worker.join(10)
+        assert seen == [1, 1]
+        assert torch.get_num_threads() == 2  # restored, on this thread and for new ones
+        fresh: list[int] = []
+        probe = threading.Thread(target=lambda: fresh.append(torch.get_num_threads()))
+        probe.start()
+        probe.join(10)
+        assert fresh == [2]  # and a new thread starts from it, not from one
+    finally:
+        torch.set_num_threads(before)

@@ -284,3 +284,65 @@ def test_a_cancel_stops_a_model_sweep_inside_a_cell() -> None:
     with pytest.raises(BatchCancelled):
         many.model_lr_sweep(built, "SGD", [0.1], 10 ** 4, state=state)
     assert state.asked == 4  # between chunks of one cell's steps, not only between cells
+
+
+# --- float32, found minima, the public helpers ---------------------------------------------------
+
+
+def test_float32_basins_are_close_to_float64_and_say_so() -> None:
+    surface = get_surface("himmelblau")
+    exact = basins(surface, "Adam(lr=0.05)", 32, 300)
+    fast = basins(surface, "Adam(lr=0.05)", 32, 300, dtype="float32")
+    assert exact.dtype == "float64" and fast.dtype == "float32"
+    assert exact.to_json()["dtype"] == "float64" and fast.to_json()["dtype"] == "float32"
+    assert len(fast.minima) == len(exact.minima) == 4
+    assert float(np.mean(fast.minimum == exact.minimum)) >= 0.99
+    converged = (exact.cells.status == CONVERGED) & (fast.cells.status == CONVERGED)
+    assert converged.mean() > 0.9
+    assert np.abs(fast.cells.final_x[converged] - exact.cells.final_x[converged]).max() < 1e-2
+    assert not np.array_equal(fast.cells.final_x, exact.cells.final_x)  # really float32
+
+
+def test_float32_sweep_says_so_and_a_bad_dtype_is_one_line() -> None:
+    surface = get_surface("rosenbrock")
+    sweep = lr_sweep(surface, "SGD", [1e-4, 1e-3], 50, dtype="float32")
+    assert sweep.to_json()["dtype"] == "float32"
+    np.testing.assert_allclose(sweep.cells.final_loss,
+                               lr_sweep(surface, "SGD", [1e-4, 1e-3], 50).cells.final_loss,
+                               rtol=1e-4)
+    with pytest.raises(BatchError, match="float64 or float32"):
+        basins(surface, "SGD", 4, 10, dtype="float16")
+
+
+def test_a_formulas_saddle_is_not_a_found_minimum() -> None:
+    # Two minima at (+-1, 0) and a saddle at (0, 0): the starts on x = 0 (an odd grid has that
+    # column) settle on the saddle, converged but at no minimum.
+    surface = surface_from_formula("(x**2 - 1)**2 + y**2", (-2, 2), (-2, 2))
+    result = basins(surface, "SGD(lr=0.05)", 9, 400)
+    assert result.known == 0
+    assert sorted(round(float(x), 3) for x, _ in result.minima) == [-1.0, 1.0]
+    column = result.minimum.reshape(9, 9)[:, 4]
+    assert (column == -1).all()
+    assert (result.cells.status.reshape(9, 9)[:, 4] == CONVERGED).all()
+    others = np.delete(result.minimum.reshape(9, 9), 4, axis=1)
+    assert (others >= 0).all()
+
+
+def test_is_minimum_tells_minima_from_saddles_and_slopes() -> None:
+    surface = surface_from_formula("(x**2 - 1)**2 + y**2", (-2, 2), (-2, 2))
+    assert many.is_minimum(surface, [(1.0, 0.0), (0.0, 0.0), (0.5, 0.0), (-1.0, 1e-9)],
+                           0.01) == [True, False, False, True]
+    flat = surface_from_formula("(x - y)**2", (-2, 2), (-2, 2))  # a line of minima
+    assert many.is_minimum(flat, [(0.3, 0.3)], 0.01) == [True]
+
+
+def test_the_public_helpers_check_their_input() -> None:
+    assert many.optimizer_setting("Adam(lr=0.05)") == ("Adam", many.optimizer_setting(
+        ("Adam", {"lr": 0.05}))[1])
+    assert many.check_range("x", (0, 1)) == (0.0, 1.0)
+    with pytest.raises(BatchError, match="x range must be"):
+        many.check_range("x range", (1, 0))
+    with pytest.raises(BatchError, match="whole number"):
+        many.check_steps(-1, 4)
+    with pytest.raises(BatchError, match="cell-steps"):
+        many.check_steps(many.MAX_WORK, 2)
