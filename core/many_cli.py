@@ -25,9 +25,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.animation_cli import ANIMATION_SUFFIXES as FILM_SUFFIXES  # (loads no torch)
+
 OUT_SUFFIXES = (".json", ".csv")
-FILM_SUFFIXES = (".gif", ".mp4", ".webp", ".apng")  # core.animation.FORMATS
-FILM_OPTIONS = ("fps", "steps_per_frame", "frames", "size")
 PICTURE_SUFFIXES = (".png", ".svg")
 SWEEP_TABLE_ROWS = 60  # a longer sweep prints the best cell and a summary, not every row
 
@@ -213,10 +213,9 @@ def run_basins_command(args: argparse.Namespace, write_film: FilmWriter | None =
     out = _out_path(args, films=True)  # a wrong suffix is refused before any work
     film = out is not None and out.suffix.lower() in FILM_SUFFIXES
     if not film:
-        for option in FILM_OPTIONS:
-            if getattr(args, option, None) is not None:
-                raise _error(f"--{option.replace('_', '-')} goes with a film (--out "
-                             f"{', '.join(FILM_SUFFIXES)})")
+        from core.animation_cli import refuse_animation_options
+
+        refuse_animation_options(args, _error, args.out)  # (export's and train's words)
     surface = _surface(args)
     x_range = _pair(args.x_range, "--x-range") if args.x_range and args.surface else None
     y_range = _pair(args.y_range, "--y-range") if args.y_range and args.surface else None
@@ -234,23 +233,12 @@ def run_basins_command(args: argparse.Namespace, write_film: FilmWriter | None =
     return _basins_table(result)
 
 
-def _film_size(text: str | None) -> tuple[int, int]:
-    if text is None:
-        return 800, 600
-    parts = text.lower().replace(" ", "").replace("x", ",").split(",")
-    try:
-        width, height = (int(v) for v in parts)
-    except ValueError:
-        raise _error(f"--size must be two whole numbers like 800,600 or 800x600 "
-                     f"(got {text!r})") from None
-    return width, height
-
-
 def _basins_film(args: argparse.Namespace, out: Path, surface: Any, x_range: Any, y_range: Any,
                  dtype: str, write_film: FilmWriter | None) -> str:
     """The basin film: every bound checked (core.basin_animation, core.animation) before any
     stepping, then drawn and written atomically by `write_film`."""
     from core.animation import check_writable
+    from core.animation_cli import animation_request
     from core.basin_animation import BasinFilm, check_basin_plan, check_basin_work, \
         plan_basin_animation
     from core.batch import one_torch_thread
@@ -261,12 +249,8 @@ def _basins_film(args: argparse.Namespace, out: Path, surface: Any, x_range: Any
     if write_film is None:
         raise _error(f"{out.suffix} films are drawn by main.py (python main.py basins ... "
                      f"--out {out.name})")
-    fps = 10 if args.fps is None else args.fps
-    if fps < 1:
-        raise _error(f"--fps must be 1 or more (got {fps})")
-    if args.steps_per_frame is not None and args.steps_per_frame < 1:
-        raise _error(f"--steps-per-frame must be 1 or more (got {args.steps_per_frame})")
-    width, height = _film_size(args.size)
+    request = animation_request(args, _error)  # fps, steps per frame, frames, size: checked
+    fps, (width, height) = request.fps, request.size
     call = optimizer_setting(args.optimizer)
     check_dtype(dtype)
     check_basin_work(args.grid, args.steps)

@@ -308,8 +308,8 @@ def test_a_basins_film_decodes_with_the_planned_frames_and_size(qapp, tmp_path: 
 
 
 @pytest.mark.parametrize("argv, match", [
-    (["--out", "b.json", "--fps", "5"], "--fps goes with a film"),
-    (["--steps-per-frame", "5"], "--steps-per-frame goes with a film"),
+    (["--out", "b.json", "--fps", "5"], "--fps goes with an animation"),
+    (["--steps-per-frame", "5"], "--steps-per-frame goes with an animation"),
     (["--out", "b.gif", "--grid", "300"], "from 2 to 256 starts"),
     (["--out", "b.gif", "--fps", "0"], "--fps must be 1 or more"),
     (["--out", "b.gif", "--size", "big"], "--size must be two whole numbers"),
