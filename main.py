@@ -142,9 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     from core.model_cli import add_landscape_arguments, add_train_arguments  # loads no torch
 
     add_train_arguments(sub.add_parser(
-        "train", help="train torch.nn models on data with several optimizers, headless"))
+        "train", help="train torch.nn models on data with several optimizers, headless: a "
+                      "table, JSON, a PyTorch script or an animation (.gif, .mp4, ...)"))
     add_landscape_arguments(sub.add_parser(
-        "landscape", help="the loss landscape of a model: exact over two scalars, or a 2-D slice"))
+        "landscape", help="the loss landscape of a model, exact over two scalars or a 2-D "
+                          "slice: JSON, CSV, or a .png/.svg picture with the runs' paths"))
     from core.many_cli import add_basins_arguments, add_sweep_arguments  # loads no torch
 
     add_basins_arguments(sub.add_parser(

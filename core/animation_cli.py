@@ -35,20 +35,22 @@ def is_animation(out: str | Path | None) -> bool:
 
 
 def add_animation_arguments(parser: argparse.ArgumentParser | Any, *, what: str = "the runs",
-                            size: bool = True) -> None:
-    """--fps, --steps-per-frame, --frames (and --size, unless the parser has its own)."""
+                            size: bool = True, prefix: str = "animations: ") -> None:
+    """--fps, --steps-per-frame, --frames (and --size, unless the parser has its own), on a
+    parser or an argument group (`prefix`: what each help starts with; "" in a group that
+    says it is about animations)."""
     parser.add_argument("--fps", type=int, default=None, metavar="N",
-                        help=f"animations: frames per second (default {DEFAULT_FPS}; a GIF at "
+                        help=f"{prefix}frames per second (default {DEFAULT_FPS}; a GIF at "
                              "most 50)")
     parser.add_argument("--steps-per-frame", type=int, default=None, metavar="K",
-                        help=f"animations: optimizer steps between frames (default: about 100 "
+                        help=f"{prefix}optimizer steps between frames (default: about 100 "
                              f"frames for {what})")
     parser.add_argument("--frames", type=int, default=None, metavar="N",
-                        help="animations: the number of frames, the start included (with "
+                        help=f"{prefix}the number of frames, the start included (with "
                              "--steps-per-frame and no --steps, it sets the length)")
     if size:
         parser.add_argument("--size", default=None, metavar="W,H",
-                            help=f"animations: the picture in pixels, W,H or WxH (default "
+                            help=f"{prefix}the picture in pixels, W,H or WxH (default "
                                  f"{DEFAULT_SIZE[0]},{DEFAULT_SIZE[1]})")
 
 

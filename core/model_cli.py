@@ -31,7 +31,8 @@ TOOL_COLUMNS = ("clipped", "grad_norm_before_clip", "grad_norm_after_clip", "mom
 
 
 def _add_model_options(parser: argparse.ArgumentParser, default_steps: int,
-                       default_fraction: float) -> None:
+                       default_fraction: float, steps_help: str | None = None) -> None:
+    # (core/many_cli.py uses these too, with the plain --steps help)
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--dataset", metavar="NAME",
                        help="a generated dataset: line, sine, moons, circles, spirals, xor, "
@@ -69,7 +70,8 @@ def _add_model_options(parser: argparse.ArgumentParser, default_steps: int,
                              "0.weight) or a layer index (all its parameters) in every run; "
                              "repeatable")
     parser.add_argument("--steps", type=int, default=default_steps, metavar="N",
-                        help=f"optimizer steps per run (default {default_steps})")
+                        help=steps_help or f"optimizer steps per run (default "
+                                                        f"{default_steps})")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,7 +80,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     --out anim.gif|.mp4|.webp|.apng with --fps, --steps-per-frame, --frames, --size."""
     from core.run_options import add_tool_arguments  # loads no torch
 
-    _add_model_options(parser, DEFAULT_TRAIN_STEPS, 0.2)
+    _add_model_options(parser, DEFAULT_TRAIN_STEPS, 0.2,
+                       f"optimizer steps per run (default {DEFAULT_TRAIN_STEPS}; with "
+                       "--session, each run's own count)")
     parser.set_defaults(steps=None)  # None: each run's own count in --session, else 200
     add_tool_arguments(parser, noise=False)  # --noise and --seed are the data's here
     parser.add_argument("--session", metavar="FILE.json",
@@ -97,13 +101,17 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                           "Animation makes it")
     from core.animation_cli import add_animation_arguments  # loads no torch
 
-    add_animation_arguments(parser, what="the longest run")
+    add_animation_arguments(parser.add_argument_group(
+        "animations", "with --out FILE.gif, .mp4, .webp or .apng (MP4 needs imageio-ffmpeg: "
+        "pip install 'optimizer-playground[video]')"), what="the longest run", prefix="")
 
 
 def add_landscape_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `landscape`: the same model and data, --directions, --grid, --span,
     --steps (train first: PCA's paths), --out (.json, .csv, or a .png/.svg picture)."""
-    _add_model_options(parser, 0, 0.0)  # the landscape is over every row unless asked
+    _add_model_options(parser, 0, 0.0,  # the landscape is over every row unless asked
+                       "train each run N steps first, from the centre: their paths are "
+                       "drawn on the plane, and pca's directions come from them (default 0)")
     parser.add_argument("--directions", choices=DIRECTIONS, default="random",
                         help="random: filter-normalised (Li et al., 2018); pca: the top two of "
                              "the runs' paths (needs --steps); hessian: the top two "
@@ -116,8 +124,8 @@ def add_landscape_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cover-paths", action="store_true",
                         help="widen each axis beyond the span until the runs' paths fit")
     parser.add_argument("--size", metavar="W,H", default=None,
-                        help="the picture's size in pixels with --out .png/.svg (default "
-                             "1000,800)")
+                        help="the picture's size in pixels, W,H or WxH, with --out "
+                             ".png/.svg (default 1000,800)")
     fmt = parser.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print one JSON object (the default)")
     fmt.add_argument("--out", metavar="FILE",
@@ -628,6 +636,11 @@ def run_landscape_command(args: argparse.Namespace) -> str:
     from core.export import write_text  # atomic; an OS failure is one line naming the file
 
     out = landscape_out(args)  # a wrong suffix is refused before any work
+    if out is not None:
+        from core.animation import check_writable
+        from core.errors import ExportError
+
+        check_writable(out, ExportError)  # and a missing folder (not after the grid)
     report = _report(compute_landscape(args))
     if out is None:
         return json.dumps(report, indent=1, allow_nan=False)
