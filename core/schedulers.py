@@ -41,6 +41,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch.optim import lr_scheduler
 
@@ -603,13 +604,44 @@ def preview_lr(optimizer_name: str, optimizer_kwargs: dict[str, Any] | None,
             optimizer.step()
         if spec.steps_on_loss:
             if losses is None or k >= len(losses):
+                # Unstepped, ReduceLROnPlateau holds its lr: the rest of the curve is flat
+                # (filled in, not stepped, so a preview fed a run's losses stays cheap).
+                lrs.extend([lrs[-1]] * (steps - k - 1))
                 note = ("ReduceLROnPlateau lowers the lr only when the training loss stops "
-                        "improving; without the losses the lr is shown flat")
-                continue
+                        "improving; without the losses the lr is shown flat"
+                        if losses is None else
+                        f"ReduceLROnPlateau reacts to the {len(losses)} losses given, flat past "
+                        f"step {len(losses)}; it lowers the lr only when the training loss "
+                        "stops improving, which no preview knows ahead")
+                break
             step_scheduler(scheduler, losses[k])
         else:
             step_scheduler(scheduler)
     return LrPreview(lrs, momenta if which is not None else None, which, note)
+
+
+def losses_given_so_far(run: Any, limit: int) -> list[float] | None:
+    """The training losses a run's ReduceLROnPlateau has been given, in order (at most `limit`),
+    for `preview_lr(..., losses=)`: None when the run's scheduler does not step on the loss.
+
+    The engine gives the scheduler's step k the loss of the entry its optimizer step started
+    from, entry `first + k`, where `first` is the step at which this scheduler was set (the run's
+    steps minus the scheduler's `last_epoch`). The newest entry's loss is the one its next step
+    gets, so the preview is exact up to that next step. A thinned record (core/trajectory.py)
+    keeps whole runs of recent steps: only the consecutive entries from `first` on are used.
+    """
+    setting = getattr(run, "scheduler_setting", None)
+    scheduler = getattr(run, "scheduler", None)
+    if setting is None or scheduler is None or not get_scheduler_spec(setting[0]).steps_on_loss:
+        return None
+    first = int(run.steps) - int(getattr(scheduler, "last_epoch", 0))
+    steps = run.trajectory.step
+    begin = int(np.searchsorted(steps, first))
+    window = steps[begin:begin + max(0, int(limit))]
+    expected = np.arange(first, first + len(window))
+    consecutive = len(window) if np.array_equal(window, expected) else int(
+        np.argmin(window == expected))
+    return [float(v) for v in run.trajectory.loss[begin:begin + consecutive]]
 
 
 def base_lr_of(scheduler: Any, optimizer: torch.optim.Optimizer) -> float:

@@ -1,7 +1,9 @@
 """One run's controls: enable, colour, label, optimizer, learning rate (log slider), the optimizer's
 other hyperparameters, freeze x / y, duplicate, remove and a status badge; and, in a section that
 is closed by default (one summary line when closed), the lr scheduler (gui.scheduler_picker, with
-its preview), gradient clipping and seeded gradient noise.
+its preview), gradient clipping and seeded gradient noise. A ReduceLROnPlateau preview is fed
+the run's training losses so far (core.schedulers.losses_given_so_far), at most
+PLATEAU_PREVIEW_HZ times a second while the section is open.
 
 Every edit goes through the controller, which changes the live torch optimizer (no restart) and
 emits `sigRunChanged`; the card then redraws from the run with its signals blocked, so a redraw
@@ -24,10 +26,11 @@ from core.errors import PlaygroundError
 from core.gradient_tools import CLIP_NORM, CLIP_VALUE, NOISE_SEED, NOISE_SIGMA
 from core.optimizers import CATALOGUE, Hyperparameter
 from core.run import Run
-from core.schedulers import scheduler_call_text
+from core.schedulers import get_scheduler_spec, losses_given_so_far, scheduler_call_text
 from gui.controller import Controller
 from gui.number_box import FloatSpinBox, format_number  # noqa: F401 (kept importable here)
-from gui.scheduler_picker import SchedulerPicker
+from gui.scheduler_picker import PREVIEW_MAX_STEPS, SchedulerPicker
+from gui.throttle import Throttle
 
 # The learning-rate slider: LR_TICKS steps spread evenly over log10(lr) in [LR_LOG_MIN, LR_LOG_MAX].
 LR_LOG_MIN = -5.0
@@ -52,6 +55,9 @@ CLIP_CHOICES = (("off", None, ""), ("by norm", "norm", "clip_grad_norm_"),
                 ("by value", "value", "clip_grad_value_"))
 DEFAULT_CLIP_THRESHOLD = 1.0
 DEFAULT_NOISE_SIGMA = 0.1
+# A ReduceLROnPlateau preview is stepped again on the run's newest losses at most this often
+# (a preview steps torch once per loss, up to PREVIEW_MAX_STEPS: ~25 ms at its longest).
+PLATEAU_PREVIEW_HZ = 2
 SCHEDULED_LR_SHORT = "the lr slider moves this schedule's base lr (its whole curve scales)"
 SCHEDULED_LR_NOTE = (
     "With a scheduler, the lr slider is the schedule's base lr (OneCycleLR: its max_lr; CyclicLR:"
@@ -209,6 +215,9 @@ class RunCard(QFrame):
         self._filter_events(self)
         self.scheduler_picker.sigRebuilt.connect(lambda: self._filter_events(
             self.scheduler_picker))
+        # nothing while the section is closed (the picker hidden): it redraws once opened
+        self._plateau_throttle = Throttle(self._show_scheduler_losses, PLATEAU_PREVIEW_HZ,
+                                          self.scheduler_picker)
 
         controller.sigRunChanged.connect(self._on_run_change)
         controller.sigStepped.connect(self._on_stepped_change)
@@ -588,6 +597,16 @@ class RunCard(QFrame):
         self._refresh_status()
         if self.tools_box.isVisible():
             self._show_schedule_position()
+        if self._steps_on_loss():
+            self._plateau_throttle.request()
+
+    def _steps_on_loss(self) -> bool:
+        setting = self.run.scheduler_setting
+        return setting is not None and get_scheduler_spec(setting[0]).steps_on_loss
+
+    def _show_scheduler_losses(self) -> None:
+        """ReduceLROnPlateau's preview from the losses the run gave it so far."""
+        self.scheduler_picker.set_losses(losses_given_so_far(self.run, PREVIEW_MAX_STEPS))
 
     def _show_schedule_position(self) -> None:
         scheduler = self.run.scheduler
@@ -596,6 +615,8 @@ class RunCard(QFrame):
 
     def _on_surface_change(self) -> None:
         self._refresh_status()
+        if self._steps_on_loss():
+            self._plateau_throttle.request()  # restarted: one loss again
 
     def _on_selection_change(self, run: Run | None) -> None:
         self.selected = run is self.run
@@ -645,6 +666,7 @@ class RunCard(QFrame):
     def _refresh_tools(self) -> None:
         """The section from the run (called with the card's signals blocked)."""
         run = self.run
+        self._show_scheduler_losses()  # (first, so a plateau's preview is drawn once)
         self.scheduler_picker.set_setting(run.scheduler_setting)
         self.scheduler_picker.set_optimizer(run.optimizer_name, run.hyperparameters)
         scheduled = run.scheduler_setting is not None

@@ -10,6 +10,11 @@ picker's optimizer for the preview) is announced with `sigEdited`; an edit that 
 its one-line message and the controls go back to the last good setting. `set_setting` shows a
 setting without announcing anything (a view update never echoes back as an edit).
 
+ReduceLROnPlateau follows the training loss, which no preview knows ahead: a host that has a run
+hands the picker the losses its scheduler was given so far (`set_losses`; core.schedulers
+`losses_given_so_far`), and the preview is torch's own lr for them, flat past the last one. The
+host calls it at its own redraw rate (a Throttle), since a preview steps torch once per loss.
+
 SequentialLR ("warm-up then decay") shows one nested picker per phase (two by default) and its
 milestones; a phase cannot be ReduceLROnPlateau or SequentialLR (core.schedulers.NOT_NESTABLE).
 
@@ -73,9 +78,10 @@ def suggested_setting(name: str, lr: float | None = None) -> Setting:
     return spec.name, spec.validate(kwargs)
 
 
-def preview_length(name: str, kwargs: dict[str, Any]) -> int:
+def preview_length(name: str, kwargs: dict[str, Any], known_losses: int = 0) -> int:
     """How many steps the preview shows: enough to see the schedule's shape (a cosine's T_max and
-    where torch's cosine turns back up, two cycles of CyclicLR, the whole of OneCycleLR...)."""
+    where torch's cosine turns back up, two cycles of CyclicLR, the whole of OneCycleLR...);
+    for ReduceLROnPlateau, the `known_losses` it was given and a flat stretch after them."""
     k = kwargs
     if name == "StepLR":
         n = 5 * k["step_size"]
@@ -96,8 +102,8 @@ def preview_length(name: str, kwargs: dict[str, Any]) -> int:
     elif name == "SequentialLR":
         last_name, last_kwargs = k["schedulers"][-1]
         n = k["milestones"][-1] + preview_length(last_name, last_kwargs)
-    else:  # ReduceLROnPlateau: it follows the loss, which no preview knows
-        n = 200
+    else:  # ReduceLROnPlateau: it follows the loss, known only as far as it was given
+        n = max(200, known_losses * 1.25)
     return int(min(PREVIEW_MAX_STEPS, max(PREVIEW_MIN_STEPS, math.ceil(n))))
 
 
@@ -133,7 +139,8 @@ class SchedulerPicker(QWidget):
     `phases`, nested pickers), `preview_plot`, `preview_curve`, `momentum_plot`,
     `momentum_curve`, `position_line` (the host's `set_position`), `note_label`,
     `error_label`. `preview` is the last LrPreview shown; `preview=False` computes none until
-    `set_preview_enabled(True)` (a closed section).
+    `set_preview_enabled(True)` (a closed section). `losses` (`set_losses`) are what
+    ReduceLROnPlateau's preview is fed.
     """
 
     sigEdited = Signal(object)
@@ -155,6 +162,7 @@ class SchedulerPicker(QWidget):
         self._preview_key: Any = None
         self._preview_enabled = preview
         self._computed: tuple[Any, LrPreview, int] | None = None
+        self.losses: tuple[float, ...] | None = None
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -261,6 +269,25 @@ class SchedulerPicker(QWidget):
         """The optimizer the preview steps (the run's: its lr is the schedule's base lr)."""
         self.optimizer = (name, dict(kwargs or {}))
         self._refresh_preview()
+
+    def set_losses(self, losses: Any) -> None:
+        """The training losses the run's ReduceLROnPlateau was given so far, in order (None:
+        none known). Only that scheduler's preview uses them; it is drawn again when they
+        change (at most PREVIEW_MAX_STEPS are kept: the preview shows no more)."""
+        kept = None if losses is None or not len(losses) else tuple(
+            float(v) for v in losses[:PREVIEW_MAX_STEPS])
+        if kept == self.losses:
+            return
+        self.losses = kept
+        if self._setting is not None and self._steps_on_loss(self._setting[0]):
+            self._refresh_preview()
+
+    @staticmethod
+    def _steps_on_loss(name: str) -> bool:
+        return get_scheduler_spec(name).steps_on_loss
+
+    def _losses_for(self, name: str) -> tuple[float, ...] | None:
+        return self.losses if self._steps_on_loss(name) else None
 
     def set_preview_enabled(self, on: bool) -> None:
         """Compute the preview only while it can be seen (a closed card section does not)."""
@@ -437,7 +464,8 @@ class SchedulerPicker(QWidget):
             return
         if not self._preview_enabled:
             return
-        key = (repr(setting), repr(self.optimizer))
+        key = (repr(setting), repr(self.optimizer),
+               self._losses_for(setting[0]))  # type: ignore[index]
         if key == self._preview_key:
             return
         try:
@@ -450,11 +478,13 @@ class SchedulerPicker(QWidget):
     def _compute_preview(self, name: str, kwargs: dict[str, Any]) -> tuple[LrPreview, int]:
         """preview_lr for this setting on the picker's optimizer; the last one is kept, so the
         check of an edit and its drawing step torch once."""
-        key = (repr((name, kwargs)), repr(self.optimizer))
+        losses = self._losses_for(name)
+        key = (repr((name, kwargs)), repr(self.optimizer), losses)
         if self._computed is not None and self._computed[0] == key:
             return self._computed[1], self._computed[2]
-        steps = preview_length(name, kwargs)
-        preview = preview_lr(self.optimizer[0], self.optimizer[1], name, kwargs, steps)
+        steps = preview_length(name, kwargs, len(losses or ()))
+        preview = preview_lr(self.optimizer[0], self.optimizer[1], name, kwargs, steps,
+                             losses=None if losses is None else list(losses))
         self._computed = (key, preview, steps)
         return preview, steps
 
@@ -479,9 +509,19 @@ class SchedulerPicker(QWidget):
                 f"{preview.momentum_name or 'momentum'}, cycled opposite to the lr", size="8pt",
                 color="#333")
             self.momentum_plot.getPlotItem().enableAutoRange()
-        self.note_label.setText(preview.note.split(";")[0] + (" (hover)" if preview.note else ""))
-        self.note_label.setToolTip(preview.note)
-        self.note_label.setVisible(bool(preview.note))
+        note, tip = preview.note.split(";")[0], preview.note
+        losses = self._losses_for(name)
+        if losses is not None:  # what the curve was computed from, in the run's words
+            n = len(losses)
+            note = (f"reacts to the run's losses so far; flat past step {n}" if n < steps else
+                    f"the lr the run's first {steps} losses gave")
+            tip = (f"ReduceLROnPlateau, stepped by torch on the {n} training losses it was "
+                   f"given so far (from step 0 of this schedule); it lowers the lr only when "
+                   f"the loss stops improving, which no preview knows ahead, so the curve is "
+                   f"flat after them")
+        self.note_label.setText(note + (" (hover)" if tip else ""))
+        self.note_label.setToolTip(tip)
+        self.note_label.setVisible(bool(note))
 
     # --- user edits -------------------------------------------------------------------------------
 

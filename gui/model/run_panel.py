@@ -5,6 +5,9 @@ for the selected run, three tabs: "Optimizer" (the lr box, every other hyperpara
 catalogue and gradient clipping), "Scheduler" (gui/scheduler_picker.py, the race's picker:
 any torch.optim.lr_scheduler with its arguments) and "Freeze" (a checkbox per layer, one per
 tensor, and "freeze all but the last layer", mid-run: Run.set_frozen, requires_grad_(False)).
+A ReduceLROnPlateau preview is fed the selected run's training losses so far
+(core.schedulers.losses_given_so_far), at most PLATEAU_PREVIEW_HZ times a second while the tab
+is on screen.
 """
 
 from __future__ import annotations
@@ -17,14 +20,16 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout,
 
 from core.errors import PlaygroundError
 from core.run import Run
+from core.schedulers import get_scheduler_spec, losses_given_so_far
 from gui.model.controller import ModelController, optimizer_names
 from gui.model.hyperparameter_form import HyperparameterForm, hyperparameter_tooltip
 from gui.number_box import FloatSpinBox
 from gui.run_card import LR_BOX_RANGE
-from gui.scheduler_picker import SchedulerPicker
+from gui.scheduler_picker import PREVIEW_MAX_STEPS, SchedulerPicker
 from gui.throttle import Throttle
 
 STATUS_HZ = 4
+PLATEAU_PREVIEW_HZ = 2  # as the race's cards (gui/run_card.py)
 
 
 class RunPanel(QWidget):
@@ -110,6 +115,10 @@ class RunPanel(QWidget):
         controller.sigRunChanged.connect(self._on_run_change)
         self._status_throttle = Throttle(self._show_statuses, STATUS_HZ, self)
         controller.sigStepped.connect(self._status_throttle.request)
+        # nothing while the Scheduler tab is not on screen: it redraws once shown
+        self._plateau_throttle = Throttle(self._show_scheduler_losses, PLATEAU_PREVIEW_HZ,
+                                          self.scheduler_picker)
+        controller.sigStepped.connect(self._on_stepped_change)
         self._on_problem_change()
         self._on_runs_change()
 
@@ -223,6 +232,18 @@ class RunPanel(QWidget):
                     item.setToolTip(text)
         self._status_throttle.drawn()
 
+    def _on_stepped_change(self) -> None:
+        run = self.controller.selected
+        setting = None if run is None else run.scheduler_setting
+        if setting is not None and get_scheduler_spec(setting[0]).steps_on_loss:
+            self._plateau_throttle.request()
+
+    def _show_scheduler_losses(self) -> None:
+        """ReduceLROnPlateau's preview from the losses the selected run gave it so far."""
+        run = self.controller.selected
+        self.scheduler_picker.set_losses(
+            None if run is None else losses_given_so_far(run, PREVIEW_MAX_STEPS))
+
     def _on_selection_change(self, run: Run | None) -> None:
         runs = self.controller.runs
         self.run_list.blockSignals(True)
@@ -246,6 +267,7 @@ class RunPanel(QWidget):
                 self.lr_spin.setValue(float(run.hyperparameters["lr"]))
                 self.lr_spin.setToolTip(hyperparameter_tooltip(run.spec.hyperparameter("lr"))
                                         + "<br>type an exact value and press Enter")
+                self.scheduler_picker.set_losses(losses_given_so_far(run, PREVIEW_MAX_STEPS))
                 self.scheduler_picker.set_optimizer(run.optimizer_name, dict(run.hyperparameters))
                 self.scheduler_picker.set_setting(run.scheduler_setting)
             for name, check in self.freeze_checks.items():

@@ -301,3 +301,68 @@ def test_a_replaced_optimizer_keeps_the_tools_and_the_open_section(qtbot, contro
     # adding a run does not open anyone else's section
     controller.add_run("SGD")
     assert not run_list.card_for(controller.session.runs[-1]).tools_button.isChecked()
+
+
+# --- ReduceLROnPlateau: fed the run's losses ----------------------------------------------------
+
+PLATEAU = "ReduceLROnPlateau(factor=0.5, patience=3)"
+
+
+def test_the_picker_fed_losses_shows_torchs_plateau_lr_and_says_where_it_goes_flat(qtbot):
+    picker = SchedulerPicker(scheduler_setting(PLATEAU), optimizer=("SGD", {"lr": 0.1}))
+    qtbot.addWidget(picker)
+    picker.show()
+    assert set(shown_preview(picker)[1]) == {0.1}  # no losses yet: flat, and it says why
+    assert "ReduceLROnPlateau" in picker.note_label.text()
+    losses = [1.0] * 30  # never improves: halved after every 4 steps past the patience
+    picker.set_losses(losses)
+    steps = preview_length("ReduceLROnPlateau", {}, 30)
+    want = preview_lr("SGD", {"lr": 0.1}, "ReduceLROnPlateau", scheduler_setting(PLATEAU)[1],
+                      steps, losses=losses).lr
+    assert shown_preview(picker)[1].tolist() == want
+    assert min(want) < 0.1 and want[30:] == [want[30]] * (steps - 30)  # flat past its losses
+    assert "flat past step 30" in picker.note_label.text()
+    shown = picker.preview
+    picker.set_losses(list(losses))
+    assert picker.preview is shown  # the same losses: nothing stepped again
+
+
+def test_other_schedulers_ignore_the_losses(qtbot):
+    picker = SchedulerPicker(scheduler_setting("StepLR(step_size=10)"),
+                             optimizer=("SGD", {"lr": 0.1}))
+    qtbot.addWidget(picker)
+    shown = picker.preview
+    picker.set_losses([1.0] * 30)
+    assert picker.preview is shown and not picker.note_label.isVisible()
+
+
+def test_a_plateau_card_previews_the_lr_the_run_really_used(qtbot, controller, card, run):
+    controller.set_scheduler(run, PLATEAU)
+    for _ in range(60):
+        controller.step_once()
+    used = run.trajectory.lr.tolist()
+    assert min(used) < max(used)  # the run's plateau did lower its lr
+    open_section(qtbot, card)
+    picker = card.scheduler_picker
+    qtbot.waitUntil(lambda: picker.losses is not None and len(picker.losses) == 61)
+    # entry k's lr is the one step k + 1 uses: the preview's lr[k]; exact to the next step
+    lr = shown_preview(picker)[1].tolist()
+    assert lr[:61] == used
+    assert "flat past step 61" in picker.note_label.text()
+    # stepping on feeds the newest losses, at the throttle's pace
+    for _ in range(10):
+        controller.step_once()
+    qtbot.waitUntil(lambda: len(picker.losses) == 71)
+    assert shown_preview(picker)[1].tolist()[:71] == run.trajectory.lr.tolist()
+
+
+def test_a_closed_section_steps_no_plateau_preview_until_it_opens(qtbot, controller, card, run):
+    controller.set_scheduler(run, PLATEAU)
+    picker = card.scheduler_picker
+    shown = picker.preview
+    for _ in range(20):
+        controller.step_once()
+    assert picker.preview is shown and not picker.isVisible()  # remembered, not drawn
+    open_section(qtbot, card)
+    qtbot.waitUntil(lambda: picker.losses is not None and len(picker.losses) == 21)
+    assert shown_preview(picker)[1].tolist()[:21] == run.trajectory.lr.tolist()
