@@ -15,8 +15,10 @@
                             [--frames N] [--size WxH]
     python main.py landscape [options]  a model's loss landscape as JSON or CSV, or drawn with
                             the runs' paths: --out FILE.png|.svg [--size WxH]
-    python main.py basins [options]     basins of attraction of a grid of starts (one batch)
+    python main.py basins [options]     basins of attraction of a grid of starts (one batch);
+                            --out film.gif|.mp4 [--fps N] [--steps-per-frame K]: the map filling in
     python main.py sweep [options]      final loss against the learning rate
+    python main.py lrfind [options]     the learning-rate range test of a model (fastai's lr_find)
 
 Exit status: 0 on success, 2 for bad usage or bad input (one line on stderr, no traceback).
 """
@@ -147,12 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_landscape_arguments(sub.add_parser(
         "landscape", help="the loss landscape of a model, exact over two scalars or a 2-D "
                           "slice: JSON, CSV, or a .png/.svg picture with the runs' paths"))
-    from core.many_cli import add_basins_arguments, add_sweep_arguments  # loads no torch
+    from core.many_cli import (add_basins_arguments, add_lrfind_arguments,  # loads no torch
+                               add_sweep_arguments)
 
     add_basins_arguments(sub.add_parser(
         "basins", help="a grid of starts: which minimum each reaches, stepped as one batch"))
     add_sweep_arguments(sub.add_parser(
         "sweep", help="final loss against the learning rate (and another hyperparameter)"))
+    add_lrfind_arguments(sub.add_parser(
+        "lrfind", help="a model's learning-rate range test: the loss over an exponential lr ramp"))
     return parser
 
 
@@ -444,8 +449,13 @@ def cmd_landscape(args: argparse.Namespace) -> str:
 
 
 def cmd_basins(args: argparse.Namespace) -> str:
-    from core.many_cli import run_basins_command
+    from core.many_cli import run_basins_command, wants_film
 
+    if wants_film(args):  # drawn offscreen by gui/basin_animation.py (core imports no Qt)
+        _ensure_headless_qt()
+        from gui.basin_animation import write_basin_film
+
+        return run_basins_command(args, write_film=write_basin_film)
     return run_basins_command(args)
 
 
@@ -453,6 +463,12 @@ def cmd_sweep(args: argparse.Namespace) -> str:
     from core.many_cli import run_sweep_command
 
     return run_sweep_command(args)
+
+
+def cmd_lrfind(args: argparse.Namespace) -> str:
+    from core.many_cli import run_lrfind_command
+
+    return run_lrfind_command(args)
 
 
 def cmd_autograd(args: argparse.Namespace) -> str:
@@ -526,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
                                    "export": cmd_export, "graph": cmd_graph,
                                    "autograd": cmd_autograd, "train": cmd_train,
                                    "landscape": cmd_landscape, "basins": cmd_basins,
-                                   "sweep": cmd_sweep}
+                                   "sweep": cmd_sweep, "lrfind": cmd_lrfind}
         print(handler[args.command](args))
         return 0
     except UsageError as e:

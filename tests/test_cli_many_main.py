@@ -58,3 +58,24 @@ def test_basins_out_into_a_missing_folder_is_one_line_naming_the_file(capsys, tm
                               "Adam(lr=0.1)", "--grid", "2", "--steps", "5", "--out", str(target))
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and f"cannot write {target}" in err and ".tmp" not in err
+
+
+def test_a_basins_film_through_main_decodes_with_the_planned_frames(capsys, tmp_path):
+    import numpy as np
+    from PIL import Image, ImageSequence
+
+    out = tmp_path / "film.gif"
+    code, text, err = run_main(capsys, "basins", "--surface", "himmelblau", "--optimizer",
+                               "Adam(lr=0.1)", "--grid", "12", "--steps", "40", "--out",
+                               str(out), "--fps", "5", "--steps-per-frame", "10", "--size",
+                               "200x160", "--dtype", "float32")
+    assert code == 0 and err == "" and "5 frames" in text
+    with Image.open(out) as film:
+        frames = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(film)]
+    assert len(frames) == 5 and frames[0].shape == (160, 200, 3)
+
+
+def test_lrfind_through_main(capsys):
+    code, out, err = run_main(capsys, "lrfind", "--n", "40", "--steps", "20", "--json")
+    assert code == 0 and err == ""
+    assert json.loads(out)["optimizer"].startswith("SGD")
