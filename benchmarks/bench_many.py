@@ -18,7 +18,13 @@ written as a PyTorch user would, all in the same process.
 (d) Model mode: an lr sweep of the small MLP on moons (each cell a core.run.Run, exact as
     `main.py train`) and the lr range test, against the plain loop (deepcopy of the model,
     torch.optim, loss_fn(model(X), y)) of the same steps.
+(e) The basins' batch on one torch thread and in float32: one Adam step of a 65536-start batch
+    (core.batch.BatchRun) and of the plain batched loop (x and y leaves of 65536, torch.optim.Adam,
+    surface(x, y).sum().backward()) with one and with two threads; and the 256 x 256 Himmelblau
+    map of 500 Adam steps end to end (core.many.basins) in float64 and float32, against the
+    plain batched loop of the same steps in the same dtype.
 foreach=True, float32 and more for the basins' 256 x 256 batch: benchmarks/bench_batch.py.
+    .venv/bin/python benchmarks/bench_many.py --only e     # just (e), about a minute
 Repeats are interleaved and the median is reported; the machine is shared, so read the ratios.
 """
 
@@ -40,7 +46,7 @@ import core.batch as batch_module  # noqa: E402
 from bench_batch import _timed, median_of  # noqa: E402
 from core.batch import BatchRun  # noqa: E402
 from core.lr_finder import range_test  # noqa: E402
-from core.many import linear_spaced, log_spaced, lr_sweep, trainability_map  # noqa: E402
+from core.many import basins, linear_spaced, log_spaced, lr_sweep, trainability_map  # noqa: E402
 from core.model_session import ModelSession  # noqa: E402
 from core.surfaces import get_surface  # noqa: E402
 
@@ -141,6 +147,78 @@ def compiled_loss(surface, repeats: int) -> None:
           f"same numbers: {same}")
 
 
+def plain_basins_loop(surface, side: int, steps: int, dtype: torch.dtype) -> float:
+    """Seconds for the user's batched loop over a side x side grid: two leaves, one Adam."""
+    xs = torch.linspace(*surface.x_range, side, dtype=dtype)
+    ys = torch.linspace(*surface.y_range, side, dtype=dtype)
+    t0 = time.perf_counter()
+    x = xs.repeat(side).requires_grad_(True)
+    y = ys.repeat_interleave(side).requires_grad_(True)
+    opt = torch.optim.Adam([x, y], lr=0.05)
+    for _ in range(steps):
+        opt.zero_grad()
+        surface(x, y).sum().backward()
+        opt.step()
+    return time.perf_counter() - t0
+
+
+def batch_step_seconds(surface, threads: int, steps: int, plain: bool) -> float:
+    """One Adam step of a 65536-start batch on `threads` torch threads (BatchRun, or the plain
+    batched loop)."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        if plain:
+            return plain_basins_loop(surface, 256, steps, torch.float64) / steps
+        starts = np.column_stack([np.tile(np.linspace(-5, 5, 256), 256),
+                                  np.repeat(np.linspace(-5, 5, 256), 256)])
+        batch = BatchRun(surface, "Adam", [({"lr": 0.05}, starts)])
+        batch.step(1)
+        t0 = time.perf_counter()
+        batch.step(steps)
+        return (time.perf_counter() - t0) / steps
+    finally:
+        torch.set_num_threads(saved)
+
+
+def section_e(quick: bool, repeats: int) -> None:
+    import os
+
+    himmelblau = get_surface("himmelblau")
+    few = 10 if quick else 30
+    print(f"\n(e) the basins' batch: threads and float32 (load average "
+          f"{os.getloadavg()[0]:.2f} at the start)")
+    t = median_of(repeats + 1, {
+        "batch 1": lambda: batch_step_seconds(himmelblau, 1, few, False),
+        "batch 2": lambda: batch_step_seconds(himmelblau, 2, few, False),
+        "plain 1": lambda: batch_step_seconds(himmelblau, 1, few, True),
+        "plain 2": lambda: batch_step_seconds(himmelblau, 2, few, True)})
+    print(f"  one Adam step of 65536 starts: BatchRun {t['batch 1'] * 1e3:.1f} ms on 1 thread, "
+          f"{t['batch 2'] * 1e3:.1f} ms on 2 (2 / 1: {t['batch 2'] / t['batch 1']:.2f}); the "
+          f"plain loop {t['plain 1'] * 1e3:.1f} ms on 1, {t['plain 2'] * 1e3:.1f} ms on 2 "
+          f"(2 / 1: {t['plain 2'] / t['plain 1']:.2f}); BatchRun / plain on 1 thread "
+          f"{t['batch 1'] / t['plain 1']:.2f}")
+    side, steps = (128, 500) if quick else (256, 500)
+    torch.set_num_threads(1)
+    t = median_of(repeats, {
+        "basins64": lambda: _timed(lambda: basins(himmelblau, "Adam(lr=0.05)", side, steps)),
+        "basins32": lambda: _timed(lambda: basins(himmelblau, "Adam(lr=0.05)", side, steps,
+                                                  dtype="float32")),
+        "plain64": lambda: plain_basins_loop(himmelblau, side, steps, torch.float64),
+        "plain32": lambda: plain_basins_loop(himmelblau, side, steps, torch.float32)})
+    exact = basins(himmelblau, "Adam(lr=0.05)", side, steps)
+    fast = basins(himmelblau, "Adam(lr=0.05)", side, steps, dtype="float32")
+    same = float(np.mean(exact.minimum == fast.minimum))
+    print(f"  {side} x {side} Himmelblau map, {steps} Adam steps, 1 thread: core.many.basins "
+          f"float64 {t['basins64']:.2f} s, float32 {t['basins32']:.2f} s (32 / 64: "
+          f"{t['basins32'] / t['basins64']:.2f}); the plain batched loop float64 "
+          f"{t['plain64']:.2f} s, float32 {t['plain32']:.2f} s (32 / 64: "
+          f"{t['plain32'] / t['plain64']:.2f})")
+    print(f"  basins / plain: float64 {t['basins64'] / t['plain64']:.2f}, float32 "
+          f"{t['basins32'] / t['plain32']:.2f}; float32 cells at float64's minimum: {same:.2%}"
+          f" (load average {os.getloadavg()[0]:.2f} at the end)")
+
+
 def plain_model_loop(built, lrs: np.ndarray, steps: int) -> float:
     """Seconds for the user's loop: a copy of the model and an SGD per lr, full batch."""
     problem = built.problem
@@ -176,11 +254,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller counts")
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--only", choices=("e",), help="only section (e)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     quick = args.quick
     repeats = 1 if quick else 2
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if args.only == "e":
+        section_e(quick, repeats)
+        return
     quad = get_surface("rotated_quadratic")
 
     side, steps = (32, 50) if quick else (64, 100)
@@ -235,6 +317,7 @@ def main() -> None:
           f"{t['sweep'] / t['plain']:.2f} (a Run records and judges every step)")
     print(f"  range test {t['range'] * 1e3:.0f} ms, the plain loop {t['plain_range'] * 1e3:.0f} "
           f"ms: ratio {t['range'] / t['plain_range']:.2f}")
+    section_e(quick, repeats)
 
 
 if __name__ == "__main__":
