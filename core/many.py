@@ -8,7 +8,13 @@ single `core.run.Run` (what `main.py run` steps) from that start with that setti
 
 - basins: a grid of starts, one optimizer setting; per cell where it ended, its status, the
   minimum it reached and the step it converged at. Cells are stepped in chunks of
-  BASIN_CHUNK starts, so memory stays bounded up to MAX_GRID x MAX_GRID.
+  BASIN_CHUNK starts, so memory stays bounded up to MAX_GRID x MAX_GRID. The minima are the
+  surface's known ones, then (assign_minima) clusters of converged end points where the
+  surface is a minimum: a cell still moving or diverged never makes one, and a converged
+  cluster on a saddle is "settled away from every minimum", not a found minimum.
+- dtype: a surface's batches compute in float64 (exact, as above) or, when the caller allows
+  it, float32 (faster; close to float64, not equal). Basins and Sweep record which (`dtype`,
+  also in their JSON). Model mode is float64 only.
 - lr_sweep: one start, one param group per learning rate; the best lr is the one with the
   lowest final loss among those that did not diverge (BEST_LR_RULE).
 - trainability_map: one start, one param group per (value, lr) cell of a second
