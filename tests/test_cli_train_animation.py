@@ -231,3 +231,20 @@ def test_the_request_is_checked_without_qt_and_nothing_is_trained() -> None:
     args = parser.parse_args(["--out", "film.gif", "--size", "10x10"])
     with pytest.raises(PlaygroundError, match="size must be from 16"):
         train_animation_request(args)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--help"], ["a PyTorch script or an animation", "a .png/.svg picture"]),
+    (["train", "--help"], ["--out FILE", "FILE.gif, .mp4, .webp or .apng", "animations:",
+                           "--fps N", "--steps-per-frame K", "--frames N", "--size W,H",
+                           "imageio-ffmpeg", "with --session, each run's own count"]),
+    (["landscape", "--help"], ["--out FILE", ".png or .svg", "--size W,H",
+                               "pca's directions come from them"]),
+])
+def test_help_lists_the_outputs_and_their_options(capsys, argv, words) -> None:
+    with pytest.raises(SystemExit) as done:
+        main.main(argv)
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines anywhere
+    for word in words:
+        assert word in text, word
