@@ -3,36 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from core.problems.data import accuracy
-from gui.model.controller import ModelController, ModelSettings
-from gui.model.workspace import ModelWorkspace
-from gui.worker import wait_for_jobs
+from gui.model.controller import ModelSettings
 
 
-def _workspace(qtbot, settings: ModelSettings) -> ModelWorkspace:
-    c = ModelController(settings)
-    c.sharpness_every = 10 ** 9
-    w = ModelWorkspace(controller=c)
-    qtbot.addWidget(w)
-    w.resize(1280, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    return w
-
-
-@pytest.fixture
-def moons(qtbot):
-    w = _workspace(qtbot, ModelSettings(dataset="moons", n=80, preset="small-mlp"))
-    yield w
-    assert w.controller.shutdown(2.0)
-    assert wait_for_jobs(2.0)
-
-
-def test_one_panel_per_run_shows_each_runs_own_regions(qtbot, moons):
-    w, c = moons, moons.controller
+def test_one_panel_per_run_shows_each_runs_own_regions(qtbot, model_workspace):
+    w, c = model_workspace, model_workspace.controller
     sgd, adam = c.add_run("SGD"), c.add_run("Adam")
     for _ in range(60):
         c.step_once()
@@ -64,8 +42,8 @@ def test_one_panel_per_run_shows_each_runs_own_regions(qtbot, moons):
     assert view.stack.currentWidget() is view.plot
 
 
-def test_the_title_gives_the_held_out_loss_and_accuracy_under_no_grad(qtbot, moons):
-    w, c = moons, moons.controller
+def test_the_title_gives_the_held_out_loss_and_accuracy_under_no_grad(qtbot, model_workspace):
+    w, c = model_workspace, model_workspace.controller
     run = c.add_run("Adam")
     for _ in range(4):
         c.step_once()
@@ -81,17 +59,14 @@ def test_the_title_gives_the_held_out_loss_and_accuracy_under_no_grad(qtbot, moo
     assert text in w.data_view.plot.getPlotItem().titleLabel.text
 
 
-def test_regression_panels_draw_each_runs_fit(qtbot):
-    w = _workspace(qtbot, ModelSettings(dataset="line", n=40, model_text="Linear(1, 1)",
-                                        preset=None, loss="MSELoss"))
+def test_regression_panels_draw_each_runs_fit(qtbot, make_model_workspace):
+    w = make_model_workspace(ModelSettings(dataset="line", n=40, model_text="Linear(1, 1)",
+                                           preset=None, loss="MSELoss"))
     c = w.controller
-    try:
-        run = c.add_run("SGD")
-        c.step_once()
-        w.data_view.multiples_check.click()
-        xs, ys = w.data_view.panels[run][1].getData()
-        weight, bias = run.parameters["0.weight"].item(), run.parameters["0.bias"].item()
-        np.testing.assert_allclose(ys, weight * xs + bias, rtol=1e-12, atol=1e-12)
-        assert "accuracy" not in w.data_view._held_out_text()  # regression: a loss only
-    finally:
-        assert c.shutdown(2.0)
+    run = c.add_run("SGD")
+    c.step_once()
+    w.data_view.multiples_check.click()
+    xs, ys = w.data_view.panels[run][1].getData()
+    weight, bias = run.parameters["0.weight"].item(), run.parameters["0.bias"].item()
+    np.testing.assert_allclose(ys, weight * xs + bias, rtol=1e-12, atol=1e-12)
+    assert "accuracy" not in w.data_view._held_out_text()  # regression: a loss only

@@ -11,16 +11,11 @@ import torch
 from core.curvature import sharpness
 from core.model_session import ModelSession
 from gui.model.controller import EXAMPLES_DIR, ModelController, examples
-from gui.worker import wait_for_jobs
 
 
 @pytest.fixture
-def controller(qtbot):
-    c = ModelController()
-    c.sharpness_every = 10 ** 9
-    yield c
-    assert c.shutdown(2.0)
-    assert wait_for_jobs(2.0)
+def controller(make_model_controller):
+    return make_model_controller()  # two moons, the small MLP; no sharpness worker
 
 
 def _steps(c: ModelController, n: int) -> None:

@@ -9,85 +9,68 @@ from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QLabel, QTabWidget
 
 from core.errors import ExportError, SessionError
-from gui.model.controller import ModelController, ModelSettings
+from gui.model.controller import ModelSettings
 from gui.model.workspace import ModelWorkspace
-from gui.worker import wait_for_jobs
 
 
-@pytest.fixture
-def workspace(qtbot):
-    c = ModelController(ModelSettings(dataset="moons", n=80, preset="small-mlp"))
-    c.sharpness_every = 10 ** 9
-    w = ModelWorkspace(controller=c)
-    qtbot.addWidget(w)
-    w.resize(1280, 760)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    c.pause()
-    assert c.shutdown(2.0)
-    assert wait_for_jobs(2.0)
-
-
-def test_save_then_load_through_the_workspace_and_a_bad_file_changes_nothing(qtbot, workspace,
-                                                                              tmp_path):
-    c = workspace.controller
+def test_save_then_load_through_the_workspace_and_a_bad_file_changes_nothing(
+        qtbot, model_workspace, tmp_path):
+    c = model_workspace.controller
     c.add_run("SGD")
     for _ in range(5):
         c.step_once()
     path = tmp_path / "s.json"
-    workspace.save_session(path)
+    model_workspace.save_session(path)
     c.configure(batch_size=10)
     assert c.runs[0].steps == 0
-    workspace.load_session(path)
+    model_workspace.load_session(path)
     assert c.settings.batch_size == 0 and c.runs[0].steps == 5
     # what the user sees follows: the run list and the tensor table show the loaded run
-    assert workspace.run_panel.run_list.count() == 1
-    assert "SGD" in workspace.run_panel.run_list.item(0).text()
-    assert workspace.tensor_table.rowCount() == 4
+    assert model_workspace.run_panel.run_list.count() == 1
+    assert "SGD" in model_workspace.run_panel.run_list.item(0).text()
+    assert model_workspace.tensor_table.rowCount() == 4
     (tmp_path / "bad.json").write_text('{"format": "something else"}')
     problem = c.problem
     with pytest.raises(SessionError, match="not a model session file"):
-        workspace.load_session(tmp_path / "bad.json")
+        model_workspace.load_session(tmp_path / "bad.json")
     assert c.problem is problem and c.runs[0].steps == 5
 
 
-def test_examples_open_from_the_workspace(qtbot, workspace):
-    names = [name for name, _, _ in workspace.examples()]
-    workspace.open_example("fine-tune-last-layer")
+def test_examples_open_from_the_workspace(qtbot, model_workspace):
+    names = [name for name, _, _ in model_workspace.examples()]
+    model_workspace.open_example("fine-tune-last-layer")
     assert "fine-tune-last-layer" in names
-    assert [r.label for r in workspace.controller.runs] == ["Adam, every layer",
+    assert [r.label for r in model_workspace.controller.runs] == ["Adam, every layer",
                                                             "Adam, last layer only"]
     with pytest.raises(SessionError, match="no model example 'nope'; examples: "):
-        workspace.open_example("nope")
+        model_workspace.open_example("nope")
 
 
 @pytest.mark.parametrize("name", ["data", "curves", "sharpness", "tensors", "heatmap"])
-def test_each_view_exports_as_png_and_svg(qtbot, workspace, tmp_path, name):
-    workspace.controller.add_run("Adam")
-    workspace.controller.select_tensor("0.weight")
+def test_each_view_exports_as_png_and_svg(qtbot, model_workspace, tmp_path, name):
+    model_workspace.controller.add_run("Adam")
+    model_workspace.controller.select_tensor("0.weight")
     for _ in range(3):
-        workspace.controller.step_once()
+        model_workspace.controller.step_once()
     png = tmp_path / f"{name}.png"
-    workspace.export_view(name, png, width=600)
+    model_workspace.export_view(name, png, width=600)
     image = QImage(str(png))
     assert image.width() == 600 and image.height() > 50
     colours = {image.pixel(x, y) for x in range(0, 600, 7) for y in range(0, image.height(), 7)}
     assert len(colours) > 3  # a drawing, not a blank page
     svg = tmp_path / f"{name}.svg"
-    workspace.export_view(name, svg)
+    model_workspace.export_view(name, svg)
     root = ET.parse(svg).getroot()
     assert root.tag.endswith("svg") and len(list(root.iter())) > 10
     with pytest.raises(ExportError, match="use .png or .svg"):
-        workspace.export_view(name, tmp_path / "x.gif")
+        model_workspace.export_view(name, tmp_path / "x.gif")
     with pytest.raises(ExportError, match="no view 'nope'"):
-        workspace.export_view("nope", png)
+        model_workspace.export_view("nope", png)
 
 
-def test_switching_tabs_pauses_but_minimising_does_not(qtbot):
-    c = ModelController(ModelSettings(dataset="line", n=40, model_text="Linear(1, 1)",
-                                      preset=None, loss="MSELoss"))
-    c.sharpness_every = 10 ** 9
+def test_switching_tabs_pauses_but_minimising_does_not(qtbot, make_model_controller):
+    c = make_model_controller(ModelSettings(dataset="line", n=40, model_text="Linear(1, 1)",
+                                            preset=None, loss="MSELoss"))
     tabs = QTabWidget()
     qtbot.addWidget(tabs)
     w = ModelWorkspace(controller=c)
@@ -95,19 +78,15 @@ def test_switching_tabs_pauses_but_minimising_does_not(qtbot):
     tabs.addTab(QLabel("race"), "Race")
     tabs.show()
     qtbot.waitExposed(tabs)
-    try:
-        c.add_run("SGD", lr=0.01)
-        c.play()
-        tabs.showMinimized()
-        qtbot.wait(50)
-        assert c.playing  # the user may be waiting for it to train
-        tabs.showNormal()
-        qtbot.waitExposed(tabs)
-        tabs.setCurrentIndex(1)
-        assert not c.playing  # nobody looks at it: it stops taking the machine
-    finally:
-        c.pause()
-        assert c.shutdown(2.0)
+    c.add_run("SGD", lr=0.01)
+    c.play()
+    tabs.showMinimized()
+    qtbot.wait(50)
+    assert c.playing  # the user may be waiting for it to train
+    tabs.showNormal()
+    qtbot.waitExposed(tabs)
+    tabs.setCurrentIndex(1)
+    assert not c.playing  # nobody looks at it: it stops taking the machine
 
 
 def test_the_workspace_knows_when_it_has_unsaved_changes(qtbot, tmp_path):

@@ -8,24 +8,6 @@ import pytest
 import torch
 from PySide6.QtCore import Qt
 
-from gui.model.controller import ModelController, ModelSettings
-from gui.model.workspace import ModelWorkspace
-from gui.worker import wait_for_jobs
-
-
-@pytest.fixture
-def workspace(qtbot):
-    c = ModelController(ModelSettings(dataset="moons", n=80, preset="deep-mlp"))
-    c.sharpness_every = 10 ** 9
-    w = ModelWorkspace(controller=c)
-    qtbot.addWidget(w)
-    w.resize(1280, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    c.pause()
-    assert c.shutdown(2.0)
-    assert wait_for_jobs(2.0)
 
 
 def _step(qtbot, w, n: int) -> None:
@@ -33,8 +15,9 @@ def _step(qtbot, w, n: int) -> None:
         qtbot.mouseClick(w.setup_bar.step_button, Qt.MouseButton.LeftButton)
 
 
-def test_freezing_a_layer_mid_run_keeps_it_bitwise_and_shows_it_everywhere(qtbot, workspace):
-    w, c = workspace, workspace.controller
+def test_freezing_a_layer_mid_run_keeps_it_bitwise_and_shows_it_everywhere(
+        qtbot, deep_model_workspace):
+    w, c = deep_model_workspace, deep_model_workspace.controller
     run = c.add_run("Adam")
     _step(qtbot, w, 3)
     panel = w.run_panel
@@ -71,8 +54,8 @@ def test_freezing_a_layer_mid_run_keeps_it_bitwise_and_shows_it_everywhere(qtbot
     assert len(w.curves.freeze_marks.getOriginalDataset()[0]) == 4
 
 
-def test_freeze_all_but_the_last_layer_is_fine_tuning(qtbot, workspace):
-    w, c = workspace, workspace.controller
+def test_freeze_all_but_the_last_layer_is_fine_tuning(qtbot, deep_model_workspace):
+    w, c = deep_model_workspace, deep_model_workspace.controller
     tuned = c.add_run("SGD")
     other = c.add_run("SGD")
     c.select(tuned)
@@ -89,8 +72,8 @@ def test_freeze_all_but_the_last_layer_is_fine_tuning(qtbot, workspace):
     assert not tuned.frozen and not any(ch.isChecked() for ch in w.run_panel.freeze_checks.values())
 
 
-def test_every_hyperparameter_of_the_selected_run_from_its_controls(qtbot, workspace):
-    w, c = workspace, workspace.controller
+def test_every_hyperparameter_of_the_selected_run_from_its_controls(qtbot, deep_model_workspace):
+    w, c = deep_model_workspace, deep_model_workspace.controller
     sgd = c.add_run("SGD")
     form = w.run_panel.hyperparameter_form
     w.run_panel.lr_spin.setValue(1e-7)  # the race's number box: any lr, exactly as typed
@@ -115,8 +98,8 @@ def test_every_hyperparameter_of_the_selected_run_from_its_controls(qtbot, works
     assert adam.optimizer.param_groups[0]["amsgrad"] is True
 
 
-def test_a_scheduler_and_clipping_per_run(qtbot, workspace):
-    w, c = workspace, workspace.controller
+def test_a_scheduler_and_clipping_per_run(qtbot, deep_model_workspace):
+    w, c = deep_model_workspace, deep_model_workspace.controller
     run = c.add_run("SGD", lr=0.1)
     plain = c.add_run("SGD", lr=0.1)
     c.select(run)
@@ -137,8 +120,9 @@ def test_a_scheduler_and_clipping_per_run(qtbot, workspace):
     assert run.trajectory.column("grad_norm_after_clip")[-1] == pytest.approx(0.01, rel=1e-4)
 
 
-def test_a_mid_run_freeze_is_marked_again_after_a_save_and_load(qtbot, workspace, tmp_path):
-    w, c = workspace, workspace.controller
+def test_a_mid_run_freeze_is_marked_again_after_a_save_and_load(qtbot, deep_model_workspace,
+                                                                 tmp_path):
+    w, c = deep_model_workspace, deep_model_workspace.controller
     run = c.add_run("Adam")
     _step(qtbot, w, 4)
     w.run_panel.freeze_checks["0.weight"].click()

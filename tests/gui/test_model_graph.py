@@ -7,19 +7,16 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
 from core.graph import collapsed_id
-from gui.model.controller import ModelController
 from gui.model.graph_panel import ModelGraphPanel
 from gui.worker import wait_for_jobs
 
 
 @pytest.fixture
-def controller(qtbot):
-    c = ModelController()  # two moons, the small MLP
+def controller(make_model_controller):
+    c = make_model_controller(sharpness=True)  # two moons, the small MLP
     c.add_run("SGD")
     c.select(c.runs[0])
-    yield c
-    assert c.shutdown(2.0)
-    assert wait_for_jobs(2.0)
+    return c
 
 
 @pytest.fixture

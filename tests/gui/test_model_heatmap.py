@@ -3,26 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PySide6.QtCore import Qt
 
-from gui.model.controller import ModelController, ModelSettings
-from gui.model.workspace import ModelWorkspace
-from gui.worker import wait_for_jobs
-
-
-@pytest.fixture
-def workspace(qtbot):
-    c = ModelController(ModelSettings(dataset="moons", n=80, preset="small-mlp"))
-    c.sharpness_every = 10 ** 9
-    w = ModelWorkspace(controller=c)
-    qtbot.addWidget(w)
-    w.resize(1280, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    assert c.shutdown(2.0)
-    assert wait_for_jobs(2.0)
 
 
 def _click_row(qtbot, table, name: str) -> None:
@@ -31,8 +13,8 @@ def _click_row(qtbot, table, name: str) -> None:
     qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
 
 
-def test_clicking_a_row_shows_its_tensor_and_gradient(qtbot, workspace):
-    w, c = workspace, workspace.controller
+def test_clicking_a_row_shows_its_tensor_and_gradient(qtbot, model_workspace):
+    w, c = model_workspace, model_workspace.controller
     run = c.add_run("SGD")
     assert c.selected_tensor == "0.weight"  # the first tensor, until the user picks another
     c.step_once()
@@ -66,8 +48,8 @@ def test_clicking_a_row_shows_its_tensor_and_gradient(qtbot, workspace):
     assert not np.array_equal(before, heat.values)
 
 
-def test_a_frozen_tensor_has_no_gradient_map(qtbot, workspace):
-    w, c = workspace, workspace.controller
+def test_a_frozen_tensor_has_no_gradient_map(qtbot, model_workspace):
+    w, c = model_workspace, model_workspace.controller
     run = c.add_run("Adam")
     c.select_tensor("2.weight")
     c.set_frozen(run, "2.weight", True)

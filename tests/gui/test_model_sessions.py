@@ -12,8 +12,7 @@ import torch
 
 from core.errors import PlaygroundError, SessionError
 from core.model_session import DataSpec, ModelSession, train
-from gui.model.controller import ModelController, ModelSettings
-from gui.worker import wait_for_jobs
+from gui.model.controller import ModelSettings
 
 MOONS_MINIBATCH = ModelSettings(dataset="moons", n=120, noise=0.2, preset="small-mlp",
                                 loss="BCEWithLogitsLoss", batch_size=16, test_fraction=0.25,
@@ -21,19 +20,8 @@ MOONS_MINIBATCH = ModelSettings(dataset="moons", n=120, noise=0.2, preset="small
 
 
 @pytest.fixture
-def controller(qtbot):
-    made = []
-
-    def make(settings: ModelSettings) -> ModelController:
-        c = ModelController(settings)
-        c.sharpness_every = 10 ** 9  # no worker in these tests unless asked
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        assert c.shutdown(2.0)
-    assert wait_for_jobs(2.0)
+def controller(make_model_controller):
+    return make_model_controller  # no sharpness worker in these tests unless asked
 
 
 def _session_for(settings: ModelSettings, runs: list[tuple[str, dict]]) -> ModelSession:

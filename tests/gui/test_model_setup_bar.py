@@ -3,28 +3,10 @@ fraction and the one seed, driven through the real widgets."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 from PySide6.QtWidgets import QFileDialog
 
-from gui.model.controller import ModelController, ModelSettings
 from gui.model.setup_bar import CSV_ITEM
-from gui.model.workspace import ModelWorkspace
-from gui.worker import wait_for_jobs
-
-
-@pytest.fixture
-def workspace(qtbot):
-    c = ModelController(ModelSettings(dataset="moons", n=80, preset="small-mlp"))
-    c.sharpness_every = 10 ** 9
-    w = ModelWorkspace(controller=c)
-    qtbot.addWidget(w)
-    w.resize(1280, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    assert c.shutdown(2.0)
-    assert wait_for_jobs(2.0)
 
 
 def _choose_file(monkeypatch, path) -> None:
@@ -37,9 +19,9 @@ def _activate(combo, index: int) -> None:
     combo.activated.emit(index)
 
 
-def test_a_csv_from_the_file_dialog_with_its_target_column(qtbot, workspace, monkeypatch,
+def test_a_csv_from_the_file_dialog_with_its_target_column(qtbot, model_workspace, monkeypatch,
                                                            tmp_path):
-    w, c = workspace, workspace.controller
+    w, c = model_workspace, model_workspace.controller
     run = c.add_run("Adam")
     path = tmp_path / "flowers.csv"
     path.write_text("length,width,kind\n" + "\n".join(
@@ -69,8 +51,9 @@ def test_a_csv_from_the_file_dialog_with_its_target_column(qtbot, workspace, mon
     assert bar.target_combo.currentText() == "length"
 
 
-def test_a_bad_csv_names_its_line_and_changes_nothing(qtbot, workspace, monkeypatch, tmp_path):
-    w, c = workspace, workspace.controller
+def test_a_bad_csv_names_its_line_and_changes_nothing(qtbot, model_workspace, monkeypatch,
+                                                      tmp_path):
+    w, c = model_workspace, model_workspace.controller
     c.add_run("SGD")
     c.step_once()
     before = (c.settings, c.problem, c.runs[0].steps)
@@ -85,8 +68,8 @@ def test_a_bad_csv_names_its_line_and_changes_nothing(qtbot, workspace, monkeypa
     assert bar.dataset_combo.itemText(bar.dataset_combo.count() - 1) == CSV_ITEM
 
 
-def test_the_test_fraction_and_the_seed(qtbot, workspace):
-    w, c = workspace, workspace.controller
+def test_the_test_fraction_and_the_seed(qtbot, model_workspace):
+    w, c = model_workspace, model_workspace.controller
     c.add_run("SGD")
     bar = w.setup_bar
     bar.test_spin.setValue(0.5)
@@ -105,8 +88,8 @@ def test_the_test_fraction_and_the_seed(qtbot, workspace):
     assert c.problem.seed == 3
 
 
-def test_a_refused_change_leaves_the_runs_playing(qtbot, workspace):
-    w, c = workspace, workspace.controller
+def test_a_refused_change_leaves_the_runs_playing(qtbot, model_workspace):
+    w, c = model_workspace, model_workspace.controller
     c.add_run("SGD")
     c.play()
     try:
@@ -120,8 +103,8 @@ def test_a_refused_change_leaves_the_runs_playing(qtbot, workspace):
 
 
 def test_mse_picked_for_a_csv_with_whole_number_targets_trains_on_the_numbers(
-        qtbot, workspace, tmp_path):
-    w, c = workspace, workspace.controller
+        qtbot, model_workspace, tmp_path):
+    w, c = model_workspace, model_workspace.controller
     run = c.add_run("SGD")
     path = tmp_path / "ratings.csv"
     path.write_text("x,rating\n" + "".join(f"{i * 0.25:.2f},{1 + i % 5}\n" for i in range(30)))

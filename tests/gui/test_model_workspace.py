@@ -13,25 +13,16 @@ from core.problems.model import preset_text
 from gui.controller import MAX_SLICE_S, SLICE_S
 from gui.model.controller import SHARPNESS_REST, ModelController, ModelSettings
 from gui.model.workspace import ModelWorkspace
-from gui.worker import wait_for_jobs
 
 
 @pytest.fixture
-def workspace(qtbot):
-    """An empty workspace (no runs yet) on the default settings."""
-    controller = ModelController(ModelSettings(dataset="line", n=60, noise=0.1,
-                                               model_text="Linear(1, 1)", preset=None,
-                                               loss="MSELoss"))
-    w = ModelWorkspace(controller=controller)
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    qtbot.waitExposed(w)
+def workspace(make_model_workspace):
+    """An empty workspace (no runs yet): linear regression on a line, measuring sharpness."""
+    w = make_model_workspace(ModelSettings(dataset="line", n=60, noise=0.1,
+                                           model_text="Linear(1, 1)", preset=None,
+                                           loss="MSELoss"), size=(1200, 800), sharpness=True)
     yield w
-    left_running = controller.playing
-    assert controller.shutdown(2.0)
-    assert wait_for_jobs(2.0)
-    assert not left_running, "the test left the controller's timer running"
+    assert not w.controller.playing, "the test left the controller's timer running"
 
 
 def _pick(qtbot, combo, data) -> None:
