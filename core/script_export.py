@@ -28,6 +28,20 @@ the script does what the engine did, not what this module thinks it did.
 A change at step k is written before the forward pass of step k: the engine makes it after
 entry k is recorded and takes that entry's gradient again with the change in place, which is
 the same thing.
+
+What the scripts leave out, and why. `main.py run --json` gives each run five more keys than a
+race script prints, RACE_ENGINE_ONLY: "status", "status_text", "converged_at", "diverged_at"
+and "divergence_reason"; `train --json` two more than a model script, MODEL_ENGINE_ONLY:
+"status" and "status_text". They are the app's reading of a run (core/status.py): tolerances
+scaled to the surface's region and spread (a 33 x 33 grid's percentiles), windows of ten steps,
+the far-away, wall, explosion and plunge rules, the relative rules of a model. A script that
+printed them would have to carry that logic again, and a copy of it in a teaching script would
+either be long and unreadable or short and wrong, so the scripts print what torch computed (the
+settings and every step's columns) and the tests compare every other key bit for bit, leaving
+out exactly these (tests/core/test_script_export.py, tests/test_cli_script.py,
+tests/gui/test_script_export_dialog.py). A script does not judge divergence either: it takes
+exactly the steps the engine recorded, so a diverged run's trajectory ends where the engine's
+does.
 """
 
 from __future__ import annotations
@@ -50,7 +64,13 @@ from core.schedulers import SCALE_BASE_LR_SOURCE, get_scheduler_spec, scheduler_
 from core.session import Session
 from core.surfaces import DTYPE
 
-__all__ = ["check_script_target", "formula_code", "model_script", "race_script", "write_script"]
+__all__ = ["MODEL_ENGINE_ONLY", "RACE_ENGINE_ONLY", "check_script_target", "formula_code",
+           "model_script", "race_script", "write_script"]
+
+# The keys of `run --json` / `train --json` runs that a script does not print (the app's status
+# words, from core/status.py; see the module docstring).
+RACE_ENGINE_ONLY = ("status", "status_text", "converged_at", "diverged_at", "divergence_reason")
+MODEL_ENGINE_ONLY = ("status", "status_text")
 
 # The torch function each formula function calls (core/formula.py FUNCTIONS), as code.
 _TORCH_NAMES = {"softplus": "torch.nn.functional.softplus", "min": "torch.minimum",
@@ -327,6 +347,7 @@ def clip(parameters, clipping):
 '''
 
 _RACE_HELPERS = '''
+
 def grad_value(p):
     """A parameter's gradient as the app records it: NaN if frozen, 0 if f does not use it."""
     if not p.requires_grad:
@@ -500,11 +521,12 @@ def race_script(session: Session, run_index: int | None = None) -> str:
         f'starts at\n({session.start[0]!r}, {session.start[1]!r}) and takes its optimizer '
         f'steps in the loop PyTorch\'s tutorial\nwrites (zero_grad, loss, backward, step, '
         f'scheduler.step), with the changes made\nbetween steps at their steps. It prints '
-        f'the trajectories as JSON, as\n`python main.py run --json` does.\n"""',
+        f'the trajectories as JSON, as\n`python main.py run --json` does (without the app\'s '
+        f'status words).\n"""',
         "import json\nimport math\n\nimport torch",
         f"\n\ndef f(x, y):\n    \"\"\"The surface, written with torch functions so autograd "
         f"can differentiate it.\"\"\"\n    return {formula_code(surface.formula.tree)}",
-        'NAMES = ("x", "y")\nCLIP_COLUMNS = ("clipped", "grad_norm_before_clip", '
+        '\n\nNAMES = ("x", "y")\nCLIP_COLUMNS = ("clipped", "grad_norm_before_clip", '
         '"grad_norm_after_clip")',
         _RACE_HELPERS.rstrip(),
     ]

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 import main
+from core.script_export import MODEL_ENGINE_ONLY, RACE_ENGINE_ONLY
 
-ENGINE_ONLY = ("status", "status_text", "converged_at", "diverged_at", "divergence_reason")
+ENGINE_ONLY = RACE_ENGINE_ONLY  # the app's status words: see core/script_export.py
 
 
 def cli(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -66,7 +67,9 @@ def test_export_py_prints_what_run_json_prints(tmp_path, capsys) -> None:
     engine = json.loads(printed)
     got = run_script(out)
     assert [r["optimizer"] for r in got["runs"]] == ["SGD", "Adam", "LBFGS"]
+    assert set(got) == set(engine)  # the same top-level keys: format, version, surface, ...
     for mine, theirs in zip(got["runs"], engine["runs"]):
+        assert set(theirs) - set(mine) == set(ENGINE_ONLY)  # exactly these are left out
         theirs = {k: v for k, v in theirs.items() if k not in ENGINE_ONLY}
         assert json.dumps(mine, sort_keys=True) == json.dumps(theirs, sort_keys=True)
     assert got["surface"] == engine["surface"]
@@ -112,7 +115,7 @@ def test_export_py_mistakes_are_one_line_and_exit_2(tmp_path, capsys, argv, word
 
 # --- model mode: train --out run.py ------------------------------------------------------------
 
-TRAIN_ONLY = ("status", "status_text")
+TRAIN_ONLY = MODEL_ENGINE_ONLY
 
 
 def assert_train_script_matches(argv: list[str], tmp_path: Path, capsys) -> dict:
@@ -127,6 +130,7 @@ def assert_train_script_matches(argv: list[str], tmp_path: Path, capsys) -> dict
     assert got["model"] == engine["model"] and got["data"] == engine["data"]
     assert len(got["runs"]) == len(engine["runs"])
     for mine, theirs in zip(got["runs"], engine["runs"]):
+        assert set(theirs) - set(mine) == set(TRAIN_ONLY)  # exactly these are left out
         theirs = {k: v for k, v in theirs.items() if k not in TRAIN_ONLY}
         assert set(mine) == set(theirs)
         for column, values in theirs["trajectory"].items():
