@@ -306,6 +306,61 @@ class Run:
 
     # --- set-up ---------------------------------------------------------------------------------
 
+    # Entries of a model-sized problem are recorded in blocks (`_PendingEntries`): the status
+    # rules that stop a run (non-finite values, the loss rules) act at every step; the
+    # trajectory, the convergence status and the update norms are brought up to date when
+    # anything reads them, through these properties, so a reader never sees a stale record.
+    _pending: _PendingEntries | None = None
+    _status: RunStatus = RunStatus.RUNNING
+
+    def _flush(self) -> None:
+        """Record the entries still pending (a no-op when there are none)."""
+        pending = self._pending
+        if pending is not None and pending.n:
+            pending.flush()
+
+    @property
+    def trajectory(self) -> Trajectory:
+        self._flush()
+        return self._trajectory
+
+    @trajectory.setter
+    def trajectory(self, value: Trajectory) -> None:
+        self._trajectory = value
+
+    @property
+    def status(self) -> RunStatus:
+        self._flush()
+        return self._status
+
+    @status.setter
+    def status(self, value: RunStatus) -> None:
+        self._status = value
+
+    @property
+    def converged_at(self) -> int | None:
+        self._flush()
+        return self._converged_at
+
+    @converged_at.setter
+    def converged_at(self, value: int | None) -> None:
+        self._converged_at = value
+
+    @property
+    def _tracker(self) -> StatusTracker:
+        self._flush()
+        return self._tracker_now
+
+    @_tracker.setter
+    def _tracker(self, value: StatusTracker) -> None:
+        self._tracker_now = value
+
+    @property
+    def diverged(self) -> bool:
+        """True once the run has diverged (known at once, without bringing the record up to
+        date: what a loop that steps runs asks at every step)."""
+        return self._status is RunStatus.DIVERGED
+
     @property
     def is_surface(self) -> bool:
         """True for the race's problem: x and y on a surface."""
@@ -402,6 +457,7 @@ class Run:
                 raise OptimizerError("a start point is only for a surface")
             self.problem = SurfaceProblem(self.problem.surface,
                                           (float(start[0]), float(start[1])))
+        self._pending = None  # entries of the old record are dropped with it
         initial = self.problem.initial_parameters()
         self.parameters: dict[str, Tensor] = {
             name: initial[name].detach().to(DTYPE).clone().requires_grad_(
@@ -437,11 +493,18 @@ class Run:
         # the general record's views of the leaves (they follow the optimizer's in-place updates)
         self._values = {name: p.detach() for name, p in self.parameters.items()}
         self._value_list = list(self._values.values())
+        self._value_flat = [v.view(-1) for v in self._value_list]
         self._stored_flat = [self._values[name].view(-1) for name in self.trajectory.stored]
         self._all_scalar = all(self._scalar.values())
         self._layouts: dict[tuple[bool, tuple[bool, ...]], _RecordLayout] = {}
-        self._previous_list: list[Tensor] = []  # the values before the newest step
+        self._n_values = sum(v.numel() for v in self._value_list)
+        # the values before the newest step, one flat buffer with a view per parameter
+        self._previous_flat = torch.empty(self._n_values, dtype=DTYPE)
+        self._previous_list = [self._previous_flat[a:a + v.numel()].view(v.shape)
+                               for a, v in zip(_offsets(self._value_list), self._value_list)]
+        self._pending = _PendingEntries(self) if _PendingEntries.fits(self) else None
         self.steps = 0
+        self._last_loss = math.nan  # the newest entry's loss (recorded or pending)
         self.status = RunStatus.RUNNING
         self.converged_at: int | None = None
         self.diverged_at: int | None = None
@@ -961,7 +1024,7 @@ class Run:
         `steps` counts every step taken, so after a divergence `steps == diverged_at`.
         """
         done = 0
-        while done < n and self.status is not RunStatus.DIVERGED:
+        while done < n and self._status is not RunStatus.DIVERGED:
             try:
                 if self.spec.needs_closure:
                     self._closure_calls = 0
@@ -971,7 +1034,7 @@ class Run:
                 if self.scheduler is not None:
                     # after optimizer.step(), as torch requires; ReduceLROnPlateau is given the
                     # training loss of the point the step started from
-                    step_scheduler(self.scheduler, float(self.trajectory.loss[-1]))
+                    step_scheduler(self.scheduler, self._last_loss)
             except Exception as e:  # a torch error mid-step is a failed run, not a crash
                 self.steps += 1
                 done += 1
@@ -1036,8 +1099,10 @@ class Run:
         return self.last_point if self.last_point else None
 
     def _evaluate_and_record(self) -> None:
-        if isinstance(self.problem, SurfaceProblem):
+        if self._surface_fn is not None:
             self._evaluate_and_record_surface()
+        elif self._pending is not None and self._pending.applies():
+            self._pending.evaluate_and_add()
         else:
             self._evaluate_and_record_problem()
 
@@ -1074,23 +1139,24 @@ class Run:
             self._diverge(f"gradient became ({gx}, {gy}) at ({xv:g}, {yv:g})", (xv, yv))
             return
         moved = None
-        if len(self.trajectory):
+        if len(self._trajectory):
             self.last_update = (xv - self.last_point[0], yv - self.last_point[1])
             moved = math.hypot(*self.last_update)
         self.last_point = (xv, yv)
         self._last_gxy = (gx, gy)
-        if len(self.trajectory.fields) == self._base_fields:
-            self.trajectory.append(self.steps, xv, yv, loss, gx, gy,
+        if len(self._trajectory.fields) == self._base_fields:
+            self._trajectory.append(self.steps, xv, yv, loss, gx, gy,
                                    float(self.optimizer.param_groups[0]["lr"]))
         else:
-            self.trajectory.append(self.steps, xv, yv, loss, gx, gy,
+            self._trajectory.append(self.steps, xv, yv, loss, gx, gy,
                                    float(self.optimizer.param_groups[0]["lr"]),
                                    *self._extra_row({"x": gx, "y": gy}))
-        reason = self._tracker.observe_divergence(self.steps, xv, yv, loss)
+        self._last_loss = loss
+        reason = self._tracker_now.observe_divergence(self.steps, xv, yv, loss)
         if reason is not None:
             self._diverge(reason, (xv, yv))
             return
-        self._tracker.observe_convergence(self.steps, self._stationarity_xy(gx, gy), moved)
+        self._tracker_now.observe_convergence(self.steps, self._stationarity_xy(gx, gy), moved)
         self._update_status()
 
     def _stationarity_xy(self, gx: float, gy: float) -> float:
@@ -1171,12 +1237,11 @@ class Run:
                 self.last_update = tuple(  # type: ignore[assignment]
                     a - b for a, b in zip(point, self.last_point))
             self.last_point = point
-        if first:  # buffers for the values before the next step, refilled in one call
-            self._previous_list = [v.clone() for v in current]
+        torch._foreach_copy_(self._previous_list, current)  # type: ignore[attr-defined]
+        if first:
             self._update_norms = dict.fromkeys(values, math.nan)
             self._moved = None
         else:
-            torch._foreach_copy_(self._previous_list, current)  # type: ignore[attr-defined]
             updates = figures[at + k + n_free:]
             self._update_norms = dict(zip(values, updates))
             self._moved = math.hypot(*updates)
@@ -1185,6 +1250,7 @@ class Run:
         row = np.concatenate((figures_tensor.numpy(), (self.steps, loss, lr, math.nan)))[
             layout.source]
         t.append_row(np.concatenate((row, extra)) if extra else row)
+        self._last_loss = loss
         reason = self._tracker.observe_divergence(self.steps, math.nan, math.nan, loss)
         if reason is not None:
             self._diverge(reason, self._known_point())
@@ -1225,6 +1291,7 @@ class Run:
     @property
     def last_update_norms(self) -> dict[str, float]:
         """|change| of each parameter in the last step (NaN before the first)."""
+        self._flush()
         if self._surface_fn is not None:
             return {"x": abs(self.last_update[0]), "y": abs(self.last_update[1])}
         return dict(self._update_norms)
@@ -1253,16 +1320,18 @@ class Run:
 
     def _update_status(self) -> None:
         """The status from the tracker's evidence (a diverged run stays diverged)."""
-        if self.status is RunStatus.DIVERGED:
+        self._flush()
+        if self._status is RunStatus.DIVERGED:
             return
         if self._frozen >= set(self.problem.parameter_names):
-            self._tracker.clear_convergence()
-            self.status, self.converged_at = RunStatus.FROZEN, None
+            self._tracker_now.clear_convergence()
+            self._status, self._converged_at = RunStatus.FROZEN, None
             return
-        self.converged_at = self._tracker.converged_at
-        self.status = RunStatus.RUNNING if self.converged_at is None else RunStatus.CONVERGED
+        self._converged_at = self._tracker_now.converged_at
+        self._status = RunStatus.RUNNING if self._converged_at is None else RunStatus.CONVERGED
 
     def _diverge(self, reason: str, point: Point | None = None) -> None:
+        self._flush()  # the entries before this one are recorded first
         self.status = RunStatus.DIVERGED
         self.converged_at = None
         self.diverged_at = self.steps
@@ -1364,6 +1433,171 @@ class _RecordLayout:
         if len(source) != run._base_fields:
             raise AssertionError("the record's layout does not match the trajectory's fields")
         self.source = np.array(source, dtype=np.intp)
+
+
+def _offsets(tensors: list[Tensor]) -> list[int]:
+    """Where each tensor starts in the concatenation of their flattened elements."""
+    starts, at = [], 0
+    for t in tensors:
+        starts.append(at)
+        at += t.numel()
+    return starts
+
+
+class _PendingEntries:
+    """A model-sized problem's entries, taken at every step and recorded in blocks.
+
+    At each step the values and gradients are copied into one row of a block (one torch.cat)
+    and checked finite (one sum; element-wise only when that is not finite), and the loss is
+    checked, so a run diverges at exactly the step the record-at-once path finds (the rules that
+    stop a run read only these: non-finite values, loss or gradients, and the loss rules). The
+    norms of the values, gradients and updates, the trajectory rows and the convergence rules
+    follow when the run's record is read (`Run._flush`), or when the block is full: one
+    `torch.linalg.vector_norm(dim=1)` per parameter and kind over the block's rows, each row
+    reduced as `Tensor.norm()` reduces that parameter (the same figures, bit for bit; checked
+    against the record-at-once path in tests/core/test_record_blocks.py).
+
+    Used when the record has no extra columns (noise, clipping, a cycled momentum), no `bound`,
+    no L2 weight decay in the gradient (its stationarity needs each step's tensors) and not
+    every parameter is a scalar; otherwise, and for the first entry, the run records at once.
+    """
+
+    ROWS = 256  # entries a block holds at most
+    MAX_ELEMENTS = 1 << 21  # and at most this many numbers (16 MB)
+    MIN_ROWS = 16  # a problem so large that fewer rows fit records at once instead
+
+    @classmethod
+    def fits(cls, run: Run) -> bool:
+        if run._surface_fn is not None or run._all_scalar or not run._value_list:
+            return False
+        return cls.MAX_ELEMENTS // max(1, 2 * run._n_values) >= cls.MIN_ROWS
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.names = list(run.parameters)
+        n_values = run._n_values
+        self.rows = min(self.ROWS, self.MAX_ELEMENTS // max(1, 2 * n_values))
+        self.block = torch.empty((self.rows, 2 * n_values), dtype=DTYPE)
+        self.n = 0
+        self.steps: list[int] = []
+        self.losses: list[float] = []
+        self.lrs: list[float] = []
+        self.frozen: tuple[bool, ...] = ()
+        self.spans = [(a, a + v.numel()) for a, v in zip(_offsets(run._value_list),
+                                                        run._value_list)]
+        self._nan: dict[int, Tensor] = {}
+        # where each base field of a row comes from in [block row, norms (values, gradients,
+        # updates: k each), step, loss, lr]
+        t = run._trajectory
+        k, width = len(self.names), 2 * n_values
+        index = {name: i for i, name in enumerate(self.names)}
+        values = [self.spans[index[name]][0] + e for name in t.stored
+                  for e in range(run.parameters[name].numel())]
+        source = [width + 3 * k, *values, width + 3 * k + 1, *(n_values + v for v in values),
+                  width + 3 * k + 2]
+        for name in t.normed:
+            i = index[name]
+            source += [width + i, width + k + i, width + 2 * k + i]
+        if len(source) != run._base_fields:
+            raise AssertionError("the record's layout does not match the trajectory's fields")
+        self.source = np.array(source, dtype=np.intp)
+
+    def applies(self) -> bool:
+        """This step is recorded in the block (see the class docstring)."""
+        run = self.run
+        return (len(run._trajectory) > 0 and run.bound is None
+                and len(run._trajectory.fields) == run._base_fields
+                and not run.spec.weight_decay_in_gradient(run.hyperparameters))
+
+    def evaluate_and_add(self) -> None:
+        """The step's forward/backward, its checks, and its row in the block."""
+        run = self.run
+        values = run._values
+        try:
+            loss, grads = run._forward_backward()
+        except Exception as e:
+            if not run._values_finite(values):
+                return
+            run._diverge(f"evaluating the loss failed: {e}", run._known_point())
+            return
+        frozen = tuple(g is None for g in grads.values())
+        if self.n and frozen != self.frozen:
+            self.flush()
+        parts = [self._nan_of(i) if g is None else g.reshape(-1)  # type: ignore[union-attr]
+                 for i, g in enumerate(grads.values())]
+        row = self.block[self.n]
+        torch.cat([*run._value_flat, *parts], out=row)
+        total = row.sum().item()
+        if not (math.isfinite(total) and math.isfinite(loss)):
+            # as the record-at-once path decides: values, then the loss, then the gradients
+            if not run._values_finite(values):
+                return
+            if not math.isfinite(loss):
+                run._diverge(f"loss became {loss} at step {run.steps}", run._known_point())
+                return
+            for name, g in grads.items():
+                if g is not None and not bool(torch.isfinite(g).all()):  # type: ignore[arg-type]
+                    run._diverge(f"the gradient of {name} became non-finite at step "
+                                 f"{run.steps}", run._known_point())
+                    return
+            # only the sum overflowed: every element is finite, the entry stands
+        self.frozen = frozen
+        self.steps.append(run.steps)
+        self.losses.append(loss)
+        self.lrs.append(float(run.optimizer.param_groups[0]["lr"]))
+        self.n += 1
+        run._last_grads = grads
+        run._last_loss = loss
+        reason = run._tracker_now.observe_divergence(run.steps, math.nan, math.nan, loss)
+        if reason is not None:
+            self.flush(observed=self.n - 1)
+            run._diverge(reason, run._known_point())
+            return
+        if self.n == self.rows:
+            self.flush()
+
+    def _nan_of(self, i: int) -> Tensor:
+        """NaN for each element of frozen parameter i (it has no gradient)."""
+        nan = self._nan.get(i)
+        if nan is None:
+            a, b = self.spans[i]
+            nan = self._nan[i] = torch.full((b - a,), math.nan, dtype=DTYPE)
+        return nan
+
+    def flush(self, observed: int | None = None) -> None:
+        """Record the pending entries: their norms, rows and the convergence rules (for the
+        first `observed` of them; the last one of a run that diverged there is not judged)."""
+        n, run = self.n, self.run
+        self.n = 0
+        steps, losses, lrs = self.steps, self.losses, self.lrs
+        self.steps, self.losses, self.lrs = [], [], []
+        k, half = len(self.names), run._n_values
+        block = self.block[:n]
+        values, grads = block[:, :half], block[:, half:]
+        previous = run._previous_flat
+        moves = values - torch.cat((previous[None], values[:-1]))
+        previous.copy_(values[-1])
+        norms = torch.stack(
+            [torch.linalg.vector_norm(part[:, a:b], dim=1)
+             for part in (values, grads, moves) for a, b in self.spans], dim=1)
+        norms_np = norms.numpy()
+        tail = np.empty((n, 3))
+        tail[:, 0], tail[:, 1], tail[:, 2] = steps, losses, lrs
+        rows = np.concatenate((block.numpy(), norms_np, tail), axis=1)[:, self.source]
+        t = run._trajectory
+        for row in rows:
+            t.append_row(row)
+        figures = norms_np[:, k:].tolist()
+        tracker = run._tracker_now
+        for j in range(n if observed is None else observed):
+            grad_norms, updates = figures[j][:k], figures[j][k:]
+            moved = math.hypot(*updates)
+            tracker.observe_convergence(steps[j], math.hypot(
+                *(g for g in grad_norms if not math.isnan(g))), moved)
+            run._update_status()
+        updates = figures[n - 1][k:]
+        run._update_norms = dict(zip(self.names, updates))
+        run._moved = math.hypot(*updates)
 
 
 def _tool_config(scheduler: SchedulerSetting | None, clipping: GradientClipping | None,

@@ -436,7 +436,9 @@ class ModelController(QObject):
 
     @property
     def active_runs(self) -> list[Run]:
-        return [r for r in self.runs if r.enabled and r.status.value != "diverged"]
+        # (`diverged`, not `status`: reading the status brings a run's record up to date, which
+        # a tick that asks at every step should not do; the record is read once per frame)
+        return [r for r in self.runs if r.enabled and not r.diverged]
 
     def play(self) -> None:
         if not self.playing and self.runs:
