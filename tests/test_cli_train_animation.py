@@ -248,3 +248,36 @@ def test_help_lists_the_outputs_and_their_options(capsys, argv, words) -> None:
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines anywhere
     for word in words:
         assert word in text, word
+
+
+def test_the_film_replays_what_train_json_trains_bit_for_bit(capsys) -> None:
+    """The film's runs are the ones `train --json` trains from the same options (minibatches,
+    a frozen layer, a scheduler and clipping given per run): the same losses, lr and final
+    parameters."""
+    import json
+
+    import torch
+
+    from core.model_animation import ModelReplay, plan_model_animation
+
+    argv = ["--dataset", "moons", "--n", "60", "--batch-size", "16", "--steps", "12",
+            "--freeze", "0", "--optimizer", "SGD(lr=0.3, momentum=0.9)", "--scheduler",
+            "StepLR(step_size=5, gamma=0.5)", "--optimizer", "Adam(lr=0.02)", "--clip-norm",
+            "0.5"]
+    code, text, _ = cli(capsys, "train", *argv, "--json")
+    assert code == 0
+    trained = json.loads(text)["runs"]
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    film = train_animation_request(parser.parse_args([*argv, "--steps-per-frame", "5",
+                                                      "--out", "film.gif"]))
+    replay = ModelReplay(film.session, plan_model_animation(film.session, film.options))
+    replay.run_to_end()
+    assert replay.recorded == film.frame_count == 4  # steps 0, 5, 10, 12
+    for run, mine in zip(trained, replay.runs):
+        assert run["trajectory"]["loss"] == [float(v) for v in mine.trajectory.loss]
+        assert run["trajectory"]["lr"] == [float(v) for v in mine.trajectory.lr]
+        for name, value in run["final_parameters"].items():
+            assert torch.equal(torch.tensor(value, dtype=torch.float64),
+                               mine.parameters[name].detach()), name
+    assert trained[0]["scheduler"].startswith("StepLR") and trained[1]["clip_norm"] == 0.5
