@@ -64,6 +64,29 @@ def log_axis_style(axis: pg.AxisItem) -> None:
     axis.logTickValues = decade_ticks
 
 
+MIN_STEPS_SHOWN = 10
+
+
+class ShortRunRange:
+    """A step axis that shows steps 0 .. MIN_STEPS_SHOWN while the runs are shorter, then
+    follows the data again (auto range): a lone point at step 0 got an axis of -0.5 .. 0.5,
+    labelled "-400 .. 400 (x0.001)". Steps are whole numbers: no SI prefix either."""
+
+    def __init__(self, plot: pg.PlotWidget) -> None:
+        self.plot = plot
+        self.pinned = False
+        plot.getAxis("bottom").enableAutoSIPrefix(False)
+
+    def update(self, last_step: float) -> None:
+        if last_step < MIN_STEPS_SHOWN:
+            if not self.pinned:
+                self.pinned = True
+                self.plot.setXRange(0, MIN_STEPS_SHOWN, padding=0.02)
+        elif self.pinned:
+            self.pinned = False
+            self.plot.getViewBox().enableAutoRange(x=True)
+
+
 def _columns_that_fit(widths: list[float], room: float) -> int:
     """The most columns (at least one) in which entries of these widths, laid out row by row,
     fit in `room`: each column as wide as its widest entry."""
@@ -129,6 +152,7 @@ class ModelCurves(QWidget):
         self.freeze_marks = pg.PlotDataItem(pen=None, symbol="x", symbolSize=11)
         self.freeze_marks.setZValue(10)
         self.grad_plot.addItem(self.freeze_marks)
+        self.step_ranges = (ShortRunRange(self.loss_plot), ShortRunRange(self.grad_plot))
         self._throttle = Throttle(self.refresh, REDRAW_HZ, self)
         controller.sigRunsChanged.connect(self._on_runs_change)
         controller.sigProblemChanged.connect(self._on_problem_change)
@@ -208,6 +232,10 @@ class ModelCurves(QWidget):
                 self.test_curves[run].setData(np.asarray(extras.test_steps, dtype=float),
                                               _positive(np.asarray(extras.test_loss)),
                                               connect="finite")
+        last = max((float(r.trajectory.step[-1]) for r in c.runs if len(r.trajectory)),
+                   default=0.0)
+        for step_range in self.step_ranges:
+            step_range.update(last)
         run = c.selected
         relabelled = False
         title = ("selected run: " + (run.label or run.optimizer_name)) if run is not None \

@@ -45,6 +45,7 @@ from core.model_session import flat_parameters
 from core.problems.model import ParameterLayout, parameters_vector
 from core.run import Run
 from gui.model.controller import ModelController
+from gui.model.curves_view import log_axis_style
 from gui.surface_view import (CONTOUR_PEN, N_CONTOURS, SURFACE_COLORMAP, THIN_ABOVE,
                               Z_CONTOURS, Z_HEADS, Z_IMAGE, Z_LINES, Z_START, TrajectoryCurve,
                               colour_scale_text, contour_segments, log_scale, thin_to_pixels)
@@ -218,6 +219,9 @@ class LandscapePicture:
                                          label="loss (log scale)")
         self.color_bar.setImageItem(self.image_item, insert_in=pi)
         self.color_bar.axis.setLogMode(True)
+        # decades, or 1, 2 and 5 times them under two decades: pyqtgraph labelled all of 2..9
+        # there, and on a colour bar of a few hundred pixels they ran into each other
+        log_axis_style(self.color_bar.axis)
         self.contour_item = pg.PlotCurveItem(connect="pairs", pen=CONTOUR_PEN,
                                              skipFiniteCheck=True, antialias=False)
         self.contour_item.setZValue(Z_CONTOURS)
@@ -261,7 +265,6 @@ class LandscapePicture:
         self.image_item.setRect(QRectF(xs[0] - dx / 2, ys[0] - dy / 2, len(xs) * dx,
                                        len(ys) * dy))
         self.color_bar.setLevels((lo, hi))
-        self.color_bar.axis.setStyle(maxTextLevel=0 if hi - lo >= 1.5 else 2)
         cx, cy = contour_segments(xs, ys, c, np.linspace(lo, hi, N_CONTOURS + 2)[1:-1])
         self.contour_item.setData(cx, cy)
         self.centre_item.setData(pos=[self.centre_point()])

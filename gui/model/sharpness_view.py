@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from core.run import Run
 from gui.model.controller import ModelController
-from gui.model.curves_view import log_axis_style
+from gui.model.curves_view import ShortRunRange, log_axis_style
 
 
 class SharpnessView(QWidget):
@@ -30,6 +30,7 @@ class SharpnessView(QWidget):
         note.setWordWrap(True)
         note.setStyleSheet("color: #555;")
         self.plot.setLabel("bottom", "step")
+        self.step_range = ShortRunRange(self.plot)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
@@ -57,6 +58,9 @@ class SharpnessView(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
+        self.step_range.update(max((max(e.sharpness_steps, default=0) for e in
+                                    map(self.controller.extras.get, self.controller.runs)
+                                    if e is not None), default=0))
         for run, item in self.sharpness_curves.items():
             extras = self.controller.extras.get(run)
             if extras is None:

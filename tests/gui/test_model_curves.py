@@ -67,3 +67,32 @@ def test_the_tensor_legend_sits_above_the_gradient_curves_never_over_them(qtbot,
         _legend_clear_of_the_data(curves)
     finally:
         assert c.shutdown(2.0)
+
+
+def test_a_short_run_shows_steps_0_to_10_then_the_axis_follows_the_steps(qtbot,
+                                                                        make_model_controller):
+    from gui.model.curves_view import MIN_STEPS_SHOWN, ModelCurves
+    from gui.model.sharpness_view import SharpnessView
+
+    c = make_model_controller()
+    c.add_run("SGD")
+    curves, sharpness = ModelCurves(c), SharpnessView(c)
+    for view in (curves, sharpness):
+        qtbot.addWidget(view)
+        view.resize(500, 400)
+        view.show()
+    curves.refresh()
+    plots = (curves.loss_plot, curves.grad_plot, sharpness.plot)
+    for plot in plots:  # one point at step 0: steps 0 .. 10, not -0.5 .. 0.5 "(x0.001)"
+        low, high = plot.getViewBox().viewRange()[0]
+        assert low < 0 < MIN_STEPS_SHOWN < high < MIN_STEPS_SHOWN + 1
+        assert not plot.getAxis("bottom").autoSIPrefix
+    for _ in range(25):
+        c.step_once()
+    curves.refresh()
+    for plot in (curves.loss_plot, curves.grad_plot):  # auto range again: every step shows
+        def follows(plot=plot) -> bool:
+            low, high = plot.getViewBox().viewRange()[0]
+            return low <= 0 and 25 <= high < 30
+
+        qtbot.waitUntil(follows, timeout=3000)  # (pyqtgraph ranges before the next paint)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -578,3 +579,16 @@ def test_paths_placed_piece_by_piece_equal_the_whole_projection(qtbot, cleanup, 
         x, y = line.getData()
         np.testing.assert_allclose(x, projection.alpha, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(y, projection.beta, rtol=1e-12, atol=1e-12)
+
+
+def test_the_colour_bar_labels_decades_or_one_two_five_times_them(qtbot, cleanup):
+    view = _view(qtbot, MOONS)
+    cleanup.append(view)
+    _compute(view)
+    axis = view.picture.color_bar.axis
+    lo, hi = view.picture.color_bar.levels()
+    labelled = axis.tickValues(lo, hi, 300)[0][1]
+    assert len(labelled) >= 2
+    mantissas = {round(10 ** (v - math.floor(v + 1e-9)), 6) for v in labelled}
+    assert mantissas <= {1.0, 2.0, 5.0}  # no crowd of 0.06, 0.07, 0.08, 0.09
+    assert axis.style["maxTextLevel"] == 0
