@@ -130,14 +130,14 @@ class BasinReplay:
         """The share of the first pass done (0 to 1)."""
         return 1.0 if self.prepared else self._stepped / max(1, self.plan.last_step)
 
-    def prepare(self) -> bool:
+    def prepare(self, state: ProgressState | None = None) -> bool:
         """One frame's steps of the first pass; at its end the film's minima are fixed and the
         grid starts again for the second. True once that is done."""
         if self.prepared:
             return True
         todo = min(self.plan.steps_per_frame, self.plan.last_step - self._stepped)
         if todo > 0:
-            self._batch.step(todo)
+            self._batch.step(todo, _CancelOnly(state))
             self._stepped += todo
         if self._stepped < self.plan.last_step:
             return False
@@ -149,7 +149,7 @@ class BasinReplay:
         self._record()
         return True
 
-    def advance(self) -> bool:
+    def advance(self, state: ProgressState | None = None) -> bool:
         """The next frame of the second pass (after `prepare`); True once every one is in."""
         if not self.prepared:
             raise AnimationError("the basin film's minima are not known yet: prepare() first")
@@ -157,7 +157,7 @@ class BasinReplay:
             return True
         target = self.plan.step_at(len(self.frames))
         if target > self._stepped:
-            self._batch.step(target - self._stepped)
+            self._batch.step(target - self._stepped, _CancelOnly(state))
             self._stepped = target
         self._record()
         return self.done
@@ -183,8 +183,8 @@ class BasinReplay:
                 state.set_progress(0.5 * self.stepped_share()
                                    + 0.5 * len(self.frames) / self.plan.frame_count)
             if not self.prepared:
-                self.prepare()
-            elif self.advance():
+                self.prepare(state)  # (a cancel is also seen between a frame's steps)
+            elif self.advance(state):
                 break
         if state is not None:
             state.set_progress(1.0)
@@ -194,6 +194,20 @@ class BasinReplay:
         if not 0 <= k < len(self.frames):
             raise AnimationError(f"frame {k} is not recorded yet ({len(self.frames)} are)")
         return self.frames[k]
+
+
+class _CancelOnly:
+    """A caller's state for one frame's steps: its cancel is asked every few steps (BatchRun.step
+    raises BatchCancelled), its progress is the replay's to report."""
+
+    def __init__(self, state: ProgressState | None) -> None:
+        self.state = state
+
+    def set_progress(self, fraction: float) -> None:
+        pass
+
+    def is_interruption_requested(self) -> bool:
+        return self.state is not None and self.state.is_interruption_requested()
 
 
 def plan_basin_animation(steps: int, *, fps: int, steps_per_frame: int | None = None,

@@ -109,3 +109,23 @@ def test_a_float32_film_steps_in_float32() -> None:
     exact = _replay()
     _run(exact)
     assert float(np.mean(replay.frames[-1].minimum == exact.frames[-1].minimum)) >= 0.95
+
+
+def test_a_cancel_is_seen_within_a_frames_steps() -> None:
+    from core.batch import BatchCancelled
+
+    class CancelSoon:
+        calls = 0
+
+        def set_progress(self, fraction: float) -> None:
+            pass
+
+        def is_interruption_requested(self) -> bool:
+            self.calls += 1
+            return self.calls > 3
+
+    plan = plan_basin_animation(400, fps=10, steps_per_frame=400)  # one frame's 400 steps
+    replay = BasinReplay(get_surface("himmelblau"), "Adam(lr=0.1)", 8, plan)
+    with pytest.raises(BatchCancelled):
+        replay.step_all(CancelSoon())
+    assert 0 < replay._batch.steps < 400
