@@ -1,10 +1,13 @@
 """DataView: the data, with the selected run's prediction, redrawn a few times a second.
 
 Regression (one feature): the points and the fitted curve model(x) along the x range; the other
-runs' fits as thin lines in their colours. Classification (two features): the selected run's
-decision regions as an image (the model evaluated on a grid under torch.no_grad(), each pixel
-the class colours mixed by the predicted probabilities), the other runs' decision boundaries as
-lines in their colours, and the points coloured by class. Items are made once per run and
+runs' fits as thin lines in their colours (the axes follow the points, not a fit gone wild).
+Classification on one feature: the points at their class's height, and along x the predicted
+probability of class 1 (one logit, BCEWithLogitsLoss) or the predicted class (argmax).
+Classification (two features): the selected run's decision regions as an image (the model
+evaluated on a grid under torch.no_grad(), each pixel the class colours mixed by the predicted
+probabilities), the other runs' decision boundaries as lines in their colours, and the points
+coloured by class. Items are made once per run and
 updated with setData / setImage.
 
 "One panel per run" switches to small multiples instead: a small plot per run, in a grid, each
@@ -59,8 +62,10 @@ class DataView(QWidget):
         self.test_points = pg.ScatterPlotItem(size=6, symbol="t", pen=pg.mkPen("k", width=0.5))
         self.curve = pg.PlotDataItem(pen=pg.mkPen("#222", width=2.5))
         self.curve.setZValue(5)
-        for item in (self.train_points, self.test_points, self.curve):
+        for item in (self.train_points, self.test_points):
             self.plot.addItem(item)
+        # the axes follow the data: a diverging fit must not squash the points to a line
+        self.plot.addItem(self.curve, ignoreBounds=True)
         # per other run: its fit (regression) or its boundary lines (classification)
         self.other_items: dict[Run, list[pg.GraphicsObject]] = {}
         note = QLabel("circles: training rows, triangles: held-out test rows; the selected run "
@@ -101,15 +106,31 @@ class DataView(QWidget):
 
     @property
     def shows_curve(self) -> bool:
-        c = self.controller
-        return not c.is_classification and c.dataset.n_features == 1
+        """One feature: a curve along x (the fit, or the predicted class or probability)."""
+        return self.controller.dataset.n_features == 1
+
+    def _curve(self, run: Run, X: torch.Tensor) -> np.ndarray:
+        """What the curve shows at rows X: model(x) for regression; for classes, P(class 1)
+        from one logit, else the predicted class index (the points sit at their class's)."""
+        out = self.controller.predict(run, X)
+        if self.controller.is_classification:
+            out = torch.sigmoid(out) if out.shape[1] == 1 else \
+                out.argmax(dim=1, keepdim=True).to(DTYPE)
+        return out.reshape(-1).numpy().copy()
 
     def _on_problem_change(self) -> None:
         c = self.controller
         classification = c.is_classification
-        self._title = ("decision regions of the selected run" if classification
-                       else "the selected run's fit")
+        one_logit = c.settings.loss == "BCEWithLogitsLoss"
+        self._title = ("the selected run's fit" if not classification
+                       else "decision regions of the selected run" if c.dataset.n_features == 2
+                       else "P(class 1) of the selected run along x" if one_logit
+                       else "the selected run's predicted class along x")
         self.plot.setTitle(self._title)
+        # one feature with classes: the points sit at their class index; say its name there
+        self.plot.getAxis("left").setTicks(
+            [list(enumerate(c.dataset.class_names))] if classification and
+            c.dataset.n_features == 1 else None)
         for item, part in ((self.train_points, c.train), (self.test_points, c.test)):
             if part is None:  # a test fraction of 0: no held-out rows
                 item.setData([], [])
@@ -118,7 +139,8 @@ class DataView(QWidget):
             if classification:
                 colours = CLASS_COLOURS[part.y.numpy() % len(CLASS_COLOURS)].astype(int)
                 brushes = [pg.mkBrush(*rgb) for rgb in colours]
-                item.setData(X[:, 0], X[:, 1] if X.shape[1] > 1 else np.zeros(len(X)),
+                # one feature: each point at its class's height (where the curve says it)
+                item.setData(X[:, 0], X[:, 1] if X.shape[1] > 1 else part.y.numpy(),
                              brush=brushes)
             else:
                 item.setData(X[:, 0], part.y.numpy(), brush=pg.mkBrush(80, 80, 80, 160))
@@ -173,7 +195,7 @@ class DataView(QWidget):
             pen = pg.mkPen(run.color or "k", width=1.5)
             if self.shows_curve:
                 item = pg.PlotDataItem(pen=pen)
-                self.plot.addItem(item)
+                self.plot.addItem(item, ignoreBounds=True)
                 self.other_items[run] = [item]
             elif self.shows_regions:
                 # one outline per class (its region's edge); a binary model has one boundary
@@ -227,7 +249,7 @@ class DataView(QWidget):
                                                 brush=[pg.mkBrush(*rgb) for rgb in colours]))
             else:
                 item = pg.PlotDataItem(pen=pg.mkPen(run.color or "k", width=2))
-                plot.addItem(item)
+                plot.addItem(item, ignoreBounds=True)  # the axes follow the points
                 if X.shape[1] == 1:
                     plot.addItem(pg.ScatterPlotItem(X[:, 0], c.train.y.numpy(), size=3,
                                                     pen=None, brush=pg.mkBrush(80, 80, 80, 160)))
@@ -247,7 +269,7 @@ class DataView(QWidget):
             elif self.shows_curve:
                 xs = np.linspace(self._low[0], self._high[0], CURVE_POINTS // 2)
                 X = torch.tensor(xs, dtype=DTYPE).reshape(-1, 1)
-                item.setData(xs, c.predict(run, X).reshape(-1).numpy().copy())
+                item.setData(xs, self._curve(run, X))
 
     # --- redraw ---------------------------------------------------------------------------------
 
@@ -281,12 +303,12 @@ class DataView(QWidget):
             if run is None:
                 self.curve.setData([], [])
             else:
-                self.curve.setData(xs, c.predict(run, X).reshape(-1).numpy().copy())
+                self.curve.setData(xs, self._curve(run, X))
             for other, items in self.other_items.items():
                 for item in items:
                     item.setVisible(other is not run)
                 if other is not run and items:
-                    items[0].setData(xs, c.predict(other, X).reshape(-1).numpy().copy())
+                    items[0].setData(xs, self._curve(other, X))
         elif self.shows_regions:
             if run is None:
                 self.image.clear()

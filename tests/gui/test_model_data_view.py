@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from core.problems.data import accuracy
@@ -70,3 +71,65 @@ def test_regression_panels_draw_each_runs_fit(qtbot, make_model_workspace):
     weight, bias = run.parameters["0.weight"].item(), run.parameters["0.bias"].item()
     np.testing.assert_allclose(ys, weight * xs + bias, rtol=1e-12, atol=1e-12)
     assert "accuracy" not in w.data_view._held_out_text()  # regression: a loss only
+
+
+def _plain_outputs(run, model_text: str, n_features: int, xs: np.ndarray) -> torch.Tensor:
+    """model(x) with the run's weights, as a PyTorch user evaluates it."""
+    from core.problems.model import build_model
+    model = build_model(model_text, n_features, 0)
+    model.load_state_dict({n: p.detach() for n, p in run.parameters.items()})
+    with torch.no_grad():
+        return model.eval()(torch.tensor(xs, dtype=torch.float64).reshape(-1, 1))
+
+
+def test_a_fit_gone_wild_does_not_squash_the_points(qtbot, make_model_workspace):
+    w = make_model_workspace(ModelSettings(dataset="line", n=40, model_text="Linear(1, 1)",
+                                           preset=None, loss="MSELoss", test_fraction=0.0))
+    c = w.controller
+    run = c.add_run("SGD", lr=3.0)  # far past 2 / sharpness: every step overshoots more
+    for _ in range(12):
+        c.step_once()
+    w.data_view.refresh_prediction()  # (the view redraws a few times a second)
+    xs, ys = w.data_view.curve.getData()
+    assert np.nanmax(np.abs(ys)) > 1e4  # the fit is far off ...
+    y = c.dataset.y.numpy()
+
+    def axes_follow_the_points() -> bool:
+        low, high = w.data_view.plot.getViewBox().viewRange()[1]
+        span = y.max() - y.min()
+        return low <= y.min() and high >= y.max() and high - low < 3 * span
+
+    qtbot.waitUntil(axes_follow_the_points, timeout=3000)  # ... and the axes keep the data
+    np.testing.assert_allclose(ys, _plain_outputs(run, "Linear(1, 1)", 1, xs).reshape(-1),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["CrossEntropyLoss", "BCEWithLogitsLoss"])
+def test_classes_on_one_feature_show_the_predicted_class_or_probability_along_x(
+        qtbot, make_model_workspace, loss):
+    classes = ["low", "mid", "high"] if loss == "CrossEntropyLoss" else ["no", "yes"]
+    text = "x,label\n" + "".join(f"{i * 0.2:.1f},{classes[(i * len(classes)) // 30]}\n"
+                                 for i in range(30))
+    w = make_model_workspace(ModelSettings(dataset=None, csv=text, preset="small-mlp",
+                                           loss=loss, test_fraction=0.0))
+    c, view = w.controller, w.data_view
+    assert c.dataset.class_names == tuple(sorted(classes))
+    run = c.add_run("Adam")
+    for _ in range(30):
+        c.step_once()
+    view.refresh_prediction()  # (the view redraws a few times a second)
+    # the points at their class's index, named on the axis
+    _, heights = view.train_points.getData()
+    np.testing.assert_array_equal(heights, c.train.y.numpy())
+    ticks = view.plot.getAxis("left")._tickLevels
+    assert ticks == [list(enumerate(c.dataset.class_names))]
+    xs, curve = view.curve.getData()
+    outputs = _plain_outputs(run, c.settings.model_text, 1, xs)
+    if loss == "CrossEntropyLoss":
+        assert "predicted class" in view._title
+        np.testing.assert_array_equal(curve, outputs.argmax(dim=1).numpy())
+    else:
+        assert "P(class 1)" in view._title
+        np.testing.assert_allclose(curve, torch.sigmoid(outputs).reshape(-1).numpy(),
+                                   rtol=1e-12)
+        assert curve.min() >= 0 and curve.max() <= 1
