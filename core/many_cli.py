@@ -41,9 +41,10 @@ def _add_common(parser: argparse.ArgumentParser, model_mode: bool = False) -> No
     fmt = parser.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print one JSON object")
     fmt.add_argument("--out", metavar="FILE",
-                     help="write .json or .csv (.png / .svg are not yet available)"
-                          + ("" if model_mode else "; basins also a film: .gif, .mp4, .webp, "
-                                                   ".apng"))
+                     help="write .json or .csv" + ("" if model_mode else
+                                                   ", or the map filling in as a film: .gif, "
+                                                   ".mp4, .webp, .apng")
+                          + " (.png / .svg are not yet available)")
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
