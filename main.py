@@ -109,11 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     fmt = run.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print one JSON object")
     fmt.add_argument("--csv", action="store_true", help="print CSV, a row per run and step")
-    export = sub.add_parser("export", help="run, then write .json, .csv, .png or .svg")
+    export = sub.add_parser("export", help="run, then write .json, .csv, .png or .svg, a "
+                                           "PyTorch script (.py) or an animation (.gif, .mp4, "
+                                           ".webp, .apng)")
     _add_problem_options(export)
     export.add_argument("--out", required=True, metavar="FILE",
-                        help="the file to write; .py: the race as a standalone PyTorch script "
-                             "that prints the same trajectories")
+                        help="the file to write: .json, .csv, .png or .svg; .py: the race as a "
+                             "standalone PyTorch script that prints the same trajectories; "
+                             ".gif, .mp4, .webp or .apng: the race as an animation from its "
+                             "start")
     export.add_argument("--run", type=int, default=None, metavar="N",
                         help="with --out FILE.py: only run N (from 1)")
     export.add_argument("--view", choices=("2d", "3d"), default="2d",
@@ -122,13 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--size", default=None, metavar="W,H",
                         help="image size in pixels (W,H or WxH) for .png/.svg (default 1200,900) "
                              "and animations (default 800,600)")
-    export.add_argument("--fps", type=int, default=None, metavar="N",
-                        help="animations: frames per second (default 10; a GIF at most 50)")
-    export.add_argument("--steps-per-frame", type=int, default=None, metavar="K",
-                        help="animations: optimizer steps between frames (default: about 100 "
-                             "frames for the race)")
-    export.add_argument("--frames", type=int, default=None, metavar="N",
-                        help="animations: the number of frames, the start included")
+    from core.animation_cli import add_animation_arguments  # loads no torch
+
+    # --fps, --steps-per-frame, --frames: one parsing with train's and basins' films
+    add_animation_arguments(export, what="the race", size=False)
     export.add_argument("--curves", action="store_true",
                         help="animations: the loss and gradient-norm curves under the surface")
     graph = sub.add_parser("graph", help="the autograd graph of the loss at a point")
@@ -293,10 +294,10 @@ def cmd_export(args: argparse.Namespace) -> str:
         raise UsageError(f"--run goes with a script (--out FILE.py), not {suffix or out.name!r}")
     if suffix in _ANIMATION_SUFFIXES:
         return _export_animation(args, out)
-    for option in ("fps", "steps_per_frame", "frames", "curves"):
-        if getattr(args, option) not in (None, False):
-            raise UsageError(f"--{option.replace('_', '-')} goes with an animation (--out "
-                             f"{', '.join(_ANIMATION_SUFFIXES)}), not {suffix or out.name!r}")
+    from core.animation_cli import refuse_animation_options
+
+    refuse_animation_options(args, UsageError, args.out,
+                             ("fps", "steps_per_frame", "frames", "curves"))
     if suffix not in (".json", ".csv", ".png", ".svg"):
         raise UsageError(f"--out must end in .json, .csv, .png, .svg, .py, "
                          f"{', '.join(_ANIMATION_SUFFIXES)} (got {out.name!r})")
@@ -321,7 +322,7 @@ def cmd_export(args: argparse.Namespace) -> str:
     return f"wrote {out}"
 
 
-_ANIMATION_SUFFIXES = (".gif", ".mp4", ".webp", ".apng")
+_ANIMATION_SUFFIXES = (".gif", ".mp4", ".webp", ".apng")  # core.animation_cli's, too
 
 
 def _export_script(args: argparse.Namespace, out: Path) -> str:
@@ -345,14 +346,10 @@ def _export_script(args: argparse.Namespace, out: Path) -> str:
 
 
 def _size(text: str) -> tuple[int, int]:
-    """--size as W,H or WxH, in whole pixels."""
-    parts = text.lower().replace(" ", "").replace("x", ",").split(",")
-    try:
-        width, height = (int(v) for v in parts)
-    except ValueError:
-        raise UsageError(f"--size must be two whole numbers like 800,600 or 800x600 "
-                         f"(got {text!r})") from None
-    return width, height
+    """--size as W,H or WxH, in whole pixels (core/animation_cli.py's parsing)."""
+    from core.animation_cli import parse_size
+
+    return parse_size(text, UsageError)
 
 
 def _export_animation(args: argparse.Namespace, out: Path) -> str:
@@ -361,12 +358,11 @@ def _export_animation(args: argparse.Namespace, out: Path) -> str:
 
     if args.view == "3d":
         raise UsageError(f"--view 3d writes a .png (got {out.name!r})")
-    width, height = _size(args.size or "800,600")
-    fps = 10 if args.fps is None else args.fps
-    if fps < 1:
-        raise UsageError(f"--fps must be 1 or more (got {fps})")
-    if args.steps_per_frame is not None and args.steps_per_frame < 1:
-        raise UsageError(f"--steps-per-frame must be 1 or more (got {args.steps_per_frame})")
+    from core.animation_cli import animation_request
+
+    request = animation_request(args, UsageError)  # train's and basins' checks and words
+    width, height = request.size
+    fps = request.fps
     session = build_session(args)  # not played: the animation steps a copy from the start
     plan = plan_animation(session, fps=fps, steps_per_frame=args.steps_per_frame,
                           steps=args.steps, frames=args.frames)
