@@ -47,8 +47,9 @@ class BasinFramePicture:
         self.canvas.ci.setGeometry(self.area)
         self.plot = self.canvas.ci.addPlot(row=0, col=0)
         self.plot.setMenuEnabled(False)
-        self.plot.setTitle(f"{replay.optimizer} on {replay.surface.name}: where each start goes",
-                           size="10pt")
+        dtype = " (float32)" if replay.dtype == "float32" else ""  # (float64: exact, unsaid)
+        self.plot.setTitle(f"{replay.optimizer} on {replay.surface.name}{dtype}: where each "
+                           "start goes", size="10pt")
         self.plot.setLabel("bottom", "start x")
         self.plot.setLabel("left", "start y")
         self.image = pg.ImageItem(axisOrder="row-major")
