@@ -812,6 +812,7 @@ class Run:
         self.problem.check_names([name])
         if frozen == (name in self._frozen):
             return
+        self._flush()  # the pending entries were taken with the old freezes
         (self._frozen.add if frozen else self._frozen.discard)(name)
         leaf = self.parameters[name]
         leaf.requires_grad_(not frozen)
@@ -1092,7 +1093,7 @@ class Run:
             if not leaf.requires_grad:
                 grads[name] = None  # frozen: there is no gradient
             else:  # unused by the loss: zero, as for a scalar
-                grads[name] = torch.zeros_like(leaf) if leaf.grad is None else leaf.grad.detach()
+                grads[name] = torch.zeros_like(leaf) if leaf.grad is None else leaf.grad
         return loss.item(), grads
 
     def _known_point(self) -> Point | None:
@@ -1584,17 +1585,16 @@ class _PendingEntries:
         tail = np.empty((n, 3))
         tail[:, 0], tail[:, 1], tail[:, 2] = steps, losses, lrs
         rows = np.concatenate((block.numpy(), norms_np, tail), axis=1)[:, self.source]
-        t = run._trajectory
-        for row in rows:
-            t.append_row(row)
+        run._trajectory.append_rows(rows)
         figures = norms_np[:, k:].tolist()
-        tracker = run._tracker_now
+        observe = run._tracker_now.observe_convergence
         for j in range(n if observed is None else observed):
             grad_norms, updates = figures[j][:k], figures[j][k:]
-            moved = math.hypot(*updates)
-            tracker.observe_convergence(steps[j], math.hypot(
-                *(g for g in grad_norms if not math.isnan(g))), moved)
-            run._update_status()
+            observe(steps[j], math.hypot(*(g for g in grad_norms if not math.isnan(g))),
+                    math.hypot(*updates))
+        # once for the block: the status is a function of the tracker's state, and what is
+        # frozen does not change within a block (set_frozen records the block first)
+        run._update_status()
         updates = figures[n - 1][k:]
         run._update_norms = dict(zip(self.names, updates))
         run._moved = math.hypot(*updates)

@@ -102,6 +102,19 @@ class Trajectory:
         self._buf[:, self._size] = row
         self._size += 1
 
+    def append_rows(self, rows: np.ndarray) -> None:
+        """`append_row` for each row of a (entries, fields) float64 array, in order; one copy
+        when they fit without growing or thinning."""
+        n = len(rows)
+        if rows.shape != (n, len(self.fields)):
+            raise ValueError(f"entries have {len(self.fields)} fields, got {rows.shape}")
+        if self._size + n <= self._buf.shape[1]:
+            self._buf[:, self._size:self._size + n] = rows.T
+            self._size += n
+            return
+        for row in rows:
+            self.append_row(row)
+
     def _make_room(self) -> None:
         """The buffer is full: grow it, or once at capacity thin the older entries."""
         if self._size < self.capacity:

@@ -579,7 +579,7 @@ class ModelController(QObject):
         for run in self.runs:
             extras = self.extras[run]
             last = extras.sharpness_steps[-1] if extras.sharpness_steps else None
-            if run.status.value == "diverged" or len(run.frozen) == len(run.parameter_names):
+            if run.diverged or len(run.frozen) == len(run.parameter_names):
                 continue
             if last is None or run.steps - last >= self.sharpness_every:
                 due.append((-1 if last is None else last, run))
