@@ -6,7 +6,9 @@ one batch, in model mode a copy of the model per lr, each from the initial weigh
 equals `main.py sweep`, and `main.py run` / `train` with that lr). The curves share one log lr
 axis (default 1e-5 to 10, 50 values); a diverged lr is a red cross along the top of the plot,
 the best lr (BEST_LR_RULE) a star. Click a point: that optimizer's run takes that lr (the
-controller's set_hyperparameter / set_lr), and the message says so.
+controller's set_hyperparameter / set_lr), and the message says so. On the surface,
+"float32 (faster, less exact)" computes the batch in float32 (the note says so; the cache keeps
+it apart); model mode is float64 only (each cell equals `train`).
 
 The helpers at the top (`model_optimizers`, `run_for`, `set_run_lr`, `LogAxis`, `float_edit`)
 are shared with the range test and trainability tabs.
@@ -28,8 +30,8 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QLineEdit, QSpinBox, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QSpinBox,
+                               QVBoxLayout, QWidget)
 
 from core.batch import CONVERGED, DIVERGED, STATUSES
 from core.errors import PlaygroundError
@@ -140,6 +142,10 @@ class SweepView(QWidget):
         self.measure_combo.addItems(MEASURES)
         self.measure_combo.setToolTip("What the curve shows against the lr")
         self.measure_combo.currentTextChanged.connect(lambda _: self._draw())
+        self.float32_box = QCheckBox("float32 (faster, less exact)")
+        self.float32_box.setToolTip("On the surface: compute the batch in float32 (close to, not "
+                                    "equal to, the race's runs); a model always trains in "
+                                    "float64")
         self.runner = AnalysisRunner(cache, run_text="Compute sweep")
         self.runner.run_button.clicked.connect(self.compute)
         self.runner.sigResult.connect(self._on_result)
@@ -152,6 +158,7 @@ class SweepView(QWidget):
             if label:
                 controls.addWidget(QLabel(label))
             controls.addWidget(widget)
+        controls.addWidget(self.float32_box)
         controls.addStretch(1)
         controls.addWidget(self.exports)
         self.plot = pg.PlotWidget(background="w")
@@ -193,6 +200,12 @@ class SweepView(QWidget):
         self.high_edit.setText(f"{d['high']:g}")
         self.count_spin.setValue(d["count"])
         self.steps_spin.setValue(d["steps"])
+        self.float32_box.setEnabled(self.mode != MODEL)
+
+    @property
+    def dtype(self) -> str:
+        """What the next sweep computes in: float32 only on the surface, when asked."""
+        return "float32" if self.float32_box.isChecked() and self.mode != MODEL else "float64"
 
     def lrs(self) -> np.ndarray:
         """The learning rates typed (log-spaced); PlaygroundError (one line) for bad input."""
@@ -248,15 +261,16 @@ class SweepView(QWidget):
                     tuple(sorted(settings.items())), DTYPE_NAME)
         session = self.controller.session
         return analysis_key("lr_sweep", session.surface, option, start=session.start,
-                            **settings)
+                            dtype=self.dtype, **settings)
 
     def _race_job(self, by_key: dict, lrs: np.ndarray, steps: int) -> Any:
         surface, start = self.controller.session.surface, self.controller.session.start
+        dtype = self.dtype
 
         def compute_one(key: tuple, state: Any) -> Any:
             o = by_key[key]
             return lr_sweep(surface, (o.name, o.hyperparameters), lrs, steps, start, state,
-                            o.frozen)
+                            o.frozen, dtype=dtype)
         return compute_one
 
     def _model_job(self, by_key: dict, lrs: np.ndarray, steps: int) -> Any:
@@ -279,6 +293,9 @@ class SweepView(QWidget):
         notes += [f"{o.title()}: {o.refusal}" for o in left_out]
         notes += [f"{o.title()}: the sweep leaves out {', '.join(o.left_out)}"
                   for o, _ in self.shown if o.left_out]
+        if any(getattr(r, "dtype", "float64") == "float32" for _, r in self.shown):
+            notes.append("Computed in float32 (faster, less exact): a point may differ slightly "
+                         "from the race's run with that lr.")
         self.note.setText(" ".join(notes))
         self._draw()
         self.sigComputed.emit(list(self.shown))

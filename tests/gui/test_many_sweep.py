@@ -137,3 +137,21 @@ def test_data_export_has_every_lr_of_every_optimizer(qtbot, view, tmp_path):
     assert len(rows) == 18 and {r["optimizer"] for r in rows} == {o.call for o, _ in view.shown}
     png = tmp_path / "sweep.png"
     assert view.exports.export_to(png) and png.stat().st_size > 1000
+
+
+def test_float32_on_the_surface_says_so_and_is_cached_apart(qtbot, view, race):
+    compute(qtbot, view)
+    exact = [r for _, r in view.shown]
+    view.float32_box.setChecked(True)
+    compute(qtbot, view)  # a Job runs: not the float64 curves from the cache
+    fast = [r for _, r in view.shown]
+    assert all(r.dtype == "float32" for r in fast) and "float32" in view.note.text()
+    for a, b in zip(exact, fast, strict=True):
+        assert a.dtype == "float64"
+        assert np.mean(a.cells.status == b.cells.status) >= 0.75  # close, not equal
+        ok = (a.cells.status != DIVERGED) & (b.cells.status != DIVERGED)
+        assert ok.any()
+        np.testing.assert_allclose(a.cells.final_loss[ok], b.cells.final_loss[ok], rtol=1e-3,
+                                   atol=1e-6)
+    view.mode_combo.setCurrentText(MODEL)
+    assert not view.float32_box.isEnabled() and view.dtype == "float64"
