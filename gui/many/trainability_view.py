@@ -10,7 +10,8 @@ network trainability is fractal", 2024).
 
 Drag a rectangle over the map (or zoom with the wheel) and the region shown is computed again at
 the same resolution; Back returns to the previous region (from the cache). Hover a cell: its
-setting, final loss and status.
+setting, final loss and status. On the surface, "float32 (faster, less exact)" computes the
+batch in float32 (the note says so; the cache keeps it apart); a model trains in float64.
 
 Signals
 -------
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, QTimer, Signal
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPushButton, QSpinBox,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSpinBox,
                                QVBoxLayout, QWidget)
 
 from core.batch import DIVERGED, STATUSES
@@ -172,6 +173,11 @@ class TrainabilityView(QWidget):
             if label:
                 top.addWidget(QLabel(label))
             top.addWidget(widget)
+        self.float32_box = QCheckBox("float32 (faster, less exact)")
+        self.float32_box.setToolTip("On the surface: compute the batch in float32 (close to, not "
+                                    "equal to, the race's runs); a model always trains in "
+                                    "float64")
+        top.addWidget(self.float32_box)
         top.addWidget(self.back_button)
         top.addStretch(1)
         top.addWidget(self.exports)
@@ -211,6 +217,11 @@ class TrainabilityView(QWidget):
     def mode(self) -> str:
         return self.mode_combo.currentText()
 
+    @property
+    def dtype(self) -> str:
+        """What the next map computes in: float32 only on the surface, when asked."""
+        return "float32" if self.float32_box.isChecked() and self.mode != MODEL else "float64"
+
     def _on_mode_change(self, *_: Any) -> None:
         d = DEFAULTS[self.mode]
         self.lr_low_edit.setText(f"{d['low']:g}")
@@ -219,6 +230,7 @@ class TrainabilityView(QWidget):
         self.steps_spin.setValue(d["steps"])
         self.history.clear()
         self.back_button.setEnabled(False)
+        self.float32_box.setEnabled(self.mode != MODEL)
         self._refresh_options()
 
     def _refresh_options(self, *_: Any) -> None:
@@ -321,11 +333,13 @@ class TrainabilityView(QWidget):
         else:
             session = self.controller.session
             surface, start = session.surface, session.start
-            key = analysis_key("trainability", surface, option, start=start, **settings)
+            dtype = self.dtype
+            key = analysis_key("trainability", surface, option, start=start, dtype=dtype,
+                               **settings)
 
             def compute_one(_key: tuple, state: Any) -> Any:
                 return trainability_map(surface, hps, param, values, lrs, steps, start, state,
-                                        option.frozen)
+                                        option.frozen, dtype=dtype)
         self._pending = (option, lr_range, value_range)
         return self.runner.request([key], compute_one, f"{n} × {n} runs, {steps} steps")
 
@@ -411,10 +425,12 @@ class TrainabilityView(QWidget):
         self.view_box.setRange(rect, padding=0)
         count = int(self.diverged_mask.sum())
         option = self.shown[0] if self.shown else None
+        float32 = (" Computed in float32 (faster, less exact): a cell may differ slightly from "
+                   "the race's run." if getattr(result, "dtype", "float64") == "float32" else "")
         self.note.setText(
             f"{option.title() if option else ''}: {len(result.cells)} runs, {count} diverged "
             "(red). Drag a rectangle over the map to compute that region again at the same "
-            "resolution; Back returns.")
+            "resolution; Back returns." + float32)
 
     def cell_at(self, x: float, y: float) -> int | None:
         """The cell (row-major index) under view coordinates (log10 lr, value or log10)."""

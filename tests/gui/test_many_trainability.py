@@ -120,3 +120,16 @@ def test_bad_ranges_are_one_message_and_run_nothing(qtbot, view):
     with qtbot.waitSignal(view.runner.sigFailed, timeout=30_000):
         view.compute()
     assert "momentum" in view.runner.message.text()
+
+
+def test_float32_on_the_surface_says_so_and_is_cached_apart(qtbot, view):
+    compute(qtbot, view)
+    exact = view.shown[1]
+    view.float32_box.setChecked(True)
+    compute(qtbot, view)  # a Job runs: not the float64 map from the cache
+    fast = view.shown[1]
+    assert exact.dtype == "float64" and fast.dtype == "float32"
+    assert "float32 (faster, less exact)" in view.note.text()
+    assert np.mean(exact.cells.status == fast.cells.status) >= 0.9
+    view.mode_combo.setCurrentText(MODEL)
+    assert not view.float32_box.isEnabled() and view.dtype == "float64"
