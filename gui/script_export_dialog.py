@@ -35,7 +35,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QLabel,
-                               QMessageBox, QProgressDialog, QVBoxLayout, QWidget)
+                               QMessageBox, QProgressBar, QProgressDialog, QVBoxLayout,
+                               QWidget)
 
 from core.errors import PlaygroundError
 from core.script_export import check_script_target, write_script
@@ -95,8 +96,9 @@ class ScriptRunDialog(QDialog):
 
 
 class ScriptExport(QObject):
-    """One export under way: its `job`, its `progress_dialog`, the `path` and the `run_index`
-    (None: all runs). See the module docstring for its signals."""
+    """One export under way: its `job`, its `progress_dialog` (window-modal, with
+    `progress_bar`), the `path` and the `run_index` (None: all runs). See the module docstring
+    for its signals."""
 
     sigFinished = Signal(str)
     sigFailed = Signal(str)
@@ -124,9 +126,14 @@ class ScriptExport(QObject):
         dialog.setAutoClose(False)
         dialog.setAutoReset(False)
         dialog.setMinimumDuration(0)
+        # Its own bar, set directly: a modal QProgressDialog's setValue() runs the event loop,
+        # which could deliver the job's end, and delete the dialog, inside that very call.
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1000)
+        dialog.setBar(self.progress_bar)
         dialog.canceled.connect(self.cancel)
         self.progress_dialog = dialog
-        self.job.sigProgress.connect(lambda f: dialog.setValue(int(1000 * f)))
+        self.job.sigProgress.connect(self._on_progress)
         self.job.sigFinished.connect(self._on_finished)
         self.job.sigFailed.connect(self._on_failed)
         self.job.sigCancelled.connect(self._on_cancelled)
@@ -182,6 +189,9 @@ class ScriptExport(QObject):
         state.set_progress(fraction)
 
     # --- back on the GUI thread -----------------------------------------------------------------
+
+    def _on_progress(self, fraction: float) -> None:
+        self.progress_bar.setValue(int(1000 * fraction))
 
     def _close_dialog(self) -> None:
         self.progress_dialog.close()
