@@ -13,7 +13,8 @@ setting without announcing anything (a view update never echoes back as an edit)
 ReduceLROnPlateau follows the training loss, which no preview knows ahead: a host that has a run
 hands the picker the losses its scheduler was given so far (`set_losses`; core.schedulers
 `losses_given_so_far`), and the preview is torch's own lr for them, flat past the last one. The
-host calls it at its own redraw rate (a Throttle), since a preview steps torch once per loss.
+host calls it at its own redraw rate (a Throttle); the picker keeps the scheduler it stepped
+(core.schedulers.LossFedPreview), so each redraw steps torch only on the losses that are new.
 
 SequentialLR ("warm-up then decay") shows one nested picker per phase (two by default) and its
 milestones; a phase cannot be ReduceLROnPlateau or SequentialLR (core.schedulers.NOT_NESTABLE).
@@ -38,7 +39,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, Q
                                QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
 
 from core.errors import PlaygroundError
-from core.schedulers import (CATALOGUE, NOT_NESTABLE, LrPreview, SchedulerArgument,
+from core.schedulers import (CATALOGUE, NOT_NESTABLE, LossFedPreview, LrPreview,
+                             SchedulerArgument,
                              SchedulerError, get_scheduler_spec, parse_scheduler_call,
                              preview_lr, scheduler_call_text)
 from gui.number_box import FloatSpinBox, format_number
@@ -163,6 +165,7 @@ class SchedulerPicker(QWidget):
         self._preview_enabled = preview
         self._computed: tuple[Any, LrPreview, int] | None = None
         self.losses: tuple[float, ...] | None = None
+        self._fed_preview: tuple[Any, LossFedPreview] | None = None
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -483,8 +486,14 @@ class SchedulerPicker(QWidget):
         if self._computed is not None and self._computed[0] == key:
             return self._computed[1], self._computed[2]
         steps = preview_length(name, kwargs, len(losses or ()))
-        preview = preview_lr(self.optimizer[0], self.optimizer[1], name, kwargs, steps,
-                             losses=None if losses is None else list(losses))
+        if losses is None:
+            preview = preview_lr(self.optimizer[0], self.optimizer[1], name, kwargs, steps)
+        else:  # a playing run's losses: torch steps only on the ones not fed before
+            setting_key = key[:2]
+            if self._fed_preview is None or self._fed_preview[0] != setting_key:
+                self._fed_preview = (setting_key, LossFedPreview(
+                    self.optimizer[0], self.optimizer[1], name, kwargs))
+            preview = self._fed_preview[1].preview(list(losses), steps)
         self._computed = (key, preview, steps)
         return preview, steps
 

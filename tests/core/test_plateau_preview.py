@@ -51,3 +51,20 @@ def test_a_scheduler_set_mid_run_is_fed_the_losses_from_its_own_start() -> None:
     assert preview.lr[:52] == want  # exact up to the next step, which the newest loss decides
     assert set(preview.lr[51:]) == {preview.lr[51]} and "flat past step 51" in preview.note
     assert losses_given_so_far(run, 20) == losses[:20]
+
+
+def test_the_kept_preview_equals_preview_lr_as_the_losses_grow() -> None:
+    from core.schedulers import LossFedPreview
+
+    kwargs = {"factor": 0.5, "patience": 1, "threshold": 0.01}
+    losses = [1.0 / (1 + k) if k < 15 else 0.07 for k in range(70)]
+    kept = LossFedPreview("Adam", {"lr": 0.01}, "ReduceLROnPlateau", kwargs)
+    for n, steps in ((1, 40), (10, 40), (30, 40), (39, 40), (40, 40), (55, 40), (70, 90)):
+        got = kept.preview(losses[:n], steps)
+        want = preview_lr("Adam", {"lr": 0.01}, "ReduceLROnPlateau", kwargs, steps,
+                          losses=losses[:n])
+        assert (got.lr, got.momentum, got.note) == (want.lr, want.momentum, want.note), n
+    assert min(got.lr) < 0.01  # it did lower the lr
+    other = [2.0] * 20  # another run: not a continuation, so stepped from the start
+    assert kept.preview(other, 30).lr == preview_lr("Adam", {"lr": 0.01}, "ReduceLROnPlateau",
+                                                    kwargs, 30, losses=other).lr
