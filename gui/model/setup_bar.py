@@ -134,8 +134,24 @@ class SetupBar(QWidget):
             self._show_message(str(e))
             self._on_problem_change(keep_error=True, keep_model_text=True)
             return False
+        if not note and "loss" in changes:
+            note = self._reading_note()
         self._show_message(note or "")
         return True
+
+    def _reading_note(self) -> str:
+        """Under MSELoss, a CSV target of whole numbers that would be classes under another
+        loss is trained on as numbers (core ModelSession.load_data): say so, once."""
+        c = self.controller
+        s = c.settings
+        if s.csv is None or s.loss != "MSELoss":
+            return ""
+        as_read = s.data_spec().load(s.seed)  # (the parsed file is cached)
+        if as_read.task == "regression":
+            return ""
+        return (f"MSELoss reads {as_read.target_name!r} as numbers "
+                f"({', '.join(as_read.class_names[:4])}{', ...' if as_read.n_classes > 4 else ''}"
+                f"); CrossEntropyLoss would read it as {as_read.n_classes} classes")
 
     def show_message(self, text: str) -> None:
         """One line for the user (an error names the line or column), in the error row."""

@@ -112,7 +112,8 @@ def test_mse_picked_for_a_csv_with_whole_number_targets_trains_on_the_numbers(
     assert bar.load_csv(path)
     assert c.dataset.task == "multiclass" and bar.loss_combo.currentText() == "CrossEntropyLoss"
     _activate(bar.loss_combo, bar.loss_combo.findText("MSELoss"))
-    assert bar.error_label.text() == ""
+    assert bar.error_label.text() == ("MSELoss reads 'rating' as numbers (1, 2, 3, 4, ...); "
+                                      "CrossEntropyLoss would read it as 5 classes")
     assert c.settings.loss == "MSELoss" and c.dataset.task == "regression"
     assert bar.loss_combo.currentText() == "MSELoss"
     assert run.problem is c.problem and run.parameters["2.bias"].shape == (1,)
@@ -121,3 +122,4 @@ def test_mse_picked_for_a_csv_with_whole_number_targets_trains_on_the_numbers(
     # and back: CrossEntropyLoss reads the same column as five classes again
     _activate(bar.loss_combo, bar.loss_combo.findText("CrossEntropyLoss"))
     assert c.dataset.task == "multiclass" and c.problem.y.dtype == torch.int64
+    assert bar.error_label.text() == ""
