@@ -26,12 +26,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.batch import BatchCancelled, ProgressState
 from core.errors import PlaygroundError
+
+if TYPE_CHECKING:  # core.batch loads torch: `main.py --help` builds lrfind's options from here
+    from core.batch import ProgressState
 
 DEFAULT_LOW = 1e-7
 DEFAULT_HIGH = 10.0
@@ -161,13 +163,14 @@ def range_test(model: Any, optimizer_call: str | tuple[str, dict[str, Any]],
     """Run the range test on a model (a BuiltModelSession or a ModelProblem) with the optimizer
     (its own lr is replaced by the ramp). Raises RangeTestError / OptimizerError (one line)
     for bad input; BatchCancelled when `state` asks to stop."""
-    from core.many import _model_problem, _optimizer
+    from core.batch import BatchCancelled
+    from core.many import _model_problem, optimizer_setting
     from core.optimizers import format_optimizer_call
     from core.run import Run, RunStatus
 
     _check(low, high, steps, stop_factor, beta)
     problem, _, _ = _model_problem(model)
-    name, hyperparameters = _optimizer(optimizer_call)
+    name, hyperparameters = optimizer_setting(optimizer_call)
     gamma = (high / low) ** (1 / (steps - 1))
     run = Run(problem, name, {**hyperparameters, "lr": low}, frozen=tuple(frozen),
               scheduler=("ExponentialLR", {"gamma": gamma}))

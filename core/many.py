@@ -86,7 +86,6 @@ def optimizer_setting(call: str | tuple[str, dict[str, Any]]) -> tuple[str, dict
     return spec.name, spec.validate(hyperparameters)
 
 
-_optimizer = optimizer_setting  # (the name core/lr_finder.py imports)
 
 
 def check_steps(steps: int, cells: int) -> None:

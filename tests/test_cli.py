@@ -596,3 +596,17 @@ def test_bad_run_settings_exit_2_with_one_line(capsys, argv: list[str], words: s
     code, out, err = cli(capsys, "run", "--steps", "2", *argv)
     assert code == 2 and out == ""
     assert words in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["lrfind", "--help"], ["basins", "--help"],
+                                  ["train", "--help"]])
+def test_help_loads_no_torch(argv):
+    """Building every subcommand's parser stays quick: none of them imports torch (2 s)."""
+    root = Path(__file__).resolve().parents[1]
+    code = ("import runpy, sys\nsys.argv = ['main.py', *sys.argv[1:]]\n"
+            "try:\n    runpy.run_path('main.py', run_name='__main__')\n"
+            "except SystemExit:\n    pass\nprint('torch loaded' if 'torch' in sys.modules "
+            "else 'no torch', file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code, *argv], cwd=root, capture_output=True,
+                         text=True, timeout=60)
+    assert out.stderr.strip().splitlines()[-1] == "no torch"
