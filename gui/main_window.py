@@ -959,10 +959,15 @@ class MainWindow(QMainWindow):
 
     def export_animation_dialog(self) -> None:
         """File > Export > Animation…: the settings, then the file, then drawing with progress;
-        of the model workspace when it is on screen, else of the race."""
-        if self.model_workspace is not None and \
-                self.workspace_tabs.currentWidget() is self._model_page:
+        of the model workspace when it is on screen, a basin film in Many runs, else the race."""
+        if self.model_active():
             self.export_model_animation_dialog()
+            return
+        if self.many_workspace is not None and \
+                self.workspace_tabs.currentWidget() is self._many_page:
+            basins = self.many_workspace.basins_view  # the analysis that animates: a basin film
+            self.many_workspace.tabs.setCurrentWidget(basins)
+            basins.film_dialog()
             return
         chosen = self.ask_animation()
         if chosen is not None:

@@ -276,7 +276,7 @@ class BasinsView(QWidget):
         self.film_button = QPushButton("Film…")
         self.film_button.setToolTip("Save one optimizer's map filling in, step by step, as GIF, "
                                     "MP4, WebP or APNG (the grid, steps and ranges shown)")
-        self.film_button.clicked.connect(self._on_film_click)
+        self.film_button.clicked.connect(self.film_dialog)
         self.film_progress = FilmProgress()
         self.film_task: BasinFilmTask | None = None
         controls = QHBoxLayout()
@@ -439,7 +439,9 @@ class BasinsView(QWidget):
         task.start()
         return task
 
-    def _on_film_click(self) -> None:
+    def film_dialog(self) -> None:
+        """Film… (and File > Export > Animation in Many runs): which optimizer's map, if the
+        race has several, then the settings and the file (ask_film)."""
         options = [o for o in race_optimizers(self.controller) if o.batchable]
         if len(options) <= 1:
             self.ask_film(options[0] if options else None)

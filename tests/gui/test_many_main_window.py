@@ -48,3 +48,14 @@ def test_ctrl_4_opens_many_runs_and_the_layer_shows_its_map_on_the_race(window, 
     assert layer.image not in window.surface_view.plot_item.items
     qtbot.keyClick(window, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier)
     assert window.in_race()
+
+
+def test_file_export_animation_in_many_runs_is_the_basin_film(window, monkeypatch):
+    workspace = window.show_many()
+    workspace.tabs.setCurrentIndex(workspace.tabs.count() - 1)  # another analysis on screen
+    asked = []
+    monkeypatch.setattr(workspace.basins_view, "film_dialog", lambda: asked.append("film"))
+    action = next(a for a in window.export_menu.actions() if a.text().startswith("&Animation"))
+    action.trigger()
+    assert asked == ["film"]
+    assert workspace.tabs.currentWidget() is workspace.basins_view  # shown where it is made
