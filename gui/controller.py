@@ -62,6 +62,11 @@ SLOW_MAX_EVAL = 50
 MAX_JOB_STEPS = 10_000  # a background job reports back after at most this many steps
 BUSY_CURSOR_AFTER_S = 0.05  # a change waiting longer than this for a background step shows it
 SHUTDOWN_WAIT_S = 0.5  # quitting waits at most this for a background step
+# A loaded session's changes replayed while playing are announced (sigRunChanged, which redraws
+# the card, the table and the views: ~10 ms in the window) at most this often, so a stretch of
+# changes on consecutive steps (an lr slider dragged while the race played) does not stall it;
+# the last one always lands. A single step announces at once.
+REPLAY_ANNOUNCE_S = 0.1
 
 
 def adapt_slice(slice_s: float, elapsed: float) -> float:
@@ -112,6 +117,11 @@ class Controller(QObject):
         self._slow: weakref.WeakSet[Run] = weakref.WeakSet()
         self._jobs: dict[Run, Job] = {}
         self._worker_steps = 0  # steps background jobs took since the last tick
+        self._replayed: dict[Run, None] = {}  # runs whose replayed changes wait to be announced
+        self._last_replay_announce = -float("inf")
+        self._replay_timer = QTimer(self)
+        self._replay_timer.setSingleShot(True)
+        self._replay_timer.timeout.connect(self._flush_replayed)
         self._rate_log: deque[tuple[float, float]] = deque(maxlen=600)
 
     # --- play / pause / step ----------------------------------------------------------------------
@@ -161,7 +171,7 @@ class Controller(QObject):
                 self._step_in_background(run, 1)
             else:
                 stepped += self._timed_step(run)
-        self._announce_replayed(waiting)
+        self._announce_replayed(waiting, at_once=True)
         if stepped:
             self.sigStepped.emit()
 
@@ -300,11 +310,27 @@ class Controller(QObject):
                     finally:
                         QGuiApplication.restoreOverrideCursor()
 
-    def _announce_replayed(self, waiting: list[tuple[Run, int]]) -> None:
+    def _announce_replayed(self, waiting: list[tuple[Run, int]], at_once: bool = False) -> None:
         """sigRunChanged for each run whose saved changes (a loaded session's lr move, freeze,
-        ...) were applied by the steps just taken, so its card and the table show them."""
+        ...) were applied by the steps just taken, so its card and the table show them: at
+        once, or, within REPLAY_ANNOUNCE_S of the last announcement, when that time is up."""
         for run, count in waiting:
             if len(run.pending_changes) < count:
+                self._replayed[run] = None
+        if not self._replayed:
+            return
+        wait = self._last_replay_announce + REPLAY_ANNOUNCE_S - self._clock()
+        if at_once or wait <= 0:
+            self._flush_replayed()
+        elif not self._replay_timer.isActive():
+            self._replay_timer.start(max(1, int(wait * 1000)))
+
+    def _flush_replayed(self) -> None:
+        self._replay_timer.stop()
+        runs, self._replayed = list(self._replayed), {}
+        self._last_replay_announce = self._clock()
+        for run in runs:
+            if run in self.session.runs:  # (not one removed meanwhile)
                 self.sigRunChanged.emit(run)
 
     def _log_rate(self, now: float, steps: int, runs: int) -> None:
@@ -527,6 +553,8 @@ class Controller(QObject):
         """Replace the session (opened, or new): it counts as unmodified."""
         self.pause()
         self._settle()
+        self._replay_timer.stop()
+        self._replayed = {}
         self.session = session
         self.selected = session.runs[0] if session.runs else None
         self._rate_log.clear()
@@ -548,6 +576,7 @@ class Controller(QObject):
         while running; its result is dropped.
         """
         self.pause()  # through pause(), so views showing "playing" (and their timers) stop too
+        self._replay_timer.stop()
         for job in self._jobs.values():
             job.cancel()
         deadline = time.perf_counter() + timeout_s

@@ -557,3 +557,30 @@ def test_a_tick_that_replays_a_change_announces_it(qtbot, tmp_path):
         assert seen == ([run] if run.steps >= 5 else [])
     assert run.pending_changes == [] and seen == [run]
     assert run.hyperparameters["lr"] == 0.02
+
+
+def test_changes_close_together_are_announced_at_most_every_tenth_of_a_second(qtbot, tmp_path):
+    session = Session(get_surface("bowl"))
+    run = session.add_run("SGD", {"lr": 1e-3})
+    run.step(5)
+    run.set_hyperparameter("lr", 0.02)
+    run.step(4)
+    run.set_hyperparameter("lr", 0.03)  # at step 9: as a slider dragged while playing
+    run.step(3)
+    session.save(tmp_path / "dragged.json")
+    clock = FakeClock()
+    c = Controller(Session.default(), clock=clock)
+    c.load_session(tmp_path / "dragged.json")
+    run = cost(clock, c.session.runs[0], 0.004)
+    c.set_speed(MAX_SPEED)
+    seen = []
+    c.sigRunChanged.connect(lambda r: seen.append(r.hyperparameters["lr"]))
+    while run.pending_changes:
+        tick_after(c, clock, FRAME_S)
+        if run.steps < 9:
+            assert seen == ([0.02] if run.steps >= 5 else [])  # the first one at once
+    landed = clock.t  # (fake time) when the step-9 change was applied
+    assert run.hyperparameters["lr"] == 0.03 and seen == [0.02]
+    assert landed - c._last_replay_announce < controller_module.REPLAY_ANNOUNCE_S
+    qtbot.waitUntil(lambda: seen == [0.02, 0.03])  # the second once that time is up
+    c.shutdown()
