@@ -22,15 +22,14 @@ gl-deps:
 test: $(STAMP) gl-deps
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
+# Every script in benchmarks/ (each prints its figures and ratios against a plain torch loop);
+# the 3-D view's starts its own Xvfb, the others draw offscreen.
 bench: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_engine.py
-	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_gui.py
-	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_graph.py
-	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_surface_view.py
-	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_launch.py
-	$(PY) benchmarks/bench_formula.py
-	$(PY) benchmarks/bench_model.py
-	$(PY) benchmarks/bench_surface3d.py
+	set -e; for script in benchmarks/bench_*.py; do \
+		echo "== $$script"; \
+		if [ "$$script" = benchmarks/bench_surface3d.py ]; then $(PY) $$script; \
+		else QT_QPA_PLATFORM=offscreen $(PY) $$script; fi; \
+	done
 
 # ruff over the whole tree (its settings are in pyproject.toml); a finding fails the build.
 lint: $(STAMP)
