@@ -1482,6 +1482,7 @@ class _PendingEntries:
         self.rows = min(self.ROWS, self.MAX_ELEMENTS // max(1, 2 * n_values))
         self.block = torch.empty((self.rows, 2 * n_values), dtype=DTYPE)
         self.moves = torch.empty((self.rows, n_values), dtype=DTYPE)
+        self.block_rows = self.block.unbind(0)  # a view of each row, made once
         self.n = 0
         self.steps: list[int] = []
         self.losses: list[float] = []
@@ -1533,7 +1534,7 @@ class _PendingEntries:
             self.flush()
         parts = [self._nan_of(i) if g is None else g.reshape(-1)  # type: ignore[union-attr]
                  for i, g in enumerate(grads.values())]
-        row = self.block[self.n]
+        row = self.block_rows[self.n]
         torch.cat([*run._value_flat, *parts], out=row)
         total = row.sum().item()
         if not (math.isfinite(total) and math.isfinite(loss)):
