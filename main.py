@@ -539,7 +539,15 @@ def main(argv: list[str] | None = None) -> int:
                                    "autograd": cmd_autograd, "train": cmd_train,
                                    "landscape": cmd_landscape, "basins": cmd_basins,
                                    "sweep": cmd_sweep, "lrfind": cmd_lrfind}
-        print(handler[args.command](args))
+        if args.command == "list":
+            print(cmd_list())
+            return 0
+        # One torch thread, as the window runs (gui/app.py): the same sums in the same order,
+        # so what a command prints equals what the window shows, bit for bit.
+        from core.batch import one_torch_thread
+
+        with one_torch_thread():
+            print(handler[args.command](args))
         return 0
     except UsageError as e:
         print(f"optimizer-playground: error: {e}", file=sys.stderr)

@@ -610,3 +610,17 @@ def test_help_loads_no_torch(argv):
     out = subprocess.run([sys.executable, "-c", code, *argv], cwd=root, capture_output=True,
                          text=True, timeout=60)
     assert out.stderr.strip().splitlines()[-1] == "no torch"
+
+
+def test_commands_run_on_one_torch_thread_as_the_window_and_put_the_count_back(monkeypatch):
+    seen = []
+    monkeypatch.setattr(main, "cmd_train", lambda args: seen.append(torch.get_num_threads())
+                        or "ok")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert main.main(["train", "--steps", "1"]) == 0
+        assert seen == [1]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
