@@ -5,8 +5,9 @@
 
 (a) Steps per second of the loop every PyTorch tutorial writes (zero_grad, loss_fn(model(X), y),
     backward, step), full batch, for each model preset with Adam and SGD, float64. This is the
-    reference the model-mode engine will be held to (ratio >= 0.85 in the same process); the
-    engine's own figure is added when the engine lands.
+    reference the model-mode engine is held to (ratio >= 0.85 in the same process); the
+    engine's own figures (Run.step and the workspace controller's tick against this loop, per
+    preset, full batch and minibatches) are benchmarks/bench_model_engine.py.
 (b) The landscape: a 101 x 101 slice (filter-normalised random directions) of the small MLP on
     200 points, batched with vmap(functional_call) in chunks, against evaluating the same grid
     point by point with a plain no_grad forward (timed on a sample, scaled). Aim: well under a
