@@ -174,6 +174,7 @@ class MainWindow(QMainWindow):
         # (path, (width, height), AnimationPlan[, curves[, as the view]]) or None; replaceable
         self.ask_animation: Callable[[], tuple | None] = self._ask_animation_dialog
         self.animation_task = None  # the animation export running or last run
+        self.script_export = None  # File > Export > As PyTorch script: running or last run
         self._build_session: Callable[[], Session] | None = None
         self._loader: _OptimizerImport | None = None
         self._saved_config: dict | None = None
@@ -475,6 +476,7 @@ class MainWindow(QMainWindow):
         export.addSeparator()
         self._action(export, "Trajectories as C&SV…", lambda: self.export_data_dialog("csv"))
         self._action(export, "Trajectories as &JSON…", lambda: self.export_data_dialog("json"))
+        self._action(export, "As PyTorch sc&ript…", lambda: self.export_script_dialog())
 
     def _build_other_menus(self) -> None:
         edit_menu = self.menuBar().addMenu("&Edit")
@@ -1038,6 +1040,37 @@ class MainWindow(QMainWindow):
         self.animation_task = task
         return task
 
+    def export_script_dialog(self, path: str | Path | None = None,
+                             run_index: int | None | str = "ask"):  # type: ignore[no-untyped-def]
+        """File > Export > As PyTorch script…: the selected run (or every run) as a standalone
+        script (gui/script_export_dialog.py, in a Job with progress and Cancel), of the model
+        workspace when it is on screen, else of the race. `path`/`run_index`: the file and the
+        run (index or None for all) instead of asking. Returns the export under way, or None
+        when nothing was started."""
+        from dataclasses import replace
+
+        from gui.script_export_dialog import export_script_dialog
+
+        asked = {"path": path, "run_index": run_index}
+
+        if self.model_active():
+            assert self.model_workspace is not None
+            c = self.model_workspace.controller
+            c.pause()  # the job reads the trained runs: nothing may step them meanwhile
+            runs = list(c.runs)
+            selected = runs.index(c.selected) if c.selected in runs else None
+            # c.built holds the runs it was built with; the workspace's runs are c.runs
+            self.script_export = export_script_dialog(
+                self, c.to_session(), selected, built=replace(c.built, runs=runs),
+                eval_every=c.test_every, directory=self._last_dir(), **asked)
+        else:
+            runs = self.controller.session.runs
+            chosen = self.controller.selected
+            self.script_export = export_script_dialog(
+                self, self.controller.session, runs.index(chosen) if chosen in runs else None,
+                directory=self._last_dir(), **asked)
+        return self.script_export
+
     def export_graph_dialog(self, kind: str) -> None:
         path = self._ask_save_path("Export autograd graph", kind, f"{kind.upper()} image")
         if not path:
@@ -1148,6 +1181,9 @@ class MainWindow(QMainWindow):
             self.many_workspace.shutdown()  # cancels a running map and waits for its Job
         if self.animation_task is not None and self.animation_task.running:
             self.animation_task.shutdown()  # no timer drawing, no temporary file left behind
+        if self.script_export is not None:
+            self.script_export.cancel()  # and waited for: no partial file is left behind
+            self.script_export.job.finish(3.0)
         self._layout_timer.stop()
         if self._loader is not None:
             self._loader.wait()  # a QThread destroyed while running aborts the process

@@ -189,6 +189,7 @@ class ModelFiles(QObject):
         add(menu, "Training curves and parameters as C&SV…", lambda: self.export_data_dialog("csv"))
         add(menu, "Training curves and parameters as &JSON…",
             lambda: self.export_data_dialog("json"))
+        add(menu, "As PyTorch sc&ript…", lambda: self.window.export_script_dialog())
 
     def export_view_dialog(self, name: str, kind: str) -> None:
         path = self.window._ask_save_path("Export image", kind, f"{kind.upper()} image")

@@ -175,3 +175,44 @@ def test_quitting_with_unsaved_model_changes_asks_and_cancel_keeps_the_window(wi
     assert window.close()
     assert [spec.steps for spec in ModelSession.load(path).runs] == \
         [1] * len(ModelSession.default().runs)
+
+
+def _run_script(path) -> dict:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
+                         timeout=120, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_export_as_pytorch_script_writes_the_tab_on_screen(window, qtbot, tmp_path):
+    """File > Export > As PyTorch script… is in both tabs' menus; in the Model tab it writes the
+    workspace's runs as trained (the selected one), in the race the race's."""
+    assert "As PyTorch sc&ript…" in _export_texts(window)
+    race = tmp_path / "race.py"
+    window.controller.select(window.controller.session.runs[3])  # Adam
+    task = window.export_script_dialog(path=race, run_index=3)
+    with qtbot.waitSignal(task.sigFinished, timeout=60_000):
+        pass
+    assert "torch.optim.Adam(" in race.read_text()
+    assert "torch.optim.SGD(" not in race.read_text()  # only run 4 was asked for
+
+    window.show_model()
+    assert "As PyTorch sc&ript…" in _export_texts(window)
+    controller = window.model_workspace.controller
+    controller.remove_run(controller.runs[0])
+    controller.add_run("RMSprop", lr=0.003)
+    for _ in range(3):
+        controller.step_once()
+    model = tmp_path / "model.py"
+    task = window.export_script_dialog(path=model, run_index=None)
+    with qtbot.waitSignal(task.sigFinished, timeout=120_000):
+        pass
+    printed = _run_script(model)
+    report = controller.report()
+    assert [r["optimizer"] for r in printed["runs"]] == [r["optimizer"] for r in report["runs"]] \
+        == ["Adam", "RMSprop"]
+    for mine, theirs in zip(printed["runs"], report["runs"]):
+        assert mine["final_parameters"] == theirs["final_parameters"]  # bit for bit
