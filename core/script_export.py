@@ -845,6 +845,9 @@ def model_script(session: Any, run_index: int | None = None, *, eval_every: int 
     parts = [
         doc,
         "import base64\nimport json\nimport math\n\nimport torch\nfrom torch import nn",
+        "\n# One thread, as the app trains: a sum split over more threads (BatchNorm's mean, a "
+        "large matmul)\n# can round its last bit differently, and this script prints what the "
+        "app showed, bit for bit.\ntorch.set_num_threads(1)",
         f"\nSEED = {session.seed}  # the weights, the split and the minibatches come from it",
         f"EVAL_EVERY = {eval_every}  # test loss and accuracy every K steps (and the last)",
         f"LOSS = {built.loss_name!r}",
