@@ -537,7 +537,7 @@ def train(built: BuiltModelSession, steps: list[int], eval_every: int = 1,
         if run.enabled:
             for k in range(1, count + 1):
                 run.step(1)
-                if run.status is RunStatus.DIVERGED:  # its last parameters may not be finite
+                if run.diverged:  # its last parameters may not be finite
                     break
                 if k % eval_every == 0 or k == count:
                     _measure(built, run, record)
