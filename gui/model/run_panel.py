@@ -1,13 +1,14 @@
 """RunPanel: the runs of model mode: add (optimizer), remove, and the selected run's settings.
 
-The list shows each run in its colour, its status and how many tensors it has frozen. Below it,
-for the selected run, three tabs: "Optimizer" (the lr box, every other hyperparameter of the
-catalogue and gradient clipping), "Scheduler" (gui/scheduler_picker.py, the race's picker:
-any torch.optim.lr_scheduler with its arguments) and "Freeze" (a checkbox per layer, one per
-tensor, and "freeze all but the last layer", mid-run: Run.set_frozen, requires_grad_(False)).
-A ReduceLROnPlateau preview is fed the selected run's training losses so far
-(core.schedulers.losses_given_so_far), at most PLATEAU_PREVIEW_HZ times a second while the tab
-is on screen.
+The list shows each run in its colour, its status ("ready, not started" until its first step,
+then the run's own status_text: "running", "diverged at step 12", ...) and how many tensors it
+has frozen. Below it, for the selected run, three tabs: "Optimizer" (the lr box, every other
+hyperparameter of the catalogue and gradient clipping), "Scheduler" (gui/scheduler_picker.py,
+the race's picker: any torch.optim.lr_scheduler with its arguments) and "Freeze" (a checkbox
+per layer, one per tensor, and "freeze all but the last layer", mid-run: Run.set_frozen,
+requires_grad_(False)). A ReduceLROnPlateau preview is fed the selected run's training losses
+so far (core.schedulers.losses_given_so_far), at most PLATEAU_PREVIEW_HZ times a second while
+the tab is on screen.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from gui.number_box import FloatSpinBox
 from gui.run_card import LR_BOX_RANGE
 from gui.scheduler_picker import PREVIEW_MAX_STEPS, SchedulerPicker
 from gui.throttle import Throttle
+
+NOT_STARTED = "ready, not started"  # a running run that has taken no step yet
 
 STATUS_HZ = 4
 PLATEAU_PREVIEW_HZ = 2  # as the race's cards (gui/run_card.py)
@@ -216,7 +219,10 @@ class RunPanel(QWidget):
 
     @staticmethod
     def _run_text(run: Run) -> str:
-        text = f"{run.label or run.optimizer_name}: {run.status_text}"
+        status = run.status_text
+        if status == "running" and run.steps == 0:
+            status = NOT_STARTED  # "running" before Play or Step was ever pressed misleads
+        text = f"{run.label or run.optimizer_name}: {status}"
         frozen, total = len(run.frozen), len(run.parameter_names)
         if 0 < frozen < total:  # all of them: the status already says "frozen"
             text += f" · {frozen} of {total} tensors frozen"

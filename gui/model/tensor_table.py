@@ -1,26 +1,48 @@
 """TensorTable: the selected run's parameter tensors, one row each, updated a few times a second.
 
 Columns: name, shape, |value|, |grad|, |update| (the last step's change), frozen, and the norms
-of the optimizer's state for that tensor (momentum_buffer, exp_avg, ...). Clicking a row picks
-that tensor (the controller's selected_tensor) for the heatmap of its values and gradient.
+of the optimizer's state for that tensor (momentum_buffer, exp_avg, ...). The headers are short
+(|w|, |g|, |Δ|, ...) with the long name in their tooltip, the numbers compact (3 significant
+digits, 1.23e-4 below 0.01) and the state column takes what width is left (its full text in the
+tooltip), so the table fits its pane at 1280 px wide without scrolling sideways. Clicking a row
+picks that tensor (the controller's selected_tensor) for the heatmap of its values and gradient.
 """
 
 from __future__ import annotations
 
 import math
 
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
 from core.run import Run
 from gui.model.controller import ModelController
 from gui.throttle import Throttle
 
-COLUMNS = ("name", "shape", "|value|", "|grad|", "|update|", "frozen", "optimizer state")
+COLUMNS = ("name", "shape", "|w|", "|g|", "|Δ|", "❄", "state")
+STATE_MIN_WIDTH = 40  # the state column is elided to what is left, never below this
+HEADER_TIPS = ("the parameter's name in the model", "the tensor's shape",
+               "|value|: the 2-norm of the tensor", "|grad|: the 2-norm of its last gradient",
+               "|update|: the 2-norm of the last step's change to it",
+               "frozen: requires_grad is off, the optimizer leaves it alone",
+               "optimizer state: the 2-norm of each tensor the optimizer keeps for it "
+               "(momentum_buffer, exp_avg, ...)")
 REDRAW_HZ = 4
 
 
 def _number(value: float) -> str:
     return "–" if value is None or math.isnan(value) else f"{value:.4g}"
+
+
+def compact(value: float | None) -> str:
+    """A figure in a few characters: 3 significant digits, in e-notation (1.23e-4) below 0.01
+    or from 1e4 up; "–" for none."""
+    if value is None or math.isnan(value):
+        return "–"
+    if value != 0 and not 0.01 <= abs(value) < 1e4:
+        mantissa, exponent = f"{value:.2e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
+    return f"{value:.3g}"
 
 
 class TensorTable(QTableWidget):
@@ -30,6 +52,8 @@ class TensorTable(QTableWidget):
         super().__init__(0, len(COLUMNS), parent)
         self.controller = controller
         self.setHorizontalHeaderLabels(list(COLUMNS))
+        for column, tip in enumerate(HEADER_TIPS):
+            self.horizontalHeaderItem(column).setToolTip(tip)
         self.verticalHeader().setVisible(False)
         self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
@@ -38,13 +62,26 @@ class TensorTable(QTableWidget):
         self.cellClicked.connect(self._on_row_click)
         header = self.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
+        header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(24)
+        self.setWordWrap(False)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self._throttle = Throttle(self.refresh, REDRAW_HZ, self)
         controller.sigStepped.connect(self._throttle.request)
         controller.sigRunChanged.connect(lambda _run: self.refresh())
         controller.sigSelectionChanged.connect(lambda _run: self.refresh())
         controller.sigProblemChanged.connect(self.refresh)
         self.refresh()
+
+    def minimumSizeHint(self) -> QSize:
+        """Wide enough for every column but the state's, which gets what is left (a splitter
+        gives the table this much before its neighbour)."""
+        hint = super().minimumSizeHint()
+        header = self.horizontalHeader()
+        columns = sum(header.sectionSize(c) for c in range(len(COLUMNS) - 1))
+        width = (columns + STATE_MIN_WIDTH + self.verticalScrollBar().sizeHint().width()
+                 + 2 * self.frameWidth())
+        return QSize(max(hint.width(), width), hint.height())
 
     def _on_row_click(self, row: int, _column: int) -> None:
         names = self.names()
@@ -72,9 +109,9 @@ class TensorTable(QTableWidget):
             # "step" is a counter torch keeps as a tensor, not a state to take the norm of
             state = ", ".join(f"|{k}| {_number(v)}" for k, v in states.get(name, {}).items()
                               if k != "step")
-            cells = (name, " × ".join(str(d) for d in p.shape) or "scalar",
-                     _number(float(p.detach().norm())), _number(grad),
-                     _number(updates.get(name, math.nan)),
+            cells = (name, "×".join(str(d) for d in p.shape) or "scalar",
+                     compact(float(p.detach().norm())), compact(grad),
+                     compact(updates.get(name, math.nan)),
                      "frozen" if name in run.frozen else "", state)
             for column, text in enumerate(cells):
                 item = self.item(row, column)
@@ -85,4 +122,5 @@ class TensorTable(QTableWidget):
                     item.setText(text)
                 if column == len(cells) - 1:
                     item.setToolTip(text)  # the state column is often wider than the table
+        self.updateGeometry()  # the columns' widths may have changed: so has minimumSizeHint
         self._throttle.drawn()
