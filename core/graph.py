@@ -1219,6 +1219,8 @@ def compute_layout(graph: AutogradGraph, sweeps: int = 4) -> GraphLayout:
     Pure Python and deterministic: it only looks at the structure, in the graph's own order.
     """
     layer = _longest_path_layers(graph)
+    if isinstance(graph, ModelGraph):
+        _band_modules(graph, layer)
     # Long edges become chains through one bend point per layer they cross.
     up: dict[str, list[str]] = {v: [] for v in layer}  # neighbours one layer up (consumers)
     down: dict[str, list[str]] = {v: [] for v in layer}  # one layer down (inputs)
@@ -1278,6 +1280,31 @@ def _longest_path_layers(graph: AutogradGraph) -> dict[str, int]:
             if waiting[u] == 0:
                 ready.append(u)
     return layer
+
+
+def _band_modules(graph: ModelGraph, layer: dict[str, int]) -> None:
+    """Give each module of a model's graph layers of its own, in place: every layer of a module
+    lies below (further from the loss than) every layer of the modules that ran after it, so
+    their frames are blocks one above the other and never overlap. Inputs stay below their
+    consumers (longest-path); ops of no module are only pushed by their consumers."""
+    order = [key for key, _ in graph.modules]
+    members = {key: [n.id for n in graph.nodes if n.module == key] for key in order}
+    for _ in range(4 * len(graph.nodes) + 4):  # a cap, in case modules feed back (tied weights)
+        changed = False
+        floor = 0
+        for key in reversed(order):  # the loss first
+            ids = members[key]
+            if not ids:
+                continue
+            for v in ids:
+                if layer[v] < floor:
+                    layer[v], changed = floor, True
+            floor = max(layer[v] for v in ids) + 1
+        for e in graph.edges:
+            if layer[e.source] < layer[e.target] + 1:
+                layer[e.source], changed = layer[e.target] + 1, True
+        if not changed:
+            return
 
 
 def _initial_order(root: str, layer: dict[str, int], down: dict[str, list[str]]

@@ -12,6 +12,7 @@ formula it just rewrites the texts, so the drawing stays put while the values mo
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 from pathlib import Path
@@ -73,6 +74,7 @@ EDGE = QColor("#5f6b7a")
 GROUP_COLOURS = ("#5b8def", "#43a047", "#fb8c00", "#8e24aa", "#00897b", "#e53935")
 GROUP_PAD = 6.0
 GROUP_TITLE = 15.0
+BAND_GAP = 32.0  # more room between two modules' layers (their frames, the labels between)
 CONSTANT_EDGE = QColor("#b8b8b8")
 LABEL_FILL = QColor(255, 255, 255, 225)  # an edge label's box
 LABEL_TEXT = QColor("#37474f")
@@ -397,6 +399,19 @@ def _edge_pen(active: bool, constant: bool) -> QPen:
     return pen
 
 
+def _band_starts(graph: AutogradGraph, layout: GraphLayout) -> list[float]:
+    """The first layer of each module's band of a model's graph but the loss's, in order (none
+    for other graphs): where the view leaves BAND_GAP more room."""
+    if not isinstance(graph, ModelGraph):
+        return []
+    first: dict[str, float] = {}
+    for n in graph.nodes:
+        if n.module is not None:
+            layer = layout.positions[n.id][1]
+            first[n.module] = min(first.get(n.module, layer), layer)
+    return sorted(v for v in set(first.values()) if v > min(first.values()))
+
+
 class GroupItem(QGraphicsItem):
     """A module of a model's graph: a tinted frame around its ops (or around the one node it is
     collapsed into) with the module as its title. The title is the button: a click there calls
@@ -494,6 +509,7 @@ class GraphScene(QGraphicsScene):
 
     def __init__(self, parent: Any = None, *, orientation: str = "horizontal") -> None:
         super().__init__(parent)
+        self._band_starts: list[float] = []  # a model's graph: see _at
         # No BSP index: the items are added once per structure and never move, and a few
         # hundred are cheaper to scan than to index (the first draw of a 300-node graph).
         self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
@@ -545,14 +561,18 @@ class GraphScene(QGraphicsScene):
         return self.orientation == "horizontal"
 
     def _at(self, x: float, layer: float) -> QPointF:
-        """Scene point of layout position x (across the layer) in `layer` (the loss is 0)."""
+        """Scene point of layout position x (across the layer) in `layer` (the loss is 0); a
+        model's modules have layers of their own (core.graph), and BAND_GAP more between two
+        modules' layers, for their frames and the labels of the arrows between them."""
+        extra = BAND_GAP * bisect.bisect_right(self._band_starts, layer + 1e-9)
         if self.horizontal:
-            return QPointF(-layer * (self._box_width + self._gap), x * ROW_UNIT)
-        return QPointF(x * (self._box_width + ACROSS_GAP), layer * self._y_unit)
+            return QPointF(-layer * (self._box_width + self._gap) - extra, x * ROW_UNIT)
+        return QPointF(x * (self._box_width + ACROSS_GAP), layer * self._y_unit + extra)
 
     def _build(self, graph: AutogradGraph, layout: GraphLayout | None = None) -> None:
         self.clear()
         layout = layout if layout is not None else compute_layout(graph)
+        self._band_starts = _band_starts(graph, layout)
         self.node_items = {}
         wide = self._box_width if isinstance(graph, TensorGraph | ModelGraph) else None
         for node in graph.nodes:

@@ -237,3 +237,30 @@ def test_a_deep_model_in_a_short_pane_is_shown_readable_from_the_loss_down(
     seen = view.mapToScene(view.viewport().rect()).boundingRect()
     assert seen.contains(view.graph_scene.itemsBoundingRect())
     assert not panel.partial and panel.busy_label.text() == ""
+
+
+@pytest.mark.parametrize("preset", ["small-mlp", "deep-mlp"])
+def test_module_frames_never_overlap(qtbot, make_model_controller, preset):
+    from gui.model.controller import ModelSettings
+    c = make_model_controller(ModelSettings(dataset="moons", n=80, preset=preset))
+    c.add_run("SGD")
+    c.select(c.runs[0])
+    p = ModelGraphPanel(c)
+    qtbot.addWidget(p)
+    p.resize(560, 640)
+    p.show()
+    qtbot.waitUntil(lambda: p.shown is not None and not p.busy, timeout=5000)
+    try:
+        qtbot.mouseClick(p.expand_button, Qt.MouseButton.LeftButton)  # the deep one starts folded
+        qtbot.waitUntil(lambda: not p.busy and len(p.view.group_items) == len(p.shown.modules),
+                        timeout=5000)
+        for orientation in ("vertical", "horizontal"):
+            p.view.graph_scene.set_orientation(orientation)
+            frames = list(p.view.group_items.values())
+            assert len(frames) >= 4
+            for k, a in enumerate(frames):
+                for b in frames[k + 1:]:
+                    assert not a.boundingRect().intersects(b.boundingRect()), (a.title, b.title)
+                    assert not a.rect.intersects(b.rect), (orientation, a.title, b.title)
+    finally:
+        p.shutdown()
