@@ -4,7 +4,8 @@ Columns: name, shape, |value|, |grad|, |update| (the last step's change), frozen
 of the optimizer's state for that tensor (momentum_buffer, exp_avg, ...). The headers are short
 (|w|, |g|, |Δ|, ...) with the long name in their tooltip, the numbers compact (3 significant
 digits, 1.23e-4 below 0.01) and the state column takes what width is left (its full text in the
-tooltip), so the table fits its pane at 1280 px wide without scrolling sideways. Clicking a row
+tooltip), so the table fits its pane at 1280 px wide without scrolling sideways (its minimum
+width is that of the other columns). Clicking a row
 picks that tensor (the controller's selected_tensor) for the heatmap of its values and gradient.
 """
 
@@ -20,7 +21,6 @@ from gui.model.controller import ModelController
 from gui.throttle import Throttle
 
 COLUMNS = ("name", "shape", "|w|", "|g|", "|Δ|", "❄", "state")
-STATE_MIN_WIDTH = 40  # the state column is elided to what is left, never below this
 HEADER_TIPS = ("the parameter's name in the model", "the tensor's shape",
                "|value|: the 2-norm of the tensor", "|grad|: the 2-norm of its last gradient",
                "|update|: the 2-norm of the last step's change to it",
@@ -74,13 +74,13 @@ class TensorTable(QTableWidget):
         self.refresh()
 
     def minimumSizeHint(self) -> QSize:
-        """Wide enough for every column but the state's, which gets what is left (a splitter
-        gives the table this much before its neighbour)."""
+        """Wide enough for every column but the state's, which gets what is left (elided, its
+        text in the tooltip): a splitter gives the table this much before its neighbour."""
         hint = super().minimumSizeHint()
         header = self.horizontalHeader()
-        columns = sum(header.sectionSize(c) for c in range(len(COLUMNS) - 1))
-        width = (columns + STATE_MIN_WIDTH + self.verticalScrollBar().sizeHint().width()
-                 + 2 * self.frameWidth())
+        width = (sum(header.sectionSize(c) for c in range(len(COLUMNS) - 1))
+                 + header.minimumSectionSize()  # the state column's least
+                 + 2 * self.frameWidth() + self.verticalScrollBar().sizeHint().width())
         return QSize(max(hint.width(), width), hint.height())
 
     def _on_row_click(self, row: int, _column: int) -> None:
