@@ -120,24 +120,40 @@ def plain_loop(problem: ToyProblem, name: str, hps: dict, steps: int, frozen: tu
 
 
 def assert_same(run: Run, ref: dict[str, list]) -> None:
-    assert run.status is not RunStatus.DIVERGED, run.status_text
     t = run.trajectory
-    assert len(t) == len(ref["loss"])
-    np.testing.assert_array_equal(t.loss, ref["loss"])
-    np.testing.assert_array_equal(t.lr, ref["lr"])
+    n = len(ref["loss"])
+    final = ref["final"]
+    if run.status is RunStatus.DIVERGED:
+        # A real explosion (L-BFGS's strong-Wolfe step fitted to one minibatch can be huge on
+        # the next): the plain loop's loss explodes too, and up to the engine's stop every
+        # step is the same.
+        # (A change made after the stop, such as the unfreeze at step 16, is not recorded:
+        # the last entry is compared by its loss and point.)
+        n = len(t)
+        assert max(ref["loss"][:n]) > 1e6 * ref["loss"][0], run.status_text
+        final = ref["params"][n - 1]
+        np.testing.assert_array_equal(t.loss, ref["loss"][:n])
+        n -= 1
+    else:
+        assert len(t) == n
+    ref = {key: values[:n] for key, values in ref.items() if isinstance(values, list)}
+    np.testing.assert_array_equal(t.loss[:n], ref["loss"])
+    np.testing.assert_array_equal(t.lr[:n], ref["lr"])
     for name in ("w", "M", "b"):
-        np.testing.assert_array_equal(t.values(name),
+        np.testing.assert_array_equal(t.values(name)[:n],
                                       np.stack([p[name].numpy() for p in ref["params"]]))
         grads = np.array([np.full(p[name].shape, np.nan) if g[name] is None else g[name].numpy()
                           for p, g in zip(ref["params"], ref["grads"])])
-        got = np.stack([t.column("grad_" + c) for c in t.stored[name]], axis=-1)
+        got = np.stack([t.column("grad_" + c)[:n] for c in t.stored[name]], axis=-1)
         np.testing.assert_array_equal(got.reshape(grads.shape), grads, err_msg=name)
     for name in ("w", "M", "W"):  # the norms, as torch computes them
-        norms = np.array([n[name] for n in ref["norms"]])
-        np.testing.assert_array_equal(t.parameter_value_norm(name), norms[:, 0], err_msg=name)
-        np.testing.assert_array_equal(t.parameter_grad_norm(name), norms[:, 1], err_msg=name)
-        np.testing.assert_array_equal(t.parameter_update_norm(name), norms[:, 2], err_msg=name)
-    for name, value in ref["final"].items():
+        norms = np.array([row[name] for row in ref["norms"]])
+        np.testing.assert_array_equal(t.parameter_value_norm(name)[:n], norms[:, 0],
+                                      err_msg=name)
+        np.testing.assert_array_equal(t.parameter_grad_norm(name)[:n], norms[:, 1], err_msg=name)
+        np.testing.assert_array_equal(t.parameter_update_norm(name)[:n], norms[:, 2],
+                                      err_msg=name)
+    for name, value in final.items():
         assert torch.equal(run.parameters[name].detach(), value), name
 
 
