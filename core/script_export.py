@@ -506,7 +506,7 @@ def race_script(session: Session, run_index: int | None = None) -> str:
     needs_scale = False
     infos = []
     for number, (_, run) in enumerate(runs, 1):
-        entries = len(run.trajectory) if run.enabled else 1
+        entries = run.steps + 1 if run.enabled else 1  # every step (a long record is thinned)
         code, scales = _race_run_function(number, run, max(1, entries))
         functions.append(code)
         needs_scale |= scales
@@ -818,7 +818,7 @@ def model_script(session: Any, run_index: int | None = None, *, eval_every: int 
     spec = parse_model(built.model_text, built.dataset.n_features)
     functions, infos, needs_scale = [], [], False
     for number, (original, run) in enumerate(runs, 1):
-        entries = len(run.trajectory) if run.enabled else 1
+        entries = run.steps + 1 if run.enabled else 1  # every step (a long record is thinned)
         code, scales = _model_run_function(number, run, max(1, entries))
         functions.append(code)
         needs_scale |= scales
