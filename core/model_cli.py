@@ -442,8 +442,8 @@ def _loaded_session(args: argparse.Namespace) -> Any:
 
 
 def _apply_run_options(args: argparse.Namespace, session: Any) -> None:
-    """Each run's --scheduler / --clip-norm / --clip-value (those given before any
-    --optimizer: every run's), validated with main.py's parsing (core/run_options.py)."""
+    """Each run's --scheduler / --clip-norm / --clip-value / --grad-noise (those given before
+    any --optimizer: every run's), validated with main.py's parsing (core/run_options.py)."""
     from core.run_options import gradient_tools, run_settings, settings_for_run
     from core.schedulers import scheduler_call_text
 
@@ -453,13 +453,15 @@ def _apply_run_options(args: argparse.Namespace, session: Any) -> None:
         settings = settings_for_run(shared, own)
         if not settings:
             continue
-        tools = gradient_tools(settings, _error)
+        tools = gradient_tools(settings, _error, noise_option="--grad-noise")
         if "scheduler" in tools:
             spec.scheduler = scheduler_call_text(*tools["scheduler"])
         if "clipping" in tools:
             clipping = tools["clipping"]
             spec.clip_norm = clipping.threshold if clipping.kind == "norm" else None
             spec.clip_value = clipping.threshold if clipping.kind == "value" else None
+        if "noise" in tools:
+            spec.noise = {"sigma": tools["noise"].sigma, "seed": tools["noise"].seed}
 
 
 def _fmt(value: float | None) -> str:

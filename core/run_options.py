@@ -16,7 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 # The options `InOrder` records, by argparse dest.
-RUN_SETTINGS = ("scheduler", "clip_norm", "clip_value", "noise", "seed")
+RUN_SETTINGS = ("scheduler", "clip_norm", "clip_value", "noise", "seed", "grad_noise",
+                "grad_noise_seed")
+# train's --noise and --seed are the data's: its gradient noise is --grad-noise / --grad-noise-seed
+_SAME_AS = {"grad_noise": "noise", "grad_noise_seed": "seed"}
 ErrorType = Callable[[str], Exception]
 
 
@@ -33,8 +36,9 @@ class InOrder(argparse.Action):
 
 
 def add_tool_arguments(parser: argparse.ArgumentParser | Any, *, noise: bool = True) -> None:
-    """--scheduler, --clip-norm, --clip-value (and --noise, --seed with `noise`); the parser's
-    --optimizer must use `InOrder` too."""
+    """--scheduler, --clip-norm, --clip-value, and the gradient noise: --noise, --seed with
+    `noise`, else (train, whose --noise and --seed are the data's) --grad-noise and
+    --grad-noise-seed; the parser's --optimizer must use `InOrder` too."""
     parser.add_argument("--scheduler", action=InOrder, default=[], metavar="SPEC",
                         help="a torch.optim.lr_scheduler, e.g. 'CosineAnnealingLR(T_max=200)', "
                              "for the --optimizer before it (or every run, given before any)")
@@ -49,6 +53,13 @@ def add_tool_arguments(parser: argparse.ArgumentParser | Any, *, noise: bool = T
                                  "gradient")
         parser.add_argument("--seed", action=InOrder, default=[], type=int, metavar="N",
                             help="the seed of --noise (default 0)")
+    else:
+        parser.add_argument("--grad-noise", action=InOrder, default=[], type=float,
+                            metavar="SIGMA",
+                            help="add seeded Gaussian noise of this standard deviation to each "
+                                 "gradient (on top of the minibatches' own noise)")
+        parser.add_argument("--grad-noise-seed", action=InOrder, default=[], type=int,
+                            metavar="N", help="the seed of --grad-noise (default 0)")
 
 
 def run_settings(args: argparse.Namespace, error: ErrorType
@@ -65,10 +76,11 @@ def run_settings(args: argparse.Namespace, error: ErrorType
             continue
         target = per_run[-1] if per_run else shared
         option = "--" + dest.replace("_", "-")
-        if dest in target:
+        key = _SAME_AS.get(dest, dest)
+        if key in target:
             whose = f"--optimizer {len(per_run)}" if per_run else "every run"
             raise error(f"{option} is given twice for {whose}")
-        target[dest] = value
+        target[key] = value
     return shared, per_run
 
 
@@ -79,7 +91,8 @@ def settings_for_run(shared: dict[str, Any], own: dict[str, Any]) -> dict[str, A
     return {**shared, **own}
 
 
-def gradient_tools(settings: dict[str, Any], error: ErrorType) -> dict[str, Any]:
+def gradient_tools(settings: dict[str, Any], error: ErrorType,
+                   noise_option: str = "--noise") -> dict[str, Any]:
     """Run keyword arguments (scheduler, clipping, noise) from one run's options; a bad one is
     an `error` of one line naming the option, the scheduler, the argument and the value."""
     from core.errors import PlaygroundError
@@ -102,7 +115,12 @@ def gradient_tools(settings: dict[str, Any], error: ErrorType) -> dict[str, Any]
         if "noise" in settings:
             tools["noise"] = GradientNoise(settings["noise"], settings.get("seed", 0))
     except PlaygroundError as e:
-        raise error(f"--{str(e).replace('_', '-', 1)}") from None
+        text = str(e)  # "<option> must be ...": named as this command spells the option
+        word = text.split(" ", 1)[0]
+        seed = "--seed" if noise_option == "--noise" else noise_option + "-seed"
+        option = {"noise": noise_option, "seed": seed}.get(word, "--" + word.replace("_", "-"))
+        raise error(option + text[len(word):]) from None
     if "seed" in settings and "noise" not in settings:
-        raise error("--seed goes with --noise (it seeds the gradient noise)")
+        raise error("the noise seed (--seed, or train's --grad-noise-seed) goes with the gradient "
+                    "noise (--noise, or train's --grad-noise)")
     return tools

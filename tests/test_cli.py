@@ -587,7 +587,7 @@ def test_a_session_with_settings_runs_again_the_same(capsys, tmp_path: Path) -> 
     (["--scheduler", "Bogus(x=1)"], "unknown scheduler 'Bogus'"),
     (["--clip-norm", "-1"], "--clip-norm must be a number > 0, got -1.0"),
     (["--noise", "-2"], "--noise must be a number >= 0, got -2.0"),
-    (["--seed", "3"], "--seed goes with --noise"),
+    (["--seed", "3"], "goes with the gradient noise"),
     (["--clip-norm", "1", "--clip-value", "1"], "not both"),
     (["--optimizer", "SGD", "--noise", "1", "--noise", "2"],
      "--noise is given twice for --optimizer 1"),

@@ -205,3 +205,25 @@ def test_a_batchnorm_script_on_more_threads_still_prints_the_apps_numbers(tmp_pa
         "--dataset", "circles", "--n", "400", "--steps", "30", "--seed", "3",
         "--model", "Linear(2, 64), BatchNorm1d(64), ReLU(), Linear(64, 64), BatchNorm1d(64), "
                    "ReLU(), Linear(64, 1)", "--optimizer", "SGD(lr=0.05)"], tmp_path, capsys)
+
+
+def test_train_grad_noise_is_seeded_per_run_and_its_script_matches(tmp_path, capsys) -> None:
+    """train's --noise is the dataset's: gradient noise is --grad-noise (and its seed)."""
+    base = ["--dataset", "moons", "--n", "60", "--model", "small-mlp", "--steps", "15",
+            "--optimizer", "SGD(lr=0.1)", "--grad-noise", "0.5", "--grad-noise-seed", "7",
+            "--optimizer", "SGD(lr=0.1)"]
+    got = assert_train_script_matches(base, tmp_path, capsys)
+    noisy, clean = got["runs"]
+    assert noisy["noise"] == {"sigma": 0.5, "seed": 7} and "noise" not in clean
+    assert noisy["trajectory"]["loss"][1:] != clean["trajectory"]["loss"][1:]
+    code, out, err = cli(["train", *base[:-2], "--json"], capsys)
+    again = json.loads(out)["runs"][0]
+    assert code == 0 and again["trajectory"] == noisy["trajectory"]  # the same seed, the same
+    code, out, err = cli(["train", "--grad-noise-seed", "3"], capsys)
+    assert code == 2 and "goes with the gradient noise" in err and len(err.splitlines()) == 1
+
+
+def test_train_bad_grad_noise_names_its_own_option(capsys) -> None:
+    code, out, err = cli(["train", "--grad-noise", "-1"], capsys)
+    assert code == 2 and "--grad-noise must be a number >= 0" in err
+    assert len(err.strip().splitlines()) == 1
