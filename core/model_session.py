@@ -167,6 +167,8 @@ class BuiltModelSession:
     X_test: Tensor | None
     y_test: Tensor | None
     _eval_model: nn.Module | None = None
+    _eval_names: list[str] = field(default_factory=list)  # the eval copy's parameters, kept
+    _eval_params: list[Tensor] = field(default_factory=list)
 
     def held_out(self, run: Run) -> tuple[float | None, float | None]:
         """(test loss, test accuracy) of `run`'s parameters now, under torch.no_grad() in eval
@@ -176,14 +178,20 @@ class BuiltModelSession:
             return None, None
         if self._eval_model is None:  # a copy, so the shared model's weights stay the initial
             self._eval_model = copy.deepcopy(self.model)
+            named = list(self._eval_model.named_parameters())
+            self._eval_names = [name for name, _ in named]
+            self._eval_params = [p for _, p in named]
         with torch.no_grad():
-            for name, p in self._eval_model.named_parameters():
-                p.copy_(run.parameters[name])
+            # one foreach copy into the kept parameter list: the module walk and a copy_ per
+            # parameter were ~20 us of the small MLP's ~120 us held-out (h9, in one process)
+            params = run.parameters
+            torch._foreach_copy_(self._eval_params, [params[name] for name in self._eval_names])
             # the run's own BatchNorm statistics (the shared model's stay the initial ones)
-            own = self.problem.buffers(run.parameters)
-            for name, b in self._eval_model.named_buffers():
-                if name in own:
-                    b.copy_(own[name])
+            own = self.problem.buffers(params)
+            if own:
+                for name, b in self._eval_model.named_buffers():
+                    if name in own:
+                        b.copy_(own[name])
         return held_out_metrics(self._eval_model, self.loss_fn, self.X_test, self.y_test,
                                 self.loss_name)
 

@@ -138,11 +138,16 @@ class ModelProblem(Problem):
             for shared, copied in modes:
                 if copied.training is not shared.training:
                     copied.training = shared.training
-            rows = self.batch(step)
-            with self.dropout_masks(step):
-                if rows is None:
-                    return self.loss_fn(module(self.X), self.y)
-                return self.loss_fn(module(self.X[rows]), self.y[rows])
+            rows = None if self.sampler.full_batch else self.sampler.batch_at(step)
+            if self.has_dropout:
+                with self.dropout_masks(step):
+                    if rows is None:
+                        return self.loss_fn(module(self.X), self.y)
+                    return self.loss_fn(module(self.X[rows]), self.y[rows])
+            # without Dropout there is no generator to seed (dropout_masks is a nullcontext)
+            if rows is None:
+                return self.loss_fn(module(self.X), self.y)
+            return self.loss_fn(module(self.X[rows]), self.y[rows])
 
         return loss_at
 
