@@ -38,6 +38,7 @@ from core.problems.base import DTYPE
 from gui.animation_export import FilmExport, layout_area, render_pixels
 from gui.image_export import ensure_app, lay_out_now, scene_painter
 from gui.model.curves_view import _positive, log_axis_style
+from gui.model import one_feature
 from gui.model.data_view import CLASS_COLOURS, CURVE_POINTS, GRID, _class_edges, _region_colours
 
 SELECTED_CURVE = "#222"  # the selected run's fit, as the workspace draws it
@@ -82,7 +83,7 @@ class ModelFramePicture:
     @property
     def shows_curve(self) -> bool:
         d = self.replay.built.dataset
-        return d.task == "regression" and d.n_features == 1
+        return d.n_features == 1  # the fit, or P(class 1) / the predicted class (one_feature)
 
     def _build_data_plot(self) -> None:
         built = self.replay.built
@@ -108,7 +109,8 @@ class ModelFramePicture:
             Xp = part.X.numpy()
             if classification:
                 colours = CLASS_COLOURS[part.y.numpy() % len(CLASS_COLOURS)].astype(int)
-                points.setData(Xp[:, 0], Xp[:, 1] if Xp.shape[1] > 1 else np.zeros(len(Xp)),
+                points.setData(Xp[:, 0], Xp[:, 1] if Xp.shape[1] > 1 else
+                               one_feature.point_heights(part.X, part.y, True),
                                brush=[pg.mkBrush(*rgb) for rgb in colours])
             else:
                 points.setData(Xp[:, 0], part.y.numpy(), brush=pg.mkBrush(80, 80, 80, 160))
@@ -141,11 +143,15 @@ class ModelFramePicture:
                 item = pg.PlotDataItem(pen=pg.mkPen(run.color or "k", width=1.5))
                 plot.addItem(item)
                 self.others.append([item])
-            y = built.dataset.y.numpy()
-            y_margin = MARGIN * max(float(y.max() - y.min()), 1e-9)
+            d = built.dataset
             plot.setRange(xRange=(self._low[0], self._high[0]),
-                          yRange=(float(y.min()) - y_margin, float(y.max()) + y_margin),
+                          yRange=one_feature.y_range(d.y, classification, d.n_classes),
                           padding=0)
+            plot.getAxis("left").setTicks(one_feature.class_ticks(d.class_names,
+                                                                  classification))
+            self._one_logit = bool(runs) and int(self.replay.predict(
+                self.replay.record(0)[0].parameters,
+                torch.zeros(1, 1, dtype=DTYPE)).shape[1]) == 1
         else:
             self.others = [[] for _ in runs]
         plot.enableAutoRange(x=False, y=False)
@@ -163,7 +169,8 @@ class ModelFramePicture:
         elif self.shows_regions:
             self.data_plot.setTitle(f"decision regions of {label}")
         else:
-            self.data_plot.setTitle(f"the fit of {label}")
+            self.data_plot.setTitle(one_feature.title(
+                d.task != "regression", getattr(self, "_one_logit", True), label))
 
     def _build_loss_plot(self) -> None:
         plot = self.loss_plot
@@ -237,9 +244,11 @@ class ModelFramePicture:
     def _draw_fits(self, k: int, chosen: int | None) -> None:
         shown = self.replay.record(k)
         X = torch.tensor(self._xs, dtype=DTYPE).reshape(-1, 1)
+        classification = self.replay.built.dataset.task != "regression"
 
         def fit(i: int) -> np.ndarray:
-            return self.replay.predict(shown[i].parameters, X).reshape(-1).numpy().copy()
+            return one_feature.curve_values(self.replay.predict(shown[i].parameters, X),
+                                            classification)
 
         if chosen is None:
             self.curve.setData([], [])

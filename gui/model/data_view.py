@@ -28,6 +28,7 @@ from PySide6.QtWidgets import QCheckBox, QLabel, QStackedWidget, QVBoxLayout, QW
 
 from core.problems.base import DTYPE
 from core.run import Run
+from gui.model import one_feature
 from gui.model.controller import ModelController
 from gui.throttle import Throttle
 
@@ -112,11 +113,8 @@ class DataView(QWidget):
     def _curve(self, run: Run, X: torch.Tensor) -> np.ndarray:
         """What the curve shows at rows X: model(x) for regression; for classes, P(class 1)
         from one logit, else the predicted class index (the points sit at their class's)."""
-        out = self.controller.predict(run, X)
-        if self.controller.is_classification:
-            out = torch.sigmoid(out) if out.shape[1] == 1 else \
-                out.argmax(dim=1, keepdim=True).to(DTYPE)
-        return out.reshape(-1).numpy().copy()
+        return one_feature.curve_values(self.controller.predict(run, X),
+                                        self.controller.is_classification)
 
     def _on_problem_change(self) -> None:
         c = self.controller
@@ -128,9 +126,8 @@ class DataView(QWidget):
                        else "the selected run's predicted class along x")
         self.plot.setTitle(self._title)
         # one feature with classes: the points sit at their class index; say its name there
-        self.plot.getAxis("left").setTicks(
-            [list(enumerate(c.dataset.class_names))] if classification and
-            c.dataset.n_features == 1 else None)
+        self.plot.getAxis("left").setTicks(one_feature.class_ticks(
+            c.dataset.class_names, classification and c.dataset.n_features == 1))
         for item, part in ((self.train_points, c.train), (self.test_points, c.test)):
             if part is None:  # a test fraction of 0: no held-out rows
                 item.setData([], [])
@@ -140,8 +137,8 @@ class DataView(QWidget):
                 colours = CLASS_COLOURS[part.y.numpy() % len(CLASS_COLOURS)].astype(int)
                 brushes = [pg.mkBrush(*rgb) for rgb in colours]
                 # one feature: each point at its class's height (where the curve says it)
-                item.setData(X[:, 0], X[:, 1] if X.shape[1] > 1 else part.y.numpy(),
-                             brush=brushes)
+                item.setData(X[:, 0], X[:, 1] if X.shape[1] > 1 else
+                             one_feature.point_heights(part.X, part.y, True), brush=brushes)
             else:
                 item.setData(X[:, 0], part.y.numpy(), brush=pg.mkBrush(80, 80, 80, 160))
         X = c.dataset.X.numpy()

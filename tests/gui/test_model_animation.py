@@ -5,6 +5,7 @@ command line's function writes, and a cancelled or failed export leaves no file.
 from __future__ import annotations
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 import torch
 from PIL import Image, ImageSequence
@@ -216,3 +217,55 @@ def test_the_dialog_refuses_what_cannot_be_made_and_cancel_leaves_nothing(qtbot,
     task.shutdown()
     assert not task.running and list(tmp_path.iterdir()) == []
     assert wait_for_jobs()
+
+
+@pytest.mark.parametrize("loss", ["CrossEntropyLoss", "BCEWithLogitsLoss"])
+def test_one_feature_classes_draw_the_curve_as_the_window_does(qapp, tmp_path, loss):
+    classes = ["low", "mid", "high"] if loss == "CrossEntropyLoss" else ["no", "yes"]
+    text = "x,label\n" + "".join(f"{i * 0.2:.1f},{classes[(i * len(classes)) // 30]}\n"
+                                 for i in range(30))
+    session = ModelSession("Linear(1, 8), Tanh(), Linear(8, {})".format(
+        len(classes) if loss == "CrossEntropyLoss" else 1),
+        DataSpec(dataset=None, csv=text, name="one.csv"), loss=loss, test_fraction=0.0, seed=0)
+    session.add_run("Adam", {"lr": 0.05}, steps=40)
+    plan = plan_model_animation(session, ModelAnimationOptions(steps_per_frame=10))
+    export = ModelAnimationExport(session, tmp_path / "one.gif", 400, 300, plan, selected=0)
+    export.run()
+    frames = _gif_frames(tmp_path / "one.gif")
+    assert len(frames) == 5
+    # the data plot (left half) changes as the run trains: its curve moves
+    left = [f[:, :200].astype(int) for f in frames]
+    changed = [int((np.abs(f - left[0]).max(axis=2) > 40).sum()) for f in left]
+    assert changed[0] == 0 < changed[4]
+    # the selected run's curve is drawn thick and dark (#222) in the data plot
+    assert _near(frames[4][:, :200], (0x22, 0x22, 0x22), tolerance=20) > 40
+
+
+def test_one_feature_classes_curve_is_what_the_view_computes(qapp, tmp_path):
+    from core.model_animation import ModelReplay
+    from gui.model.animation_frames import ModelFramePicture
+    text = "x,label\n" + "".join(f"{i * 0.2:.1f},{'ab'[i >= 15]}\n" for i in range(30))
+    session = ModelSession("Linear(1, 4), Tanh(), Linear(4, 1)",
+                           DataSpec(dataset=None, csv=text), loss="BCEWithLogitsLoss",
+                           test_fraction=0.0, seed=0)
+    session.add_run("Adam", {"lr": 0.05}, steps=10)
+    plan = plan_model_animation(session, ModelAnimationOptions(steps_per_frame=10))
+    replay = ModelReplay(session, plan)
+    while not replay.advance():
+        pass
+    picture = ModelFramePicture(replay, 320, 240, 0)
+    try:
+        assert picture.shows_curve
+        picture.frame(1)
+        xs, ys = picture.curve.getData()
+        X = torch.tensor(xs, dtype=torch.float64).reshape(-1, 1)
+        out = replay.predict(replay.record(1)[0].parameters, X)
+        np.testing.assert_allclose(ys, torch.sigmoid(out).reshape(-1).numpy(), rtol=1e-12)
+        assert ys.min() >= 0 and ys.max() <= 1
+        assert "P(class 1)" in picture.data_plot.titleLabel.text
+        points = [item for item in picture.data_plot.items
+                  if isinstance(item, pg.ScatterPlotItem)]
+        _, heights = points[0].getData()
+        np.testing.assert_array_equal(heights, replay.built.split.train.y.numpy())
+    finally:
+        picture.close()
