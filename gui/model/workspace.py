@@ -76,7 +76,7 @@ class ModelWorkspace(QWidget):
         tensors = QSplitter(Qt.Orientation.Horizontal)  # the figures, and the picked tensor
         tensors.addWidget(self.tensor_table)
         tensors.addWidget(self.tensor_heatmap)
-        tensors.setSizes([290, 230])
+        tensors.setSizes([290, 290])  # the heatmap needs its two images whole (value, grad)
         middle.addWidget(_group("Tensors of the selected run", tensors))
         middle.setSizes([520, 220])
         right = QSplitter(Qt.Orientation.Vertical)
@@ -87,6 +87,9 @@ class ModelWorkspace(QWidget):
         right.addWidget(self.right_tabs)
         right.addWidget(_group("Sharpness", self.sharpness_view))
         right.setSizes([500, 240])
+        # The autograd graph panel's tool row asks for ~510 px, which at 1280 px left the middle
+        # too narrow for the tensor table and both heatmap images: the right pane may be narrower.
+        right.setMinimumWidth(400)
         body = QSplitter(Qt.Orientation.Horizontal)
         body.addWidget(_group("Runs", self.run_panel))
         body.addWidget(middle)
@@ -94,7 +97,7 @@ class ModelWorkspace(QWidget):
         body.setStretchFactor(0, 0)
         body.setStretchFactor(1, 1)
         body.setStretchFactor(2, 1)
-        body.setSizes([230, 520, 520])
+        body.setSizes([230, 600, 450])  # the middle: the tensor table and heatmap side by side
         self.progress = JobProgress()  # a long session replay, with its Cancel
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
