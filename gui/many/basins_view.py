@@ -287,8 +287,8 @@ class BasinsView(QWidget):
         controls.addWidget(self.float32_box)
         controls.addWidget(self.region_button)
         controls.addStretch(1)
-        controls.addWidget(self.exports)
-        controls.addWidget(self.film_button)
+        self.runner.add_trailing(self.exports)
+        self.runner.add_trailing(self.film_button)
         self._controls = controls
         self.note = QLabel()
         self.note.setWordWrap(True)

@@ -215,6 +215,12 @@ class AnalysisRunner(QWidget):
         layout.addWidget(self.run_button)
         layout.addWidget(self.progress)
         layout.addWidget(self.message, 1)
+        self._layout = layout
+
+    def add_trailing(self, widget: QWidget) -> None:
+        """A widget at the right of the Compute row (exports, films): the settings row above
+        keeps to a width a 1280-pixel window shows whole."""
+        self._layout.addWidget(widget)
 
     @property
     def running(self) -> bool:

@@ -160,7 +160,7 @@ class SweepView(QWidget):
             controls.addWidget(widget)
         controls.addWidget(self.float32_box)
         controls.addStretch(1)
-        controls.addWidget(self.exports)
+        self.runner.add_trailing(self.exports)
         self.plot = pg.PlotWidget(background="w")
         self.plot.setLogMode(x=True, y=False)
         self.plot.showGrid(x=True, y=True, alpha=0.2)

@@ -177,10 +177,9 @@ class TrainabilityView(QWidget):
         self.float32_box.setToolTip("On the surface: compute the batch in float32 (close to, not "
                                     "equal to, the race's runs); a model always trains in "
                                     "float64")
-        top.addWidget(self.float32_box)
-        top.addWidget(self.back_button)
         top.addStretch(1)
-        top.addWidget(self.exports)
+        for widget in (self.float32_box, self.back_button, self.exports):
+            self.runner.add_trailing(widget)
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
         self.x_axis = LogAxis("bottom")

@@ -598,3 +598,14 @@ def test_a_wide_workspace_on_another_tab_does_not_squeeze_the_race_docks(window,
     # the page scrolls instead: its minimum no longer sets the window's
     assert window.workspace_tabs.minimumSizeHint().width() < \
         window.many_workspace.minimumSizeHint().width()
+
+
+def test_every_workspace_fits_a_1280_pixel_window_without_scrolling(window, qtbot):
+    window.resize(1280, 800)
+    qtbot.waitUntil(lambda: window.width() == 1280)
+    for show, page in ((window.show_model, window._model_page),
+                       (window.show_many, window._many_page),
+                       (window.show_lab, window._lab_page)):
+        show()
+        qtbot.wait(50)
+        assert not page.horizontalScrollBar().isVisible(), show.__name__
