@@ -29,7 +29,7 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -413,14 +413,8 @@ def cmd_train(args: argparse.Namespace) -> str:
     if not is_animation(args.out):
         return run_train_command(args)
     film = train_animation_request(args)  # every check before Qt is loaded or a step taken
-    _ensure_headless_qt()
-    try:
-        from gui.model.animation_frames import write_model_animation
-    except ModuleNotFoundError as e:
-        if (e.name or "").split(".")[0] not in ("PySide6", "pyqtgraph", "shiboken6"):
-            raise
-        raise UsageError(f"animations are drawn with the app's packages (PySide6, pyqtgraph), "
-                         f"which are not installed here: {e}") from None
+    write_model_animation = _drawing("gui.model.animation_frames", "write_model_animation",
+                                     "animations")
     write_model_animation(film.session, film.out, film.options)
     return (f"wrote {film.out} ({film.frame_count} frames, {film.steps_per_frame} steps per "
             f"frame)")
@@ -433,25 +427,31 @@ def cmd_landscape(args: argparse.Namespace) -> str:
 
     if not (args.out and Path(args.out).suffix.lower() in PICTURE_SUFFIXES):
         return run_landscape_command(args)
+    picture = _drawing("gui.model.landscape_image", "run_landscape_picture_command", "pictures")
+    return picture(args)
+
+
+def _drawing(module: str, name: str, what: str) -> Callable[..., Any]:
+    """`name` from the app's drawing code `module`, headless; a clear UsageError when PySide6 or
+    pyqtgraph is not installed (the command line itself needs neither)."""
+    import importlib
+
     _ensure_headless_qt()
     try:
-        from gui.model.landscape_image import run_landscape_picture_command
+        return getattr(importlib.import_module(module), name)
     except ModuleNotFoundError as e:
         if (e.name or "").split(".")[0] not in ("PySide6", "pyqtgraph", "shiboken6"):
             raise
-        raise UsageError(f"pictures are drawn with the app's packages (PySide6, pyqtgraph), "
+        raise UsageError(f"{what} are drawn with the app's packages (PySide6, pyqtgraph), "
                          f"which are not installed here: {e}") from None
-    return run_landscape_picture_command(args)
 
 
 def cmd_basins(args: argparse.Namespace) -> str:
     from core.many_cli import run_basins_command, wants_film
 
     if wants_film(args):  # drawn offscreen by gui/basin_animation.py (core imports no Qt)
-        _ensure_headless_qt()
-        from gui.basin_animation import write_basin_film
-
-        return run_basins_command(args, write_film=write_basin_film)
+        return run_basins_command(args, write_film=_drawing("gui.basin_animation",
+                                                            "write_basin_film", "films"))
     return run_basins_command(args)
 
 
