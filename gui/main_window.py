@@ -43,7 +43,7 @@ from gui.surface_area import SETTINGS_KEY as SURFACE_MODE_KEY
 from gui.surface_area import SurfaceArea, mode_from_setting
 from gui.surface_view import SurfaceView
 from gui.transport_bar import TransportBar
-from resources import preset_paths, preset_title
+from resources import model_examples, preset_paths, preset_title
 
 MAX_RECENT = 8
 SESSION_FILTER = "Session (*.json)"
@@ -436,8 +436,6 @@ class MainWindow(QMainWindow):
                                   lambda _=False, p=path: self.open_example(p))
             action.setData("race")
         self.examples_menu.addSection("Model")
-        from gui.model.controller import examples as model_examples  # no torch.nn is built
-
         for name, title, description in model_examples():
             action = self._action(self.examples_menu, title,
                                   lambda _=False, n=name: self.model_files.open_example(n))

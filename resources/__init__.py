@@ -1,4 +1,5 @@
-"""Files that ship with the app: the example sessions of File > Examples (presets/*.json)."""
+"""Files that ship with the app: the example sessions of File > Examples (presets/*.json for the
+race, model_examples/*.json for the Model tab)."""
 
 from __future__ import annotations
 
@@ -20,3 +21,20 @@ def preset_title(path: Path) -> str:
         return str(extra.get("title") or path.stem)
     except (OSError, ValueError, AttributeError):
         return path.stem
+
+
+MODEL_EXAMPLES_DIR = Path(str(files(__package__).joinpath("model_examples")))
+
+
+def model_examples() -> list[tuple[str, str, str]]:
+    """The model examples as (name, title, description), by name, read without building them
+    (nothing of torch.nn is imported: the File menu lists them at start-up)."""
+    found = []
+    for path in sorted(MODEL_EXAMPLES_DIR.glob("*.json")):
+        try:
+            extra = json.loads(path.read_text(encoding="utf-8")).get("extra", {})
+        except (OSError, ValueError, AttributeError):
+            continue
+        found.append((path.stem, str(extra.get("title", path.stem)),
+                      str(extra.get("description", ""))))
+    return found

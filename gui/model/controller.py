@@ -63,6 +63,7 @@ from core.problems.training import ModelProblem
 from core.run import Run
 from gui.controller import SHUTDOWN_WAIT_S, SLICE_S, TICK_MS, adapt_slice
 from gui.worker import Job
+from resources import MODEL_EXAMPLES_DIR, model_examples
 
 # The race's frame and slice (gui/controller.py): the slice adapts to what the frame leaves, as
 # the race's does at "max" (a model step costs ~0.5 ms, so six runs fit only one round in a
@@ -91,7 +92,7 @@ DATA_FIELDS = ("dataset", "n", "noise", "csv", "csv_name", "target")
 INLINE_REPLAY_STEPS = 500
 REPLAY_CHUNK = 100  # steps of one run between two progress reports / cancel checks
 WORKSPACE_KEY = "workspace"  # the app's own part of a session file's "extra"
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "resources" / "model_examples"
+EXAMPLES_DIR = MODEL_EXAMPLES_DIR
 
 
 @dataclass
@@ -892,15 +893,7 @@ def _cell(name: str, value: float) -> str:
 
 def examples() -> list[tuple[str, str, str]]:
     """The teaching examples in resources/model_examples: (name, title, description)."""
-    found = []
-    for path in sorted(EXAMPLES_DIR.glob("*.json")):
-        try:
-            extra = json.loads(path.read_text(encoding="utf-8")).get("extra", {})
-        except (OSError, ValueError, AttributeError):
-            continue
-        found.append((path.stem, str(extra.get("title", path.stem)),
-                      str(extra.get("description", ""))))
-    return found
+    return model_examples()
 
 
 def example_path(name: str) -> Path:
