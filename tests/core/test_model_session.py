@@ -243,18 +243,9 @@ def test_mse_on_a_whole_number_csv_target_trains_regression_on_those_numbers() -
     assert built.problem.y.dtype == torch.float64 and built.problem.y.shape == (20, 1)
     assert torch.equal(built.problem.y, y)  # 1, 2, 3, 4, 5, ... as numbers
     # the loss is nn.MSELoss on those numbers, step by step as the textbook loop has it
-    model = build_model("Linear(1, 1)", 1, 3)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05)
     run = built.runs[0]
-    expected = []
-    for _ in range(5):
-        opt.zero_grad()
-        loss = torch.nn.MSELoss()(model(X), y)
-        expected.append(loss.item())
-        loss.backward()
-        opt.step()
-    expected.append(torch.nn.MSELoss()(model(X), y).item())
     run.step(5)
+    expected, model = _textbook_mse_losses(X, y, seed=3, steps=5)
     assert list(run.trajectory.loss) == expected
     for name, p in model.named_parameters():
         assert torch.equal(run.parameters[name].detach(), p.detach())
@@ -294,14 +285,21 @@ def test_train_cli_on_a_whole_number_csv_with_mse_is_regression(tmp_path) -> Non
     assert report["data"]["task"] == "regression" and report["data"]["classes"] == []
     assert report["data"]["loss"] == "MSELoss"
     X, y = _plain_rows(RATINGS_CSV)
-    model = build_model("Linear(1, 1)", 1, 2)
+    assert report["runs"][0]["trajectory"]["loss"] == \
+        _textbook_mse_losses(X, y, seed=2, steps=3)[0]
+
+
+def _textbook_mse_losses(X, y, *, seed: int, steps: int) -> tuple[list[float], torch.nn.Module]:
+    """The loss before each of `steps` SGD(lr=0.05) steps of Linear(1, 1) on (X, y), and after
+    the last, as a PyTorch user's loop computes them; and the model trained."""
+    model = build_model("Linear(1, 1)", 1, seed)
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    expected = []
-    for _ in range(3):
+    losses = []
+    for _ in range(steps):
         opt.zero_grad()
         loss = torch.nn.MSELoss()(model(X), y)
-        expected.append(loss.item())
+        losses.append(loss.item())
         loss.backward()
         opt.step()
-    expected.append(torch.nn.MSELoss()(model(X), y).item())
-    assert report["runs"][0]["trajectory"]["loss"] == expected
+    losses.append(torch.nn.MSELoss()(model(X), y).item())
+    return losses, model
