@@ -459,10 +459,18 @@ class Run:
                                           (float(start[0]), float(start[1])))
         self._pending = None  # entries of the old record are dropped with it
         initial = self.problem.initial_parameters()
-        self.parameters: dict[str, Tensor] = {
-            name: initial[name].detach().to(DTYPE).clone().requires_grad_(
-                name not in self._frozen)
-            for name in self.problem.parameter_names}
+        # a small model's leaves and gradients live in one flat buffer (`_flat_leaves`)
+        self._flat: Tensor | None = None
+        self._grad_views: dict[str, Tensor] = {}
+        self._grads_now: dict[str, Figure] = {}
+        self._frozen_mask: tuple[bool, ...] = ()
+        if self._flat_layout_fits(initial):
+            self.parameters: dict[str, Tensor] = self._flat_leaves(initial)
+        else:
+            self.parameters = {
+                name: initial[name].detach().to(DTYPE).clone().requires_grad_(
+                    name not in self._frozen)
+                for name in self.problem.parameter_names}
         self._scalar = {name: p.dim() == 0 for name, p in self.parameters.items()}
         # the loss at these leaves by step (a model problem binds a copy of its module to them)
         self._loss_at = self.problem.loss_of(self.parameters)
@@ -542,6 +550,75 @@ class Run:
             loss, grad = 1.0, 1.0
         finite = [v if math.isfinite(v) else 1.0 for v in (abs(loss), grad, values)]
         return RelativeScale(*finite)
+
+    def _flat_layout_fits(self, initial: dict[str, Tensor]) -> bool:
+        """A problem whose entries go into blocks (`_PendingEntries.fits`: not every parameter
+        a scalar, small enough for a block) and whose loss reaches every parameter at every
+        step (`every_parameter_used`: a present .grad never stands for an unused one)."""
+        if isinstance(self.problem, SurfaceProblem) or not getattr(
+                self.problem, "every_parameter_used", False):
+            return False
+        tensors = [initial[name] for name in self.problem.parameter_names]
+        if not tensors or all(t.dim() == 0 for t in tensors):
+            return False
+        n = sum(t.numel() for t in tensors)
+        return _PendingEntries.MAX_ELEMENTS // max(1, 2 * n) >= _PendingEntries.MIN_ROWS
+
+    def _flat_leaves(self, initial: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The leaves as views of one buffer and each .grad the view of its span in another
+        of the same layout, so one cat takes a step's whole record row. (Two buffers: views
+        share their base's version counter, and backward's in-place additions into the
+        gradients must not look like a change to the values it saved for later nodes.)
+
+        Zeroing fills the gradients with -0.0 and backward's AccumulateGrad adds into them in
+        place (`grad += new`, as torch does when a .grad is present): -0.0 + g is g, bit for
+        bit (also for g = +-0.0), so the .grad is exactly the tensor the textbook loop's
+        zero_grad() (set to None) and backward leave, and the optimizer reads the same numbers.
+        Only where every parameter reaches the loss: torch's optimizers skip a parameter whose
+        .grad is None, which a present zero would not be.
+        """
+        names = self.problem.parameter_names
+        n = sum(initial[name].numel() for name in names)
+        flat, grads = torch.empty(n, dtype=DTYPE), torch.empty(n, dtype=DTYPE)
+        leaves: dict[str, Tensor] = {}
+        at = 0
+        for name in names:
+            t = initial[name]
+            k = t.numel()
+            leaf = flat[at:at + k].view(t.shape)
+            leaf.copy_(t.detach())
+            leaves[name] = leaf.requires_grad_(name not in self._frozen)
+            self._grad_views[name] = grads[at:at + k].view(t.shape)
+            at += k
+        self._flat, self._grad_flat = flat, grads
+        self._flat_pair = [flat, grads]
+        self._attach_grads(leaves)
+        return leaves
+
+    def _attach_grads(self, leaves: dict[str, Tensor]) -> None:
+        """Each free leaf's .grad is its view of the buffer; a frozen one has none (its span
+        holds 0.0, so a row's sum stays finite; the record reads NaN there)."""
+        for name, leaf in leaves.items():
+            view = self._grad_views[name]
+            if name in self._frozen:
+                leaf.grad = None
+                view.zero_()
+            else:
+                leaf.grad = view
+        self._grads_now = {name: (None if name in self._frozen else view)
+                           for name, view in self._grad_views.items()}
+        self._frozen_mask = tuple(name in self._frozen for name in self._grad_views)
+
+    def _zero_grad(self) -> None:
+        """What `optimizer.zero_grad()` does before a backward (see `_flat_leaves`)."""
+        if self._flat is None:
+            self.optimizer.zero_grad()
+        elif not self._frozen:
+            self._grad_flat.fill_(-0.0)
+        else:
+            for name, view in self._grad_views.items():
+                if name not in self._frozen:
+                    view.fill_(-0.0)
 
     @contextmanager
     def _buffers_kept(self) -> Iterator[None]:
@@ -817,6 +894,8 @@ class Run:
         leaf = self.parameters[name]
         leaf.requires_grad_(not frozen)
         leaf.grad = None
+        if self._flat is not None:
+            self._attach_grads(self.parameters)
         if self.spec.needs_closure:
             # L-BFGS's curvature history mixes every parameter: kept, it would still move a
             # frozen one. It describes the old parameter space, so start it afresh.
@@ -1050,7 +1129,7 @@ class Run:
 
     def _closure(self) -> Tensor:
         # The batch of the step being taken: the one whose gradient the step starts from.
-        self.optimizer.zero_grad()
+        self._zero_grad()
         if self._surface_fn is not None:
             loss = self._surface_fn(*self._xy)
         else:
@@ -1084,10 +1163,12 @@ class Run:
         if self._surface_fn is not None:
             loss, gx, gy = self._forward_backward_xy()
             return loss, {"x": gx, "y": gy}
-        self.optimizer.zero_grad()
+        self._zero_grad()
         loss = self._loss_at(self.steps)
         if loss.requires_grad:
             loss.backward()
+        if self._flat is not None:  # the .grad views, filled in place (a fresh dict: callers
+            return loss.item(), dict(self._grads_now)  # replace entries with clean copies)
         grads: dict[str, Figure] = {}
         for name, leaf in self.parameters.items():
             if not leaf.requires_grad:
@@ -1529,13 +1610,18 @@ class _PendingEntries:
                 return
             run._diverge(f"evaluating the loss failed: {e}", run._known_point())
             return
-        frozen = tuple(g is None for g in grads.values())
+        flat = run._flat
+        frozen = run._frozen_mask if flat is not None else tuple(g is None
+                                                                 for g in grads.values())
         if self.n and frozen != self.frozen:
             self.flush()
-        parts = [self._nan_of(i) if g is None else g.reshape(-1)  # type: ignore[union-attr]
-                 for i, g in enumerate(grads.values())]
         row = self.block_rows[self.n]
-        torch.cat([*run._value_flat, *parts], out=row)
+        if flat is not None:  # the values' and the gradients' buffers (frozen spans: 0.0)
+            torch.cat(run._flat_pair, out=row)
+        else:
+            parts = [self._nan_of(i) if g is None else g.reshape(-1)  # type: ignore[union-attr]
+                     for i, g in enumerate(grads.values())]
+            torch.cat([*run._value_flat, *parts], out=row)
         total = row.sum().item()
         if not (math.isfinite(total) and math.isfinite(loss)):
             # as the record-at-once path decides: values, then the loss, then the gradients
@@ -1583,6 +1669,10 @@ class _PendingEntries:
         k, half = len(self.names), run._n_values
         block = self.block[:n]
         values, grads = block[:, :half], block[:, half:]
+        if run._flat is not None:  # a frozen parameter has no gradient: NaN in the record
+            for i in (i for i, f in enumerate(self.frozen) if f):
+                a, b = self.spans[i]
+                grads[:, a:b] = math.nan
         previous = run._previous_flat
         moves = self.moves[:n]
         torch.sub(values[0], previous, out=moves[0])

@@ -23,6 +23,7 @@ Runs sharing a problem share nothing else either:
 from __future__ import annotations
 
 import copy
+import functools
 import weakref
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -64,6 +65,24 @@ class ModelProblem(Problem):
         self._run_buffers: dict[int, tuple[weakref.ref[Tensor], dict[str, Tensor]]] = {}
         self.has_dropout = any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0
                                for m in model.modules())
+
+    @functools.cached_property
+    def every_parameter_used(self) -> bool:
+        """The loss reaches every parameter, at any step: the model is made of torch.nn's own
+        layers (no data-dependent paths; any Python of ours could have one) and a backward of
+        the first batch's loss gives every parameter a gradient. A Run then keeps each .grad
+        in place between steps (core/run.py `Run._flat_leaves`)."""
+        if any(not type(m).__module__.startswith("torch.nn.") for m in self.model.modules()):
+            return False
+        params = {name: t.clone().requires_grad_() for name, t in self._initial.items()}
+        if not params:
+            return False
+        try:
+            grads = torch.autograd.grad(self.loss(params, 0), list(params.values()),
+                                        allow_unused=True)
+        except Exception:  # a loss that fails here fails the runs too, with their message
+            return False
+        return all(g is not None for g in grads)
 
     @property
     def full_batch(self) -> bool:
