@@ -6,19 +6,24 @@
 
 For each model preset on its usual data (200 rows of two moons; the regression preset: a noisy
 line), as the workspace builds it (ModelSession: the default train/test split, seed 0), full
-batch and minibatches of 32, with SGD and Adam, three loops over the same training rows:
+batch and minibatches of 32, with SGD and Adam, four loops over the same training rows:
 
   plain    the loop every PyTorch tutorial writes: opt.zero_grad(); loss = loss_fn(model(X), y);
            loss.backward(); opt.step()  (minibatches: X[idx], y[idx] with idx from the same
            seeded MinibatchSampler, drawn by next_batch() as a user's loop draws them)
+  eval     plain, and every TEST_EVERY steps the held-out loss and accuracy as a user takes
+           them (model.eval(); under torch.no_grad(); model.train()): what the tick also does
   run      core.run.Run.step(1) on the ModelProblem (functional_call on the run's own leaves,
            the trajectory's per-parameter norms, the status rules)
   tick     gui.model.controller.ModelController.tick() with that one run (Run.step, the
            held-out loss under no_grad every TEST_EVERY steps, the slice bookkeeping)
 
-Steps per second of CPU time (time.process_time, one torch thread), median of REPEATS,
-interleaved (plain, run, tick, plain, ...), and the ratios run/plain and tick/plain (issue 8
-asks >= 0.85). The load average is printed with the figures: the machine is shared.
+Microseconds of CPU time per step (time.process_time, one torch thread) in rounds: each round
+times a chunk of steps of each loop in turn, in a rotating order, and a loop's ratio is plain's
+time over its time in the same round, so a machine that speeds up or slows down between rounds
+(a shared VM does, by tens of per cent) moves both sides of a ratio alike. The median ratio over
+the rounds is printed with the middle half of them (issue 8 asks >= 0.85), and the load average
+with the figures: the machine is shared.
 """
 
 from __future__ import annotations
@@ -67,16 +72,33 @@ def controller_for(preset: str, batch_size: int) -> ModelController:
     return controller
 
 
-def plain_rate(controller: ModelController, optimizer: str, hps: dict, steps: int) -> float:
-    """The textbook loop on a copy of the model, the same rows and batches."""
-    problem = controller.problem
+def plain_stepper(controller: ModelController, optimizer: str, hps: dict,
+                  test_every: int | None = None):
+    """The textbook loop on a copy of the model, the same rows and batches; with test_every,
+    also the held-out loss and accuracy every test_every steps, as a user evaluates them
+    (eval mode, no_grad), where the workspace does."""
+    problem, built = controller.problem, controller.built
     model = copy.deepcopy(controller.model)
     X, y, loss_fn = problem.X, problem.y, problem.loss_fn
+    X_test, y_test, loss_name = built.X_test, built.y_test, built.loss_name
     opt = getattr(torch.optim, optimizer)(model.parameters(), **hps)
     sampler = MinibatchSampler(problem.n, problem.batch_size, problem.seed)
     full = problem.full_batch
+    taken = 0
+
+    def evaluate() -> None:
+        model.eval()
+        with torch.no_grad():
+            out = model(X_test)
+            test_loss = loss_fn(out, y_test).item()  # noqa: F841 (a user would plot it)
+            if loss_name == "BCEWithLogitsLoss":
+                (out > 0).eq(y_test.bool()).double().mean().item()
+            elif loss_name == "CrossEntropyLoss":
+                (out.argmax(dim=1) == y_test).double().mean().item()
+        model.train()
 
     def one_step() -> None:
+        nonlocal taken
         opt.zero_grad()
         if full:
             loss = loss_fn(model(X), y)
@@ -85,60 +107,84 @@ def plain_rate(controller: ModelController, optimizer: str, hps: dict, steps: in
             loss = loss_fn(model(X[idx]), y[idx])
         loss.backward()
         opt.step()
+        taken += 1
+        if test_every and X_test is not None and taken % test_every == 0:
+            evaluate()
 
-    for _ in range(10):  # warm up the allocator and the optimizer's state
-        one_step()
-    start = time.process_time()
-    for _ in range(steps):
-        one_step()
-    return steps / (time.process_time() - start)
+    def steps(n: int) -> int:
+        for _ in range(n):
+            one_step()
+        return n
+    return steps
 
 
-def run_rate(controller: ModelController, optimizer: str, hps: dict, steps: int) -> float:
+def run_stepper(controller: ModelController, optimizer: str, hps: dict):
     run = Run(controller.problem, optimizer, dict(hps))
-    run.step(10)
-    start = time.process_time()
-    for _ in range(steps):
-        run.step(1)
-    return steps / (time.process_time() - start)
+
+    def steps(n: int) -> int:
+        for _ in range(n):
+            run.step(1)
+        return n
+    return steps
 
 
-def tick_rate(controller: ModelController, optimizer: str, hps: dict, steps: int) -> float:
+def tick_stepper(controller: ModelController, optimizer: str, hps: dict):
     for run in list(controller.runs):
         controller.remove_run(run)
     controller.add_run(optimizer, lr=hps["lr"])
     controller.sharpness_every = 10 ** 9  # stepping only; sharpness is measured elsewhere
     run = controller.runs[0]
-    controller.tick()
-    before, start = run.steps, time.process_time()
-    while run.steps - before < steps:
-        controller.tick()
-    return (run.steps - before) / (time.process_time() - start)
+
+    def steps(n: int) -> int:
+        before = run.steps
+        while run.steps - before < n:
+            controller.tick()
+        return run.steps - before
+    return steps
 
 
-def bench(presets: list[str], steps: int, repeats: int) -> None:
+def bench(presets: list[str], chunk: int, rounds: int) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); load average "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    print(f"steps/s (CPU time, median of {repeats}, interleaved); ratios against plain")
-    print(f"  {'preset':20s} {'batch':>5s} {'opt':4s} {'plain':>7s} {'run':>7s} {'tick':>7s}"
-          f"  {'run/plain':>9s} {'tick/plain':>10s} {'tick/run':>8s}")
-    worst = 10.0
+    print(f"us per step (CPU time, median of {rounds} rounds of {chunk} steps each, the four "
+          "loops in turn within a round, in a rotating order);\nratios: the median over the "
+          "rounds of (the base's time / the loop's time) in that round, with the middle half; "
+          "the base: plain, but eval for tick/eval")
+    print(f"  {'preset':20s} {'batch':>5s} {'opt':4s} {'plain':>6s} {'eval':>6s} {'run':>6s} "
+          f"{'tick':>6s}  {'run/plain':>17s} {'tick/plain':>17s} {'tick/eval':>17s}")
+    lowest = {"run": 10.0, "tick": 10.0, "tick/eval": 10.0}
     for preset in presets:
         for batch_size in BATCHES:
             controller = controller_for(preset, batch_size)
             for name, hps in OPTIMIZERS:
-                rates: dict[str, list[float]] = {"plain": [], "run": [], "tick": []}
-                for _ in range(repeats):
-                    rates["plain"].append(plain_rate(controller, name, hps, steps))
-                    rates["run"].append(run_rate(controller, name, hps, steps))
-                    rates["tick"].append(tick_rate(controller, name, hps, steps))
-                m = {k: statistics.median(v) for k, v in rates.items()}
-                worst = min(worst, m["run"] / m["plain"], m["tick"] / m["plain"])
-                print(f"  {preset:20s} {batch_size or 'full':>5} {name:4s} {m['plain']:7.0f} "
-                      f"{m['run']:7.0f} {m['tick']:7.0f}  {m['run'] / m['plain']:9.2f} "
-                      f"{m['tick'] / m['plain']:10.2f} {m['tick'] / m['run']:8.2f}")
+                loops = {"plain": plain_stepper(controller, name, hps),
+                         "eval": plain_stepper(controller, name, hps, controller.test_every),
+                         "run": run_stepper(controller, name, hps),
+                         "tick": tick_stepper(controller, name, hps)}
+                for loop in loops.values():
+                    loop(50)  # warm up: the allocator, the optimizer's state, a first block
+                times: dict[str, list[float]] = {k: [] for k in loops}
+                order = list(loops)
+                for r in range(rounds):
+                    for k in order[r % 4:] + order[:r % 4]:
+                        start = time.process_time()
+                        taken = loops[k](chunk)
+                        times[k].append((time.process_time() - start) / taken * 1e6)
+                us = {k: statistics.median(v) for k, v in times.items()}
+                cells = []
+                for base, k in (("plain", "run"), ("plain", "tick"), ("eval", "tick")):
+                    ratios = sorted(p / t for p, t in zip(times[base], times[k]))
+                    q = statistics.quantiles(ratios, n=4)
+                    mid = statistics.median(ratios)
+                    key = k if base == "plain" else "tick/eval"
+                    lowest[key] = min(lowest[key], mid)
+                    cells.append(f"{mid:5.2f} ({q[0]:.2f}-{q[2]:.2f})")
+                print(f"  {preset:20s} {batch_size or 'full':>5} {name:4s} {us['plain']:6.0f} "
+                      f"{us['eval']:6.0f} {us['run']:6.0f} {us['tick']:6.0f}  "
+                      + " ".join(f"{c:>17s}" for c in cells))
             controller.shutdown()
-    print(f"lowest ratio {worst:.2f}; load average now "
+    print(f"lowest median ratio: run/plain {lowest['run']:.2f}, tick/plain {lowest['tick']:.2f},"
+          f" tick/eval {lowest['tick/eval']:.2f}; load average now "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
@@ -168,8 +214,8 @@ def main() -> None:
     if args.profile:
         profile(args.profile, args.optimizer, 2000)
         return
-    steps, repeats = (300, 3) if args.quick else (1000, 5)
-    bench(args.preset or list(PRESETS), steps, repeats)
+    chunk, rounds = (100, 11) if args.quick else (200, 31)
+    bench(args.preset or list(PRESETS), chunk, rounds)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from core.atomic import write_atomic
 from core.errors import PlaygroundError, SessionError
 from core.problems.data import GENERATED, MAX_CSV_BYTES, Dataset, Split, check_loss, \
-    default_loss, for_loss, held_out_metrics, make_dataset, make_loss, output_width, \
+    default_loss, for_loss, make_dataset, metrics_in_eval_mode, make_loss, output_width, \
     parse_csv, shape_targets, train_test_split
 from core.problems.model import ModelError, build_model, parameter_names_to_freeze, parse_model, \
     resolve_model_text
@@ -172,12 +172,12 @@ class BuiltModelSession:
 
     def held_out(self, run: Run) -> tuple[float | None, float | None]:
         """(test loss, test accuracy) of `run`'s parameters now, under torch.no_grad() in eval
-        mode (core.problems.data.held_out_metrics); (None, None) without held-out rows; the
-        accuracy is None for regression."""
+        mode (core.problems.data.held_out_metrics, on a copy kept in eval mode); (None, None)
+        without held-out rows; the accuracy is None for regression."""
         if self.X_test is None or self.y_test is None:
             return None, None
         if self._eval_model is None:  # a copy, so the shared model's weights stay the initial
-            self._eval_model = copy.deepcopy(self.model)
+            self._eval_model = copy.deepcopy(self.model).eval()  # only ever in eval mode
             named = list(self._eval_model.named_parameters())
             self._eval_names = [name for name, _ in named]
             self._eval_params = [p for _, p in named]
@@ -192,8 +192,8 @@ class BuiltModelSession:
                 for name, b in self._eval_model.named_buffers():
                     if name in own:
                         b.copy_(own[name])
-        return held_out_metrics(self._eval_model, self.loss_fn, self.X_test, self.y_test,
-                                self.loss_name)
+        return metrics_in_eval_mode(self._eval_model, self.loss_fn, self.X_test, self.y_test,
+                                    self.loss_name)
 
 
 class ModelSession:
