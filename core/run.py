@@ -362,6 +362,12 @@ class Run:
         return self._status is RunStatus.DIVERGED
 
     @property
+    def stored_in_full(self) -> frozenset[str]:
+        """The parameters whose every element the record keeps (the small ones), fixed from the
+        run's reset on: read without bringing the record up to date."""
+        return self._stored_names
+
+    @property
     def is_surface(self) -> bool:
         """True for the race's problem: x and y on a surface."""
         return isinstance(self.problem, SurfaceProblem)
@@ -503,6 +509,7 @@ class Run:
         self._value_list = list(self._values.values())
         self._value_flat = [v.view(-1) for v in self._value_list]
         self._stored_flat = [self._values[name].view(-1) for name in self.trajectory.stored]
+        self._stored_names = frozenset(self.trajectory.stored)
         self._all_scalar = all(self._scalar.values())
         self._layouts: dict[tuple[bool, tuple[bool, ...]], _RecordLayout] = {}
         self._n_values = sum(v.numel() for v in self._value_list)

@@ -40,6 +40,7 @@ from gui.image_export import ensure_app, lay_out_now, scene_painter
 from gui.model.curves_view import _positive, log_axis_style
 from gui.model import one_feature
 from gui.model.data_view import CLASS_COLOURS, CURVE_POINTS, GRID, _class_edges, _region_colours
+from gui.surface_view import contour_segments
 
 SELECTED_CURVE = "#222"  # the selected run's fit, as the workspace draws it
 MARGIN = 0.1  # the data plot shows the rows' range and this share more on each side
@@ -122,6 +123,7 @@ class ModelFramePicture:
             ys = np.linspace(self._low[1], self._high[1], GRID)
             gx, gy = np.meshgrid(xs, ys)
             self._grid = torch.tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=DTYPE)
+            self._grid_xs, self._grid_ys = xs, ys
             dx, dy = xs[1] - xs[0], ys[1] - ys[0]  # a pixel covers its sample's cell
             self._rect = QRectF(xs[0] - dx / 2, ys[0] - dy / 2, GRID * dx, GRID * dy)
             outputs = int(self.replay.predict(self.replay.record(0)[0].parameters,
@@ -129,11 +131,12 @@ class ModelFramePicture:
             for run in runs:
                 items = []
                 for _ in range(1 if outputs == 1 else outputs):
-                    iso = pg.IsocurveItem(level=0.0, pen=pg.mkPen(run.color or "k", width=1.5),
-                                          axisOrder="row-major")
-                    iso.setParentItem(self.image)  # pixel coordinates, like the image
-                    iso.setPos(0.5, 0.5)  # a sample sits at its pixel's centre
-                    items.append(iso)
+                    # the boundary as segments in data units (the data view's drawing)
+                    line = pg.PlotCurveItem(pen=pg.mkPen(run.color or "k", width=1.5),
+                                            connect="pairs")
+                    line.setZValue(-5)  # over the regions, under the points
+                    plot.addItem(line, ignoreBounds=True)
+                    items.append(line)
                 self.others.append(items)
             plot.setRange(xRange=(self._low[0], self._high[0]),
                           yRange=(self._low[1], self._high[1]), padding=0)
@@ -239,7 +242,7 @@ class ModelFramePicture:
             if visible:
                 edges = _class_edges(self.replay.predict(shown[i].parameters, self._grid), GRID)
                 for item, edge in zip(items, edges):
-                    item.setData(edge)
+                    item.setData(*contour_segments(self._grid_xs, self._grid_ys, edge, (0.0,)))
 
     def _draw_fits(self, k: int, chosen: int | None) -> None:
         shown = self.replay.record(k)

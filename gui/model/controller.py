@@ -62,6 +62,7 @@ from core.problems.model import PRESETS, ModelError, parameter_names_to_freeze
 from core.problems.training import ModelProblem
 from core.run import Run
 from gui.controller import SHUTDOWN_WAIT_S, SLICE_S, TICK_MS, adapt_slice
+from gui.throttle import redraws_spread
 from gui.worker import Job
 from resources import MODEL_EXAMPLES_DIR, model_examples
 
@@ -519,7 +520,8 @@ class ModelController(QObject):
         self._step_cost.update(step_cost)
         if first_skipped is not None:
             self._cursor = first_skipped  # the next tick begins with it: it keeps its turn
-        self.sigStepped.emit()
+        with redraws_spread():  # the views redraw in the passes that follow, one a pass
+            self.sigStepped.emit()
         self._maybe_measure_sharpness()
 
     def _step(self, run: Run) -> int:

@@ -168,8 +168,9 @@ class PathRecorder:
 
 
 def holds_every_parameter(run: Run) -> bool:
-    """True when the run's Trajectory records every parameter in full (small models)."""
-    stored = run.trajectory.stored
+    """True when the run's Trajectory records every parameter in full (small models). Asked
+    at every tick for every run: it does not bring the run's record up to date."""
+    stored = run.stored_in_full
     return all(name in stored for name in run.parameter_names)
 
 

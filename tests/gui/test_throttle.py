@@ -54,3 +54,47 @@ def test_requests_while_hidden_redraw_once_when_shown(qtbot) -> None:
     view._throttle.request()  # within the interval: waits for it
     assert view.redraws == 1
     qtbot.waitUntil(lambda: view.redraws == 2)
+
+
+def test_redraws_due_inside_a_tick_run_one_per_pass_of_the_event_loop(qtbot) -> None:
+    from PySide6.QtCore import QEventLoop
+
+    from gui.throttle import redraws_spread
+
+    views = [View() for _ in range(3)]
+    for v in views:
+        qtbot.addWidget(v)
+        v.show()
+    QApplication.processEvents()
+    views[0]._throttle.request()  # outside a tick: at once, as before
+    assert views[0].redraws == 1
+    fresh = [View() for _ in range(3)]
+    for v in fresh:
+        qtbot.addWidget(v)
+        v.show()
+    QApplication.processEvents()
+    with redraws_spread():
+        for v in fresh:
+            v._throttle.request()
+            v._throttle.request()  # a second request while queued: still one redraw
+    assert [v.redraws for v in fresh] == [0, 0, 0]  # none inside the tick
+    seen = []
+    for _ in range(10):  # one pass at a time: the queue moves on by one redraw a pass
+        QApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents)
+        seen.append(sum(v.redraws for v in fresh))
+        if seen[-1] == 3:
+            break
+    assert seen[-1] == 3 and [v.redraws for v in fresh] == [1, 1, 1]
+    assert len(seen) >= 3 and all(b - a <= 1 for a, b in zip([0] + seen, seen)), seen
+    # a view hidden while it waits is not redrawn then, but when it is shown again
+    late = View()
+    qtbot.addWidget(late)
+    late.show()
+    QApplication.processEvents()
+    with redraws_spread():
+        late._throttle.request()
+    late.hide()
+    QApplication.processEvents()
+    assert late.redraws == 0
+    late.show()
+    qtbot.waitUntil(lambda: late.redraws == 1, timeout=2000)
