@@ -118,3 +118,14 @@ def test_a_converging_run_converges_at_the_same_step(monkeypatch) -> None:
         every = converge()
     assert every.status is RunStatus.CONVERGED and every.converged_at is not None
     assert_same_record(blocks, every)
+
+
+def test_what_is_stored_in_full_is_read_without_recording_the_block() -> None:
+    prob = problem("Linear(2, 16), Tanh(), Linear(16, 1)", "moons", 0)
+    run = Run(prob, "SGD", {"lr": 0.1})
+    run.step(5)
+    assert run._pending is not None and run._pending.n == 5
+    stored = run.stored_in_full
+    assert run._pending.n == 5  # still pending: nothing was flushed to answer
+    assert stored == set(run.trajectory.stored) and "2.bias" in stored
+    assert run._pending.n == 0  # reading the trajectory records them
