@@ -30,6 +30,7 @@ from core.schedulers import get_scheduler_spec, losses_given_so_far, scheduler_c
 from gui.controller import Controller
 from gui.number_box import FloatSpinBox, format_number  # noqa: F401 (kept importable here)
 from gui.scheduler_picker import PREVIEW_MAX_STEPS, SchedulerPicker
+from gui.status_words import NOT_STARTED, not_started
 from gui.throttle import Throttle
 
 # The learning-rate slider: LR_TICKS steps spread evenly over log10(lr) in [LR_LOG_MIN, LR_LOG_MAX].
@@ -703,8 +704,8 @@ class RunCard(QFrame):
         """The badge says what Run.status_text says (the one wording of a run's state): its
         first part on the card ("diverged at step 12"), all of it in the tooltip."""
         run = self.run
-        full = run.status_text
-        text = full.split(":", 1)[0]
+        full = NOT_STARTED if not_started(run) else run.status_text
+        text = full.split(",", 1)[0] if not_started(run) else full.split(":", 1)[0]
         fg, bg = BADGE_COLORS.get(getattr(run, "display_status", run.status.value),
                                   RUNNING_COLORS)
         if text != self.status_badge.text():

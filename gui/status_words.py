@@ -10,6 +10,14 @@ DISABLED = "disabled"
 COLOURS = {RunStatus.DIVERGED: "#c0392b", RunStatus.CONVERGED: "#1e8449"}
 DISABLED_COLOUR = "#7f8c8d"
 OTHER_COLOUR = "#333333"  # running, frozen
+# A running run that has taken no step yet: "running" before Play or Step was ever pressed
+# misleads. The card's badge says the first word, its tooltip and the model's run list all of it.
+NOT_STARTED = "ready, not started"
+
+
+def not_started(run: Run) -> bool:
+    """True for an enabled run that is running but has not stepped yet."""
+    return run.enabled and run.status is RunStatus.RUNNING and run.steps == 0
 
 
 def short_status(run: Run) -> str:

@@ -27,9 +27,9 @@ from gui.model.hyperparameter_form import HyperparameterForm, hyperparameter_too
 from gui.number_box import FloatSpinBox
 from gui.run_card import LR_BOX_RANGE
 from gui.scheduler_picker import PREVIEW_MAX_STEPS, SchedulerPicker
+from gui.status_words import NOT_STARTED, not_started
 from gui.throttle import Throttle
 
-NOT_STARTED = "ready, not started"  # a running run that has taken no step yet
 
 STATUS_HZ = 4
 PLATEAU_PREVIEW_HZ = 2  # as the race's cards (gui/run_card.py)
@@ -219,9 +219,7 @@ class RunPanel(QWidget):
 
     @staticmethod
     def _run_text(run: Run) -> str:
-        status = run.status_text
-        if status == "running" and run.steps == 0:
-            status = NOT_STARTED  # "running" before Play or Step was ever pressed misleads
+        status = NOT_STARTED if not_started(run) else run.status_text
         text = f"{run.label or run.optimizer_name}: {status}"
         frozen, total = len(run.frozen), len(run.parameter_names)
         if 0 < frozen < total:  # all of them: the status already says "frozen"

@@ -230,6 +230,11 @@ def test_label_edit(qtbot, card, sgd):
 
 
 def test_status_badge_follows_the_run(controller, card, sgd):
+    # before its first step the run is ready, not "running"
+    assert sgd.steps == 0 and sgd.status is RunStatus.RUNNING
+    assert card.status_badge.text() == "ready"
+    assert card.status_badge.toolTip() == "ready, not started (step 0)"
+    controller.step_once()
     assert card.status_badge.text() == "running"
     sgd.status, sgd.converged_at = RunStatus.CONVERGED, 12
     controller.sigStepped.emit()
@@ -255,6 +260,8 @@ def test_a_disabled_run_says_disabled_and_a_fully_frozen_one_frozen(qtbot, contr
     assert not sgd.enabled
     assert card.status_badge.text() == "disabled"
     click_check_box(qtbot, card.enable_box)
+    assert card.status_badge.text() == "ready"  # enabled again, still at step 0
+    controller.step_once()
     assert card.status_badge.text() == "running"
     card.freeze_x.click()
     card.freeze_y.click()
@@ -323,10 +330,12 @@ def test_replacing_the_optimizer_rebuilds_that_card(run_list, controller):
 
 def test_cards_of_removed_runs_stop_listening(qtbot, run_list, controller):
     card = run_list.cards[0]
+    before = card.status_badge.text()
+    assert before == "ready"
     controller.remove_run(card.run)
     card.run.status = RunStatus.DIVERGED  # a stale card would redraw this
     controller.sigStepped.emit()
-    assert card.status_badge.text() == "running"
+    assert card.status_badge.text() == before
 
 
 def test_shift_drag_moves_the_lr_slider_ten_times_finer(qtbot, card, sgd):
