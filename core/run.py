@@ -465,7 +465,7 @@ class Run:
                                           (float(start[0]), float(start[1])))
         self._pending = None  # entries of the old record are dropped with it
         initial = self.problem.initial_parameters()
-        # a small model's leaves and gradients live in one flat buffer (`_flat_leaves`)
+        # a small model's leaves and gradients are views of two flat buffers (`_flat_leaves`)
         self._flat: Tensor | None = None
         self._grad_views: dict[str, Tensor] = {}
         self._grads_now: dict[str, Figure] = {}
