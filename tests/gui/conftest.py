@@ -15,6 +15,40 @@ def controller(qtbot):
     assert not left_running, "the test left the controller's timer running"
 
 
+@pytest.fixture
+def make_main_window(qtbot, tmp_path):
+    """The real MainWindow on its own settings file, shown; "discard" to every unsaved-changes
+    question. Afterwards it is closed, its controllers are shut down and no Job is left."""
+    from PySide6.QtCore import QSettings
+
+    from gui.main_window import MainWindow
+    from gui.worker import wait_for_jobs
+
+    made = []
+
+    def make(session: Session | None = None, size: tuple[int, int] | None = None) -> MainWindow:
+        settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+        w = MainWindow(Controller(session or Session.default()), settings=settings,
+                       restore=False)
+        qtbot.addWidget(w)
+        w.ask_unsaved = lambda: "discard"
+        if size is not None:
+            w.resize(*size)
+        w.show()
+        qtbot.waitExposed(w)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.close()
+        w.controller.shutdown()
+        if w.model_workspace is not None:
+            w.model_workspace.controller.pause()
+            w.model_workspace.controller.shutdown(2.0)
+    assert wait_for_jobs(30.0)
+
+
 # --- the model workspace (tests/gui/test_model_*.py) ---------------------------------------------
 
 MODEL_MOONS = dict(dataset="moons", n=80, preset="small-mlp")  # ModelSettings' keywords

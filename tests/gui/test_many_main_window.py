@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 
 from core.session import Session
-from gui.controller import Controller
-from gui.main_window import MainWindow
-from gui.worker import wait_for_jobs
 from tests.gui.many_fixtures import one_torch_thread  # noqa: F401 (autouse: as the app runs)
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(Controller(Session.default("himmelblau")), settings=settings, restore=False)
-    qtbot.addWidget(w)
-    w.ask_unsaved = lambda: "discard"
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.close()
-    w.controller.shutdown()
-    assert wait_for_jobs(10.0)
+def window(make_main_window):
+    return make_main_window(Session.default("himmelblau"))
 
 
 def test_ctrl_4_opens_many_runs_and_the_layer_shows_its_map_on_the_race(window, qtbot):

@@ -8,31 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QDialog
 
-from core.session import Session
 from gui import script_export_dialog as module
-from gui.controller import Controller
-from gui.main_window import MainWindow
 from gui.script_export_dialog import ScriptRunDialog
-from gui.worker import wait_for_jobs
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(Controller(Session.default()), settings=settings, restore=False)
-    qtbot.addWidget(w)
-    w.ask_unsaved = lambda: "discard"
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.controller.shutdown()
-    if w.model_workspace is not None:
-        w.model_workspace.controller.pause()
-        w.model_workspace.controller.shutdown(2.0)
-    assert wait_for_jobs(30.0)
+def window(make_main_window):
+    return make_main_window()
 
 
 def menu_action(window, text):

@@ -5,27 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
-from core.session import Session
-from gui.controller import Controller
-from gui.main_window import MainWindow
 from gui.run_table import COLUMNS
 from gui.worker import wait_for_jobs
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(Controller(Session.default()), settings=settings, restore=False)
-    qtbot.addWidget(w)
-    w.ask_unsaved = lambda: "discard"
-    w.resize(1280, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.controller.shutdown()
+def window(make_main_window):
+    return make_main_window(size=(1280, 800))
 
 
 def test_a_card_sets_them_every_view_shows_them_and_a_saved_session_keeps_them(

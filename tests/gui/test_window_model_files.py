@@ -6,28 +6,20 @@ from __future__ import annotations
 import json
 
 import pytest
-from PySide6.QtCore import QSettings
 from PySide6.QtGui import QImage
 
 from core.model_session import ModelSession
 from core.session import Session
-from gui.controller import Controller
-from gui.main_window import MainWindow
 from gui.model.controller import examples as model_examples
 from gui.model_files import is_model_session_file
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(Controller(Session.default()), settings=settings, restore=False)
-    qtbot.addWidget(w)
+def window(make_main_window):
+    w = make_main_window()
     w.questions = []
     w.ask_unsaved = lambda: w.questions.append("asked") or "discard"
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.close()
+    return w
 
 
 def _title(window) -> str:
