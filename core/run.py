@@ -565,11 +565,8 @@ class Run:
         if isinstance(self.problem, SurfaceProblem) or not getattr(
                 self.problem, "every_parameter_used", False):
             return False
-        tensors = [initial[name] for name in self.problem.parameter_names]
-        if not tensors or all(t.dim() == 0 for t in tensors):
-            return False
-        n = sum(t.numel() for t in tensors)
-        return _PendingEntries.MAX_ELEMENTS // max(1, 2 * n) >= _PendingEntries.MIN_ROWS
+        return _PendingEntries.fits_tensors(
+            [initial[name] for name in self.problem.parameter_names])
 
     def _flat_leaves(self, initial: dict[str, Tensor]) -> dict[str, Tensor]:
         """The leaves as views of one buffer and each .grad the view of its span in another
@@ -1559,9 +1556,14 @@ class _PendingEntries:
 
     @classmethod
     def fits(cls, run: Run) -> bool:
-        if run._surface_fn is not None or run._all_scalar or not run._value_list:
+        return run._surface_fn is None and cls.fits_tensors(run._value_list)
+
+    @classmethod
+    def fits_tensors(cls, tensors: list[Tensor]) -> bool:
+        """Parameters like these record in blocks: not all scalars, and enough rows fit."""
+        if not tensors or all(t.dim() == 0 for t in tensors):
             return False
-        return cls.MAX_ELEMENTS // max(1, 2 * run._n_values) >= cls.MIN_ROWS
+        return cls.MAX_ELEMENTS // max(1, 2 * sum(t.numel() for t in tensors)) >= cls.MIN_ROWS
 
     def __init__(self, run: Run) -> None:
         self.run = run
